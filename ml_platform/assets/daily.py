@@ -1,0 +1,243 @@
+"""The daily-partitioned assets of a use case: raw events, features, predictions.
+
+Each runs over whatever partition range its run holds (one day from the
+schedule or sensor, a year from a single-run backfill), processes it in
+bounded chunks, and passes every day through a `PartitionGate` before writing
+that day's file to the lake.
+"""
+
+
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from ml_platform.assets import keys
+from ml_platform.checks.data_gates import (
+    FEATURE_CHECKS,
+    PREDICTION_CHECKS,
+    RAW_CHECKS,
+    failed,
+    unreadable_source,
+    validate_events,
+    validate_features,
+    validate_predictions,
+)
+from ml_platform.checks.gate import PartitionGate, gate_check_specs
+from ml_platform.features.compute import DAY, compute_features, feature_input_days
+from ml_platform.io.parquet_lake import DataLake
+from ml_platform.resources.mlflow_resource import CHAMPION, MlflowResource
+from ml_platform.resources.sources import EventSource, SourceError
+from ml_platform.spec import UseCaseSpec
+
+SOURCE_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+TOP_RISK_ROWS = 10
+
+
+class ChunkConfig(dg.Config):
+    """How many days a range run processes at once: bounds memory on year-long backfills."""
+
+    chunk_days: int = 31
+
+
+def build_daily_assets(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    return [
+        _raw_events(spec, partitions_def),
+        _features(spec, partitions_def),
+        _predictions(spec, partitions_def),
+    ]
+
+
+def _common(spec: UseCaseSpec) -> dict[str, Any]:
+    return {"group_name": spec.name, "owners": spec.owners}
+
+
+def _raw_events(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    key = keys.raw_events(spec)
+    schema = dg.TableSchema(
+        columns=[dg.TableColumn(c.name, c.dtype, description=c.description or None) for c in spec.columns]
+    )
+
+    @dg.multi_asset(
+        name=f"{spec.name}__raw_events",
+        specs=[
+            dg.AssetSpec(
+                key,
+                description=f"{spec.name}: the day's landed events ({spec.source.kind}), validated and stored as Parquet. "
+                "Blocking gates: landed, schema, nulls, rows, unique ids, ranges, binary label, timestamps.",
+                kinds={"parquet", "pandas"},
+                metadata={"dagster/column_schema": schema, "source": spec.source.model_dump()},
+                **_common(spec),
+            )
+        ],
+        check_specs=gate_check_specs(key, RAW_CHECKS, partitions_def),
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        can_subset=True,
+        retry_policy=SOURCE_RETRY,
+    )
+    def raw_events(context: dg.AssetExecutionContext, source: EventSource, lake: DataLake) -> Iterator[Any]:
+        gate = PartitionGate(key)
+        columns = [c.name for c in spec.columns]
+        for day in context.partition_keys:
+            try:
+                frame = source.read_day(spec, day)
+            except SourceError as error:
+                yield from gate.evaluate(day, unreadable_source(day, str(error)))
+                continue
+            yield from gate.evaluate(day, validate_events(frame, spec, day))
+            if gate.passed(day):
+                lake.write_partition(key, day, frame[columns])
+                gate.record_written(day, len(frame))
+        yield from gate.conclude()
+
+    return raw_events
+
+
+def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    key, raw_key = keys.features(spec), keys.raw_events(spec)
+    with warnings.catch_warnings():  # beta flag: the window reaches before the first partition
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        window = dg.TimeWindowPartitionMapping(
+            start_offset=-(spec.max_window_days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
+        )
+    schema = dg.TableSchema(
+        columns=[
+            dg.TableColumn(spec.entity_column, spec.column(spec.entity_column).dtype),
+            dg.TableColumn(DAY, "string", description="Partition day (features use events up to and including it)"),
+            *[
+                dg.TableColumn(f.name, "float64", description=f"{f.agg} of {f.column or 'events'}"
+                               f"{f' where {f.where.column} == {f.where.equals}' if f.where else ''} over {f.window_days} days")
+                for f in spec.features
+            ],
+        ]
+    )
+    needed = sorted(
+        {spec.entity_column, spec.timestamp_column, spec.label.column}
+        | {f.column for f in spec.features if f.column}
+        | {f.where.column for f in spec.features if f.where}
+    )
+
+    @dg.multi_asset(
+        name=f"{spec.name}__features",
+        specs=[
+            dg.AssetSpec(
+                key,
+                description=f"{spec.name}: point-in-time features per {spec.entity_column} and day; day D uses raw "
+                f"events of D-{spec.max_window_days - 1}..D only.",
+                kinds={"parquet", "pandas"},
+                deps=[dg.AssetDep(raw_key, partition_mapping=window)],
+                metadata={"dagster/column_schema": schema},
+                **_common(spec),
+            )
+        ],
+        check_specs=gate_check_specs(key, FEATURE_CHECKS, partitions_def),
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        can_subset=True,
+    )
+    def features(context: dg.AssetExecutionContext, config: ChunkConfig, lake: DataLake) -> Iterator[Any]:
+        gate = PartitionGate(key)
+        available = set(lake.existing_partitions(raw_key))
+        history_start = min(available) if available else None
+        for chunk in _chunks(context.partition_keys, config.chunk_days):
+            inputs = [day for day in feature_input_days(spec, chunk) if day in available]
+            events = lake.read(raw_key, inputs, columns=needed)
+            frame = compute_features(events, spec, chunk) if inputs else pd.DataFrame(columns=[spec.entity_column, DAY])
+            by_day = dict(tuple(frame.groupby(DAY, sort=False))) if len(frame) else {}
+            for day in chunk:
+                window_days = feature_input_days(spec, [day])
+                missing = [d for d in window_days if d not in available and (history_start is None or d >= history_start)]
+                day_frame = by_day.get(day, frame.iloc[0:0])
+                yield from gate.evaluate(day, validate_features(day_frame, spec, day, missing))
+                if gate.passed(day):
+                    lake.write_partition(key, day, day_frame)
+                    gate.record_written(day, len(day_frame))
+        yield from gate.conclude(window_days=spec.max_window_days)
+
+    return features
+
+
+def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    key, features_key = keys.predictions(spec), keys.features(spec)
+    schema = dg.TableSchema(
+        columns=[
+            dg.TableColumn(spec.entity_column, spec.column(spec.entity_column).dtype),
+            dg.TableColumn(DAY, "string"),
+            dg.TableColumn("score", "float64", description="Predicted probability of the label"),
+            dg.TableColumn("model_version", "string", description="Registered MLflow version that scored the row"),
+        ]
+    )
+
+    @dg.multi_asset(
+        name=f"{spec.name}__predictions",
+        specs=[
+            dg.AssetSpec(
+                key,
+                description=f"{spec.name}: every {spec.entity_column} of the day scored by the MLflow model at alias "
+                f"'{CHAMPION}', loaded once per run.",
+                kinds={"parquet", "mlflow"},
+                deps=[features_key, keys.champion(spec)],
+                metadata={"dagster/column_schema": schema},
+                **_common(spec),
+            )
+        ],
+        check_specs=gate_check_specs(key, PREDICTION_CHECKS, partitions_def),
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        can_subset=True,
+    )
+    def predictions(
+        context: dg.AssetExecutionContext, config: ChunkConfig, lake: DataLake, mlflow: MlflowResource
+    ) -> Iterator[Any]:
+        champion = mlflow.version_by_alias(spec.name, CHAMPION)
+        if champion is None:
+            raise dg.Failure(f"{spec.name}: no model has alias '{CHAMPION}' yet; materialize {spec.name}/champion first")
+        model = mlflow.load_model(spec.name, champion.version)
+        gate = PartitionGate(key)
+        available = set(lake.existing_partitions(features_key))
+        for chunk in _chunks(context.partition_keys, config.chunk_days):
+            frame = lake.read(features_key, [day for day in chunk if day in available])
+            by_day = dict(tuple(frame.groupby(DAY, sort=False))) if len(frame) else {}
+            for day in chunk:
+                if day not in available:
+                    yield from gate.evaluate(day, [failed("scores_valid", day, "features are not materialized", column="features")])
+                    continue
+                scored = score_frame(model, by_day.get(day, frame.iloc[0:0]), spec, champion.version)
+                yield from gate.evaluate(day, validate_predictions(scored, spec, day))
+                if gate.passed(day):
+                    lake.write_partition(key, day, scored)
+                    gate.record_written(day, len(scored), top_risk=_top_risk_table(scored, spec))
+        latest = max(gate.rows, default=None)
+        highlights = {f"top_risk_{latest}": gate.partition_metadata[latest]["top_risk"]} if latest else {}
+        yield from gate.conclude(model_version=str(champion.version), **highlights)
+
+    return predictions
+
+
+def score_frame(model: Any, features: pd.DataFrame, spec: UseCaseSpec, version: str) -> pd.DataFrame:
+    """Scores as probabilities of the positive class, whatever the model flavor returns."""
+    scored = features[[spec.entity_column, DAY]].copy()
+    if features.empty:
+        scored["score"] = pd.Series(dtype="float64")
+    else:
+        raw = np.asarray(model.predict(features[spec.feature_names]))
+        scored["score"] = (raw[:, -1] if raw.ndim == 2 else raw).astype("float64")
+    scored["model_version"] = str(version)
+    return scored
+
+
+def _top_risk_table(scored: pd.DataFrame, spec: UseCaseSpec) -> dg.MetadataValue:
+    top = scored.nlargest(TOP_RISK_ROWS, "score")
+    lines = [f"| {spec.entity_column} | score |", "|---|---|"]
+    lines += [f"| {entity} | {score:.4f} |" for entity, score in zip(top[spec.entity_column], top["score"])]
+    return dg.MetadataValue.md("\n".join(lines) if len(top) else "no rows")
+
+
+def _chunks(days: Sequence[str], size: int) -> Iterator[list[str]]:
+    ordered = sorted(days)
+    for start in range(0, len(ordered), max(1, size)):
+        yield ordered[start : start + size]

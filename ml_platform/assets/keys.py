@@ -1,0 +1,31 @@
+"""Asset keys of a use case: every key is prefixed by the use-case name."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ml_platform.spec import UseCaseSpec
+
+
+def raw_events(spec: UseCaseSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, "raw_events"])
+
+
+def features(spec: UseCaseSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, "features"])
+
+
+def training_set(spec: UseCaseSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, "training_set"])
+
+
+def model(spec: UseCaseSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, "model"])
+
+
+def champion(spec: UseCaseSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, "champion"])
+
+
+def predictions(spec: UseCaseSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, "predictions"])

@@ -1,0 +1,246 @@
+"""Training-side assets: training set -> model (challenger) -> champion.
+
+The model asset's blocking checks are the promotion gate: the challenger must
+meet the spec's thresholds and be no worse than the current champion scored
+on the same holdout. Only then does the champion asset move the MLflow alias,
+keeping the previous champion under its own alias for rollback.
+"""
+
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from ml_platform.assets import keys
+from ml_platform.assets.daily import score_frame
+from ml_platform.features.compute import DAY, compute_labels, label_input_days
+from ml_platform.io.parquet_lake import DataLake
+from ml_platform.models.trainers import build_trainer, classification_metrics
+from ml_platform.resources.mlflow_resource import CHAMPION, PREVIOUS_CHAMPION, MlflowResource
+from ml_platform.spec import UseCaseSpec
+
+MLFLOW_RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+class TrainingConfig(dg.Config):
+    """Per-run overrides of the spec's model parameters (empty: use the spec as written)."""
+
+    params: dict[str, Any] = {}
+    shuffle_labels: bool = False  # a deliberately broken model, to see the gate refuse it
+
+
+def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
+    return [_training_set(spec), _model(spec), _champion(spec)]
+
+
+def _training_set(spec: UseCaseSpec) -> dg.AssetsDefinition:
+    features_key, raw_key = keys.features(spec), keys.raw_events(spec)
+    training = spec.training
+
+    @dg.asset(
+        key=keys.training_set(spec),
+        description=f"{spec.name}: the latest {training.window_days} label-complete feature days with labels from the "
+        f"following {spec.label.horizon_days} days; the last {training.holdout_days} days are the time-based holdout, "
+        f"separated from training days by a {spec.label.horizon_days}-day purge gap.",
+        deps=[features_key, raw_key],
+        group_name=spec.name,
+        owners=spec.owners,
+        kinds={"parquet", "pandas"},
+    )
+    def training_set(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Output[pd.DataFrame]:
+        raw_days = set(lake.existing_partitions(raw_key))
+        complete = [
+            day for day in lake.existing_partitions(features_key)
+            if all(later in raw_days for later in label_input_days(spec, [day]))
+        ]
+        window = complete[-training.window_days :]
+        holdout = window[-training.holdout_days :]
+        purge_start = (dt.date.fromisoformat(holdout[0]) - dt.timedelta(days=spec.label.horizon_days)).isoformat() if holdout else ""
+        train = [day for day in window if day < purge_start]
+        if not train or len(holdout) < training.holdout_days:
+            raise dg.Failure(
+                f"{spec.name}: not enough label-complete feature days to train: have {len(complete)}, need at least "
+                f"{training.holdout_days + spec.label.horizon_days + 1} (holdout + purge gap + 1)"
+            )
+        frame = lake.read(features_key, train + holdout)
+        events = lake.read(raw_key, label_input_days(spec, window), columns=[spec.entity_column, spec.timestamp_column, spec.label.column], missing_ok=True)
+        frame["label"] = compute_labels(events, spec, frame)
+        frame["split"] = np.where(frame[DAY].isin(holdout), "holdout", "train")
+        is_train = frame["split"] == "train"
+        if is_train.sum() > training.max_rows:
+            keep = frame[is_train].sample(training.max_rows, random_state=training.seed).index
+            frame = frame[~is_train | frame.index.isin(keep)].reset_index(drop=True)
+        return dg.Output(
+            frame,
+            metadata={
+                "rows": len(frame),
+                "train_days": f"{train[0]}..{train[-1]}",
+                "holdout_days": f"{holdout[0]}..{holdout[-1]}",
+                "positive_rate": float(frame["label"].mean()),
+                "dagster/column_schema": dg.TableSchema(
+                    columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.dtypes.items()]
+                ),
+            },
+        )
+
+    return training_set
+
+
+def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
+    key = keys.model(spec)
+    gates = spec.gates
+    thresholds = ", ".join(f"{metric} >= {value}" for metric, value in gates.min_metrics.items())
+
+    @dg.asset(
+        key=key,
+        description=f"{spec.name}: a {spec.model.type} challenger trained on the training set, logged to MLflow and "
+        f"registered as a new version of '{spec.name}'. Blocking gates: {thresholds}; {gates.compare_metric} no worse "
+        f"than the champion's on the same holdout (tolerance {gates.max_regression}).",
+        ins={"training_set": dg.AssetIn(keys.training_set(spec))},
+        check_specs=[
+            dg.AssetCheckSpec("meets_thresholds", asset=key, blocking=True, description=f"Holdout {thresholds}"),
+            dg.AssetCheckSpec(
+                "not_worse_than_champion", asset=key, blocking=True,
+                description=f"Holdout {gates.compare_metric} >= champion's - {gates.max_regression}",
+            ),
+        ],
+        group_name=spec.name,
+        owners=spec.owners,
+        kinds={"scikitlearn", "mlflow"},
+        retry_policy=MLFLOW_RETRY,
+    )
+    def model(
+        context: dg.AssetExecutionContext, config: TrainingConfig, training_set: pd.DataFrame, mlflow: MlflowResource
+    ) -> Iterator[Any]:
+        train = training_set[training_set["split"] == "train"]
+        holdout = training_set[training_set["split"] == "holdout"]
+        labels = train["label"].sample(frac=1.0, random_state=0).to_numpy() if config.shuffle_labels else train["label"]
+        params = {"random_state": spec.training.seed, **spec.model.params, **config.params}
+        trainer = build_trainer(spec.model.type, params).fit(train[spec.feature_names], labels)
+        metrics = classification_metrics(holdout["label"].to_numpy(), trainer.predict_proba(holdout[spec.feature_names]))
+
+        champion = mlflow.version_by_alias(spec.name, CHAMPION)
+        champion_metrics = None
+        if champion is not None:
+            scored = score_frame(mlflow.load_model(spec.name, champion.version), holdout, spec, champion.version)
+            champion_metrics = classification_metrics(holdout["label"].to_numpy(), scored["score"].to_numpy())
+
+        client = mlflow.client()
+        tracking = mlflow.configure()
+        experiment_id = mlflow.experiment_id(spec.name)
+        with tracking.start_run(experiment_id=experiment_id, run_name=f"{spec.name}-{context.run_id[:8]}") as run:
+            tracking.log_params({**params, "model_type": spec.model.type, "shuffle_labels": config.shuffle_labels})
+            tracking.log_metrics({f"holdout_{name}": value for name, value in metrics.items()})
+            tracking.set_tags(
+                {
+                    "dagster_run_id": context.run_id,
+                    "use_case": spec.name,
+                    "train_days": f"{train[DAY].min()}..{train[DAY].max()}",
+                    "holdout_days": f"{holdout[DAY].min()}..{holdout[DAY].max()}",
+                    "train_rows": len(train),
+                    "holdout_rows": len(holdout),
+                }
+            )
+            logged = trainer.log_model("model", train[spec.feature_names].head(5), registered_model_name=spec.name)
+        version = str(logged.registered_model_version)
+
+        failed_thresholds = {m: metrics[m] for m, limit in gates.min_metrics.items() if metrics[m] < limit}
+        compare = gates.compare_metric
+        no_worse = champion_metrics is None or metrics[compare] >= champion_metrics[compare] - gates.max_regression
+        gates_passed = not failed_thresholds and no_worse
+        client.set_model_version_tag(spec.name, version, "gates", "passed" if gates_passed else "failed")
+
+        summary = {
+            "version": version,
+            "run_id": run.info.run_id,
+            "experiment_id": experiment_id,
+            "metrics": metrics,
+            "champion_version": champion.version if champion else None,
+            "champion_metrics": champion_metrics,
+            "gates_passed": gates_passed,
+        }
+        yield dg.Output(
+            summary,
+            metadata={
+                "mlflow_version": version,
+                "mlflow_run": dg.MetadataValue.url(mlflow.run_url(experiment_id, run.info.run_id)),
+                "mlflow_model": dg.MetadataValue.url(mlflow.version_url(spec.name, version)),
+                **{f"holdout_{name}": value for name, value in metrics.items()},
+            },
+        )
+        yield dg.AssetCheckResult(
+            check_name="meets_thresholds",
+            passed=not failed_thresholds,
+            metadata={**{m: metrics[m] for m in gates.min_metrics}, "limits": dg.MetadataValue.json(gates.min_metrics),
+                      "failed": dg.MetadataValue.json(failed_thresholds)},
+            description=(
+                f"version {version}: " + ("meets all thresholds" if not failed_thresholds else
+                "; ".join(f"{m} {v:.4f} < {gates.min_metrics[m]}" for m, v in failed_thresholds.items()))
+            ),
+        )
+        yield dg.AssetCheckResult(
+            check_name="not_worse_than_champion",
+            passed=no_worse,
+            metadata={
+                "challenger": metrics[compare],
+                "champion": champion_metrics[compare] if champion_metrics else "none yet",
+                "champion_version": champion.version if champion else "none",
+            },
+            description=(
+                f"version {version} {compare} {metrics[compare]:.4f} vs champion "
+                + (f"v{champion.version} {champion_metrics[compare]:.4f}" if champion_metrics else "(none yet)")
+            ),
+        )
+
+    return model
+
+
+def _champion(spec: UseCaseSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=keys.champion(spec),
+        description=f"{spec.name}: the registered version at MLflow alias '{CHAMPION}'. Moves only when the challenger "
+        f"passed its gates; the version it replaces keeps alias '{PREVIOUS_CHAMPION}' for rollback.",
+        ins={"model": dg.AssetIn(keys.model(spec))},
+        group_name=spec.name,
+        owners=spec.owners,
+        kinds={"mlflow"},
+        retry_policy=MLFLOW_RETRY,
+    )
+    def champion(context: dg.AssetExecutionContext, model: dict[str, Any], mlflow: MlflowResource) -> dg.Output[dict[str, Any]]:
+        if not model["gates_passed"]:
+            raise dg.Failure(f"{spec.name}: challenger v{model['version']} failed its gates; the champion stays", allow_retries=False)
+        result = promote(mlflow, spec.name, model["version"])
+        return dg.Output(
+            {**result, "metrics": model["metrics"]},
+            metadata={
+                "champion_version": result["champion"],
+                "previous_champion": result["previous"] or "none",
+                "mlflow_model": dg.MetadataValue.url(mlflow.version_url(spec.name, result["champion"])),
+                **{f"holdout_{name}": value for name, value in model["metrics"].items()},
+            },
+        )
+
+    return champion
+
+
+def promote(mlflow: MlflowResource, model_name: str, version: str) -> dict[str, str | None]:
+    """Point the champion alias at `version`, keeping the replaced one as previous_champion."""
+    client = mlflow.client()
+    current = mlflow.version_by_alias(model_name, CHAMPION)
+    previous = current.version if current is not None else None
+    if previous is not None and previous != version:
+        client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, previous)
+    client.set_registered_model_alias(model_name, CHAMPION, version)
+    return {"champion": str(version), "previous": previous if previous != version else None}
+
+
+def rollback(mlflow: MlflowResource, model_name: str) -> dict[str, str | None]:
+    """Swap champion and previous_champion; raises if there is nothing to roll back to."""
+    previous = mlflow.version_by_alias(model_name, PREVIOUS_CHAMPION)
+    if previous is None:
+        raise ValueError(f"{model_name}: no '{PREVIOUS_CHAMPION}' alias to roll back to")
+    return promote(mlflow, model_name, previous.version)

@@ -1,0 +1,240 @@
+"""Data quality gates: pure functions from (frame, spec, day) to check outcomes.
+
+Each outcome names the partition, the column, the observed value and the
+limit, so a failed gate in the UI says exactly what to fix. The functions know
+nothing of Dagster; `gate.py` turns their outcomes into asset check events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+from ml_platform.spec import ColumnSpec, UseCaseSpec
+
+RAW_CHECKS: dict[str, str] = {
+    "landed": "The day's source data exists and parses.",
+    "schema": "Every spec column is present with the declared dtype.",
+    "null_fraction": "No column has more nulls than its max_null_fraction.",
+    "min_rows": "The day has at least gates.min_rows_per_day events.",
+    "unique_event_ids": "No event id appears twice.",
+    "value_ranges": "Values lie within min/max and allowed categories.",
+    "binary_label": "The label column holds only 0 and 1.",
+    "timestamps_in_partition": "Every event timestamp falls inside the partition's day.",
+}
+
+FEATURE_CHECKS: dict[str, str] = {
+    "inputs_complete": "Every raw day in the feature window is materialized (no silent gaps).",
+    "feature_schema": "Entity, day and every spec feature are present and numeric.",
+    "feature_nulls": "No feature value is null.",
+    "feature_finite": "No feature value is infinite.",
+}
+
+PREDICTION_CHECKS: dict[str, str] = {
+    "scores_valid": "Every score is a probability in [0, 1] and each entity is scored once.",
+}
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    check: str
+    passed: bool
+    message: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def failed(check: str, day: str, message: str, **metadata: Any) -> CheckOutcome:
+    return CheckOutcome(check, False, f"partition {day}: {message}", {"partition": day, **metadata})
+
+
+def passed(check: str, day: str, message: str = "ok", **metadata: Any) -> CheckOutcome:
+    return CheckOutcome(check, True, f"partition {day}: {message}", {"partition": day, **metadata})
+
+
+def validate_events(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> list[CheckOutcome]:
+    """Run every raw-event gate on one day's frame."""
+    outcomes = [passed("landed", day, f"{len(frame)} rows read")]
+    outcomes.append(_check_schema(frame, spec, day))
+    outcomes.append(_check_nulls(frame, spec, day))
+    minimum = spec.gates.min_rows_per_day
+    outcomes.append(
+        passed("min_rows", day, f"{len(frame)} rows", observed=len(frame), limit=minimum)
+        if len(frame) >= minimum
+        else failed("min_rows", day, f"{len(frame)} rows, expected at least {minimum}", observed=len(frame), limit=minimum)
+    )
+    outcomes.append(_check_unique_ids(frame, spec, day))
+    outcomes.append(_check_value_ranges(frame, spec, day))
+    outcomes.append(_check_binary_label(frame, spec, day))
+    outcomes.append(_check_timestamps(frame, spec, day))
+    return outcomes
+
+
+def unreadable_source(day: str, message: str) -> list[CheckOutcome]:
+    return [CheckOutcome("landed", False, message, {"partition": day})]
+
+
+def _dtype_matches(series: pd.Series, dtype: str) -> bool:
+    if dtype == "string":
+        return ptypes.is_string_dtype(series) or (
+            ptypes.is_object_dtype(series) and series.dropna().map(type).eq(str).all()
+        )
+    if dtype == "int64":
+        return ptypes.is_integer_dtype(series)
+    if dtype == "float64":
+        return ptypes.is_float_dtype(series) or ptypes.is_integer_dtype(series)
+    if dtype == "bool":
+        return ptypes.is_bool_dtype(series)
+    return ptypes.is_datetime64_any_dtype(series)
+
+
+def _check_schema(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
+    missing = [c.name for c in spec.columns if c.name not in frame.columns]
+    if missing:
+        return failed("schema", day, f"missing column(s) {missing}", column=missing[0], observed="absent", expected="present")
+    for column in spec.columns:
+        if not _dtype_matches(frame[column.name], column.dtype):
+            observed = str(frame[column.name].dtype)
+            return failed(
+                "schema", day, f"column '{column.name}' has dtype {observed}, expected {column.dtype}",
+                column=column.name, observed=observed, expected=column.dtype,
+            )
+    return passed("schema", day, f"{len(spec.columns)} columns as declared")
+
+
+def _check_nulls(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
+    worst: tuple[float, ColumnSpec] | None = None
+    for column in spec.columns:
+        if column.name not in frame.columns or frame.empty:
+            continue
+        fraction = float(frame[column.name].isna().mean())
+        if fraction > column.max_null_fraction and (worst is None or fraction > worst[0]):
+            worst = (fraction, column)
+    if worst is None:
+        return passed("null_fraction", day, "all columns within their null limits")
+    fraction, column = worst
+    return failed(
+        "null_fraction", day, f"column '{column.name}' is {fraction:.1%} null, limit {column.max_null_fraction:.1%}",
+        column=column.name, observed=round(fraction, 6), limit=column.max_null_fraction,
+    )
+
+
+def _check_unique_ids(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
+    column = spec.event_id_column
+    if column not in frame.columns:
+        return failed("unique_event_ids", day, f"column '{column}' is missing", column=column)
+    duplicated = frame[column].duplicated(keep=False)
+    count = int(frame.loc[duplicated, column].nunique())
+    if count:
+        example = str(frame.loc[duplicated, column].iloc[0])
+        return failed(
+            "unique_event_ids", day, f"column '{column}' has {count} duplicated id(s), e.g. '{example}'",
+            column=column, observed=count, limit=0, example=example,
+        )
+    return passed("unique_event_ids", day, f"{len(frame)} unique ids", column=column)
+
+
+def _check_value_ranges(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
+    for column in spec.columns:
+        if column.name not in frame.columns or not _dtype_matches(frame[column.name], column.dtype):
+            continue
+        values = frame[column.name].dropna()
+        if column.allowed_values is not None:
+            unexpected = sorted(set(values.astype(str).unique()) - set(column.allowed_values))
+            if unexpected:
+                return failed(
+                    "value_ranges", day, f"column '{column.name}' has values {unexpected[:5]} outside {column.allowed_values}",
+                    column=column.name, observed=unexpected[:5], expected=column.allowed_values,
+                )
+        if column.min_value is not None and len(values) and values.min() < column.min_value:
+            return failed(
+                "value_ranges", day, f"column '{column.name}' minimum {values.min()} is below {column.min_value}",
+                column=column.name, observed=float(values.min()), limit=column.min_value,
+            )
+        if column.max_value is not None and len(values) and values.max() > column.max_value:
+            return failed(
+                "value_ranges", day, f"column '{column.name}' maximum {values.max()} is above {column.max_value}",
+                column=column.name, observed=float(values.max()), limit=column.max_value,
+            )
+    return passed("value_ranges", day, "all values within declared ranges")
+
+
+def _check_binary_label(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
+    column = spec.label.column
+    if column not in frame.columns:
+        return failed("binary_label", day, f"label column '{column}' is missing", column=column)
+    values = frame[column]
+    observed = sorted({str(v) for v in values.unique()} - {"0", "1", "True", "False", "0.0", "1.0"})
+    if values.isna().any():
+        observed = ["null", *observed]
+    if observed:
+        return failed(
+            "binary_label", day, f"label column '{column}' has non-binary values {observed[:5]}, expected 0/1",
+            column=column, observed=observed[:5], expected=[0, 1],
+        )
+    return passed("binary_label", day, f"positive rate {float(values.astype(float).mean()) if len(values) else 0:.4f}", column=column)
+
+
+def _check_timestamps(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
+    column = spec.timestamp_column
+    if column not in frame.columns or not ptypes.is_datetime64_any_dtype(frame[column]):
+        return failed("timestamps_in_partition", day, f"column '{column}' is missing or not a timestamp", column=column)
+    start = pd.Timestamp(dt.date.fromisoformat(day), tz="UTC")
+    stamps = frame[column]
+    stamps = stamps.dt.tz_localize("UTC") if stamps.dt.tz is None else stamps.dt.tz_convert("UTC")
+    outside = (stamps < start) | (stamps >= start + pd.Timedelta(days=1)) | stamps.isna()
+    count = int(outside.sum())
+    if count:
+        example = str(stamps[outside].iloc[0])
+        return failed(
+            "timestamps_in_partition", day, f"column '{column}' has {count} timestamp(s) outside the day, e.g. {example}",
+            column=column, observed=count, limit=0, example=example,
+        )
+    return passed("timestamps_in_partition", day, "all timestamps inside the day", column=column)
+
+
+def validate_features(
+    frame: pd.DataFrame, spec: UseCaseSpec, day: str, missing_inputs: list[str]
+) -> list[CheckOutcome]:
+    """Gates on one day of features; `missing_inputs` are raw days of the window that are absent."""
+    outcomes = [
+        failed("inputs_complete", day, f"raw_events missing for {missing_inputs[:5]} inside the feature window",
+               observed=missing_inputs[:10], expected="every window day materialized")
+        if missing_inputs
+        else passed("inputs_complete", day, f"{spec.max_window_days}-day window complete")
+    ]
+    expected = [spec.entity_column, "day", *spec.feature_names]
+    absent = [name for name in expected if name not in frame.columns]
+    non_numeric = [name for name in spec.feature_names if name in frame.columns and not ptypes.is_numeric_dtype(frame[name])]
+    if absent or non_numeric:
+        column = (absent or non_numeric)[0]
+        outcomes.append(failed("feature_schema", day, f"feature column '{column}' is {'missing' if absent else 'not numeric'}", column=column))
+    else:
+        outcomes.append(passed("feature_schema", day, f"{len(spec.feature_names)} features"))
+    present = [name for name in spec.feature_names if name in frame.columns and name not in non_numeric]
+    nulls = {name: int(frame[name].isna().sum()) for name in present}
+    worst = max(nulls, key=nulls.get, default=None)
+    if worst is not None and nulls[worst]:
+        outcomes.append(failed("feature_nulls", day, f"feature '{worst}' has {nulls[worst]} null(s)", column=worst, observed=nulls[worst], limit=0))
+    else:
+        outcomes.append(passed("feature_nulls", day, "no nulls"))
+    infinite = {name: int(np.isinf(frame[name].to_numpy(dtype=float)).sum()) for name in present}
+    worst = max(infinite, key=infinite.get, default=None)
+    if worst is not None and infinite[worst]:
+        outcomes.append(failed("feature_finite", day, f"feature '{worst}' has {infinite[worst]} infinite value(s)", column=worst, observed=infinite[worst], limit=0))
+    else:
+        outcomes.append(passed("feature_finite", day, "all finite"))
+    return outcomes
+
+
+def validate_predictions(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> list[CheckOutcome]:
+    scores = frame["score"]
+    duplicates = int(frame[spec.entity_column].duplicated().sum())
+    if scores.isna().any() or ((scores < 0) | (scores > 1)).any() or duplicates:
+        return [failed("scores_valid", day, f"{int(scores.isna().sum())} null score(s), "
+                       f"range [{scores.min()}, {scores.max()}], {duplicates} duplicated entities", column="score")]
+    return [passed("scores_valid", day, f"{len(frame)} entities scored")]

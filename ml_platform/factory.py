@@ -1,0 +1,46 @@
+"""Spec -> Dagster definitions. The one place a use case becomes assets, jobs and triggers.
+
+Nothing here knows any particular use case: every name, key, check, window
+and schedule comes from the spec.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ml_platform.assets import keys
+from ml_platform.assets.daily import build_daily_assets
+from ml_platform.assets.training import build_training_assets
+from ml_platform.automation.triggers import build_automation
+from ml_platform.spec import UseCaseSpec
+
+
+def daily_partitions(spec: UseCaseSpec) -> dg.DailyPartitionsDefinition:
+    return dg.DailyPartitionsDefinition(start_date=spec.start_date.isoformat(), timezone=spec.schedule.timezone)
+
+
+def build_use_case(spec: UseCaseSpec) -> dg.Definitions:
+    partitions_def = daily_partitions(spec)
+    assets = [*build_daily_assets(spec, partitions_def), *build_training_assets(spec)]
+    daily_job = dg.define_asset_job(
+        f"{spec.name}_daily",
+        selection=dg.AssetSelection.assets(keys.raw_events(spec), keys.features(spec), keys.predictions(spec)),
+        partitions_def=partitions_def,
+        description=f"{spec.name}: ingest and gate a day range, compute features, score with the champion.",
+    )
+    training_job = dg.define_asset_job(
+        f"{spec.name}_training",
+        selection=dg.AssetSelection.assets(keys.training_set(spec), keys.model(spec), keys.champion(spec)),
+        description=f"{spec.name}: build the training set, train a challenger, promote it if it passes the gates.",
+        tags={"ml_platform/use_case": spec.name, "ml_platform/kind": "training"},
+    )
+    rescore_job = dg.define_asset_job(
+        f"{spec.name}_rescore",
+        selection=dg.AssetSelection.assets(keys.predictions(spec)),
+        partitions_def=partitions_def,
+        description=f"{spec.name}: recompute predictions with the current champion.",
+    )
+    schedules, sensors = build_automation(spec, partitions_def, daily_job, training_job, rescore_job)
+    return dg.Definitions(
+        assets=assets, jobs=[daily_job, training_job, rescore_job], schedules=schedules, sensors=sensors
+    )

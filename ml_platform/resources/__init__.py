@@ -1,0 +1,23 @@
+"""Resources shared by every use case, keyed for the embedded-default environment."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from ml_platform import settings
+from ml_platform.io.parquet_lake import DataLake, PartitionedParquetIOManager
+from ml_platform.resources.mlflow_resource import MlflowResource
+from ml_platform.resources.sources import EventSource
+
+
+def default_resources() -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManager]:
+    data_dir = str(settings.data_dir())
+    lake = DataLake(base_path=settings.lake_path())
+    return {
+        "lake": lake,
+        "io_manager": PartitionedParquetIOManager(lake=lake),
+        "source": EventSource(data_dir=data_dir, postgres_dsn=os.environ.get("ML_PLATFORM_SOURCE_DSN")),
+        "mlflow": MlflowResource(data_dir=data_dir, ui_url=os.environ.get("MLFLOW_UI_URL", "http://127.0.0.1:5000")),
+    }

@@ -1,0 +1,76 @@
+"""MLflow tracking and registry as a Dagster resource.
+
+dagster-mlflow's `mlflow_tracking` is an op-era `@resource` that opens a run
+per step; we need the registry (versions, aliases) as much as tracking, so
+this is a small `ConfigurableResource` of our own. With no configuration it
+uses a local SQLite store and artifact directory under the data dir; set
+`MLFLOW_TRACKING_URI` to use a tracking server instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+CHAMPION = "champion"
+PREVIOUS_CHAMPION = "previous_champion"
+
+
+class MlflowResource(dg.ConfigurableResource):
+    data_dir: str
+    tracking_uri: str = ""
+    ui_url: str = "http://127.0.0.1:5000"
+
+    def resolved_tracking_uri(self) -> str:
+        if self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
+            return self.tracking_uri or os.environ["MLFLOW_TRACKING_URI"]
+        store = Path(self.data_dir).resolve() / "mlflow"
+        store.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{store / 'mlflow.db'}"
+
+    def configure(self) -> Any:
+        """Point the mlflow module at our store; returns the imported module."""
+        import mlflow
+
+        uri = self.resolved_tracking_uri()
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        return mlflow
+
+    def client(self) -> Any:
+        from mlflow.tracking import MlflowClient
+
+        self.configure()
+        return MlflowClient()
+
+    def experiment_id(self, name: str) -> str:
+        mlflow = self.configure()
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        artifacts = None
+        if self.resolved_tracking_uri().startswith("sqlite:"):
+            artifacts = (Path(self.data_dir).resolve() / "mlflow" / "artifacts").as_uri()
+        return mlflow.create_experiment(name, artifact_location=artifacts)
+
+    def version_by_alias(self, model_name: str, alias: str) -> Any | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client().get_model_version_by_alias(model_name, alias)
+        except MlflowException:
+            return None
+
+    def load_model(self, model_name: str, version: str) -> Any:
+        """Load a registered version as a pyfunc model (its predict gives scores)."""
+        mlflow = self.configure()
+        return mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def version_url(self, model_name: str, version: str) -> str:
+        return f"{self.ui_url}/#/models/{model_name}/versions/{version}"

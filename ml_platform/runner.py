@@ -1,0 +1,47 @@
+"""Run a use case's assets in-process against a Dagster instance (demo, CLI, tests, benchmarks).
+
+The UI and the daemon launch the same assets through the same definitions;
+this is the shortest path from a shell to a recorded, gated materialization.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from ml_platform.assets import keys
+from ml_platform.spec import UseCaseSpec
+
+DAILY_STAGES = ("raw_events", "features", "predictions")
+TRAINING_STAGES = ("training_set", "model", "champion")
+
+
+def range_tags(days: Sequence[str]) -> dict[str, str]:
+    """Tags that make one run cover a partition range (what a single-run backfill launches)."""
+    ordered = sorted(days)
+    return {ASSET_PARTITION_RANGE_START_TAG: ordered[0], ASSET_PARTITION_RANGE_END_TAG: ordered[-1]}
+
+
+def materialize_stages(
+    defs: dg.Definitions,
+    spec: UseCaseSpec,
+    stages: Sequence[str],
+    instance: dg.DagsterInstance,
+    days: Sequence[str] | None = None,
+    run_config: Mapping[str, Any] | None = None,
+    raise_on_error: bool = False,
+) -> dg.ExecuteInProcessResult:
+    """Materialize the named stages of one use case, over a day range when `days` is given."""
+    selection = [getattr(keys, stage)(spec) for stage in stages]
+    return dg.materialize(
+        assets=list(defs.assets or []),
+        selection=selection,
+        instance=instance,
+        resources=dict(defs.resources or {}),
+        tags=range_tags(days) if days else None,
+        run_config=run_config,
+        raise_on_error=raise_on_error,
+    )
