@@ -33,9 +33,11 @@ def materialize_stages(
     days: Sequence[str] | None = None,
     run_config: Mapping[str, Any] | None = None,
     raise_on_error: bool = False,
+    log_level: str = "INFO",
 ) -> dg.ExecuteInProcessResult:
     """Materialize the named stages of one use case, over a day range when `days` is given."""
     selection = [getattr(keys, stage)(spec) for stage in stages]
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}, **(run_config or {})}
     return dg.materialize(
         assets=list(defs.assets or []),
         selection=selection,

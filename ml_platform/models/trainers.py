@@ -43,7 +43,9 @@ class SklearnRandomForestTrainer:
         return self.model.predict_proba(features)[:, 1]
 
     def log_model(self, name: str, input_example: pd.DataFrame, registered_model_name: str) -> Any:
+        import mlflow
         import mlflow.sklearn
+        import sklearn
         from mlflow.models import infer_signature
 
         signature = infer_signature(input_example, self.model.predict_proba(input_example)[:, 1])
@@ -51,6 +53,8 @@ class SklearnRandomForestTrainer:
             self.model, name=name, signature=signature, input_example=input_example,
             registered_model_name=registered_model_name, pyfunc_predict_fn="predict_proba",
             skops_trusted_types=["sklearn.tree._tree.Tree"],  # our own trees, written by this trainer
+            # explicit requirements: MLflow's inference re-imports the model in a subprocess (seconds per run)
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"],
         )
 
 

@@ -1,0 +1,44 @@
+# Two commands: `make demo` (set up and run the platform, no services) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export ML_PLATFORM_DATA_DIR ?= $(CURDIR)/data
+DEMO_UI ?= 1
+DEMO_DAYS ?= 60
+
+.PHONY: install demo ui test bench dagster-home validate clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+dagster-home:
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+demo: install dagster-home
+	$(BIN)/ml-platform demo --days $(DEMO_DAYS)
+	@if [ "$(DEMO_UI)" != "0" ]; then $(MAKE) --no-print-directory ui; fi
+
+ui: install dagster-home
+	@echo "Dagster UI on http://localhost:3000 (Ctrl-C stops webserver, daemon and code server)"
+	ML_PLATFORM_AUTOMATION=$${ML_PLATFORM_AUTOMATION:-running} $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+validate: install
+	$(BIN)/dagster definitions validate -w workspace.yaml
+
+test: install
+	$(BIN)/pytest -q
+
+bench: install
+	mkdir -p benchmarks/results
+	$(BIN)/python benchmarks/backfill.py --days 60 --events-per-day 100000 --json benchmarks/results/backfill.json
+
+clean:
+	rm -rf $(VENV) $(DAGSTER_HOME) data

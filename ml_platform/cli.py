@@ -1,0 +1,184 @@
+"""`ml-platform`: generate sample data, run the demo, summarise, roll back a champion."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+from ml_platform import settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ml-platform", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    generate = commands.add_parser("generate", help="land synthetic daily churn event files")
+    _add_data_arguments(generate)
+
+    demo = commands.add_parser("demo", help="generate data, backfill, train, gate, promote, predict, summarise")
+    _add_data_arguments(demo)
+
+    summary = commands.add_parser("summary", help="what is materialized, checked and promoted")
+    summary.add_argument("--use-case", default="churn")
+
+    rollback = commands.add_parser("rollback", help="make the previous champion the champion again")
+    rollback.add_argument("use_case")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "generate":
+            paths = _generate(args)
+            print(f"landed {len(paths)} new file(s) in {_landing_dir(args.use_case)}")
+        elif args.command == "demo":
+            return _demo(args)
+        elif args.command == "summary":
+            print(_summary(args.use_case))
+        elif args.command == "rollback":
+            return _rollback(args.use_case)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"ml-platform {args.command}: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--use-case", default="churn")
+    parser.add_argument("--days", type=_positive_int, default=60, help="number of days (default 60)")
+    parser.add_argument("--events-per-day", type=_positive_int, default=5_000)
+    parser.add_argument("--end", type=_iso_date, default=None, help="last day, YYYY-MM-DD (default: yesterday, UTC)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--format", choices=["parquet", "csv"], default=None, help="default: the spec's source format")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _iso_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got '{text}'") from None
+
+
+def _spec(name: str):  # noqa: ANN202 - returns UseCaseSpec; import kept lazy for a fast --help
+    from ml_platform.definitions import load_specs
+
+    specs = {spec.name: spec for spec in load_specs()}
+    if name not in specs:
+        raise ValueError(f"unknown use case '{name}', expected one of {sorted(specs)}")
+    return specs[name]
+
+
+def _landing_dir(use_case: str) -> Path:
+    from ml_platform.resources.sources import EventSource
+
+    return EventSource(data_dir=str(settings.data_dir())).landing_dir(_spec(use_case).source)
+
+
+def _days(args: argparse.Namespace) -> list[str]:
+    end = args.end or (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1))
+    start = end - dt.timedelta(days=args.days - 1)
+    return [(start + dt.timedelta(days=i)).isoformat() for i in range(args.days)]
+
+
+def _generate(args: argparse.Namespace) -> list[Path]:
+    from ml_platform.use_cases.churn_data import write_landing_files
+
+    spec = _spec(args.use_case)
+    if spec.source.kind != "files":
+        raise ValueError(f"use case '{spec.name}' reads from {spec.source.kind}; generate lands files only")
+    days = _days(args)
+    if dt.date.fromisoformat(days[0]) < spec.start_date:
+        raise ValueError(f"first day {days[0]} is before the spec's start_date {spec.start_date}")
+    return write_landing_files(
+        _landing_dir(args.use_case), dt.date.fromisoformat(days[0]), args.days, args.events_per_day, args.seed,
+        args.format or spec.source.format,
+    )
+
+
+def _instance():  # noqa: ANN202
+    import dagster as dg
+
+    os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.get()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ml_platform.definitions import defs
+    from ml_platform.runner import DAILY_STAGES, TRAINING_STAGES, materialize_stages
+
+    spec = _spec(args.use_case)
+    landed = _generate(args)
+    days = _days(args)
+    print(f"[1/4] data: {len(landed)} new day file(s) landed in {_landing_dir(spec.name)} ({days[0]}..{days[-1]})")
+    instance = _instance()
+    checks: Counter[tuple[str, bool]] = Counter()
+
+    def run(label: str, stages: tuple[str, ...] | list[str], run_days: list[str] | None) -> bool:
+        result = materialize_stages(defs, spec, stages, instance, run_days, log_level="ERROR")
+        for evaluation in result.get_asset_check_evaluations():
+            checks[(f"{evaluation.asset_key.path[-1]}:{evaluation.check_name}", evaluation.passed)] += 1
+        print(f"{label}: {'ok' if result.success else 'FAILED'} (run {result.run_id[:8]})")
+        return result.success
+
+    ingested = run(f"[2/4] range backfill of {len(days)} days, raw_events -> features", list(DAILY_STAGES[:2]), days)
+    trained = run("[3/4] training_set -> model (gated) -> champion", TRAINING_STAGES, None)
+    predicted = run(f"[4/4] predictions for {len(days)} days with the champion", [DAILY_STAGES[2]], days)
+    print()
+    print(_summary(spec.name, instance, checks))
+    return 0 if ingested and trained and predicted else 1
+
+
+def _summary(use_case: str, instance=None, checks: Counter | None = None) -> str:  # noqa: ANN001
+    from ml_platform.assets import keys
+    from ml_platform.resources import default_resources
+    from ml_platform.resources.mlflow_resource import CHAMPION, PREVIOUS_CHAMPION
+
+    spec = _spec(use_case)
+    instance = instance or _instance()
+    lines = [f"== {spec.name} summary (Dagster home {instance.root_directory}) =="]
+    for stage in ("raw_events", "features", "predictions"):
+        key = getattr(keys, stage)(spec)
+        partitions = sorted(instance.get_materialized_partitions(key))
+        span = f"{partitions[0]}..{partitions[-1]}" if partitions else "-"
+        lines.append(f"  {key.to_user_string():<22} {len(partitions):>4} partitions materialized  {span}")
+    if checks:
+        passed = sum(n for (_, ok), n in checks.items() if ok)
+        failed = sorted({name for (name, ok), n in checks.items() if not ok})
+        lines.append(f"  checks: {passed} passed, {sum(checks.values()) - passed} failed" + (f" {failed}" if failed else ""))
+    mlflow = default_resources()["mlflow"]
+    champion = mlflow.version_by_alias(spec.name, CHAMPION)
+    previous = mlflow.version_by_alias(spec.name, PREVIOUS_CHAMPION)
+    if champion is None:
+        lines.append("  champion: none yet")
+    else:
+        run = mlflow.client().get_run(champion.run_id)
+        metrics = ", ".join(f"{k.removeprefix('holdout_')} {v:.3f}" for k, v in sorted(run.data.metrics.items()))
+        lines.append(f"  champion: MLflow model '{spec.name}' version {champion.version} ({metrics})")
+        lines.append(f"  previous champion: {previous.version if previous else 'none'}; tracking {mlflow.resolved_tracking_uri()}")
+    return "\n".join(lines)
+
+
+def _rollback(use_case: str) -> int:
+    from ml_platform.assets.training import rollback
+    from ml_platform.resources import default_resources
+
+    result = rollback(default_resources()["mlflow"], _spec(use_case).name)
+    print(f"{use_case}: champion is now version {result['champion']} (was {result['previous']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
