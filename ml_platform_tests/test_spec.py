@@ -1,0 +1,80 @@
+"""Spec validation: a bad spec fails at load, naming the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ml_platform.definitions import load_specs
+from ml_platform.settings import SHIPPED_SPECS_DIR
+from ml_platform.spec import SpecError, load_spec
+
+CHURN = SHIPPED_SPECS_DIR / "churn.yaml"
+
+
+def write_variant(tmp_path: Path, mutate) -> Path:  # noqa: ANN001
+    document = yaml.safe_load(CHURN.read_text())
+    mutate(document)
+    path = tmp_path / "variant.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def test_shipped_spec_loads_with_expected_shape() -> None:
+    spec = load_spec(CHURN)
+    assert spec.name == "churn"
+    assert spec.max_window_days == 28
+    assert spec.label.horizon_days == 7
+    assert spec.gates.min_metrics["accuracy"] == 0.85
+    assert "logins_7d" in spec.feature_names
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "words"),
+    [
+        (lambda d: d["features"][0].update(where={"column": "no_such_column", "equals": "x"}), "features[0]", "unknown column 'no_such_column'"),
+        (lambda d: d["features"][1].update(window_days=0), "features[1].window_days", "greater than or equal to 1"),
+        (lambda d: d["model"].update(type="xgboost_magic"), "model.type", "sklearn_random_forest"),
+        (lambda d: d["training"].update(holdout_days=60), "training.holdout_days", "smaller than"),
+        (lambda d: d.pop("entity_column"), "entity_column", "Field required"),
+        (lambda d: d.update(name="Bad Name"), "name", "pattern"),
+        (lambda d: d["label"].update(column="plan"), "label.column", "int64"),
+        (lambda d: d["features"][3].update(column="plan"), "features[3]", "not numeric"),
+        (lambda d: d["gates"]["min_metrics"].update(accuracy=1.5), "gates.min_metrics", "[0, 1]"),
+        (lambda d: d["columns"][0].update(dtype="decimal"), "columns[0].dtype", "string"),
+        (lambda d: d.update(surprise=True), "surprise", "Extra inputs"),
+        (lambda d: d["schedule"].update(retrain_cron="every monday"), "schedule.retrain_cron", "cron"),
+    ],
+)
+def test_invalid_spec_names_file_and_field(tmp_path: Path, mutate, field: str, words: str) -> None:  # noqa: ANN001
+    path = write_variant(tmp_path, mutate)
+    with pytest.raises(SpecError) as raised:
+        load_spec(path)
+    message = str(raised.value)
+    assert str(path) in message
+    assert field in message
+    assert words in message
+
+
+def test_unparsable_yaml_is_a_spec_error(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: [unclosed\n")
+    with pytest.raises(SpecError, match="broken.yaml: cannot read spec"):
+        load_spec(path)
+
+
+def test_user_spec_directory_is_loaded_and_duplicates_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    user_dir = tmp_path / "specs"
+    user_dir.mkdir()
+    document = yaml.safe_load(CHURN.read_text())
+    document["name"] = "churn_eu"
+    (user_dir / "churn_eu.yaml").write_text(yaml.safe_dump(document))
+    monkeypatch.setenv("ML_PLATFORM_SPECS_DIR", str(user_dir))
+    assert {spec.name for spec in load_specs()} == {"churn", "churn_eu"}
+
+    document["name"] = "churn"
+    (user_dir / "churn_eu.yaml").write_text(yaml.safe_dump(document))
+    with pytest.raises(SpecError, match="unique"):
+        load_specs()
