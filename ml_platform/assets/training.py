@@ -159,7 +159,7 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
             "run_id": run.info.run_id,
             "experiment_id": experiment_id,
             "metrics": metrics,
-            "champion_version": champion.version if champion else None,
+            "champion_version": str(champion.version) if champion else None,
             "champion_metrics": champion_metrics,
             "gates_passed": gates_passed,
         }
@@ -231,11 +231,11 @@ def promote(mlflow: MlflowResource, model_name: str, version: str) -> dict[str, 
     """Point the champion alias at `version`, keeping the replaced one as previous_champion."""
     client = mlflow.client()
     current = mlflow.version_by_alias(model_name, CHAMPION)
-    previous = current.version if current is not None else None
+    previous = str(current.version) if current is not None else None
     if previous is not None and previous != version:
         client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, previous)
     client.set_registered_model_alias(model_name, CHAMPION, version)
-    return {"champion": str(version), "previous": previous if previous != version else None}
+    return {"champion": str(version), "previous": previous if previous != str(version) else None}
 
 
 def rollback(mlflow: MlflowResource, model_name: str) -> dict[str, str | None]:
@@ -243,4 +243,4 @@ def rollback(mlflow: MlflowResource, model_name: str) -> dict[str, str | None]:
     previous = mlflow.version_by_alias(model_name, PREVIOUS_CHAMPION)
     if previous is None:
         raise ValueError(f"{model_name}: no '{PREVIOUS_CHAMPION}' alias to roll back to")
-    return promote(mlflow, model_name, previous.version)
+    return promote(mlflow, model_name, str(previous.version))

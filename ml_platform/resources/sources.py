@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,11 @@ if TYPE_CHECKING:
     import sqlalchemy
 
 DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(parquet|csv)$")
+
+# One engine (and so one connection pool) per process and DSN: sensors tick every 30 s and a range
+# run reads one query per day, so an engine per call would open connections faster than they close.
+_ENGINES: dict[tuple[int, str], sqlalchemy.Engine] = {}
+_ENGINES_LOCK = threading.Lock()
 
 
 class SourceError(Exception):
@@ -54,12 +60,17 @@ class EventSource(dg.ConfigurableResource):
             return days
         import sqlalchemy
 
+        engine = self._engine(spec.source)
+        column = engine.dialect.identifier_preparer.quote(spec.timestamp_column)
         query = sqlalchemy.text(
-            f"SELECT CAST(DATE({spec.timestamp_column} AT TIME ZONE 'UTC') AS TEXT) AS day, COUNT(*) AS n "
-            f"FROM {spec.source.table} GROUP BY 1"
+            f"SELECT CAST(DATE({column} AT TIME ZONE 'UTC') AS TEXT) AS day, COUNT(*) AS n "
+            f"FROM {spec.source.table} WHERE {column} IS NOT NULL GROUP BY 1"
         )
-        with self._engine(spec.source).connect() as connection:
-            return {row.day: str(row.n) for row in connection.execute(query)}
+        try:
+            with engine.connect() as connection:
+                return {row.day: str(row.n) for row in connection.execute(query)}
+        except sqlalchemy.exc.SQLAlchemyError as error:
+            raise SourceError(f"table {spec.source.table}: cannot list days: {error}") from error
 
     def landing_dir(self, source: FileSourceSpec) -> Path:
         directory = Path(source.directory)
@@ -83,16 +94,22 @@ class EventSource(dg.ConfigurableResource):
         import sqlalchemy
 
         start = dt.datetime.fromisoformat(day).replace(tzinfo=dt.timezone.utc)
-        query = sqlalchemy.text(
-            f"SELECT * FROM {source.table} WHERE {spec.timestamp_column} >= :start AND {spec.timestamp_column} < :end"
-        )
+        engine = self._engine(source)
+        column = engine.dialect.identifier_preparer.quote(spec.timestamp_column)
+        query = sqlalchemy.text(f"SELECT * FROM {source.table} WHERE {column} >= :start AND {column} < :end")
         try:
-            with self._engine(source).connect() as connection:
+            with engine.connect() as connection:
                 frame = pd.read_sql(query, connection, params={"start": start, "end": start + dt.timedelta(days=1)})
         except Exception as error:
             raise SourceError(f"partition {day}: cannot read table {source.table}: {error}") from error
         if spec.timestamp_column in frame.columns:
             frame[spec.timestamp_column] = pd.to_datetime(frame[spec.timestamp_column], utc=True)
+        for spec_column in spec.columns:
+            # A float column that is NULL all day (no purchases, so no amounts) comes back as object
+            # of None; the Parquet path keeps float64, so the schema gate must see float64 here too.
+            name = spec_column.name
+            if spec_column.dtype == "float64" and name in frame.columns and frame[name].dtype == object and frame[name].isna().all():
+                frame[name] = frame[name].astype("float64")
         return frame
 
     def _engine(self, source: PostgresSourceSpec) -> sqlalchemy.Engine:
@@ -101,4 +118,49 @@ class EventSource(dg.ConfigurableResource):
         dsn = self.postgres_dsn or os.environ.get(source.dsn_env)
         if not dsn:
             raise SourceError(f"table {source.table}: set {source.dsn_env} (or EventSource.postgres_dsn) to a Postgres URL")
-        return sqlalchemy.create_engine(dsn)
+        cache_key = (os.getpid(), dsn)  # never share a pool across a fork
+        with _ENGINES_LOCK:
+            engine = _ENGINES.get(cache_key)
+            if engine is None:
+                try:
+                    engine = sqlalchemy.create_engine(_with_installed_driver(dsn), pool_pre_ping=True)
+                except Exception as error:  # malformed URL or missing driver
+                    raise SourceError(f"table {source.table}: cannot use the Postgres URL: {error}") from error
+                sqlalchemy.event.listen(engine, "connect", _utc_session)
+                _ENGINES[cache_key] = engine
+            return engine
+
+
+def _with_installed_driver(dsn: str) -> sqlalchemy.URL:
+    """SQLAlchemy 2.1 maps a bare `postgresql://` URL to psycopg 3, but the platform ships psycopg2:
+    without this, the plain URL everyone writes fails with "No module named 'psycopg'"."""
+    import importlib.util
+
+    import sqlalchemy
+
+    url = sqlalchemy.make_url(dsn)
+    if url.drivername == "postgresql" and importlib.util.find_spec("psycopg") is None:
+        url = url.set(drivername="postgresql+psycopg2")
+    return url
+
+
+def _utc_session(dbapi_connection: object, _record: object) -> None:
+    """Pin the session to UTC: DATE(... AT TIME ZONE 'UTC') and comparisons of naive `timestamp`
+    columns with the day bounds otherwise follow the server's or PGTZ's zone and shift the days."""
+    autocommit = dbapi_connection.autocommit  # type: ignore[attr-defined]
+    dbapi_connection.autocommit = True  # type: ignore[attr-defined]
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    try:
+        cursor.execute("SET TIME ZONE 'UTC'")
+    finally:
+        cursor.close()
+        dbapi_connection.autocommit = autocommit  # type: ignore[attr-defined]
+
+
+def dispose_engines() -> None:
+    """Close every cached connection pool of this process (tests, before dropping a database)."""
+    with _ENGINES_LOCK:
+        engines = list(_ENGINES.values())
+        _ENGINES.clear()
+    for engine in engines:
+        engine.dispose()
