@@ -144,12 +144,21 @@ class ScheduleSpec(StrictModel):
         return value
 
 
+class TolerationSpec(StrictModel):
+    key: str
+    operator: Literal["Exists", "Equal"] = "Exists"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
+
+
 class ResourceSpec(StrictModel):
-    """What training asks of the cluster; read by the Kubernetes deployment."""
+    """What training asks of the cluster; becomes the training step's Kubernetes pod settings."""
 
     gpu: Annotated[int, Field(ge=0, le=8)] = 0
-    cpu: str = "1"
-    memory: str = "2Gi"
+    cpu: Annotated[str, Field(pattern=r"^\d+(\.\d+)?m?$")] = "1"
+    memory: Annotated[str, Field(pattern=r"^\d+(Ki|Mi|Gi|Ti|K|M|G|T)?$")] = "2Gi"
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[TolerationSpec] = Field(default_factory=list)
 
 
 class UseCaseSpec(StrictModel):

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ml_platform.assets import keys
 from ml_platform.assets.daily import score_frame
+from ml_platform.deploy.k8s import training_op_tags, training_pool
 from ml_platform.features.compute import DAY, compute_labels, label_input_days
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.models.trainers import build_trainer, classification_metrics
@@ -112,6 +113,8 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         owners=spec.owners,
         kinds={"scikitlearn", "mlflow"},
         retry_policy=MLFLOW_RETRY,
+        op_tags=training_op_tags(spec),
+        pool=training_pool(spec),
     )
     def model(
         context: dg.AssetExecutionContext, config: TrainingConfig, training_set: pd.DataFrame, mlflow: MlflowResource
