@@ -73,34 +73,88 @@ class EventFilter(StrictModel):
     equals: str | int | float | bool
 
 
+WINDOW_AGGS = ("count", "sum", "mean", "max", "min", "days_since_last")
+EVENT_AGGS = ("value", "flag", "hour")
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+REGRESSION_METRICS = ("mae", "rmse", "skill_vs_naive")
+LOWER_IS_BETTER = frozenset({"mae", "rmse"})
+Metric = Literal["accuracy", "precision", "recall", "f1", "roc_auc", "mae", "rmse", "skill_vs_naive"]
+
+
 class FeatureSpec(StrictModel):
-    """A point-in-time feature: a daily aggregate rolled over `window_days` ending on the day."""
+    """A point-in-time feature.
+
+    Window aggregates (count, sum, mean, max, min, days_since_last) roll a daily
+    aggregate per entity over `window_days`: ending on the day for entity-day
+    rows, ending the day before for event rows. `last` is the entity's last
+    value `lag_days` before the day (`lags: n` expands to n lag features).
+    Event rows can also use the event's own `value`, a `flag` (1 where `where`
+    matches) and the `hour` of its timestamp.
+    """
 
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
-    agg: Literal["count", "sum", "mean", "max", "min", "days_since_last"]
+    agg: Literal["count", "sum", "mean", "max", "min", "days_since_last", "last", "value", "flag", "hour"]
     column: str | None = None
     where: EventFilter | None = None
-    window_days: Annotated[int, Field(ge=1, le=365)]
+    window_days: Annotated[int, Field(ge=1, le=365)] = 1
+    lag_days: Annotated[int, Field(ge=0, le=365)] = 0
+    lags: Annotated[int, Field(ge=0, le=365)] = 0
+    transform: Literal["none", "log1p"] = "none"
 
     @model_validator(mode="after")
     def _column_matches_agg(self) -> FeatureSpec:
-        needs_column = self.agg in ("sum", "mean", "max", "min")
+        needs_column = self.agg in ("sum", "mean", "max", "min", "last", "value")
         if needs_column and self.column is None:
             raise ValueError(f"agg '{self.agg}' needs a column")
         if not needs_column and self.column is not None:
-            raise ValueError(f"agg '{self.agg}' counts events and takes no column")
+            raise ValueError(f"agg '{self.agg}' takes no column")
+        if self.agg == "flag" and self.where is None:
+            raise ValueError("agg 'flag' needs a where filter")
+        if (self.lags or self.lag_days) and self.agg != "last":
+            raise ValueError("lags/lag_days are only valid with agg 'last'")
         return self
+
+    def expanded(self) -> list[FeatureSpec]:
+        """`lags: n` becomes n features name_lag_0..name_lag_{n-1}; anything else is itself."""
+        if not self.lags:
+            return [self]
+        return [
+            self.model_copy(update={"name": f"{self.name}_lag_{k}", "lag_days": self.lag_days + k, "lags": 0})
+            for k in range(self.lags)
+        ]
 
 
 class LabelSpec(StrictModel):
-    """Binary label: did the entity emit an event flagged in `column` within the next `horizon_days`."""
+    """What the model predicts.
 
+    - future_flag: 1 if the entity's event flag in `column` fires within the next `horizon_days` (churn);
+    - event_flag: the event's own flag in `column` (fraud; horizon 0);
+    - next_value: the entity's last `column` value `horizon_days` later (forecasting; regression),
+      compared against `naive_feature`, the last observed value.
+    """
+
+    kind: Literal["future_flag", "event_flag", "next_value"] = "future_flag"
     column: str
-    horizon_days: Annotated[int, Field(ge=1, le=90)]
+    horizon_days: Annotated[int, Field(ge=0, le=90)] = 1
+    naive_feature: str | None = None
+
+    @model_validator(mode="after")
+    def _horizon_matches_kind(self) -> LabelSpec:
+        if self.kind == "event_flag" and self.horizon_days != 0:
+            raise ValueError("an event_flag label is the event's own flag: horizon_days must be 0")
+        if self.kind != "event_flag" and self.horizon_days < 1:
+            raise ValueError(f"a {self.kind} label looks ahead: horizon_days must be at least 1")
+        if self.kind == "next_value" and self.naive_feature is None:
+            raise ValueError("a next_value label needs naive_feature (the last observed value) for the naive baseline")
+        return self
+
+    @property
+    def task(self) -> Literal["classification", "regression"]:
+        return "regression" if self.kind == "next_value" else "classification"
 
 
 class ModelSpec(StrictModel):
-    type: Literal["sklearn_random_forest"] = "sklearn_random_forest"
+    type: Literal["sklearn_random_forest", "torch_mlp", "torch_birnn"] = "sklearn_random_forest"
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -115,19 +169,34 @@ class GateSpec(StrictModel):
     """Quality thresholds: data gates on every partition, model gates before promotion."""
 
     min_rows_per_day: Annotated[int, Field(ge=0)] = 1
-    min_metrics: dict[Literal["accuracy", "precision", "recall", "f1", "roc_auc"], float] = Field(
-        default_factory=lambda: {"accuracy": 0.85}
-    )
-    compare_metric: Literal["accuracy", "precision", "recall", "f1", "roc_auc"] = "roc_auc"
-    max_regression: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    min_metrics: dict[Metric, float] = Field(default_factory=lambda: {"accuracy": 0.85})
+    max_metrics: dict[Metric, float] = Field(default_factory=dict)
+    compare_metric: Metric = "roc_auc"
+    max_regression: Annotated[float, Field(ge=0.0)] = 0.0
 
     @field_validator("min_metrics")
     @classmethod
     def _metrics_are_fractions(cls, value: dict[str, float]) -> dict[str, float]:
         for metric, threshold in value.items():
-            if not 0.0 <= threshold <= 1.0:
+            if metric in CLASSIFICATION_METRICS and not 0.0 <= threshold <= 1.0:
                 raise ValueError(f"threshold for {metric} must be in [0, 1], got {threshold}")
+            if metric in LOWER_IS_BETTER:
+                raise ValueError(f"{metric} is lower-is-better: put it under max_metrics")
         return value
+
+    def failures(self, metrics: dict[str, float]) -> dict[str, str]:
+        """Each violated threshold as 'observed vs limit'."""
+        failed = {m: f"{metrics[m]:.4f} < {limit}" for m, limit in self.min_metrics.items() if metrics[m] < limit}
+        failed.update({m: f"{metrics[m]:.4f} > {limit}" for m, limit in self.max_metrics.items() if metrics[m] > limit})
+        return failed
+
+    def no_worse(self, challenger: dict[str, float], champion: dict[str, float] | None) -> bool:
+        if champion is None:
+            return True
+        metric = self.compare_metric
+        if metric in LOWER_IS_BETTER:
+            return challenger[metric] <= champion[metric] + self.max_regression
+        return challenger[metric] >= champion[metric] - self.max_regression
 
 
 class ScheduleSpec(StrictModel):
@@ -166,6 +235,7 @@ class UseCaseSpec(StrictModel):
     description: str
     owners: list[str] = Field(min_length=1)
     start_date: dt.date
+    grain: Literal["entity_day", "event"] = "entity_day"
     source: Annotated[FileSourceSpec | PostgresSourceSpec, Field(discriminator="kind")]
     entity_column: str
     timestamp_column: str
@@ -195,29 +265,63 @@ class UseCaseSpec(StrictModel):
             raise ValueError(f"label.column: '{self.label.column}' is not one of the columns {sorted(by_name)}")
         if label_column.dtype not in ("int64", "bool"):
             raise ValueError(f"label.column: '{self.label.column}' must be int64 (0/1) or bool")
-        names = [feature.name for feature in self.features]
+        if self.label.kind == "event_flag" and self.grain != "event":
+            raise ValueError("label.kind: event_flag labels need grain: event")
+        if self.label.kind != "event_flag" and self.grain == "event":
+            raise ValueError(f"label.kind: grain event needs an event_flag label, not {self.label.kind}")
+        if self.label.kind == "next_value" and by_name[self.label.column].dtype not in ("int64", "float64"):
+            raise ValueError(f"label.column: '{self.label.column}' must be numeric for a next_value label")
+        names = self.feature_names
         if len(set(names)) != len(names):
-            raise ValueError("features: feature names must be unique")
+            raise ValueError("features: feature names must be unique (lags expand to <name>_lag_<k>)")
         for index, feature in enumerate(self.features):
+            where = f"features[{index}] ({feature.name})"
             for ref in (feature.column, feature.where.column if feature.where else None):
                 if ref is not None and ref not in by_name:
-                    raise ValueError(
-                        f"features[{index}] ({feature.name}): unknown column '{ref}', "
-                        f"expected one of {sorted(by_name)}"
-                    )
-            if feature.column and by_name[feature.column].dtype not in ("int64", "float64"):
-                raise ValueError(f"features[{index}] ({feature.name}): column '{feature.column}' is not numeric")
+                    raise ValueError(f"{where}: unknown column '{ref}', expected one of {sorted(by_name)}")
+            if feature.agg in ("sum", "mean", "max", "min", "last", "value") and by_name[feature.column].dtype not in ("int64", "float64", "bool"):
+                raise ValueError(f"{where}: column '{feature.column}' is not numeric")
+            if feature.agg in EVENT_AGGS and self.grain != "event":
+                raise ValueError(f"{where}: agg '{feature.agg}' describes single events and needs grain: event")
+            if feature.agg == "last" and self.grain != "entity_day":
+                raise ValueError(f"{where}: agg 'last' needs grain: entity_day")
+        if self.label.naive_feature is not None and self.label.naive_feature not in names:
+            raise ValueError(f"label.naive_feature: '{self.label.naive_feature}' is not one of the features")
+        metrics = CLASSIFICATION_METRICS if self.label.task == "classification" else REGRESSION_METRICS
+        for field_name, metric in [("gates.compare_metric", self.gates.compare_metric),
+                                   *[("gates.min_metrics", m) for m in self.gates.min_metrics],
+                                   *[("gates.max_metrics", m) for m in self.gates.max_metrics]]:
+            if metric not in metrics:
+                raise ValueError(f"{field_name}: '{metric}' is not a {self.label.task} metric, expected one of {list(metrics)}")
         if self.training.holdout_days >= self.training.window_days:
             raise ValueError("training.holdout_days must be smaller than training.window_days")
         return self
 
     @property
-    def max_window_days(self) -> int:
-        return max(feature.window_days for feature in self.features)
+    def expanded_features(self) -> list[FeatureSpec]:
+        return [expanded for feature in self.features for expanded in feature.expanded()]
 
     @property
     def feature_names(self) -> list[str]:
-        return [feature.name for feature in self.features]
+        return [feature.name for feature in self.expanded_features]
+
+    @property
+    def lookback_days(self) -> int:
+        """Raw days before a row's day (inclusive of it) that its features may read."""
+        spans = []
+        for feature in self.expanded_features:
+            if feature.agg in WINDOW_AGGS:
+                spans.append(feature.window_days + (1 if self.grain == "event" else 0))
+            elif feature.agg == "last":
+                spans.append(feature.lag_days + feature.window_days)
+            else:
+                spans.append(1)
+        return max(spans)
+
+    @property
+    def key_columns(self) -> list[str]:
+        """Columns identifying a feature/prediction row within a day."""
+        return [self.event_id_column, self.entity_column] if self.grain == "event" else [self.entity_column]
 
     def column(self, name: str) -> ColumnSpec:
         return next(column for column in self.columns if column.name == name)

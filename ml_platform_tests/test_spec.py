@@ -25,7 +25,7 @@ def write_variant(tmp_path: Path, mutate) -> Path:  # noqa: ANN001
 def test_shipped_spec_loads_with_expected_shape() -> None:
     spec = load_spec(CHURN)
     assert spec.name == "churn"
-    assert spec.max_window_days == 28
+    assert spec.lookback_days == 28
     assert spec.label.horizon_days == 7
     assert spec.gates.min_metrics["accuracy"] == 0.85
     assert "logins_7d" in spec.feature_names

@@ -31,7 +31,7 @@ from ml_platform.features.compute import DAY, compute_features, feature_input_da
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources.mlflow_resource import CHAMPION, MlflowResource
 from ml_platform.resources.sources import EventSource, SourceError
-from ml_platform.spec import UseCaseSpec
+from ml_platform.spec import FeatureSpec, UseCaseSpec
 
 SOURCE_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 TOP_RISK_ROWS = 10
@@ -102,21 +102,17 @@ def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.
     with warnings.catch_warnings():  # beta flag: the window reaches before the first partition
         warnings.simplefilter("ignore", dg.BetaWarning)
         window = dg.TimeWindowPartitionMapping(
-            start_offset=-(spec.max_window_days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
+            start_offset=-(spec.lookback_days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
         )
     schema = dg.TableSchema(
         columns=[
-            dg.TableColumn(spec.entity_column, spec.column(spec.entity_column).dtype),
+            *[dg.TableColumn(name, spec.column(name).dtype) for name in spec.key_columns],
             dg.TableColumn(DAY, "string", description="Partition day (features use events up to and including it)"),
-            *[
-                dg.TableColumn(f.name, "float64", description=f"{f.agg} of {f.column or 'events'}"
-                               f"{f' where {f.where.column} == {f.where.equals}' if f.where else ''} over {f.window_days} days")
-                for f in spec.features
-            ],
+            *[dg.TableColumn(f.name, "float64", description=describe_feature(f)) for f in spec.expanded_features],
         ]
     )
     needed = sorted(
-        {spec.entity_column, spec.timestamp_column, spec.label.column}
+        {*spec.key_columns, spec.timestamp_column, spec.label.column}
         | {f.column for f in spec.features if f.column}
         | {f.where.column for f in spec.features if f.where}
     )
@@ -127,7 +123,7 @@ def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.
             dg.AssetSpec(
                 key,
                 description=f"{spec.name}: point-in-time features per {spec.entity_column} and day; day D uses raw "
-                f"events of D-{spec.max_window_days - 1}..D only.",
+                f"events of D-{spec.lookback_days - 1}..D only.",
                 kinds={"parquet", "pandas"},
                 deps=[dg.AssetDep(raw_key, partition_mapping=window)],
                 metadata={"dagster/column_schema": schema},
@@ -146,7 +142,7 @@ def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.
         for chunk in _chunks(context.partition_keys, config.chunk_days):
             inputs = [day for day in feature_input_days(spec, chunk) if day in available]
             events = lake.read(raw_key, inputs, columns=needed)
-            frame = compute_features(events, spec, chunk) if inputs else pd.DataFrame(columns=[spec.entity_column, DAY])
+            frame = compute_features(events, spec, chunk) if inputs else pd.DataFrame(columns=[*spec.key_columns, DAY])
             by_day = dict(tuple(frame.groupby(DAY, sort=False))) if len(frame) else {}
             for day in chunk:
                 window_days = feature_input_days(spec, [day])
@@ -156,7 +152,7 @@ def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.
                 if gate.passed(day):
                     lake.write_partition(key, day, day_frame)
                     gate.record_written(day, len(day_frame))
-        yield from gate.conclude(window_days=spec.max_window_days)
+        yield from gate.conclude(window_days=spec.lookback_days)
 
     return features
 
@@ -165,9 +161,9 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
     key, features_key = keys.predictions(spec), keys.features(spec)
     schema = dg.TableSchema(
         columns=[
-            dg.TableColumn(spec.entity_column, spec.column(spec.entity_column).dtype),
+            *[dg.TableColumn(name, spec.column(name).dtype) for name in spec.key_columns],
             dg.TableColumn(DAY, "string"),
-            dg.TableColumn("score", "float64", description="Predicted probability of the label"),
+            dg.TableColumn("score", "float64", description="Predicted probability of the label, or the forecast value"),
             dg.TableColumn("model_version", "string", description="Registered MLflow version that scored the row"),
         ]
     )
@@ -220,7 +216,7 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
 
 def score_frame(model: Any, features: pd.DataFrame, spec: UseCaseSpec, version: str) -> pd.DataFrame:
     """Scores as probabilities of the positive class, whatever the model flavor returns."""
-    scored = features[[spec.entity_column, DAY]].copy()
+    scored = features[[*spec.key_columns, DAY]].copy()
     if features.empty:
         scored["score"] = pd.Series(dtype="float64")
     else:
@@ -228,6 +224,16 @@ def score_frame(model: Any, features: pd.DataFrame, spec: UseCaseSpec, version: 
         scored["score"] = (raw[:, -1] if raw.ndim == 2 else raw).astype("float64")
     scored["model_version"] = str(version)
     return scored
+
+
+def describe_feature(feature: FeatureSpec) -> str:
+    subject = feature.column or "events"
+    where = f" where {feature.where.column} == {feature.where.equals}" if feature.where else ""
+    if feature.agg == "last":
+        return f"last {subject} {feature.lag_days} day(s) before the row's day"
+    if feature.agg in ("value", "flag", "hour"):
+        return f"{feature.agg} of the event's {subject}{where}"
+    return f"{feature.agg} of {subject}{where} over {feature.window_days} day(s)"
 
 
 def _top_risk_table(scored: pd.DataFrame, spec: UseCaseSpec) -> dg.MetadataValue:

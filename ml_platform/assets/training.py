@@ -20,10 +20,11 @@ from ml_platform.assets.daily import score_frame
 from ml_platform.deploy.k8s import training_op_tags, training_pool
 from ml_platform.features.compute import DAY, compute_labels, label_input_days
 from ml_platform.io.parquet_lake import DataLake
-from ml_platform.models.trainers import build_trainer, classification_metrics
+from ml_platform.models.trainers import build_trainer, classification_metrics, regression_metrics
 from ml_platform.resources.mlflow_resource import CHAMPION, PREVIOUS_CHAMPION, MlflowResource
 from ml_platform.spec import UseCaseSpec
 
+THRESHOLD_TAG = "decision_threshold"
 MLFLOW_RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
@@ -45,7 +46,7 @@ def _training_set(spec: UseCaseSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=keys.training_set(spec),
         description=f"{spec.name}: the latest {training.window_days} label-complete feature days with labels from the "
-        f"following {spec.label.horizon_days} days; the last {training.holdout_days} days are the time-based holdout, "
+        f"label kind {spec.label.kind} (horizon {spec.label.horizon_days} days); the last {training.holdout_days} days are the time-based holdout, "
         f"separated from training days by a {spec.label.horizon_days}-day purge gap.",
         deps=[features_key, raw_key],
         group_name=spec.name,
@@ -68,8 +69,10 @@ def _training_set(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 f"{training.holdout_days + spec.label.horizon_days + 1} (holdout + purge gap + 1)"
             )
         frame = lake.read(features_key, train + holdout)
-        events = lake.read(raw_key, label_input_days(spec, window), columns=[spec.entity_column, spec.timestamp_column, spec.label.column], missing_ok=True)
+        label_columns = sorted({*spec.key_columns, spec.timestamp_column, spec.label.column})
+        events = lake.read(raw_key, label_input_days(spec, window), columns=label_columns, missing_ok=True)
         frame["label"] = compute_labels(events, spec, frame)
+        frame = frame[frame["label"].notna()].reset_index(drop=True)
         frame["split"] = np.where(frame[DAY].isin(holdout), "holdout", "train")
         is_train = frame["split"] == "train"
         if is_train.sum() > training.max_rows:
@@ -81,7 +84,7 @@ def _training_set(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 "rows": len(frame),
                 "train_days": f"{train[0]}..{train[-1]}",
                 "holdout_days": f"{holdout[0]}..{holdout[-1]}",
-                "positive_rate": float(frame["label"].mean()),
+                "label_mean": float(frame["label"].mean()),
                 "dagster/column_schema": dg.TableSchema(
                     columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.dtypes.items()]
                 ),
@@ -94,7 +97,11 @@ def _training_set(spec: UseCaseSpec) -> dg.AssetsDefinition:
 def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
     key = keys.model(spec)
     gates = spec.gates
-    thresholds = ", ".join(f"{metric} >= {value}" for metric, value in gates.min_metrics.items())
+    thresholds = ", ".join(
+        [f"{metric} >= {value}" for metric, value in gates.min_metrics.items()]
+        + [f"{metric} <= {value}" for metric, value in gates.max_metrics.items()]
+    )
+    library = "scikitlearn" if spec.model.type.startswith("sklearn") else "pytorch"
 
     @dg.asset(
         key=key,
@@ -106,12 +113,12 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
             dg.AssetCheckSpec("meets_thresholds", asset=key, blocking=True, description=f"Holdout {thresholds}"),
             dg.AssetCheckSpec(
                 "not_worse_than_champion", asset=key, blocking=True,
-                description=f"Holdout {gates.compare_metric} >= champion's - {gates.max_regression}",
+                description=f"Holdout {gates.compare_metric} no worse than the champion's (tolerance {gates.max_regression})",
             ),
         ],
         group_name=spec.name,
         owners=spec.owners,
-        kinds={"scikitlearn", "mlflow"},
+        kinds={library, "mlflow"},
         retry_policy=MLFLOW_RETRY,
         op_tags=training_op_tags(spec),
         pool=training_pool(spec),
@@ -123,20 +130,22 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         holdout = training_set[training_set["split"] == "holdout"]
         labels = train["label"].sample(frac=1.0, random_state=0).to_numpy() if config.shuffle_labels else train["label"]
         params = {"random_state": spec.training.seed, **spec.model.params, **config.params}
-        trainer = build_trainer(spec.model.type, params).fit(train[spec.feature_names], labels)
-        metrics = classification_metrics(holdout["label"].to_numpy(), trainer.predict_proba(holdout[spec.feature_names]))
+        trainer = build_trainer(spec.model.type, params).fit(train[spec.feature_names], pd.Series(labels), train[DAY])
+        metrics = evaluate(spec, holdout, trainer.predict(holdout[spec.feature_names]), trainer.threshold)
 
         champion = mlflow.version_by_alias(spec.name, CHAMPION)
         champion_metrics = None
         if champion is not None:
             scored = score_frame(mlflow.load_model(spec.name, champion.version), holdout, spec, champion.version)
-            champion_metrics = classification_metrics(holdout["label"].to_numpy(), scored["score"].to_numpy())
+            champion_threshold = float(champion.tags.get(THRESHOLD_TAG, 0.5))
+            champion_metrics = evaluate(spec, holdout, scored["score"].to_numpy(), champion_threshold)
 
         client = mlflow.client()
         tracking = mlflow.configure()
         experiment_id = mlflow.experiment_id(spec.name)
         with tracking.start_run(experiment_id=experiment_id, run_name=f"{spec.name}-{context.run_id[:8]}") as run:
-            tracking.log_params({**params, "model_type": spec.model.type, "shuffle_labels": config.shuffle_labels})
+            tracking.log_params({**params, "model_type": spec.model.type, "shuffle_labels": config.shuffle_labels,
+                                 "decision_threshold": trainer.threshold})
             tracking.log_metrics({f"holdout_{name}": value for name, value in metrics.items()})
             tracking.set_tags(
                 {
@@ -146,16 +155,19 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
                     "holdout_days": f"{holdout[DAY].min()}..{holdout[DAY].max()}",
                     "train_rows": len(train),
                     "holdout_rows": len(holdout),
+                    "training_set_hash": str(pd.util.hash_pandas_object(training_set, index=False).sum()),
                 }
             )
             logged = trainer.log_model("model", train[spec.feature_names].head(5), registered_model_name=spec.name)
         version = str(logged.registered_model_version)
 
-        failed_thresholds = {m: metrics[m] for m, limit in gates.min_metrics.items() if metrics[m] < limit}
+        failed_thresholds = gates.failures(metrics)
         compare = gates.compare_metric
-        no_worse = champion_metrics is None or metrics[compare] >= champion_metrics[compare] - gates.max_regression
+        no_worse = gates.no_worse(metrics, champion_metrics)
         gates_passed = not failed_thresholds and no_worse
         client.set_model_version_tag(spec.name, version, "gates", "passed" if gates_passed else "failed")
+        if trainer.threshold is not None:
+            client.set_model_version_tag(spec.name, version, THRESHOLD_TAG, str(trainer.threshold))
 
         summary = {
             "version": version,
@@ -178,11 +190,12 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         yield dg.AssetCheckResult(
             check_name="meets_thresholds",
             passed=not failed_thresholds,
-            metadata={**{m: metrics[m] for m in gates.min_metrics}, "limits": dg.MetadataValue.json(gates.min_metrics),
+            metadata={**{m: metrics[m] for m in [*gates.min_metrics, *gates.max_metrics]},
+                      "limits": dg.MetadataValue.json({"min": gates.min_metrics, "max": gates.max_metrics}),
                       "failed": dg.MetadataValue.json(failed_thresholds)},
             description=(
                 f"version {version}: " + ("meets all thresholds" if not failed_thresholds else
-                "; ".join(f"{m} {v:.4f} < {gates.min_metrics[m]}" for m, v in failed_thresholds.items()))
+                "; ".join(f"{m} {observed}" for m, observed in failed_thresholds.items()))
             ),
         )
         yield dg.AssetCheckResult(
@@ -228,6 +241,14 @@ def _champion(spec: UseCaseSpec) -> dg.AssetsDefinition:
         )
 
     return champion
+
+
+def evaluate(spec: UseCaseSpec, holdout: pd.DataFrame, scores: np.ndarray, threshold: float | None) -> dict[str, float]:
+    """Holdout metrics of the spec's task: classification at the model's own threshold, or regression vs naive."""
+    labels = holdout["label"].to_numpy()
+    if spec.label.task == "regression":
+        return regression_metrics(labels, scores, holdout[spec.label.naive_feature].to_numpy())
+    return classification_metrics(labels, scores, 0.5 if threshold is None else threshold)
 
 
 def promote(mlflow: MlflowResource, model_name: str, version: str) -> dict[str, str | None]:

@@ -36,7 +36,7 @@ FEATURE_CHECKS: dict[str, str] = {
 }
 
 PREDICTION_CHECKS: dict[str, str] = {
-    "scores_valid": "Every score is a probability in [0, 1] and each entity is scored once.",
+    "scores_valid": "Every score is finite (a probability in [0, 1] for classifiers) and each row is scored once.",
 }
 
 
@@ -205,9 +205,9 @@ def validate_features(
         failed("inputs_complete", day, f"raw_events missing for {missing_inputs[:5]} inside the feature window",
                observed=missing_inputs[:10], expected="every window day materialized")
         if missing_inputs
-        else passed("inputs_complete", day, f"{spec.max_window_days}-day window complete")
+        else passed("inputs_complete", day, f"{spec.lookback_days}-day lookback complete")
     ]
-    expected = [spec.entity_column, "day", *spec.feature_names]
+    expected = [*spec.key_columns, "day", *spec.feature_names]
     absent = [name for name in expected if name not in frame.columns]
     non_numeric = [name for name in spec.feature_names if name in frame.columns and not ptypes.is_numeric_dtype(frame[name])]
     if absent or non_numeric:
@@ -233,8 +233,9 @@ def validate_features(
 
 def validate_predictions(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> list[CheckOutcome]:
     scores = frame["score"]
-    duplicates = int(frame[spec.entity_column].duplicated().sum())
-    if scores.isna().any() or ((scores < 0) | (scores > 1)).any() or duplicates:
+    duplicates = int(frame.duplicated(spec.key_columns).sum())
+    out_of_range = spec.label.task == "classification" and bool(((scores < 0) | (scores > 1)).any())
+    if scores.isna().any() or np.isinf(scores).any() or out_of_range or duplicates:
         return [failed("scores_valid", day, f"{int(scores.isna().sum())} null score(s), "
-                       f"range [{scores.min()}, {scores.max()}], {duplicates} duplicated entities", column="score")]
-    return [passed("scores_valid", day, f"{len(frame)} entities scored")]
+                       f"range [{scores.min()}, {scores.max()}], {duplicates} duplicated row(s)", column="score")]
+    return [passed("scores_valid", day, f"{len(frame)} rows scored")]

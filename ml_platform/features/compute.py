@@ -1,9 +1,10 @@
 """Point-in-time feature and label computation, vectorised over an entity x day grid.
 
 Events are binned into a dense (day, entity) grid per feature; a rolling
-window is a difference of cumulative sums along the day axis, so a feature
-for day D sees only days D-window+1..D and never anything later. Labels look
-the other way: did the label flag fire in days D+1..D+horizon.
+window is a difference of cumulative sums along the day axis, so a feature for
+day D sees only days up to D (entity-day rows) or up to D-1 (event rows: a
+transaction's velocity features describe the card before that day). Labels
+look the other way: the horizon after D, or the event's own flag.
 """
 
 from __future__ import annotations
@@ -14,56 +15,65 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ml_platform.spec import FeatureSpec, UseCaseSpec
+from ml_platform.spec import EVENT_AGGS, FeatureSpec, UseCaseSpec
 
 DAY = "day"
 
 
 def feature_input_days(spec: UseCaseSpec, days: Sequence[str]) -> list[str]:
-    """Raw-event days needed to compute features for `days` (the window before the first one included)."""
-    first = dt.date.fromisoformat(min(days)) - dt.timedelta(days=spec.max_window_days - 1)
+    """Raw-event days needed to compute features for `days` (their lookback included)."""
+    first = dt.date.fromisoformat(min(days)) - dt.timedelta(days=spec.lookback_days - 1)
     return _day_range(first, dt.date.fromisoformat(max(days)))
 
 
 def label_input_days(spec: UseCaseSpec, days: Sequence[str]) -> list[str]:
-    """Raw-event days that decide the labels of `days`: the horizon after each."""
-    first = dt.date.fromisoformat(min(days)) + dt.timedelta(days=1)
-    return _day_range(first, dt.date.fromisoformat(max(days)) + dt.timedelta(days=spec.label.horizon_days))
+    """Raw-event days that decide the labels of `days`: the horizon after each, or the days themselves."""
+    horizon = spec.label.horizon_days
+    first = dt.date.fromisoformat(min(days)) + dt.timedelta(days=1 if horizon else 0)
+    return _day_range(first, dt.date.fromisoformat(max(days)) + dt.timedelta(days=horizon))
 
 
 def compute_features(events: pd.DataFrame, spec: UseCaseSpec, days: Sequence[str]) -> pd.DataFrame:
-    """One row per (entity active in the longest window, day) with every spec feature."""
+    """Feature rows for `days`: one per (active entity, day), or one per event for event-grain specs."""
     days = sorted(days)
-    grid = _Grid(events, spec, dt.date.fromisoformat(days[0]) - dt.timedelta(days=spec.max_window_days - 1), dt.date.fromisoformat(days[-1]))
+    first = dt.date.fromisoformat(days[0]) - dt.timedelta(days=spec.lookback_days - 1)
+    grid = _Grid(events, spec, first, dt.date.fromisoformat(days[-1]))
     target = np.array([grid.day_index(day) for day in days])
-    all_events = grid.counts(np.ones(len(events), dtype=bool))
-    active = _rolling_sum(all_events, spec.max_window_days)[target] > 0
-    flag = events[spec.label.column].fillna(0).to_numpy(dtype=float) > 0 if spec.label.column in events else np.zeros(len(events), bool)
-    already_converted = np.maximum.accumulate(grid.counts(flag) > 0, axis=0)[target]
-    day_rows, entity_columns = np.nonzero(active & ~already_converted)
+    if spec.grain == "event":
+        return _event_rows(events, spec, grid, days)
 
-    out = pd.DataFrame(
-        {spec.entity_column: grid.entities[entity_columns], DAY: np.array(days, dtype=object)[day_rows]}
-    )
-    for feature in spec.features:
-        out[feature.name] = _feature_grid(grid, events, feature)[target][day_rows, entity_columns]
+    active = _rolling_sum(grid.counts(np.ones(len(events), dtype=bool)), spec.lookback_days)[target] > 0
+    if spec.label.kind == "future_flag":  # an entity whose flag already fired (a churned customer) is not scored
+        flag = events[spec.label.column].fillna(0).to_numpy(dtype=float) > 0
+        active &= ~np.maximum.accumulate(grid.counts(flag) > 0, axis=0)[target]
+    day_rows, entity_columns = np.nonzero(active)
+    out = pd.DataFrame({spec.entity_column: grid.entities[entity_columns], DAY: np.array(days, dtype=object)[day_rows]})
+    for feature in spec.expanded_features:
+        values = _window_grid(grid, events, feature)[target][day_rows, entity_columns]
+        out[feature.name] = _transform(values, feature)
     return out.sort_values([DAY, spec.entity_column], kind="stable").reset_index(drop=True)
 
 
 def compute_labels(events: pd.DataFrame, spec: UseCaseSpec, rows: pd.DataFrame) -> pd.Series:
-    """Label of each (entity, day) row: 1 if the label flag fires within the next horizon_days."""
+    """The label of each feature row (NaN where the label's source data is absent)."""
     if rows.empty:
-        return pd.Series([], dtype="int64")
+        return pd.Series([], dtype="float64", name="label")
+    if spec.label.kind == "event_flag":
+        flags = events.set_index(spec.event_id_column)[spec.label.column]
+        return pd.Series(rows[spec.event_id_column].map(flags).to_numpy(dtype=float), index=rows.index, name="label")
     days = sorted(rows[DAY].unique())
-    last = dt.date.fromisoformat(days[-1]) + dt.timedelta(days=spec.label.horizon_days)
+    horizon = spec.label.horizon_days
+    last = dt.date.fromisoformat(days[-1]) + dt.timedelta(days=horizon)
     grid = _Grid(events, spec, dt.date.fromisoformat(days[0]), last, extra_entities=rows[spec.entity_column].unique())
-    flags = grid.counts(events[spec.label.column].fillna(0).to_numpy(dtype=float) > 0)
-    cumulative = np.vstack([np.zeros((1, flags.shape[1])), np.cumsum(flags, axis=0)])
     day_index = np.array([grid.day_index(day) for day in rows[DAY]])
     entity_index = grid.entity_index(rows[spec.entity_column].to_numpy())
-    horizon = spec.label.horizon_days
+    if spec.label.kind == "next_value":
+        values = grid.last_values(events[spec.label.column].to_numpy(dtype=float))
+        return pd.Series(values[day_index + horizon, entity_index], index=rows.index, name="label")
+    flags = grid.counts(events[spec.label.column].fillna(0).to_numpy(dtype=float) > 0)
+    cumulative = np.vstack([np.zeros((1, flags.shape[1])), np.cumsum(flags, axis=0)])
     fired = cumulative[day_index + 1 + horizon, entity_index] - cumulative[day_index + 1, entity_index]
-    return pd.Series((fired > 0).astype("int64"), index=rows.index, name="label")
+    return pd.Series((fired > 0).astype("float64"), index=rows.index, name="label")
 
 
 class _Grid:
@@ -75,15 +85,16 @@ class _Grid:
         self.first = first
         self.n_days = (last - first).days + 1
         stamps = pd.to_datetime(events[spec.timestamp_column], utc=True)
+        self.stamps = stamps
         epoch_days = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[D]")
-        offsets = (epoch_days - np.datetime64(first, "D")).astype(np.int64)
+        self.offsets = (epoch_days - np.datetime64(first, "D")).astype(np.int64)
         known = events[spec.entity_column].to_numpy()
         if extra_entities is not None:
             known = np.concatenate([known, extra_entities])
         self.entities = np.unique(known)
         self.codes = np.searchsorted(self.entities, events[spec.entity_column].to_numpy())
-        self.in_range = (offsets >= 0) & (offsets < self.n_days)
-        self.flat = offsets * len(self.entities) + self.codes
+        self.in_range = (self.offsets >= 0) & (self.offsets < self.n_days)
+        self.flat = self.offsets * len(self.entities) + self.codes
 
     def day_index(self, day: str) -> int:
         return (dt.date.fromisoformat(day) - self.first).days
@@ -97,8 +108,17 @@ class _Grid:
         binned = np.bincount(self.flat[keep], weights=None if weights is None else weights[keep], minlength=size)
         return binned.reshape(self.n_days, len(self.entities)).astype(float)
 
+    def last_values(self, values: np.ndarray) -> np.ndarray:
+        """Each entity's last non-null value of each day (NaN where it has none that day)."""
+        keep = self.in_range & ~np.isnan(values)
+        order = np.argsort(self.stamps.to_numpy()[keep], kind="stable")
+        daily = np.full(self.n_days * len(self.entities), np.nan)
+        daily[self.flat[keep][order]] = values[keep][order]  # later events overwrite earlier ones
+        return daily.reshape(self.n_days, len(self.entities))
 
-def _feature_grid(grid: _Grid, events: pd.DataFrame, feature: FeatureSpec) -> np.ndarray:
+
+def _window_grid(grid: _Grid, events: pd.DataFrame, feature: FeatureSpec) -> np.ndarray:
+    """A (day, entity) grid of the feature as of the end of each day."""
     mask = np.ones(len(events), dtype=bool)
     if feature.where is not None:
         mask = (events[feature.where.column] == feature.where.equals).to_numpy()
@@ -106,11 +126,12 @@ def _feature_grid(grid: _Grid, events: pd.DataFrame, feature: FeatureSpec) -> np
     if feature.agg == "count":
         return _rolling_sum(grid.counts(mask), window)
     if feature.agg == "days_since_last":
-        seen = grid.counts(mask) > 0
         day_numbers = np.arange(grid.n_days, dtype=float)[:, None]
-        last_seen = np.maximum.accumulate(np.where(seen, day_numbers, -np.inf), axis=0)
+        last_seen = np.maximum.accumulate(np.where(grid.counts(mask) > 0, day_numbers, -np.inf), axis=0)
         return np.minimum(day_numbers - last_seen, float(window))
     values = events[feature.column].to_numpy(dtype=float)
+    if feature.agg == "last":
+        return _lagged_last(grid.last_values(np.where(mask, values, np.nan)), feature.lag_days)
     valid = mask & ~np.isnan(values)
     if feature.agg in ("sum", "mean"):
         sums = _rolling_sum(grid.counts(valid, np.nan_to_num(values)), window).round(6)
@@ -124,6 +145,45 @@ def _feature_grid(grid: _Grid, events: pd.DataFrame, feature: FeatureSpec) -> np
     daily[extreme.index.to_numpy()] = extreme.to_numpy()
     rolled = pd.DataFrame(daily.reshape(grid.n_days, -1)).rolling(window, min_periods=1).agg(feature.agg)
     return rolled.fillna(0.0).to_numpy()
+
+
+def _lagged_last(daily: np.ndarray, lag: int) -> np.ndarray:
+    """Last known value `lag` days back; before an entity's history starts, its first value as of the day."""
+    carried = pd.DataFrame(daily).ffill().to_numpy()
+    lagged = np.vstack([np.full((lag, daily.shape[1]), np.nan), carried[: daily.shape[0] - lag]]) if lag else carried
+    return np.where(np.isnan(lagged), carried, lagged)  # no value `lag` days back yet: fall back to the latest known
+
+
+def _event_rows(events: pd.DataFrame, spec: UseCaseSpec, grid: _Grid, days: list[str]) -> pd.DataFrame:
+    day_of_event = (np.datetime64(grid.first, "D") + grid.offsets.astype("timedelta64[D]")).astype(str).astype(object)
+    rows = np.flatnonzero(np.isin(day_of_event, days))
+    out = pd.DataFrame(
+        {
+            spec.event_id_column: events[spec.event_id_column].to_numpy()[rows],
+            spec.entity_column: events[spec.entity_column].to_numpy()[rows],
+            DAY: day_of_event[rows],
+        }
+    )
+    previous_day = grid.offsets[rows] - 1  # velocity describes the entity before the event's day
+    for feature in spec.expanded_features:
+        if feature.agg in EVENT_AGGS:
+            values = _event_attribute(events, spec, feature)[rows]
+        else:
+            values = _window_grid(grid, events, feature)[previous_day, grid.codes[rows]] if len(rows) else np.array([])
+        out[feature.name] = _transform(np.asarray(values, dtype=float), feature)
+    return out.sort_values([DAY, spec.event_id_column], kind="stable").reset_index(drop=True)
+
+
+def _event_attribute(events: pd.DataFrame, spec: UseCaseSpec, feature: FeatureSpec) -> np.ndarray:
+    if feature.agg == "value":
+        return events[feature.column].to_numpy(dtype=float)
+    if feature.agg == "flag":
+        return (events[feature.where.column] == feature.where.equals).to_numpy(dtype=float)
+    return pd.to_datetime(events[spec.timestamp_column], utc=True).dt.hour.to_numpy(dtype=float)
+
+
+def _transform(values: np.ndarray, feature: FeatureSpec) -> np.ndarray:
+    return np.log1p(np.maximum(values, 0.0)) if feature.transform == "log1p" else values
 
 
 def _rolling_sum(daily: np.ndarray, window: int) -> np.ndarray:

@@ -1,13 +1,14 @@
 """Trainers: one small fit/predict interface, chosen by the spec's model type.
 
 The assets only call `build_trainer(spec.model.type, params)`, `fit`,
-`predict_proba` and `log_model`; which library sits behind is the trainer's
-business, and it is imported only here, inside the methods that need it, so
-loading the code location stays cheap.
+`predict`, `threshold` and `log_model`; which library sits behind is the
+trainer's business. scikit-learn and torch are imported only inside the
+trainers, so loading the code location stays cheap.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -16,10 +17,11 @@ import pandas as pd
 
 class Trainer(Protocol):
     flavor: str
+    threshold: float | None  # decision threshold for classifiers, None for regressors
 
-    def fit(self, features: pd.DataFrame, labels: pd.Series) -> Trainer: ...
+    def fit(self, features: pd.DataFrame, labels: pd.Series, days: pd.Series) -> Trainer: ...
 
-    def predict_proba(self, features: pd.DataFrame) -> np.ndarray: ...
+    def predict(self, features: pd.DataFrame) -> np.ndarray: ...
 
     def log_model(self, name: str, input_example: pd.DataFrame, registered_model_name: str) -> Any: ...
 
@@ -28,18 +30,19 @@ class SklearnRandomForestTrainer:
     """scikit-learn RandomForestClassifier (seed 000's churn model)."""
 
     flavor = "sklearn"
+    threshold = 0.5
 
     def __init__(self, **params: Any) -> None:
         self.params = {"n_estimators": 100, "random_state": 0, **params}
         self.model: Any = None
 
-    def fit(self, features: pd.DataFrame, labels: pd.Series) -> SklearnRandomForestTrainer:
+    def fit(self, features: pd.DataFrame, labels: pd.Series, days: pd.Series) -> SklearnRandomForestTrainer:
         from sklearn.ensemble import RandomForestClassifier
 
         self.model = RandomForestClassifier(**self.params).fit(features, labels)
         return self
 
-    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
         return self.model.predict_proba(features)[:, 1]
 
     def log_model(self, name: str, input_example: pd.DataFrame, registered_model_name: str) -> Any:
@@ -48,7 +51,7 @@ class SklearnRandomForestTrainer:
         import sklearn
         from mlflow.models import infer_signature
 
-        signature = infer_signature(input_example, self.model.predict_proba(input_example)[:, 1])
+        signature = infer_signature(input_example, self.model.predict_proba(input_example))
         return mlflow.sklearn.log_model(
             self.model, name=name, signature=signature, input_example=input_example,
             registered_model_name=registered_model_name, pyfunc_predict_fn="predict_proba",
@@ -58,11 +61,40 @@ class SklearnRandomForestTrainer:
         )
 
 
-TRAINERS: dict[str, type] = {"sklearn_random_forest": SklearnRandomForestTrainer}
-
-
 def build_trainer(model_type: str, params: dict[str, Any]) -> Trainer:
-    return TRAINERS[model_type](**params)
+    if model_type == "sklearn_random_forest":
+        return SklearnRandomForestTrainer(**params)
+    from ml_platform.models import torch_trainers
+
+    trainers = {"torch_mlp": torch_trainers.TorchMLPTrainer, "torch_birnn": torch_trainers.TorchBiRNNTrainer}
+    return trainers[model_type](**params)
+
+
+def validation_split(days: pd.Series, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks: the latest `fraction` of training days validate, the rest train (time-based)."""
+    ordered = np.sort(days.unique())
+    cut = ordered[max(1, int(round(len(ordered) * (1 - fraction)))) - 1] if len(ordered) > 1 else ordered[-1]
+    validation = (days > cut).to_numpy()
+    if not validation.any():  # a single day: fall back to its last rows
+        validation = np.arange(len(days)) >= int(len(days) * (1 - fraction))
+    return ~validation, validation
+
+
+def log_pytorch_model(
+    module: Any, name: str, input_example: pd.DataFrame, registered_model_name: str,
+    predict: Callable[[pd.DataFrame], np.ndarray],
+) -> Any:
+    import mlflow
+    import mlflow.pytorch
+    import torch
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(input_example.astype("float32"), predict(input_example))
+    return mlflow.pytorch.log_model(
+        module, name=name, signature=signature, input_example=input_example.astype("float32"),
+        registered_model_name=registered_model_name,
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
+    )
 
 
 def classification_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
@@ -76,4 +108,17 @@ def classification_metrics(labels: np.ndarray, scores: np.ndarray, threshold: fl
         "recall": float(metrics.recall_score(labels, predicted, zero_division=0)),
         "f1": float(metrics.f1_score(labels, predicted, zero_division=0)),
         "roc_auc": float(metrics.roc_auc_score(labels, scores)) if both_classes else 0.5,
+    }
+
+
+def regression_metrics(labels: np.ndarray, predictions: np.ndarray, naive: np.ndarray) -> dict[str, float]:
+    """MAE/RMSE, the naive last-value forecast's, and skill = 1 - MAE / naive MAE."""
+    mae = float(np.mean(np.abs(predictions - labels)))
+    naive_mae = float(np.mean(np.abs(naive - labels)))
+    return {
+        "mae": mae,
+        "rmse": float(np.sqrt(np.mean((predictions - labels) ** 2))),
+        "naive_mae": naive_mae,
+        "naive_rmse": float(np.sqrt(np.mean((naive - labels) ** 2))),
+        "skill_vs_naive": 1.0 - mae / naive_mae if naive_mae > 0 else 0.0,
     }

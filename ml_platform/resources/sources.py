@@ -94,10 +94,10 @@ class EventSource(dg.ConfigurableResource):
         import sqlalchemy
 
         start = dt.datetime.fromisoformat(day).replace(tzinfo=dt.timezone.utc)
-        engine = self._engine(source)
-        column = engine.dialect.identifier_preparer.quote(spec.timestamp_column)
-        query = sqlalchemy.text(f"SELECT * FROM {source.table} WHERE {column} >= :start AND {column} < :end")
         try:
+            engine = self._engine(source)
+            column = engine.dialect.identifier_preparer.quote(spec.timestamp_column)
+            query = sqlalchemy.text(f"SELECT * FROM {source.table} WHERE {column} >= :start AND {column} < :end")
             with engine.connect() as connection:
                 frame = pd.read_sql(query, connection, params={"start": start, "end": start + dt.timedelta(days=1)})
         except Exception as error:
