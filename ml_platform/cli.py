@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ml-platform", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    generate = commands.add_parser("generate", help="land synthetic daily churn event files")
+    generate = commands.add_parser("generate", help="land synthetic daily event files of a shipped use case")
     _add_data_arguments(generate)
 
     demo = commands.add_parser("demo", help="generate data, backfill, train, gate, promote, predict, summarise")
@@ -27,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
 
     rollback = commands.add_parser("rollback", help="make the previous champion the champion again")
     rollback.add_argument("use_case")
+
+    scaffold = commands.add_parser("new-use-case", help="write a commented spec to start your own use case from")
+    scaffold.add_argument("name", help="lower_snake_case name, also the asset-key prefix")
+    scaffold.add_argument("--dir", type=Path, default=None, help="where to write NAME.yaml (default: $ML_PLATFORM_SPECS_DIR or ./specs)")
 
     args = parser.parse_args(argv)
     try:
@@ -39,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
             print(_summary(args.use_case))
         elif args.command == "rollback":
             return _rollback(args.use_case)
+        elif args.command == "new-use-case":
+            from ml_platform.scaffold import write_scaffold
+
+            path = write_scaffold(args.name, args.dir or Path(os.environ.get(settings.SPECS_DIR_ENV, "specs")))
+            print(f"wrote {path}; edit it, then: export {settings.SPECS_DIR_ENV}={path.parent.resolve()} && make validate")
     except (ValueError, FileNotFoundError) as error:
         print(f"ml-platform {args.command}: {error}", file=sys.stderr)
         return 2
@@ -48,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--use-case", default="churn")
     parser.add_argument("--days", type=_positive_int, default=60, help="number of days (default 60)")
-    parser.add_argument("--events-per-day", type=_positive_int, default=5_000)
+    parser.add_argument("--events-per-day", type=_positive_int, default=5_000,
+                        help="events per day (for prices: the number of series)")
     parser.add_argument("--end", type=_iso_date, default=None, help="last day, YYYY-MM-DD (default: yesterday, UTC)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--format", choices=["parquet", "csv"], default=None, help="default: the spec's source format")
@@ -93,18 +103,19 @@ def _days(args: argparse.Namespace) -> list[str]:
 
 
 def _generate(args: argparse.Namespace) -> list[Path]:
-    from ml_platform.use_cases.churn_data import write_landing_files
+    from ml_platform.use_cases.landing import generators, land_days
 
     spec = _spec(args.use_case)
     if spec.source.kind != "files":
         raise ValueError(f"use case '{spec.name}' reads from {spec.source.kind}; generate lands files only")
+    generate = generators().get(spec.name)
+    if generate is None:
+        raise ValueError(f"no synthetic data generator for '{spec.name}'; land your own files in {_landing_dir(spec.name)}")
     days = _days(args)
     if dt.date.fromisoformat(days[0]) < spec.start_date:
         raise ValueError(f"first day {days[0]} is before the spec's start_date {spec.start_date}")
-    return write_landing_files(
-        _landing_dir(args.use_case), dt.date.fromisoformat(days[0]), args.days, args.events_per_day, args.seed,
-        args.format or spec.source.format,
-    )
+    frames = generate(dt.date.fromisoformat(days[0]), args.days, args.events_per_day, args.seed)
+    return land_days(_landing_dir(spec.name), frames, args.format or spec.source.format)
 
 
 def _instance():  # noqa: ANN202

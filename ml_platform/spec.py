@@ -263,8 +263,8 @@ class UseCaseSpec(StrictModel):
         label_column = by_name.get(self.label.column)
         if label_column is None:
             raise ValueError(f"label.column: '{self.label.column}' is not one of the columns {sorted(by_name)}")
-        if label_column.dtype not in ("int64", "bool"):
-            raise ValueError(f"label.column: '{self.label.column}' must be int64 (0/1) or bool")
+        if self.label.task == "classification" and label_column.dtype not in ("int64", "bool"):
+            raise ValueError(f"label.column: '{self.label.column}' must be int64 (0/1) or bool for a {self.label.kind} label")
         if self.label.kind == "event_flag" and self.grain != "event":
             raise ValueError("label.kind: event_flag labels need grain: event")
         if self.label.kind != "event_flag" and self.grain == "event":
@@ -339,10 +339,15 @@ def load_spec(path: str | Path) -> UseCaseSpec:
     try:
         return UseCaseSpec.model_validate(raw)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{_field_path(issue['loc'])}: {issue['msg']}" for issue in error.errors(include_url=False)
-        )
+        problems = "; ".join(_describe(issue) for issue in error.errors(include_url=False))
         raise SpecError(f"{path}: invalid use-case spec: {problems}") from None
+
+
+def _describe(issue: dict[str, Any]) -> str:
+    """'field.path: message'; cross-field rules already start their message with the field."""
+    message = str(issue["msg"]).removeprefix("Value error, ")
+    path = _field_path(issue["loc"])
+    return f"{path}: {message}" if path else message
 
 
 def _field_path(location: tuple[Any, ...]) -> str:
@@ -352,4 +357,4 @@ def _field_path(location: tuple[Any, ...]) -> str:
             parts.append(f"[{part}]")
         elif not re.fullmatch(r"files|postgres|function-after\[.*\]", str(part)):
             parts.append(("." if parts else "") + str(part))
-    return "".join(parts) or "<root>"
+    return "".join(parts)

@@ -19,8 +19,8 @@ from ml_platform.assets import keys
 from ml_platform.checks.data_gates import (
     FEATURE_CHECKS,
     PREDICTION_CHECKS,
-    RAW_CHECKS,
     failed,
+    raw_checks,
     unreadable_source,
     validate_events,
     validate_features,
@@ -67,13 +67,13 @@ def _raw_events(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> d
             dg.AssetSpec(
                 key,
                 description=f"{spec.name}: the day's landed events ({spec.source.kind}), validated and stored as Parquet. "
-                "Blocking gates: landed, schema, nulls, rows, unique ids, ranges, binary label, timestamps.",
+                "Blocking gates: " + ", ".join(raw_checks(spec)) + ".",
                 kinds={"parquet", "pandas"},
                 metadata={"dagster/column_schema": schema, "source": spec.source.model_dump()},
                 **_common(spec),
             )
         ],
-        check_specs=gate_check_specs(key, RAW_CHECKS, partitions_def),
+        check_specs=gate_check_specs(key, raw_checks(spec), partitions_def),
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         can_subset=True,

@@ -24,7 +24,7 @@ RAW_CHECKS: dict[str, str] = {
     "min_rows": "The day has at least gates.min_rows_per_day events.",
     "unique_event_ids": "No event id appears twice.",
     "value_ranges": "Values lie within min/max and allowed categories.",
-    "binary_label": "The label column holds only 0 and 1.",
+    "label_values": "The label column holds valid labels: only 0/1 for classifiers, finite numbers for forecasts.",
     "timestamps_in_partition": "Every event timestamp falls inside the partition's day.",
 }
 
@@ -69,7 +69,7 @@ def validate_events(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> list[Ch
     )
     outcomes.append(_check_unique_ids(frame, spec, day))
     outcomes.append(_check_value_ranges(frame, spec, day))
-    outcomes.append(_check_binary_label(frame, spec, day))
+    outcomes.append(_check_label(frame, spec, day))
     outcomes.append(_check_timestamps(frame, spec, day))
     return outcomes
 
@@ -163,20 +163,33 @@ def _check_value_ranges(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> Che
     return passed("value_ranges", day, "all values within declared ranges")
 
 
-def _check_binary_label(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
+def raw_checks(spec: UseCaseSpec) -> dict[str, str]:
+    """The raw-event gates of a spec; the label gate is named for the task (binary_label for classifiers)."""
+    label_check = "binary_label" if spec.label.task == "classification" else "finite_label"
+    return {(label_check if name == "label_values" else name): text for name, text in RAW_CHECKS.items()}
+
+
+def _check_label(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
     column = spec.label.column
+    check = "binary_label" if spec.label.task == "classification" else "finite_label"
     if column not in frame.columns:
-        return failed("binary_label", day, f"label column '{column}' is missing", column=column)
+        return failed(check, day, f"label column '{column}' is missing", column=column)
     values = frame[column]
+    if check == "finite_label":
+        numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+        bad = int((~np.isfinite(numeric)).sum())
+        if bad:
+            return failed(check, day, f"label column '{column}' has {bad} null or non-finite value(s)", column=column, observed=bad, limit=0)
+        return passed(check, day, f"mean {numeric.mean() if len(numeric) else 0:.4f}", column=column)
     observed = sorted({str(v) for v in values.unique()} - {"0", "1", "True", "False", "0.0", "1.0"})
     if values.isna().any():
         observed = ["null", *observed]
     if observed:
         return failed(
-            "binary_label", day, f"label column '{column}' has non-binary values {observed[:5]}, expected 0/1",
+            check, day, f"label column '{column}' has non-binary values {observed[:5]}, expected 0/1",
             column=column, observed=observed[:5], expected=[0, 1],
         )
-    return passed("binary_label", day, f"positive rate {float(values.astype(float).mean()) if len(values) else 0:.4f}", column=column)
+    return passed(check, day, f"positive rate {float(values.astype(float).mean()) if len(values) else 0:.4f}", column=column)
 
 
 def _check_timestamps(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:

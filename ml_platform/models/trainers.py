@@ -89,10 +89,13 @@ def log_pytorch_model(
     import torch
     from mlflow.models import infer_signature
 
-    signature = infer_signature(input_example.astype("float32"), predict(input_example))
+    signature = infer_signature(input_example.astype("float64"), predict(input_example))
     return mlflow.pytorch.log_model(
-        module, name=name, signature=signature, input_example=input_example.astype("float32"),
+        module, name=name, signature=signature, input_example=input_example.astype("float64"),
         registered_model_name=registered_model_name,
+        # pickle keeps the GRU and buffers as they are (torch.export's pt2 format would re-trace them);
+        # the module classes live in ml_platform.models.torch_trainers, installed wherever the model loads
+        serialization_format="pickle",
         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
     )
 

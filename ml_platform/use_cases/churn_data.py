@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ml_platform.use_cases.landing import land_days
+
 PLANS = np.array(["basic", "standard", "premium"])
 PLAN_WEIGHTS = np.array([0.5, 0.35, 0.15])
 EVENT_TYPES = ("login", "session", "purchase", "support_ticket", "plan_change")
@@ -118,19 +120,5 @@ def write_landing_files(
     seed: int = 0,
     file_format: str = "parquet",
 ) -> list[Path]:
-    """Generate events and land them as one file per day; existing files are kept, not overwritten."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for day, events in generate_churn_events(start, days, events_per_day, seed):
-        path = directory / f"{day.isoformat()}.{file_format}"
-        if path.exists():
-            continue
-        temporary = path.with_suffix(".tmp")
-        if file_format == "csv":
-            events.to_csv(temporary, index=False)
-        else:
-            events.to_parquet(temporary, index=False)
-        temporary.rename(path)
-        written.append(path)
-    return written
+    """Generate churn events and land them as one file per day; existing files are kept, not overwritten."""
+    return land_days(directory, generate_churn_events(start, days, events_per_day, seed), file_format)
