@@ -137,6 +137,8 @@ class LabelSpec(StrictModel):
     column: str
     horizon_days: Annotated[int, Field(ge=0, le=90)] = 1
     naive_feature: str | None = None
+    terminal: bool = False  # future_flag only: the flag ends the entity (a cancellation); it is not scored after
+
 
     @model_validator(mode="after")
     def _horizon_matches_kind(self) -> LabelSpec:
@@ -144,6 +146,8 @@ class LabelSpec(StrictModel):
             raise ValueError("an event_flag label is the event's own flag: horizon_days must be 0")
         if self.kind != "event_flag" and self.horizon_days < 1:
             raise ValueError(f"a {self.kind} label looks ahead: horizon_days must be at least 1")
+        if self.terminal and self.kind != "future_flag":
+            raise ValueError("terminal is only meaningful for future_flag labels")
         if self.kind == "next_value" and self.naive_feature is None:
             raise ValueError("a next_value label needs naive_feature (the last observed value) for the naive baseline")
         return self

@@ -46,6 +46,12 @@ def test_shipped_spec_loads_with_expected_shape() -> None:
         (lambda d: d["columns"][0].update(dtype="decimal"), "columns[0].dtype", "string"),
         (lambda d: d.update(surprise=True), "surprise", "Extra inputs"),
         (lambda d: d["schedule"].update(retrain_cron="every monday"), "schedule.retrain_cron", "cron"),
+        (lambda d: d["features"].append({"name": "hour", "agg": "hour"}), "features[10] (hour)", "needs grain: event"),
+        (lambda d: d["label"].update(kind="next_value", terminal=False), "label", "naive_feature"),
+        (lambda d: d["gates"].update(compare_metric="mae"), "gates.compare_metric", "not a classification metric"),
+        (lambda d: d["gates"]["min_metrics"].update(rmse=1.0), "gates.min_metrics", "lower-is-better"),
+        (lambda d: d["features"][0].update(lags=3), "features[0]", "only valid with agg 'last'"),
+        (lambda d: d.update(grain="event"), "label.kind", "event_flag"),
     ],
 )
 def test_invalid_spec_names_file_and_field(tmp_path: Path, mutate, field: str, words: str) -> None:  # noqa: ANN001
@@ -56,6 +62,14 @@ def test_invalid_spec_names_file_and_field(tmp_path: Path, mutate, field: str, w
     assert str(path) in message
     assert field in message
     assert words in message
+
+
+def test_shipped_specs_of_every_shape_load() -> None:
+    specs = {spec.name: spec for spec in load_specs()}
+    assert specs["fraud"].grain == "event" and specs["fraud"].key_columns == ["transaction_id", "card_id"]
+    assert specs["fraud"].lookback_days == 31  # 30-day velocity over the days before the transaction's
+    assert specs["prices"].label.task == "regression"
+    assert specs["prices"].feature_names[:2] == ["close_lag_0", "close_lag_1"] and len(specs["prices"].feature_names) == 28
 
 
 def test_unparsable_yaml_is_a_spec_error(tmp_path: Path) -> None:
@@ -72,7 +86,7 @@ def test_user_spec_directory_is_loaded_and_duplicates_rejected(tmp_path: Path, m
     document["name"] = "churn_eu"
     (user_dir / "churn_eu.yaml").write_text(yaml.safe_dump(document))
     monkeypatch.setenv("ML_PLATFORM_SPECS_DIR", str(user_dir))
-    assert {spec.name for spec in load_specs()} == {"churn", "churn_eu"}
+    assert {spec.name for spec in load_specs()} == {"churn", "churn_eu", "fraud", "prices"}
 
     document["name"] = "churn"
     (user_dir / "churn_eu.yaml").write_text(yaml.safe_dump(document))

@@ -4,10 +4,23 @@ The `dagster-k8s/config` op tag is what `k8s_job_executor` reads when it
 creates the step's Job; it is silently ignored by other executors, which is
 why the deployment tests build the real Job from it. GPU training also joins
 the `gpu` concurrency pool so the cluster's GPUs bound how many run at once.
+
+The spec says what training needs (GPUs, CPU, memory, and optionally its own
+node selector and tolerations). Where GPU nodes are and which image has the
+CUDA build of torch is a property of the cluster, set once by the Helm chart
+(`gpu:` values) in the platform ConfigMap that every pod reads:
+
+  ML_PLATFORM_GPU_IMAGE          image for GPU training steps (Dockerfile.gpu)
+  ML_PLATFORM_GPU_NODE_SELECTOR  JSON object, merged under the spec's node_selector
+  ML_PLATFORM_GPU_TOLERATIONS    JSON list, used when the spec names no tolerations
+
+Unset (locally), a GPU spec gets the standard `nvidia.com/gpu` toleration only.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 from ml_platform.spec import UseCaseSpec
@@ -16,6 +29,22 @@ GPU_RESOURCE = "nvidia.com/gpu"
 GPU_POOL = "gpu"
 K8S_CONFIG_TAG = "dagster-k8s/config"
 DEFAULT_GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+GPU_IMAGE_ENV = "ML_PLATFORM_GPU_IMAGE"
+GPU_NODE_SELECTOR_ENV = "ML_PLATFORM_GPU_NODE_SELECTOR"
+GPU_TOLERATIONS_ENV = "ML_PLATFORM_GPU_TOLERATIONS"
+
+
+def _json_env(name: str, expected: type) -> Any:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return expected()
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{name} must be JSON ({expected.__name__}): {error}") from None
+    if not isinstance(value, expected):
+        raise ValueError(f"{name} must be a JSON {expected.__name__}, got {type(value).__name__}")
+    return value
 
 
 def training_k8s_config(spec: UseCaseSpec) -> dict[str, Any]:
@@ -23,16 +52,21 @@ def training_k8s_config(spec: UseCaseSpec) -> dict[str, Any]:
     wanted = spec.resources
     requests = {"cpu": wanted.cpu, "memory": wanted.memory}
     limits = {"memory": wanted.memory}
+    container: dict[str, Any] = {"resources": {"requests": requests, "limits": limits}}
     pod_spec: dict[str, Any] = {}
+    node_selector = dict(wanted.node_selector)
     if wanted.gpu:
         limits[GPU_RESOURCE] = str(wanted.gpu)
-        tolerations = [t.model_dump(exclude_none=True) for t in wanted.tolerations] or [DEFAULT_GPU_TOLERATION]
-        pod_spec["tolerations"] = tolerations
+        spec_tolerations = [t.model_dump(exclude_none=True) for t in wanted.tolerations]
+        pod_spec["tolerations"] = spec_tolerations or _json_env(GPU_TOLERATIONS_ENV, list) or [DEFAULT_GPU_TOLERATION]
+        node_selector = {**_json_env(GPU_NODE_SELECTOR_ENV, dict), **node_selector}
+        if os.environ.get(GPU_IMAGE_ENV):
+            container["image"] = os.environ[GPU_IMAGE_ENV]
     elif wanted.tolerations:
         pod_spec["tolerations"] = [t.model_dump(exclude_none=True) for t in wanted.tolerations]
-    if wanted.node_selector:
-        pod_spec["node_selector"] = dict(wanted.node_selector)
-    config: dict[str, Any] = {"container_config": {"resources": {"requests": requests, "limits": limits}}}
+    if node_selector:
+        pod_spec["node_selector"] = node_selector
+    config: dict[str, Any] = {"container_config": container}
     if pod_spec:
         config["pod_spec_config"] = pod_spec
     return config

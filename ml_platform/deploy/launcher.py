@@ -28,9 +28,9 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-import psutil
 from dagster._cli.api import ExecuteRunArgs
 from dagster._core.launcher.base import (
     CheckRunHealthResult,
@@ -153,13 +153,7 @@ class LocalProcessRunLauncher(RunLauncher, ConfigurableClass):
             child = self._children.get(pid)
         if child is not None and child.poll() is not None:  # our child: poll() also reaps it
             return False
-        try:
-            process = psutil.Process(pid)
-            if process.status() == psutil.STATUS_ZOMBIE:
-                return False
-            return run_id in " ".join(process.cmdline())  # not a recycled pid
-        except psutil.Error:
-            return False
+        return _process_runs(pid, run_id)
 
     # cancelling -----------------------------------------------------------------------------------
 
@@ -180,6 +174,17 @@ class LocalProcessRunLauncher(RunLauncher, ConfigurableClass):
             children = list(self._children.values())
         for child in children:
             child.poll()
+
+
+def _process_runs(pid: int, run_id: str) -> bool:
+    """Whether `pid` is a live (not zombie) process whose command line names the run (not a recycled pid)."""
+    proc = Path("/proc") / str(pid)
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X") and run_id in command
 
 
 def _pid(run: DagsterRun) -> int | None:

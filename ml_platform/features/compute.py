@@ -43,7 +43,7 @@ def compute_features(events: pd.DataFrame, spec: UseCaseSpec, days: Sequence[str
         return _event_rows(events, spec, grid, days)
 
     active = _rolling_sum(grid.counts(np.ones(len(events), dtype=bool)), spec.lookback_days)[target] > 0
-    if spec.label.kind == "future_flag":  # an entity whose flag already fired (a churned customer) is not scored
+    if spec.label.terminal:  # an entity whose flag already fired (a churned customer) is not scored again
         flag = events[spec.label.column].fillna(0).to_numpy(dtype=float) > 0
         active &= ~np.maximum.accumulate(grid.counts(flag) > 0, axis=0)[target]
     day_rows, entity_columns = np.nonzero(active)

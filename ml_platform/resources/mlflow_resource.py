@@ -36,8 +36,15 @@ class MlflowResource(dg.ConfigurableResource):
         import mlflow
 
         uri = self.resolved_tracking_uri()
+        user_setting = os.environ.get("MLFLOW_TRACKING_URI")
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
+        # set_tracking_uri also exports MLFLOW_TRACKING_URI; put the user's setting back so that it
+        # alone decides, and a local store chosen for one data dir never leaks into the next.
+        if user_setting is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = user_setting
         return mlflow
 
     def client(self) -> Any:

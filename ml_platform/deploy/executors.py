@@ -1,0 +1,41 @@
+"""Which executor runs which job, per deployment environment.
+
+Locally (and in the tests) every job runs in one process (`in_process_executor`, set as
+the Definitions default). On Kubernetes (`ML_PLATFORM_ENV=k8s`, set by the Helm chart's
+ConfigMap) each run is a pod started by `K8sRunLauncher`; daily ingestion/feature/scoring
+runs keep executing in that pod, while training jobs use `k8s_job_executor` so that every
+training step gets a pod of its own: the model step's pod carries the GPU request, node
+selector and tolerations from the spec (its `dagster-k8s/config` op tag, see k8s.py), the
+data steps around it run on ordinary nodes. Step retries (RetryPolicy) then start a new pod.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+ENV_VAR = "ML_PLATFORM_ENV"
+KUBERNETES = "k8s"
+
+
+def deployment_environment() -> str:
+    return os.environ.get(ENV_VAR, "local").strip().lower() or "local"
+
+
+def on_kubernetes() -> bool:
+    return deployment_environment() == KUBERNETES
+
+
+def default_executor() -> dg.ExecutorDefinition:
+    """The Definitions-wide executor: steps run inside the run's own process (or pod)."""
+    return dg.in_process_executor
+
+
+def training_executor() -> dg.ExecutorDefinition | None:
+    """`k8s_job_executor` for training jobs on Kubernetes; None elsewhere (use the default)."""
+    if not on_kubernetes():
+        return None
+    from dagster_k8s import k8s_job_executor  # ~1.5 s import: only where it is used
+
+    return k8s_job_executor
