@@ -9,7 +9,7 @@ import pandas as pd
 
 from ml_platform.assets import keys
 from ml_platform.assets.training import rollback
-from ml_platform.checks.data_gates import FEATURE_CHECKS, PREDICTION_CHECKS, RAW_CHECKS
+from ml_platform.checks.data_gates import FEATURE_CHECKS, PREDICTION_CHECKS, raw_checks
 from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources import default_resources
@@ -24,7 +24,7 @@ def test_whole_graph_materializes_with_every_gate_passing(trained_platform: Trai
     assert all(result.success for result in results.values())
 
     for stage, result, checks in (
-        ("raw_events", results["daily"], RAW_CHECKS),
+        ("raw_events", results["daily"], raw_checks(spec)),
         ("features", results["daily"], FEATURE_CHECKS),
         ("predictions", results["predictions"], PREDICTION_CHECKS),
     ):
