@@ -10,6 +10,7 @@ import dagster as dg
 
 from ml_platform.assets import keys
 from ml_platform.assets.daily import build_daily_assets
+from ml_platform.assets.monitoring import build_monitoring_assets
 from ml_platform.assets.training import build_training_assets
 from ml_platform.automation.triggers import build_automation
 from ml_platform.spec import UseCaseSpec
@@ -21,12 +22,18 @@ def daily_partitions(spec: UseCaseSpec) -> dg.DailyPartitionsDefinition:
 
 def build_use_case(spec: UseCaseSpec) -> dg.Definitions:
     partitions_def = daily_partitions(spec)
-    assets = [*build_daily_assets(spec, partitions_def), *build_training_assets(spec)]
+    assets = [
+        *build_daily_assets(spec, partitions_def),
+        *build_training_assets(spec),
+        *build_monitoring_assets(spec, partitions_def),
+    ]
     daily_job = dg.define_asset_job(
         f"{spec.name}_daily",
-        selection=dg.AssetSelection.assets(keys.raw_events(spec), keys.features(spec), keys.predictions(spec)),
+        selection=dg.AssetSelection.assets(
+            keys.raw_events(spec), keys.features(spec), keys.predictions(spec), keys.drift(spec)
+        ),
         partitions_def=partitions_def,
-        description=f"{spec.name}: ingest and gate a day range, compute features, score with the champion.",
+        description=f"{spec.name}: ingest and gate a day range, compute features, score with the champion, measure drift.",
     )
     training_job = dg.define_asset_job(
         f"{spec.name}_training",
@@ -36,9 +43,9 @@ def build_use_case(spec: UseCaseSpec) -> dg.Definitions:
     )
     rescore_job = dg.define_asset_job(
         f"{spec.name}_rescore",
-        selection=dg.AssetSelection.assets(keys.predictions(spec)),
+        selection=dg.AssetSelection.assets(keys.predictions(spec), keys.drift(spec)),
         partitions_def=partitions_def,
-        description=f"{spec.name}: recompute predictions with the current champion.",
+        description=f"{spec.name}: recompute predictions and drift with the current champion.",
     )
     schedules, sensors = build_automation(spec, partitions_def, daily_job, training_job, rescore_job)
     return dg.Definitions(

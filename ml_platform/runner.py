@@ -16,6 +16,7 @@ from ml_platform.assets import keys
 from ml_platform.spec import UseCaseSpec
 
 DAILY_STAGES = ("raw_events", "features", "predictions")
+MONITORING_STAGES = ("drift",)
 TRAINING_STAGES = ("training_set", "model", "champion")
 
 

@@ -224,6 +224,13 @@ class TolerationSpec(StrictModel):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
 
 
+class DriftSpec(StrictModel):
+    """When feature drift (PSI against the champion's training data) triggers retraining."""
+
+    psi_threshold: Annotated[float, Field(gt=0.0)] = 0.25
+    consecutive_days: Annotated[int, Field(ge=1, le=30)] = 2
+
+
 class ResourceSpec(StrictModel):
     """What training asks of the cluster; becomes the training step's Kubernetes pod settings."""
 
@@ -251,6 +258,7 @@ class UseCaseSpec(StrictModel):
     training: TrainingSpec = TrainingSpec()
     gates: GateSpec = GateSpec()
     schedule: ScheduleSpec = ScheduleSpec()
+    drift: DriftSpec = DriftSpec()
     resources: ResourceSpec = ResourceSpec()
 
     @model_validator(mode="after")

@@ -16,7 +16,7 @@ from ml_platform.spec import UseCaseSpec
 from ml_platform.use_cases.churn_data import write_landing_files
 
 START = dt.date(2025, 1, 1)
-DAYS = 50
+DAYS = 64
 EVENTS_PER_DAY = 1_500
 
 

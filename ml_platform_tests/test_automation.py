@@ -56,8 +56,8 @@ def test_new_champion_sensor_rescores_recent_days_once(trained_copy: Path, churn
 
     tick = evaluate(defs, "churn_new_champion_sensor", instance, None)
     [request] = tick.run_requests
-    assert request.tags["dagster/asset_partition_range_start"] == "2025-02-13"
-    assert request.tags["dagster/asset_partition_range_end"] == "2025-02-19"
+    assert request.tags["dagster/asset_partition_range_start"] == "2025-02-27"
+    assert request.tags["dagster/asset_partition_range_end"] == "2025-03-05"
     assert evaluate(defs, "churn_new_champion_sensor", instance, tick.cursor).run_requests == []
 
 

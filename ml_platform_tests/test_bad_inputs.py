@@ -26,7 +26,7 @@ from ml_platform.runner import DAILY_STAGES, materialize_stages
 from ml_platform_tests.conftest import landing_dir
 
 BAD_DAY = "2025-02-15"
-UNLANDED_DAY = "2025-02-25"
+UNLANDED_DAY = "2025-03-10"
 
 
 def rewrite(transform: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Path], None]:

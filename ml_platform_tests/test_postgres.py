@@ -286,7 +286,7 @@ def test_the_churn_graph_runs_on_a_postgres_dagster_instance(
     instance, dagster_db = postgres_instance
     assert isinstance(instance.run_storage, PostgresRunStorage)
     assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
-    days = day_keys(count=45)
+    days = day_keys(count=60)
     write_landing_files(landing_dir(data_dir), START, len(days), 1_500, seed=3)
     defs = build_definitions([churn_spec])
 

@@ -29,7 +29,7 @@ from ml_platform_tests.conftest import START, day_keys
 
 REPO = Path(__file__).resolve().parents[1]
 TUTORIAL_DIR = REPO / "examples" / "machine_failures"
-SIZES = {"fraud": (38, 2_500), "prices": (120, 25)}
+SIZES = {"fraud": (60, 1_500), "prices": (130, 25)}
 
 
 class UseCasePlatform:

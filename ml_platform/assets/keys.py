@@ -29,3 +29,7 @@ def champion(spec: UseCaseSpec) -> dg.AssetKey:
 
 def predictions(spec: UseCaseSpec) -> dg.AssetKey:
     return dg.AssetKey([spec.name, "predictions"])
+
+
+def drift(spec: UseCaseSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, "drift"])

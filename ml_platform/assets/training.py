@@ -19,9 +19,10 @@ from ml_platform.assets import keys
 from ml_platform.assets.daily import score_frame
 from ml_platform.deploy.k8s import training_op_tags, training_pool
 from ml_platform.features.compute import DAY, compute_labels, label_input_days
+from ml_platform.features.drift import reference_bins
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.models.trainers import build_trainer, classification_metrics, regression_metrics
-from ml_platform.resources.mlflow_resource import CHAMPION, PREVIOUS_CHAMPION, MlflowResource
+from ml_platform.resources.mlflow_resource import CHAMPION, DRIFT_REFERENCE, PREVIOUS_CHAMPION, MlflowResource
 from ml_platform.spec import UseCaseSpec
 
 THRESHOLD_TAG = "decision_threshold"
@@ -45,7 +46,8 @@ def _training_set(spec: UseCaseSpec) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=keys.training_set(spec),
-        description=f"{spec.name}: the latest {training.window_days} label-complete feature days with labels from the "
+        description=f"{spec.name}: the latest {training.window_days} label-complete feature days (after a "
+        f"{spec.lookback_days - 1}-day warm-up, so every window is complete) with labels from the "
         f"label kind {spec.label.kind} (horizon {spec.label.horizon_days} days); the last {training.holdout_days} days are the time-based holdout, "
         f"separated from training days by a {spec.label.horizon_days}-day purge gap.",
         deps=[features_key, raw_key],
@@ -55,9 +57,11 @@ def _training_set(spec: UseCaseSpec) -> dg.AssetsDefinition:
     )
     def training_set(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Output[pd.DataFrame]:
         raw_days = set(lake.existing_partitions(raw_key))
+        # days whose feature windows reach before the first raw day are incomplete (warm-up): not trained on
+        warm = (dt.date.fromisoformat(min(raw_days)) + dt.timedelta(days=spec.lookback_days - 1)).isoformat() if raw_days else "9"
         complete = [
             day for day in lake.existing_partitions(features_key)
-            if all(later in raw_days for later in label_input_days(spec, [day]))
+            if day >= warm and all(later in raw_days for later in label_input_days(spec, [day]))
         ]
         window = complete[-training.window_days :]
         holdout = window[-training.holdout_days :]
@@ -65,7 +69,8 @@ def _training_set(spec: UseCaseSpec) -> dg.AssetsDefinition:
         train = [day for day in window if day < purge_start]
         if not train or len(holdout) < training.holdout_days:
             raise dg.Failure(
-                f"{spec.name}: not enough label-complete feature days to train: have {len(complete)}, need at least "
+                f"{spec.name}: not enough label-complete feature days after the {spec.lookback_days - 1}-day warm-up "
+                f"to train: have {len(complete)}, need at least "
                 f"{training.holdout_days + spec.label.horizon_days + 1} (holdout + purge gap + 1)"
             )
         frame = lake.read(features_key, train + holdout)
@@ -158,6 +163,7 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
                     "training_set_hash": str(pd.util.hash_pandas_object(training_set, index=False).sum()),
                 }
             )
+            tracking.log_dict(reference_bins(train, spec.feature_names), DRIFT_REFERENCE)
             logged = trainer.log_model("model", train[spec.feature_names].head(5), registered_model_name=spec.name)
         version = str(logged.registered_model_version)
 

@@ -4,7 +4,8 @@
 - weekly retrain schedule: training set -> model -> champion;
 - landed-data sensor: new or changed source days run as partition ranges
   (consecutive days go in one single-run request, not one run per day);
-- champion sensor: a new champion rescores the last `rescore_days` days.
+- champion sensor: a new champion rescores the last `rescore_days` days;
+- drift sensor: PSI above the spec's limit on `consecutive_days` days retrains.
 
 Default status comes from ML_PLATFORM_AUTOMATION (`running` or `stopped`,
 default `stopped`) so tests and the UI decide, not the code.
@@ -116,4 +117,26 @@ def build_automation(
         request = range_run_request(days, run_key=f"champion-{event.storage_id}")
         return dg.SensorResult(run_requests=[request], cursor=str(event.storage_id))
 
-    return [daily, retrain], [landed_data, new_champion]
+    @dg.sensor(
+        name=f"{spec.name}_drift_retrain_sensor",
+        job=training_job,
+        minimum_interval_seconds=60,
+        default_status=default_status(),
+        description=f"Retrain {spec.name} when feature PSI exceeds {spec.drift.psi_threshold} on "
+        f"{spec.drift.consecutive_days} consecutive days.",
+    )
+    def drift_retrain(context: dg.SensorEvaluationContext, lake: DataLake) -> dg.SensorResult | dg.SkipReason:
+        days = lake.existing_partitions(keys.drift(spec))[-spec.drift.consecutive_days :]
+        if len(days) < spec.drift.consecutive_days:
+            return dg.SkipReason(f"fewer than {spec.drift.consecutive_days} drift partitions")
+        drift = lake.read(keys.drift(spec), days)
+        worst = drift.groupby("day")["psi"].max()
+        if not (worst > spec.drift.psi_threshold).all():
+            return dg.SkipReason(f"max PSI by day {worst.round(3).to_dict()} within {spec.drift.psi_threshold}")
+        version = drift["champion_version"].iloc[-1]
+        return dg.SensorResult(run_requests=[dg.RunRequest(
+            run_key=f"drift-{days[-1]}-champion-{version}",
+            tags={"ml_platform/trigger": "drift", "ml_platform/drift_days": f"{days[0]}..{days[-1]}"},
+        )])
+
+    return [daily, retrain], [landed_data, new_champion, drift_retrain]

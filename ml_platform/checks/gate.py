@@ -21,15 +21,18 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetC
 from ml_platform.checks.data_gates import CheckOutcome
 
 
+def partitioned_check_spec(
+    name: str, asset_key: dg.AssetKey, partitions_def: dg.PartitionsDefinition, description: str, blocking: bool
+) -> dg.AssetCheckSpec:
+    with warnings.catch_warnings():  # partitioned check specs are a Dagster preview; we rely on them knowingly
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(name, asset=asset_key, description=description, blocking=blocking, partitions_def=partitions_def)
+
+
 def gate_check_specs(
     asset_key: dg.AssetKey, checks: Mapping[str, str], partitions_def: dg.PartitionsDefinition
 ) -> list[dg.AssetCheckSpec]:
-    with warnings.catch_warnings():  # partitioned check specs are a Dagster preview; we rely on them knowingly
-        warnings.simplefilter("ignore", dg.PreviewWarning)
-        return [
-            dg.AssetCheckSpec(name, asset=asset_key, description=description, blocking=True, partitions_def=partitions_def)
-            for name, description in checks.items()
-        ]
+    return [partitioned_check_spec(name, asset_key, partitions_def, text, blocking=True) for name, text in checks.items()]
 
 
 class PartitionGate:

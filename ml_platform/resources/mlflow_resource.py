@@ -17,6 +17,7 @@ import dagster as dg
 
 CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous_champion"
+DRIFT_REFERENCE = "drift_reference.json"
 
 
 class MlflowResource(dg.ConfigurableResource):
@@ -75,6 +76,11 @@ class MlflowResource(dg.ConfigurableResource):
         """Load a registered version as a pyfunc model (its predict gives scores)."""
         mlflow = self.configure()
         return mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
+
+    def load_reference(self, run_id: str) -> dict[str, Any]:
+        """The drift reference logged with a model's training run."""
+        mlflow = self.configure()
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{DRIFT_REFERENCE}")
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
         return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"

@@ -1,0 +1,76 @@
+"""Monitoring assets: daily feature drift of each use case against its champion's training data."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
+
+from ml_platform.assets import keys
+from ml_platform.checks.gate import partitioned_check_spec
+from ml_platform.features.compute import DAY
+from ml_platform.features.drift import population_stability
+from ml_platform.io.parquet_lake import DataLake
+from ml_platform.resources.mlflow_resource import CHAMPION, MlflowResource
+from ml_platform.spec import UseCaseSpec
+
+DRIFT_CHECK = "psi_within_limit"
+
+
+def build_monitoring_assets(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    key, features_key = keys.drift(spec), keys.features(spec)
+    limit = spec.drift.psi_threshold
+
+    @dg.multi_asset(
+        name=f"{spec.name}__drift",
+        specs=[
+            dg.AssetSpec(
+                key,
+                description=f"{spec.name}: population stability index of every feature of the day against the "
+                f"champion's training data. PSI above {limit} on {spec.drift.consecutive_days} consecutive days "
+                "triggers retraining (the drift sensor).",
+                kinds={"parquet", "pandas"},
+                deps=[features_key, keys.champion(spec)],
+                group_name=spec.name,
+                owners=spec.owners,
+                metadata={"dagster/column_schema": dg.TableSchema(columns=[
+                    dg.TableColumn(DAY, "string"), dg.TableColumn("feature", "string"), dg.TableColumn("psi", "float64"),
+                    dg.TableColumn("champion_version", "string"),
+                ])},
+            )
+        ],
+        check_specs=[partitioned_check_spec(DRIFT_CHECK, key, partitions_def,
+                                            f"Every feature's PSI is at most {limit} (warning, not blocking)", blocking=False)],
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        can_subset=True,
+    )
+    def drift(context: dg.AssetExecutionContext, lake: DataLake, mlflow: MlflowResource) -> Iterator[Any]:
+        champion = mlflow.version_by_alias(spec.name, CHAMPION)
+        if champion is None:
+            raise dg.Failure(f"{spec.name}: no champion yet, so no training reference to measure drift against")
+        reference = mlflow.load_reference(champion.run_id)
+        available = set(lake.existing_partitions(features_key))
+        worst: dict[str, float] = {}
+        for day in sorted(context.partition_keys):
+            if day not in available:
+                raise dg.Failure(f"{spec.name}: features for partition {day} are not materialized")
+            psi = population_stability(reference, lake.read(features_key, [day]))
+            lake.write_partition(key, day, pd.DataFrame(
+                {DAY: day, "feature": list(psi), "psi": list(psi.values()), "champion_version": str(champion.version)}
+            ))
+            drifted = {name: round(value, 4) for name, value in psi.items() if value > limit}
+            worst[day] = max(psi.values())
+            yield AssetCheckEvaluation(
+                asset_key=key, check_name=DRIFT_CHECK, passed=not drifted, partition=day,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=f"partition {day}: " + (f"PSI above {limit} for {drifted}" if drifted else f"max PSI {worst[day]:.3f}"),
+                metadata={"max_psi": worst[day], "limit": limit, "drifted": dg.MetadataValue.json(drifted)},
+            )
+        yield dg.MaterializeResult(asset_key=key, metadata={
+            "max_psi": max(worst.values()), "champion_version": str(champion.version),
+            "max_psi_by_partition": dg.MetadataValue.json(worst),
+        })
+
+    return [drift]
