@@ -224,6 +224,13 @@ class TolerationSpec(StrictModel):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
 
 
+class AlertSpec(StrictModel):
+    """Seed 000's daily alert on high-risk entities: scores at or above the threshold are sent."""
+
+    high_score_threshold: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    max_listed: Annotated[int, Field(ge=1, le=500)] = 20
+
+
 class DriftSpec(StrictModel):
     """When feature drift (PSI against the champion's training data) triggers retraining."""
 
@@ -259,6 +266,7 @@ class UseCaseSpec(StrictModel):
     gates: GateSpec = GateSpec()
     schedule: ScheduleSpec = ScheduleSpec()
     drift: DriftSpec = DriftSpec()
+    alerts: AlertSpec = AlertSpec()
     resources: ResourceSpec = ResourceSpec()
 
     @model_validator(mode="after")
@@ -305,6 +313,8 @@ class UseCaseSpec(StrictModel):
                                    *[("gates.max_metrics", m) for m in self.gates.max_metrics]]:
             if metric not in metrics:
                 raise ValueError(f"{field_name}: '{metric}' is not a {self.label.task} metric, expected one of {list(metrics)}")
+        if self.alerts.high_score_threshold is not None and self.label.task != "classification":
+            raise ValueError("alerts.high_score_threshold: only classifiers produce scores in [0, 1]")
         if self.training.holdout_days >= self.training.window_days:
             raise ValueError("training.holdout_days must be smaller than training.window_days")
         return self

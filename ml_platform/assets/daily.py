@@ -29,6 +29,7 @@ from ml_platform.checks.data_gates import (
 from ml_platform.checks.gate import PartitionGate, gate_check_specs
 from ml_platform.features.compute import DAY, compute_features, feature_input_days
 from ml_platform.io.parquet_lake import DataLake
+from ml_platform.resources.alerts import AlertResource
 from ml_platform.resources.mlflow_resource import CHAMPION, MlflowResource
 from ml_platform.resources.sources import EventSource, SourceError
 from ml_platform.spec import FeatureSpec, UseCaseSpec
@@ -185,9 +186,11 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         can_subset=True,
+        retry_policy=SOURCE_RETRY,
     )
     def predictions(
-        context: dg.AssetExecutionContext, config: ChunkConfig, lake: DataLake, mlflow: MlflowResource
+        context: dg.AssetExecutionContext, config: ChunkConfig, lake: DataLake, mlflow: MlflowResource,
+        alerts: AlertResource,
     ) -> Iterator[Any]:
         champion = mlflow.version_by_alias(spec.name, CHAMPION)
         if champion is None:
@@ -195,6 +198,7 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
         model = mlflow.load_model(spec.name, champion.version)
         gate = PartitionGate(key)
         available = set(lake.existing_partitions(features_key))
+        latest_scored = None
         for chunk in _chunks(context.partition_keys, config.chunk_days):
             frame = lake.read(features_key, [day for day in chunk if day in available])
             by_day = dict(tuple(frame.groupby(DAY, sort=False))) if len(frame) else {}
@@ -207,8 +211,11 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
                 if gate.passed(day):
                     lake.write_partition(key, day, scored)
                     gate.record_written(day, len(scored), top_risk=_top_risk_table(scored, spec))
+                    latest_scored = scored
         latest = max(gate.rows, default=None)
         highlights = {f"top_risk_{latest}": gate.partition_metadata[latest]["top_risk"]} if latest else {}
+        if latest and not gate.failures:  # alert on the newest day only: a backfill must not page for history
+            highlights["high_score_alerted"] = _alert_high_scores(alerts, spec, latest, latest_scored)
         yield from gate.conclude(model_version=str(champion.version), **highlights)
 
     return predictions
@@ -224,6 +231,25 @@ def score_frame(model: Any, features: pd.DataFrame, spec: UseCaseSpec, version: 
         scored["score"] = (raw[:, -1] if raw.ndim == 2 else raw).astype("float64")
     scored["model_version"] = str(version)
     return scored
+
+
+def _alert_high_scores(alerts: AlertResource, spec: UseCaseSpec, day: str, scored: pd.DataFrame) -> int:
+    """Send the day's entities at or above the spec's alert threshold; returns how many there were."""
+    threshold = spec.alerts.high_score_threshold
+    if threshold is None:
+        return 0
+    high = scored[scored["score"] >= threshold].nlargest(spec.alerts.max_listed, "score")
+    count = int((scored["score"] >= threshold).sum())
+    if count:
+        listed = ", ".join(f"{entity} ({score:.2f})" for entity, score in zip(high[spec.entity_column], high["score"]))
+        alerts.send(
+            f"{spec.name}: {count} high-risk {spec.entity_column}s on {day}",
+            f"score >= {threshold}: {listed}" + (" ..." if count > len(high) else ""),
+            severity="warning",
+            details={"use_case": spec.name, "partition": day, "count": count,
+                     "entities": [{spec.entity_column: e, "score": s} for e, s in zip(high[spec.entity_column].tolist(), high["score"].tolist())]},
+        )
+    return count
 
 
 def describe_feature(feature: FeatureSpec) -> str:

@@ -8,6 +8,7 @@ import dagster as dg
 
 from ml_platform import settings
 from ml_platform.io.parquet_lake import DataLake, PartitionedParquetIOManager
+from ml_platform.resources.alerts import AlertResource
 from ml_platform.resources.mlflow_resource import MlflowResource
 from ml_platform.resources.sources import EventSource
 
@@ -20,4 +21,5 @@ def default_resources() -> dict[str, dg.ConfigurableResource | dg.ConfigurableIO
         "io_manager": PartitionedParquetIOManager(lake=lake),
         "source": EventSource(data_dir=data_dir, postgres_dsn=os.environ.get("ML_PLATFORM_SOURCE_DSN")),
         "mlflow": MlflowResource(data_dir=data_dir, ui_url=os.environ.get("MLFLOW_UI_URL", "http://127.0.0.1:5000")),
+        "alerts": AlertResource(webhook_url=os.environ.get("ML_PLATFORM_ALERT_WEBHOOK", "")),
     }
