@@ -10,6 +10,7 @@ import dagster as dg
 
 from ml_platform import settings
 from ml_platform.automation.alerts import build_failure_alert_sensor
+from ml_platform.deploy.executors import default_executor
 from ml_platform.factory import build_use_case
 from ml_platform.resources import default_resources
 from ml_platform.spec import SpecError, UseCaseSpec, load_spec
@@ -28,7 +29,7 @@ def build_definitions(specs: list[UseCaseSpec]) -> dg.Definitions:
     return dg.Definitions.merge(
         *[build_use_case(spec) for spec in specs],
         dg.Definitions(
-            resources=default_resources(), executor=dg.in_process_executor, sensors=[build_failure_alert_sensor()]
+            resources=default_resources(), executor=default_executor(), sensors=[build_failure_alert_sensor()]
         ),
     )
 

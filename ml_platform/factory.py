@@ -7,17 +7,24 @@ and schedule comes from the spec.
 from __future__ import annotations
 
 import dagster as dg
+from dagster._core.storage.tags import RETRY_ON_ASSET_OR_OP_FAILURE_TAG
 
 from ml_platform.assets import keys
 from ml_platform.assets.daily import build_daily_assets
 from ml_platform.assets.monitoring import build_monitoring_assets
 from ml_platform.assets.training import build_training_assets
 from ml_platform.automation.triggers import build_automation
+from ml_platform.deploy.executors import training_executor
 from ml_platform.spec import UseCaseSpec
 
 
 def daily_partitions(spec: UseCaseSpec) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=spec.start_date.isoformat(), timezone=spec.schedule.timezone)
+
+
+# Gate failures are deterministic: let run retries (dagster.yaml, the Helm values) redo crashed
+# workers, never runs that a failed gate stopped, whatever the deployed instance's default.
+NO_RETRY_ON_GATE_FAILURE = {RETRY_ON_ASSET_OR_OP_FAILURE_TAG: "false"}
 
 
 def build_use_case(spec: UseCaseSpec) -> dg.Definitions:
@@ -34,18 +41,23 @@ def build_use_case(spec: UseCaseSpec) -> dg.Definitions:
         ),
         partitions_def=partitions_def,
         description=f"{spec.name}: ingest and gate a day range, compute features, score with the champion, measure drift.",
+        tags=NO_RETRY_ON_GATE_FAILURE,
+        executor_def=dg.in_process_executor,  # no GPU step: one process (one pod) per run, wherever it runs
     )
     training_job = dg.define_asset_job(
         f"{spec.name}_training",
         selection=dg.AssetSelection.assets(keys.training_set(spec), keys.model(spec), keys.champion(spec)),
         description=f"{spec.name}: build the training set, train a challenger, promote it if it passes the gates.",
-        tags={"ml_platform/use_case": spec.name, "ml_platform/kind": "training"},
+        tags={"ml_platform/use_case": spec.name, "ml_platform/kind": "training", **NO_RETRY_ON_GATE_FAILURE},
+        executor_def=training_executor(),
     )
     rescore_job = dg.define_asset_job(
         f"{spec.name}_rescore",
         selection=dg.AssetSelection.assets(keys.predictions(spec), keys.drift(spec)),
         partitions_def=partitions_def,
         description=f"{spec.name}: recompute predictions and drift with the current champion.",
+        tags=NO_RETRY_ON_GATE_FAILURE,
+        executor_def=dg.in_process_executor,
     )
     schedules, sensors = build_automation(spec, partitions_def, daily_job, training_job, rescore_job)
     return dg.Definitions(

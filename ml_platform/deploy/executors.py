@@ -28,8 +28,14 @@ def on_kubernetes() -> bool:
 
 
 def default_executor() -> dg.ExecutorDefinition:
-    """The Definitions-wide executor: steps run inside the run's own process (or pod)."""
-    return dg.in_process_executor
+    """The Definitions-wide executor, used by the UI's asset materializations and backfills.
+
+    Locally every step runs in the run's process. On Kubernetes each step gets its own pod,
+    so a `model` materialized straight from the asset graph is placed on a GPU node exactly
+    like one launched by the training job (op tags are ignored by other executors). With
+    single-run backfills that is a handful of pods per run, not per partition.
+    """
+    return training_executor() or dg.in_process_executor
 
 
 def training_executor() -> dg.ExecutorDefinition | None:

@@ -1,0 +1,256 @@
+"""helm/ml-platform rendered offline with Helm's own engine, linted and validated as Kubernetes objects.
+
+Rendering and linting use helm-python-sdk (Helm's Go SDK as a library: no binary, no cluster,
+no network). The official Dagster chart is a declared dependency that `helm dependency update`
+downloads; there is no network here, so these tests render our own templates (the dependency
+is simply absent from charts/) and check the values we hand to the Dagster chart separately:
+against the repo's dagster.yaml (queue limits, monitoring, retries) and against the names our
+own templates create. If the Dagster chart tarball has been fetched into charts/, the last test
+also renders the whole release, Dagster chart included, and validates every object of it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from ml_platform.deploy import chart as charts
+from ml_platform.deploy.instance import (
+    chart_values_for,
+    instance_sections_from_chart_values,
+    load_instance_config,
+    shared_sections,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CHART = REPO_ROOT / "helm" / "ml-platform"
+RELEASE = "ml-platform"
+NAMESPACE = "ml-platform"
+# The chart's minimum (Chart.yaml kubeVersion) and the newest schema kubernetes-validate ships.
+KUBE_VERSIONS = ("1.27.0", "1.37.0")
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "gpu": charts.load_values(CHART / "values-gpu.yaml", keep_nulls=True),
+    "pvc-artifacts": {"mlflow": {"artifacts": {"type": "pvc"}}, "data": {"create": False}},
+    "minio-no-metrics": {
+        "mlflow": {"artifacts": {"s3": {"endpointUrl": "http://minio.minio:9000"}}},
+        "prometheus": {"scrapeAnnotations": False},
+        "platform": {"lake": "s3://ml-platform/lake", "extraEnv": {"FSSPEC_S3_ENDPOINT_URL": "http://minio.minio:9000"}},
+    },
+    "without-mlflow": {"mlflow": {"enabled": False}},
+}
+
+
+def render(overrides: dict[str, Any]) -> list[dict[str, Any]]:
+    return charts.render_manifests(CHART, overrides, RELEASE, NAMESPACE)
+
+
+def by_kind(documents: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(doc["kind"], doc["metadata"]["name"]): doc for doc in documents}
+
+
+def default_values() -> dict[str, Any]:
+    return charts.load_values(CHART / "values.yaml")
+
+
+def assert_contains(actual: Any, expected: Any, path: str = "") -> None:
+    """Every key of `expected` is in `actual` with the same value (maps compared recursively)."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict), f"{path}: expected a mapping, got {actual!r}"
+        for key, value in expected.items():
+            assert key in actual, f"{path}.{key} missing"
+            assert_contains(actual[key], value, f"{path}.{key}")
+    else:
+        assert actual == expected, f"{path}: {actual!r} != {expected!r}"
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_rendered_manifest_is_a_valid_kubernetes_object(variant: str) -> None:
+    documents = render(VARIANTS[variant])
+    assert documents
+    for document in documents:
+        for version in KUBE_VERSIONS:
+            kubernetes_validate.validate(document, version, strict=True)
+    kinds = {(doc["kind"], doc["metadata"]["name"]) for doc in documents}
+    assert ("ConfigMap", "ml-platform-config") in kinds
+    assert (("Deployment", "ml-platform-mlflow") in kinds) == (variant != "without-mlflow")
+    assert (("PersistentVolumeClaim", "ml-platform-data") in kinds) == (variant != "pvc-artifacts")
+    assert (("PersistentVolumeClaim", "ml-platform-mlflow-artifacts") in kinds) == (variant == "pvc-artifacts")
+    assert (("ResourceQuota", "ml-platform-gpu") in kinds) == (variant == "gpu")
+    ours = [doc for doc in documents if doc["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") == "ml-platform"]
+    assert ours and not [doc for doc in ours if doc["kind"] == "Secret"], "our chart never renders credentials"
+
+
+def test_the_platform_configmap_carries_the_environment_of_every_platform_pod() -> None:
+    values = default_values()
+    configmap = by_kind(render({}))[("ConfigMap", values["platform"]["configMapName"])]["data"]
+    assert configmap["ML_PLATFORM_ENV"] == "k8s"
+    assert configmap["ML_PLATFORM_DATA_DIR"] == values["platform"]["dataDir"]
+    assert configmap["MLFLOW_TRACKING_URI"] == f"http://ml-platform-mlflow.{NAMESPACE}.svc.cluster.local:5000"
+    assert configmap["ML_PLATFORM_GPU_IMAGE"] == f"{values['gpuImage']['repository']}:{values['gpuImage']['tag']}"
+    assert json.loads(configmap["ML_PLATFORM_GPU_NODE_SELECTOR"]) == values["gpu"]["nodeSelector"]
+    assert json.loads(configmap["ML_PLATFORM_GPU_TOLERATIONS"]) == values["gpu"]["tolerations"]
+    assert "ML_PLATFORM_LAKE" not in configmap  # default: <dataDir>/lake on the shared volume
+
+
+def test_gpu_values_set_the_gpu_pool_and_a_namespace_gpu_quota() -> None:
+    documents = by_kind(render(VARIANTS["gpu"]))
+    quota = documents[("ResourceQuota", "ml-platform-gpu")]
+    assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": "2"}
+    configmap = documents[("ConfigMap", "ml-platform-config")]["data"]
+    assert json.loads(configmap["ML_PLATFORM_GPU_NODE_SELECTOR"]) == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+    assert json.loads(configmap["ML_PLATFORM_GPU_TOLERATIONS"]) == [
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
+    ]
+    assert configmap["ML_PLATFORM_GPU_IMAGE"].startswith("europe-docker.pkg.dev/")
+
+
+def test_mlflow_uses_postgres_and_proxied_artifacts_without_a_password_in_the_manifest() -> None:
+    values = default_values()
+    store = values["mlflow"]["backendStore"]
+    deployment = by_kind(render({}))[("Deployment", "ml-platform-mlflow")]
+    pod = deployment["spec"]["template"]
+    (server,) = pod["spec"]["containers"]
+    args = server["args"]
+    assert f"--backend-store-uri=postgresql+psycopg2://$(MLFLOW_DB_USER):$(MLFLOW_DB_PASSWORD)@{store['host']}:{store['port']}/{store['database']}" in args
+    assert "--serve-artifacts" in args
+    assert f"--artifacts-destination={values['mlflow']['artifacts']['s3']['destination']}" in args
+    allowed = next(arg for arg in args if arg.startswith("--allowed-hosts=")).split("=", 1)[1].split(",")
+    assert f"ml-platform-mlflow.{NAMESPACE}.svc.cluster.local:5000" in allowed and "ml-platform-mlflow:5000" in allowed
+    env = {item["name"]: item for item in server["env"]}
+    assert env["MLFLOW_DB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": store["passwordSecret"], "key": store["passwordKey"]}
+    for name, item in env.items():
+        if any(word in name for word in ("PASSWORD", "SECRET", "KEY")):
+            assert "value" not in item, f"{name} must come from a Secret"
+    assert pod["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true", "prometheus.io/port": "5000", "prometheus.io/path": "/metrics",
+    }
+    assert "--expose-prometheus=/tmp/mlflow-metrics" in args
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert server["readinessProbe"]["httpGet"]["path"] == "/health"
+
+    plain = by_kind(render(VARIANTS["minio-no-metrics"]))[("Deployment", "ml-platform-mlflow")]["spec"]["template"]
+    assert "annotations" not in plain["metadata"]
+    assert {"name": "MLFLOW_S3_ENDPOINT_URL", "value": "http://minio.minio:9000"} in plain["spec"]["containers"][0]["env"]
+    pvc = by_kind(render(VARIANTS["pvc-artifacts"]))[("Deployment", "ml-platform-mlflow")]
+    assert pvc["spec"]["strategy"] == {"type": "Recreate"}
+    assert "--artifacts-destination=/mlartifacts" in pvc["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+# --------------------------------------------------------------------------- lint and schema
+
+
+def test_the_chart_lints_clean_apart_from_the_unfetched_dependency(tmp_path: Path) -> None:
+    import helm_python as helm
+
+    report = helm.lint(str(CHART), kube_version="v1.30.0")
+    assert report["errors"] == []
+    warnings = [m["error"] for m in report["messages"] if m["severity"] >= 2]
+    assert warnings == ["chart directory is missing these dependencies: dagster"] or warnings == [], warnings
+
+    # Strict lint (warnings are errors) of the same templates with the dependency declaration removed.
+    copy = Path(shutil.copytree(CHART, tmp_path / "ml-platform", ignore=shutil.ignore_patterns("charts")))
+    metadata = yaml.safe_load((copy / "Chart.yaml").read_text())
+    metadata.pop("dependencies")
+    (copy / "Chart.yaml").write_text(yaml.safe_dump(metadata))
+    for values in ({}, VARIANTS["gpu"], VARIANTS["pvc-artifacts"]):
+        strict = helm.lint(str(copy), values, strict=True, kube_version="v1.30.0")
+        assert strict["errors"] == [], strict
+
+
+@pytest.mark.parametrize(
+    "bad, where",
+    [
+        ({"image": {"tag": 1}}, "/image/tag"),
+        ({"gpu": {"quota": -1}}, "/gpu/quota"),
+        ({"gpu": {"tolerations": [{"key": "k", "effect": "Sometimes"}]}}, "/gpu/tolerations/0/effect"),
+        ({"platform": {"dataDir": "relative/path"}}, "/platform/dataDir"),
+        ({"platform": {"unknown": True}}, "/platform"),
+        ({"mlflow": {"artifacts": {"type": "ftp"}}}, "/mlflow/artifacts/type"),
+        ({"secrets": {"platform": "Not_A_Name"}}, "/secrets/platform"),
+    ],
+)
+def test_the_values_schema_rejects_mistakes_naming_the_key(bad: dict[str, Any], where: str) -> None:
+    import helm_python as helm
+
+    with pytest.raises(helm.HelmValuesError, match=where):
+        render(bad)
+
+
+def test_the_values_schema_documents_every_key_of_our_own() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = default_values()
+    assert set(values) <= set(schema["properties"])
+    text = (CHART / "values.yaml").read_text()
+    for key in set(values) - {"dagster"}:
+        index = text.index(f"\n{key}:")
+        assert text[:index].rstrip().splitlines()[-1].startswith("#"), f"{key} has no comment above it"
+
+
+# --------------------------------------------------------------------------- the Dagster chart's values
+
+
+def test_the_dagster_chart_values_agree_with_the_local_dagster_yaml() -> None:
+    """One definition of the queue, monitoring and retries: dagster.yaml, and the chart says the same."""
+    local = load_instance_config(REPO_ROOT / "dagster.yaml")
+    dagster_values = default_values()["dagster"]
+    assert_contains(dagster_values, chart_values_for(local), "dagster")
+    rendered = instance_sections_from_chart_values(dagster_values)
+    assert shared_sections(rendered) == shared_sections(local)
+    # Kubernetes adds only what its launcher can do: resume a run whose pod died.
+    assert rendered["run_monitoring"]["max_resume_run_attempts"] >= 1
+
+
+def test_the_dagster_chart_values_wire_our_image_config_secrets_and_volume() -> None:
+    values = default_values()
+    dagster_values = values["dagster"]
+    dependency = yaml.safe_load((CHART / "Chart.yaml").read_text())["dependencies"][0]
+    assert (dependency["name"], dependency["version"]) == ("dagster", importlib.metadata.version("dagster"))
+
+    deployment = charts.user_deployment(dagster_values)
+    assert deployment["image"] == values["image"]
+    assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True
+    args = deployment["dagsterApiGrpcArgs"]
+    module = importlib.import_module(args[args.index("--module-name") + 1])
+    assert hasattr(module, args[args.index("--attribute") + 1])
+    assert [c["name"] for c in deployment["envConfigMaps"]] == [values["platform"]["configMapName"]]
+    assert [s["name"] for s in deployment["envSecrets"]] == [values["secrets"]["platform"]]
+    assert deployment["volumes"][0]["persistentVolumeClaim"]["claimName"] == values["data"]["claimName"]
+    assert deployment["volumeMounts"][0]["mountPath"] == values["platform"]["dataDir"]
+
+    assert dagster_values["global"]["postgresqlSecretName"] == values["secrets"]["postgres"]
+    assert dagster_values["generatePostgresqlPasswordSecret"] is False
+    assert dagster_values["postgresql"]["enabled"] is False
+    assert dagster_values["postgresql"]["postgresqlScheme"] == "postgresql+psycopg2"
+    assert dagster_values["migrate"]["enabled"] is True
+    assert dagster_values["runLauncher"]["type"] == "K8sRunLauncher"
+    launcher = charts.run_launcher_config(dagster_values, RELEASE, NAMESPACE)
+    assert launcher["run_k8s_config"]["job_spec_config"]["ttlSecondsAfterFinished"] > 0
+    assert launcher["postgres_password_secret"] == values["secrets"]["postgres"]
+    assert launcher["instance_config_map"] == "ml-platform-dagster-instance"
+
+
+def test_the_whole_release_with_the_fetched_dagster_chart_is_valid() -> None:
+    tarballs = sorted((CHART / "charts").glob("dagster-*.tgz"))
+    if not tarballs:
+        pytest.skip("the Dagster chart is not in helm/ml-platform/charts/: `helm dependency update` needs network")
+    documents = render({})
+    for document in documents:
+        kubernetes_validate.validate(document, KUBE_VERSIONS[-1], strict=True)
+    instance = next(d for d in documents if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-instance"))
+    rendered = yaml.safe_load(instance["data"]["dagster.yaml"])
+    local = load_instance_config(REPO_ROOT / "dagster.yaml")
+    for section in ("run_coordinator", "run_retries", "telemetry"):
+        assert_contains(rendered[section], local[section], section)
