@@ -41,6 +41,9 @@ _SCRUBBED_ENV = (
     "ML_PLATFORM_AUTOMATION",
     "ML_PLATFORM_LAKE",
     "ML_PLATFORM_SPECS_DIR",
+    "ML_PLATFORM_ENV",
+    "ML_PLATFORM_ALERT_WEBHOOK",  # tests and benchmarks never page anyone
+    "ML_PLATFORM_SOURCE_DSN",
     "MLFLOW_TRACKING_URI",
 )
 
