@@ -18,9 +18,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-dagster-home:
+dagster-home: install
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@# create the SQLite schemas up front: webserver and daemon racing to create them can fail
+	$(BIN)/dagster instance migrate > /dev/null
 
 demo: install dagster-home
 	$(BIN)/ml-platform demo --days $(DEMO_DAYS)
