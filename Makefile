@@ -32,7 +32,7 @@ ui: install dagster-home
 	@echo "Dagster UI on http://localhost:3000 (Ctrl-C stops webserver, daemon and code server)"
 	ML_PLATFORM_AUTOMATION=$${ML_PLATFORM_AUTOMATION:-running} $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-validate: install
+validate: dagster-home
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 test: install

@@ -72,11 +72,13 @@ def test_daily_schedule_targets_yesterday_and_retrain_is_weekly() -> None:
     assert defs.get_schedule_def("churn_retrain_schedule").cron_schedule == "0 3 * * 1"
 
 
-def test_dagster_definitions_validate_on_the_workspace() -> None:
+def test_dagster_definitions_validate_on_the_workspace(tmp_path: Path) -> None:
     dagster = Path(sys.executable).parent / "dagster"
+    environment = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    (tmp_path / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
     completed = subprocess.run(
         [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=REPO, capture_output=True, text=True, timeout=180,
+        cwd=REPO, capture_output=True, text=True, timeout=180, env=environment,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "ml_platform" in completed.stdout + completed.stderr

@@ -67,9 +67,12 @@ def gpu_variant(spec: UseCaseSpec) -> UseCaseSpec:
 # --------------------------------------------------------------------------- the job under test
 
 
-def platform_job(job_name: str, gpu: bool) -> dg.JobDefinition:
-    """A platform job as the code location builds it; module-level so Dagster can reconstruct it."""
-    spec = next(spec for spec in load_specs() if spec.name == "churn")
+def platform_job(job_name: str, gpu: bool, use_case: str = "churn") -> dg.JobDefinition:
+    """A platform job as the code location builds it; module-level so Dagster can reconstruct it.
+
+    `gpu` turns the churn spec into a GPU variant; shipped GPU use cases (fraud) come as they are.
+    """
+    spec = next(spec for spec in load_specs() if spec.name == use_case)
     job = build_definitions([gpu_variant(spec) if gpu else spec]).resolve_job_def(job_name)
     if job.executor_def.name != "k8s":  # see test_training_jobs_get_the_k8s_executor_on_kubernetes
         job = job.with_executor_def(k8s_job_executor)
@@ -135,7 +138,7 @@ def k8s_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Record
 
 def launch_steps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, values_files: tuple[str, ...], job_name: str, gpu: bool,
-    selection: list[dg.AssetKey], tags: dict[str, str] | None = None,
+    selection: list[dg.AssetKey], tags: dict[str, str] | None = None, use_case: str = "churn",
 ) -> None:
     """Execute `job_name` as its run pod would, on the instance the Dagster chart configures."""
     values = chart_values(*values_files)["dagster"]
@@ -146,7 +149,7 @@ def launch_steps(
     launcher = dagster_chart.run_launcher_config(values, RELEASE, NAMESPACE)
     # Outside a cluster: read the (never contacted) kubeconfig instead of the pod's service account.
     launcher = {**launcher, "load_incluster_config": False, "kubeconfig_file": str(tmp_path / "kubeconfig")}
-    recon = dg.build_reconstructable_job(__name__, "platform_job", reconstructable_args=(job_name, gpu))
+    recon = dg.build_reconstructable_job(__name__, "platform_job", reconstructable_args=(job_name, gpu, use_case))
     repository = recon.repository._replace(
         container_image=dagster_chart.user_deployment_image(values),  # DAGSTER_CURRENT_IMAGE of the code server
         container_context=dagster_chart.user_deployment_container_context(values, RELEASE, NAMESPACE),
@@ -254,6 +257,35 @@ def test_the_gpu_training_step_gets_its_own_gpu_pod_from_the_spec_and_the_cluste
     assert values["platform"]["configMapName"] in config_maps and values["secrets"]["platform"] in secrets
     assert {"name": "DAGSTER_RUN_STEP_KEY", "value": f"{churn_spec.name}__model"} in main["env"]
     assert manifest["spec"]["ttlSecondsAfterFinished"] == 43200
+
+
+def test_shipped_gpu_and_cpu_use_cases_get_and_do_not_get_gpu_training_pods(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, k8s_jobs: RecordingBatchApi
+) -> None:
+    """fraud.yaml asks for a GPU with its own node selector and tolerations; churn.yaml asks for none."""
+    specs = {spec.name: spec for spec in load_specs()}
+    values = chart_values("values.yaml")
+    for use_case in ("fraud", "churn"):
+        launch_steps(tmp_path, monkeypatch, ("values.yaml",), f"{use_case}_training", gpu=False,
+                     selection=[keys.model(specs[use_case])], use_case=use_case)
+    fraud_job, churn_job = (job_manifest(job) for job in k8s_jobs.jobs)
+    for manifest in (fraud_job, churn_job):
+        validate_manifest(manifest)
+
+    fraud = specs["fraud"].resources
+    pod, main = fraud_job["spec"]["template"]["spec"], container(fraud_job)
+    assert fraud_job["metadata"]["labels"]["dagster/op"] == "fraud__model"
+    assert main["image"] == f"{values['gpuImage']['repository']}:{values['gpuImage']['tag']}"
+    assert main["resources"]["limits"][GPU_RESOURCE] == str(fraud.gpu) == "1"
+    assert main["resources"]["requests"] == {"cpu": fraud.cpu, "memory": fraud.memory}
+    assert fraud.node_selector.items() <= pod["nodeSelector"].items()
+    assert [t.model_dump(exclude_none=True) for t in fraud.tolerations] == pod["tolerations"]
+
+    pod, main = churn_job["spec"]["template"]["spec"], container(churn_job)
+    assert churn_job["metadata"]["labels"]["dagster/op"] == "churn__model"
+    assert GPU_RESOURCE not in main["resources"].get("limits", {})
+    assert not any(GPU_RESOURCE in str(t) for t in pod.get("tolerations") or [])
+    assert main["image"] != f"{values['gpuImage']['repository']}:{values['gpuImage']['tag']}"
 
 
 def test_a_gpu_spec_with_its_own_placement_overrides_the_cluster_defaults(
