@@ -177,6 +177,8 @@ class GateSpec(StrictModel):
     max_metrics: dict[Metric, float] = Field(default_factory=dict)
     compare_metric: Metric = "roc_auc"
     max_regression: Annotated[float, Field(ge=0.0)] = 0.0
+    # seed 003: promote only if the challenger is better with this confidence (paired bootstrap on the holdout)
+    min_improvement_confidence: Annotated[float, Field(gt=0.5, lt=1.0)] | None = None
 
     @field_validator("min_metrics")
     @classmethod

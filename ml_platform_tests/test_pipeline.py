@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from ml_platform.assets import keys
-from ml_platform.assets.training import rollback
+from ml_platform.assets.training import SIGNIFICANCE_CHECK, promote, rollback
 from ml_platform.checks.data_gates import FEATURE_CHECKS, PREDICTION_CHECKS, raw_checks
 from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.io.parquet_lake import DataLake
@@ -115,3 +115,30 @@ def test_worse_challenger_is_refused_then_better_one_promoted_and_rollback_resto
     assert scored.success
     lake = DataLake(base_path=str(trained_copy / "lake"))
     assert set(lake.read(keys.predictions(churn_spec), ["2025-02-18", "2025-02-19"])["model_version"]) == {original}
+
+
+def test_significance_gate_promotes_only_a_challenger_that_is_better_beyond_noise(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
+    """Seed 003: deploy only if statistically better than production on the same data."""
+    strict = churn_spec.model_copy(update={"gates": churn_spec.gates.model_copy(update={"min_improvement_confidence": 0.95})})
+    defs, instance = build_definitions([strict]), dg.DagsterInstance.ephemeral()
+    mlflow = default_resources()["mlflow"]
+    original = str(mlflow.version_by_alias("churn", CHAMPION).version)
+
+    def train_strict(**config) -> dg.ExecuteInProcessResult:  # noqa: ANN003
+        run_config = {"ops": {"churn__model": {"config": config}}} if config else None
+        return materialize_stages(defs, strict, TRAINING_STAGES, instance, run_config=run_config)
+
+    same = train_strict()  # the same data and seed: equal, so not significantly better
+    checks = {e.check_name: e for e in same.get_asset_check_evaluations()}
+    assert checks["not_worse_than_champion"].passed and not checks[SIGNIFICANCE_CHECK].passed
+    assert str(mlflow.version_by_alias("churn", CHAMPION).version) == original
+
+    weak = train_strict(params={"n_estimators": 2, "max_depth": 2})
+    weak_version = weak.asset_materializations_for_node("churn__model")[0].metadata["mlflow_version"].value
+    promote(mlflow, "churn", weak_version)  # production is running a weak model (say, after a bad rollback)
+
+    better = train_strict()
+    checks = {e.check_name: e for e in better.get_asset_check_evaluations()}
+    assert checks[SIGNIFICANCE_CHECK].passed and checks[SIGNIFICANCE_CHECK].metadata["confidence"].value >= 0.95
+    assert better.success
+    assert str(mlflow.version_by_alias("churn", CHAMPION).version) not in (original, weak_version)

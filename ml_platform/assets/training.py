@@ -21,11 +21,12 @@ from ml_platform.deploy.k8s import training_op_tags, training_pool
 from ml_platform.features.compute import DAY, compute_labels, label_input_days
 from ml_platform.features.drift import reference_bins
 from ml_platform.io.parquet_lake import DataLake
-from ml_platform.models.trainers import build_trainer, classification_metrics, regression_metrics
+from ml_platform.models.trainers import build_trainer, classification_metrics, improvement_confidence, regression_metrics
 from ml_platform.resources.mlflow_resource import CHAMPION, DRIFT_REFERENCE, PREVIOUS_CHAMPION, MlflowResource
-from ml_platform.spec import UseCaseSpec
+from ml_platform.spec import LOWER_IS_BETTER, UseCaseSpec
 
 THRESHOLD_TAG = "decision_threshold"
+SIGNIFICANCE_CHECK = "significantly_better_than_champion"
 MLFLOW_RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
@@ -120,6 +121,11 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 "not_worse_than_champion", asset=key, blocking=True,
                 description=f"Holdout {gates.compare_metric} no worse than the champion's (tolerance {gates.max_regression})",
             ),
+            *([dg.AssetCheckSpec(
+                SIGNIFICANCE_CHECK, asset=key, blocking=True,
+                description=f"Holdout {gates.compare_metric} better than the champion's in at least "
+                f"{gates.min_improvement_confidence:.0%} of paired bootstrap resamples",
+            )] if gates.min_improvement_confidence is not None else []),
         ],
         group_name=spec.name,
         owners=spec.owners,
@@ -136,14 +142,21 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         labels = train["label"].sample(frac=1.0, random_state=0).to_numpy() if config.shuffle_labels else train["label"]
         params = {"random_state": spec.training.seed, **spec.model.params, **config.params}
         trainer = build_trainer(spec.model.type, params).fit(train[spec.feature_names], pd.Series(labels), train[DAY])
-        metrics = evaluate(spec, holdout, trainer.predict(holdout[spec.feature_names]), trainer.threshold)
+        scores = trainer.predict(holdout[spec.feature_names])
+        metrics = evaluate(spec, holdout, scores, trainer.threshold)
 
         champion = mlflow.version_by_alias(spec.name, CHAMPION)
-        champion_metrics = None
+        champion_metrics, confidence = None, None
         if champion is not None:
             scored = score_frame(mlflow.load_model(spec.name, champion.version), holdout, spec, champion.version)
             champion_threshold = float(champion.tags.get(THRESHOLD_TAG, 0.5))
             champion_metrics = evaluate(spec, holdout, scored["score"].to_numpy(), champion_threshold)
+            if gates.min_improvement_confidence is not None:
+                naive = holdout[spec.label.naive_feature].to_numpy() if spec.label.naive_feature else None
+                confidence = improvement_confidence(
+                    gates.compare_metric, gates.compare_metric in LOWER_IS_BETTER, holdout["label"].to_numpy(), naive,
+                    (scores, trainer.threshold), (scored["score"].to_numpy(), champion_threshold), seed=spec.training.seed,
+                )
 
         client = mlflow.client()
         tracking = mlflow.configure()
@@ -152,6 +165,8 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
             tracking.log_params({**params, "model_type": spec.model.type, "shuffle_labels": config.shuffle_labels,
                                  "decision_threshold": trainer.threshold})
             tracking.log_metrics({f"holdout_{name}": value for name, value in metrics.items()})
+            if confidence is not None:
+                tracking.log_metric("improvement_confidence", confidence)
             tracking.set_tags(
                 {
                     "dagster_run_id": context.run_id,
@@ -170,7 +185,8 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         failed_thresholds = gates.failures(metrics)
         compare = gates.compare_metric
         no_worse = gates.no_worse(metrics, champion_metrics)
-        gates_passed = not failed_thresholds and no_worse
+        significant = confidence is None or confidence >= gates.min_improvement_confidence
+        gates_passed = not failed_thresholds and no_worse and significant
         client.set_model_version_tag(spec.name, version, "gates", "passed" if gates_passed else "failed")
         if trainer.threshold is not None:
             client.set_model_version_tag(spec.name, version, THRESHOLD_TAG, str(trainer.threshold))
@@ -182,6 +198,7 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
             "metrics": metrics,
             "champion_version": str(champion.version) if champion else None,
             "champion_metrics": champion_metrics,
+            "improvement_confidence": confidence,
             "gates_passed": gates_passed,
         }
         yield dg.Output(
@@ -217,6 +234,15 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 + (f"v{champion.version} {champion_metrics[compare]:.4f}" if champion_metrics else "(none yet)")
             ),
         )
+        if gates.min_improvement_confidence is not None:
+            yield dg.AssetCheckResult(
+                check_name=SIGNIFICANCE_CHECK,
+                passed=significant,
+                metadata={"confidence": confidence if confidence is not None else "no champion yet",
+                          "required": gates.min_improvement_confidence},
+                description=f"version {version} beats the champion's {compare} in "
+                + (f"{confidence:.1%} of bootstrap resamples" if confidence is not None else "- (no champion yet)"),
+            )
 
     return model
 

@@ -125,3 +125,47 @@ def regression_metrics(labels: np.ndarray, predictions: np.ndarray, naive: np.nd
         "naive_rmse": float(np.sqrt(np.mean((naive - labels) ** 2))),
         "skill_vs_naive": 1.0 - mae / naive_mae if naive_mae > 0 else 0.0,
     }
+
+
+def metric_value(name: str, labels: np.ndarray, scores: np.ndarray, threshold: float | None, naive: np.ndarray | None) -> float:
+    """One metric with numpy alone: cheap enough to recompute on hundreds of bootstrap resamples."""
+    if name in ("mae", "rmse", "skill_vs_naive"):
+        errors = scores - labels
+        if name == "rmse":
+            return float(np.sqrt(np.mean(errors**2)))
+        mae = float(np.mean(np.abs(errors)))
+        naive_mae = float(np.mean(np.abs(naive - labels))) if naive is not None else 0.0
+        return mae if name == "mae" else (1.0 - mae / naive_mae if naive_mae > 0 else 0.0)
+    positives = labels == 1
+    if name == "roc_auc":
+        n_pos, n_neg = int(positives.sum()), int((~positives).sum())
+        if not n_pos or not n_neg:
+            return 0.5
+        ranks = pd.Series(scores).rank().to_numpy()  # ties get their average rank (Mann-Whitney U)
+        return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    predicted = scores >= (0.5 if threshold is None else threshold)
+    true_positives = float((predicted & positives).sum())
+    if name == "accuracy":
+        return float((predicted == positives).mean())
+    if name == "precision":
+        return true_positives / max(float(predicted.sum()), 1.0)
+    if name == "recall":
+        return true_positives / max(float(positives.sum()), 1.0)
+    return 2 * true_positives / max(float(predicted.sum() + positives.sum()), 1.0)
+
+
+def improvement_confidence(
+    metric: str, lower_is_better: bool, labels: np.ndarray, naive: np.ndarray | None,
+    challenger: tuple[np.ndarray, float | None], champion: tuple[np.ndarray, float | None],
+    resamples: int = 300, seed: int = 0,
+) -> float:
+    """Share of paired bootstrap resamples of the holdout on which the challenger beats the champion."""
+    rng = np.random.default_rng(seed)
+    wins = 0
+    for _ in range(resamples):
+        rows = rng.integers(0, len(labels), size=len(labels))
+        sample_naive = naive[rows] if naive is not None else None
+        ours = metric_value(metric, labels[rows], challenger[0][rows], challenger[1], sample_naive)
+        theirs = metric_value(metric, labels[rows], champion[0][rows], champion[1], sample_naive)
+        wins += (ours < theirs) if lower_is_better else (ours > theirs)
+    return wins / resamples
