@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     rollback = commands.add_parser("rollback", help="make the previous champion the champion again")
     rollback.add_argument("use_case")
 
+    metrics = commands.add_parser("metrics", help="serve Prometheus metrics of runs, partitions, gates, champions, drift")
+    metrics.add_argument("--port", type=_positive_int, default=9108)
+    metrics.add_argument("--host", default="127.0.0.1")
+
     scaffold = commands.add_parser("new-use-case", help="write a commented spec to start your own use case from")
     scaffold.add_argument("name", help="lower_snake_case name, also the asset-key prefix")
     scaffold.add_argument("--dir", type=Path, default=None, help="where to write NAME.yaml (default: $ML_PLATFORM_SPECS_DIR or ./specs)")
@@ -43,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
             print(_summary(args.use_case))
         elif args.command == "rollback":
             return _rollback(args.use_case)
+        elif args.command == "metrics":
+            from ml_platform.monitoring import serve
+
+            _instance()  # DAGSTER_HOME defaults to ./.dagster_home, as for the demo
+            serve(args.port, args.host)
         elif args.command == "new-use-case":
             from ml_platform.scaffold import write_scaffold
 

@@ -1,0 +1,97 @@
+"""Prometheus metrics of the platform (seed 001; Dagster OSS has no exporter, dagster#4480).
+
+`ml-platform metrics --port 9108` serves `/metrics`, computed at each scrape
+from the Dagster instance, the lake and MLflow: run counts by status, per-asset
+partition counts and freshness, recent gate failures, each champion's version
+and holdout metrics, and the newest day's worst feature drift.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+from ml_platform.assets import keys
+from ml_platform.spec import UseCaseSpec
+
+PARTITIONED_STAGES = ("raw_events", "features", "predictions", "drift")
+RECENT_CHECK_EVALUATIONS = 200
+
+
+class PlatformCollector:
+    """A prometheus_client collector; every scrape reads the current state, nothing is cached."""
+
+    def __init__(self, instance: Any, specs: list[UseCaseSpec], defs: Any) -> None:
+        self.instance, self.specs = instance, specs
+        self.lake, self.mlflow = defs.resources["lake"], defs.resources["mlflow"]
+        self.checks_by_asset: dict[Any, list[Any]] = {}
+        for check_key in sorted(defs.resolve_asset_graph().asset_check_keys, key=lambda k: k.to_user_string()):
+            self.checks_by_asset.setdefault(check_key.asset_key, []).append(check_key)
+
+    def collect(self) -> Iterator[Any]:
+        from dagster import DagsterRunStatus, RunsFilter
+        from prometheus_client.core import GaugeMetricFamily
+
+        runs = GaugeMetricFamily("ml_platform_runs", "Dagster runs by status", labels=["status"])
+        for status in DagsterRunStatus:
+            runs.add_metric([status.value], self.instance.get_runs_count(RunsFilter(statuses=[status])))
+        yield runs
+
+        partitions = GaugeMetricFamily("ml_platform_materialized_partitions", "Materialized daily partitions", labels=["use_case", "asset"])
+        freshness = GaugeMetricFamily("ml_platform_latest_partition_timestamp_seconds",
+                                      "Start of the newest materialized partition (UTC)", labels=["use_case", "asset"])
+        failures = GaugeMetricFamily("ml_platform_check_recent_failures",
+                                     f"Failed evaluations among each check's last {RECENT_CHECK_EVALUATIONS}",
+                                     labels=["use_case", "asset", "check"])
+        champion = GaugeMetricFamily("ml_platform_champion_version", "Registered version at alias champion", labels=["use_case"])
+        champion_metrics = GaugeMetricFamily("ml_platform_champion_holdout_metric", "Champion's holdout metrics",
+                                             labels=["use_case", "metric"])
+        drift = GaugeMetricFamily("ml_platform_max_feature_psi", "Worst feature PSI of the newest drift partition",
+                                  labels=["use_case", "day"])
+        for spec in self.specs:
+            for stage in PARTITIONED_STAGES:
+                key = getattr(keys, stage)(spec)
+                materialized = self.instance.get_materialized_partitions(key)
+                partitions.add_metric([spec.name, stage], len(materialized))
+                if materialized:
+                    newest = dt.datetime.fromisoformat(max(materialized)).replace(tzinfo=dt.timezone.utc)
+                    freshness.add_metric([spec.name, stage], newest.timestamp())
+            for check_key, failed in self._recent_check_failures(spec):
+                failures.add_metric([spec.name, check_key.asset_key.path[-1], check_key.name], failed)
+            version = self.mlflow.version_by_alias(spec.name, "champion")
+            if version is not None:
+                champion.add_metric([spec.name], float(version.version))
+                for name, value in self.mlflow.client().get_run(version.run_id).data.metrics.items():
+                    champion_metrics.add_metric([spec.name, name.removeprefix("holdout_")], value)
+            drift_days = self.lake.existing_partitions(keys.drift(spec))
+            if drift_days:
+                drift.add_metric([spec.name, drift_days[-1]], float(self.lake.read(keys.drift(spec), drift_days[-1:])["psi"].max()))
+        yield from (partitions, freshness, failures, champion, champion_metrics, drift)
+
+    def _recent_check_failures(self, spec: UseCaseSpec) -> Iterator[tuple[Any, int]]:
+        from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+        storage = self.instance.event_log_storage
+        for stage in (*PARTITIONED_STAGES, "model"):
+            key = getattr(keys, stage)(spec)
+            for check_key in self.checks_by_asset.get(key, []):
+                history = storage.get_asset_check_execution_history(check_key, limit=RECENT_CHECK_EVALUATIONS)
+                yield check_key, sum(r.status == AssetCheckExecutionRecordStatus.FAILED for r in history)
+
+
+def serve(port: int, host: str = "127.0.0.1") -> None:
+    """Serve /metrics until interrupted."""
+    import threading
+
+    import dagster as dg
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from ml_platform.definitions import build_definitions, load_specs
+
+    specs = load_specs()
+    registry = CollectorRegistry()
+    registry.register(PlatformCollector(dg.DagsterInstance.get(), specs, build_definitions(specs)))
+    start_http_server(port, addr=host, registry=registry)
+    print(f"serving Prometheus metrics on http://{host}:{port}/metrics", flush=True)
+    threading.Event().wait()
