@@ -270,8 +270,6 @@ def run_ui_backfill(
 
 def _run_timeline(instance: Any, runs: list[Any], predictions_key: Any, launched_at: float) -> dict[str, Any]:
     """Timestamps of one backfill's runs, from the event log, relative to the launch call."""
-    import dagster as dg
-
     out: dict[str, Any] = {"runs": len(runs), "run_ids": [r.run_id for r in runs]}
     steps: dict[str, dict[str, float]] = {}
     event_counts: Counter[str] = Counter()

@@ -15,6 +15,8 @@ from ml_platform.runner import DAILY_STAGES, TRAINING_STAGES, materialize_stages
 from ml_platform.spec import UseCaseSpec
 from ml_platform.use_cases.churn_data import write_landing_files
 
+pytest_plugins = ("ml_platform_tests.postgres",)  # postgres_url, postgres_schema, postgres_database fixtures
+
 START = dt.date(2025, 1, 1)
 DAYS = 64
 EVENTS_PER_DAY = 1_500

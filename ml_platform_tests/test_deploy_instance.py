@@ -22,7 +22,6 @@ from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, Postgr
 
 from ml_platform.deploy.instance import POSTGRES_ENV, SHARED_SECTIONS, load_instance_config, shared_sections
 from ml_platform_tests import postgres
-from ml_platform_tests.postgres import postgres_admin_url, postgres_database  # noqa: F401  (fixtures: postgres_database needs postgres_admin_url)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PRODUCTION_YAML = REPO_ROOT / "deploy" / "dagster-postgres.yaml"

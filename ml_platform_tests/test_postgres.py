@@ -32,12 +32,6 @@ from ml_platform.spec import UseCaseSpec
 from ml_platform.use_cases.churn_data import generate_churn_events, write_landing_files
 from ml_platform_tests import postgres
 from ml_platform_tests.conftest import START, day_keys, landing_dir
-from ml_platform_tests.postgres import (  # noqa: F401  (fixtures)
-    postgres_admin_url,
-    postgres_database,
-    postgres_schema,
-    postgres_url,
-)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DAYS = 4

@@ -3,7 +3,6 @@ use case, all through the same factory, gates and registry as churn."""
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib.util
 import shutil
 from pathlib import Path

@@ -241,13 +241,13 @@ def _alert_high_scores(alerts: AlertResource, spec: UseCaseSpec, day: str, score
     high = scored[scored["score"] >= threshold].nlargest(spec.alerts.max_listed, "score")
     count = int((scored["score"] >= threshold).sum())
     if count:
-        listed = ", ".join(f"{entity} ({score:.2f})" for entity, score in zip(high[spec.entity_column], high["score"]))
+        listed = ", ".join(f"{entity} ({score:.2f})" for entity, score in zip(high[spec.entity_column], high["score"], strict=True))
         alerts.send(
             f"{spec.name}: {count} high-risk {spec.entity_column}s on {day}",
             f"score >= {threshold}: {listed}" + (" ..." if count > len(high) else ""),
             severity="warning",
             details={"use_case": spec.name, "partition": day, "count": count,
-                     "entities": [{spec.entity_column: e, "score": s} for e, s in zip(high[spec.entity_column].tolist(), high["score"].tolist())]},
+                     "entities": [{spec.entity_column: e, "score": s} for e, s in zip(high[spec.entity_column].tolist(), high["score"].tolist(), strict=True)]},
         )
     return count
 
@@ -265,7 +265,7 @@ def describe_feature(feature: FeatureSpec) -> str:
 def _top_risk_table(scored: pd.DataFrame, spec: UseCaseSpec) -> dg.MetadataValue:
     top = scored.nlargest(TOP_RISK_ROWS, "score")
     lines = [f"| {spec.entity_column} | score |", "|---|---|"]
-    lines += [f"| {entity} | {score:.4f} |" for entity, score in zip(top[spec.entity_column], top["score"])]
+    lines += [f"| {entity} | {score:.4f} |" for entity, score in zip(top[spec.entity_column], top["score"], strict=True)]
     return dg.MetadataValue.md("\n".join(lines) if len(top) else "no rows")
 
 
