@@ -47,7 +47,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "platform": {"lake": "s3://ml-platform/lake", "extraEnv": {"FSSPEC_S3_ENDPOINT_URL": "http://minio.minio:9000"}},
     },
     "without-mlflow": {"mlflow": {"enabled": False}},
+    "without-metrics-exporter": {"metricsExporter": {"enabled": False}},
 }
+EXPORTER = "ml-platform-metrics-exporter"
 
 
 def render(overrides: dict[str, Any]) -> list[dict[str, Any]]:
@@ -89,6 +91,8 @@ def test_every_rendered_manifest_is_a_valid_kubernetes_object(variant: str) -> N
     assert (("PersistentVolumeClaim", "ml-platform-data") in kinds) == (variant != "pvc-artifacts")
     assert (("PersistentVolumeClaim", "ml-platform-mlflow-artifacts") in kinds) == (variant == "pvc-artifacts")
     assert (("ResourceQuota", "ml-platform-gpu") in kinds) == (variant == "gpu")
+    for kind in ("ServiceAccount", "Service", "Deployment"):
+        assert ((kind, EXPORTER) in kinds) == (variant != "without-metrics-exporter")
     ours = [doc for doc in documents if doc["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") == "ml-platform"]
     assert ours and not [doc for doc in ours if doc["kind"] == "Secret"], "our chart never renders credentials"
 
@@ -149,6 +153,76 @@ def test_mlflow_uses_postgres_and_proxied_artifacts_without_a_password_in_the_ma
     assert "--artifacts-destination=/mlartifacts" in pvc["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
+def test_the_metrics_exporter_reads_the_dagster_instance_and_the_platform_environment() -> None:
+    values = default_values()
+    documents = by_kind(render({}))
+    deployment = documents[("Deployment", EXPORTER)]
+    pod = deployment["spec"]["template"]
+    (exporter,) = pod["spec"]["containers"]
+    assert exporter["image"] == f"{values['image']['repository']}:{values['image']['tag']}"
+    assert exporter["command"] + exporter["args"] == ["ml-platform", "metrics", "--host=0.0.0.0", "--port=9108"]
+    assert pod["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true", "prometheus.io/port": "9108", "prometheus.io/path": "/metrics",
+    }
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert exporter[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    assert exporter["ports"] == [{"name": "metrics", "containerPort": 9108, "protocol": "TCP"}]
+    assert exporter["resources"] == values["metricsExporter"]["resources"]
+
+    # The platform ConfigMap and Secret, exactly as the code location, run and step pods get them.
+    context = charts.user_deployment_container_context(values["dagster"], RELEASE, NAMESPACE)["k8s"]
+    assert exporter["envFrom"] == [
+        {"configMapRef": {"name": values["platform"]["configMapName"]}},
+        {"secretRef": {"name": values["secrets"]["platform"]}},
+    ]
+    assert values["platform"]["configMapName"] in context["env_config_maps"]
+    assert context["env_secrets"] == [values["secrets"]["platform"]]
+
+    # The Dagster chart's instance ConfigMap at $DAGSTER_HOME/dagster.yaml, and the password it reads.
+    env = {item["name"]: item for item in exporter["env"]}
+    launcher = charts.run_launcher_config(values["dagster"], RELEASE, NAMESPACE)
+    assert env["DAGSTER_HOME"]["value"] == launcher["dagster_home"] == charts.DAGSTER_HOME
+    assert env["DAGSTER_PG_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": launcher["postgres_password_secret"], "key": "postgresql-password",
+    }
+    for name, item in env.items():
+        if any(word in name for word in ("PASSWORD", "SECRET", "KEY")):
+            assert "value" not in item, f"{name} must come from a Secret"
+    volumes = {volume["name"]: volume for volume in pod["spec"]["volumes"]}
+    mounts = {mount["mountPath"]: mount for mount in exporter["volumeMounts"]}
+    instance = mounts[f"{charts.DAGSTER_HOME}/dagster.yaml"]
+    assert instance["subPath"] == "dagster.yaml"
+    assert volumes[instance["name"]]["configMap"] == {"name": launcher["instance_config_map"]}
+    assert "emptyDir" in volumes[mounts[charts.DAGSTER_HOME]["name"]]  # writable: the CLI may create it
+    # The default lake is <dataDir>/lake on the shared volume, mounted like in the platform pods.
+    data = mounts[values["platform"]["dataDir"]]
+    assert volumes[data["name"]]["persistentVolumeClaim"]["claimName"] == values["data"]["claimName"]
+
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert pod["spec"]["securityContext"]["runAsUser"] != 0
+    assert exporter["securityContext"]["allowPrivilegeEscalation"] is False
+    service = documents[("Service", EXPORTER)]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert pod["metadata"]["labels"].items() >= service["spec"]["selector"].items()
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9108, "targetPort": "metrics", "protocol": "TCP"}]
+
+    # An S3 lake needs no shared volume; without scrape annotations the pod is not annotated.
+    s3 = by_kind(render(VARIANTS["minio-no-metrics"]))[("Deployment", EXPORTER)]["spec"]["template"]
+    assert "annotations" not in s3["metadata"]
+    assert "persistentVolumeClaim" not in str(s3["spec"]["volumes"])
+    # A release name containing "dagster" makes the Dagster chart drop its suffix.
+    renamed = by_kind(charts.render_manifests(CHART, {}, "dagster-prod", NAMESPACE))
+    renamed_volumes = renamed[("Deployment", "dagster-prod-ml-platform-metrics-exporter")]["spec"]["template"]["spec"]["volumes"]
+    expected = charts.run_launcher_config(values["dagster"], "dagster-prod", NAMESPACE)["instance_config_map"]
+    assert {"name": "dagster-instance", "configMap": {"name": expected}} in renamed_volumes
+
+
+def test_the_metrics_exporter_can_be_disabled() -> None:
+    documents = render({"metricsExporter": {"enabled": False}})
+    assert not [doc for doc in documents if "metrics-exporter" in doc["metadata"]["name"]]
+    assert not [doc for doc in documents if doc["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "metrics-exporter"]
+
+
 # --------------------------------------------------------------------------- lint and schema
 
 
@@ -180,6 +254,8 @@ def test_the_chart_lints_clean_apart_from_the_unfetched_dependency(tmp_path: Pat
         ({"platform": {"unknown": True}}, "/platform"),
         ({"mlflow": {"artifacts": {"type": "ftp"}}}, "/mlflow/artifacts/type"),
         ({"secrets": {"platform": "Not_A_Name"}}, "/secrets/platform"),
+        ({"metricsExporter": {"port": 0}}, "/metricsExporter/port"),
+        ({"metricsExporter": {"unknown": True}}, "/metricsExporter"),
     ],
 )
 def test_the_values_schema_rejects_mistakes_naming_the_key(bad: dict[str, Any], where: str) -> None:

@@ -39,3 +39,30 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "ml-platform.image" -}}
 {{- printf "%s:%s" .repository (toString .tag) -}}
 {{- end -}}
+
+{{- define "ml-platform.metricsExporter.name" -}}
+{{- printf "%s-metrics-exporter" (include "ml-platform.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "ml-platform.metricsExporter.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ml-platform.name" . }}-metrics-exporter
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/*
+The Dagster chart's `dagster.fullname` (as rendered inside that chart), so that we can name the
+objects it creates: `<fullname>-instance` is the ConfigMap holding the instance's dagster.yaml.
+*/}}
+{{- define "ml-platform.dagster.fullname" -}}
+{{- $dagster := .Values.dagster | default dict -}}
+{{- if $dagster.fullnameOverride -}}
+{{- $dagster.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default "dagster" $dagster.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
