@@ -85,3 +85,13 @@ def test_failed_run_is_posted_by_the_failure_sensor(trained_copy: Path, churn_sp
     assert alert["details"]["run_id"] == failed.run_id
     assert alert["details"]["failed_steps"] == ["churn__raw_events"]
     assert "2025-03-04" in alert["text"] and alert["severity"] == "error"
+
+
+def test_an_unreachable_webhook_does_not_fail_the_predictions(trained_copy: Path, churn_spec, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    with Webhook() as hook:
+        dead = hook.url  # the server stops at the end of the block: nothing listens there afterwards
+    monkeypatch.setenv("ML_PLATFORM_ALERT_WEBHOOK", dead)
+    result = materialize_stages(build_definitions(load_specs()), churn_spec, DAILY_STAGES[2:], dg.DagsterInstance.ephemeral(), ["2025-03-04"])
+    assert result.success
+    metadata = result.asset_materializations_for_node("churn__predictions")[0].metadata
+    assert "high_score_alert_error" in metadata and "high_score_alerted" not in metadata

@@ -215,7 +215,11 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
         latest = max(gate.rows, default=None)
         highlights = {f"top_risk_{latest}": gate.partition_metadata[latest]["top_risk"]} if latest else {}
         if latest and not gate.failures:  # alert on the newest day only: a backfill must not page for history
-            highlights["high_score_alerted"] = _alert_high_scores(alerts, spec, latest, latest_scored)
+            try:
+                highlights["high_score_alerted"] = _alert_high_scores(alerts, spec, latest, latest_scored)
+            except Exception as error:  # a webhook outage must not undo a day of good predictions
+                context.log.warning(f"{spec.name}: high-score alert for {latest} not delivered: {error}")
+                highlights["high_score_alert_error"] = str(error)
         yield from gate.conclude(model_version=str(champion.version), **highlights)
 
     return predictions
