@@ -27,6 +27,7 @@ from ml_platform.factory import daily_partitions
 from ml_platform.spec import UseCaseSpec
 from ml_platform.use_cases.churn_data import write_landing_files
 from ml_platform_tests.servers import (
+    graphql,
     asset_check_names,
     backfill_run_ids,
     dagster_servers,
@@ -155,3 +156,35 @@ def test_ui_asset_backfill_of_a_historical_range_recomputes_every_feature_day_it
     reach = (dt.date.fromisoformat(days[-1]) + dt.timedelta(days=spec.lookback_days - 1)).isoformat()
     assert targets[raw_key.to_user_string()]["ranges"] == [(days[0], days[-1])], targets
     assert targets[features_key.to_user_string()]["ranges"] == [(days[0], reach)], targets
+
+
+def test_the_ui_serves_the_lineage_and_descriptions_of_every_use_case(tmp_path: Path) -> None:
+    """What a user browsing the asset graph sees, read from the webserver's GraphQL API."""
+    query = """
+    query Lineage {
+      assetNodes {
+        assetKey { path } groupName description kinds isPartitioned
+        dependencyKeys { path }
+        owners { ... on TeamAssetOwner { team } ... on UserAssetOwner { email } }
+        metadataEntries { label }
+      }
+    }
+    """
+    home = prepare_dagster_home(tmp_path / "dagster_home")
+    with dagster_servers(home, {"ML_PLATFORM_DATA_DIR": str(tmp_path / "data")}, daemon=False) as servers:
+        nodes = {"/".join(node["assetKey"]["path"]): node for node in graphql(servers.url, query)["assetNodes"]}
+    for use_case in ("churn", "fraud", "prices"):
+        parents = {name.split("/", 1)[1]: {"/".join(d["path"]) for d in node["dependencyKeys"]}
+                   for name, node in nodes.items() if name.startswith(f"{use_case}/")}
+        assert parents["features"] == {f"{use_case}/raw_events"}
+        assert parents["training_set"] == {f"{use_case}/raw_events", f"{use_case}/features"}
+        assert parents["model"] == {f"{use_case}/training_set"}
+        assert parents["champion"] == {f"{use_case}/model"}
+        assert parents["predictions"] == {f"{use_case}/features", f"{use_case}/champion"}
+        assert parents["drift"] == {f"{use_case}/features", f"{use_case}/champion"}
+        for stage in parents:
+            node = nodes[f"{use_case}/{stage}"]
+            assert node["groupName"] == use_case and node["description"] and node["kinds"] and node["owners"], node
+            assert node["isPartitioned"] == (stage in ("raw_events", "features", "predictions", "drift"))
+        for stage in ("raw_events", "features", "predictions"):
+            assert "dagster/column_schema" in {entry["label"] for entry in nodes[f"{use_case}/{stage}"]["metadataEntries"]}
