@@ -38,6 +38,8 @@ def test_landed_data_sensor_requests_contiguous_ranges_and_reruns_changed_days(d
                     for r in first.run_requests)
     assert ranges == [("2025-01-01", "2025-01-05"), ("2025-01-08", "2025-01-09")]
     assert all(r.job_name in (None, "churn_daily") for r in first.run_requests)
+    no_champion_yet = [dg.AssetKey(["churn", "raw_events"]), dg.AssetKey(["churn", "features"])]
+    assert all(r.asset_selection == no_champion_yet for r in first.run_requests), "nothing to score with yet"
 
     assert evaluate(defs, "churn_landed_data_sensor", instance, first.cursor).run_requests == []
 
@@ -46,6 +48,13 @@ def test_landed_data_sensor_requests_contiguous_ranges_and_reruns_changed_days(d
     os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
     third = evaluate(defs, "churn_landed_data_sensor", instance, first.cursor)
     assert [r.partition_key for r in third.run_requests] == ["2025-01-03"]
+
+
+def test_landed_data_sensor_scores_new_days_once_a_champion_exists(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
+    defs = build_definitions(load_specs())
+    [request] = evaluate(defs, "churn_landed_data_sensor", dg.DagsterInstance.ephemeral(), None).run_requests
+    assert request.asset_selection is None  # the whole daily job: raw -> features -> predictions -> drift
+    assert request.tags["dagster/asset_partition_range_end"] == "2025-03-05"
 
 
 def test_new_champion_sensor_rescores_recent_days_once(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001

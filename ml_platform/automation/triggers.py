@@ -12,6 +12,7 @@ default `stopped`) so tests and the UI decide, not the code.
 """
 
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -33,14 +34,21 @@ def default_status() -> dg.DefaultSensorStatus:
     return dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
 
 
-def range_run_request(days: list[str], run_key: str | None = None) -> dg.RunRequest:
+def range_run_request(
+    days: list[str], run_key: str | None = None, asset_selection: list[dg.AssetKey] | None = None
+) -> dg.RunRequest:
     """One run over a contiguous range of daily partitions (a single-run backfill)."""
     if len(days) == 1:
-        return dg.RunRequest(run_key=run_key, partition_key=days[0])
+        return dg.RunRequest(run_key=run_key, partition_key=days[0], asset_selection=asset_selection)
     return dg.RunRequest(
         run_key=run_key,
+        asset_selection=asset_selection,
         tags={ASSET_PARTITION_RANGE_START_TAG: days[0], ASSET_PARTITION_RANGE_END_TAG: days[-1]},
     )
+
+
+def _digest(versions: Iterator[str]) -> str:
+    return hashlib.sha1(",".join(versions).encode()).hexdigest()[:16]
 
 
 def contiguous_ranges(days: list[str], all_keys: list[str]) -> Iterator[list[str]]:
@@ -88,13 +96,17 @@ def build_automation(
         default_status=default_status(),
         description=f"Runs new or changed {spec.name} source days; consecutive days share one run.",
     )
-    def landed_data(context: dg.SensorEvaluationContext, source: EventSource) -> dg.SensorResult:
+    def landed_data(context: dg.SensorEvaluationContext, source: EventSource, lake: DataLake) -> dg.SensorResult:
         seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         current = source.available_days(spec)
         valid = set(partitions_def.get_partition_keys())
         changed = [day for day, version in current.items() if seen.get(day) != version and day in valid]
+        # until a first champion exists there is nothing to score with: ingest and build features only
+        has_champion = lake.has_json(keys.champion(spec))
+        selection = None if has_champion else [keys.raw_events(spec), keys.features(spec)]
         requests = [
-            range_run_request(days, run_key=f"{days[0]}..{days[-1]}@" + ",".join(current[d] for d in days))
+            range_run_request(days, run_key=f"{days[0]}..{days[-1]}@{_digest(current[d] for d in days)}",
+                              asset_selection=selection)
             for days in contiguous_ranges(changed, partitions_def.get_partition_keys())
         ]
         return dg.SensorResult(run_requests=requests, cursor=json.dumps({**seen, **current}, sort_keys=True))

@@ -67,6 +67,10 @@ class DataLake(dg.ConfigurableResource):
         payload = json.dumps(value, indent=2, sort_keys=True, default=str).encode()
         return self._write_atomically(self.partition_path(asset_key, None, "json"), lambda f: f.write(payload))
 
+    def has_json(self, asset_key: dg.AssetKey) -> bool:
+        fs, _ = self._fs()
+        return fs.exists(self.partition_path(asset_key, None, "json"))
+
     def read_json(self, asset_key: dg.AssetKey) -> Any:
         fs, _ = self._fs()
         path = self.partition_path(asset_key, None, "json")
@@ -152,10 +156,7 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> Any:
         key = context.asset_key
         if not context.has_asset_partitions:
-            fs, _ = self.lake._fs()
-            if fs.exists(self.lake.partition_path(key, None, "json")):
-                return self.lake.read_json(key)
-            return self.lake.read(key, None)
+            return self.lake.read_json(key) if self.lake.has_json(key) else self.lake.read(key, None)
         return self.lake.read(key, list(context.asset_partition_keys), missing_ok=True)
 
 
