@@ -103,3 +103,17 @@ def test_asset_reads_only_the_window_so_later_raw_days_do_not_leak(data_dir, chu
     assert materialize_stages(defs, churn_spec, ["raw_events"], instance, days[30:]).success
     assert materialize_stages(defs, churn_spec, ["features"], instance, [days[29]]).success
     pd.testing.assert_frame_equal(before, lake.read(keys.features(churn_spec), [days[29]]))
+
+
+def test_chunked_range_runs_give_the_same_features_as_one_chunk(data_dir, churn_spec) -> None:  # noqa: ANN001
+    """Bounded memory on long ranges must not change a single value."""
+    write_landing_files(landing_dir(data_dir), START, 20, 500, seed=9)
+    defs = build_definitions(load_specs())
+    instance = dg.DagsterInstance.ephemeral()
+    days = day_keys(count=20)
+    lake = DataLake(base_path=str(data_dir / "lake"))
+    assert materialize_stages(defs, churn_spec, ["raw_events", "features"], instance, days).success
+    whole = lake.read(keys.features(churn_spec), days)
+    chunked = {"ops": {"churn__features": {"config": {"chunk_days": 3}}}}
+    assert materialize_stages(defs, churn_spec, ["features"], instance, days, run_config=chunked).success
+    pd.testing.assert_frame_equal(whole, lake.read(keys.features(churn_spec), days))
