@@ -115,7 +115,7 @@ class EventSource(dg.ConfigurableResource):
     def _engine(self, source: PostgresSourceSpec) -> sqlalchemy.Engine:
         import sqlalchemy
 
-        dsn = self.postgres_dsn or os.environ.get(source.dsn_env)
+        dsn = os.environ.get(source.dsn_env) or self.postgres_dsn  # the use case's own variable wins over the default
         if not dsn:
             raise SourceError(f"table {source.table}: set {source.dsn_env} (or EventSource.postgres_dsn) to a Postgres URL")
         cache_key = (os.getpid(), dsn)  # never share a pool across a fork
