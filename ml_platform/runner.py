@@ -44,7 +44,9 @@ def materialize_stages(
         selection=selection,
         instance=instance,
         resources=dict(defs.resources or {}),
-        tags=range_tags(days) if days else None,
+        # one day runs as a plain partitioned run (as schedules and sensors launch it), more as a range
+        partition_key=days[0] if days and len(days) == 1 else None,
+        tags=range_tags(days) if days and len(days) > 1 else None,
         run_config=run_config,
         raise_on_error=raise_on_error,
     )

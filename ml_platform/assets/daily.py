@@ -81,7 +81,7 @@ def _raw_events(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> d
         retry_policy=SOURCE_RETRY,
     )
     def raw_events(context: dg.AssetExecutionContext, source: EventSource, lake: DataLake) -> Iterator[Any]:
-        gate = PartitionGate(key)
+        gate = PartitionGate(context, key)
         columns = [c.name for c in spec.columns]
         for day in context.partition_keys:
             try:
@@ -137,7 +137,7 @@ def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.
         can_subset=True,
     )
     def features(context: dg.AssetExecutionContext, config: ChunkConfig, lake: DataLake) -> Iterator[Any]:
-        gate = PartitionGate(key)
+        gate = PartitionGate(context, key)
         available = set(lake.existing_partitions(raw_key))
         history_start = min(available) if available else None
         for chunk in _chunks(context.partition_keys, config.chunk_days):
@@ -196,7 +196,7 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
         if champion is None:
             raise dg.Failure(f"{spec.name}: no model has alias '{CHAMPION}' yet; materialize {spec.name}/champion first")
         model = mlflow.load_model(spec.name, champion.version)
-        gate = PartitionGate(key)
+        gate = PartitionGate(context, key)
         available = set(lake.existing_partitions(features_key))
         latest_scored = None
         for chunk in _chunks(context.partition_keys, config.chunk_days):

@@ -38,19 +38,27 @@ def gate_check_specs(
 class PartitionGate:
     """Collects each partition's check outcomes and decides what gets recorded."""
 
-    def __init__(self, asset_key: dg.AssetKey) -> None:
+    def __init__(self, context: dg.AssetExecutionContext, asset_key: dg.AssetKey) -> None:
+        # A single-partition run (schedule, sensor) can use Dagster's own check results, which it
+        # attributes to the run's partition and gates on natively; a range run cannot.
+        self.native_results = context.has_partition_key
         self.asset_key = asset_key
         self.failures: dict[str, list[CheckOutcome]] = {}
         self.rows: dict[str, int] = {}
         self.partition_metadata: dict[str, dict[str, Any]] = {}
 
-    def evaluate(self, partition: str, outcomes: list[CheckOutcome]) -> Iterator[AssetCheckEvaluation]:
+    def evaluate(self, partition: str, outcomes: list[CheckOutcome]) -> Iterator[AssetCheckEvaluation | dg.AssetCheckResult]:
         for outcome in outcomes:
+            metadata = {"message": outcome.message, **{k: _metadata_value(v) for k, v in outcome.metadata.items()}}
+            if self.native_results:
+                yield dg.AssetCheckResult(asset_key=self.asset_key, check_name=outcome.check, passed=outcome.passed,
+                                          metadata=metadata, description=outcome.message)
+                continue
             yield AssetCheckEvaluation(
                 asset_key=self.asset_key,
                 check_name=outcome.check,
                 passed=outcome.passed,
-                metadata={"message": outcome.message, **{k: _metadata_value(v) for k, v in outcome.metadata.items()}},
+                metadata=metadata,
                 description=outcome.message,
                 partition=partition,
                 blocking=True,
