@@ -1,4 +1,4 @@
-"""`ml-platform`: generate sample data, run the demo, summarise, roll back a champion."""
+"""`ml-platform`: generate sample data, run the demo, summarise, roll back or promote a champion."""
 
 from __future__ import annotations
 
@@ -25,8 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     summary = commands.add_parser("summary", help="what is materialized, checked and promoted")
     summary.add_argument("--use-case", default="churn")
 
-    rollback = commands.add_parser("rollback", help="make the previous champion the champion again")
+    rollback = commands.add_parser("rollback", help="make the previous champion (or --to VERSION) the champion again")
     rollback.add_argument("use_case")
+    rollback.add_argument("--to", type=_positive_int, default=None, help="a registered version that passed its gates or was champion")
+    rollback.add_argument("--reason", default="manual rollback from the command line", help="recorded on the version")
+
+    promote = commands.add_parser("promote", help="force a registered version to champion past its gates (audited)")
+    promote.add_argument("use_case")
+    promote.add_argument("version", type=_positive_int)
+    promote.add_argument("--reason", required=True, help="why the gates are overridden; recorded on the version")
 
     metrics = commands.add_parser("metrics", help="serve Prometheus metrics of runs, partitions, gates, champions, drift")
     metrics.add_argument("--port", type=_positive_int, default=9108)
@@ -46,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "summary":
             print(_summary(args.use_case))
         elif args.command == "rollback":
-            return _rollback(args.use_case)
+            return _change_champion(args.use_case, "rollback", {"to_version": str(args.to or ""), "reason": args.reason})
+        elif args.command == "promote":
+            return _change_champion(args.use_case, "promote", {"version": str(args.version), "reason": args.reason})
         elif args.command == "metrics":
             from ml_platform.monitoring import serve
 
@@ -191,12 +200,26 @@ def _summary(use_case: str, instance=None, checks: Counter | None = None) -> str
     return "\n".join(lines)
 
 
-def _rollback(use_case: str) -> int:
-    from ml_platform.assets.training import rollback
-    from ml_platform.resources import default_resources
+def _change_champion(use_case: str, action: str, config: dict[str, str]) -> int:
+    """Run the use case's rollback/promote job on the local instance: the same audited path as the UI."""
+    import getpass
 
-    result = rollback(default_resources()["mlflow"], _spec(use_case).name)
-    print(f"{use_case}: champion is now version {result['champion']} (was {result['previous']})")
+    from ml_platform.definitions import defs
+
+    spec = _spec(use_case)
+    op_name = f"{spec.name}__{action}_champion"
+    run_config = {"ops": {op_name: {"config": {**config, "requested_by": f"{getpass.getuser()} (ml-platform {action})"}}}}
+    result = defs.get_job_def(f"{spec.name}_{action}").execute_in_process(
+        run_config=run_config, instance=_instance(), raise_on_error=False
+    )
+    if not result.success:
+        failure = result.failure_data_for_node(op_name)
+        print(f"ml-platform {action}: {failure.error.message.strip() if failure else 'run failed'}", file=sys.stderr)
+        return 1
+    [event] = result.asset_materializations_for_node(op_name)
+    metadata = {name: value.value for name, value in event.metadata.items()}
+    print(f"{spec.name}: champion is now version {metadata['champion_version']} (was {metadata['previous_champion']}); "
+          f"the new-champion sensor rescores the last {spec.schedule.rescore_days} days (run {result.run_id[:8]})")
     return 0
 
 

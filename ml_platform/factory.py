@@ -13,6 +13,7 @@ from ml_platform.assets import keys
 from ml_platform.assets.daily import build_daily_assets
 from ml_platform.assets.monitoring import build_monitoring_assets
 from ml_platform.assets.training import build_training_assets
+from ml_platform.automation.champion_jobs import build_champion_jobs
 from ml_platform.automation.triggers import build_automation
 from ml_platform.deploy.executors import training_executor
 from ml_platform.spec import UseCaseSpec
@@ -61,5 +62,6 @@ def build_use_case(spec: UseCaseSpec) -> dg.Definitions:
     )
     schedules, sensors = build_automation(spec, partitions_def, daily_job, training_job, rescore_job)
     return dg.Definitions(
-        assets=assets, jobs=[daily_job, training_job, rescore_job], schedules=schedules, sensors=sensors
+        assets=assets, jobs=[daily_job, training_job, rescore_job, *build_champion_jobs(spec)],
+        schedules=schedules, sensors=sensors,
     )

@@ -57,13 +57,14 @@ model:
 
 training: {{window_days: 40, holdout_days: 7, max_rows: 200000, seed: 7}}
 
-gates:                             # a challenger becomes champion only if it passes both model gates
+gates:                             # a challenger becomes champion only if it meets the thresholds and is
+                                   # significantly better than the champion on the same holdout
   min_rows_per_day: 1
   min_metrics: {{roc_auc: 0.70}}
   compare_metric: roc_auc
-  max_regression: 0.01
+  significance_level: 0.05         # one-sided paired bootstrap test of compare_metric
 
-schedule: {{daily_at: "01:30", retrain_cron: "0 3 * * 1", rescore_days: 7}}
+schedule: {{daily_at: "01:30", retrain_cron: "0 3 * * 1", rescore_days: 7, timezone: UTC}}
 resources: {{gpu: 0, cpu: "1", memory: 2Gi}}
 """
 

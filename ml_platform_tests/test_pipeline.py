@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from ml_platform.assets import keys
-from ml_platform.assets.training import SIGNIFICANCE_CHECK, promote, rollback
+from ml_platform.assets.training import SIGNIFICANCE_CHECK
 from ml_platform.checks.data_gates import FEATURE_CHECKS, PREDICTION_CHECKS, raw_checks
 from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.io.parquet_lake import DataLake
@@ -39,8 +39,9 @@ def test_whole_graph_materializes_with_every_gate_passing(trained_platform: Trai
     assert set(spec.feature_names) <= set(features.columns)
     assert features.groupby("day")["customer_id"].apply(lambda ids: ids.is_unique).all()
 
-    model_checks = {e.check_name: e.passed for e in results["training"].get_asset_check_evaluations()}
-    assert model_checks == {"meets_thresholds": True, "not_worse_than_champion": True}
+    model_checks = {e.check_name: e for e in results["training"].get_asset_check_evaluations()}
+    assert {name: e.passed for name, e in model_checks.items()} == {"meets_thresholds": True, SIGNIFICANCE_CHECK: True}
+    assert "first model" in model_checks[SIGNIFICANCE_CHECK].description, "no champion yet: thresholds alone decide"
     summary = lake.read_json(keys.model(spec))
     assert summary["metrics"]["accuracy"] >= 0.85 and summary["metrics"]["roc_auc"] >= 0.7
 
@@ -92,53 +93,37 @@ def test_shuffled_labels_fail_the_threshold_gate_and_champion_stays(trained_copy
     assert newest.tags["gates"] == "failed" and newest.version != before
 
 
-def test_worse_challenger_is_refused_then_better_one_promoted_and_rollback_restores(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
-    mlflow = default_resources()["mlflow"]
-    original = str(mlflow.version_by_alias("churn", CHAMPION).version)
-    instance = dg.DagsterInstance.ephemeral()
-
-    weak = train(churn_spec, instance, params={"n_estimators": 1, "max_depth": 1})
-    checks = {e.check_name: e.passed for e in weak.get_asset_check_evaluations()}
-    assert checks["not_worse_than_champion"] is False
-    assert str(mlflow.version_by_alias("churn", CHAMPION).version) == original
-
-    retrained = train(churn_spec, instance)
-    assert retrained.success
-    promoted = str(mlflow.version_by_alias("churn", CHAMPION).version)
-    assert promoted != original
-    assert str(mlflow.version_by_alias("churn", PREVIOUS_CHAMPION).version) == original
-
-    assert rollback(mlflow, "churn") == {"champion": original, "previous": promoted}
-    assert str(mlflow.version_by_alias("churn", CHAMPION).version) == original
-
-    scored = materialize_stages(build_definitions(load_specs()), churn_spec, DAILY_STAGES[2:], instance, ["2025-02-18", "2025-02-19"])
-    assert scored.success
-    lake = DataLake(base_path=str(trained_copy / "lake"))
-    assert set(lake.read(keys.predictions(churn_spec), ["2025-02-18", "2025-02-19"])["model_version"]) == {original}
-
-
-def test_significance_gate_promotes_only_a_challenger_that_is_better_beyond_noise(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
-    """Seed 003: deploy only if statistically better than production on the same data."""
-    strict = churn_spec.model_copy(update={"gates": churn_spec.gates.model_copy(update={"min_improvement_confidence": 0.95})})
-    defs, instance = build_definitions([strict]), dg.DagsterInstance.ephemeral()
-    mlflow = default_resources()["mlflow"]
+def test_only_a_significantly_better_challenger_becomes_champion(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
+    """Seed 003: deploy only if statistically better than production, on the same holdout."""
+    mlflow, instance = default_resources()["mlflow"], dg.DagsterInstance.ephemeral()
     original = str(mlflow.version_by_alias("churn", CHAMPION).version)
 
-    def train_strict(**config) -> dg.ExecuteInProcessResult:  # noqa: ANN003
-        run_config = {"ops": {"churn__model": {"config": config}}} if config else None
-        return materialize_stages(defs, strict, TRAINING_STAGES, instance, run_config=run_config)
-
-    same = train_strict()  # the same data and seed: equal, so not significantly better
-    checks = {e.check_name: e for e in same.get_asset_check_evaluations()}
-    assert checks["not_worse_than_champion"].passed and not checks[SIGNIFICANCE_CHECK].passed
+    rival = train(churn_spec, instance, params={"random_state": 9})  # same model, another seed
+    check = {e.check_name: e for e in rival.get_asset_check_evaluations()}[SIGNIFICANCE_CHECK]
+    values = {name: value.value for name, value in check.metadata.items()}
+    assert values["improvement"] > 0, "precondition: the rival is better on this holdout"
+    assert values["challenger_roc_auc"] > values["champion_roc_auc"] and values["p_value"] >= 0.05
+    assert not check.passed and not rival.success and "not significantly better" in check.description
     assert str(mlflow.version_by_alias("churn", CHAMPION).version) == original
+    newest = max(mlflow.client().search_model_versions("name='churn'"), key=lambda v: int(v.version))
+    tags = mlflow.client().get_run(newest.run_id).data.tags
+    assert tags["gates"] == "failed" and float(tags["promotion_p_value"]) == values["p_value"]
+    assert tags["promotion_champion_version"] == original and float(tags["promotion_challenger"]) == values["challenger_roc_auc"]
 
-    weak = train_strict(params={"n_estimators": 2, "max_depth": 2})
-    weak_version = weak.asset_materializations_for_node("churn__model")[0].metadata["mlflow_version"].value
-    promote(mlflow, "churn", weak_version)  # production is running a weak model (say, after a bad rollback)
+    stump = train(churn_spec, instance, params={"n_estimators": 1, "max_depth": 1})
+    stump_version = stump.asset_materializations_for_node("churn__model")[0].metadata["mlflow_version"].value
+    forced = build_definitions(load_specs()).get_job_def("churn_promote").execute_in_process(
+        run_config={"ops": {"churn__promote_champion": {"config": {"version": stump_version, "reason": "incident drill"}}}},
+        instance=instance,
+    )
+    assert forced.success and str(mlflow.version_by_alias("churn", CHAMPION).version) == stump_version
+    assert mlflow.client().get_model_version("churn", stump_version).tags["champion_action"] == "forced_promotion"
 
-    better = train_strict()
-    checks = {e.check_name: e for e in better.get_asset_check_evaluations()}
-    assert checks[SIGNIFICANCE_CHECK].passed and checks[SIGNIFICANCE_CHECK].metadata["confidence"].value >= 0.95
-    assert better.success
-    assert str(mlflow.version_by_alias("churn", CHAMPION).version) not in (original, weak_version)
+    better = train(churn_spec, instance)
+    check = {e.check_name: e for e in better.get_asset_check_evaluations()}[SIGNIFICANCE_CHECK]
+    assert better.success and check.passed and check.metadata["p_value"].value < churn_spec.gates.significance_level
+    assert check.metadata["improvement_interval"].value["low"] > 0
+    champion = mlflow.version_by_alias("churn", CHAMPION)
+    assert str(champion.version) not in (original, stump_version)
+    assert champion.tags["champion_action"] == "promoted" and champion.tags["champion_replaced"] == stump_version
+    assert str(mlflow.version_by_alias("churn", PREVIOUS_CHAMPION).version) == stump_version

@@ -10,7 +10,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetC
 from ml_platform.assets import keys
 from ml_platform.checks.gate import partitioned_check_spec
 from ml_platform.features.compute import DAY
-from ml_platform.features.drift import population_stability
+from ml_platform.features.drift import METHOD, SCORE, population_stability
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources.mlflow_resource import CHAMPION, MlflowResource
 from ml_platform.spec import UseCaseSpec
@@ -19,7 +19,7 @@ DRIFT_CHECK = "psi_within_limit"
 
 
 def build_monitoring_assets(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    key, features_key = keys.drift(spec), keys.features(spec)
+    key, features_key, predictions_key = keys.drift(spec), keys.features(spec), keys.predictions(spec)
     limit = spec.drift.psi_threshold
 
     @dg.multi_asset(
@@ -28,14 +28,16 @@ def build_monitoring_assets(spec: UseCaseSpec, partitions_def: dg.PartitionsDefi
             dg.AssetSpec(
                 key,
                 description=f"{spec.name}: population stability index of every feature of the day against the "
-                f"champion's training data. PSI above {limit} on {spec.drift.consecutive_days} consecutive days "
-                "triggers retraining (the drift sensor).",
+                f"champion's training data, and of the day's scores ('{SCORE}') against the champion's holdout "
+                f"scores. PSI above {limit} on {spec.drift.consecutive_days} consecutive days triggers retraining "
+                "once per drift episode (the drift sensor).",
                 kinds={"parquet", "pandas"},
-                deps=[features_key, keys.champion(spec)],
+                deps=[features_key, predictions_key, keys.champion(spec)],
                 group_name=spec.name,
                 owners=spec.owners,
                 metadata={"dagster/column_schema": dg.TableSchema(columns=[
-                    dg.TableColumn(DAY, "string"), dg.TableColumn("feature", "string"), dg.TableColumn("psi", "float64"),
+                    dg.TableColumn(DAY, "string"), dg.TableColumn("feature", "string", description=f"a feature, or {SCORE}"),
+                    dg.TableColumn("psi", "float64"),
                     dg.TableColumn("champion_version", "string"),
                 ])},
             )
@@ -51,12 +53,16 @@ def build_monitoring_assets(spec: UseCaseSpec, partitions_def: dg.PartitionsDefi
         if champion is None:
             raise dg.Failure(f"{spec.name}: no champion yet, so no training reference to measure drift against")
         reference = mlflow.load_reference(champion.run_id)
+        feature_reference = {name: bins for name, bins in reference.items() if name != SCORE}
         available = set(lake.existing_partitions(features_key))
+        scored_days = set(lake.existing_partitions(predictions_key))
         worst: dict[str, float] = {}
         for day in sorted(context.partition_keys):
             if day not in available:
                 raise dg.Failure(f"{spec.name}: features for partition {day} are not materialized")
-            psi = population_stability(reference, lake.read(features_key, [day]))
+            psi = population_stability(feature_reference, lake.read(features_key, [day]))
+            if SCORE in reference and day in scored_days:
+                psi.update(_score_psi(lake, predictions_key, day, reference[SCORE], str(champion.version)))
             lake.write_partition(key, day, pd.DataFrame(
                 {DAY: day, "feature": list(psi), "psi": list(psi.values()), "champion_version": str(champion.version)}
             ))
@@ -66,11 +72,19 @@ def build_monitoring_assets(spec: UseCaseSpec, partitions_def: dg.PartitionsDefi
                 asset_key=key, check_name=DRIFT_CHECK, passed=not drifted, partition=day,
                 severity=dg.AssetCheckSeverity.WARN,
                 description=f"partition {day}: " + (f"PSI above {limit} for {drifted}" if drifted else f"max PSI {worst[day]:.3f}"),
-                metadata={"max_psi": worst[day], "limit": limit, "drifted": dg.MetadataValue.json(drifted)},
+                metadata={"max_psi": worst[day], "limit": limit, "drifted": dg.MetadataValue.json(drifted), "method": METHOD},
             )
         yield dg.MaterializeResult(asset_key=key, metadata={
-            "max_psi": max(worst.values()), "champion_version": str(champion.version),
+            "max_psi": max(worst.values()), "champion_version": str(champion.version), "method": METHOD,
             "max_psi_by_partition": dg.MetadataValue.json(worst),
         })
 
     return [drift]
+
+
+def _score_psi(lake: DataLake, predictions_key: dg.AssetKey, day: str, bins: dict, version: str) -> dict[str, float]:
+    """PSI of the day's scores if the champion itself scored that day (another model's scores say nothing)."""
+    scored = lake.read(predictions_key, [day], columns=["score", "model_version"])
+    if scored.empty or set(scored["model_version"]) != {version}:
+        return {}
+    return population_stability({SCORE: bins}, scored.rename(columns={"score": SCORE}))

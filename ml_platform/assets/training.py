@@ -1,14 +1,16 @@
 """Training-side assets: training set -> model (challenger) -> champion.
 
 The model asset's blocking checks are the promotion gate: the challenger must
-meet the spec's thresholds and be no worse than the current champion scored
-on the same holdout. Only then does the champion asset move the MLflow alias,
-keeping the previous champion under its own alias for rollback.
+meet the spec's thresholds and beat the current champion, scored on the same
+holdout, by a statistically significant margin (a one-sided paired bootstrap
+test). Only then does the champion asset move the MLflow alias, keeping the
+previous champion under its own alias for rollback.
 """
 
 
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any
 
 import dagster as dg
@@ -19,9 +21,17 @@ from ml_platform.assets import keys
 from ml_platform.assets.daily import score_frame
 from ml_platform.deploy.k8s import training_op_tags, training_pool
 from ml_platform.features.compute import DAY, compute_labels, label_input_days
-from ml_platform.features.drift import reference_bins
+from ml_platform.features.drift import SCORE, reference_bins
 from ml_platform.io.parquet_lake import DataLake
-from ml_platform.models.trainers import build_trainer, classification_metrics, improvement_confidence, regression_metrics
+from ml_platform.models.registry import change_champion
+from ml_platform.models.trainers import (
+    ImprovementTest,
+    build_trainer,
+    classification_metrics,
+    paired_bootstrap_test,
+    regression_metrics,
+)
+from ml_platform.resources.alerts import AlertResource
 from ml_platform.resources.mlflow_resource import CHAMPION, DRIFT_REFERENCE, PREVIOUS_CHAMPION, MlflowResource
 from ml_platform.spec import LOWER_IS_BETTER, UseCaseSpec
 
@@ -107,25 +117,21 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         [f"{metric} >= {value}" for metric, value in gates.min_metrics.items()]
         + [f"{metric} <= {value}" for metric, value in gates.max_metrics.items()]
     )
+    significance = (
+        f"holdout {gates.compare_metric} better than the champion's on the same rows: one-sided paired bootstrap "
+        f"({gates.bootstrap_resamples} resamples), p < {gates.significance_level}"
+    )
     library = "scikitlearn" if spec.model.type.startswith("sklearn") else "pytorch"
 
     @dg.asset(
         key=key,
         description=f"{spec.name}: a {spec.model.type} challenger trained on the training set, logged to MLflow and "
-        f"registered as a new version of '{spec.name}'. Blocking gates: {thresholds}; {gates.compare_metric} no worse "
-        f"than the champion's on the same holdout (tolerance {gates.max_regression}).",
+        f"registered as a new version of '{spec.name}'. Blocking gates: {thresholds}; {significance} "
+        "(the first model of a use case needs the thresholds only).",
         ins={"training_set": dg.AssetIn(keys.training_set(spec))},
         check_specs=[
             dg.AssetCheckSpec("meets_thresholds", asset=key, blocking=True, description=f"Holdout {thresholds}"),
-            dg.AssetCheckSpec(
-                "not_worse_than_champion", asset=key, blocking=True,
-                description=f"Holdout {gates.compare_metric} no worse than the champion's (tolerance {gates.max_regression})",
-            ),
-            *([dg.AssetCheckSpec(
-                SIGNIFICANCE_CHECK, asset=key, blocking=True,
-                description=f"Holdout {gates.compare_metric} better than the champion's in at least "
-                f"{gates.min_improvement_confidence:.0%} of paired bootstrap resamples",
-            )] if gates.min_improvement_confidence is not None else []),
+            dg.AssetCheckSpec(SIGNIFICANCE_CHECK, asset=key, blocking=True, description=significance.capitalize()),
         ],
         group_name=spec.name,
         owners=spec.owners,
@@ -146,17 +152,18 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         metrics = evaluate(spec, holdout, scores, trainer.threshold)
 
         champion = mlflow.version_by_alias(spec.name, CHAMPION)
-        champion_metrics, confidence = None, None
+        comparison: ImprovementTest | None = None
         if champion is not None:
             scored = score_frame(mlflow.load_model(spec.name, champion.version), holdout, spec, champion.version)
-            champion_threshold = float(champion.tags.get(THRESHOLD_TAG, 0.5))
-            champion_metrics = evaluate(spec, holdout, scored["score"].to_numpy(), champion_threshold)
-            if gates.min_improvement_confidence is not None:
-                naive = holdout[spec.label.naive_feature].to_numpy() if spec.label.naive_feature else None
-                confidence = improvement_confidence(
-                    gates.compare_metric, gates.compare_metric in LOWER_IS_BETTER, holdout["label"].to_numpy(), naive,
-                    (scores, trainer.threshold), (scored["score"].to_numpy(), champion_threshold), seed=spec.training.seed,
-                )
+            naive = holdout[spec.label.naive_feature].to_numpy() if spec.label.naive_feature else None
+            comparison = paired_bootstrap_test(
+                gates.compare_metric, gates.compare_metric in LOWER_IS_BETTER, holdout["label"].to_numpy(), naive,
+                (scores, trainer.threshold), (scored["score"].to_numpy(), float(champion.tags.get(THRESHOLD_TAG, 0.5))),
+                resamples=gates.bootstrap_resamples, alpha=gates.significance_level, seed=spec.training.seed,
+            )
+        failed_thresholds = gates.failures(metrics)
+        significant = comparison is None or comparison.significant(gates.significance_level)
+        gates_passed = not failed_thresholds and significant
 
         client = mlflow.client()
         tracking = mlflow.configure()
@@ -165,8 +172,6 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
             tracking.log_params({**params, "model_type": spec.model.type, "shuffle_labels": config.shuffle_labels,
                                  "decision_threshold": trainer.threshold})
             tracking.log_metrics({f"holdout_{name}": value for name, value in metrics.items()})
-            if confidence is not None:
-                tracking.log_metric("improvement_confidence", confidence)
             tracking.set_tags(
                 {
                     "dagster_run_id": context.run_id,
@@ -176,17 +181,16 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
                     "train_rows": len(train),
                     "holdout_rows": len(holdout),
                     "training_set_hash": str(pd.util.hash_pandas_object(training_set, index=False).sum()),
+                    "gates": "passed" if gates_passed else "failed",
+                    "promotion_champion_version": str(champion.version) if champion else "none",
+                    **(comparison.as_tags() if comparison else {}),
                 }
             )
-            tracking.log_dict(reference_bins(train, spec.feature_names), DRIFT_REFERENCE)
+            reference = reference_bins(train, spec.feature_names)
+            reference.update(reference_bins(pd.DataFrame({SCORE: scores}), [SCORE]))  # out-of-sample scores
+            tracking.log_dict(reference, DRIFT_REFERENCE)
             logged = trainer.log_model("model", train[spec.feature_names].head(5), registered_model_name=spec.name)
         version = str(logged.registered_model_version)
-
-        failed_thresholds = gates.failures(metrics)
-        compare = gates.compare_metric
-        no_worse = gates.no_worse(metrics, champion_metrics)
-        significant = confidence is None or confidence >= gates.min_improvement_confidence
-        gates_passed = not failed_thresholds and no_worse and significant
         client.set_model_version_tag(spec.name, version, "gates", "passed" if gates_passed else "failed")
         if trainer.threshold is not None:
             client.set_model_version_tag(spec.name, version, THRESHOLD_TAG, str(trainer.threshold))
@@ -197,8 +201,7 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
             "experiment_id": experiment_id,
             "metrics": metrics,
             "champion_version": str(champion.version) if champion else None,
-            "champion_metrics": champion_metrics,
-            "improvement_confidence": confidence,
+            "comparison": asdict(comparison) if comparison else None,
             "gates_passed": gates_passed,
         }
         yield dg.Output(
@@ -221,53 +224,79 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 "; ".join(f"{m} {observed}" for m, observed in failed_thresholds.items()))
             ),
         )
-        yield dg.AssetCheckResult(
-            check_name="not_worse_than_champion",
-            passed=no_worse,
-            metadata={
-                "challenger": metrics[compare],
-                "champion": champion_metrics[compare] if champion_metrics else "none yet",
-                "champion_version": champion.version if champion else "none",
-            },
-            description=(
-                f"version {version} {compare} {metrics[compare]:.4f} vs champion "
-                + (f"v{champion.version} {champion_metrics[compare]:.4f}" if champion_metrics else "(none yet)")
-            ),
-        )
-        if gates.min_improvement_confidence is not None:
-            yield dg.AssetCheckResult(
-                check_name=SIGNIFICANCE_CHECK,
-                passed=significant,
-                metadata={"confidence": confidence if confidence is not None else "no champion yet",
-                          "required": gates.min_improvement_confidence},
-                description=f"version {version} beats the champion's {compare} in "
-                + (f"{confidence:.1%} of bootstrap resamples" if confidence is not None else "- (no champion yet)"),
-            )
+        yield _significance_result(spec, version, champion.version if champion else None, comparison, significant)
 
     return model
+
+
+def _significance_result(
+    spec: UseCaseSpec, version: str, champion_version: str | None, comparison: ImprovementTest | None, passed: bool
+) -> dg.AssetCheckResult:
+    metric, alpha = spec.gates.compare_metric, spec.gates.significance_level
+    if comparison is None:
+        return dg.AssetCheckResult(
+            check_name=SIGNIFICANCE_CHECK, passed=True, metadata={"champion_version": "none"},
+            description=f"version {version}: first model of {spec.name}, so the thresholds alone decide",
+        )
+    return dg.AssetCheckResult(
+        check_name=SIGNIFICANCE_CHECK,
+        passed=passed,
+        metadata={
+            "method": comparison.method, "resamples": comparison.resamples, "alpha": alpha,
+            "p_value": comparison.p_value, f"challenger_{metric}": comparison.challenger,
+            f"champion_{metric}": comparison.champion, "improvement": comparison.improvement,
+            "improvement_interval": dg.MetadataValue.json(
+                {"level": comparison.ci_level, "low": comparison.ci_low, "high": comparison.ci_high}
+            ),
+            "champion_version": str(champion_version),
+        },
+        description=(
+            f"version {version} {metric} {comparison.challenger:.4f} vs champion v{champion_version} "
+            f"{comparison.champion:.4f}: improvement {comparison.improvement:+.4f} ({comparison.ci_level:.0%} interval "
+            f"{comparison.ci_low:+.4f}.."
+            f"{comparison.ci_high:+.4f}), p = {comparison.p_value:.3f}: "
+            + (f"significantly better at alpha {alpha}" if passed else
+               f"not significantly better at alpha {alpha}" if comparison.improvement > 0 else "not better")
+        ),
+    )
 
 
 def _champion(spec: UseCaseSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=keys.champion(spec),
         description=f"{spec.name}: the registered version at MLflow alias '{CHAMPION}'. Moves only when the challenger "
-        f"passed its gates; the version it replaces keeps alias '{PREVIOUS_CHAMPION}' for rollback.",
+        f"passed its gates (or by an audited `{spec.name}_promote` / `{spec.name}_rollback` run); the version it "
+        f"replaces keeps alias '{PREVIOUS_CHAMPION}' for rollback.",
         ins={"model": dg.AssetIn(keys.model(spec))},
         group_name=spec.name,
         owners=spec.owners,
         kinds={"mlflow"},
         retry_policy=MLFLOW_RETRY,
     )
-    def champion(context: dg.AssetExecutionContext, model: dict[str, Any], mlflow: MlflowResource) -> dg.Output[dict[str, Any]]:
+    def champion(
+        context: dg.AssetExecutionContext, model: dict[str, Any], mlflow: MlflowResource, alerts: AlertResource
+    ) -> dg.Output[dict[str, Any]]:
         if not model["gates_passed"]:
             raise dg.Failure(f"{spec.name}: challenger v{model['version']} failed its gates; the champion stays", allow_retries=False)
-        result = promote(mlflow, spec.name, model["version"])
+        comparison = model["comparison"]
+        reason = "first model; meets the thresholds" if comparison is None else (
+            f"meets the thresholds; {spec.gates.compare_metric} {comparison['challenger']:.4f} vs "
+            f"{comparison['champion']:.4f}, p = {comparison['p_value']:.3f}"
+        )
+        change = change_champion(mlflow, spec.name, model["version"], "promoted", reason, actor=f"dagster run {context.run_id}")
+        alerts.send(
+            "champion_promoted", f"{spec.name}: version {change.champion} is the new champion",
+            f"replaces {change.previous or 'nothing (first model)'}: {reason}", severity="info",
+            details={**change.as_dict(), "use_case": spec.name, "metrics": model["metrics"]},
+            link=mlflow.version_url(spec.name, change.champion),
+        )
         return dg.Output(
-            {**result, "metrics": model["metrics"]},
+            {**change.as_dict(), "metrics": model["metrics"]},
             metadata={
-                "champion_version": result["champion"],
-                "previous_champion": result["previous"] or "none",
-                "mlflow_model": dg.MetadataValue.url(mlflow.version_url(spec.name, result["champion"])),
+                "champion_version": change.champion,
+                "previous_champion": change.previous or "none",
+                "reason": reason,
+                "mlflow_model": dg.MetadataValue.url(mlflow.version_url(spec.name, change.champion)),
                 **{f"holdout_{name}": value for name, value in model["metrics"].items()},
             },
         )
@@ -281,22 +310,3 @@ def evaluate(spec: UseCaseSpec, holdout: pd.DataFrame, scores: np.ndarray, thres
     if spec.label.task == "regression":
         return regression_metrics(labels, scores, holdout[spec.label.naive_feature].to_numpy())
     return classification_metrics(labels, scores, 0.5 if threshold is None else threshold)
-
-
-def promote(mlflow: MlflowResource, model_name: str, version: str) -> dict[str, str | None]:
-    """Point the champion alias at `version`, keeping the replaced one as previous_champion."""
-    client = mlflow.client()
-    current = mlflow.version_by_alias(model_name, CHAMPION)
-    previous = str(current.version) if current is not None else None
-    if previous is not None and previous != version:
-        client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, previous)
-    client.set_registered_model_alias(model_name, CHAMPION, version)
-    return {"champion": str(version), "previous": previous if previous != str(version) else None}
-
-
-def rollback(mlflow: MlflowResource, model_name: str) -> dict[str, str | None]:
-    """Swap champion and previous_champion; raises if there is nothing to roll back to."""
-    previous = mlflow.version_by_alias(model_name, PREVIOUS_CHAMPION)
-    if previous is None:
-        raise ValueError(f"{model_name}: no '{PREVIOUS_CHAMPION}' alias to roll back to")
-    return promote(mlflow, model_name, str(previous.version))

@@ -1,8 +1,10 @@
 """Feature drift as the population stability index (PSI) against the champion's training data.
 
-The reference is each feature's quantile bins over the training rows, stored
-with the model in MLflow, so drift is always measured against the data the
-current champion actually learned from, also after a rollback.
+The reference is each feature's quantile bins over the training rows, plus
+the bins of the model's scores on its holdout, stored with the model in
+MLflow, so drift is always measured against the data the current champion
+actually learned from (and the scores it gave out of sample), also after a
+rollback.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import pandas as pd
 
 BINS = 10
 EPSILON = 1e-4
+SCORE = "prediction_score"  # reference entry for the model's holdout scores, next to the features
+METHOD = f"PSI over {BINS} training-quantile bins, sum((actual - expected) * ln(actual / expected)), shares floored at {EPSILON}"
 
 
 def reference_bins(frame: pd.DataFrame, features: list[str]) -> dict[str, Any]:
@@ -27,7 +31,7 @@ def reference_bins(frame: pd.DataFrame, features: list[str]) -> dict[str, Any]:
 
 
 def population_stability(reference: dict[str, Any], frame: pd.DataFrame) -> dict[str, float]:
-    """PSI of each reference feature in `frame`: sum((actual - expected) * ln(actual / expected))."""
+    """PSI of each reference column in `frame`: sum((actual - expected) * ln(actual / expected))."""
     psi: dict[str, float] = {}
     for name, bins in reference.items():
         expected = np.maximum(np.asarray(bins["expected"]), EPSILON)
