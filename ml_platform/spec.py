@@ -176,9 +176,10 @@ class GateSpec(StrictModel):
     min_metrics: dict[Metric, float] = Field(default_factory=lambda: {"accuracy": 0.85})
     max_metrics: dict[Metric, float] = Field(default_factory=dict)
     compare_metric: Metric = "roc_auc"
-    max_regression: Annotated[float, Field(ge=0.0)] = 0.0
-    # seed 003: promote only if the challenger is better with this confidence (paired bootstrap on the holdout)
-    min_improvement_confidence: Annotated[float, Field(gt=0.5, lt=1.0)] | None = None
+    # seed 003: a challenger replaces the champion only if it is better beyond noise on the same holdout
+    # (one-sided paired bootstrap test of compare_metric at this significance level)
+    significance_level: Annotated[float, Field(gt=0.0, le=0.5)] = 0.05
+    bootstrap_resamples: Annotated[int, Field(ge=100, le=20_000)] = 1_000
 
     @field_validator("min_metrics")
     @classmethod
@@ -196,14 +197,6 @@ class GateSpec(StrictModel):
         failed.update({m: f"{metrics[m]:.4f} > {limit}" for m, limit in self.max_metrics.items() if metrics[m] > limit})
         return failed
 
-    def no_worse(self, challenger: dict[str, float], champion: dict[str, float] | None) -> bool:
-        if champion is None:
-            return True
-        metric = self.compare_metric
-        if metric in LOWER_IS_BETTER:
-            return challenger[metric] <= champion[metric] + self.max_regression
-        return challenger[metric] >= champion[metric] - self.max_regression
-
 
 class ScheduleSpec(StrictModel):
     daily_at: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "01:30"
@@ -218,6 +211,17 @@ class ScheduleSpec(StrictModel):
             raise ValueError(f"'{value}' is not a five-field cron expression")
         return value
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{value}' is not an IANA time zone such as UTC or Europe/Berlin") from None
+        return value
+
 
 class TolerationSpec(StrictModel):
     key: str
@@ -227,9 +231,13 @@ class TolerationSpec(StrictModel):
 
 
 class AlertSpec(StrictModel):
-    """Seed 000's daily alert on high-risk entities: scores at or above the threshold are sent."""
+    """Seed 000's daily alert on high-risk entities: scores at or above the threshold are sent.
+
+    The alert goes out only when at least `min_count` entities qualify, so a quiet day pages nobody.
+    """
 
     high_score_threshold: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    min_count: Annotated[int, Field(ge=1)] = 1
     max_listed: Annotated[int, Field(ge=1, le=500)] = 20
 
 
