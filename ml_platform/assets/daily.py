@@ -215,11 +215,9 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
         latest = max(gate.rows, default=None)
         highlights = {f"top_risk_{latest}": gate.partition_metadata[latest]["top_risk"]} if latest else {}
         if latest and not gate.failures:  # alert on the newest day only: a backfill must not page for history
-            try:
-                highlights["high_score_alerted"] = _alert_high_scores(alerts, spec, latest, latest_scored)
-            except Exception as error:  # a webhook outage must not undo a day of good predictions
-                context.log.warning(f"{spec.name}: high-score alert for {latest} not delivered: {error}")
-                highlights["high_score_alert_error"] = str(error)
+            highlights.update(_alert_high_scores(alerts, spec, latest, latest_scored, alerts.run_url(context.run_id)))
+            if "high_score_alert_error" in highlights:  # `send` never raises: an outage cannot undo good predictions
+                context.log.warning(f"{spec.name}: high-score alert for {latest} not delivered")
         yield from gate.conclude(model_version=str(champion.version), **highlights)
 
     return predictions
@@ -237,23 +235,30 @@ def score_frame(model: Any, features: pd.DataFrame, spec: UseCaseSpec, version: 
     return scored
 
 
-def _alert_high_scores(alerts: AlertResource, spec: UseCaseSpec, day: str, scored: pd.DataFrame) -> int:
-    """Send the day's entities at or above the spec's alert threshold; returns how many there were."""
+def _alert_high_scores(alerts: AlertResource, spec: UseCaseSpec, day: str, scored: pd.DataFrame, link: str) -> dict[str, Any]:
+    """Send the day's entities at or above the threshold if at least `min_count` qualify; returns metadata on it."""
     threshold = spec.alerts.high_score_threshold
     if threshold is None:
-        return 0
-    high = scored[scored["score"] >= threshold].nlargest(spec.alerts.max_listed, "score")
-    count = int((scored["score"] >= threshold).sum())
-    if count:
-        listed = ", ".join(f"{entity} ({score:.2f})" for entity, score in zip(high[spec.entity_column], high["score"], strict=True))
-        alerts.send(
-            f"{spec.name}: {count} high-risk {spec.entity_column}s on {day}",
-            f"score >= {threshold}: {listed}" + (" ..." if count > len(high) else ""),
-            severity="warning",
-            details={"use_case": spec.name, "partition": day, "count": count,
-                     "entities": [{spec.entity_column: e, "score": s} for e, s in zip(high[spec.entity_column].tolist(), high["score"].tolist(), strict=True)]},
-        )
-    return count
+        return {}
+    high = scored[scored["score"] >= threshold]
+    count = len(high)
+    if count < spec.alerts.min_count or not alerts.configured:
+        return {"high_score_count": count}
+    top = high.nlargest(spec.alerts.max_listed, "score")
+    listed = ", ".join(f"{entity} ({score:.2f})" for entity, score in zip(top[spec.entity_column], top["score"], strict=True))
+    delivered = alerts.send(
+        "high_risk",
+        f"{spec.name}: {count} high-risk {spec.entity_column}s on {day}",
+        f"score >= {threshold}: {listed}" + (" ..." if count > len(top) else ""),
+        severity="warning",
+        details={"use_case": spec.name, "partition": day, "count": count, "threshold": threshold,
+                 "model_version": str(scored["model_version"].iloc[0]),
+                 "entities": top[[spec.entity_column, "score"]].to_dict("records")},
+        link=link,
+    )
+    if delivered:
+        return {"high_score_count": count, "high_score_alerted": count}
+    return {"high_score_count": count, "high_score_alert_error": "no sink received it after retries; see the step's logs"}
 
 
 def describe_feature(feature: FeatureSpec) -> str:

@@ -1,29 +1,91 @@
-"""Run-failure alerts (seed 001's Slack/PagerDuty): every failed run of the code location is posted."""
+"""Run-failure alerts (seed 001's Slack/PagerDuty): every failed run of the code location is posted.
+
+A run stopped by a blocking gate is bad data or a weak model, not a broken platform, so it goes out
+as `gate_failed` (warning) naming the failed checks and partitions; anything else is `run_failed` (error).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
 
 import dagster as dg
 
 from ml_platform.automation.triggers import default_status
 from ml_platform.resources.alerts import AlertResource
 
+# How our gates word their step failures: PartitionGate, the champion asset, Dagster's own blocking checks.
+GATE_FAILURE_MARKERS = ("blocking gate failed", "failed its gates", "blocking asset check")
+MESSAGE_CHARS = 500
+
 
 def build_failure_alert_sensor() -> dg.SensorDefinition:
     @dg.run_failure_sensor(
         name="run_failure_alerts",
         default_status=default_status(),
-        description="Posts every failed run (job, run id, failing steps, tags) to ML_PLATFORM_ALERT_WEBHOOK.",
+        description="Posts every failed run (job, partitions, failed steps or gate checks, link to the run) "
+        "to ML_PLATFORM_SLACK_WEBHOOK and/or ML_PLATFORM_ALERT_WEBHOOK.",
     )
     def run_failure_alerts(context: dg.RunFailureSensorContext, alerts: AlertResource) -> None:
         run = context.dagster_run
-        failed_steps = sorted({event.step_key for event in context.get_step_failure_events() if event.step_key})
-        partition = run.tags.get("dagster/partition") or "..".join(
-            filter(None, [run.tags.get("dagster/asset_partition_range_start"), run.tags.get("dagster/asset_partition_range_end")])
-        )
-        alerts.send(
-            f"Run failed: {run.job_name}",
-            f"run {run.run_id} failed in {failed_steps or 'setup'}" + (f" for partitions {partition}" if partition else "")
-            + f": {context.failure_event.message}",
-            details={"run_id": run.run_id, "job": run.job_name, "failed_steps": failed_steps,
-                     "partitions": partition, "tags": dict(run.tags)},
-        )
+        partitions = _partitions(run.tags)
+        errors = {event.step_key or "run": _reason(event) for event in context.get_step_failure_events()}
+        checks = failed_checks(context.instance, run.run_id, partitions)
+        details = {"run_id": run.run_id, "job": run.job_name, "partitions": partitions,
+                   "failed_steps": sorted(k for k in errors if k != "run"), "errors": errors,
+                   "failed_checks": checks, "tags": dict(run.tags)}
+        where = f" for {partitions}" if partitions else ""
+        reasons = "\n".join(f"• {step}: {message}" for step, message in errors.items())
+        reasons = reasons or _first_line(context.failure_event.message or "")
+        gate_failed = checks or any(marker in message.lower() for message in errors.values() for marker in GATE_FAILURE_MARKERS)
+        if gate_failed:
+            names = sorted({f"{check['asset']} {check['check']}" for check in checks}) or sorted(errors)
+            lines = [f"• {c['asset']} `{c['check']}` [{c['partition'] or 'unpartitioned'}]: {c['description']}" for c in checks]
+            alerts.send(
+                "gate_failed", f"Gate failed: {', '.join(names)}{where}",
+                f"run {run.run_id} ({run.job_name}) stopped at a blocking gate; nothing downstream ran.\n"
+                + "\n".join(lines or [reasons]),
+                severity="warning", details=details, link=alerts.run_url(run.run_id),
+            )
+        else:
+            alerts.send(
+                "run_failed", f"Run failed: {run.job_name}{where}",
+                f"run {run.run_id} failed in {', '.join(details['failed_steps']) or 'setup'}{where}:\n{reasons}",
+                severity="error", details=details, link=alerts.run_url(run.run_id),
+            )
 
     return run_failure_alerts
+
+
+def failed_checks(instance: dg.DagsterInstance, run_id: str, run_partitions: str) -> list[dict[str, Any]]:
+    """The run's failed blocking check evaluations; one without a partition is charged to the run's partitions."""
+    checks = []
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = record.get_dagster_event().event_specific_data
+        if evaluation.passed or evaluation.blocking is False:
+            continue
+        checks.append({"asset": evaluation.asset_key.to_user_string(), "check": evaluation.check_name,
+                       "partition": getattr(evaluation, "partition", None) or run_partitions or None,
+                       "description": evaluation.description or ""})
+    return checks
+
+
+def _partitions(tags: dict[str, str]) -> str:
+    """'2025-03-04' for a one-day run, '2025-01-01..2025-03-04' for a range run, '' when unpartitioned."""
+    if "dagster/partition" in tags:
+        return tags["dagster/partition"]
+    bounds = [tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")]
+    return "..".join(bound for bound in bounds if bound)
+
+
+def _reason(step_failure: dg.DagsterEvent) -> str:
+    """The first line of what the step raised: a `dg.Failure`'s description, else 'KeyError: ...' (no module path)."""
+    data = step_failure.step_failure_data
+    if data.user_failure_data and data.user_failure_data.description:
+        return _first_line(data.user_failure_data.description)
+    message = data.error.message if data.error else step_failure.message or ""
+    return _first_line(re.sub(r"^(?:\w+\.)+(?=\w+: )", "", message))
+
+
+def _first_line(message: str) -> str:
+    return message.strip().splitlines()[0][:MESSAGE_CHARS] if message.strip() else ""

@@ -21,5 +21,5 @@ def default_resources() -> dict[str, dg.ConfigurableResource | dg.ConfigurableIO
         "io_manager": PartitionedParquetIOManager(lake=lake),
         "source": EventSource(data_dir=data_dir, postgres_dsn=os.environ.get("ML_PLATFORM_SOURCE_DSN")),
         "mlflow": MlflowResource(data_dir=data_dir, ui_url=os.environ.get("MLFLOW_UI_URL", "http://127.0.0.1:5000")),
-        "alerts": AlertResource(webhook_url=os.environ.get("ML_PLATFORM_ALERT_WEBHOOK", "")),
+        "alerts": AlertResource.from_env(),
     }

@@ -1,36 +1,139 @@
-"""Alerts to a chat or paging webhook (Slack incoming webhooks, PagerDuty/Opsgenie bridges, ...).
+"""Alerts to a Slack incoming webhook and/or a generic JSON webhook (CRM, PagerDuty/Opsgenie bridge, ...).
 
-One JSON POST per alert: `{"text": ..., "title": ..., "severity": ..., "details": {...}}`;
-Slack shows `text`, other receivers read the structured fields. With no URL
-configured alerts are logged only, so local runs need no service.
+Events: run_failed, gate_failed, champion_promoted, champion_rolled_back, high_risk. Webhook URLs
+and the token come from the environment only (`AlertResource.from_env`), by reference, so Dagster's
+UI and run config show the variable's name, never the secret. Delivery retries connection errors,
+429 and 5xx with exponential backoff; `send` never raises, because an alert outage must not fail
+the run that raised the alert. With no sink configured alerts are only logged: local runs need no service.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
-from typing import Any
+import os
+import time
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 import dagster as dg
 
+if TYPE_CHECKING:
+    import requests
+
 LOG = logging.getLogger(__name__)
+
+Severity = Literal["info", "warning", "error"]
+SLACK_MARKS = {"info": ":information_source:", "warning": ":warning:", "error": ":rotating_light:"}
+SLACK_SECTION_LIMIT = 3000  # characters Slack accepts in one section block
 
 
 class AlertResource(dg.ConfigurableResource):
+    """Posts each alert to every configured sink; see the module docstring for the contract."""
+
+    slack_webhook_url: str = ""
     webhook_url: str = ""
+    webhook_token: str = ""
+    ui_url: str = "http://127.0.0.1:3000"
+    max_attempts: int = 4
+    backoff_seconds: float = 0.5
     timeout_seconds: float = 5.0
 
-    def send(self, title: str, text: str, severity: str = "error", details: dict[str, Any] | None = None) -> bool:
-        """Post the alert; returns whether a webhook received it. Raises on a failed delivery (callers retry)."""
-        if not self.webhook_url:
-            LOG.warning("alert (no webhook configured): %s: %s", title, text)
+    @classmethod
+    def from_env(cls) -> AlertResource:
+        """ML_PLATFORM_SLACK_WEBHOOK, ML_PLATFORM_ALERT_WEBHOOK, ML_PLATFORM_ALERT_TOKEN, ML_PLATFORM_UI_URL."""
+
+        def secret(name: str) -> Any:
+            return dg.EnvVar(name) if os.environ.get(name) else ""  # EnvVar fails on unset variables
+
+        return cls(
+            slack_webhook_url=secret("ML_PLATFORM_SLACK_WEBHOOK"),
+            webhook_url=secret("ML_PLATFORM_ALERT_WEBHOOK"),
+            webhook_token=secret("ML_PLATFORM_ALERT_TOKEN"),
+            ui_url=os.environ.get("ML_PLATFORM_UI_URL", "http://127.0.0.1:3000"),
+        )
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.slack_webhook_url or self.webhook_url)
+
+    def run_url(self, run_id: str) -> str:
+        return f"{self.ui_url.rstrip('/')}/runs/{run_id}"
+
+    def send(
+        self, event: str, title: str, text: str, severity: Severity = "error",
+        details: dict[str, Any] | None = None, link: str | None = None,
+    ) -> bool:
+        """Deliver to every configured sink; True if at least one received it. Never raises."""
+        if not self.configured:
+            LOG.warning("alert %s (no sink configured): %s: %s", event, title, text)
             return False
+        try:
+            import requests
+
+            with requests.Session() as session:
+                received = [self._post(session, *sink) for sink in self._sinks(event, title, text, severity, details, link)]
+        except Exception:  # e.g. details that are not JSON: the caller's run must go on regardless
+            LOG.exception("alert %s %r could not be sent", event, title)
+            return False
+        if not all(received):
+            LOG.error("alert %s %r not delivered to %d of %d sinks", event, title, received.count(False), len(received))
+        return any(received)
+
+    def _sinks(
+        self, event: str, title: str, text: str, severity: str, details: dict[str, Any] | None, link: str | None,
+    ) -> list[tuple[str, str, dict[str, Any], dict[str, str]]]:
+        """(name, url, payload, extra headers) per configured sink."""
+        sinks = []
+        if self.slack_webhook_url:
+            sinks.append(("slack", self.slack_webhook_url, _slack_payload(event, title, text, severity, link), {}))
+        if self.webhook_url:
+            payload = {
+                "event": event, "title": title, "text": text, "severity": severity, "details": details or {},
+                "link": link, "sent_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            }
+            auth = {"Authorization": f"Bearer {self.webhook_token}"} if self.webhook_token else {}
+            sinks.append(("webhook", self.webhook_url, payload, auth))
+        return sinks
+
+    def _post(self, session: requests.Session, sink: str, url: str, payload: dict[str, Any], headers: dict[str, str]) -> bool:
+        """POST with retries; a 4xx other than 429 is final, since resending the same body cannot fix it."""
         import requests
 
-        payload = {"title": title, "text": f"*{title}*\n{text}", "severity": severity, "details": details or {}}
-        response = requests.post(
-            self.webhook_url, data=json.dumps(payload, default=str), timeout=self.timeout_seconds,
-            headers={"Content-Type": "application/json"},
-        )
-        response.raise_for_status()
-        return True
+        body = json.dumps(payload, default=str)  # details may hold numpy scalars or timestamps
+        headers = {"Content-Type": "application/json", **headers}
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                response = session.post(url, data=body, headers=headers, timeout=self.timeout_seconds)
+                if response.ok:
+                    return True
+                error = f"HTTP {response.status_code} {response.text[:200]!r}"
+                retryable = response.status_code == 429 or response.status_code >= 500
+            except requests.RequestException as exc:
+                error, retryable = _redacted(f"{type(exc).__name__}: {exc}", url), True
+            LOG.warning("alert to the %s sink: attempt %d/%d failed: %s", sink, attempt, self.max_attempts, error)
+            if not retryable:
+                return False
+            if attempt < self.max_attempts:
+                time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
+        return False
+
+
+def _redacted(message: str, url: str) -> str:
+    """A Slack webhook's secret is its URL path, which requests' errors quote: keep it out of the logs."""
+    path = urlsplit(url).path
+    return message.replace(path, "/<redacted>") if len(path) > 1 else message
+
+
+def _slack_payload(event: str, title: str, text: str, severity: str, link: str | None) -> dict[str, Any]:
+    """Slack incoming-webhook message: `text` feeds notifications, `blocks` is what the channel shows."""
+    context = f"`{event}` · {severity}" + (f" · <{link}|open in Dagster>" if link else "")
+    section = f"{SLACK_MARKS.get(severity, '')} *{title}*\n{text}"
+    return {
+        "text": f"{title}: {text}"[:SLACK_SECTION_LIMIT],
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": section[:SLACK_SECTION_LIMIT]}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
+        ],
+    }
