@@ -10,6 +10,7 @@ import dagster as dg
 
 from ml_platform import settings
 from ml_platform.automation.alerts import build_failure_alert_sensor
+from ml_platform.automation.triggers import build_automation_condition_sensor
 from ml_platform.deploy.executors import default_executor
 from ml_platform.factory import build_use_case
 from ml_platform.resources import default_resources
@@ -29,7 +30,7 @@ def build_definitions(specs: list[UseCaseSpec]) -> dg.Definitions:
     return dg.Definitions.merge(
         *[build_use_case(spec) for spec in specs],
         dg.Definitions(
-            resources=default_resources(), executor=default_executor(), sensors=[build_failure_alert_sensor()]
+            resources=default_resources(), executor=default_executor(), sensors=[build_failure_alert_sensor(), build_automation_condition_sensor()]
         ),
     )
 

@@ -24,3 +24,8 @@ def spec_dirs() -> list[Path]:
     """Shipped use cases plus, optionally, a directory of the user's own specs."""
     extra = os.environ.get(SPECS_DIR_ENV)
     return [SHIPPED_SPECS_DIR, *([Path(extra)] if extra else [])]
+
+
+def sensor_interval(default_seconds: int) -> int:
+    """Minimum seconds between a sensor's ticks; ML_PLATFORM_SENSOR_INTERVAL overrides every sensor (tests, demos)."""
+    return int(os.environ.get("ML_PLATFORM_SENSOR_INTERVAL", default_seconds))

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ml_platform.assets import keys
+from ml_platform.automation.conditions import FEATURES_FOLLOW_RAW
 from ml_platform.checks.data_gates import (
     FEATURE_CHECKS,
     PREDICTION_CHECKS,
@@ -127,6 +128,7 @@ def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.
                 f"events of D-{spec.lookback_days - 1}..D only.",
                 kinds={"parquet", "pandas"},
                 deps=[dg.AssetDep(raw_key, partition_mapping=window)],
+                automation_condition=FEATURES_FOLLOW_RAW,
                 metadata={"dagster/column_schema": schema},
                 **_common(spec),
             )

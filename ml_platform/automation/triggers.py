@@ -1,32 +1,42 @@
-"""Schedules and sensors of a use case.
+"""Schedules, sensors and declarative automation of a use case.
 
 - daily schedule: yesterday's partition through raw -> features -> predictions;
-- weekly retrain schedule: training set -> model -> champion;
-- landed-data sensor: new or changed source days run as partition ranges
-  (consecutive days go in one single-run request, not one run per day);
-- champion sensor: a new champion rescores the last `rescore_days` days;
-- drift sensor: PSI above the spec's limit on `consecutive_days` days retrains.
+- retrain schedule (cron of the spec): training set -> model -> champion;
+- landed-data sensor: new or changed source days (by content hash) run as
+  partition ranges (consecutive days share one single-run request); entries
+  that cannot be a day's data are reported once and never touched;
+- champion sensor: a new champion (training, promotion, rollback) rescores the
+  last `rescore_days` days in one ranged run;
+- drift sensor: PSI above the spec's limit on `consecutive_days` consecutive
+  days retrains, once per drift episode;
+- the automation-condition sensor evaluates conditions such as
+  `conditions.FEATURES_FOLLOW_RAW` on the assets.
 
 Default status comes from ML_PLATFORM_AUTOMATION (`running` or `stopped`,
 default `stopped`) so tests and the UI decide, not the code.
 """
 
 
+import datetime as dt
 import hashlib
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from ml_platform import settings
 from ml_platform.assets import keys
 from ml_platform.io.parquet_lake import DataLake
-from ml_platform.resources.sources import EventSource
-from ml_platform.spec import UseCaseSpec
+from ml_platform.resources.alerts import AlertResource
+from ml_platform.resources.sources import EventSource, content_digest
+from ml_platform.spec import FileSourceSpec, UseCaseSpec
 
 MAX_DAYS_PER_RUN = 366
+DRIFT_LOOKBACK_DAYS = 60  # an episode longer than this is still one episode: it started before the window
 
 
 def default_status() -> dg.DefaultSensorStatus:
@@ -47,8 +57,10 @@ def range_run_request(
     )
 
 
-def _digest(versions: Iterator[str]) -> str:
-    return hashlib.sha1(",".join(versions).encode()).hexdigest()[:16]
+def _run_key(days: list[str], digests: list[str]) -> str:
+    """Same content, same key (Dagster never launches a run key twice); a re-upload with new content, a new key."""
+    content = digests[0] if len(digests) == 1 else hashlib.sha256(",".join(digests).encode()).hexdigest()
+    return f"{days[0]}..{days[-1]}@{content[:16]}"
 
 
 def contiguous_ranges(days: list[str], all_keys: list[str]) -> Iterator[list[str]]:
@@ -92,29 +104,43 @@ def build_automation(
     @dg.sensor(
         name=f"{spec.name}_landed_data_sensor",
         job=daily_job,
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=settings.sensor_interval(30),
         default_status=default_status(),
-        description=f"Runs new or changed {spec.name} source days; consecutive days share one run.",
+        description=f"Runs new or changed {spec.name} source days (by content hash); consecutive days share one run. "
+        "Entries that cannot be a day's data are reported once and left where they are.",
     )
-    def landed_data(context: dg.SensorEvaluationContext, source: EventSource, lake: DataLake) -> dg.SensorResult:
-        seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-        current = source.available_days(spec)
-        valid = set(partitions_def.get_partition_keys())
-        changed = [day for day, version in current.items() if seen.get(day) != version and day in valid]
+    def landed_data(
+        context: dg.SensorEvaluationContext, source: EventSource, lake: DataLake, alerts: AlertResource
+    ) -> dg.SensorResult:
+        seen = _LandedCursor.parse(context.cursor)
+        landed, rejected = _landed_days(spec, source, seen.days)
+        partition_keys = partitions_def.get_partition_keys()
+        for day in sorted(set(landed) - set(partition_keys)):
+            del landed[day]
+            rejected[_entry_name(spec, day)] = (
+                f"day {day} is outside the partitions {partition_keys[0]}..{partition_keys[-1]}" if partition_keys
+                else f"no partition exists yet (start_date {spec.start_date})"
+            )
+        _report_rejected(context, alerts, spec, {name: why for name, why in rejected.items() if seen.reported.get(name) != why})
+        adopted = _already_in_lake(spec, source, lake, landed) if context.cursor is None else set()
+        changed = [day for day, (_, digest) in landed.items()
+                   if day not in adopted and seen.days.get(day, ("", ""))[1] != digest]
         # until a first champion exists there is nothing to score with: ingest and build features only
-        has_champion = lake.has_json(keys.champion(spec))
-        selection = None if has_champion else [keys.raw_events(spec), keys.features(spec)]
+        selection = None if lake.has_json(keys.champion(spec)) else [keys.raw_events(spec), keys.features(spec)]
         requests = [
-            range_run_request(days, run_key=f"{days[0]}..{days[-1]}@{_digest(current[d] for d in days)}",
-                              asset_selection=selection)
-            for days in contiguous_ranges(changed, partitions_def.get_partition_keys())
+            range_run_request(days, run_key=_run_key(days, [landed[day][1] for day in days]), asset_selection=selection)
+            for days in contiguous_ranges(changed, partition_keys)
         ]
-        return dg.SensorResult(run_requests=requests, cursor=json.dumps({**seen, **current}, sort_keys=True))
+        cursor = _LandedCursor(days=landed, reported=rejected).dump()
+        if requests:
+            return dg.SensorResult(run_requests=requests, cursor=cursor)
+        return dg.SensorResult(skip_reason=f"no new or changed {spec.name} days"
+                               + (f"; not processed: {sorted(rejected)}" if rejected else ""), cursor=cursor)
 
     @dg.sensor(
         name=f"{spec.name}_new_champion_sensor",
         job=rescore_job,
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=settings.sensor_interval(30),
         default_status=default_status(),
         description=f"A new {spec.name} champion rescores the last {spec.schedule.rescore_days} feature days.",
     )
@@ -132,23 +158,121 @@ def build_automation(
     @dg.sensor(
         name=f"{spec.name}_drift_retrain_sensor",
         job=training_job,
-        minimum_interval_seconds=60,
+        minimum_interval_seconds=settings.sensor_interval(60),
         default_status=default_status(),
-        description=f"Retrain {spec.name} when feature PSI exceeds {spec.drift.psi_threshold} on "
-        f"{spec.drift.consecutive_days} consecutive days.",
+        description=f"Retrain {spec.name} once per drift episode: when the PSI of a feature or of the scores stays "
+        f"above {spec.drift.psi_threshold} on {spec.drift.consecutive_days} consecutive days.",
     )
     def drift_retrain(context: dg.SensorEvaluationContext, lake: DataLake) -> dg.SensorResult | dg.SkipReason:
-        days = lake.existing_partitions(keys.drift(spec))[-spec.drift.consecutive_days :]
-        if len(days) < spec.drift.consecutive_days:
-            return dg.SkipReason(f"fewer than {spec.drift.consecutive_days} drift partitions")
-        drift = lake.read(keys.drift(spec), days)
-        worst = drift.groupby("day")["psi"].max()
-        if not (worst > spec.drift.psi_threshold).all():
-            return dg.SkipReason(f"max PSI by day {worst.round(3).to_dict()} within {spec.drift.psi_threshold}")
-        version = drift["champion_version"].iloc[-1]
-        return dg.SensorResult(run_requests=[dg.RunRequest(
-            run_key=f"drift-{days[-1]}-champion-{version}",
-            tags={"ml_platform/trigger": "drift", "ml_platform/drift_days": f"{days[0]}..{days[-1]}"},
-        )])
+        episode = drift_episode(_recent_worst_psi(spec, lake), spec.drift.psi_threshold)
+        if not episode:
+            return dg.SensorResult(skip_reason=f"newest drift day within PSI {spec.drift.psi_threshold}", cursor="")
+        since = f"{episode[0]}..{episode[-1]}"
+        if len(episode) < spec.drift.consecutive_days:
+            return dg.SkipReason(f"PSI above {spec.drift.psi_threshold} on {len(episode)} day(s) ({since}); "
+                                 f"retraining after {spec.drift.consecutive_days}")
+        if context.cursor == episode[0]:
+            return dg.SkipReason(f"retraining already requested for the drift episode {since}")
+        return dg.SensorResult(
+            run_requests=[dg.RunRequest(
+                run_key=f"drift-episode-{episode[0]}",
+                tags={"ml_platform/trigger": "drift", "ml_platform/drift_days": since},
+            )],
+            cursor=episode[0],
+        )
 
     return [daily, retrain], [landed_data, new_champion, drift_retrain]
+
+
+def build_automation_condition_sensor() -> dg.AutomationConditionSensorDefinition:
+    """Evaluates the assets' automation conditions (features following raw events) for every use case."""
+    return dg.AutomationConditionSensorDefinition(
+        "automation_conditions", target=dg.AssetSelection.all(), default_status=default_status(),
+        minimum_interval_seconds=settings.sensor_interval(30),
+    )
+
+
+@dataclass
+class _LandedCursor:
+    days: dict[str, tuple[str, str]] = field(default_factory=dict)  # day -> (cheap signature, content digest)
+    reported: dict[str, str] = field(default_factory=dict)  # rejected entry -> reason already reported
+
+    @classmethod
+    def parse(cls, cursor: str | None) -> "_LandedCursor":
+        state = json.loads(cursor) if cursor else {}
+        return cls({day: tuple(pair) for day, pair in state.get("days", {}).items()}, state.get("reported", {}))
+
+    def dump(self) -> str:
+        return json.dumps({"days": self.days, "reported": self.reported}, sort_keys=True)
+
+
+def _landed_days(
+    spec: UseCaseSpec, source: EventSource, known: dict[str, tuple[str, str]]
+) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """Each landed day's (signature, content digest), hashing only files whose signature changed; and the
+    entries that cannot be a day's data, with the reason. A table's per-day row count is both."""
+    if not isinstance(spec.source, FileSourceSpec):
+        return {day: (version, version) for day, version in source.available_days(spec).items()}, {}
+    scan = source.scan_landing(spec.source)
+    signatures = source.available_days(spec)
+    landed = {}
+    for day, path in scan.files.items():
+        previous = known.get(day)
+        digest = previous[1] if previous and previous[0] == signatures[day] else content_digest(path)
+        landed[day] = (signatures[day], digest)
+    return landed, scan.rejected
+
+
+def _entry_name(spec: UseCaseSpec, day: str) -> str:
+    if isinstance(spec.source, FileSourceSpec):
+        return f"{day}.{spec.source.format}"
+    return f"{spec.source.table} rows of {day}"
+
+
+def _report_rejected(
+    context: dg.SensorEvaluationContext, alerts: AlertResource, spec: UseCaseSpec, new: dict[str, str]
+) -> None:
+    """Say once, in the tick log and to the alert sinks, which landed entries will not be processed."""
+    if not new:
+        return
+    lines = [f"{name}: {why}" for name, why in sorted(new.items())]
+    context.log.warning(f"{spec.name}: not processing {len(new)} landed entr(y/ies), left in place:\n" + "\n".join(lines))
+    alerts.send(
+        "landing_rejected", f"{spec.name}: {len(new)} landed entr(y/ies) cannot be processed", "\n".join(lines),
+        severity="warning", details={"use_case": spec.name, "rejected": new},
+    )
+
+
+def _already_in_lake(
+    spec: UseCaseSpec, source: EventSource, lake: DataLake, landed: dict[str, tuple[str, str]]
+) -> set[str]:
+    """On a sensor's first tick, days whose raw partition was written after the source last changed:
+    a new Dagster instance (or a move to Postgres storage) must not reprocess a year of history."""
+    written = lake.modified_times(keys.raw_events(spec))
+    if not isinstance(spec.source, FileSourceSpec):
+        return set(written) & set(landed)
+    directory = source.landing_dir(spec.source)
+    return {
+        day for day in landed
+        if day in written and written[day] >= (directory / _entry_name(spec, day)).stat().st_mtime
+    }
+
+
+def _recent_worst_psi(spec: UseCaseSpec, lake: DataLake) -> dict[str, float]:
+    """Largest PSI (any feature or the scores) of each of the newest drift days."""
+    days = lake.existing_partitions(keys.drift(spec))[-DRIFT_LOOKBACK_DAYS:]
+    if not days:
+        return {}
+    drift = lake.read(keys.drift(spec), days, columns=["day", "psi"])
+    return drift.groupby("day")["psi"].max().to_dict()
+
+
+def drift_episode(worst_psi: dict[str, float], threshold: float) -> list[str]:
+    """The run of consecutive calendar days, ending on the newest day, whose PSI exceeds the threshold."""
+    episode: list[str] = []
+    for day in sorted(worst_psi, reverse=True):
+        follows = not episode or dt.date.fromisoformat(day) == dt.date.fromisoformat(episode[0]) - dt.timedelta(days=1)
+        if not follows or worst_psi[day] <= threshold:
+            break
+        episode.insert(0, day)
+    return episode

@@ -88,6 +88,11 @@ class DataLake(dg.ConfigurableResource):
         names = (path.rsplit("/", 1)[-1] for path in fs.ls(directory, detail=False))
         return sorted(name[: -len(".parquet")] for name in names if name.endswith(".parquet") and name != "__all__.parquet")
 
+    def modified_times(self, asset_key: dg.AssetKey) -> dict[str, float]:
+        """Each partition's last write, as a POSIX timestamp."""
+        fs, _ = self._fs()
+        return {day: fs.modified(self.partition_path(asset_key, day)).timestamp() for day in self.existing_partitions(asset_key)}
+
     def read(
         self,
         asset_key: dg.AssetKey,

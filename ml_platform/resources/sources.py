@@ -8,9 +8,11 @@ the platform, whatever the gates later decide.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +32,12 @@ _ENGINES: dict[tuple[int, str], sqlalchemy.Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
+@dataclass
+class LandingScan:
+    files: dict[str, Path]  # partition day -> landed file
+    rejected: dict[str, str]  # entry name -> why it cannot be a day's file
+
+
 class SourceError(Exception):
     """A day's source data is missing or cannot be read; the message names file and day."""
 
@@ -46,18 +54,10 @@ class EventSource(dg.ConfigurableResource):
         return self._read_table(spec, spec.source, day)
 
     def available_days(self, spec: UseCaseSpec) -> dict[str, str]:
-        """Days the source has data for, each with a version that changes when the data does."""
+        """Days the source has data for, each with a cheap version that changes when the data does
+        (files: size and modification time; tables: the day's row count)."""
         if isinstance(spec.source, FileSourceSpec):
-            directory = self.landing_dir(spec.source)
-            if not directory.is_dir():
-                return {}
-            days = {}
-            for path in directory.iterdir():
-                match = DAY_FILE.match(path.name)
-                if match and match.group(2) == spec.source.format:
-                    stat = path.stat()
-                    days[match.group(1)] = f"{stat.st_mtime_ns}-{stat.st_size}"
-            return days
+            return {day: _signature(path) for day, path in self.scan_landing(spec.source).files.items()}
         import sqlalchemy
 
         engine = self._engine(spec.source)
@@ -71,6 +71,29 @@ class EventSource(dg.ConfigurableResource):
                 return {row.day: str(row.n) for row in connection.execute(query)}
         except sqlalchemy.exc.SQLAlchemyError as error:
             raise SourceError(f"table {spec.source.table}: cannot list days: {error}") from error
+
+    def scan_landing(self, source: FileSourceSpec) -> LandingScan:
+        """Landed day files, and every other entry with the reason it is not one (hidden files are skipped)."""
+        directory = self.landing_dir(source)
+        scan = LandingScan(files={}, rejected={})
+        if not directory.is_dir():
+            return scan
+        root = directory.resolve()
+        for path in sorted(directory.iterdir()):
+            if path.name.startswith("."):  # editors' and uploaders' temporary files
+                continue
+            match = DAY_FILE.match(path.name)
+            if not path.resolve().is_relative_to(root):
+                scan.rejected[path.name] = f"resolves to {path.resolve()}, outside the landing directory {root}"
+            elif not path.is_file():
+                scan.rejected[path.name] = "not a regular file"
+            elif not match or match.group(2) != source.format:
+                scan.rejected[path.name] = f"name is not YYYY-MM-DD.{source.format}"
+            elif not _is_calendar_day(match.group(1)):
+                scan.rejected[path.name] = f"{match.group(1)} is not a calendar date"
+            else:
+                scan.files[match.group(1)] = path
+        return scan
 
     def landing_dir(self, source: FileSourceSpec) -> Path:
         directory = Path(source.directory)
@@ -129,6 +152,28 @@ class EventSource(dg.ConfigurableResource):
                 sqlalchemy.event.listen(engine, "connect", _utc_session)
                 _ENGINES[cache_key] = engine
             return engine
+
+
+def content_digest(path: Path) -> str:
+    """SHA-256 of a landed file: the identity of its content, whatever its timestamps say."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _signature(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_mtime_ns}-{stat.st_size}"
+
+
+def _is_calendar_day(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _with_installed_driver(dsn: str) -> sqlalchemy.URL:
