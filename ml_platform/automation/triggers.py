@@ -165,20 +165,22 @@ def build_automation(
     )
     def drift_retrain(context: dg.SensorEvaluationContext, lake: DataLake) -> dg.SensorResult | dg.SkipReason:
         episode = drift_episode(_recent_worst_psi(spec, lake), spec.drift.psi_threshold)
-        if not episode:
-            return dg.SensorResult(skip_reason=f"newest drift day within PSI {spec.drift.psi_threshold}", cursor="")
+        retrained_for = json.loads(context.cursor)["episode"] if context.cursor else None
+        if not episode:  # a calm newest day ends any episode: the next one retrains again
+            return dg.SensorResult(skip_reason=f"newest drift day within PSI {spec.drift.psi_threshold}",
+                                   cursor=json.dumps({"episode": None}))
         since = f"{episode[0]}..{episode[-1]}"
         if len(episode) < spec.drift.consecutive_days:
             return dg.SkipReason(f"PSI above {spec.drift.psi_threshold} on {len(episode)} day(s) ({since}); "
                                  f"retraining after {spec.drift.consecutive_days}")
-        if context.cursor == episode[0]:
+        if retrained_for == episode[0]:
             return dg.SkipReason(f"retraining already requested for the drift episode {since}")
         return dg.SensorResult(
             run_requests=[dg.RunRequest(
                 run_key=f"drift-episode-{episode[0]}",
                 tags={"ml_platform/trigger": "drift", "ml_platform/drift_days": since},
             )],
-            cursor=episode[0],
+            cursor=json.dumps({"episode": episode[0]}),
         )
 
     return [daily, retrain], [landed_data, new_champion, drift_retrain]
