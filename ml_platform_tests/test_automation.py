@@ -17,7 +17,7 @@ import pytest
 from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.runner import TRAINING_STAGES, materialize_stages
 from ml_platform.use_cases.churn_data import write_landing_files
-from ml_platform_tests.conftest import START, landing_dir
+from ml_platform_tests.conftest import START, day_keys, landing_dir
 from ml_platform_tests.test_alerts import Webhook
 
 REPO = Path(__file__).resolve().parents[1]
@@ -164,3 +164,43 @@ def test_dagster_definitions_validate_on_the_workspace(tmp_path: Path) -> None:
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "ml_platform" in completed.stdout + completed.stderr
+
+
+def test_features_follow_raw_events_but_never_past_a_failed_blocking_gate(data_dir: Path) -> None:
+    """Declarative automation: a re-ingested window day refreshes the newest features, unless an input day's
+    newest data was refused by a blocking gate (the lake still holds its last good file)."""
+    landing = landing_dir(data_dir)
+    write_landing_files(landing, START, 10, 200, seed=1)
+    spec = next(s for s in load_specs() if s.name == "churn")
+    defs = build_definitions(load_specs())
+    instance = dg.DagsterInstance.ephemeral()
+    features, newest = dg.AssetKey(["churn", "features"]), "2025-01-10"
+    at = dt.datetime(2025, 1, 11, 0, 30, tzinfo=dt.timezone.utc)  # the newest complete partition is 2025-01-10
+    cursor = None
+
+    def tick() -> set[str]:
+        nonlocal cursor
+        result = dg.evaluate_automation_conditions(defs, instance, evaluation_time=at, cursor=cursor)
+        cursor = result.cursor
+        return set(result.get_requested_partitions(features))
+
+    def reupload(day: str, frame: pd.DataFrame) -> bool:
+        frame.to_parquet(landing / f"{day}.parquet", index=False)
+        return materialize_stages(defs, spec, ["raw_events"], instance, [day]).success
+
+    assert materialize_stages(defs, spec, ["raw_events", "features"], instance, day_keys(START, 10)).success
+    assert tick() == set(), "raw and features updated together: nothing to follow"
+
+    good_day_9 = pd.read_parquet(landing / "2025-01-09.parquet")
+    assert reupload("2025-01-09", good_day_9.iloc[:-5])
+    assert tick() == {newest}, "a re-ingested window day refreshes the newest features"
+    assert materialize_stages(defs, spec, ["features"], instance, [newest]).success
+    assert tick() == set()
+
+    good_day_10 = pd.read_parquet(landing / f"{newest}.parquet")
+    assert not reupload(newest, good_day_10.drop(columns=["plan"])), "the schema gate refuses the new file"
+    assert reupload("2025-01-09", good_day_9.iloc[:-9])
+    assert tick() == set(), "an input day's latest blocking gate failed: features wait"
+
+    assert reupload(newest, good_day_10)
+    assert tick() == {newest}

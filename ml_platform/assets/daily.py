@@ -88,9 +88,9 @@ def _raw_events(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> d
             try:
                 frame = source.read_day(spec, day)
             except SourceError as error:
-                yield from gate.evaluate(day, unreadable_source(day, str(error)))
+                gate.evaluate(day, unreadable_source(day, str(error)))
                 continue
-            yield from gate.evaluate(day, validate_events(frame, spec, day))
+            gate.evaluate(day, validate_events(frame, spec, day))
             if gate.passed(day):
                 lake.write_partition(key, day, frame[columns])
                 gate.record_written(day, len(frame))
@@ -151,7 +151,7 @@ def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.
                 window_days = feature_input_days(spec, [day])
                 missing = [d for d in window_days if d not in available and (history_start is None or d >= history_start)]
                 day_frame = by_day.get(day, frame.iloc[0:0])
-                yield from gate.evaluate(day, validate_features(day_frame, spec, day, missing))
+                gate.evaluate(day, validate_features(day_frame, spec, day, missing))
                 if gate.passed(day):
                     lake.write_partition(key, day, day_frame)
                     gate.record_written(day, len(day_frame))
@@ -206,10 +206,10 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
             by_day = dict(tuple(frame.groupby(DAY, sort=False))) if len(frame) else {}
             for day in chunk:
                 if day not in available:
-                    yield from gate.evaluate(day, [failed("scores_valid", day, "features are not materialized", column="features")])
+                    gate.evaluate(day, [failed("scores_valid", day, "features are not materialized", column="features")])
                     continue
                 scored = score_frame(model, by_day.get(day, frame.iloc[0:0]), spec, champion.version)
-                yield from gate.evaluate(day, validate_predictions(scored, spec, day))
+                gate.evaluate(day, validate_predictions(scored, spec, day))
                 if gate.passed(day):
                     lake.write_partition(key, day, scored)
                     gate.record_written(day, len(scored), top_risk=_top_risk_table(scored, spec))

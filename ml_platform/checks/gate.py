@@ -43,29 +43,16 @@ class PartitionGate:
         # attributes to the run's partition and gates on natively; a range run cannot.
         self.native_results = context.has_partition_key
         self.asset_key = asset_key
+        self.outcomes: dict[str, list[CheckOutcome]] = {}
         self.failures: dict[str, list[CheckOutcome]] = {}
         self.rows: dict[str, int] = {}
         self.partition_metadata: dict[str, dict[str, Any]] = {}
 
-    def evaluate(self, partition: str, outcomes: list[CheckOutcome]) -> Iterator[AssetCheckEvaluation | dg.AssetCheckResult]:
-        for outcome in outcomes:
-            metadata = {"message": outcome.message, **{k: _metadata_value(v) for k, v in outcome.metadata.items()}}
-            if self.native_results:
-                yield dg.AssetCheckResult(asset_key=self.asset_key, check_name=outcome.check, passed=outcome.passed,
-                                          metadata=metadata, description=outcome.message)
-                continue
-            yield AssetCheckEvaluation(
-                asset_key=self.asset_key,
-                check_name=outcome.check,
-                passed=outcome.passed,
-                metadata=metadata,
-                description=outcome.message,
-                partition=partition,
-                blocking=True,
-            )
+    def evaluate(self, partition: str, outcomes: list[CheckOutcome]) -> None:
+        self.outcomes.setdefault(partition, []).extend(outcomes)
         bad = [outcome for outcome in outcomes if not outcome.passed]
         if bad:
-            self.failures[partition] = bad
+            self.failures.setdefault(partition, []).extend(bad)
 
     def passed(self, partition: str) -> bool:
         return partition not in self.failures
@@ -74,8 +61,11 @@ class PartitionGate:
         self.rows[partition] = rows
         self.partition_metadata[partition] = metadata
 
-    def conclude(self, **range_metadata: Any) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
-        """Record the outcome; raises `dg.Failure` naming every failed partition and check."""
+    def conclude(self, **range_metadata: Any) -> Iterator[Any]:
+        """Record the written days, then every check evaluation; raises `dg.Failure` naming every failed
+        partition and check. Evaluations come after the materialization they judge, so Dagster counts them
+        as current for it (declarative automation gates on current blocking checks only); a failed day gets
+        no materialization, so its failed evaluations stand against its last good one."""
         if not self.failures:
             per_day = dict(sorted(self.rows.items()))
             metadata: dict[str, Any] = {"rows": sum(per_day.values()), "partitions": len(per_day), **range_metadata}
@@ -84,11 +74,13 @@ class PartitionGate:
             else:
                 metadata["rows_by_partition"] = dg.MetadataValue.json(per_day)
             yield dg.MaterializeResult(asset_key=self.asset_key, metadata=metadata)
+            yield from self._evaluations()
             return
         for partition, rows in sorted(self.rows.items()):
             yield dg.AssetMaterialization(
                 self.asset_key, partition=partition, metadata={"rows": rows, **self.partition_metadata[partition]}
             )
+        yield from self._evaluations()
         lines = [outcome.message + f" [check {outcome.check}]" for bad in self.failures.values() for outcome in bad]
         raise dg.Failure(
             description=(
@@ -105,6 +97,19 @@ class PartitionGate:
             },
             allow_retries=False,
         )
+
+    def _evaluations(self) -> Iterator[AssetCheckEvaluation | dg.AssetCheckResult]:
+        for partition, outcomes in self.outcomes.items():
+            for outcome in outcomes:
+                metadata = {"message": outcome.message, **{k: _metadata_value(v) for k, v in outcome.metadata.items()}}
+                if self.native_results:
+                    yield dg.AssetCheckResult(asset_key=self.asset_key, check_name=outcome.check, passed=outcome.passed,
+                                              metadata=metadata, description=outcome.message)
+                else:
+                    yield AssetCheckEvaluation(
+                        asset_key=self.asset_key, check_name=outcome.check, passed=outcome.passed, metadata=metadata,
+                        description=outcome.message, partition=partition, blocking=True,
+                    )
 
 
 def _metadata_value(value: Any) -> Any:
