@@ -204,12 +204,12 @@ def _change_champion(use_case: str, action: str, config: dict[str, str]) -> int:
     """Run the use case's rollback/promote job on the local instance: the same audited path as the UI."""
     import getpass
 
-    from ml_platform.definitions import defs
+    from ml_platform.definitions import build_definitions, load_specs
 
     spec = _spec(use_case)
     op_name = f"{spec.name}__{action}_champion"
     run_config = {"ops": {op_name: {"config": {**config, "requested_by": f"{getpass.getuser()} (ml-platform {action})"}}}}
-    result = defs.get_job_def(f"{spec.name}_{action}").execute_in_process(
+    result = build_definitions(load_specs()).get_job_def(f"{spec.name}_{action}").execute_in_process(
         run_config=run_config, instance=_instance(), raise_on_error=False
     )
     if not result.success:

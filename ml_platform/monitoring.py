@@ -47,7 +47,7 @@ class PlatformCollector:
         champion = GaugeMetricFamily("ml_platform_champion_version", "Registered version at alias champion", labels=["use_case"])
         champion_metrics = GaugeMetricFamily("ml_platform_champion_holdout_metric", "Champion's holdout metrics",
                                              labels=["use_case", "metric"])
-        drift = GaugeMetricFamily("ml_platform_max_feature_psi", "Worst feature PSI of the newest drift partition",
+        drift = GaugeMetricFamily("ml_platform_max_feature_psi", "Worst PSI (any feature or the scores) of the newest drift partition",
                                   labels=["use_case", "day"])
         for spec in self.specs:
             for stage in PARTITIONED_STAGES:

@@ -16,6 +16,8 @@ from ml_platform.cli import main as cli
         (["generate", "--end", "2025-13-40"], "expected a date as YYYY-MM-DD, got '2025-13-40'"),
         (["generate", "--events-per-day", "many"], "expected a positive integer, got 'many'"),
         (["generate", "--format", "xlsx"], "invalid choice: 'xlsx'"),
+        (["rollback", "churn", "--to", "0"], "expected a positive integer, got 0"),
+        (["promote", "churn", "2"], "the following arguments are required: --reason"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_argument(arguments: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
@@ -25,13 +27,16 @@ def test_bad_arguments_exit_2_naming_the_argument(arguments: list[str], message:
     assert message in capsys.readouterr().err
 
 
-def test_bad_values_exit_2_with_the_reason(data_dir: Path, capsys: pytest.CaptureFixture) -> None:
+def test_bad_values_exit_2_with_the_reason(data_dir: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(data_dir.parent / "dagster_home"))
     assert cli(["generate", "--use-case", "nope"]) == 2
     assert "unknown use case 'nope'" in capsys.readouterr().err
     assert cli(["generate", "--end", "2024-06-01", "--days", "3"]) == 2
     assert "before the spec's start_date 2025-01-01" in capsys.readouterr().err
-    assert cli(["rollback", "churn"]) == 2
-    assert "no 'previous_champion' alias" in capsys.readouterr().err
+    assert cli(["rollback", "nope"]) == 2
+    assert "unknown use case 'nope'" in capsys.readouterr().err
+    assert cli(["rollback", "churn"]) == 1, "the rollback job runs, and fails saying why"
+    assert "no 'previous_champion' alias to roll back to" in capsys.readouterr().err
 
 
 def test_generate_lands_each_day_once_and_keeps_existing_files(data_dir: Path) -> None:

@@ -15,7 +15,9 @@ from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources import default_resources
 from ml_platform.resources.mlflow_resource import CHAMPION, PREVIOUS_CHAMPION
 from ml_platform.runner import DAILY_STAGES, TRAINING_STAGES, materialize_stages
+from ml_platform.cli import main as cli
 from ml_platform_tests.conftest import TrainedPlatform
+from ml_platform_tests.test_automation import evaluate
 
 
 def test_whole_graph_materializes_with_every_gate_passing(trained_platform: TrainedPlatform) -> None:
@@ -127,3 +129,49 @@ def test_only_a_significantly_better_challenger_becomes_champion(trained_copy: P
     assert str(champion.version) not in (original, stump_version)
     assert champion.tags["champion_action"] == "promoted" and champion.tags["champion_replaced"] == stump_version
     assert str(mlflow.version_by_alias("churn", PREVIOUS_CHAMPION).version) == stump_version
+
+
+def test_rollback_restores_the_exact_previous_version_and_its_predictions(
+    trained_copy: Path, churn_spec, tmp_path: Path, monkeypatch, capsys  # noqa: ANN001
+) -> None:
+    (tmp_path / "dagster_home").mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    mlflow, defs = default_resources()["mlflow"], build_definitions(load_specs())
+    instance = dg.DagsterInstance.get()  # the instance the CLI uses
+    lake = DataLake(base_path=str(trained_copy / "lake"))
+    original = str(mlflow.version_by_alias("churn", CHAMPION).version)
+    recent = lake.existing_partitions(keys.features(churn_spec))[-churn_spec.schedule.rescore_days:]
+    before = lake.read(keys.predictions(churn_spec), recent)
+
+    def rescore_as_the_sensor_asks(cursor: str | None) -> str:
+        tick = evaluate(defs, "churn_new_champion_sensor", instance, cursor)
+        [request] = tick.run_requests
+        days = [request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]]
+        assert days == [recent[0], recent[-1]]
+        assert materialize_stages(defs, churn_spec, ["predictions"], instance, recent).success
+        return tick.cursor
+
+    stump = train(churn_spec, instance, params={"n_estimators": 1, "max_depth": 1})
+    stump_version = stump.asset_materializations_for_node("churn__model")[0].metadata["mlflow_version"].value
+    assert cli(["rollback", "churn", "--to", stump_version]) == 1, "a refused version is no rollback target"
+    assert "never passed its gates" in capsys.readouterr().err
+    assert cli(["promote", "churn", stump_version, "--reason", "canary of the small model"]) == 0
+    cursor = rescore_as_the_sensor_asks(None)
+    assert set(lake.read(keys.predictions(churn_spec), recent)["model_version"]) == {stump_version}
+
+    assert cli(["rollback", "churn", "--reason", "canary lost 20% recall"]) == 0
+    assert f"champion is now version {original} (was {stump_version})" in capsys.readouterr().out
+    restored = mlflow.version_by_alias("churn", CHAMPION)
+    assert str(restored.version) == original
+    assert str(mlflow.version_by_alias("churn", PREVIOUS_CHAMPION).version) == stump_version
+    assert restored.tags["champion_action"] == "rolled_back" and restored.tags["champion_reason"] == "canary lost 20% recall"
+    assert "(ml-platform rollback)" in restored.tags["champion_by"]
+    rescore_as_the_sensor_asks(cursor)
+    pd.testing.assert_frame_equal(lake.read(keys.predictions(churn_spec), recent), before)
+
+    [event] = [e for e in instance.fetch_materializations(keys.champion(churn_spec), limit=1).records]
+    metadata = event.asset_materialization.metadata
+    assert metadata["action"].value == "rolled_back" and metadata["reason"].value == "canary lost 20% recall"
+    assert lake.read_json(keys.champion(churn_spec))["champion"] == original
+    assert cli(["promote", "churn", "99", "--reason", "typo"]) == 1
+    assert "no registered version '99'" in capsys.readouterr().err
