@@ -321,7 +321,7 @@ def test_the_churn_graph_runs_on_a_postgres_dagster_instance(
         assert {row.partition for row in stored} == set(days)
     assert {row.check_name for row in executions if row.asset_key == keys.model(churn_spec).to_string()} == {
         "meets_thresholds",
-        "not_worse_than_champion",
+        "significantly_better_than_champion",
     }
     evaluations = query(dagster_db, "SELECT event FROM event_logs WHERE dagster_event_type = 'ASSET_CHECK_EVALUATION'")
     assert len(evaluations) == len(executions) == sum(expected_checks.values()) * len(days) + 2

@@ -181,7 +181,7 @@ def test_the_ui_serves_the_lineage_and_descriptions_of_every_use_case(tmp_path: 
         assert parents["model"] == {f"{use_case}/training_set"}
         assert parents["champion"] == {f"{use_case}/model"}
         assert parents["predictions"] == {f"{use_case}/features", f"{use_case}/champion"}
-        assert parents["drift"] == {f"{use_case}/features", f"{use_case}/champion"}
+        assert parents["drift"] == {f"{use_case}/features", f"{use_case}/predictions", f"{use_case}/champion"}
         for stage in parents:
             node = nodes[f"{use_case}/{stage}"]
             assert node["groupName"] == use_case and node["description"] and node["kinds"] and node["owners"], node

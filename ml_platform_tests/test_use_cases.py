@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from ml_platform.assets import keys
+from ml_platform.assets.training import SIGNIFICANCE_CHECK
 from ml_platform.cli import main as cli
 from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.features.compute import compute_features
@@ -67,7 +68,7 @@ def retrain(platform: UseCasePlatform, tmp_path: Path, monkeypatch: pytest.Monke
 def test_end_to_end_gates_pass_and_champion_scores(platform: UseCasePlatform, monkeypatch: pytest.MonkeyPatch) -> None:
     assert platform.daily.success and platform.training.success and platform.predictions.success
     checks = {e.check_name: e.passed for e in platform.training.get_asset_check_evaluations()}
-    assert checks == {"meets_thresholds": True, "not_worse_than_champion": True}
+    assert checks == {"meets_thresholds": True, SIGNIFICANCE_CHECK: True}
     metrics = platform.summary["metrics"]
     if platform.name == "fraud":
         assert metrics["f1"] >= 0.90
@@ -101,11 +102,15 @@ def test_weakened_model_fails_the_gate_and_champion_stays(platform: UseCasePlatf
     assert str(default_resources()["mlflow"].version_by_alias(platform.name, CHAMPION).version) == platform.summary["version"]
 
 
-def test_same_data_and_seed_give_the_same_metrics(platform: UseCasePlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_same_data_and_seed_give_the_same_metrics_and_no_promotion(
+    platform: UseCasePlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = retrain(platform, tmp_path, monkeypatch)
     again = DataLake(base_path=str(tmp_path / "data" / "lake")).read_json(keys.model(platform.spec))
     assert again["metrics"] == pytest.approx(platform.summary["metrics"], abs=1e-9)
-    assert result.success  # equal metrics are not worse than the champion
+    check = {e.check_name: e for e in result.get_asset_check_evaluations()}[SIGNIFICANCE_CHECK]
+    assert not result.success and not check.passed and check.metadata["improvement"].value == 0, "a tie is no improvement"
+    assert str(default_resources()["mlflow"].version_by_alias(platform.name, CHAMPION).version) == platform.summary["version"]
 
 
 def test_fraud_velocity_uses_only_previous_days(fraud_spec) -> None:  # noqa: ANN001

@@ -33,7 +33,8 @@ def build_failure_alert_sensor() -> dg.SensorDefinition:
         checks = failed_checks(context.instance, run.run_id, partitions)
         details = {"run_id": run.run_id, "job": run.job_name, "partitions": partitions,
                    "failed_steps": sorted(k for k in errors if k != "run"), "errors": errors,
-                   "failed_checks": checks, "tags": dict(run.tags)}
+                   "failed_checks": checks,
+                   "tags": {name: value for name, value in run.tags.items() if not name.startswith(".")}}  # no internals
         where = f" for {partitions}" if partitions else ""
         reasons = "\n".join(f"• {step}: {message}" for step, message in errors.items())
         reasons = reasons or _first_line(context.failure_event.message or "")

@@ -20,7 +20,7 @@ def land_days(directory: str | Path, days: Iterable[tuple[dt.date, pd.DataFrame]
         path = directory / f"{day.isoformat()}.{file_format}"
         if path.exists():
             continue
-        temporary = path.with_suffix(".tmp")
+        temporary = directory / f".{path.name}.tmp"  # hidden: the landed-data sensor skips it while it is written
         if file_format == "csv":
             events.to_csv(temporary, index=False)
         else:
