@@ -32,6 +32,7 @@ from ml_platform.spec import UseCaseSpec
 from ml_platform.use_cases.churn_data import generate_churn_events, write_landing_files
 from ml_platform_tests import postgres
 from ml_platform_tests.conftest import START, day_keys, landing_dir
+from ml_platform_tests.test_automation import evaluate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DAYS = 4
@@ -331,3 +332,28 @@ def test_the_churn_graph_runs_on_a_postgres_dagster_instance(
 def _evaluation_passed(serialized_event: str) -> bool:
     event = dg.deserialize_value(serialized_event, dg.EventLogEntry)
     return event.dagster_event.event_specific_data.passed
+
+
+def test_landed_data_sensor_follows_new_rows_of_a_postgres_table(
+    data_dir: Path, churn_spec: UseCaseSpec, postgres_url: str, postgres_schema: str
+) -> None:
+    """The table's per-day row count is the sensor's cursor: appended rows rerun exactly their days."""
+    table = f"{postgres_schema}.sensor_events"
+    frames = churn_frames(days=4, events_per_day=100)
+    days = sorted(frames)
+    load_table(postgres_url, table, {day: frames[day] for day in days[:3]})
+    defs = postgres_definitions(postgres_spec(churn_spec, table), postgres_url)
+    instance = dg.DagsterInstance.ephemeral()
+
+    first = evaluate(defs, "churn_landed_data_sensor", instance, None)
+    [request] = first.run_requests
+    assert (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]) == (
+        days[0], days[2])
+    assert evaluate(defs, "churn_landed_data_sensor", instance, first.cursor).run_requests == []
+
+    late = frames[days[1]].head(7).assign(event_id=lambda f: f["event_id"] + "-late")
+    load_table(postgres_url, table, {days[1]: late, days[3]: frames[days[3]]})
+    after = evaluate(defs, "churn_landed_data_sensor", instance, first.cursor)
+    assert sorted(r.partition_key for r in after.run_requests) == [days[1], days[3]]
+    by_day = {r.partition_key: r.run_key for r in after.run_requests}
+    assert by_day[days[1]] == f"{days[1]}..{days[1]}@{len(frames[days[1]]) + 7}"
