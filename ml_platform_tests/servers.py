@@ -23,13 +23,15 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 import requests
+
+T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = REPO_ROOT / ".venv" / "bin"
@@ -184,6 +186,23 @@ class DagsterServers:
         for name, process in (("webserver", self.webserver), ("daemon", self.daemon)):
             if process is not None and process.poll() is not None:
                 raise ServerError(f"dagster {name} exited with {process.returncode}\n{self.logs()}")
+
+
+def wait_until(
+    predicate: Callable[[], T], servers: DagsterServers, what: str, context: Callable[[], str] | None = None,
+    timeout: float = 240.0, poll: float = 0.5,
+) -> T:
+    """Poll `predicate` until it returns something truthy; fail naming `what`, with `context()` and the logs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            details = context() if context else ""
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{details}\n{servers.logs(80)}")
+        servers.assert_alive()
+        time.sleep(poll)
 
 
 @contextlib.contextmanager

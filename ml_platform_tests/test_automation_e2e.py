@@ -25,10 +25,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -52,12 +50,11 @@ from ml_platform_tests.servers import (
     graphql,
     prepare_dagster_home,
     wait_for_daemons,
+    wait_until,
 )
 from ml_platform_tests.test_alerts import Webhook
 
 pytestmark = pytest.mark.slow
-
-T = TypeVar("T")
 
 LOCATION = "ml_platform"
 SENSOR_INTERVAL_S = 5
@@ -113,22 +110,6 @@ def describe(instance: dg.DagsterInstance, webhook: Webhook) -> str:
     ]
     alerts = [f"  {alert['event']}: {alert['title']} run={alert['details'].get('run_id')}" for alert in webhook.received]
     return "runs:\n" + "\n".join(runs or ["  (none)"]) + "\nalerts:\n" + "\n".join(alerts or ["  (none)"])
-
-
-def wait_until(
-    predicate: Callable[[], T], servers: DagsterServers, what: str, context: Callable[[], str],
-    timeout: float = WAIT_S, poll: float = 1.0,
-) -> T:
-    """Poll `predicate` until it returns something truthy; fail with the servers' logs and `context()`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{context()}\n{servers.logs(80)}")
-        servers.assert_alive()
-        time.sleep(poll)
 
 
 def land(landing: Path, staging: Path, day: str, frame: pd.DataFrame) -> Path:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,11 +25,18 @@ import pytest
 import yaml
 from dagster._core.storage.tags import PARENT_RUN_ID_TAG, RETRY_NUMBER_TAG
 
+from ml_platform.definitions import build_definitions
 from ml_platform.deploy.instance import load_instance_config, tag_limit
 from ml_platform.deploy.launcher import WORKER_PID_TAG
-from ml_platform.definitions import build_definitions
 from ml_platform.spec import ResourceSpec, UseCaseSpec
-from ml_platform_tests.servers import REPO_ROOT, DagsterServers, dagster_servers, graphql, prepare_dagster_home
+from ml_platform_tests.servers import (
+    REPO_ROOT,
+    DagsterServers,
+    dagster_servers,
+    graphql,
+    prepare_dagster_home,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -145,18 +151,6 @@ def launch(servers: DagsterServers, job: str) -> str:
     return result["run"]["runId"]
 
 
-def wait_until(predicate, servers: DagsterServers, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{servers.logs()}")
-        servers.assert_alive()
-        time.sleep(0.2)
-
-
 def records(instance: dg.DagsterInstance, run_ids: list[str]) -> list:
     return list(instance.get_run_records(filters=dg.RunsFilter(run_ids=run_ids)))
 
@@ -219,18 +213,18 @@ def test_a_killed_run_worker_is_resumed_then_failed_by_run_monitoring_and_the_ru
     config = load_instance_config(REPO_ROOT / "dagster.yaml")
     run_id = launch(servers, "long_running")
     with servers.instance() as instance:
-        first = wait_until(lambda: _worker_pid(instance, run_id), servers, 60, "the run worker to start its step")
+        first = wait_until(lambda: _worker_pid(instance, run_id), servers, "the run worker to start its step", timeout=60)
         os.kill(first, signal.SIGKILL)
 
         second = wait_until(
-            lambda: (pid := _worker_pid(instance, run_id)) and pid != first and pid, servers, 60,
-            "run monitoring to resume the run with a new worker that re-runs the interrupted step",
+            lambda: (pid := _worker_pid(instance, run_id)) and pid != first and pid, servers,
+            "run monitoring to resume the run with a new worker that re-runs the interrupted step", timeout=60,
         )
         os.kill(second, signal.SIGKILL)
 
         failed = wait_until(
-            lambda: (run := instance.get_run_by_id(run_id)).is_finished and run, servers, 60,
-            "run monitoring to fail the run once its resume attempts are used up",
+            lambda: (run := instance.get_run_by_id(run_id)).is_finished and run, servers,
+            "run monitoring to fail the run once its resume attempts are used up", timeout=60,
         )
         assert failed.status == dg.DagsterRunStatus.FAILURE
         engine_messages = [
@@ -250,7 +244,7 @@ def test_a_killed_run_worker_is_resumed_then_failed_by_run_monitoring_and_the_ru
                 (r for r in instance.get_runs(filters=dg.RunsFilter(tags={PARENT_RUN_ID_TAG: run_id})) if r.is_finished),
                 None,
             ),
-            servers, 90, "the daemon's automatic retry of the failed run to finish",
+            servers, "the daemon's automatic retry of the failed run to finish", timeout=90,
         )
         assert retry.status == dg.DagsterRunStatus.SUCCESS
         assert retry.tags[RETRY_NUMBER_TAG] == "1"

@@ -10,12 +10,12 @@ import pandas as pd
 from ml_platform.assets import keys
 from ml_platform.assets.training import SIGNIFICANCE_CHECK
 from ml_platform.checks.data_gates import FEATURE_CHECKS, PREDICTION_CHECKS, raw_checks
+from ml_platform.cli import main as cli
 from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources import default_resources
 from ml_platform.resources.mlflow_resource import CHAMPION, PREVIOUS_CHAMPION
-from ml_platform.runner import DAILY_STAGES, TRAINING_STAGES, materialize_stages
-from ml_platform.cli import main as cli
+from ml_platform.runner import TRAINING_STAGES, materialize_stages
 from ml_platform_tests.conftest import TrainedPlatform
 from ml_platform_tests.test_automation import evaluate
 

@@ -27,11 +27,11 @@ from ml_platform.factory import daily_partitions
 from ml_platform.spec import UseCaseSpec
 from ml_platform.use_cases.churn_data import write_landing_files
 from ml_platform_tests.servers import (
-    graphql,
     asset_check_names,
     backfill_run_ids,
     dagster_servers,
     get_backfill_targets,
+    graphql,
     launch_partition_backfill,
     open_instance,
     prepare_dagster_home,
