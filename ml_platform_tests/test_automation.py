@@ -23,6 +23,10 @@ from ml_platform_tests.test_alerts import Webhook
 REPO = Path(__file__).resolve().parents[1]
 
 
+def sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
 def evaluate(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, cursor: str | None):  # noqa: ANN201
     sensor = defs.get_sensor_def(name)
     with dg.build_sensor_context(
@@ -50,13 +54,19 @@ def test_landed_data_sensor_requests_contiguous_ranges_and_reruns_changed_conten
 
     changed = landing_dir(data_dir) / "2025-01-03.parquet"
     touched = landing_dir(data_dir) / "2025-01-04.parquet"
+    original = changed.read_bytes()
     pd.read_parquet(changed).head(50).to_parquet(changed, index=False)  # a corrected re-upload
     os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))  # same bytes, new time
     third = evaluate(defs, "churn_landed_data_sensor", instance, first.cursor)
     [request] = third.run_requests
     assert request.partition_key == "2025-01-03"
-    assert request.run_key == f"2025-01-03..2025-01-03@{hashlib.sha256(changed.read_bytes()).hexdigest()[:16]}"
+    assert request.run_key == f"2025-01-03..2025-01-03@{sha256(changed.read_bytes())[:16]}~{sha256(original)[:8]}"
     assert evaluate(defs, "churn_landed_data_sensor", instance, third.cursor).run_requests == []
+
+    changed.write_bytes(original)  # the correction was wrong: back to the first file, which must run again
+    [reverted] = evaluate(defs, "churn_landed_data_sensor", instance, third.cursor).run_requests
+    assert reverted.run_key.startswith(f"2025-01-03..2025-01-03@{sha256(original)[:16]}~") and reverted.run_key not in (
+        request.run_key, *(r.run_key for r in first.run_requests))
 
 
 def test_landed_entries_that_are_no_day_are_reported_once_and_left_alone(data_dir: Path, tmp_path: Path) -> None:

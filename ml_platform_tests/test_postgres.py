@@ -356,4 +356,5 @@ def test_landed_data_sensor_follows_new_rows_of_a_postgres_table(
     after = evaluate(defs, "churn_landed_data_sensor", instance, first.cursor)
     assert sorted(r.partition_key for r in after.run_requests) == [days[1], days[3]]
     by_day = {r.partition_key: r.run_key for r in after.run_requests}
-    assert by_day[days[1]] == f"{days[1]}..{days[1]}@{len(frames[days[1]]) + 7}"
+    assert by_day[days[1]] == f"{days[1]}..{days[1]}@{len(frames[days[1]]) + 7}~{len(frames[days[1]])}"
+    assert by_day[days[3]] == f"{days[3]}..{days[3]}@{len(frames[days[3]])}", "a new day replaces nothing"

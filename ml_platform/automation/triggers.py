@@ -57,9 +57,12 @@ def range_run_request(
     )
 
 
-def _run_key(days: list[str], digests: list[str]) -> str:
-    """Same content, same key (Dagster never launches a run key twice); a re-upload with new content, a new key."""
-    content = digests[0] if len(digests) == 1 else hashlib.sha256(",".join(digests).encode()).hexdigest()
+def _run_key(days: list[str], digests: list[str], replaced: list[str]) -> str:
+    """Same content, same key (Dagster never launches a run key twice); a re-upload with new content, a new key.
+    The replaced content is part of the key, so reverting a bad correction (A, B, then A again) still runs."""
+    if len(days) == 1:
+        return f"{days[0]}..{days[0]}@{digests[0][:16]}" + (f"~{replaced[0][:8]}" if replaced[0] else "")
+    content = hashlib.sha256(",".join(f"{new}~{old}" for new, old in zip(digests, replaced)).encode()).hexdigest()
     return f"{days[0]}..{days[-1]}@{content[:16]}"
 
 
@@ -128,7 +131,8 @@ def build_automation(
         # until a first champion exists there is nothing to score with: ingest and build features only
         selection = None if lake.has_json(keys.champion(spec)) else [keys.raw_events(spec), keys.features(spec)]
         requests = [
-            range_run_request(days, run_key=_run_key(days, [landed[day][1] for day in days]), asset_selection=selection)
+            range_run_request(days, asset_selection=selection, run_key=_run_key(
+                days, [landed[day][1] for day in days], [seen.days.get(day, ("", ""))[1] for day in days]))
             for days in contiguous_ranges(changed, partition_keys)
         ]
         cursor = _LandedCursor(days=landed, reported=rejected).dump()
