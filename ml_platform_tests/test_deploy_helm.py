@@ -107,6 +107,9 @@ def test_the_platform_configmap_carries_the_environment_of_every_platform_pod() 
     assert json.loads(configmap["ML_PLATFORM_GPU_NODE_SELECTOR"]) == values["gpu"]["nodeSelector"]
     assert json.loads(configmap["ML_PLATFORM_GPU_TOLERATIONS"]) == values["gpu"]["tolerations"]
     assert "ML_PLATFORM_LAKE" not in configmap  # default: <dataDir>/lake on the shared volume
+    assert "ML_PLATFORM_UI_URL" not in configmap
+    linked = by_kind(render({"platform": {"uiUrl": "https://dagster.example.com"}}))
+    assert linked[("ConfigMap", values["platform"]["configMapName"])]["data"]["ML_PLATFORM_UI_URL"] == "https://dagster.example.com"
 
 
 def test_gpu_values_set_the_gpu_pool_and_a_namespace_gpu_quota() -> None:
