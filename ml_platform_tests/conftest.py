@@ -14,8 +14,11 @@ from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.runner import DAILY_STAGES, TRAINING_STAGES, materialize_stages
 from ml_platform.spec import UseCaseSpec
 from ml_platform.use_cases.churn_data import write_landing_files
+from ml_platform_tests.webhook import Webhook
 
 pytest_plugins = ("ml_platform_tests.postgres",)  # postgres_url, postgres_schema, postgres_database fixtures
+
+UI_URL = "http://dagster.example:3000"
 
 START = dt.date(2025, 1, 1)
 DAYS = 64
@@ -39,6 +42,14 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory.mkdir()
     monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(directory))
     return directory
+
+
+@pytest.fixture
+def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[Webhook]:
+    with Webhook() as hook:
+        monkeypatch.setenv("ML_PLATFORM_ALERT_WEBHOOK", hook.url)
+        monkeypatch.setenv("ML_PLATFORM_UI_URL", UI_URL)
+        yield hook
 
 
 @pytest.fixture(scope="session")

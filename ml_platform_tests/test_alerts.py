@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dagster as dg
@@ -19,49 +15,8 @@ from ml_platform.resources import default_resources
 from ml_platform.resources.alerts import AlertResource
 from ml_platform.runner import DAILY_STAGES, materialize_stages
 from ml_platform.spec import UseCaseSpec
-from ml_platform_tests.conftest import landing_dir
-
-UI_URL = "http://dagster.example:3000"
-
-
-class Webhook:
-    """A loopback HTTP server that records every JSON POST; answers `statuses` in turn, then `then`."""
-
-    def __init__(self, *statuses: int, then: int = 200) -> None:
-        self.received: list[dict] = []
-        self.headers: list[dict[str, str]] = []
-        replies = list(statuses)
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                hook.headers.append(dict(self.headers))
-                self.send_response(replies.pop(0) if replies else then)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # port 0: a free port
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Webhook:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[Webhook]:
-    with Webhook() as hook:
-        monkeypatch.setenv("ML_PLATFORM_ALERT_WEBHOOK", hook.url)
-        monkeypatch.setenv("ML_PLATFORM_UI_URL", UI_URL)
-        yield hook
+from ml_platform_tests.conftest import UI_URL, landing_dir
+from ml_platform_tests.webhook import Webhook
 
 
 def run_failure_sensor(defs: dg.Definitions, instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) -> None:

@@ -18,7 +18,7 @@ from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.runner import TRAINING_STAGES, materialize_stages
 from ml_platform.use_cases.churn_data import write_landing_files
 from ml_platform_tests.conftest import START, day_keys, landing_dir
-from ml_platform_tests.test_alerts import Webhook
+from ml_platform_tests.webhook import Webhook
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -52,7 +52,7 @@ from ml_platform_tests.servers import (
     wait_for_daemons,
     wait_until,
 )
-from ml_platform_tests.test_alerts import Webhook
+from ml_platform_tests.webhook import Webhook
 
 pytestmark = pytest.mark.slow
 

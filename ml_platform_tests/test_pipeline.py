@@ -18,6 +18,7 @@ from ml_platform.resources.mlflow_resource import CHAMPION, PREVIOUS_CHAMPION
 from ml_platform.runner import TRAINING_STAGES, materialize_stages
 from ml_platform_tests.conftest import TrainedPlatform
 from ml_platform_tests.test_automation import evaluate
+from ml_platform_tests.webhook import Webhook
 
 
 def test_whole_graph_materializes_with_every_gate_passing(trained_platform: TrainedPlatform) -> None:
@@ -95,7 +96,7 @@ def test_shuffled_labels_fail_the_threshold_gate_and_champion_stays(trained_copy
     assert newest.tags["gates"] == "failed" and newest.version != before
 
 
-def test_only_a_significantly_better_challenger_becomes_champion(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
+def test_only_a_significantly_better_challenger_becomes_champion(trained_copy: Path, churn_spec, webhook: Webhook) -> None:  # noqa: ANN001
     """Seed 003: deploy only if statistically better than production, on the same holdout."""
     mlflow, instance = default_resources()["mlflow"], dg.DagsterInstance.ephemeral()
     original = str(mlflow.version_by_alias("churn", CHAMPION).version)
@@ -129,10 +130,12 @@ def test_only_a_significantly_better_challenger_becomes_champion(trained_copy: P
     assert str(champion.version) not in (original, stump_version)
     assert champion.tags["champion_action"] == "promoted" and champion.tags["champion_replaced"] == stump_version
     assert str(mlflow.version_by_alias("churn", PREVIOUS_CHAMPION).version) == stump_version
+    [promoted] = [a for a in webhook.received if a["event"] == "champion_promoted" and a["details"]["action"] == "promoted"]
+    assert promoted["details"]["champion"] == str(champion.version) and "p = " in promoted["text"]
 
 
 def test_rollback_restores_the_exact_previous_version_and_its_predictions(
-    trained_copy: Path, churn_spec, tmp_path: Path, monkeypatch, capsys  # noqa: ANN001
+    trained_copy: Path, churn_spec, tmp_path: Path, monkeypatch, capsys, webhook: Webhook  # noqa: ANN001
 ) -> None:
     (tmp_path / "dagster_home").mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
@@ -175,3 +178,8 @@ def test_rollback_restores_the_exact_previous_version_and_its_predictions(
     assert lake.read_json(keys.champion(churn_spec))["champion"] == original
     assert cli(["promote", "churn", "99", "--reason", "typo"]) == 1
     assert "no registered version '99'" in capsys.readouterr().err
+
+    changes = [(a["event"], a["details"]["champion"], a["details"]["reason"]) for a in webhook.received
+               if a["event"].startswith("champion_")]
+    assert changes == [("champion_promoted", stump_version, "canary of the small model"),
+                       ("champion_rolled_back", original, "canary lost 20% recall")]
