@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -81,6 +82,8 @@ def test_landed_entries_that_are_no_day_are_reported_once_and_left_alone(data_di
     (landing / "2024-12-31.parquet").write_bytes(b"x")  # before the spec's start_date
     (landing / "2099-01-01.parquet").write_bytes(b"x")  # a day that has not happened
     (landing / ".2025-01-03.parquet.uploading").write_bytes(b"x")  # a hidden temporary file: ignored
+    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    (landing / f"{today}.parquet").write_bytes(b"x")  # the day in progress: waits for its partition, no alarm
     before = sorted(p.name for p in landing.iterdir())
     defs = build_definitions(load_specs())
     instance = dg.DagsterInstance.ephemeral()
@@ -104,6 +107,7 @@ def test_landed_entries_that_are_no_day_are_reported_once_and_left_alone(data_di
     assert "outside the partitions 2025-01-01.." in rejected["2024-12-31.parquet"]
     assert "outside the partitions" in rejected["2099-01-01.parquet"]
     assert second.run_requests == [] and "2099-01-01.parquet" in second.skip_message
+    assert f"{today}.parquet" not in second.skip_message and today not in json.loads(second.cursor)["days"]
     assert sorted(p.name for p in landing.iterdir()) == before and outside.exists(), "nothing is deleted"
 
 

@@ -118,12 +118,14 @@ def build_automation(
         seen = _LandedCursor.parse(context.cursor)
         landed, rejected = _landed_days(spec, source, seen.days)
         partition_keys = partitions_def.get_partition_keys()
+        in_progress = _next_day(partition_keys[-1]) if partition_keys else spec.start_date.isoformat()
         for day in sorted(set(landed) - set(partition_keys)):
-            del landed[day]
-            rejected[_entry_name(spec, day)] = (
-                f"day {day} is outside the partitions {partition_keys[0]}..{partition_keys[-1]}" if partition_keys
-                else f"no partition exists yet (start_date {spec.start_date})"
-            )
+            del landed[day]  # not in the cursor: the in-progress day runs once its partition exists
+            if day != in_progress:
+                rejected[_entry_name(spec, day)] = (
+                    f"day {day} is outside the partitions {partition_keys[0]}..{partition_keys[-1]}" if partition_keys
+                    else f"no partition exists yet (start_date {spec.start_date})"
+                )
         _report_rejected(context, alerts, spec, {name: why for name, why in rejected.items() if seen.reported.get(name) != why})
         adopted = _already_in_lake(spec, source, lake, landed) if context.cursor is None else set()
         changed = [day for day, (_, digest) in landed.items()
@@ -227,6 +229,10 @@ def _landed_days(
         digest = previous[1] if previous and previous[0] == signatures[day] else content_digest(path)
         landed[day] = (signatures[day], digest)
     return landed, scan.rejected
+
+
+def _next_day(day: str) -> str:
+    return (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
 
 
 def _entry_name(spec: UseCaseSpec, day: str) -> str:
