@@ -196,6 +196,9 @@ def _summary(use_case: str, instance=None, checks: Counter | None = None) -> str
         run = mlflow.client().get_run(champion.run_id)
         metrics = ", ".join(f"{k.removeprefix('holdout_')} {v:.3f}" for k, v in sorted(run.data.metrics.items()))
         lines.append(f"  champion: MLflow model '{spec.name}' version {champion.version} ({metrics})")
+        if "champion_action" in champion.tags:
+            tags = champion.tags
+            lines.append(f"  since {tags['champion_since']}: {tags['champion_action']} by {tags['champion_by']}: {tags['champion_reason']}")
         lines.append(f"  previous champion: {previous.version if previous else 'none'}; tracking {mlflow.resolved_tracking_uri()}")
     return "\n".join(lines)
 

@@ -169,6 +169,9 @@ def test_rollback_restores_the_exact_previous_version_and_its_predictions(
     assert str(mlflow.version_by_alias("churn", PREVIOUS_CHAMPION).version) == stump_version
     assert restored.tags["champion_action"] == "rolled_back" and restored.tags["champion_reason"] == "canary lost 20% recall"
     assert "(ml-platform rollback)" in restored.tags["champion_by"]
+    assert cli(["summary"]) == 0
+    summary = capsys.readouterr().out
+    assert f"version {original} " in summary and "rolled_back by" in summary and ": canary lost 20% recall" in summary
     rescore_as_the_sensor_asks(cursor)
     pd.testing.assert_frame_equal(lake.read(keys.predictions(churn_spec), recent), before)
 
