@@ -71,6 +71,8 @@ def test_drift_episodes_start_after_k_consecutive_days_and_end_on_a_calm_day(dat
         lake.write_partition(keys.drift(churn_spec), day, psi_rows(day, psi))
         return evaluate(defs, "churn_drift_retrain_sensor", instance, cursor)
 
+    nothing = evaluate(defs, "churn_drift_retrain_sensor", instance, None)
+    assert nothing.run_requests == [] and "no churn/drift partitions yet" in nothing.skip_message
     first = tick("2025-02-01", 0.9, None)
     assert first.run_requests == [] and "on 1 day(s)" in first.skip_message
     second = tick("2025-02-02", 0.8, first.cursor)

@@ -170,7 +170,10 @@ def build_automation(
         f"above {spec.drift.psi_threshold} on {spec.drift.consecutive_days} consecutive days.",
     )
     def drift_retrain(context: dg.SensorEvaluationContext, lake: DataLake) -> dg.SensorResult | dg.SkipReason:
-        episode = drift_episode(_recent_worst_psi(spec, lake), spec.drift.psi_threshold)
+        worst_psi = _recent_worst_psi(spec, lake)
+        if not worst_psi:
+            return dg.SkipReason(f"no {spec.name}/drift partitions yet")
+        episode = drift_episode(worst_psi, spec.drift.psi_threshold)
         retrained_for = json.loads(context.cursor)["episode"] if context.cursor else None
         if not episode:  # a calm newest day ends any episode: the next one retrains again
             return dg.SensorResult(skip_reason=f"newest drift day within PSI {spec.drift.psi_threshold}",
