@@ -146,7 +146,7 @@ def _instance():  # noqa: ANN202
 
 def _demo(args: argparse.Namespace) -> int:
     from ml_platform.definitions import defs
-    from ml_platform.runner import DAILY_STAGES, TRAINING_STAGES, materialize_stages
+    from ml_platform.runner import DAILY_STAGES, MONITORING_STAGES, TRAINING_STAGES, materialize_stages
 
     spec = _spec(args.use_case)
     landed = _generate(args)
@@ -164,7 +164,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     ingested = run(f"[2/4] range backfill of {len(days)} days, raw_events -> features", list(DAILY_STAGES[:2]), days)
     trained = run("[3/4] training_set -> model (gated) -> champion", TRAINING_STAGES, None)
-    predicted = run(f"[4/4] predictions for {len(days)} days with the champion", [DAILY_STAGES[2]], days)
+    predicted = run(f"[4/4] predictions and drift for {len(days)} days with the champion",
+                    [DAILY_STAGES[2], *MONITORING_STAGES], days)
     print()
     print(_summary(spec.name, instance, checks))
     return 0 if ingested and trained and predicted else 1
@@ -178,7 +179,7 @@ def _summary(use_case: str, instance=None, checks: Counter | None = None) -> str
     spec = _spec(use_case)
     instance = instance or _instance()
     lines = [f"== {spec.name} summary (Dagster home {instance.root_directory}) =="]
-    for stage in ("raw_events", "features", "predictions"):
+    for stage in ("raw_events", "features", "predictions", "drift"):
         key = getattr(keys, stage)(spec)
         partitions = sorted(instance.get_materialized_partitions(key))
         span = f"{partitions[0]}..{partitions[-1]}" if partitions else "-"

@@ -87,3 +87,16 @@ def test_drift_episodes_start_after_k_consecutive_days_and_end_on_a_calm_day(dat
 
     assert drift_episode({"2025-03-01": 0.9, "2025-03-03": 0.9}, 0.25) == ["2025-03-03"], "a missing day breaks the run"
     assert drift_episode({"2025-03-01": 0.9, "2025-03-02": 0.9}, 0.25) == ["2025-03-01", "2025-03-02"]
+
+
+def test_warm_up_days_are_not_measured_so_they_raise_no_drift(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
+    """Days whose 28-day windows reach before the first raw day have small window features by construction."""
+    days = ["2025-01-26", "2025-01-27", "2025-01-28"]  # raw data starts 2025-01-01: 01-28 is the first complete day
+    result = materialize_stages(build_definitions(load_specs()), churn_spec, MONITORING_STAGES,
+                                dg.DagsterInstance.ephemeral(), days)
+    assert result.success
+    evaluations = {e.partition: e for e in result.get_asset_check_evaluations()}
+    assert all(e.passed for e in evaluations.values())
+    assert "warm-up" in evaluations["2025-01-27"].description and "warm-up" not in evaluations["2025-01-28"].description
+    lake = DataLake(base_path=str(trained_copy / "lake"))
+    assert lake.read(keys.drift(churn_spec), days[:2]).empty and not lake.read(keys.drift(churn_spec), days[2:]).empty

@@ -9,13 +9,15 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetC
 
 from ml_platform.assets import keys
 from ml_platform.checks.gate import partitioned_check_spec
-from ml_platform.features.compute import DAY
+from ml_platform.features.compute import DAY, first_complete_day
 from ml_platform.features.drift import METHOD, SCORE, population_stability
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources.mlflow_resource import CHAMPION, MlflowResource
 from ml_platform.spec import UseCaseSpec
 
 DRIFT_CHECK = "psi_within_limit"
+NO_ROWS = pd.DataFrame({DAY: pd.Series(dtype="string"), "feature": pd.Series(dtype="string"),
+                        "psi": pd.Series(dtype="float64"), "champion_version": pd.Series(dtype="string")})
 
 
 def build_monitoring_assets(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -56,10 +58,19 @@ def build_monitoring_assets(spec: UseCaseSpec, partitions_def: dg.PartitionsDefi
         feature_reference = {name: bins for name, bins in reference.items() if name != SCORE}
         available = set(lake.existing_partitions(features_key))
         scored_days = set(lake.existing_partitions(predictions_key))
+        complete_from = first_complete_day(spec, lake.existing_partitions(keys.raw_events(spec)))
         worst: dict[str, float] = {}
         for day in sorted(context.partition_keys):
             if day not in available:
                 raise dg.Failure(f"{spec.name}: features for partition {day} are not materialized")
+            if complete_from is None or day < complete_from:  # windows still filling up: nothing comparable yet
+                lake.write_partition(key, day, NO_ROWS)
+                yield AssetCheckEvaluation(
+                    asset_key=key, check_name=DRIFT_CHECK, passed=True, partition=day, severity=dg.AssetCheckSeverity.WARN,
+                    description=f"partition {day}: warm-up day, its feature windows reach before the first raw day; "
+                    "not measured",
+                )
+                continue
             psi = population_stability(feature_reference, lake.read(features_key, [day]))
             if SCORE in reference and day in scored_days:
                 psi.update(_score_psi(lake, predictions_key, day, reference[SCORE], str(champion.version)))
@@ -75,7 +86,7 @@ def build_monitoring_assets(spec: UseCaseSpec, partitions_def: dg.PartitionsDefi
                 metadata={"max_psi": worst[day], "limit": limit, "drifted": dg.MetadataValue.json(drifted), "method": METHOD},
             )
         yield dg.MaterializeResult(asset_key=key, metadata={
-            "max_psi": max(worst.values()), "champion_version": str(champion.version), "method": METHOD,
+            "max_psi": max(worst.values(), default=0.0), "champion_version": str(champion.version), "method": METHOD,
             "max_psi_by_partition": dg.MetadataValue.json(worst),
         })
 

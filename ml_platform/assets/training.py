@@ -20,7 +20,7 @@ import pandas as pd
 from ml_platform.assets import keys
 from ml_platform.assets.daily import score_frame
 from ml_platform.deploy.k8s import training_op_tags, training_pool
-from ml_platform.features.compute import DAY, compute_labels, label_input_days
+from ml_platform.features.compute import DAY, compute_labels, first_complete_day, label_input_days
 from ml_platform.features.drift import SCORE, reference_bins
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.models.registry import change_champion
@@ -69,10 +69,10 @@ def _training_set(spec: UseCaseSpec) -> dg.AssetsDefinition:
     def training_set(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Output[pd.DataFrame]:
         raw_days = set(lake.existing_partitions(raw_key))
         # days whose feature windows reach before the first raw day are incomplete (warm-up): not trained on
-        warm = (dt.date.fromisoformat(min(raw_days)) + dt.timedelta(days=spec.lookback_days - 1)).isoformat() if raw_days else "9"
+        warm = first_complete_day(spec, sorted(raw_days))
         complete = [
             day for day in lake.existing_partitions(features_key)
-            if day >= warm and all(later in raw_days for later in label_input_days(spec, [day]))
+            if warm is not None and day >= warm and all(later in raw_days for later in label_input_days(spec, [day]))
         ]
         window = complete[-training.window_days :]
         holdout = window[-training.holdout_days :]

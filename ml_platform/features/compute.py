@@ -26,6 +26,13 @@ def feature_input_days(spec: UseCaseSpec, days: Sequence[str]) -> list[str]:
     return _day_range(first, dt.date.fromisoformat(max(days)))
 
 
+def first_complete_day(spec: UseCaseSpec, raw_days: Sequence[str]) -> str | None:
+    """The first day whose feature window lies entirely within the raw history (earlier days are warm-up)."""
+    if not raw_days:
+        return None
+    return (dt.date.fromisoformat(min(raw_days)) + dt.timedelta(days=spec.lookback_days - 1)).isoformat()
+
+
 def label_input_days(spec: UseCaseSpec, days: Sequence[str]) -> list[str]:
     """Raw-event days that decide the labels of `days`: the horizon after each, or the days themselves."""
     horizon = spec.label.horizon_days
