@@ -65,8 +65,9 @@ class PlatformCollector:
                 for name, value in self.mlflow.client().get_run(version.run_id).data.metrics.items():
                     champion_metrics.add_metric([spec.name, name.removeprefix("holdout_")], value)
             drift_days = self.lake.existing_partitions(keys.drift(spec))
-            if drift_days:
-                drift.add_metric([spec.name, drift_days[-1]], float(self.lake.read(keys.drift(spec), drift_days[-1:])["psi"].max()))
+            newest = self.lake.read(keys.drift(spec), drift_days[-1:]) if drift_days else None
+            if newest is not None and not newest.empty:  # a warm-up day has no measurements
+                drift.add_metric([spec.name, drift_days[-1]], float(newest["psi"].max()))
         yield from (partitions, freshness, failures, champion, champion_metrics, drift)
 
     def _recent_check_failures(self, spec: UseCaseSpec) -> Iterator[tuple[Any, int]]:
