@@ -66,6 +66,9 @@ class PostgresSourceSpec(StrictModel):
     kind: Literal["postgres"]
     table: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")]
     dsn_env: str = "ML_PLATFORM_SOURCE_DSN"
+    # A column the writer bumps on every insert or update: with it, corrected rows rerun their day
+    # too; without it a day's version is its row count, which only appends and deletes change.
+    updated_at_column: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
 
 
 class EventFilter(StrictModel):

@@ -221,9 +221,10 @@ def _landed_days(
     spec: UseCaseSpec, source: EventSource, known: dict[str, tuple[str, str]]
 ) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
     """Each landed day's (signature, content digest), hashing only files whose signature changed; and the
-    entries that cannot be a day's data, with the reason. A table's per-day row count is both."""
+    entries that cannot be a day's data, with the reason. For a table, the day's version and its hash."""
     if not isinstance(spec.source, FileSourceSpec):
-        return {day: (version, version) for day, version in source.available_days(spec).items()}, {}
+        versions = source.available_days(spec).items()
+        return {day: (version, hashlib.sha256(version.encode()).hexdigest()) for day, version in versions}, {}
     scan = source.scan_landing(spec.source)
     signatures = source.available_days(spec)
     landed = {}

@@ -55,20 +55,24 @@ class EventSource(dg.ConfigurableResource):
 
     def available_days(self, spec: UseCaseSpec) -> dict[str, str]:
         """Days the source has data for, each with a cheap version that changes when the data does
-        (files: size and modification time; tables: the day's row count)."""
+        (files: size and modification time; tables: the day's row count, and its newest
+        `updated_at_column` value when the spec names one)."""
         if isinstance(spec.source, FileSourceSpec):
             return {day: _signature(path) for day, path in self.scan_landing(spec.source).files.items()}
         import sqlalchemy
 
         engine = self._engine(spec.source)
-        column = engine.dialect.identifier_preparer.quote(spec.timestamp_column)
+        quote = engine.dialect.identifier_preparer.quote
+        column = quote(spec.timestamp_column)
+        updated = spec.source.updated_at_column
+        newest = f", CAST(MAX({quote(updated)}) AS TEXT) AS changed" if updated else ""
         query = sqlalchemy.text(
-            f"SELECT CAST(DATE({column} AT TIME ZONE 'UTC') AS TEXT) AS day, COUNT(*) AS n "
+            f"SELECT CAST(DATE({column} AT TIME ZONE 'UTC') AS TEXT) AS day, COUNT(*) AS n{newest} "
             f"FROM {spec.source.table} WHERE {column} IS NOT NULL GROUP BY 1"
         )
         try:
             with engine.connect() as connection:
-                return {row.day: str(row.n) for row in connection.execute(query)}
+                return {row.day: f"{row.n}:{row.changed}" if updated else str(row.n) for row in connection.execute(query)}
         except sqlalchemy.exc.SQLAlchemyError as error:
             raise SourceError(f"table {spec.source.table}: cannot list days: {error}") from error
 
