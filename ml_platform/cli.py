@@ -213,6 +213,7 @@ def _change_champion(use_case: str, action: str, config: dict[str, str]) -> int:
     spec = _spec(use_case)
     op_name = f"{spec.name}__{action}_champion"
     run_config = {"ops": {op_name: {"config": {**config, "requested_by": f"{getpass.getuser()} (ml-platform {action})"}}}}
+    # built now, not the module-level `defs`: resources read the environment (data dir, alert sinks) when built
     result = build_definitions(load_specs()).get_job_def(f"{spec.name}_{action}").execute_in_process(
         run_config=run_config, instance=_instance(), raise_on_error=False
     )

@@ -43,9 +43,10 @@ SOURCE_EVENTS_PER_DAY = 300
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def postgres_spec(spec: UseCaseSpec, table: str) -> UseCaseSpec:
+def postgres_spec(spec: UseCaseSpec, table: str, **source_options: str) -> UseCaseSpec:
     """The churn spec reading its events from a Postgres table instead of landed files."""
-    return UseCaseSpec.model_validate({**spec.model_dump(), "source": {"kind": "postgres", "table": table}})
+    source = {"kind": "postgres", "table": table, **source_options}
+    return UseCaseSpec.model_validate({**spec.model_dump(), "source": source})
 
 
 def postgres_definitions(spec: UseCaseSpec, dsn: str) -> dg.Definitions:
@@ -369,10 +370,7 @@ def test_an_updated_at_column_makes_corrected_rows_rerun_their_day(
               for day, frame in churn_frames(days=2, events_per_day=100).items()}
     days = sorted(frames)
     load_table(postgres_url, table, frames)
-    spec = UseCaseSpec.model_validate(
-        {**churn_spec.model_dump(), "source": {"kind": "postgres", "table": table, "updated_at_column": "updated_at"}}
-    )
-    defs = postgres_definitions(spec, postgres_url)
+    defs = postgres_definitions(postgres_spec(churn_spec, table, updated_at_column="updated_at"), postgres_url)
     instance = dg.DagsterInstance.ephemeral()
     first = evaluate(defs, "churn_landed_data_sensor", instance, None)
     assert len(first.run_requests) == 1

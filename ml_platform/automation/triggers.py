@@ -32,7 +32,7 @@ from ml_platform import settings
 from ml_platform.assets import keys
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources.alerts import AlertResource
-from ml_platform.resources.sources import EventSource, content_digest
+from ml_platform.resources.sources import EventSource, content_digest, file_signature
 from ml_platform.spec import FileSourceSpec, UseCaseSpec
 
 MAX_DAYS_PER_RUN = 366
@@ -128,13 +128,13 @@ def build_automation(
                 )
         _report_rejected(context, alerts, spec, {name: why for name, why in rejected.items() if seen.reported.get(name) != why})
         adopted = _already_in_lake(spec, source, lake, landed) if context.cursor is None else set()
-        changed = [day for day, (_, digest) in landed.items()
-                   if day not in adopted and seen.days.get(day, ("", ""))[1] != digest]
+        before = {day: digest for day, (_, digest) in seen.days.items()}
+        changed = [day for day, (_, digest) in landed.items() if day not in adopted and before.get(day) != digest]
         # until a first champion exists there is nothing to score with: ingest and build features only
         selection = None if lake.has_json(keys.champion(spec)) else [keys.raw_events(spec), keys.features(spec)]
         requests = [
             range_run_request(days, asset_selection=selection, run_key=_run_key(
-                days, [landed[day][1] for day in days], [seen.days.get(day, ("", ""))[1] for day in days]))
+                days, [landed[day][1] for day in days], [before.get(day, "") for day in days]))
             for days in contiguous_ranges(changed, partition_keys)
         ]
         cursor = _LandedCursor(days=landed, reported=rejected).dump()
@@ -226,12 +226,10 @@ def _landed_days(
         versions = source.available_days(spec).items()
         return {day: (version, hashlib.sha256(version.encode()).hexdigest()) for day, version in versions}, {}
     scan = source.scan_landing(spec.source)
-    signatures = source.available_days(spec)
     landed = {}
     for day, path in scan.files.items():
-        previous = known.get(day)
-        digest = previous[1] if previous and previous[0] == signatures[day] else content_digest(path)
-        landed[day] = (signatures[day], digest)
+        signature, previous = file_signature(path), known.get(day)
+        landed[day] = (signature, previous[1] if previous and previous[0] == signature else content_digest(path))
     return landed, scan.rejected
 
 

@@ -44,18 +44,20 @@ class PartitionGate:
         self.native_results = context.has_partition_key
         self.asset_key = asset_key
         self.outcomes: dict[str, list[CheckOutcome]] = {}
-        self.failures: dict[str, list[CheckOutcome]] = {}
         self.rows: dict[str, int] = {}
         self.partition_metadata: dict[str, dict[str, Any]] = {}
 
     def evaluate(self, partition: str, outcomes: list[CheckOutcome]) -> None:
         self.outcomes.setdefault(partition, []).extend(outcomes)
-        bad = [outcome for outcome in outcomes if not outcome.passed]
-        if bad:
-            self.failures.setdefault(partition, []).extend(bad)
 
     def passed(self, partition: str) -> bool:
-        return partition not in self.failures
+        return all(outcome.passed for outcome in self.outcomes.get(partition, []))
+
+    @property
+    def failures(self) -> dict[str, list[CheckOutcome]]:
+        """Each failed partition's failed outcomes."""
+        failed = {day: [o for o in outcomes if not o.passed] for day, outcomes in self.outcomes.items()}
+        return {day: bad for day, bad in failed.items() if bad}
 
     def record_written(self, partition: str, rows: int, **metadata: Any) -> None:
         self.rows[partition] = rows
@@ -66,7 +68,8 @@ class PartitionGate:
         partition and check. Evaluations come after the materialization they judge, so Dagster counts them
         as current for it (declarative automation gates on current blocking checks only); a failed day gets
         no materialization, so its failed evaluations stand against its last good one."""
-        if not self.failures:
+        failures = self.failures
+        if not failures:
             per_day = dict(sorted(self.rows.items()))
             metadata: dict[str, Any] = {"rows": sum(per_day.values()), "partitions": len(per_day), **range_metadata}
             if len(per_day) == 1:
@@ -81,17 +84,17 @@ class PartitionGate:
                 self.asset_key, partition=partition, metadata={"rows": rows, **self.partition_metadata[partition]}
             )
         yield from self._evaluations()
-        lines = [outcome.message + f" [check {outcome.check}]" for bad in self.failures.values() for outcome in bad]
+        lines = [outcome.message + f" [check {outcome.check}]" for bad in failures.values() for outcome in bad]
         raise dg.Failure(
             description=(
-                f"{self.asset_key.to_user_string()}: blocking gate failed for {len(self.failures)} partition(s) "
-                f"{sorted(self.failures)}; nothing downstream of them runs, earlier good data is kept.\n"
+                f"{self.asset_key.to_user_string()}: blocking gate failed for {len(failures)} partition(s) "
+                f"{sorted(failures)}; nothing downstream of them runs, earlier good data is kept.\n"
                 + "\n".join(lines)
             ),
             metadata={
-                "failed_partitions": dg.MetadataValue.json(sorted(self.failures)),
+                "failed_partitions": dg.MetadataValue.json(sorted(failures)),
                 "failures": dg.MetadataValue.json(
-                    {p: [o.message for o in bad] for p, bad in sorted(self.failures.items())}
+                    {p: [o.message for o in bad] for p, bad in sorted(failures.items())}
                 ),
                 "materialized_partitions": dg.MetadataValue.json(sorted(self.rows)),
             },

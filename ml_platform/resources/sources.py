@@ -58,7 +58,7 @@ class EventSource(dg.ConfigurableResource):
         (files: size and modification time; tables: the day's row count, and its newest
         `updated_at_column` value when the spec names one)."""
         if isinstance(spec.source, FileSourceSpec):
-            return {day: _signature(path) for day, path in self.scan_landing(spec.source).files.items()}
+            return {day: file_signature(path) for day, path in self.scan_landing(spec.source).files.items()}
         import sqlalchemy
 
         engine = self._engine(spec.source)
@@ -167,7 +167,8 @@ def content_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _signature(path: Path) -> str:
+def file_signature(path: Path) -> str:
+    """Size and modification time: cheap, and changed whenever the content may have."""
     stat = path.stat()
     return f"{stat.st_mtime_ns}-{stat.st_size}"
 
