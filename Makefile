@@ -8,15 +8,26 @@ export ML_PLATFORM_DATA_DIR ?= $(CURDIR)/data
 DEMO_UI ?= 1
 DEMO_DAYS ?= 60
 
-.PHONY: install demo ui test bench dagster-home validate clean
+LOCKS := deploy/requirements.lock deploy/requirements-test.lock
 
+.PHONY: install lock browser demo ui test bench dagster-home validate clean
+
+# Exactly the locked versions: the locks are constraints, so nothing resolves afresh.
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(LOCKS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q $(addprefix -c ,$(LOCKS)) -e '.[test]'
 	touch $@
+
+# Re-resolve both locks to the newest versions pyproject.toml allows (then review, test, commit).
+lock: install
+	$(BIN)/python deploy/refresh_lock.py
+
+# The browser tests drive Debian's chromium with playwright (no browser download).
+browser:
+	@command -v chromium > /dev/null || { apt-get update -q && apt-get install -y -q chromium > /dev/null; }
 
 dagster-home: install
 	mkdir -p $(DAGSTER_HOME)
@@ -35,7 +46,7 @@ ui: install dagster-home
 validate: dagster-home
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
-test: install
+test: install browser
 	$(BIN)/pytest -q
 
 bench: install

