@@ -53,21 +53,36 @@ def test_landed_data_sensor_requests_contiguous_ranges_and_reruns_changed_conten
     again = evaluate(defs, "churn_landed_data_sensor", instance, first.cursor)
     assert again.run_requests == [] and "no new or changed churn days" in again.skip_message
 
-    changed = landing_dir(data_dir) / "2025-01-03.parquet"
-    touched = landing_dir(data_dir) / "2025-01-04.parquet"
+    changed = landing_dir(data_dir) / "2025-01-09.parquet"
+    touched = landing_dir(data_dir) / "2025-01-08.parquet"
     original = changed.read_bytes()
     pd.read_parquet(changed).head(50).to_parquet(changed, index=False)  # a corrected re-upload
     os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))  # same bytes, new time
     third = evaluate(defs, "churn_landed_data_sensor", instance, first.cursor)
     [request] = third.run_requests
-    assert request.partition_key == "2025-01-03"
-    assert request.run_key == f"2025-01-03..2025-01-03@{sha256(changed.read_bytes())[:16]}~{sha256(original)[:8]}"
+    assert request.partition_key == "2025-01-09"
+    assert request.run_key == f"2025-01-09..2025-01-09@{sha256(changed.read_bytes())[:16]}~{sha256(original)[:8]}"
     assert evaluate(defs, "churn_landed_data_sensor", instance, third.cursor).run_requests == []
 
     changed.write_bytes(original)  # the correction was wrong: back to the first file, which must run again
     [reverted] = evaluate(defs, "churn_landed_data_sensor", instance, third.cursor).run_requests
-    assert reverted.run_key.startswith(f"2025-01-03..2025-01-03@{sha256(original)[:16]}~") and reverted.run_key not in (
+    assert reverted.run_key.startswith(f"2025-01-09..2025-01-09@{sha256(original)[:16]}~") and reverted.run_key not in (
         request.run_key, *(r.run_key for r in first.run_requests))
+
+
+def test_a_corrected_day_reruns_the_processed_days_whose_feature_windows_contain_it(data_dir: Path) -> None:
+    """Features of day D read raw days D-27..D: correcting day 3 reruns it and every processed later day."""
+    write_landing_files(landing_dir(data_dir), START, 5, 200, seed=1)
+    write_landing_files(landing_dir(data_dir), START + dt.timedelta(days=7), 2, 200, seed=2)
+    defs = build_definitions(load_specs())
+    instance = dg.DagsterInstance.ephemeral()
+    first = evaluate(defs, "churn_landed_data_sensor", instance, None)
+    corrected = landing_dir(data_dir) / "2025-01-03.parquet"
+    pd.read_parquet(corrected).head(50).to_parquet(corrected, index=False)
+    requests = evaluate(defs, "churn_landed_data_sensor", instance, first.cursor).run_requests
+    ranges = sorted((r.tags.get("dagster/asset_partition_range_start"), r.tags.get("dagster/asset_partition_range_end"))
+                    for r in requests)
+    assert ranges == [("2025-01-03", "2025-01-05"), ("2025-01-08", "2025-01-09")], "days 1-2 do not read day 3"
 
 
 def test_landed_entries_that_are_no_day_are_reported_once_and_left_alone(data_dir: Path, tmp_path: Path) -> None:
@@ -181,8 +196,8 @@ def test_dagster_definitions_validate_on_the_workspace(tmp_path: Path) -> None:
 
 
 def test_features_follow_raw_events_but_never_past_a_failed_blocking_gate(data_dir: Path) -> None:
-    """Declarative automation: a re-ingested window day refreshes the newest features, unless an input day's
-    newest data was refused by a blocking gate (the lake still holds its last good file)."""
+    """Declarative automation: a re-ingested newest raw day refreshes its features, unless that day's newest
+    data was refused by a blocking gate (the lake still holds its last good file)."""
     landing = landing_dir(data_dir)
     write_landing_files(landing, START, 10, 200, seed=1)
     spec = next(s for s in load_specs() if s.name == "churn")
@@ -205,16 +220,14 @@ def test_features_follow_raw_events_but_never_past_a_failed_blocking_gate(data_d
     assert materialize_stages(defs, spec, ["raw_events", "features"], instance, day_keys(START, 10)).success
     assert tick() == set(), "raw and features updated together: nothing to follow"
 
-    good_day_9 = pd.read_parquet(landing / "2025-01-09.parquet")
-    assert reupload("2025-01-09", good_day_9.iloc[:-5])
-    assert tick() == {newest}, "a re-ingested window day refreshes the newest features"
+    good_day_10 = pd.read_parquet(landing / f"{newest}.parquet")
+    assert reupload(newest, good_day_10.iloc[:-5])
+    assert tick() == {newest}, "a re-ingested raw day refreshes its features"
     assert materialize_stages(defs, spec, ["features"], instance, [newest]).success
     assert tick() == set()
 
-    good_day_10 = pd.read_parquet(landing / f"{newest}.parquet")
     assert not reupload(newest, good_day_10.drop(columns=["plan"])), "the schema gate refuses the new file"
-    assert reupload("2025-01-09", good_day_9.iloc[:-9])
-    assert tick() == set(), "an input day's latest blocking gate failed: features wait"
+    assert tick() == set(), "the day's latest blocking gate failed: features wait"
 
     assert reupload(newest, good_day_10)
     assert tick() == {newest}

@@ -151,7 +151,20 @@ def test_one_bad_day_in_a_range_keeps_the_good_days(trained_copy: Path, churn_sp
     failed = sorted(e.partition for e in result.get_asset_check_evaluations() if not e.passed)
     assert failed == [BAD_DAY]
     description = result.failure_data_for_node(f"{churn_spec.name}__raw_events").user_failure_data.description
-    assert f"['{BAD_DAY}']" in description
+    assert f"1 partition(s) ({BAD_DAY})" in description and "duplicated id" in description
+
+
+def test_a_failure_message_lists_a_few_bad_days_and_counts_the_rest(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
+    """Eight days without landed files: the step's message names five with their reasons and counts the others,
+    the metadata lists all eight."""
+    days = [f"2025-02-{day:02d}" for day in range(10, 18)]
+    for day in days:
+        (landing_dir(trained_copy) / f"{day}.parquet").unlink()
+    result = materialize_stages(build_definitions(load_specs()), churn_spec, ["raw_events"], dg.DagsterInstance.ephemeral(), days)
+    failure = result.failure_data_for_node(f"{churn_spec.name}__raw_events").user_failure_data
+    assert f"8 partition(s) ({', '.join(days[:5])} and 3 more)" in failure.description
+    assert failure.description.count("[check landed]") == 5 and days[5] not in failure.description
+    assert failure.metadata["failed_partitions"].value == days
 
 
 def test_features_gate_blocks_days_whose_window_has_a_gap(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001

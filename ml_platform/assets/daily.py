@@ -7,7 +7,6 @@ that day's file to the lake.
 """
 
 
-import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -101,11 +100,6 @@ def _raw_events(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> d
 
 def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     key, raw_key = keys.features(spec), keys.raw_events(spec)
-    with warnings.catch_warnings():  # beta flag: the window reaches before the first partition
-        warnings.simplefilter("ignore", dg.BetaWarning)
-        window = dg.TimeWindowPartitionMapping(
-            start_offset=-(spec.lookback_days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
-        )
     schema = dg.TableSchema(
         columns=[
             *[dg.TableColumn(name, spec.column(name).dtype) for name in spec.key_columns],
@@ -125,9 +119,13 @@ def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.
             dg.AssetSpec(
                 key,
                 description=f"{spec.name}: point-in-time features per {spec.entity_column} and day; day D uses raw "
-                f"events of D-{spec.lookback_days - 1}..D only.",
+                f"events of D-{spec.lookback_days - 1}..D only (gate inputs_complete: no gap in that window).",
                 kinds={"parquet", "pandas"},
-                deps=[dg.AssetDep(raw_key, partition_mapping=window)],
+                # Day D reads raw days D-{lookback-1}..D from the lake, but is declared to depend on raw day D
+                # alone: a backfill of raw_events + features selected in the UI then targets exactly the
+                # chosen days of both, in one run, instead of also the later feature days whose windows
+                # reach into the range (which Dagster would target, and run separately).
+                deps=[raw_key],
                 automation_condition=FEATURES_FOLLOW_RAW,
                 metadata={"dagster/column_schema": schema},
                 **_common(spec),
@@ -215,7 +213,7 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
                     gate.record_written(day, len(scored), top_risk=_top_risk_table(scored, spec))
                     latest_scored = scored
         latest = max(gate.rows, default=None)
-        highlights = {f"top_risk_{latest}": gate.partition_metadata[latest]["top_risk"]} if latest else {}
+        highlights: dict[str, Any] = {}
         if latest and not gate.failures:  # alert on the newest day only: a backfill must not page for history
             highlights.update(_alert_high_scores(alerts, spec, latest, latest_scored, alerts.run_url(context.run_id)))
             if "high_score_alert_error" in highlights:  # `send` never raises: an outage cannot undo good predictions

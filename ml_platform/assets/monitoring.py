@@ -5,10 +5,10 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
-from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
 
 from ml_platform.assets import keys
-from ml_platform.checks.gate import partitioned_check_spec
+from ml_platform.checks.data_gates import CheckOutcome
+from ml_platform.checks.gate import PartitionGate, partitioned_check_spec
 from ml_platform.features.compute import DAY, first_complete_day
 from ml_platform.features.drift import METHOD, SCORE, population_stability
 from ml_platform.io.parquet_lake import DataLake
@@ -59,17 +59,16 @@ def build_monitoring_assets(spec: UseCaseSpec, partitions_def: dg.PartitionsDefi
         available = set(lake.existing_partitions(features_key))
         scored_days = set(lake.existing_partitions(predictions_key))
         complete_from = first_complete_day(spec, lake.existing_partitions(keys.raw_events(spec)))
+        gate = PartitionGate(context, key, severity=dg.AssetCheckSeverity.WARN)  # drift warns; the sensor retrains
         worst: dict[str, float] = {}
         for day in sorted(context.partition_keys):
             if day not in available:
                 raise dg.Failure(f"{spec.name}: features for partition {day} are not materialized")
             if complete_from is None or day < complete_from:  # windows still filling up: nothing comparable yet
                 lake.write_partition(key, day, NO_ROWS)
-                yield AssetCheckEvaluation(
-                    asset_key=key, check_name=DRIFT_CHECK, passed=True, partition=day, severity=dg.AssetCheckSeverity.WARN,
-                    description=f"partition {day}: warm-up day, its feature windows reach before the first raw day; "
-                    "not measured",
-                )
+                gate.evaluate(day, [CheckOutcome(DRIFT_CHECK, True, f"partition {day}: warm-up day, its feature windows "
+                                                 "reach before the first raw day; not measured", {"measured": False})])
+                gate.record_written(day, 0)
                 continue
             psi = population_stability(feature_reference, lake.read(features_key, [day]))
             if SCORE in reference and day in scored_days:
@@ -79,16 +78,15 @@ def build_monitoring_assets(spec: UseCaseSpec, partitions_def: dg.PartitionsDefi
             ))
             drifted = {name: round(value, 4) for name, value in psi.items() if value > limit}
             worst[day] = max(psi.values())
-            yield AssetCheckEvaluation(
-                asset_key=key, check_name=DRIFT_CHECK, passed=not drifted, partition=day,
-                severity=dg.AssetCheckSeverity.WARN,
-                description=f"partition {day}: " + (f"PSI above {limit} for {drifted}" if drifted else f"max PSI {worst[day]:.3f}"),
-                metadata={"max_psi": worst[day], "limit": limit, "drifted": dg.MetadataValue.json(drifted), "method": METHOD},
-            )
-        yield dg.MaterializeResult(asset_key=key, metadata={
-            "max_psi": max(worst.values(), default=0.0), "champion_version": str(champion.version), "method": METHOD,
-            "max_psi_by_partition": dg.MetadataValue.json(worst),
-        })
+            gate.evaluate(day, [CheckOutcome(
+                DRIFT_CHECK, not drifted,
+                f"partition {day}: " + (f"PSI above {limit} for {drifted}" if drifted else f"max PSI {worst[day]:.3f}"),
+                {"max_psi": worst[day], "limit": limit, "drifted": drifted, "method": METHOD},
+            )])
+            gate.record_written(day, len(psi), max_psi=worst[day])
+        yield from gate.conclude(
+            max_psi=max(worst.values(), default=0.0), champion_version=str(champion.version), method=METHOD,
+        )
 
     return [drift]
 

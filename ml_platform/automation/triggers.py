@@ -130,6 +130,7 @@ def build_automation(
         adopted = _already_in_lake(spec, source, lake, landed) if context.cursor is None else set()
         before = {day: digest for day, (_, digest) in seen.days.items()}
         changed = [day for day, (_, digest) in landed.items() if day not in adopted and before.get(day) != digest]
+        changed += _windows_containing(spec, [day for day in changed if day in before], before, changed)
         # until a first champion exists there is nothing to score with: ingest and build features only
         selection = None if lake.has_json(keys.champion(spec)) else [keys.raw_events(spec), keys.features(spec)]
         requests = [
@@ -231,6 +232,18 @@ def _landed_days(
         signature, previous = file_signature(path), known.get(day)
         landed[day] = (signature, previous[1] if previous and previous[0] == signature else content_digest(path))
     return landed, scan.rejected
+
+
+def _windows_containing(spec: UseCaseSpec, corrected: list[str], processed: dict[str, str], changed: list[str]) -> list[str]:
+    """Processed days after a corrected one whose feature windows contain it: they are rerun with it (features
+    declare raw day D as their input, so Dagster itself would not see them as stale)."""
+    followers = {
+        later
+        for day in corrected
+        for offset in range(1, spec.lookback_days)
+        if (later := (dt.date.fromisoformat(day) + dt.timedelta(days=offset)).isoformat()) in processed
+    }
+    return sorted(followers - set(changed))
 
 
 def _next_day(day: str) -> str:

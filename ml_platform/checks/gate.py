@@ -1,24 +1,38 @@
-"""Per-partition blocking gates inside range runs.
+"""Per-partition blocking gates, recorded the way Dagster's own views read them.
 
-Dagster's `AssetCheckResult` carries no partition, so a single-run backfill of
-60 days could only pass or fail as a whole. `PartitionGate` instead emits one
-partitioned `AssetCheckEvaluation` per day and check, writes only the days
-that pass, and then either records the whole range as materialized (every day
-passed: downstream steps in the run proceed) or records the good days alone
-and fails the step, so nothing downstream of a bad day materializes and the
-previous good file of that day stays in place.
+A run holds one day (schedule, sensor) or a range (a single-run backfill of a
+year). `PartitionGate` collects each day's check outcomes, writes only the
+days that pass, and then records, in this order:
+
+1. the materializations: every day of the range when all passed (downstream
+   steps in the run proceed), else the good days alone;
+2. one partitioned `AssetCheckEvaluation` per day and check, each pointing at
+   that day's latest materialization. Dagster's check partition status (the
+   *Partitions* tab, the asset node's check summary) counts an evaluation only
+   if it targets the partition's latest materialization, so a passed day shows
+   Passed, and a failed day's evaluation stands against its last good file;
+3. one output per check, so Dagster knows every blocking check reported
+   (without it, it logs that downstream steps proceed ungated);
+
+and finally fails the step naming the bad partitions, if any, so nothing
+downstream of them runs and their previous good files stay in place.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluation,
+    AssetCheckEvaluationTargetMaterializationData,
+)
 
 from ml_platform.checks.data_gates import CheckOutcome
+
+LISTED_PARTITIONS = 5  # a failure message names this many bad days and counts the rest
 
 
 def partitioned_check_spec(
@@ -38,16 +52,18 @@ def gate_check_specs(
 class PartitionGate:
     """Collects each partition's check outcomes and decides what gets recorded."""
 
-    def __init__(self, context: dg.AssetExecutionContext, asset_key: dg.AssetKey) -> None:
-        # A single-partition run (schedule, sensor) can use Dagster's own check results, which it
-        # attributes to the run's partition and gates on natively; a range run cannot.
-        self.native_results = context.has_partition_key
+    def __init__(
+        self, context: dg.AssetExecutionContext, asset_key: dg.AssetKey,
+        severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+    ) -> None:
+        self.context = context
         self.asset_key = asset_key
+        self.severity = severity
         self.outcomes: dict[str, list[CheckOutcome]] = {}
         self.rows: dict[str, int] = {}
         self.partition_metadata: dict[str, dict[str, Any]] = {}
 
-    def evaluate(self, partition: str, outcomes: list[CheckOutcome]) -> None:
+    def evaluate(self, partition: str, outcomes: Iterable[CheckOutcome]) -> None:
         self.outcomes.setdefault(partition, []).extend(outcomes)
 
     def passed(self, partition: str) -> bool:
@@ -55,64 +71,89 @@ class PartitionGate:
 
     @property
     def failures(self) -> dict[str, list[CheckOutcome]]:
-        """Each failed partition's failed outcomes."""
-        failed = {day: [o for o in outcomes if not o.passed] for day, outcomes in self.outcomes.items()}
+        """Each failed partition's failed outcomes (only blocking gates fail a partition)."""
+        if self.severity != dg.AssetCheckSeverity.ERROR:
+            return {}
+        failed = {day: [o for o in outcomes if not o.passed] for day, outcomes in sorted(self.outcomes.items())}
         return {day: bad for day, bad in failed.items() if bad}
 
     def record_written(self, partition: str, rows: int, **metadata: Any) -> None:
+        """Note a day's file as written; `metadata` is that day's own, shown on its partition."""
         self.rows[partition] = rows
-        self.partition_metadata[partition] = metadata
+        self.partition_metadata[partition] = {"rows": rows, **metadata}
+        self.context.add_asset_metadata(self.partition_metadata[partition], asset_key=self.asset_key, partition_key=partition)
 
     def conclude(self, **range_metadata: Any) -> Iterator[Any]:
-        """Record the written days, then every check evaluation; raises `dg.Failure` naming every failed
-        partition and check. Evaluations come after the materialization they judge, so Dagster counts them
-        as current for it (declarative automation gates on current blocking checks only); a failed day gets
-        no materialization, so its failed evaluations stand against its last good one."""
+        """Materializations, then check evaluations and check outputs; raises `dg.Failure` naming the bad days."""
         failures = self.failures
         if not failures:
-            per_day = dict(sorted(self.rows.items()))
-            metadata: dict[str, Any] = {"rows": sum(per_day.values()), "partitions": len(per_day), **range_metadata}
-            if len(per_day) == 1:
-                metadata.update(next(iter(self.partition_metadata.values()), {}))
-            else:
-                metadata["rows_by_partition"] = dg.MetadataValue.json(per_day)
-            yield dg.MaterializeResult(asset_key=self.asset_key, metadata=metadata)
-            yield from self._evaluations()
-            return
-        for partition, rows in sorted(self.rows.items()):
-            yield dg.AssetMaterialization(
-                self.asset_key, partition=partition, metadata={"rows": rows, **self.partition_metadata[partition]}
-            )
+            yield dg.MaterializeResult(asset_key=self.asset_key, metadata=range_metadata)
+        else:
+            for partition in sorted(self.rows):
+                yield dg.AssetMaterialization(
+                    self.asset_key, partition=partition, metadata={**range_metadata, **self.partition_metadata[partition]}
+                )
         yield from self._evaluations()
-        lines = [outcome.message + f" [check {outcome.check}]" for bad in failures.values() for outcome in bad]
-        raise dg.Failure(
-            description=(
-                f"{self.asset_key.to_user_string()}: blocking gate failed for {len(failures)} partition(s) "
-                f"{sorted(failures)}; nothing downstream of them runs, earlier good data is kept.\n"
-                + "\n".join(lines)
-            ),
-            metadata={
-                "failed_partitions": dg.MetadataValue.json(sorted(failures)),
-                "failures": dg.MetadataValue.json(
-                    {p: [o.message for o in bad] for p, bad in sorted(failures.items())}
-                ),
-                "materialized_partitions": dg.MetadataValue.json(sorted(self.rows)),
-            },
-            allow_retries=False,
-        )
+        if failures:
+            raise gate_failure(self.asset_key, failures, materialized=sorted(self.rows))
+        for output_name, spec in self.context.assets_def.check_specs_by_output_name.items():
+            if spec.key in self.context.selected_asset_check_keys:
+                yield dg.Output(None, output_name=output_name)
 
-    def _evaluations(self) -> Iterator[AssetCheckEvaluation | dg.AssetCheckResult]:
-        for partition, outcomes in self.outcomes.items():
+    def _evaluations(self) -> Iterator[AssetCheckEvaluation]:
+        targets = latest_materializations(self.context.instance, self.asset_key, self.outcomes)
+        for partition, outcomes in sorted(self.outcomes.items()):
             for outcome in outcomes:
-                metadata = {"message": outcome.message, **{k: _metadata_value(v) for k, v in outcome.metadata.items()}}
-                if self.native_results:
-                    yield dg.AssetCheckResult(asset_key=self.asset_key, check_name=outcome.check, passed=outcome.passed,
-                                              metadata=metadata, description=outcome.message)
-                else:
-                    yield AssetCheckEvaluation(
-                        asset_key=self.asset_key, check_name=outcome.check, passed=outcome.passed, metadata=metadata,
-                        description=outcome.message, partition=partition, blocking=True,
-                    )
+                metadata = {k: _metadata_value(v) for k, v in outcome.metadata.items() if k != "partition"}
+                yield AssetCheckEvaluation(
+                    asset_key=self.asset_key, check_name=outcome.check, passed=outcome.passed, metadata=metadata,
+                    description=outcome.message, partition=partition, severity=self.severity,
+                    blocking=self.severity == dg.AssetCheckSeverity.ERROR,
+                    target_materialization_data=targets.get(partition),
+                )
+
+
+def latest_materializations(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitions: Iterable[str]
+) -> dict[str, AssetCheckEvaluationTargetMaterializationData]:
+    """Each partition's latest materialization, as the target an evaluation of it judges (two queries)."""
+    storage_ids = instance.event_log_storage.get_latest_storage_id_by_partition(
+        asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(partitions)
+    )
+    if not storage_ids:
+        return {}
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=list(storage_ids.values())), limit=len(storage_ids)
+    ).records
+    return {
+        record.partition_key: AssetCheckEvaluationTargetMaterializationData(
+            storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+        )
+        for record in records
+        if record.partition_key is not None
+    }
+
+
+def gate_failure(asset_key: dg.AssetKey, failures: Mapping[str, list[CheckOutcome]], materialized: list[str]) -> dg.Failure:
+    """One readable failure: the first few bad days with their reasons and a count, full lists in metadata."""
+    days = sorted(failures)
+    shown = days[:LISTED_PARTITIONS]
+    more = f" and {len(days) - len(shown)} more" if len(days) > len(shown) else ""
+    lines = [f"{outcome.message} [check {outcome.check}]" for day in shown for outcome in failures[day]]
+    return dg.Failure(
+        description=(
+            f"{asset_key.to_user_string()}: blocking gate failed for {len(days)} partition(s) "
+            f"({', '.join(shown)}{more}); nothing downstream of them runs, earlier good data is kept.\n"
+            + "\n".join(lines)
+        ),
+        metadata={
+            "failed_partition_count": len(days),
+            "failed_partitions": dg.MetadataValue.json(days),
+            "failures": dg.MetadataValue.json({day: [o.message for o in bad] for day, bad in failures.items()}),
+            "materialized_partitions": dg.MetadataValue.json(materialized),
+        },
+        allow_retries=False,
+    )
 
 
 def _metadata_value(value: Any) -> Any:
