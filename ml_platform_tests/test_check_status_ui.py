@@ -1,0 +1,159 @@
+"""What Dagster's UI shows for the gates, read through the UI's own GraphQL, on SQLite and on Postgres.
+
+The UI's check *Partitions* tab reads `partitionStatuses` (Dagster's partition status cache, which
+only counts an evaluation that targets the partition's latest materialization), the asset node's
+check summary reads `executionForLatestMaterialization`, and a partition's panel reads
+`assetCheckExecutions(partition: ...)`. Each scenario runs the real assets, then asks the GraphQL
+schema the webserver serves (over a code server, as the webserver does) what a user would see.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+import yaml
+from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
+
+from ml_platform.assets import keys
+from ml_platform.checks.data_gates import FEATURE_CHECKS, raw_checks
+from ml_platform.definitions import build_definitions, load_specs
+from ml_platform.runner import materialize_stages
+from ml_platform.spec import UseCaseSpec
+from ml_platform.use_cases.churn_data import write_landing_files
+from ml_platform_tests import postgres
+from ml_platform_tests.conftest import START, day_keys, landing_dir
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+STATUSES = """
+query CheckStatuses {
+  assetNodes {
+    assetKey { path }
+    assetChecksOrError { ... on AssetChecks { checks {
+      name
+      executionForLatestMaterialization { status partition }
+      partitionStatuses { ... on AssetCheckTimePartitionStatuses { ranges { status startKey endKey } } }
+    } } }
+  }
+}
+"""
+
+PARTITION_EXECUTIONS = """
+query PartitionPanel($assetKey: AssetKeyInput!, $checkName: String!, $partition: String) {
+  assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, partition: $partition, limit: 1) {
+    status partition evaluation { description metadataEntries { label } }
+  }
+}
+"""
+
+
+class CheckView:
+    """The UI's view of the churn checks on one instance."""
+
+    def __init__(self, instance: dg.DagsterInstance) -> None:
+        self.instance = instance
+
+    def _query(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        with define_out_of_process_context(str(REPO_ROOT / "ml_platform" / "definitions.py"), "defs", self.instance) as context:
+            result = execute_dagster_graphql(context, query, variables)
+        assert not result.errors, result.errors
+        return result.data
+
+    def statuses(self) -> dict[tuple[str, str], dict[str, str]]:
+        """(asset, check) -> {day: status} as the Partitions tab draws it (days absent are 'Missing')."""
+        view: dict[tuple[str, str], dict[str, str]] = {}
+        self.latest: dict[tuple[str, str], str | None] = {}
+        for node in self._query(STATUSES)["assetNodes"]:
+            if node["assetKey"]["path"][0] != "churn":
+                continue
+            asset = node["assetKey"]["path"][1]
+            for check in node["assetChecksOrError"].get("checks", []):
+                days: dict[str, str] = {}
+                for entry in (check["partitionStatuses"] or {}).get("ranges", []):
+                    first, last = dt.date.fromisoformat(entry["startKey"]), dt.date.fromisoformat(entry["endKey"])
+                    days.update({(first + dt.timedelta(days=i)).isoformat(): entry["status"]
+                                 for i in range((last - first).days + 1)})
+                view[(asset, check["name"])] = days
+                latest = check["executionForLatestMaterialization"]
+                self.latest[(asset, check["name"])] = latest and latest["status"]
+        return view
+
+    def partition_panel(self, asset_key: dg.AssetKey, check: str, day: str) -> dict[str, Any]:
+        variables = {"assetKey": {"path": asset_key.path}, "checkName": check, "partition": day}
+        [execution] = self._query(PARTITION_EXECUTIONS, variables)["assetCheckExecutions"]
+        return execution
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def instance(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    """The shipped dagster.yaml (SQLite under DAGSTER_HOME), or the same with storage on a fresh Postgres database."""
+    config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    if request.param == "postgres":
+        config["storage"] = postgres.dagster_storage_config(request.getfixturevalue("postgres_database")())
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(home))
+        instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        yield instance
+    finally:
+        instance.dispose()
+
+
+def test_check_partitions_show_passed_failed_and_fixed_days(
+    data_dir: Path, churn_spec: UseCaseSpec, instance: dg.DagsterInstance
+) -> None:
+    spec, days = churn_spec, day_keys(START, 12)
+    write_landing_files(landing_dir(data_dir), START, 12, 200, seed=5)
+    missing = landing_dir(data_dir) / f"{days[5]}.parquet"
+    kept = missing.read_bytes()
+    missing.unlink()
+    defs, view = build_definitions([spec]), CheckView(instance)
+    raw, features = raw_checks(spec), FEATURE_CHECKS
+
+    def run(stage_days: list[str]) -> bool:
+        return materialize_stages(defs, spec, ["raw_events", "features"], instance, stage_days).success
+
+    # a one-day run (as the schedule and sensors launch) and a range (as a backfill does)
+    assert run(days[:1]) and run(days[1:5])
+    statuses = view.statuses()
+    for check in raw:
+        assert statuses[("raw_events", check)] == dict.fromkeys(days[:5], "SUCCEEDED"), check
+    for check in features:
+        assert statuses[("features", check)] == dict.fromkeys(days[:5], "SUCCEEDED"), check
+    assert {view.latest[("raw_events", c)] for c in raw} | {view.latest[("features", c)] for c in features} == {"SUCCEEDED"}
+
+    # a range with a day whose file never landed: that day fails `landed` only; the rest pass
+    assert not run(days[5:])
+    statuses = view.statuses()
+    assert statuses[("raw_events", "landed")] == {**dict.fromkeys(days, "SUCCEEDED"), days[5]: "FAILED"}
+    for check in raw:
+        if check != "landed":
+            # could not evaluate a day without data; the run failed, so Dagster says "Execution failed"
+            assert statuses[("raw_events", check)] == {**dict.fromkeys(days, "SUCCEEDED"), days[5]: "EXECUTION_FAILED"}
+    for check in features:  # nothing downstream of a failed gate ran in that run
+        assert statuses[("features", check)] == {**dict.fromkeys(days[:5], "SUCCEEDED"),
+                                                 **dict.fromkeys(days[5:], "EXECUTION_FAILED")}, check
+    panel = view.partition_panel(keys.raw_events(spec), "landed", days[5])
+    assert panel["status"] == "FAILED" and panel["partition"] == days[5]
+    assert days[5] in panel["evaluation"]["description"] and "no landed file" in panel["evaluation"]["description"]
+    good_panel = view.partition_panel(keys.raw_events(spec), "min_rows", days[6])
+    assert good_panel["status"] == "SUCCEEDED" and "rows" in good_panel["evaluation"]["description"]
+    assert {"observed", "limit"} <= {entry["label"] for entry in good_panel["evaluation"]["metadataEntries"]}
+
+    # the file lands late; re-running the range fixes every day, in both views
+    missing.write_bytes(kept)
+    assert run(days[5:])
+    statuses = view.statuses()
+    for check in raw:
+        assert statuses[("raw_events", check)] == dict.fromkeys(days, "SUCCEEDED"), check
+    for check in features:
+        assert statuses[("features", check)] == dict.fromkeys(days, "SUCCEEDED"), check
+    assert {view.latest[("raw_events", c)] for c in raw} | {view.latest[("features", c)] for c in features} == {"SUCCEEDED"}
