@@ -134,28 +134,33 @@ def test_ui_asset_backfill_runs_once_and_gates_every_partition(tmp_path: Path, c
     assert not (lake / "predictions").exists()
 
 
-def test_ui_asset_backfill_of_a_historical_range_recomputes_every_feature_day_its_window_reaches(
-    tmp_path: Path, churn_spec: UseCaseSpec
-) -> None:
-    """Re-backfilling 16 raw days of January 2025 from the asset graph also targets the 27 feature
-    days after them: their windows include the re-ingested days (TimeWindowPartitionMapping), so
-    they are stale too. This is the point-in-time lineage working, and why the platform's own
-    range runs (sensor, schedule, demo) name the range of every asset explicitly.
-
-    What a launch targets is decided by the webserver at launch time, so no daemon is needed.
-    """
+def test_ui_asset_backfill_of_a_historical_range_runs_once_and_succeeds(tmp_path: Path, churn_spec: UseCaseSpec) -> None:
+    """The tutorial's step 4 on a past range: 20 days of January 2025 selected for raw_events + features in
+    the asset graph, with data landed for them and the 20 days after. One run, exactly the selected days,
+    every check passed, and no feature day after the range is touched."""
     spec = churn_spec
-    days = _day_range(spec.start_date, DAYS)
+    days = _day_range(spec.start_date + dt.timedelta(days=30), 20)
+    data = tmp_path / "data"
+    write_landing_files(data / "landing" / spec.name, spec.start_date, 70, 300, seed=4)
     raw_key, features_key = keys.raw_events(spec), keys.features(spec)
     home = prepare_dagster_home(tmp_path / "dagster_home")
-    data = tmp_path / "data"
-    data.mkdir()
-    with dagster_servers(home, {"ML_PLATFORM_DATA_DIR": str(data)}, daemon=False) as servers:
+    with dagster_servers(home, {"ML_PLATFORM_DATA_DIR": str(data)}) as servers:
         backfill_id = launch_partition_backfill(servers.url, [raw_key, features_key], days)
         targets = get_backfill_targets(servers.url, backfill_id, [raw_key, features_key])
-    reach = (dt.date.fromisoformat(days[-1]) + dt.timedelta(days=spec.lookback_days - 1)).isoformat()
+        backfill = wait_for_backfill(servers.url, backfill_id, timeout=BACKFILL_TIMEOUT_S, alive=servers.assert_alive)
+        server_logs = servers.logs()
+    context = f"backfill {backfill_id}: {backfill}\n{server_logs}"
     assert targets[raw_key.to_user_string()]["ranges"] == [(days[0], days[-1])], targets
-    assert targets[features_key.to_user_string()]["ranges"] == [(days[0], reach)], targets
+    assert targets[features_key.to_user_string()]["ranges"] == [(days[0], days[-1])], targets
+    assert backfill["status"] == "COMPLETED_SUCCESS", context
+    assert len(backfill["runs"]) == 1, context
+    with open_instance(home) as instance:
+        assert instance.get_materialized_partitions(raw_key) == set(days)
+        assert instance.get_materialized_partitions(features_key) == set(days)
+        failed = [e for e in instance.all_logs(backfill["runs"][0]["runId"], of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+                  if not e.dagster_event.event_specific_data.passed]
+        assert not failed, failed
+    assert "emitted no result" not in server_logs
 
 
 def test_the_ui_serves_the_lineage_and_descriptions_of_every_use_case(tmp_path: Path) -> None:
