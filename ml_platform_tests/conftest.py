@@ -98,3 +98,28 @@ def trained_copy(trained_platform: TrainedPlatform, tmp_path: Path, monkeypatch:
     copy = trained_platform.copy_to(tmp_path / "data")
     monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(copy))
     yield copy
+
+
+CLASSIFIER_PLOTS = {"roc_curve", "precision_recall_curve", "confusion_matrix", "calibration", "feature_importance"}
+FORECAST_PLOTS = {"predicted_vs_actual", "residuals", "feature_importance"}
+
+
+def assert_evaluation_plots(training: dg.ExecuteInProcessResult, node: str, expected: set[str], mlflow: object) -> None:
+    """The model asset shows every evaluation plot as an embedded PNG, and MLflow holds the same PNGs."""
+    import base64
+
+    metadata = training.asset_materializations_for_node(node)[0].metadata
+    for name in expected:
+        text = metadata[f"plot_{name}"].value
+        prefix = f"![{name}](data:image/png;base64,"
+        assert text.startswith(prefix), text[:80]
+        assert base64.b64decode(text[len(prefix):-1]).startswith(b"\x89PNG"), name
+    run_id = metadata["mlflow_run"].value.rsplit("/", 1)[1]
+    client = mlflow.client()  # type: ignore[attr-defined]
+    artifacts = {Path(a.path).name: a.file_size for a in client.list_artifacts(run_id, "evaluation")}
+    assert {f"{name}.png" for name in expected} <= set(artifacts), artifacts
+    assert all(artifacts[f"{name}.png"] > 1_000 for name in expected), artifacts
+    assert "permutation_importance.json" in artifacts
+    run = client.get_run(run_id)
+    assert run.data.tags["dagster_run_url"].endswith(f"/runs/{training.run_id}")
+    assert training.run_id in run.data.tags["mlflow.note.content"]

@@ -16,7 +16,7 @@ from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources import default_resources
 from ml_platform.resources.mlflow_resource import CHAMPION, PREVIOUS_CHAMPION
 from ml_platform.runner import TRAINING_STAGES, materialize_stages
-from ml_platform_tests.conftest import TrainedPlatform
+from ml_platform_tests.conftest import CLASSIFIER_PLOTS, TrainedPlatform, assert_evaluation_plots
 from ml_platform_tests.test_automation import evaluate
 from ml_platform_tests.webhook import Webhook
 
@@ -77,6 +77,11 @@ def test_mlflow_run_has_params_metrics_window_and_registered_version(trained_pla
     assert model_info.signature is not None and model_info.saved_input_example_info is not None
     model_metadata = trained_platform.results["training"].asset_materializations_for_node("churn__model")[0].metadata
     assert model_metadata["mlflow_run"].value.endswith(champion.run_id)
+    assert_evaluation_plots(trained_platform.results["training"], "churn__model", CLASSIFIER_PLOTS, mlflow)
+    assert {"train_days", "holdout_days", "train_rows", "holdout_rows", "params", "versus_champion"} <= set(model_metadata)
+    assert model_metadata["holdout_accuracy"].value == round(model_metadata["holdout_accuracy"].value, 4)
+    version = mlflow.client().get_model_version("churn", champion.version)
+    assert trained_platform.results["training"].run_id in version.description and "holdout" in version.description
 
 
 def train(spec, instance: dg.DagsterInstance, **config) -> dg.ExecuteInProcessResult:  # noqa: ANN001

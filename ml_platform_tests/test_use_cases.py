@@ -25,7 +25,7 @@ from ml_platform.runner import DAILY_STAGES, TRAINING_STAGES, materialize_stages
 from ml_platform.spec import load_spec
 from ml_platform.use_cases.fraud_data import generate_fraud_events
 from ml_platform.use_cases.landing import generators, land_days
-from ml_platform_tests.conftest import START, day_keys
+from ml_platform_tests.conftest import CLASSIFIER_PLOTS, FORECAST_PLOTS, START, assert_evaluation_plots, day_keys
 
 REPO = Path(__file__).resolve().parents[1]
 TUTORIAL_DIR = REPO / "examples" / "machine_failures"
@@ -92,6 +92,8 @@ def test_end_to_end_gates_pass_and_champion_scores(platform: UseCasePlatform, mo
     if platform.name == "fraud":
         assert 0 < float(champion.tags["decision_threshold"]) < 1
         assert run.data.params["decision_threshold"] == champion.tags["decision_threshold"]
+    plots = CLASSIFIER_PLOTS if platform.spec.label.task == "classification" else FORECAST_PLOTS
+    assert_evaluation_plots(platform.training, f"{platform.name}__model", plots, mlflow)
 
 
 def test_weakened_model_fails_the_gate_and_champion_stays(platform: UseCasePlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,9 +8,12 @@ previous champion under its own alias for rollback.
 """
 
 
+import base64
 import datetime as dt
+import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -23,6 +26,7 @@ from ml_platform.deploy.k8s import training_op_tags, training_pool
 from ml_platform.features.compute import DAY, compute_labels, first_complete_day, label_input_days
 from ml_platform.features.drift import SCORE, reference_bins
 from ml_platform.io.parquet_lake import DataLake
+from ml_platform.models.evaluation_plots import holdout_plots
 from ml_platform.models.registry import change_champion
 from ml_platform.models.trainers import (
     ImprovementTest,
@@ -152,22 +156,23 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         metrics = evaluate(spec, holdout, scores, trainer.threshold)
 
         champion = mlflow.version_by_alias(spec.name, CHAMPION)
-        comparison: ImprovementTest | None = None
-        if champion is not None:
-            scored = score_frame(mlflow.load_model(spec.name, champion.version), holdout, spec, champion.version)
-            naive = holdout[spec.label.naive_feature].to_numpy() if spec.label.naive_feature else None
-            comparison = paired_bootstrap_test(
-                gates.compare_metric, gates.compare_metric in LOWER_IS_BETTER, holdout["label"].to_numpy(), naive,
-                (scores, trainer.threshold), (scored["score"].to_numpy(), float(champion.tags.get(THRESHOLD_TAG, 0.5))),
-                resamples=gates.bootstrap_resamples, alpha=gates.significance_level, seed=spec.training.seed,
-            )
+        comparison = _compare_with_champion(spec, mlflow, champion, holdout, scores, trainer.threshold) if champion else None
         failed_thresholds = gates.failures(metrics)
         significant = comparison is None or comparison.significant(gates.significance_level)
         gates_passed = not failed_thresholds and significant
+        plots, importance = holdout_plots(
+            spec.label.task, holdout["label"].to_numpy(), scores, trainer.threshold, trainer.predict,
+            holdout[spec.feature_names], spec.training.seed,
+        )
+        window = {
+            "train_days": f"{train[DAY].min()}..{train[DAY].max()}", "holdout_days": f"{holdout[DAY].min()}..{holdout[DAY].max()}",
+            "train_rows": len(train), "holdout_rows": len(holdout),
+        }
 
         client = mlflow.client()
         tracking = mlflow.configure()
         experiment_id = mlflow.experiment_id(spec.name)
+        dagster_run = mlflow.dagster_run_url(context.run_id)
         with tracking.start_run(experiment_id=experiment_id, run_name=f"{spec.name}-{context.run_id[:8]}") as run:
             tracking.log_params({**params, "model_type": spec.model.type, "shuffle_labels": config.shuffle_labels,
                                  "decision_threshold": trainer.threshold})
@@ -175,17 +180,19 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
             tracking.set_tags(
                 {
                     "dagster_run_id": context.run_id,
+                    "dagster_run_url": dagster_run,
+                    "mlflow.note.content": f"{spec.name} challenger trained by Dagster run [{context.run_id[:8]}]({dagster_run}) "
+                    f"on {window['train_days']}, evaluated on the holdout {window['holdout_days']}. Plots: `evaluation/`.",
                     "use_case": spec.name,
-                    "train_days": f"{train[DAY].min()}..{train[DAY].max()}",
-                    "holdout_days": f"{holdout[DAY].min()}..{holdout[DAY].max()}",
-                    "train_rows": len(train),
-                    "holdout_rows": len(holdout),
+                    **{name: str(value) for name, value in window.items()},
                     "training_set_hash": str(pd.util.hash_pandas_object(training_set, index=False).sum()),
                     "gates": "passed" if gates_passed else "failed",
                     "promotion_champion_version": str(champion.version) if champion else "none",
                     **(comparison.as_tags() if comparison else {}),
                 }
             )
+            _log_plots(tracking, plots)
+            tracking.log_dict(importance, "evaluation/permutation_importance.json")
             reference = reference_bins(train, spec.feature_names)
             reference.update(reference_bins(pd.DataFrame({SCORE: scores}), [SCORE]))  # out-of-sample scores
             tracking.log_dict(reference, DRIFT_REFERENCE)
@@ -194,6 +201,11 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         client.set_model_version_tag(spec.name, version, "gates", "passed" if gates_passed else "failed")
         if trainer.threshold is not None:
             client.set_model_version_tag(spec.name, version, THRESHOLD_TAG, str(trainer.threshold))
+        client.update_model_version(spec.name, version, description=(
+            f"{spec.model.type} trained by Dagster run {context.run_id} ({dagster_run}) on {window['train_days']}; "
+            f"holdout {window['holdout_days']}: " + ", ".join(f"{m} {v:.4f}" for m, v in metrics.items())
+            + f". Gates {'passed' if gates_passed else 'failed'}."
+        ))
 
         summary = {
             "version": version,
@@ -210,13 +222,20 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 "mlflow_version": version,
                 "mlflow_run": dg.MetadataValue.url(mlflow.run_url(experiment_id, run.info.run_id)),
                 "mlflow_model": dg.MetadataValue.url(mlflow.version_url(spec.name, version)),
-                **{f"holdout_{name}": value for name, value in metrics.items()},
+                **{f"holdout_{name}": round(value, 4) for name, value in metrics.items()},
+                **window,
+                "params": dg.MetadataValue.json(params),
+                "versus_champion": dg.MetadataValue.md(
+                    _comparison_table(spec, version, champion.version if champion else None, metrics, comparison, significant)
+                ),
+                **{f"plot_{name}": dg.MetadataValue.md(f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})")
+                   for name, png in plots.items()},
             },
         )
         yield dg.AssetCheckResult(
             check_name="meets_thresholds",
             passed=not failed_thresholds,
-            metadata={**{m: metrics[m] for m in [*gates.min_metrics, *gates.max_metrics]},
+            metadata={**{m: round(metrics[m], 4) for m in [*gates.min_metrics, *gates.max_metrics]},
                       "limits": dg.MetadataValue.json({"min": gates.min_metrics, "max": gates.max_metrics}),
                       "failed": dg.MetadataValue.json(failed_thresholds)},
             description=(
@@ -227,6 +246,50 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         yield _significance_result(spec, version, champion.version if champion else None, comparison, significant)
 
     return model
+
+
+def _compare_with_champion(
+    spec: UseCaseSpec, mlflow: MlflowResource, champion: Any, holdout: pd.DataFrame, scores: np.ndarray,
+    threshold: float | None,
+) -> ImprovementTest:
+    """The challenger against the current champion, both scored on the same holdout rows."""
+    scored = score_frame(mlflow.load_model(spec.name, champion.version), holdout, spec, champion.version)
+    naive = holdout[spec.label.naive_feature].to_numpy() if spec.label.naive_feature else None
+    gates = spec.gates
+    return paired_bootstrap_test(
+        gates.compare_metric, gates.compare_metric in LOWER_IS_BETTER, holdout["label"].to_numpy(), naive,
+        (scores, threshold), (scored["score"].to_numpy(), float(champion.tags.get(THRESHOLD_TAG, 0.5))),
+        resamples=gates.bootstrap_resamples, alpha=gates.significance_level, seed=spec.training.seed,
+    )
+
+
+def _comparison_table(
+    spec: UseCaseSpec, version: str, champion_version: str | None, metrics: dict[str, float],
+    comparison: ImprovementTest | None, significant: bool,
+) -> str:
+    """The promotion decision as the asset page shows it: both metrics, the interval, the p-value."""
+    if comparison is None:
+        return f"Version {version} is the first model of `{spec.name}`: the thresholds alone decide."
+    metric = spec.gates.compare_metric
+    verdict = "significantly better: may become champion" if significant else "not significantly better: champion stays"
+    return "\n".join([
+        f"| holdout {metric} | value |", "|---|---|",
+        f"| challenger v{version} | {comparison.challenger:.4f} |",
+        f"| champion v{champion_version} | {comparison.champion:.4f} |",
+        f"| improvement | {comparison.improvement:+.4f} |",
+        f"| {comparison.ci_level:.0%} interval | {comparison.ci_low:+.4f} .. {comparison.ci_high:+.4f} |",
+        f"| p-value ({comparison.method}, {comparison.resamples} resamples) | {comparison.p_value:.3f} |",
+        f"| decision at alpha {spec.gates.significance_level} | {verdict} |",
+        "", "All challenger metrics: " + ", ".join(f"{name} {value:.4f}" for name, value in metrics.items()),
+    ])
+
+
+def _log_plots(tracking: Any, plots: dict[str, bytes]) -> None:
+    """The PNGs as artifacts of the active MLflow run, under `evaluation/` (MLflow's UI previews them)."""
+    with tempfile.TemporaryDirectory() as directory:
+        for name, png in plots.items():
+            (Path(directory) / f"{name}.png").write_bytes(png)
+        tracking.log_artifacts(directory, "evaluation")
 
 
 def _significance_result(

@@ -20,6 +20,9 @@ def default_resources() -> dict[str, dg.ConfigurableResource | dg.ConfigurableIO
         "lake": lake,
         "io_manager": PartitionedParquetIOManager(lake=lake),
         "source": EventSource(data_dir=data_dir, postgres_dsn=os.environ.get("ML_PLATFORM_SOURCE_DSN")),
-        "mlflow": MlflowResource(data_dir=data_dir, ui_url=os.environ.get("MLFLOW_UI_URL", "http://127.0.0.1:5000")),
+        "mlflow": MlflowResource(
+            data_dir=data_dir, ui_url=os.environ.get("MLFLOW_UI_URL", "http://127.0.0.1:5000"),
+            dagster_ui_url=os.environ.get("ML_PLATFORM_UI_URL", "http://127.0.0.1:3000"),
+        ),
         "alerts": AlertResource.from_env(),
     }

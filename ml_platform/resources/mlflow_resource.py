@@ -24,6 +24,7 @@ class MlflowResource(dg.ConfigurableResource):
     data_dir: str
     tracking_uri: str = ""
     ui_url: str = "http://127.0.0.1:5000"
+    dagster_ui_url: str = "http://127.0.0.1:3000"  # runs and versions link back to the run that trained them
 
     def resolved_tracking_uri(self) -> str:
         if self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
@@ -87,3 +88,6 @@ class MlflowResource(dg.ConfigurableResource):
 
     def version_url(self, model_name: str, version: str) -> str:
         return f"{self.ui_url}/#/models/{model_name}/versions/{version}"
+
+    def dagster_run_url(self, run_id: str) -> str:
+        return f"{self.dagster_ui_url.rstrip('/')}/runs/{run_id}"
