@@ -6,13 +6,14 @@ import argparse
 import datetime as dt
 import os
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 
 from ml_platform import settings
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ml-platform", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -23,27 +24,32 @@ def main(argv: list[str] | None = None) -> int:
     _add_data_arguments(demo)
 
     summary = commands.add_parser("summary", help="what is materialized, checked and promoted")
-    summary.add_argument("--use-case", default="churn")
+    summary.add_argument("--use-case", default="churn", help="which use case (default churn)")
 
     rollback = commands.add_parser("rollback", help="make the previous champion (or --to VERSION) the champion again")
-    rollback.add_argument("use_case")
+    rollback.add_argument("use_case", help="the use case whose champion goes back, e.g. churn")
     rollback.add_argument("--to", type=_positive_int, default=None, help="a registered version that passed its gates or was champion")
     rollback.add_argument("--reason", default="manual rollback from the command line", help="recorded on the version")
 
     promote = commands.add_parser("promote", help="force a registered version to champion past its gates (audited)")
-    promote.add_argument("use_case")
-    promote.add_argument("version", type=_positive_int)
+    promote.add_argument("use_case", help="the use case whose champion changes, e.g. churn")
+    promote.add_argument("version", type=_positive_int, help="the registered MLflow version to make champion")
     promote.add_argument("--reason", required=True, help="why the gates are overridden; recorded on the version")
 
     metrics = commands.add_parser("metrics", help="serve Prometheus metrics of runs, partitions, gates, champions, drift")
-    metrics.add_argument("--port", type=_positive_int, default=9108)
-    metrics.add_argument("--host", default="127.0.0.1")
+    metrics.add_argument("--port", type=_positive_int, default=9108, help="port to serve /metrics on (default 9108)")
+    metrics.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
 
     scaffold = commands.add_parser("new-use-case", help="write a commented spec to start your own use case from")
     scaffold.add_argument("name", help="lower_snake_case name, also the asset-key prefix")
     scaffold.add_argument("--dir", type=Path, default=None, help="where to write NAME.yaml (default: $ML_PLATFORM_SPECS_DIR or ./specs)")
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow's INFO lines (store creation) are noise here
     try:
         if args.command == "generate":
             paths = _generate(args)
@@ -73,12 +79,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--use-case", default="churn")
+    parser.add_argument("--use-case", default="churn", help="a shipped use case: churn, fraud or prices (default churn)")
     parser.add_argument("--days", type=_positive_int, default=60, help="number of days (default 60)")
     parser.add_argument("--events-per-day", type=_positive_int, default=5_000,
                         help="events per day (for prices: the number of series)")
     parser.add_argument("--end", type=_iso_date, default=None, help="last day, YYYY-MM-DD (default: yesterday, UTC)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (default 0)")
     parser.add_argument("--format", choices=["parquet", "csv"], default=None, help="default: the spec's source format")
 
 
@@ -156,7 +162,8 @@ def _demo(args: argparse.Namespace) -> int:
     checks: Counter[tuple[str, bool]] = Counter()
 
     def run(label: str, stages: tuple[str, ...] | list[str], run_days: list[str] | None) -> bool:
-        result = materialize_stages(defs, spec, stages, instance, run_days, log_level="ERROR")
+        with StageProgress(instance, spec, label, stages, run_days or []):
+            result = materialize_stages(defs, spec, stages, instance, run_days, log_level="ERROR")
         for evaluation in result.get_asset_check_evaluations():
             checks[(f"{evaluation.asset_key.path[-1]}:{evaluation.check_name}", evaluation.passed)] += 1
         print(f"{label}: {'ok' if result.success else 'FAILED'} (run {result.run_id[:8]})")
@@ -169,6 +176,57 @@ def _demo(args: argparse.Namespace) -> int:
     print()
     print(_summary(spec.name, instance, checks))
     return 0 if ingested and trained and predicted else 1
+
+
+class StageProgress:
+    """Days materialized so far per stage of a running in-process run, with elapsed time (rich, on stdout).
+
+    A poller thread reads the instance; the run itself stays on the main thread, as Dagster expects."""
+
+    def __init__(self, instance, spec, label: str, stages, days: list[str]) -> None:  # noqa: ANN001
+        from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        from ml_platform.assets import keys
+
+        self.instance, self.days = instance, set(days)
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), MofNCompleteColumn(), TimeElapsedColumn())
+        self.tasks = {
+            getattr(keys, stage)(spec): self.progress.add_task(f"{label}: {stage}", total=len(days) or 1)
+            for stage in stages
+        }
+        self.cursor = instance.event_log_storage.get_maximum_record_id() or 0
+        self.stop = threading.Event()
+        self.poller = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> StageProgress:
+        self.progress.start()
+        self.poller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.poller.join()
+        self._update()
+        self.progress.stop()
+
+    def _poll(self) -> None:
+        while not self.stop.wait(0.5):
+            self._update()
+
+    def _update(self) -> None:
+        import dagster as dg
+
+        for key, task in self.tasks.items():
+            done = self.instance.event_log_storage.get_latest_storage_id_by_partition(
+                key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=self.days or None, after_cursor=self.cursor
+            ) if self.days else self._unpartitioned_done(key)
+            self.progress.update(task, completed=len(done))
+
+    def _unpartitioned_done(self, key) -> dict[str, int]:  # noqa: ANN001
+        import dagster as dg
+
+        records = self.instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, after_storage_id=self.cursor), limit=1)
+        return {"": 1} if records.records else {}
 
 
 def _summary(use_case: str, instance=None, checks: Counter | None = None) -> str:  # noqa: ANN001
@@ -188,6 +246,7 @@ def _summary(use_case: str, instance=None, checks: Counter | None = None) -> str
         passed = sum(n for (_, ok), n in checks.items() if ok)
         failed = sorted({name for (name, ok), n in checks.items() if not ok})
         lines.append(f"  checks: {passed} passed, {sum(checks.values()) - passed} failed" + (f" {failed}" if failed else ""))
+    lines += _failing_gates(spec, instance) + _failed_runs(spec, instance)
     mlflow = default_resources()["mlflow"]
     champion = mlflow.version_by_alias(spec.name, CHAMPION)
     previous = mlflow.version_by_alias(spec.name, PREVIOUS_CHAMPION)
@@ -204,13 +263,67 @@ def _summary(use_case: str, instance=None, checks: Counter | None = None) -> str
     return "\n".join(lines)
 
 
+def _failing_gates(spec, instance) -> list[str]:  # noqa: ANN001
+    """Each blocking gate's days whose latest evaluation failed, as the check Partitions tab counts them."""
+    import dagster as dg
+    from dagster._core.event_api import PartitionKeyFilter
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+    from ml_platform.assets import keys
+    from ml_platform.checks.data_gates import FEATURE_CHECKS, PREDICTION_CHECKS, raw_checks
+
+    gates = {keys.raw_events(spec): raw_checks(spec), keys.features(spec): FEATURE_CHECKS,
+             keys.predictions(spec): PREDICTION_CHECKS}
+    check_keys = [dg.AssetCheckKey(asset, name) for asset, names in gates.items() for name in names]
+    failing: dict[dg.AssetCheckKey, list[str]] = {}
+    for info in instance.event_log_storage.get_asset_check_partition_info(check_keys):
+        if info.latest_execution_status == AssetCheckExecutionRecordStatus.FAILED and info.is_current:
+            failing.setdefault(info.check_key, []).append(info.partition_key)
+    if not failing:
+        return ["  gates: no day's latest evaluation failed"]
+    lines = ["  failing gates (latest evaluation per day):"]
+    for check_key, days in sorted(failing.items(), key=lambda item: item[0].to_user_string()):
+        days = sorted(days)
+        [latest] = instance.event_log_storage.get_asset_check_execution_history(
+            check_key, limit=1, partition_filter=PartitionKeyFilter(key=days[-1]))
+        reason = latest.event.dagster_event.event_specific_data.description if latest.event else ""
+        shown = ", ".join(days[:3]) + (f" and {len(days) - 3} more" if len(days) > 3 else "")
+        lines.append(f"    {check_key.to_user_string()}: {len(days)} day(s) ({shown}); latest: {reason}")
+    return lines
+
+
+def _failed_runs(spec, instance, limit: int = 5) -> list[str]:  # noqa: ANN001
+    import dagster as dg
+
+    failed = [run for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=50)
+              if run.tags.get("ml_platform/use_case") == spec.name
+              or any(key.path[0] == spec.name for key in run.asset_selection or ())][:limit]
+    if not failed:
+        return []
+    lines = [f"  failed runs (latest {len(failed)}):"]
+    for run in failed:
+        record = instance.get_run_record_by_id(run.run_id)
+        when = record.create_timestamp.strftime("%Y-%m-%d %H:%M") if record else "?"
+        what = run.tags.get("ml_platform/stage") or run.job_name
+        lines.append(f"    {run.run_id[:8]} {when} {what}")
+    return lines
+
+
 def _change_champion(use_case: str, action: str, config: dict[str, str]) -> int:
     """Run the use case's rollback/promote job on the local instance: the same audited path as the UI."""
     import getpass
 
     from ml_platform.definitions import build_definitions, load_specs
+    from ml_platform.models.registry import promotable_version, rollback_target
+    from ml_platform.resources import default_resources
 
     spec = _spec(use_case)
+    # what the job would refuse is refused here, in one line and before any run exists (ValueError: exit 2)
+    mlflow = default_resources()["mlflow"]
+    if action == "rollback":
+        promotable_version(mlflow, spec.name, rollback_target(mlflow, spec.name, config["to_version"] or None))
+    else:
+        promotable_version(mlflow, spec.name, config["version"])
     op_name = f"{spec.name}__{action}_champion"
     run_config = {"ops": {op_name: {"config": {**config, "requested_by": f"{getpass.getuser()} (ml-platform {action})"}}}}
     # built now, not the module-level `defs`: resources read the environment (data dir, alert sinks) when built

@@ -42,7 +42,7 @@ def build_use_case(spec: UseCaseSpec) -> dg.Definitions:
         ),
         partitions_def=partitions_def,
         description=f"{spec.name}: ingest and gate a day range, compute features, score with the champion, measure drift.",
-        tags=NO_RETRY_ON_GATE_FAILURE,
+        tags={"ml_platform/use_case": spec.name, "ml_platform/kind": "daily", **NO_RETRY_ON_GATE_FAILURE},
         executor_def=dg.in_process_executor,  # no GPU step: one process (one pod) per run, wherever it runs
     )
     training_job = dg.define_asset_job(
@@ -57,7 +57,7 @@ def build_use_case(spec: UseCaseSpec) -> dg.Definitions:
         selection=dg.AssetSelection.assets(keys.predictions(spec), keys.drift(spec)),
         partitions_def=partitions_def,
         description=f"{spec.name}: recompute predictions and drift with the current champion.",
-        tags=NO_RETRY_ON_GATE_FAILURE,
+        tags={"ml_platform/use_case": spec.name, "ml_platform/kind": "rescore", **NO_RETRY_ON_GATE_FAILURE},
         executor_def=dg.in_process_executor,
     )
     schedules, sensors = build_automation(spec, partitions_def, daily_job, training_job, rescore_job)

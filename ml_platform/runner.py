@@ -46,7 +46,9 @@ def materialize_stages(
         resources=dict(defs.resources or {}),
         # one day runs as a plain partitioned run (as schedules and sensors launch it), more as a range
         partition_key=days[0] if days and len(days) == 1 else None,
-        tags=range_tags(days) if days and len(days) > 1 else None,
+        # readable in the UI's run list: which use case, which stages
+        tags={"ml_platform/use_case": spec.name, "ml_platform/stage": " -> ".join(stages),
+              **(range_tags(days) if days and len(days) > 1 else {})},
         run_config=run_config,
         raise_on_error=raise_on_error,
     )

@@ -160,6 +160,16 @@ def test_new_champion_sensor_rescores_recent_days_once(trained_copy: Path, churn
     assert request.tags["dagster/asset_partition_range_end"] == "2025-03-05"
     assert evaluate(defs, "churn_new_champion_sensor", instance, tick.cursor).run_requests == []
 
+    # days scored after the change already use the new champion: a fresh cursor (a new UI) rescores nothing,
+    # unless one of the recent days was not scored since
+    assert materialize_stages(defs, churn_spec, ["predictions"], instance, ["2025-03-05"]).success
+    assert len(evaluate(defs, "churn_new_champion_sensor", instance, None).run_requests) == 1
+    days = [request.tags["dagster/asset_partition_range_start"], "2025-03-05"]
+    assert materialize_stages(defs, churn_spec, ["predictions"], instance,
+                              [d.isoformat() for d in pd.date_range(*days).date]).success
+    quiet = evaluate(defs, "churn_new_champion_sensor", instance, None)
+    assert quiet.run_requests == [] and "scored after the latest champion change" in quiet.skip_message
+
 
 def test_schedules_use_the_spec_timezone_and_cron(tmp_path: Path) -> None:
     defs = build_definitions(load_specs())

@@ -21,6 +21,7 @@ from dagster_graphql.test.utils import define_out_of_process_context, execute_da
 
 from ml_platform.assets import keys
 from ml_platform.checks.data_gates import FEATURE_CHECKS, raw_checks
+from ml_platform.cli import _summary
 from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.runner import materialize_stages
 from ml_platform.spec import UseCaseSpec
@@ -144,6 +145,9 @@ def test_check_partitions_show_passed_failed_and_fixed_days(
     panel = view.partition_panel(keys.raw_events(spec), "landed", days[5])
     assert panel["status"] == "FAILED" and panel["partition"] == days[5]
     assert days[5] in panel["evaluation"]["description"] and "no landed file" in panel["evaluation"]["description"]
+    summary = _summary(spec.name, instance)  # `ml-platform summary` says the same
+    assert f"churn/raw_events:landed: 1 day(s) ({days[5]}); latest: partition {days[5]}: no landed file" in summary
+    assert "failed runs (latest 1):" in summary and "raw_events -> features" in summary
     good_panel = view.partition_panel(keys.raw_events(spec), "min_rows", days[6])
     assert good_panel["status"] == "SUCCEEDED" and "rows" in good_panel["evaluation"]["description"]
     assert {"observed", "limit"} <= {entry["label"] for entry in good_panel["evaluation"]["metadataEntries"]}

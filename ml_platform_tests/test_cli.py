@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import os
+import subprocess
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
+from ml_platform.cli import build_parser
 from ml_platform.cli import main as cli
 
 
@@ -35,8 +40,21 @@ def test_bad_values_exit_2_with_the_reason(data_dir: Path, capsys: pytest.Captur
     assert "before the spec's start_date 2025-01-01" in capsys.readouterr().err
     assert cli(["rollback", "nope"]) == 2
     assert "unknown use case 'nope'" in capsys.readouterr().err
-    assert cli(["rollback", "churn"]) == 1, "the rollback job runs, and fails saying why"
-    assert "no 'previous_champion' alias to roll back to" in capsys.readouterr().err
+    capsys.readouterr()
+
+
+def test_champion_changes_that_cannot_happen_fail_fast_without_a_run(data_dir: Path, tmp_path: Path) -> None:
+    """One clear line and exit code 2, no Dagster run (so nothing for metrics and alerts to count), no trace."""
+    home = tmp_path / "dagster_home"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "ML_PLATFORM_DATA_DIR": str(data_dir)}
+    cli_path = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "ml-platform"
+    for arguments, message in [
+        (["rollback", "churn"], "ml-platform rollback: churn: no 'previous_champion' alias to roll back to; pass a version with --to"),
+        (["promote", "churn", "99", "--reason", "try"], "ml-platform promote: churn: no registered version '99' (versions: none)"),
+    ]:
+        done = subprocess.run([str(cli_path), *arguments], env=env, capture_output=True, text=True, timeout=120)
+        assert (done.returncode, done.stdout, done.stderr.strip()) == (2, "", message), done.stderr
+    assert not home.exists() or not dg.DagsterInstance.from_config(str(home)).get_runs(), "no run was launched"
 
 
 def test_generate_lands_each_day_once_and_keeps_existing_files(data_dir: Path) -> None:
@@ -46,3 +64,16 @@ def test_generate_lands_each_day_once_and_keeps_existing_files(data_dir: Path) -
     first = (landing / "2025-02-02.parquet").read_bytes()
     assert cli(["generate", "--end", "2025-02-03", "--days", "3", "--events-per-day", "999", "--seed", "5"]) == 0
     assert (landing / "2025-02-02.parquet").read_bytes() == first
+
+
+def test_every_command_and_option_has_help() -> None:
+    parser = build_parser()
+    [commands] = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    undocumented = [
+        f"{name} {'/'.join(action.option_strings) or action.dest}"
+        for name, command in commands.choices.items()
+        for action in command._actions
+        if not isinstance(action, argparse._HelpAction) and not action.help
+    ]
+    assert not undocumented, undocumented
+    assert all(choice.help for choice in commands._choices_actions)

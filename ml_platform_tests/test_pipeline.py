@@ -163,7 +163,7 @@ def test_rollback_restores_the_exact_previous_version_and_its_predictions(
 
     stump = train(churn_spec, instance, params={"n_estimators": 1, "max_depth": 1})
     stump_version = stump.asset_materializations_for_node("churn__model")[0].metadata["mlflow_version"].value
-    assert cli(["rollback", "churn", "--to", stump_version]) == 1, "a refused version is no rollback target"
+    assert cli(["rollback", "churn", "--to", stump_version]) == 2, "a refused version is no rollback target"
     assert "never passed its gates" in capsys.readouterr().err
     assert cli(["promote", "churn", stump_version, "--reason", "canary of the small model"]) == 0
     cursor = rescore_as_the_sensor_asks(None)
@@ -186,7 +186,7 @@ def test_rollback_restores_the_exact_previous_version_and_its_predictions(
     metadata = event.asset_materialization.metadata
     assert metadata["action"].value == "rolled_back" and metadata["reason"].value == "canary lost 20% recall"
     assert lake.read_json(keys.champion(churn_spec))["champion"] == original
-    assert cli(["promote", "churn", "99", "--reason", "typo"]) == 1
+    assert cli(["promote", "churn", "99", "--reason", "typo"]) == 2
     assert "no registered version '99'" in capsys.readouterr().err
 
     changes = [(a["event"], a["details"]["champion"], a["details"]["reason"]) for a in webhook.received

@@ -339,7 +339,8 @@ def _evaluation_passed(serialized_event: str) -> bool:
 def test_landed_data_sensor_follows_new_rows_of_a_postgres_table(
     data_dir: Path, churn_spec: UseCaseSpec, postgres_url: str, postgres_schema: str
 ) -> None:
-    """The table's per-day row count is the sensor's cursor: appended rows rerun exactly their days."""
+    """The table's per-day row count is the sensor's cursor: appended rows rerun their days (and the later
+    processed days whose feature windows contain them)."""
     table = f"{postgres_schema}.sensor_events"
     frames = churn_frames(days=4, events_per_day=100)
     days = sorted(frames)
@@ -356,10 +357,15 @@ def test_landed_data_sensor_follows_new_rows_of_a_postgres_table(
     late = frames[days[1]].head(7).assign(event_id=lambda f: f["event_id"] + "-late")
     load_table(postgres_url, table, {days[1]: late, days[3]: frames[days[3]]})
     after = evaluate(defs, "churn_landed_data_sensor", instance, first.cursor)
-    assert sorted(r.partition_key for r in after.run_requests) == [days[1], days[3]]
-    by_day = {r.partition_key: r.run_key for r in after.run_requests}
-    assert by_day[days[1]] == f"{days[1]}..{days[1]}@{digest(len(frames[days[1]]) + 7)[:16]}~{digest(len(frames[days[1]]))[:8]}"
-    assert by_day[days[3]] == f"{days[3]}..{days[3]}@{digest(len(frames[days[3]]))[:16]}", "a new day replaces nothing"
+    # the late rows' day, the processed day whose feature window contains it, and the new day: one range run
+    [request] = after.run_requests
+    assert (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]) == (
+        days[1], days[3])
+    versions = [(digest(len(frames[days[1]]) + 7), digest(len(frames[days[1]]))),
+                (digest(len(frames[days[2]])), digest(len(frames[days[2]]))),
+                (digest(len(frames[days[3]])), "")]  # a new day replaces nothing
+    content = hashlib.sha256(",".join(f"{new}~{old}" for new, old in versions).encode()).hexdigest()
+    assert request.run_key == f"{days[1]}..{days[3]}@{content[:16]}"
 
 
 def test_an_updated_at_column_makes_corrected_rows_rerun_their_day(

@@ -159,6 +159,12 @@ def build_automation(
         days = lake.existing_partitions(keys.features(spec))[-spec.schedule.rescore_days :]
         if not days:
             return dg.SensorResult(skip_reason="new champion, but no feature days to rescore", cursor=str(event.storage_id))
+        scored = context.instance.event_log_storage.get_latest_storage_id_by_partition(
+            keys.predictions(spec), dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(days)
+        )
+        if all(scored.get(day, 0) > event.storage_id for day in days):  # e.g. the demo: trained, then scored them
+            return dg.SensorResult(skip_reason=f"the last {len(days)} days were scored after the latest champion change",
+                                   cursor=str(event.storage_id))
         request = range_run_request(days, run_key=f"champion-{event.storage_id}")
         return dg.SensorResult(run_requests=[request], cursor=str(event.storage_id))
 

@@ -104,7 +104,7 @@ class PartitionGate:
         targets = latest_materializations(self.context.instance, self.asset_key, self.outcomes)
         for partition, outcomes in sorted(self.outcomes.items()):
             for outcome in outcomes:
-                metadata = {k: _metadata_value(v) for k, v in outcome.metadata.items() if k != "partition"}
+                metadata = {k: _metadata_value(v) for k, v in outcome.metadata.items()}
                 yield AssetCheckEvaluation(
                     asset_key=self.asset_key, check_name=outcome.check, passed=outcome.passed, metadata=metadata,
                     description=outcome.message, partition=partition, severity=self.severity,

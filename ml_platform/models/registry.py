@@ -36,11 +36,7 @@ def change_champion(
     if not reason.strip():
         raise ValueError(f"{model_name}: a champion change needs a reason (it is recorded on the version)")
     client = mlflow.client()
-    registered = registered_version(mlflow, model_name, version)
-    current = mlflow.version_by_alias(model_name, CHAMPION)
-    previous = str(current.version) if current is not None else None
-    if previous == str(registered.version):
-        raise ValueError(f"{model_name}: version {version} is already the champion")
+    registered, previous = promotable_version(mlflow, model_name, version)
     if previous is not None:
         client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, previous)
     client.set_registered_model_alias(model_name, CHAMPION, str(registered.version))
@@ -52,6 +48,16 @@ def change_champion(
                         "champion_since": change.at, "champion_replaced": previous or "none"}.items():
         client.set_model_version_tag(model_name, change.champion, name, value)
     return change
+
+
+def promotable_version(mlflow: MlflowResource, model_name: str, version: str) -> tuple[Any, str | None]:
+    """The registry entry of `version` and the current champion's version; a ValueError if it cannot become champion."""
+    registered = registered_version(mlflow, model_name, version)
+    current = mlflow.version_by_alias(model_name, CHAMPION)
+    previous = str(current.version) if current is not None else None
+    if previous == str(registered.version):
+        raise ValueError(f"{model_name}: version {version} is already the champion")
+    return registered, previous
 
 
 def rollback_target(mlflow: MlflowResource, model_name: str, to_version: str | None) -> str:
