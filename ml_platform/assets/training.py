@@ -306,10 +306,10 @@ def _significance_result(
         passed=passed,
         metadata={
             "method": comparison.method, "resamples": comparison.resamples, "alpha": alpha,
-            "p_value": comparison.p_value, f"challenger_{metric}": comparison.challenger,
-            f"champion_{metric}": comparison.champion, "improvement": comparison.improvement,
+            "p_value": round(comparison.p_value, 4), f"challenger_{metric}": round(comparison.challenger, 4),
+            f"champion_{metric}": round(comparison.champion, 4), "improvement": round(comparison.improvement, 4),
             "improvement_interval": dg.MetadataValue.json(
-                {"level": comparison.ci_level, "low": comparison.ci_low, "high": comparison.ci_high}
+                {"level": comparison.ci_level, "low": round(comparison.ci_low, 4), "high": round(comparison.ci_high, 4)}
             ),
             "champion_version": str(champion_version),
         },
@@ -360,7 +360,7 @@ def _champion(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 "previous_champion": change.previous or "none",
                 "reason": reason,
                 "mlflow_model": dg.MetadataValue.url(mlflow.version_url(spec.name, change.champion)),
-                **{f"holdout_{name}": value for name, value in model["metrics"].items()},
+                **{f"holdout_{name}": round(value, 4) for name, value in model["metrics"].items()},
             },
         )
 

@@ -33,6 +33,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 from ml_platform.checks.data_gates import CheckOutcome
 
 LISTED_PARTITIONS = 5  # a failure message names this many bad days and counts the rest
+PROGRESS_EVERY = 31  # days between progress lines in a range run's log
 
 
 def partitioned_check_spec(
@@ -64,7 +65,18 @@ class PartitionGate:
         self.partition_metadata: dict[str, dict[str, Any]] = {}
 
     def evaluate(self, partition: str, outcomes: Iterable[CheckOutcome]) -> None:
+        if partition not in self.outcomes:
+            self._log_progress(len(self.outcomes))
         self.outcomes.setdefault(partition, []).extend(outcomes)
+
+    def _log_progress(self, done: int) -> None:
+        """A line in the run's log every PROGRESS_EVERY days of a range, so a long run shows where it is."""
+        total = len(self.context.partition_keys)
+        if done and done % PROGRESS_EVERY == 0:
+            self.context.log.info(
+                f"{self.asset_key.to_user_string()}: {done}/{total} days checked, {len(self.rows)} written, "
+                f"{len(self.failures)} failed so far"
+            )
 
     def passed(self, partition: str) -> bool:
         return all(outcome.passed for outcome in self.outcomes.get(partition, []))
