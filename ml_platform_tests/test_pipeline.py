@@ -118,7 +118,7 @@ def test_only_a_significantly_better_challenger_becomes_champion(trained_copy: P
     newest = max(mlflow.client().search_model_versions("name='churn'"), key=lambda v: int(v.version))
     tags = mlflow.client().get_run(newest.run_id).data.tags
     assert tags["gates"] == "failed" and round(float(tags["promotion_p_value"]), 4) == values["p_value"]
-    assert tags["promotion_champion_version"] == original and float(tags["promotion_challenger"]) == values["challenger_roc_auc"]
+    assert tags["promotion_champion_version"] == original and round(float(tags["promotion_challenger"]), 4) == values["challenger_roc_auc"]
 
     stump = train(churn_spec, instance, params={"n_estimators": 1, "max_depth": 1})
     stump_version = stump.asset_materializations_for_node("churn__model")[0].metadata["mlflow_version"].value
