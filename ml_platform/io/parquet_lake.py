@@ -10,6 +10,7 @@ and other object stores work the same as local directories.
 """
 
 
+import errno
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -117,13 +118,47 @@ class DataLake(dg.ConfigurableResource):
         return dataset.to_table(columns=list(columns) if columns else None).to_pandas()
 
     def _write_atomically(self, path: str, write: Any) -> str:
+        """Write to a temporary file, then rename over `path`: readers see the old file or the new one.
+        A failed write removes its temporary file and leaves the old file as it was."""
         fs, _ = self._fs()
-        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         temporary = f"{path}.{uuid.uuid4().hex}.tmp"
-        with fs.open(temporary, "wb") as handle:
-            write(handle)
-        fs.mv(temporary, path)
+        try:
+            fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            with fs.open(temporary, "wb") as handle:
+                write(handle)
+            fs.mv(temporary, path)
+        except BaseException as error:
+            _remove_if_present(fs, temporary)
+            if isinstance(error, OSError):
+                raise lake_write_error(path, error) from error
+            raise
         return path
+
+
+# errnos that another attempt cannot fix (a full or read-only disk, missing rights, a broken lake root)
+PERMANENT_ERRNOS = frozenset({
+    errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR,
+    errno.EISDIR, errno.EEXIST,
+})
+
+
+def lake_write_error(path: str, error: OSError) -> Exception:
+    """The cause, with errno and path; permanent errors are a Failure that is never retried, others stay an
+    OSError so the step's retry policy tries again."""
+    code = errno.errorcode.get(error.errno or 0, "no errno")
+    cause = f"cannot write {path}: [{code}] {error.strerror or error}"
+    if error.errno in PERMANENT_ERRNOS or isinstance(error, (PermissionError, FileNotFoundError, NotADirectoryError)):
+        return dg.Failure(description=f"{cause} (permanent: not retried; earlier files are unchanged)",
+                          metadata={"path": path, "errno": code}, allow_retries=False)
+    return OSError(error.errno, f"{cause} (transient: retried)")
+
+
+def _remove_if_present(fs: Any, path: str) -> None:
+    try:
+        if fs.exists(path):
+            fs.rm(path)
+    except OSError:  # the write's own error is the one to report
+        pass
 
 
 class PartitionedParquetIOManager(dg.ConfigurableIOManager):

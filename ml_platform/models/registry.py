@@ -11,7 +11,13 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from ml_platform.resources.mlflow_resource import CHAMPION, PREVIOUS_CHAMPION, MlflowResource
+from ml_platform.resources.mlflow_resource import (
+    CHAMPION,
+    PREVIOUS_CHAMPION,
+    MlflowResource,
+    RegistryUnavailable,
+    does_not_exist,
+)
 
 Action = Literal["promoted", "forced_promotion", "rolled_back"]
 
@@ -83,9 +89,11 @@ def registered_version(mlflow: MlflowResource, model_name: str, version: str) ->
     client = mlflow.client()
     try:
         return client.get_model_version(model_name, str(version))
-    except MlflowException:
-        try:
-            existing = sorted(int(v.version) for v in client.search_model_versions(f"name='{model_name}'"))
-        except MlflowException:
-            existing = []
-        raise ValueError(f"{model_name}: no registered version '{version}' (versions: {existing or 'none'})") from None
+    except MlflowException as error:
+        if not does_not_exist(error):
+            raise RegistryUnavailable(mlflow.resolved_tracking_uri(), f"version {version} of '{model_name}'", error) from error
+    try:
+        existing = sorted(int(v.version) for v in client.search_model_versions(f"name='{model_name}'"))
+    except MlflowException as error:
+        raise RegistryUnavailable(mlflow.resolved_tracking_uri(), f"versions of '{model_name}'", error) from error
+    raise ValueError(f"{model_name}: no registered version '{version}' (versions: {existing or 'none'})")

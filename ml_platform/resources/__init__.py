@@ -19,7 +19,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource | dg.ConfigurableIO
     return {
         "lake": lake,
         "io_manager": PartitionedParquetIOManager(lake=lake),
-        "source": EventSource(data_dir=data_dir, postgres_dsn=os.environ.get("ML_PLATFORM_SOURCE_DSN")),
+        "source": EventSource(data_dir=data_dir),  # a table source's URL is read from its spec's dsn_env when used
         "mlflow": MlflowResource(
             data_dir=data_dir, ui_url=os.environ.get("MLFLOW_UI_URL", "http://127.0.0.1:5000"),
             dagster_ui_url=os.environ.get("ML_PLATFORM_UI_URL", "http://127.0.0.1:3000"),

@@ -15,9 +15,24 @@ from typing import Any
 
 import dagster as dg
 
+from ml_platform.resources.secrets import redact
+
 CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous_champion"
 DRIFT_REFERENCE = "drift_reference.json"
+
+
+class RegistryUnavailable(dg.Failure):
+    """The registry could not answer (not: "there is no such model"). Never retried by the step: MLflow's own
+    HTTP retries (`http_max_retries`) already ran, and nothing may be promoted or scored on a guess."""
+
+    def __init__(self, tracking_uri: str, what: str, error: Exception) -> None:
+        super().__init__(
+            description=redact(
+                f"MLflow registry at {tracking_uri} is unavailable ({what}): {type(error).__name__}: {error}", tracking_uri
+            ),
+            allow_retries=False,
+        )
 
 
 class MlflowResource(dg.ConfigurableResource):
@@ -25,6 +40,10 @@ class MlflowResource(dg.ConfigurableResource):
     tracking_uri: str = ""
     ui_url: str = "http://127.0.0.1:5000"
     dagster_ui_url: str = "http://127.0.0.1:3000"  # runs and versions link back to the run that trained them
+    # MLflow's defaults (7 retries, backoff factor 2, 120 s timeout) wait over ten minutes on a dead server
+    http_max_retries: int = 2
+    http_backoff_factor: int = 1
+    http_timeout_s: int = 15
 
     def resolved_tracking_uri(self) -> str:
         if self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
@@ -38,6 +57,11 @@ class MlflowResource(dg.ConfigurableResource):
         import mlflow
 
         uri = self.resolved_tracking_uri()
+        os.environ.update({  # read by MLflow's HTTP client on every request
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(self.http_max_retries),
+            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(self.http_backoff_factor),
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": str(self.http_timeout_s),
+        })
         user_setting = os.environ.get("MLFLOW_TRACKING_URI")
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
@@ -66,12 +90,17 @@ class MlflowResource(dg.ConfigurableResource):
         return mlflow.create_experiment(name, artifact_location=artifacts)
 
     def version_by_alias(self, model_name: str, alias: str) -> Any | None:
+        """The version at `alias`; None only when the registry says the model or alias does not exist."""
         from mlflow.exceptions import MlflowException
 
-        try:
-            return self.client().get_model_version_by_alias(model_name, alias)
-        except MlflowException:
-            return None
+        client = self.client()
+        try:  # the model's alias table answers "no such alias" definitely; a failed lookup by alias does not
+            aliases = client.get_registered_model(model_name).aliases
+            return client.get_model_version(model_name, aliases[alias]) if alias in aliases else None
+        except MlflowException as error:
+            if does_not_exist(error):
+                return None
+            raise RegistryUnavailable(self.resolved_tracking_uri(), f"alias '{alias}' of '{model_name}'", error) from error
 
     def load_model(self, model_name: str, version: str) -> Any:
         """Load a registered version as a pyfunc model (its predict gives scores)."""
@@ -91,3 +120,8 @@ class MlflowResource(dg.ConfigurableResource):
 
     def dagster_run_url(self, run_id: str) -> str:
         return f"{self.dagster_ui_url.rstrip('/')}/runs/{run_id}"
+
+
+def does_not_exist(error: Exception) -> bool:
+    """MLflow's definite "no such model, version or alias" (any other error is an unavailable registry)."""
+    return getattr(error, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 import pandas as pd
 
+from ml_platform.resources.secrets import redact
 from ml_platform.spec import FileSourceSpec, PostgresSourceSpec, UseCaseSpec
 
 if TYPE_CHECKING:
@@ -43,7 +44,12 @@ class SourceError(Exception):
 
 
 class EventSource(dg.ConfigurableResource):
-    """Reads one day of raw events for a use case."""
+    """Reads one day of raw events for a use case.
+
+    A Postgres source's URL (with its password) is read from the environment variable its spec names
+    (`source.dsn_env`, default ML_PLATFORM_SOURCE_DSN) when a day is read, so it never becomes a
+    resource value that the UI shows. `postgres_dsn` is a fallback for code that builds the resource
+    itself; give it `dg.EnvVar(...)`, never a literal URL with a password."""
 
     data_dir: str
     postgres_dsn: str | None = None
@@ -87,10 +93,9 @@ class EventSource(dg.ConfigurableResource):
             if path.name.startswith("."):  # editors' and uploaders' temporary files
                 continue
             match = DAY_FILE.match(path.name)
-            if not path.resolve().is_relative_to(root):
-                scan.rejected[path.name] = f"resolves to {path.resolve()}, outside the landing directory {root}"
-            elif not path.is_file():
-                scan.rejected[path.name] = "not a regular file"
+            problem = _unreadable_entry(path, root)
+            if problem:
+                scan.rejected[path.name] = problem
             elif not match or match.group(2) != source.format:
                 scan.rejected[path.name] = f"name is not YYYY-MM-DD.{source.format}"
             elif not _is_calendar_day(match.group(1)):
@@ -105,8 +110,11 @@ class EventSource(dg.ConfigurableResource):
 
     def _read_file(self, spec: UseCaseSpec, source: FileSourceSpec, day: str) -> pd.DataFrame:
         path = self.landing_dir(source) / f"{day}.{source.format}"
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             raise SourceError(f"partition {day}: no landed file {path} (expected one {source.format} file per day)")
+        problem = _unreadable_entry(path, self.landing_dir(source).resolve())
+        if problem:  # the same rule as the landed-data sensor's: such an entry is never read
+            raise SourceError(f"partition {day}: {path} {problem}; it is not read")
         try:
             if source.format == "parquet":
                 return pd.read_parquet(path)
@@ -151,8 +159,11 @@ class EventSource(dg.ConfigurableResource):
             if engine is None:
                 try:
                     engine = sqlalchemy.create_engine(_with_installed_driver(dsn), pool_pre_ping=True)
-                except Exception as error:  # malformed URL or missing driver
-                    raise SourceError(f"table {source.table}: cannot use the Postgres URL: {error}") from error
+                except Exception as error:  # malformed URL or missing driver; the message may quote the URL
+                    raise SourceError(
+                        f"table {source.table}: cannot use the Postgres URL in {source.dsn_env}: "
+                        f"{type(error).__name__}: {redact(str(error), dsn)}"
+                    ) from None
                 sqlalchemy.event.listen(engine, "connect", _utc_session)
                 _ENGINES[cache_key] = engine
             return engine
@@ -171,6 +182,15 @@ def file_signature(path: Path) -> str:
     """Size and modification time: cheap, and changed whenever the content may have."""
     stat = path.stat()
     return f"{stat.st_mtime_ns}-{stat.st_size}"
+
+
+def _unreadable_entry(path: Path, root: Path) -> str | None:
+    """Why a landing entry must not be read as a day's data (None: it may be)."""
+    if not path.resolve().is_relative_to(root):
+        return f"resolves to {path.resolve()}, outside the landing directory {root}"
+    if not path.is_file():
+        return "is not a regular file"
+    return None
 
 
 def _is_calendar_day(text: str) -> bool:
