@@ -10,6 +10,7 @@ the field in the message, never halfway through a run.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,6 +19,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+EARLIEST_START = dt.date(2000, 1, 1)
+OWNER_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+OWNER_TEAM = re.compile(r"team:[A-Za-z0-9_-]+")
 DType = Literal["string", "int64", "float64", "bool", "timestamp"]
 
 
@@ -40,6 +44,13 @@ class ColumnSpec(StrictModel):
     max_value: float | None = None
     description: str = ""
 
+    @field_validator("min_value", "max_value")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"must be a finite number, got {value} (it would switch the range gate off)")
+        return value
+
     @model_validator(mode="after")
     def _limits_fit_dtype(self) -> ColumnSpec:
         if self.allowed_values is not None and self.dtype != "string":
@@ -56,8 +67,16 @@ class FileSourceSpec(StrictModel):
     """Daily files landed as `<directory>/<YYYY-MM-DD>.<format>`, one per day."""
 
     kind: Literal["files"] = "files"
-    directory: str
+    directory: str  # relative to the data directory, and inside it
     format: Literal["parquet", "csv"] = "parquet"
+
+    @field_validator("directory")
+    @classmethod
+    def _inside_data_dir(cls, value: str) -> str:
+        path = Path(value)
+        if not value.strip() or path.is_absolute() or ".." in path.parts:
+            raise ValueError(f"'{value}' must be a relative path inside the data directory, e.g. landing/<name>")
+        return value
 
 
 class PostgresSourceSpec(StrictModel):
@@ -69,6 +88,14 @@ class PostgresSourceSpec(StrictModel):
     # A column the writer bumps on every insert or update: with it, corrected rows rerun their day
     # too; without it a day's version is its row count, which only appends and deletes change.
     updated_at_column: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+
+    @field_validator("table")
+    @classmethod
+    def _not_a_system_table(cls, value: str) -> str:
+        schema = value.split(".")[0].lower() if "." in value else ""
+        if value.count(".") > 1 or schema.startswith("pg_") or schema == "information_schema":
+            raise ValueError(f"'{value}' must be [schema.]table of your events, not a system catalog")
+        return value
 
 
 class EventFilter(StrictModel):
@@ -160,9 +187,68 @@ class LabelSpec(StrictModel):
         return "regression" if self.kind == "next_value" else "classification"
 
 
+Epochs = Annotated[int, Field(ge=1, le=10_000)]
+BatchSize = Annotated[int, Field(ge=1, le=1_000_000)]
+LearningRate = Annotated[float, Field(gt=0.0, le=10.0)]
+
+
+class RandomForestParams(StrictModel):
+    """scikit-learn RandomForestClassifier parameters the platform accepts, with sane bounds."""
+
+    n_estimators: Annotated[int, Field(ge=1, le=5_000)] = 100
+    max_depth: Annotated[int, Field(ge=1, le=200)] | None = None
+    min_samples_leaf: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    min_samples_split: Annotated[int, Field(ge=2, le=1_000_000)] = 2
+    max_features: Literal["sqrt", "log2"] | Annotated[float, Field(gt=0.0, le=1.0)] | None = "sqrt"
+    class_weight: Literal["balanced", "balanced_subsample"] | None = None
+    criterion: Literal["gini", "entropy", "log_loss"] = "gini"
+    n_jobs: Annotated[int, Field(ge=-1, le=256)] | None = None
+    bootstrap: bool = True
+    max_samples: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    max_leaf_nodes: Annotated[int, Field(ge=2, le=10_000_000)] | None = None
+    random_state: int | None = None
+
+
+class TorchParams(StrictModel):
+    epochs: Epochs = 60
+    batch_size: BatchSize = 512
+    lr: LearningRate = 2e-3
+    patience: Annotated[int, Field(ge=1, le=1_000)] = 6
+    weight_decay: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    validation_fraction: Annotated[float, Field(gt=0.0, lt=0.9)] = 0.2
+    random_state: int | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class TorchMLPParams(TorchParams):
+    hidden: Annotated[list[Annotated[int, Field(ge=1, le=8_192)]], Field(min_length=1, max_length=8)] = [64, 32]
+
+
+class TorchBiRNNParams(TorchParams):
+    hidden: Annotated[int, Field(ge=1, le=4_096)] = 32
+    layers: Annotated[int, Field(ge=1, le=8)] = 1
+
+
+MODEL_PARAMS: dict[str, type[StrictModel]] = {
+    "sklearn_random_forest": RandomForestParams, "torch_mlp": TorchMLPParams, "torch_birnn": TorchBiRNNParams,
+}
+
+
 class ModelSpec(StrictModel):
     type: Literal["sklearn_random_forest", "torch_mlp", "torch_birnn"] = "sklearn_random_forest"
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _params_fit_type(self) -> ModelSpec:
+        """Unknown names and out-of-range values fail here (`params.<name>: ...`), not in the middle of training."""
+        try:
+            MODEL_PARAMS[self.type].model_validate(self.params)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"params.{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}" for issue in error.errors(include_url=False)
+            )
+            raise ValueError(f"{problems} (model type {self.type})") from None
+        return self
 
 
 class TrainingSpec(StrictModel):
@@ -247,7 +333,7 @@ class AlertSpec(StrictModel):
 class DriftSpec(StrictModel):
     """When feature drift (PSI against the champion's training data) triggers retraining."""
 
-    psi_threshold: Annotated[float, Field(gt=0.0)] = 0.25
+    psi_threshold: Annotated[float, Field(gt=0.0, le=10.0, allow_inf_nan=False)] = 0.25
     consecutive_days: Annotated[int, Field(ge=1, le=30)] = 2
 
 
@@ -281,6 +367,22 @@ class UseCaseSpec(StrictModel):
     drift: DriftSpec = DriftSpec()
     alerts: AlertSpec = AlertSpec()
     resources: ResourceSpec = ResourceSpec()
+
+    @field_validator("start_date")
+    @classmethod
+    def _plausible_start(cls, value: dt.date) -> dt.date:
+        latest = dt.date.today() + dt.timedelta(days=366)
+        if not EARLIEST_START <= value <= latest:
+            raise ValueError(f"{value} must lie between {EARLIEST_START} and {latest} (one partition per day from it)")
+        return value
+
+    @field_validator("owners")
+    @classmethod
+    def _dagster_owners(cls, value: list[str]) -> list[str]:
+        for owner in value:
+            if not (OWNER_EMAIL.fullmatch(owner) or OWNER_TEAM.fullmatch(owner)):
+                raise ValueError(f"'{owner}' must be an email address or team:<name>")
+        return value
 
     @model_validator(mode="after")
     def _references_resolve(self) -> UseCaseSpec:
@@ -362,11 +464,40 @@ class UseCaseSpec(StrictModel):
         return next(column for column in self.columns if column.name == name)
 
 
+MAX_SPEC_BYTES = 256 * 1024
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """Safe YAML without what hides mistakes or blows up: a repeated key (the last would silently win), and
+    anchors/aliases (a few lines of them expand to gigabytes)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases (*name) are not allowed in a spec; write the values out",
+                self.peek_event().start_mark,
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' appears twice in the same mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_spec(path: str | Path) -> UseCaseSpec:
     """Load and validate one spec file; any problem raises SpecError naming file and field."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        if path.stat().st_size > MAX_SPEC_BYTES:
+            raise SpecError(f"{path}: {path.stat().st_size} bytes; a spec is at most {MAX_SPEC_BYTES} bytes")
+        raw = yaml.load(path.read_text(), Loader=_SpecLoader)  # noqa: S506 - a SafeLoader subclass
     except (OSError, yaml.YAMLError) as error:
         raise SpecError(f"{path}: cannot read spec: {error}") from error
     if not isinstance(raw, dict):

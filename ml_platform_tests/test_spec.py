@@ -55,6 +55,17 @@ def test_shipped_spec_loads_with_expected_shape() -> None:
         (lambda d: d["gates"]["min_metrics"].update(rmse=1.0), "gates.min_metrics", "lower-is-better"),
         (lambda d: d["features"][0].update(lags=3), "features[0]", "only valid with agg 'last'"),
         (lambda d: d.update(grain="event"), "label.kind", "event_flag"),
+        # nothing outside the data directory, no system catalogs, no absurd sizes or non-numbers
+        (lambda d: d["source"].update(directory="../../etc"), "source.directory", "inside the data directory"),
+        (lambda d: d["source"].update(directory="/etc"), "source.directory", "inside the data directory"),
+        (lambda d: d.update(source={"kind": "postgres", "table": "pg_catalog.pg_authid"}), "source.table", "system catalog"),
+        (lambda d: d.update(start_date="1900-01-01"), "start_date", "must lie between 2000-01-01"),
+        (lambda d: d.update(start_date="3000-01-01"), "start_date", "must lie between 2000-01-01"),
+        (lambda d: d["model"]["params"].update(n_estimators=10**9), "model", "params.n_estimators: Input should be less than or equal to 5000"),
+        (lambda d: d["model"]["params"].update(n_estimator=10), "model", "params.n_estimator: Extra inputs are not permitted"),
+        (lambda d: next(c for c in d["columns"] if c["dtype"] == "float64").update(min_value=float("nan")), "min_value", "finite"),
+        (lambda d: d.setdefault("drift", {}).update(psi_threshold=float("inf")), "drift.psi_threshold", "finite"),
+        (lambda d: d.update(owners=["the churn people"]), "owners", "email address or team:<name>"),
     ],
 )
 def test_invalid_spec_names_file_and_field(tmp_path: Path, mutate, field: str, words: str) -> None:  # noqa: ANN001
@@ -95,3 +106,26 @@ def test_user_spec_directory_is_loaded_and_duplicates_rejected(tmp_path: Path, m
     (user_dir / "churn_eu.yaml").write_text(yaml.safe_dump(document))
     with pytest.raises(SpecError, match="unique"):
         load_specs()
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("name: churn\nname: churn2\n", "key 'name' appears twice"),
+        ("model:\n  params: &p {n_estimators: 1}\nother: *p\n", "anchors and aliases"),
+        ("a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b]\n", "anchors and aliases"),
+    ],
+)
+def test_repeated_keys_and_yaml_aliases_are_refused_with_the_line(tmp_path: Path, text: str, words: str) -> None:
+    path = tmp_path / "tricky.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as raised:
+        load_spec(path)
+    assert str(path) in str(raised.value) and words in str(raised.value) and "line" in str(raised.value)
+
+
+def test_an_oversized_spec_is_refused_before_parsing(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text("description: " + "x" * 300_000 + "\n")
+    with pytest.raises(SpecError, match="a spec is at most 262144 bytes"):
+        load_spec(path)
