@@ -41,6 +41,9 @@ class SklearnRandomForestTrainer:
         from sklearn.ensemble import RandomForestClassifier
 
         self.model = RandomForestClassifier(**self.params).fit(features, labels)
+        # scoring single-threaded: parallel workers add the trees' probabilities in varying order, so the same
+        # rows scored twice could differ in the last bit, and re-running a day must give the same file
+        self.model.set_params(n_jobs=1)
         return self
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
