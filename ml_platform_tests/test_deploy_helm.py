@@ -131,12 +131,15 @@ def test_mlflow_uses_postgres_and_proxied_artifacts_without_a_password_in_the_ma
     pod = deployment["spec"]["template"]
     (server,) = pod["spec"]["containers"]
     args = server["args"]
-    assert f"--backend-store-uri=postgresql+psycopg2://$(MLFLOW_DB_USER):$(MLFLOW_DB_PASSWORD)@{store['host']}:{store['port']}/{store['database']}" in args
+    env = {item["name"]: item for item in server["env"]}
+    # the URI (password expanded by Kubernetes) reaches `mlflow server` through its environment, not argv
+    assert env["MLFLOW_BACKEND_STORE_URI"]["value"] == (
+        f"postgresql+psycopg2://$(MLFLOW_DB_USER):$(MLFLOW_DB_PASSWORD)@{store['host']}:{store['port']}/{store['database']}")
+    assert not [arg for arg in [*server["command"], *args] if "store-uri" in arg or "PASSWORD" in arg]
     assert "--serve-artifacts" in args
     assert f"--artifacts-destination={values['mlflow']['artifacts']['s3']['destination']}" in args
     allowed = next(arg for arg in args if arg.startswith("--allowed-hosts=")).split("=", 1)[1].split(",")
     assert f"ml-platform-mlflow.{NAMESPACE}.svc.cluster.local:5000" in allowed and "ml-platform-mlflow:5000" in allowed
-    env = {item["name"]: item for item in server["env"]}
     assert env["MLFLOW_DB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": store["passwordSecret"], "key": store["passwordKey"]}
     for name, item in env.items():
         if any(word in name for word in ("PASSWORD", "SECRET", "KEY")):
@@ -299,7 +302,7 @@ def test_the_dagster_chart_values_wire_our_image_config_secrets_and_volume() -> 
     assert (dependency["name"], dependency["version"]) == ("dagster", importlib.metadata.version("dagster"))
 
     deployment = charts.user_deployment(dagster_values)
-    assert deployment["image"] == values["image"]
+    assert deployment["image"] == {key: value for key, value in values["image"].items() if key != "digest"}
     assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True
     args = deployment["dagsterApiGrpcArgs"]
     module = importlib.import_module(args[args.index("--module-name") + 1])
@@ -333,3 +336,85 @@ def test_the_whole_release_with_the_fetched_dagster_chart_is_valid() -> None:
     local = load_instance_config(REPO_ROOT / "dagster.yaml")
     for section in ("run_coordinator", "run_retries", "telemetry"):
         assert_contains(rendered[section], local[section], section)
+
+
+# --------------------------------------------------------------------------- hardening
+
+
+def containers_of(document: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = document["spec"]["template"]["spec"] if "template" in document.get("spec", {}) else {}
+    return [*spec.get("initContainers", []), *spec.get("containers", [])]
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_workload_of_ours_is_locked_down(variant: str) -> None:
+    """Non-root, read-only root filesystem, no privilege escalation, no capabilities, no service-account
+    token, and no secret on any command line."""
+    documents = render(VARIANTS[variant])
+    workloads = [doc for doc in documents if doc["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job")]
+    assert workloads or variant == "without-mlflow"
+    for workload in workloads:
+        pod = workload["spec"]["template"]["spec"]
+        name = workload["metadata"]["name"]
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0, name
+        assert pod["automountServiceAccountToken"] is False, name
+        for container in containers_of(workload):
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True, (name, container["name"])
+            assert context["allowPrivilegeEscalation"] is False and context["capabilities"]["drop"] == ["ALL"]
+            line = " ".join([*container.get("command", []), *container.get("args", [])])
+            assert "PASSWORD" not in line.upper() and "SECRET" not in line.upper(), (name, line)
+            assert {mount["mountPath"] for mount in container["volumeMounts"]} >= {"/tmp"}, "somewhere to write"
+    for account in (doc for doc in documents if doc["kind"] == "ServiceAccount"):
+        assert account["automountServiceAccountToken"] is False
+
+
+def test_network_policies_deny_by_default_and_open_mlflow_to_platform_pods_only() -> None:
+    values = default_values()
+    documents = render({})
+    policies = by_kind(documents)
+    deny = policies[("NetworkPolicy", "ml-platform-default-deny-ingress")]["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    mlflow = policies[("NetworkPolicy", "ml-platform-mlflow")]["spec"]
+    [rule] = mlflow["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": values["networkPolicy"]["mlflowClientLabels"]}}]
+    assert rule["ports"] == [{"port": 5000, "protocol": "TCP"}]
+    # every MLflow client carries the label: the exporter here, the code server and run/step pods via the Dagster values
+    exporter = policies[("Deployment", EXPORTER)]["spec"]["template"]["metadata"]["labels"]
+    assert values["networkPolicy"]["mlflowClientLabels"].items() <= exporter.items()
+    dagster = values["dagster"]
+    code_server = dagster["dagster-user-deployments"]["deployments"][0]["labels"]
+    run_pods = dagster["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["podTemplateSpecMetadata"]["labels"]
+    for labels in (code_server, run_pods):
+        assert values["networkPolicy"]["mlflowClientLabels"].items() <= labels.items()
+    grpc = policies[("NetworkPolicy", "ml-platform-code-server")]["spec"]
+    assert grpc["podSelector"]["matchLabels"].items() <= code_server.items()
+    assert {kind for kind, _ in policies} >= {"NetworkPolicy"} and len([k for k in policies if k[0] == "NetworkPolicy"]) == 5
+    assert not [k for k in by_kind(render({"networkPolicy": {"enabled": False}})) if k[0] == "NetworkPolicy"]
+
+
+def test_the_dagster_ui_is_exposed_only_through_an_authenticating_ingress() -> None:
+    import helm_python as helm
+
+    assert not [d for d in render({}) if d["kind"] == "Ingress"], "no ingress unless asked for"
+    basic = {"ingress": {"enabled": True, "host": "dagster.example.com", "tlsSecret": "dagster-tls"}}
+    [ingress] = [d for d in render(basic) if d["kind"] == "Ingress"]
+    for version in KUBE_VERSIONS:
+        kubernetes_validate.validate(ingress, version, strict=True)
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/auth-type"] == "basic"
+    assert annotations["nginx.ingress.kubernetes.io/auth-secret"] == "ml-platform-ui-htpasswd"
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "ml-platform-dagster-webserver", "port": {"number": 80}}
+    oauth = {"ingress": {"enabled": True, "host": "dagster.example.com", "auth": {
+        "type": "oauth2", "oauth2": {"authUrl": "http://oauth2-proxy.auth/oauth2/auth", "signinUrl": "https://auth.example.com/start"}}}}
+    [proxied] = [d for d in render(oauth) if d["kind"] == "Ingress"]
+    assert proxied["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-url"] == "http://oauth2-proxy.auth/oauth2/auth"
+    with pytest.raises(helm.HelmError, match="oauth2.authUrl"):
+        render({"ingress": {"enabled": True, "host": "x.example.com", "auth": {"type": "oauth2"}}})
+
+
+def test_an_image_digest_pins_the_image() -> None:
+    digest = "sha256:" + "a" * 64
+    deployment = by_kind(render({"image": {"digest": digest}}))[("Deployment", "ml-platform-mlflow")]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == f"ghcr.io/your-org/ml-platform@{digest}"

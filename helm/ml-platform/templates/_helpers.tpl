@@ -35,9 +35,32 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "http://%s.%s.svc.cluster.local:%d" (include "ml-platform.mlflow.name" .) .Release.Namespace (int .Values.mlflow.port) -}}
 {{- end -}}
 
-{{/* repository:tag of an image block. */}}
+{{/* repository@digest of an image block when it pins a digest, else repository:tag. */}}
 {{- define "ml-platform.image" -}}
+{{- if .digest -}}
+{{- printf "%s@%s" .repository .digest -}}
+{{- else -}}
 {{- printf "%s:%s" .repository (toString .tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Every pod of ours: a non-root user, the runtime's default seccomp profile. */}}
+{{- define "ml-platform.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Every container of ours: read-only root filesystem (emptyDir where it writes), no privilege, no capability. */}}
+{{- define "ml-platform.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+privileged: false
+capabilities:
+  drop: [ALL]
 {{- end -}}
 
 {{- define "ml-platform.metricsExporter.name" -}}
