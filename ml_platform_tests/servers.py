@@ -164,10 +164,12 @@ class DagsterServers:
     webserver: subprocess.Popen
     daemon: subprocess.Popen | None
     started_at: float = field(default_factory=time.time)
+    retired: list[subprocess.Popen] = field(default_factory=list)  # daemons replaced by a restart
 
     @property
     def process_groups(self) -> tuple[int, ...]:
-        return tuple(process.pid for process in (self.webserver, self.daemon) if process is not None)
+        processes = (self.webserver, self.daemon, *self.retired)
+        return tuple(process.pid for process in processes if process is not None)
 
     def processes(self) -> list[psutil.Process]:
         """Every live process of both groups (servers, code servers, run workers)."""
@@ -181,6 +183,18 @@ class DagsterServers:
             f"--- {name} (last {lines} lines) ---\n{_tail(self.log_dir / f'{name}.log', lines)}"
             for name in ("webserver", "daemon")
         )
+
+    def kill_daemon_alone_and_restart(self, repo_root: Path = REPO_ROOT) -> int:
+        """SIGKILL the daemon process only (what it launched lives on, as after an OOM kill of the daemon
+        container's main process), then start a new daemon; returns the killed pid."""
+        assert self.daemon is not None
+        killed = self.daemon.pid
+        os.kill(killed, signal.SIGKILL)
+        self.daemon.wait(timeout=30)
+        self.retired.append(self.daemon)  # its process group still holds the old code servers / run workers
+        self.daemon = _spawn([str(BIN / "dagster-daemon"), "run", "-w", str(repo_root / "workspace.yaml")], self.env,
+                             self.log_dir / "daemon.log", repo_root)
+        return killed
 
     def assert_alive(self) -> None:
         for name, process in (("webserver", self.webserver), ("daemon", self.daemon)):
@@ -238,6 +252,7 @@ def dagster_servers(
         pass
 
     started: list[subprocess.Popen] = []
+    servers: DagsterServers | None = None
     try:
         daemon_process = None
         if daemon:
@@ -269,6 +284,8 @@ def dagster_servers(
         servers.assert_alive()
         yield servers
     finally:
+        if servers is not None and servers.daemon is not None and servers.daemon not in started:
+            started.extend([*servers.retired, servers.daemon])  # a restarted daemon and the groups it left
         for process in reversed(started):
             kill_process_group(process)
 

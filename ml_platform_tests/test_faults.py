@@ -176,3 +176,42 @@ def test_recomputing_a_day_gives_byte_identical_files(trained_copy: Path, churn_
     first = {stage: (lake / stage / f"{day}.parquet").read_bytes() for stage in stages}
     assert materialize_stages(defs, churn_spec, stages, instance, [day]).success
     assert {stage: (lake / stage / f"{day}.parquet").read_bytes() == first[stage] for stage in stages} == dict.fromkeys(stages, True)
+
+
+@pytest.mark.slow
+def test_killing_the_daemon_while_a_run_writes_loses_nothing(tmp_path: Path, churn_spec: UseCaseSpec) -> None:
+    """The daemon dies (SIGKILL) while a backfill's run worker is writing day files, and comes back: every
+    selected day ends up materialized exactly once in the lake, with no temporary file left behind."""
+    from ml_platform.use_cases.churn_data import write_landing_files
+    from ml_platform_tests.servers import launch_partition_backfill, wait_for_backfill
+
+    start = churn_spec.start_date
+    days = [(start + pd.Timedelta(days=i)).isoformat() for i in range(60)]
+    data = tmp_path / "data"
+    write_landing_files(data / "landing" / "churn", start, len(days), 12_000, seed=8)
+    raw_dir = data / "lake" / "churn" / "raw_events"
+    home = prepare_dagster_home(tmp_path / "dagster_home")
+    with dagster_servers(home, {"ML_PLATFORM_DATA_DIR": str(data)}) as servers:
+        backfill_id = launch_partition_backfill(servers.url, [keys.raw_events(churn_spec), keys.features(churn_spec)], days)
+        deadline = time.monotonic() + 180
+        while not (raw_dir.is_dir() and len(list(raw_dir.glob("*.parquet"))) >= 5):
+            assert time.monotonic() < deadline, f"the run never started writing\n{servers.logs(80)}"
+            servers.assert_alive()
+            time.sleep(0.2)
+        written_when_killed = len(list(raw_dir.glob("*.parquet")))
+        servers.kill_daemon_alone_and_restart()
+        backfill = wait_for_backfill(servers.url, backfill_id, timeout=300, alive=servers.assert_alive)
+        with servers.instance() as instance:
+            materialized = {key: instance.get_materialized_partitions(key)
+                            for key in (keys.raw_events(churn_spec), keys.features(churn_spec))}
+            runs = instance.get_runs()
+        logs = servers.logs(120)
+    context = f"killed at {written_when_killed} raw days; backfill {backfill}; runs {[(r.run_id[:8], r.status) for r in runs]}\n{logs}"
+    assert written_when_killed < len(days), "the kill came after the run had finished writing"
+    assert backfill["status"] == "COMPLETED_SUCCESS", context
+    assert all(partitions == set(days) for partitions in materialized.values()), context
+    lake = data / "lake" / "churn"
+    assert not list(lake.rglob("*.tmp")), "no temporary file left behind"
+    for day in days:
+        assert len(pd.read_parquet(raw_dir / f"{day}.parquet")) == len(pd.read_parquet(data / "landing" / "churn" / f"{day}.parquet"))
+        assert (lake / "features" / f"{day}.parquet").is_file()
