@@ -4,6 +4,7 @@ that answers chosen API paths with an error while forwarding everything else."""
 from __future__ import annotations
 
 import contextlib
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -16,13 +17,19 @@ from ml_platform_tests.servers import BIN, _spawn, _tail, free_port, kill_proces
 
 
 @contextlib.contextmanager
-def mlflow_server(store: Path, log_dir: Path) -> Iterator[str]:
-    """`mlflow server` on a free loopback port over the SQLite store `store` (the platform's local store)."""
+def mlflow_server(store: Path, log_dir: Path, auth_config: Path | None = None) -> Iterator[str]:
+    """`mlflow server` on a free loopback port over the SQLite store `store` (the platform's local store);
+    with `auth_config`, MLflow's basic-auth app with that ini file (what the Helm chart runs)."""
     port = free_port()
+    auth = ["--app-name", "basic-auth"] if auth_config else []
     process = _spawn(
         [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{store}", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        env={"PATH": str(BIN) + ":/usr/bin:/bin"}, log_path=log_dir / "mlflow-server.log", cwd=log_dir,
+         "--port", str(port), "--workers", "1", *auth],
+        env={"PATH": str(BIN) + ":/usr/bin:/bin", **({
+            "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),  # CSRF protection of the auth app's forms
+        } if auth_config else {})},
+        log_path=log_dir / "mlflow-server.log", cwd=log_dir,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -418,3 +418,18 @@ def test_an_image_digest_pins_the_image() -> None:
     digest = "sha256:" + "a" * 64
     deployment = by_kind(render({"image": {"digest": digest}}))[("Deployment", "ml-platform-mlflow")]
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == f"ghcr.io/your-org/ml-platform@{digest}"
+
+
+def test_mlflow_authenticates_every_request_with_its_config_from_a_secret() -> None:
+    values = default_values()
+    pod = by_kind(render({}))[("Deployment", "ml-platform-mlflow")]["spec"]["template"]["spec"]
+    (server,) = pod["containers"]
+    assert "--app-name=basic-auth" in server["args"]
+    env = {item["name"]: item for item in server["env"]}
+    assert env["MLFLOW_AUTH_CONFIG_PATH"]["value"] == "/etc/mlflow-auth/basic_auth.ini"
+    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == values["mlflow"]["auth"]["secret"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "auth"]
+    assert volume["secret"]["secretName"] == values["mlflow"]["auth"]["secret"]
+    assert {"name": "auth", "mountPath": "/etc/mlflow-auth", "readOnly": True} in server["volumeMounts"]
+    unauthenticated = by_kind(render({"mlflow": {"auth": {"enabled": False}}}))[("Deployment", "ml-platform-mlflow")]
+    assert "--app-name=basic-auth" not in unauthenticated["spec"]["template"]["spec"]["containers"][0]["args"]

@@ -215,3 +215,47 @@ def test_killing_the_daemon_while_a_run_writes_loses_nothing(tmp_path: Path, chu
     for day in days:
         assert len(pd.read_parquet(raw_dir / f"{day}.parquet")) == len(pd.read_parquet(data / "landing" / "churn" / f"{day}.parquet"))
         assert (lake / "features" / f"{day}.parquet").is_file()
+
+
+def test_with_mlflow_authentication_only_the_platform_can_move_the_champion(
+    trained_copy: Path, churn_spec: UseCaseSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow's basic-auth app (as the Helm chart runs it): anonymous requests are refused, a read-only user
+    cannot move the champion alias, and the platform, with its credentials in the environment, trains,
+    gates and scores as usual."""
+    import requests
+
+    admin_password = "platform-Passw0rd-xyz"
+    ini = tmp_path / "basic_auth.ini"
+    ini.write_text(
+        "[mlflow]\ndefault_permission = READ\n"
+        f"database_uri = sqlite:///{tmp_path / 'basic_auth.db'}\n"
+        f"admin_username = platform\nadmin_password = {admin_password}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    with mlflow_server(trained_copy / "mlflow" / "mlflow.db", tmp_path, auth_config=ini) as server:
+        assert requests.get(f"{server}/health", timeout=10).status_code == 200, "probes need no login"
+        alias = {"name": "churn", "alias": "champion", "version": "1"}
+        anonymous = requests.post(f"{server}/api/2.0/mlflow/registered-models/alias", json=alias, timeout=10)
+        assert anonymous.status_code == 401
+        created = requests.post(f"{server}/api/2.0/mlflow/users/create", json={"username": "reader", "password": "reader-Passw0rd"},
+                                auth=("platform", admin_password), timeout=10)
+        assert created.status_code == 200, created.text
+        reader = requests.post(f"{server}/api/2.0/mlflow/registered-models/alias", json=alias,
+                               auth=("reader", "reader-Passw0rd"), timeout=10)
+        assert reader.status_code == 403, reader.text
+
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+        defs, instance = build_definitions(load_specs()), dg.DagsterInstance.ephemeral()
+        refused = materialize_stages(defs, churn_spec, ["predictions"], instance, RECENT)
+        assert "401" in failure_message(refused, "churn__predictions") or "nauthorized" in failure_message(refused, "churn__predictions")
+
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "platform")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", admin_password)
+        assert materialize_stages(defs, churn_spec, ["predictions"], instance, RECENT).success
+        retrained = materialize_stages(defs, churn_spec, TRAINING_STAGES, instance)
+        model = {e.check_name: e.passed for e in retrained.get_asset_check_evaluations()}
+        assert set(model) == {"meets_thresholds", "significantly_better_than_champion"}, "trained and gated through auth"
+        assert retrained.asset_materializations_for_node("churn__model"), "the challenger was logged and registered"
+        logged = "\n".join(str(event) for event in retrained.all_events)
+    assert admin_password not in logged
