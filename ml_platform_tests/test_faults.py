@@ -259,3 +259,13 @@ def test_with_mlflow_authentication_only_the_platform_can_move_the_champion(
         assert retrained.asset_materializations_for_node("churn__model"), "the challenger was logged and registered"
         logged = "\n".join(str(event) for event in retrained.all_events)
     assert admin_password not in logged
+
+
+def test_a_directory_named_like_a_day_file_is_refused_as_not_a_file(trained_copy: Path, churn_spec: UseCaseSpec) -> None:
+    day = "2025-02-21"
+    landed = landing_dir(trained_copy) / f"{day}.parquet"
+    landed.unlink()
+    landed.mkdir()
+    result = materialize_stages(build_definitions(load_specs()), churn_spec, ["raw_events"], dg.DagsterInstance.ephemeral(), [day])
+    [refused] = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert refused.check_name == "landed" and "is not a regular file" in refused.description, refused.description
