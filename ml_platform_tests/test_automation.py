@@ -36,16 +36,23 @@ def evaluate(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, curs
         return sensor.evaluate_tick(context)
 
 
-def test_landed_data_sensor_requests_contiguous_ranges_and_reruns_changed_content_only(data_dir: Path) -> None:
+def requested_ranges(requests: list[dg.RunRequest]) -> list[tuple[str | None, str | None]]:
+    return sorted((r.tags.get("dagster/asset_partition_range_start"), r.tags.get("dagster/asset_partition_range_end"))
+                  for r in requests)
+
+
+def land_two_runs_of_days(data_dir: Path) -> tuple[dg.Definitions, dg.DagsterInstance, dg.SensorResult]:
+    """Days 1-5 and 8-9 of January 2025 landed, and the landed-data sensor's first tick over them."""
     write_landing_files(landing_dir(data_dir), START, 5, 200, seed=1)
     write_landing_files(landing_dir(data_dir), START + dt.timedelta(days=7), 2, 200, seed=2)
     defs = build_definitions(load_specs())
     instance = dg.DagsterInstance.ephemeral()
+    return defs, instance, evaluate(defs, "churn_landed_data_sensor", instance, None)
 
-    first = evaluate(defs, "churn_landed_data_sensor", instance, None)
-    ranges = sorted((r.tags.get("dagster/asset_partition_range_start"), r.tags.get("dagster/asset_partition_range_end"))
-                    for r in first.run_requests)
-    assert ranges == [("2025-01-01", "2025-01-05"), ("2025-01-08", "2025-01-09")]
+
+def test_landed_data_sensor_requests_contiguous_ranges_and_reruns_changed_content_only(data_dir: Path) -> None:
+    defs, instance, first = land_two_runs_of_days(data_dir)
+    assert requested_ranges(first.run_requests) == [("2025-01-01", "2025-01-05"), ("2025-01-08", "2025-01-09")]
     assert all(r.job_name in (None, "churn_daily") for r in first.run_requests)
     no_champion_yet = [dg.AssetKey(["churn", "raw_events"]), dg.AssetKey(["churn", "features"])]
     assert all(r.asset_selection == no_champion_yet for r in first.run_requests), "nothing to score with yet"
@@ -72,17 +79,11 @@ def test_landed_data_sensor_requests_contiguous_ranges_and_reruns_changed_conten
 
 def test_a_corrected_day_reruns_the_processed_days_whose_feature_windows_contain_it(data_dir: Path) -> None:
     """Features of day D read raw days D-27..D: correcting day 3 reruns it and every processed later day."""
-    write_landing_files(landing_dir(data_dir), START, 5, 200, seed=1)
-    write_landing_files(landing_dir(data_dir), START + dt.timedelta(days=7), 2, 200, seed=2)
-    defs = build_definitions(load_specs())
-    instance = dg.DagsterInstance.ephemeral()
-    first = evaluate(defs, "churn_landed_data_sensor", instance, None)
+    defs, instance, first = land_two_runs_of_days(data_dir)
     corrected = landing_dir(data_dir) / "2025-01-03.parquet"
     pd.read_parquet(corrected).head(50).to_parquet(corrected, index=False)
     requests = evaluate(defs, "churn_landed_data_sensor", instance, first.cursor).run_requests
-    ranges = sorted((r.tags.get("dagster/asset_partition_range_start"), r.tags.get("dagster/asset_partition_range_end"))
-                    for r in requests)
-    assert ranges == [("2025-01-03", "2025-01-05"), ("2025-01-08", "2025-01-09")], "days 1-2 do not read day 3"
+    assert requested_ranges(requests) == [("2025-01-03", "2025-01-05"), ("2025-01-08", "2025-01-09")], "days 1-2 do not read day 3"
 
 
 def test_landed_entries_that_are_no_day_are_reported_once_and_left_alone(data_dir: Path, tmp_path: Path) -> None:

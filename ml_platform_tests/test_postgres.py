@@ -33,7 +33,7 @@ from ml_platform.spec import UseCaseSpec
 from ml_platform.use_cases.churn_data import generate_churn_events, write_landing_files
 from ml_platform_tests import postgres
 from ml_platform_tests.conftest import START, day_keys, landing_dir
-from ml_platform_tests.test_automation import evaluate
+from ml_platform_tests.test_automation import evaluate, requested_ranges
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DAYS = 4
@@ -349,9 +349,7 @@ def test_landed_data_sensor_follows_new_rows_of_a_postgres_table(
     instance = dg.DagsterInstance.ephemeral()
 
     first = evaluate(defs, "churn_landed_data_sensor", instance, None)
-    [request] = first.run_requests
-    assert (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]) == (
-        days[0], days[2])
+    assert requested_ranges(first.run_requests) == [(days[0], days[2])]
     assert evaluate(defs, "churn_landed_data_sensor", instance, first.cursor).run_requests == []
 
     late = frames[days[1]].head(7).assign(event_id=lambda f: f["event_id"] + "-late")
@@ -359,8 +357,7 @@ def test_landed_data_sensor_follows_new_rows_of_a_postgres_table(
     after = evaluate(defs, "churn_landed_data_sensor", instance, first.cursor)
     # the late rows' day, the processed day whose feature window contains it, and the new day: one range run
     [request] = after.run_requests
-    assert (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]) == (
-        days[1], days[3])
+    assert requested_ranges([request]) == [(days[1], days[3])]
     versions = [(digest(len(frames[days[1]]) + 7), digest(len(frames[days[1]]))),
                 (digest(len(frames[days[2]])), digest(len(frames[days[2]]))),
                 (digest(len(frames[days[3]])), "")]  # a new day replaces nothing
