@@ -71,10 +71,10 @@ class PartitionGate:
 
     def _log_progress(self, done: int) -> None:
         """A line in the run's log every PROGRESS_EVERY days of a range, so a long run shows where it is."""
-        total = len(self.context.partition_keys)
         if done and done % PROGRESS_EVERY == 0:
             self.context.log.info(
-                f"{self.asset_key.to_user_string()}: {done}/{total} days checked, {len(self.rows)} written, "
+                f"{self.asset_key.to_user_string()}: {done}/{len(self.context.partition_keys)} days checked, "
+                f"{len(self.rows)} written, "
                 f"{len(self.failures)} failed so far"
             )
 
