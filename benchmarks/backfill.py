@@ -58,7 +58,7 @@ def pure_compute(days: list[str], data_dir: str, lake_path: str, chunk_days: int
 
     from ml_platform.assets import keys
     from ml_platform.assets.daily import ChunkConfig, _chunks, _top_risk_table, score_frame
-    from ml_platform.checks.data_gates import validate_events, validate_features, validate_predictions
+    from ml_platform.checks.rules import validate_events, validate_features, validate_predictions
     from ml_platform.definitions import load_specs
     from ml_platform.features.compute import DAY, compute_features, feature_input_days
     from ml_platform.io.parquet_lake import DataLake

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "promote":
             return _change_champion(args.use_case, "promote", {"version": str(args.version), "reason": args.reason})
         elif args.command == "metrics":
-            from ml_platform.monitoring import serve
+            from ml_platform.metrics_exporter import serve
 
             _instance()  # DAGSTER_HOME defaults to ./.dagster_home, as for the demo
             serve(args.port, args.host)
@@ -191,7 +191,7 @@ class StageProgress:
         self.instance, self.days = instance, set(days)
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), MofNCompleteColumn(), TimeElapsedColumn())
         self.tasks = {
-            getattr(keys, stage)(spec): self.progress.add_task(f"{label}: {stage}", total=len(days) or 1)
+            keys.of_stage(spec, stage): self.progress.add_task(f"{label}: {stage}", total=len(days) or 1)
             for stage in stages
         }
         self.cursor = instance.event_log_storage.get_maximum_record_id() or 0
@@ -238,7 +238,7 @@ def _summary(use_case: str, instance=None, checks: Counter | None = None) -> str
     instance = instance or _instance()
     lines = [f"== {spec.name} summary (Dagster home {instance.root_directory}) =="]
     for stage in ("raw_events", "features", "predictions", "drift"):
-        key = getattr(keys, stage)(spec)
+        key = keys.of_stage(spec, stage)
         partitions = sorted(instance.get_materialized_partitions(key))
         span = f"{partitions[0]}..{partitions[-1]}" if partitions else "-"
         lines.append(f"  {key.to_user_string():<22} {len(partitions):>4} partitions materialized  {span}")
@@ -270,7 +270,7 @@ def _failing_gates(spec, instance) -> list[str]:  # noqa: ANN001
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
     from ml_platform.assets import keys
-    from ml_platform.checks.data_gates import FEATURE_CHECKS, PREDICTION_CHECKS, raw_checks
+    from ml_platform.checks.rules import FEATURE_CHECKS, PREDICTION_CHECKS, raw_checks
 
     gates = {keys.raw_events(spec): raw_checks(spec), keys.features(spec): FEATURE_CHECKS,
              keys.predictions(spec): PREDICTION_CHECKS}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from ml_platform import settings
-from ml_platform.automation.alerts import build_failure_alert_sensor
+from ml_platform.automation.failure_alerts import build_failure_alert_sensor
 from ml_platform.automation.triggers import build_automation_condition_sensor
 from ml_platform.deploy.executors import default_executor
 from ml_platform.factory import build_use_case

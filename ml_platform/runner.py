@@ -37,7 +37,7 @@ def materialize_stages(
     log_level: str = "INFO",
 ) -> dg.ExecuteInProcessResult:
     """Materialize the named stages of one use case, over a day range when `days` is given."""
-    selection = [getattr(keys, stage)(spec) for stage in stages]
+    selection = [keys.of_stage(spec, stage) for stage in stages]
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}, **(run_config or {})}
     return dg.materialize(
         assets=list(defs.assets or []),

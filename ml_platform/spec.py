@@ -80,7 +80,7 @@ class FileSourceSpec(StrictModel):
 
 
 class PostgresSourceSpec(StrictModel):
-    """Events read per day from a Postgres table (seed 000 keeps customers in Postgres)."""
+    """Events read per day from a Postgres table (customer data often lives in the operational database)."""
 
     kind: Literal["postgres"]
     table: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")]
@@ -265,7 +265,7 @@ class GateSpec(StrictModel):
     min_metrics: dict[Metric, float] = Field(default_factory=lambda: {"accuracy": 0.85})
     max_metrics: dict[Metric, float] = Field(default_factory=dict)
     compare_metric: Metric = "roc_auc"
-    # seed 003: a challenger replaces the champion only if it is better beyond noise on the same holdout
+    # a challenger replaces the champion only if it is better beyond noise on the same holdout
     # (one-sided paired bootstrap test of compare_metric at this significance level)
     significance_level: Annotated[float, Field(gt=0.0, le=0.5)] = 0.05
     bootstrap_resamples: Annotated[int, Field(ge=100, le=20_000)] = 1_000

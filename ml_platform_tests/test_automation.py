@@ -182,7 +182,7 @@ def test_schedules_use_the_spec_timezone_and_cron(tmp_path: Path) -> None:
     assert (daily.cron_schedule, daily.execution_timezone) == ("30 1 * * *", "UTC")
     retrain = defs.get_schedule_def("churn_retrain_schedule")
     assert (retrain.cron_schedule, retrain.execution_timezone, retrain.job_name) == ("0 3 * * 1", "UTC", "churn_training")
-    assert defs.get_schedule_def("fraud_retrain_schedule").cron_schedule == "0 2 * * 1"  # seed 001: Mondays 02:00
+    assert defs.get_schedule_def("fraud_retrain_schedule").cron_schedule == "0 2 * * 1"  # the fraud spec retrains Mondays 02:00
 
     berlin = next(s for s in load_specs() if s.name == "churn")
     berlin = berlin.model_copy(update={"schedule": berlin.schedule.model_copy(update={"timezone": "Europe/Berlin"})})

@@ -88,7 +88,7 @@ def run_day(day: str, spec) -> dg.ExecuteInProcessResult:  # noqa: ANN001
 
 def snapshot(data: Path, spec, day: str) -> dict:  # noqa: ANN001
     mlflow = default_resources()["mlflow"]
-    files = {stage: digest(lake_file(data, getattr(keys, stage)(spec), day)) for stage in DAILY_STAGES}
+    files = {stage: digest(lake_file(data, keys.of_stage(spec, stage), day)) for stage in DAILY_STAGES}
     other_day_predictions = digest(lake_file(data, keys.predictions(spec), "2025-02-14"))
     return {**files, "other_day_predictions": other_day_predictions,
             "champion": mlflow.version_by_alias(spec.name, CHAMPION).version}

@@ -20,7 +20,7 @@ import yaml
 from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
 
 from ml_platform.assets import keys
-from ml_platform.checks.data_gates import FEATURE_CHECKS, raw_checks
+from ml_platform.checks.rules import FEATURE_CHECKS, raw_checks
 from ml_platform.cli import _summary
 from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.runner import materialize_stages

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ml_platform.assets import keys
 from ml_platform.assets.training import SIGNIFICANCE_CHECK
-from ml_platform.checks.data_gates import FEATURE_CHECKS, PREDICTION_CHECKS, raw_checks
+from ml_platform.checks.rules import FEATURE_CHECKS, PREDICTION_CHECKS, raw_checks
 from ml_platform.cli import main as cli
 from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.io.parquet_lake import DataLake
@@ -33,7 +33,7 @@ def test_whole_graph_materializes_with_every_gate_passing(trained_platform: Trai
     ):
         node = f"{spec.name}__{stage}"
         assert sorted(m.partition for m in result.asset_materializations_for_node(node)) == days
-        evaluations = [e for e in result.get_asset_check_evaluations() if e.asset_key == getattr(keys, stage)(spec)]
+        evaluations = [e for e in result.get_asset_check_evaluations() if e.asset_key == keys.of_stage(spec, stage)]
         assert {(e.check_name, e.partition) for e in evaluations} == {(c, d) for c in checks for d in days}
         assert all(e.passed for e in evaluations)
 

@@ -1,4 +1,4 @@
-"""Postgres end to end: the Postgres event source (seed 000) and a Dagster instance on dagster-postgres.
+"""Postgres end to end: the Postgres event source and a Dagster instance on dagster-postgres.
 
 Every test here needs a Postgres server (see `postgres.py`): it skips with the
 reason when none is reachable locally and fails when CI=true. The session gets
@@ -22,7 +22,7 @@ from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 
 from ml_platform import settings
 from ml_platform.assets import keys
-from ml_platform.checks.data_gates import validate_events
+from ml_platform.checks.rules import validate_events
 from ml_platform.definitions import build_definitions
 from ml_platform.factory import build_use_case
 from ml_platform.io.parquet_lake import DataLake

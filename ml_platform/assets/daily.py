@@ -16,7 +16,7 @@ import pandas as pd
 
 from ml_platform.assets import keys
 from ml_platform.automation.conditions import FEATURES_FOLLOW_RAW
-from ml_platform.checks.data_gates import (
+from ml_platform.checks.rules import (
     FEATURE_CHECKS,
     PREDICTION_CHECKS,
     failed,

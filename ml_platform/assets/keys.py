@@ -33,3 +33,16 @@ def predictions(spec: UseCaseSpec) -> dg.AssetKey:
 
 def drift(spec: UseCaseSpec) -> dg.AssetKey:
     return dg.AssetKey([spec.name, "drift"])
+
+
+STAGES = {
+    "raw_events": raw_events, "features": features, "training_set": training_set, "model": model,
+    "champion": champion, "predictions": predictions, "drift": drift,
+}
+
+
+def of_stage(spec: UseCaseSpec, stage: str) -> dg.AssetKey:
+    """The asset key of a named stage of the use case; a ValueError naming the stages for anything else."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage '{stage}', expected one of {list(STAGES)}")
+    return STAGES[stage](spec)

@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from ml_platform.assets import keys
-from ml_platform.checks.data_gates import CheckOutcome
+from ml_platform.checks.rules import CheckOutcome
 from ml_platform.checks.gate import PartitionGate, partitioned_check_spec
 from ml_platform.features.compute import DAY, first_complete_day
 from ml_platform.features.drift import METHOD, SCORE, population_stability

@@ -30,7 +30,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
 
-from ml_platform.checks.data_gates import CheckOutcome
+from ml_platform.checks.rules import CheckOutcome
 
 LISTED_PARTITIONS = 5  # a failure message names this many bad days and counts the rest
 PROGRESS_EVERY = 31  # days between progress lines in a range run's log

@@ -28,7 +28,7 @@ class Trainer(Protocol):
 
 
 class SklearnRandomForestTrainer:
-    """scikit-learn RandomForestClassifier (seed 000's churn model)."""
+    """scikit-learn RandomForestClassifier (the churn model)."""
 
     flavor = "sklearn"
     threshold = 0.5

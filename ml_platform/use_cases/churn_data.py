@@ -1,4 +1,4 @@
-"""Synthetic daily customer activity for the churn use case (seed 000).
+"""Synthetic daily customer activity for the churn use case.
 
 Customers log in, run sessions, buy, open support tickets and change plans.
 Each day a customer may become "at risk": from then on their engagement

@@ -1,4 +1,4 @@
-"""Synthetic card transactions for the fraud use case (seed 001), about 1% fraud.
+"""Synthetic card transactions for the fraud use case , about 1% fraud.
 
 Legitimate spending follows each card's habits: its usual amount, mostly
 point-of-sale, near home, in the daytime. Fraud comes from compromised cards

@@ -1,4 +1,4 @@
-"""Synthetic daily price series for the forecasting use case (seed 002).
+"""Synthetic daily price series for the forecasting use case.
 
 Each series has a level that drifts with a trend, a weekly seasonal pattern,
 noise, and regime changes (the trend and volatility switch at random days).

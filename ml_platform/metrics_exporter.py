@@ -1,4 +1,4 @@
-"""Prometheus metrics of the platform (seed 001; Dagster OSS has no exporter, dagster#4480).
+"""Prometheus metrics of the platform (Dagster OSS has no exporter, dagster#4480).
 
 `ml-platform metrics --port 9108` serves `/metrics`, computed at each scrape
 from the Dagster instance, the lake and MLflow: run counts by status, per-asset
@@ -51,7 +51,7 @@ class PlatformCollector:
                                   labels=["use_case", "day"])
         for spec in self.specs:
             for stage in PARTITIONED_STAGES:
-                key = getattr(keys, stage)(spec)
+                key = keys.of_stage(spec, stage)
                 materialized = self.instance.get_materialized_partitions(key)
                 partitions.add_metric([spec.name, stage], len(materialized))
                 if materialized:
@@ -75,7 +75,7 @@ class PlatformCollector:
 
         storage = self.instance.event_log_storage
         for stage in (*PARTITIONED_STAGES, "model"):
-            key = getattr(keys, stage)(spec)
+            key = keys.of_stage(spec, stage)
             for check_key in self.checks_by_asset.get(key, []):
                 history = storage.get_asset_check_execution_history(check_key, limit=RECENT_CHECK_EVALUATIONS)
                 yield check_key, sum(r.status == AssetCheckExecutionRecordStatus.FAILED for r in history)

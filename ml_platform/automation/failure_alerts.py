@@ -1,4 +1,4 @@
-"""Run-failure alerts (seed 001's Slack/PagerDuty): every failed run of the code location is posted.
+"""Run-failure alerts (to Slack, or PagerDuty through a webhook): every failed run of the code location is posted.
 
 A run stopped by a blocking gate is bad data or a weak model, not a broken platform, so it goes out
 as `gate_failed` (warning) naming the failed checks and partitions; anything else is `run_failed` (error).
