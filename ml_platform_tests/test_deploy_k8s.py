@@ -29,7 +29,8 @@ from dagster_k8s.client import DagsterKubernetesClient
 from ml_platform.assets import keys
 from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.deploy import chart as dagster_chart
-from ml_platform.deploy.executors import ENV_VAR, training_executor
+from ml_platform.deploy.executors import training_executor
+from ml_platform.settings import ENVIRONMENT_ENV as ENV_VAR
 from ml_platform.deploy.k8s import GPU_RESOURCE, training_k8s_config
 from ml_platform.spec import ResourceSpec, UseCaseSpec
 

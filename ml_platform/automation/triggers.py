@@ -20,7 +20,6 @@ default `stopped`) so tests and the UI decide, not the code.
 import datetime as dt
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -40,8 +39,7 @@ DRIFT_LOOKBACK_DAYS = 60  # an episode longer than this is still one episode: it
 
 
 def default_status() -> dg.DefaultSensorStatus:
-    running = os.environ.get("ML_PLATFORM_AUTOMATION", "stopped").lower() == "running"
-    return dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
+    return dg.DefaultSensorStatus.RUNNING if settings.automation_running() else dg.DefaultSensorStatus.STOPPED
 
 
 def range_run_request(

@@ -11,20 +11,13 @@ data steps around it run on ordinary nodes. Step retries (RetryPolicy) then star
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
-ENV_VAR = "ML_PLATFORM_ENV"
-KUBERNETES = "k8s"
-
-
-def deployment_environment() -> str:
-    return os.environ.get(ENV_VAR, "local").strip().lower() or "local"
+from ml_platform import settings
 
 
 def on_kubernetes() -> bool:
-    return deployment_environment() == KUBERNETES
+    return settings.deployment_environment() == settings.KUBERNETES
 
 
 def default_executor() -> dg.ExecutorDefinition:

@@ -19,34 +19,15 @@ Unset (locally), a GPU spec gets the standard `nvidia.com/gpu` toleration only.
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
+from ml_platform import settings
 from ml_platform.spec import UseCaseSpec
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_POOL = "gpu"
 K8S_CONFIG_TAG = "dagster-k8s/config"
 DEFAULT_GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
-GPU_IMAGE_ENV = "ML_PLATFORM_GPU_IMAGE"
-GPU_NODE_SELECTOR_ENV = "ML_PLATFORM_GPU_NODE_SELECTOR"
-GPU_TOLERATIONS_ENV = "ML_PLATFORM_GPU_TOLERATIONS"
-
-
-def _json_env(name: str, expected: type) -> Any:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return expected()
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{name} must be JSON ({expected.__name__}): {error}") from None
-    if not isinstance(value, expected):
-        raise ValueError(f"{name} must be a JSON {expected.__name__}, got {type(value).__name__}")
-    return value
-
-
 def training_k8s_config(spec: UseCaseSpec) -> dict[str, Any]:
     """Container resources, node selector and tolerations for the training step's pod."""
     wanted = spec.resources
@@ -58,10 +39,11 @@ def training_k8s_config(spec: UseCaseSpec) -> dict[str, Any]:
     if wanted.gpu:
         limits[GPU_RESOURCE] = str(wanted.gpu)
         spec_tolerations = [t.model_dump(exclude_none=True) for t in wanted.tolerations]
-        pod_spec["tolerations"] = spec_tolerations or _json_env(GPU_TOLERATIONS_ENV, list) or [DEFAULT_GPU_TOLERATION]
-        node_selector = {**_json_env(GPU_NODE_SELECTOR_ENV, dict), **node_selector}
-        if os.environ.get(GPU_IMAGE_ENV):
-            container["image"] = os.environ[GPU_IMAGE_ENV]
+        cluster_tolerations = settings.gpu_tolerations()  # read (and validated) even when the spec has its own
+        pod_spec["tolerations"] = spec_tolerations or cluster_tolerations or [DEFAULT_GPU_TOLERATION]
+        node_selector = {**settings.gpu_node_selector(), **node_selector}
+        if settings.gpu_image():
+            container["image"] = settings.gpu_image()
     elif wanted.tolerations:
         pod_spec["tolerations"] = [t.model_dump(exclude_none=True) for t in wanted.tolerations]
     if node_selector:

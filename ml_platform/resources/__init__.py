@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 import dagster as dg
 
@@ -21,8 +20,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource | dg.ConfigurableIO
         "io_manager": PartitionedParquetIOManager(lake=lake),
         "source": EventSource(data_dir=data_dir),  # a table source's URL is read from its spec's dsn_env when used
         "mlflow": MlflowResource(
-            data_dir=data_dir, ui_url=os.environ.get("MLFLOW_UI_URL", "http://127.0.0.1:5000"),
-            dagster_ui_url=os.environ.get("ML_PLATFORM_UI_URL", "http://127.0.0.1:3000"),
+            data_dir=data_dir, ui_url=settings.mlflow_ui_url(), dagster_ui_url=settings.dagster_ui_url(),
         ),
         "alerts": AlertResource.from_env(),
     }

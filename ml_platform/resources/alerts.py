@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import dagster as dg
 
+from ml_platform import settings
+
 if TYPE_CHECKING:
     import requests
 
@@ -51,7 +53,7 @@ class AlertResource(dg.ConfigurableResource):
             slack_webhook_url=secret("ML_PLATFORM_SLACK_WEBHOOK"),
             webhook_url=secret("ML_PLATFORM_ALERT_WEBHOOK"),
             webhook_token=secret("ML_PLATFORM_ALERT_TOKEN"),
-            ui_url=os.environ.get("ML_PLATFORM_UI_URL", "http://127.0.0.1:3000"),
+            ui_url=settings.dagster_ui_url(),
         )
 
     @property

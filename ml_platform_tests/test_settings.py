@@ -1,0 +1,39 @@
+"""Settings come from the environment in one module; a value the platform cannot use fails naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from ml_platform import settings
+from ml_platform.definitions import build_definitions, load_specs
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        (settings.SENSOR_INTERVAL_ENV, "soon", "must be a whole number of seconds >= 1, got 'soon'"),
+        (settings.SENSOR_INTERVAL_ENV, "0", "got '0'"),
+        (settings.AUTOMATION_ENV, "sometimes", "must be 'running' or 'stopped', got 'sometimes'"),
+        (settings.ENVIRONMENT_ENV, "docker", "must be 'local' or 'k8s', got 'docker'"),
+        (settings.GPU_NODE_SELECTOR_ENV, "{pool: gpu}", "must be JSON (dict)"),
+        (settings.GPU_TOLERATIONS_ENV, '{"key": "x"}', "must be a JSON list, got dict"),
+    ],
+)
+def test_a_bad_setting_fails_the_code_location_naming_the_variable(
+    variable: str, value: str, words: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(settings.SettingError, match=variable) as raised:
+        build_definitions(load_specs())
+    assert words in str(raised.value)
+
+
+def test_defaults_and_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+    for variable in (settings.SENSOR_INTERVAL_ENV, settings.AUTOMATION_ENV, settings.ENVIRONMENT_ENV, settings.LAKE_ENV):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv(settings.DATA_DIR_ENV, str(tmp_path))
+    assert settings.sensor_interval(30) == 30 and not settings.automation_running()
+    assert settings.deployment_environment() == "local" and settings.lake_path() == str(tmp_path / "lake")
+    monkeypatch.setenv(settings.SENSOR_INTERVAL_ENV, "5")
+    monkeypatch.setenv(settings.AUTOMATION_ENV, "RUNNING")
+    assert settings.sensor_interval(30) == 5 and settings.automation_running()
