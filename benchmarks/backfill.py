@@ -6,13 +6,13 @@
    `--train-days` days before them (default: what training_set needs + 7),
    and trains a champion in-process on the earlier days (throwaway ephemeral instance); then empties the lake so the
    benchmarked backfill computes every raw/features/predictions day afresh.
-2. Pure compute: a fresh Python process calls what the asset bodies call -
-   `EventSource.read_day`, `validate_events`, lake writes, `compute_features`
-   in the same chunks, `validate_features`, the champion via MLflow,
-   `score_frame`, `validate_predictions` - over the same days into a separate
-   lake, and times it (imports of the platform modules excluded, as a run
-   worker has them loaded before its first step; MLflow/sklearn imports
-   included, as the predictions step pays them too).
+2. Pure compute: a fresh Python process runs the same Dagster-free steps the
+   daily assets run (`ml_platform/steps.py`: `ingest`, `build_features`,
+   `score`, in the same chunks, with the same gates) and writes each passed
+   day to a separate lake, with the champion loaded via MLflow, and times it
+   (imports of the platform modules excluded, as a run worker has them loaded
+   before its first step; MLflow/sklearn imports included, as the predictions
+   step pays them too).
 3. Starts a real `dagster-webserver` + `dagster-daemon` on a fresh
    DAGSTER_HOME, waits until the daemons are healthy, then launches the
    backfill of raw_events, features and predictions for the range with the
@@ -51,16 +51,13 @@ TERMINAL_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
 def pure_compute(days: list[str], data_dir: str, lake_path: str, chunk_days: int) -> dict[str, Any]:
-    """The asset bodies' work for raw_events -> features -> predictions, minus Dagster. Returns timings."""
+    """The daily assets' steps for raw_events -> features -> predictions, minus Dagster. Returns timings."""
     import resource
 
-    import pandas as pd
-
+    from ml_platform import steps
     from ml_platform.assets import keys
-    from ml_platform.assets.daily import ChunkConfig, _chunks, _top_risk_table, score_frame
-    from ml_platform.checks.rules import validate_events, validate_features, validate_predictions
+    from ml_platform.assets.daily import ChunkConfig, _top_risk_table
     from ml_platform.definitions import load_specs
-    from ml_platform.features.compute import DAY, compute_features, feature_input_days
     from ml_platform.io.parquet_lake import DataLake
     from ml_platform.resources.mlflow_resource import CHAMPION, MlflowResource
     from ml_platform.resources.sources import EventSource
@@ -74,57 +71,33 @@ def pure_compute(days: list[str], data_dir: str, lake_path: str, chunk_days: int
     failures: list[str] = []
     timings: dict[str, float] = {}
 
-    def record(day: str, outcomes: list[Any]) -> bool:
-        bad = [o.message for o in outcomes if not o.passed]
-        failures.extend(bad)
-        return not bad
+    def store(key: Any, result: Any) -> bool:
+        """What the gate does with a day: write it if every outcome passed, else note the failures."""
+        failures.extend(o.message for o in result.outcomes if not o.passed)
+        if result.passed and result.frame is not None:
+            lake.write_partition(key, result.day, result.frame)
+            return True
+        return False
 
     started = time.perf_counter()
-    # raw_events
-    columns = [c.name for c in spec.columns]
-    for day in days:
-        frame = source.read_day(spec, day)
-        if record(day, validate_events(frame, spec, day)):
-            lake.write_partition(raw_key, day, frame[columns])
+    for result in steps.ingest(source, spec, days):
+        store(raw_key, result)
     timings["raw_events"] = time.perf_counter() - started
 
-    # features
     mark = time.perf_counter()
-    needed = sorted(
-        {*spec.key_columns, spec.timestamp_column, spec.label.column}
-        | {f.column for f in spec.features if f.column}
-        | {f.where.column for f in spec.features if f.where}
-    )
-    available = set(lake.existing_partitions(raw_key))
-    history_start = min(available) if available else None
-    for chunk in _chunks(days, chunk_days):
-        inputs = [day for day in feature_input_days(spec, chunk) if day in available]
-        events = lake.read(raw_key, inputs, columns=needed)
-        frame = compute_features(events, spec, chunk) if inputs else pd.DataFrame(columns=[*spec.key_columns, DAY])
-        by_day = dict(tuple(frame.groupby(DAY, sort=False))) if len(frame) else {}
-        for day in chunk:
-            missing = [d for d in feature_input_days(spec, [day]) if d not in available and (history_start is None or d >= history_start)]
-            day_frame = by_day.get(day, frame.iloc[0:0])
-            if record(day, validate_features(day_frame, spec, day, missing)):
-                lake.write_partition(features_key, day, day_frame)
+    for result in steps.build_features(lake, raw_key, spec, days, chunk_days):
+        store(features_key, result)
     timings["features"] = time.perf_counter() - mark
 
-    # predictions
     mark = time.perf_counter()
     champion = mlflow.version_by_alias(spec.name, CHAMPION)
     if champion is None:
         raise SystemExit("no champion to score with")
     model = mlflow.load_model(spec.name, champion.version)
     timings["predictions_model_load"] = time.perf_counter() - mark
-    available = set(lake.existing_partitions(features_key))
-    for chunk in _chunks(days, chunk_days):
-        frame = lake.read(features_key, [day for day in chunk if day in available])
-        by_day = dict(tuple(frame.groupby(DAY, sort=False))) if len(frame) else {}
-        for day in chunk:
-            scored = score_frame(model, by_day.get(day, frame.iloc[0:0]), spec, champion.version)
-            if record(day, validate_predictions(scored, spec, day)):
-                lake.write_partition(predictions_key, day, scored)
-                _top_risk_table(scored, spec)
+    for result in steps.score(model, champion.version, lake, features_key, spec, days, chunk_days):
+        if store(predictions_key, result):
+            _top_risk_table(result.frame, spec)
     timings["predictions"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
     return {

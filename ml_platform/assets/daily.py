@@ -1,37 +1,28 @@
 """The daily-partitioned assets of a use case: raw events, features, predictions.
 
 Each runs over whatever partition range its run holds (one day from the
-schedule or sensor, a year from a single-run backfill), processes it in
-bounded chunks, and passes every day through a `PartitionGate` before writing
-that day's file to the lake.
+schedule or sensor, a year from a single-run backfill): the Dagster-free
+steps (`ml_platform/steps.py`) compute and validate day after day in bounded
+chunks, and each day passes its `PartitionGate` before its file is written.
 """
 
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 
+from ml_platform import steps
 from ml_platform.assets import keys
 from ml_platform.automation.conditions import FEATURES_FOLLOW_RAW
-from ml_platform.checks.rules import (
-    FEATURE_CHECKS,
-    PREDICTION_CHECKS,
-    failed,
-    raw_checks,
-    unreadable_source,
-    validate_events,
-    validate_features,
-    validate_predictions,
-)
 from ml_platform.checks.gate import PartitionGate, gate_check_specs
-from ml_platform.features.compute import DAY, compute_features, feature_input_days
+from ml_platform.checks.rules import FEATURE_CHECKS, PREDICTION_CHECKS, raw_checks
+from ml_platform.features.compute import DAY
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources.alerts import AlertResource
 from ml_platform.resources.mlflow_resource import CHAMPION, MlflowResource
-from ml_platform.resources.sources import EventSource, SourceError
+from ml_platform.resources.sources import EventSource
 from ml_platform.spec import FeatureSpec, UseCaseSpec
 
 SOURCE_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
@@ -41,7 +32,7 @@ TOP_RISK_ROWS = 10
 class ChunkConfig(dg.Config):
     """How many days a range run processes at once: bounds memory on year-long backfills."""
 
-    chunk_days: int = 31
+    chunk_days: int = steps.DEFAULT_CHUNK_DAYS
 
 
 def build_daily_assets(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -82,17 +73,10 @@ def _raw_events(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> d
     )
     def raw_events(context: dg.AssetExecutionContext, source: EventSource, lake: DataLake) -> Iterator[Any]:
         gate = PartitionGate(context, key)
-        columns = [c.name for c in spec.columns]
-        for day in context.partition_keys:
-            try:
-                frame = source.read_day(spec, day)
-            except SourceError as error:
-                gate.evaluate(day, unreadable_source(day, str(error)))
-                continue
-            gate.evaluate(day, validate_events(frame, spec, day))
-            if gate.passed(day):
-                lake.write_partition(key, day, frame[columns])
-                gate.record_written(day, len(frame))
+        for result in steps.ingest(source, spec, context.partition_keys):
+            if gate.admit(result):
+                lake.write_partition(key, result.day, result.frame)
+                gate.record_written(result.day, len(result.frame))
         yield from gate.conclude()
 
     return raw_events
@@ -138,21 +122,10 @@ def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.
     )
     def features(context: dg.AssetExecutionContext, config: ChunkConfig, lake: DataLake) -> Iterator[Any]:
         gate = PartitionGate(context, key)
-        available = set(lake.existing_partitions(raw_key))
-        history_start = min(available) if available else None
-        for chunk in _chunks(context.partition_keys, config.chunk_days):
-            inputs = [day for day in feature_input_days(spec, chunk) if day in available]
-            events = lake.read(raw_key, inputs, columns=needed)
-            frame = compute_features(events, spec, chunk) if inputs else pd.DataFrame(columns=[*spec.key_columns, DAY])
-            by_day = dict(tuple(frame.groupby(DAY, sort=False))) if len(frame) else {}
-            for day in chunk:
-                window_days = feature_input_days(spec, [day])
-                missing = [d for d in window_days if d not in available and (history_start is None or d >= history_start)]
-                day_frame = by_day.get(day, frame.iloc[0:0])
-                gate.evaluate(day, validate_features(day_frame, spec, day, missing))
-                if gate.passed(day):
-                    lake.write_partition(key, day, day_frame)
-                    gate.record_written(day, len(day_frame))
+        for result in steps.build_features(lake, raw_key, spec, context.partition_keys, config.chunk_days):
+            if gate.admit(result):
+                lake.write_partition(key, result.day, result.frame)
+                gate.record_written(result.day, len(result.frame))
         yield from gate.conclude(window_days=spec.lookback_days)
 
     return features
@@ -197,21 +170,13 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
             raise dg.Failure(f"{spec.name}: no model has alias '{CHAMPION}' yet; materialize {spec.name}/champion first")
         model = mlflow.load_model(spec.name, champion.version)
         gate = PartitionGate(context, key)
-        available = set(lake.existing_partitions(features_key))
         latest_scored = None
-        for chunk in _chunks(context.partition_keys, config.chunk_days):
-            frame = lake.read(features_key, [day for day in chunk if day in available])
-            by_day = dict(tuple(frame.groupby(DAY, sort=False))) if len(frame) else {}
-            for day in chunk:
-                if day not in available:
-                    gate.evaluate(day, [failed("scores_valid", day, "features are not materialized", column="features")])
-                    continue
-                scored = score_frame(model, by_day.get(day, frame.iloc[0:0]), spec, champion.version)
-                gate.evaluate(day, validate_predictions(scored, spec, day))
-                if gate.passed(day):
-                    lake.write_partition(key, day, scored)
-                    gate.record_written(day, len(scored), top_risk=_top_risk_table(scored, spec))
-                    latest_scored = scored
+        for result in steps.score(model, champion.version, lake, features_key, spec, context.partition_keys,
+                                  config.chunk_days):
+            if gate.admit(result):
+                lake.write_partition(key, result.day, result.frame)
+                gate.record_written(result.day, len(result.frame), top_risk=_top_risk_table(result.frame, spec))
+                latest_scored = result.frame
         latest = max(gate.rows, default=None)
         highlights: dict[str, Any] = {}
         if latest and not gate.failures:  # alert on the newest day only: a backfill must not page for history
@@ -221,18 +186,6 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
         yield from gate.conclude(model_version=str(champion.version), **highlights)
 
     return predictions
-
-
-def score_frame(model: Any, features: pd.DataFrame, spec: UseCaseSpec, version: str) -> pd.DataFrame:
-    """Scores as probabilities of the positive class, whatever the model flavor returns."""
-    scored = features[[*spec.key_columns, DAY]].copy()
-    if features.empty:
-        scored["score"] = pd.Series(dtype="float64")
-    else:
-        raw = np.asarray(model.predict(features[spec.feature_names]))
-        scored["score"] = (raw[:, -1] if raw.ndim == 2 else raw).astype("float64")
-    scored["model_version"] = str(version)
-    return scored
 
 
 def _alert_high_scores(alerts: AlertResource, spec: UseCaseSpec, day: str, scored: pd.DataFrame, link: str) -> dict[str, Any]:
@@ -276,9 +229,3 @@ def _top_risk_table(scored: pd.DataFrame, spec: UseCaseSpec) -> dg.MetadataValue
     lines = [f"| {spec.entity_column} | score |", "|---|---|"]
     lines += [f"| {entity} | {score:.4f} |" for entity, score in zip(top[spec.entity_column], top["score"], strict=True)]
     return dg.MetadataValue.md("\n".join(lines) if len(top) else "no rows")
-
-
-def _chunks(days: Sequence[str], size: int) -> Iterator[list[str]]:
-    ordered = sorted(days)
-    for start in range(0, len(ordered), max(1, size)):
-        yield ordered[start : start + size]

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from ml_platform.assets import keys
-from ml_platform.assets.daily import score_frame
 from ml_platform.deploy.k8s import training_op_tags, training_pool
 from ml_platform.features.compute import DAY, compute_labels, first_complete_day, label_input_days
 from ml_platform.features.drift import SCORE, reference_bins
@@ -38,6 +37,7 @@ from ml_platform.models.trainers import (
 from ml_platform.resources.alerts import AlertResource
 from ml_platform.resources.mlflow_resource import CHAMPION, DRIFT_REFERENCE, PREVIOUS_CHAMPION, MlflowResource
 from ml_platform.spec import LOWER_IS_BETTER, UseCaseSpec
+from ml_platform.steps import score_frame
 
 THRESHOLD_TAG = "decision_threshold"
 SIGNIFICANCE_CHECK = "significantly_better_than_champion"

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
@@ -31,6 +31,9 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 )
 
 from ml_platform.checks.rules import CheckOutcome
+
+if TYPE_CHECKING:
+    from ml_platform.steps import DayResult
 
 LISTED_PARTITIONS = 5  # a failure message names this many bad days and counts the rest
 PROGRESS_EVERY = 31  # days between progress lines in a range run's log
@@ -77,6 +80,11 @@ class PartitionGate:
                 f"{len(self.rows)} written, "
                 f"{len(self.failures)} failed so far"
             )
+
+    def admit(self, result: DayResult) -> bool:
+        """Evaluate a step's day; True if its frame may be written (every outcome passed)."""
+        self.evaluate(result.day, result.outcomes)
+        return self.passed(result.day) and result.frame is not None
 
     def passed(self, partition: str) -> bool:
         return all(outcome.passed for outcome in self.outcomes.get(partition, []))

@@ -1,0 +1,116 @@
+"""The daily pipeline steps without Dagster: read, compute and validate one day after another.
+
+Each step yields one `DayResult` per day (the frame to store and the gate outcomes that decide
+whether it may be stored), over a range processed in bounded chunks. The daily assets pass the
+results through their `PartitionGate`; `benchmarks/backfill.py` calls the same functions to
+measure the work without the orchestrator, so both measure and run one implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from ml_platform.checks.rules import (
+    CheckOutcome,
+    failed,
+    unreadable_source,
+    validate_events,
+    validate_features,
+    validate_predictions,
+)
+from ml_platform.features.compute import DAY, compute_features, feature_input_days
+from ml_platform.io.parquet_lake import DataLake
+from ml_platform.resources.sources import EventSource, SourceError
+from ml_platform.spec import UseCaseSpec
+
+DEFAULT_CHUNK_DAYS = 31
+
+
+@dataclass
+class DayResult:
+    day: str
+    frame: pd.DataFrame | None  # what to store if every outcome passed
+    outcomes: list[CheckOutcome]
+
+    @property
+    def passed(self) -> bool:
+        return all(outcome.passed for outcome in self.outcomes)
+
+
+def ingest(source: EventSource, spec: UseCaseSpec, days: Sequence[str]) -> Iterator[DayResult]:
+    """Each day's source data, read and validated by the raw-event gates (only the spec's columns kept)."""
+    columns = [c.name for c in spec.columns]
+    for day in days:
+        try:
+            frame = source.read_day(spec, day)
+        except SourceError as error:
+            yield DayResult(day, None, unreadable_source(day, str(error)))
+            continue
+        yield DayResult(day, frame[columns] if set(columns) <= set(frame.columns) else frame,
+                        validate_events(frame, spec, day))
+
+
+def build_features(
+    lake: DataLake, raw_key: Any, spec: UseCaseSpec, days: Sequence[str], chunk_days: int = DEFAULT_CHUNK_DAYS
+) -> Iterator[DayResult]:
+    """Point-in-time features per day from the raw days of its window, one chunk of days per lake read;
+    a window with a raw gap after the first raw day fails `inputs_complete`."""
+    needed = sorted(
+        {*spec.key_columns, spec.timestamp_column, spec.label.column}
+        | {f.column for f in spec.features if f.column}
+        | {f.where.column for f in spec.features if f.where}
+    )
+    available = set(lake.existing_partitions(raw_key))
+    history_start = min(available) if available else None
+    for chunk in chunks(days, chunk_days):
+        inputs = [day for day in feature_input_days(spec, chunk) if day in available]
+        events = lake.read(raw_key, inputs, columns=needed)
+        frame = compute_features(events, spec, chunk) if inputs else pd.DataFrame(columns=[*spec.key_columns, DAY])
+        by_day = dict(tuple(frame.groupby(DAY, sort=False))) if len(frame) else {}
+        for day in chunk:
+            missing = [d for d in feature_input_days(spec, [day])
+                       if d not in available and (history_start is None or d >= history_start)]
+            day_frame = by_day.get(day, frame.iloc[0:0])
+            yield DayResult(day, day_frame, validate_features(day_frame, spec, day, missing))
+
+
+def score(
+    model: Any, version: str, lake: DataLake, features_key: Any, spec: UseCaseSpec, days: Sequence[str],
+    chunk_days: int = DEFAULT_CHUNK_DAYS,
+) -> Iterator[DayResult]:
+    """Every row of each day's features scored by `model`; a day without features fails `scores_valid`."""
+    available = set(lake.existing_partitions(features_key))
+    for chunk in chunks(days, chunk_days):
+        frame = lake.read(features_key, [day for day in chunk if day in available])
+        by_day = dict(tuple(frame.groupby(DAY, sort=False))) if len(frame) else {}
+        for day in chunk:
+            if day not in available:
+                yield DayResult(day, None, [failed("scores_valid", day, "features are not materialized", column="features")])
+                continue
+            scored = score_frame(model, by_day.get(day, frame.iloc[0:0]), spec, version)
+            yield DayResult(day, scored, validate_predictions(scored, spec, day))
+
+
+def score_frame(model: Any, features: pd.DataFrame, spec: UseCaseSpec, version: str) -> pd.DataFrame:
+    """Scores as probabilities of the positive class, whatever the model flavor returns."""
+    import numpy as np
+
+    scored = features[[*spec.key_columns, DAY]].copy()
+    if features.empty:
+        scored["score"] = pd.Series(dtype="float64")
+    else:
+        raw = np.asarray(model.predict(features[spec.feature_names]))
+        scored["score"] = (raw[:, -1] if raw.ndim == 2 else raw).astype("float64")
+    scored["model_version"] = str(version)
+    return scored
+
+
+def chunks(days: Sequence[str], size: int) -> Iterator[list[str]]:
+    """The days in order, `size` at a time: what one lake read and one feature computation cover."""
+    ordered = sorted(days)
+    for start in range(0, len(ordered), max(1, size)):
+        yield ordered[start : start + size]
