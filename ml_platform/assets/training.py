@@ -10,10 +10,8 @@ previous champion under its own alias for rollback.
 
 import base64
 import datetime as dt
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -23,23 +21,21 @@ import pandas as pd
 from ml_platform.assets import keys
 from ml_platform.deploy.k8s import training_op_tags, training_pool
 from ml_platform.features.compute import DAY, compute_labels, first_complete_day, label_input_days
-from ml_platform.features.drift import SCORE, reference_bins
 from ml_platform.io.parquet_lake import DataLake
-from ml_platform.models.evaluation_plots import holdout_plots
-from ml_platform.models.registry import change_champion
-from ml_platform.models.trainers import (
-    ImprovementTest,
-    build_trainer,
-    classification_metrics,
-    paired_bootstrap_test,
-    regression_metrics,
+from ml_platform.models.challenger import (
+    THRESHOLD_TAG,
+    Challenger,
+    ReferenceModel,
+    Registered,
+    register_challenger,
+    train_challenger,
 )
+from ml_platform.models.registry import change_champion
+from ml_platform.models.trainers import ImprovementTest
 from ml_platform.resources.alerts import AlertResource
-from ml_platform.resources.mlflow_resource import CHAMPION, DRIFT_REFERENCE, PREVIOUS_CHAMPION, MlflowResource
-from ml_platform.spec import LOWER_IS_BETTER, UseCaseSpec
-from ml_platform.steps import score_frame
+from ml_platform.resources.mlflow_resource import CHAMPION, PREVIOUS_CHAMPION, MlflowResource
+from ml_platform.spec import UseCaseSpec
 
-THRESHOLD_TAG = "decision_threshold"
 SIGNIFICANCE_CHECK = "significantly_better_than_champion"
 MLFLOW_RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
@@ -147,120 +143,28 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
     def model(
         context: dg.AssetExecutionContext, config: TrainingConfig, training_set: pd.DataFrame, mlflow: MlflowResource
     ) -> Iterator[Any]:
-        train = training_set[training_set["split"] == "train"]
-        holdout = training_set[training_set["split"] == "holdout"]
-        labels = train["label"].sample(frac=1.0, random_state=0).to_numpy() if config.shuffle_labels else train["label"]
-        params = {"random_state": spec.training.seed, **spec.model.params, **config.params}
-        trainer = build_trainer(spec.model.type, params).fit(train[spec.feature_names], pd.Series(labels), train[DAY])
-        scores = trainer.predict(holdout[spec.feature_names])
-        metrics = evaluate(spec, holdout, scores, trainer.threshold)
-
         champion = mlflow.version_by_alias(spec.name, CHAMPION)
-        comparison = _compare_with_champion(spec, mlflow, champion, holdout, scores, trainer.threshold) if champion else None
-        failed_thresholds = gates.failures(metrics)
-        significant = comparison is None or comparison.significant(gates.significance_level)
-        gates_passed = not failed_thresholds and significant
-        plots, importance = holdout_plots(
-            spec.label.task, holdout["label"].to_numpy(), scores, trainer.threshold, trainer.predict,
-            holdout[spec.feature_names], spec.training.seed,
-        )
-        window = {
-            "train_days": f"{train[DAY].min()}..{train[DAY].max()}", "holdout_days": f"{holdout[DAY].min()}..{holdout[DAY].max()}",
-            "train_rows": len(train), "holdout_rows": len(holdout),
-        }
-
-        client = mlflow.client()
-        tracking = mlflow.configure()
-        experiment_id = mlflow.experiment_id(spec.name)
-        dagster_run = mlflow.dagster_run_url(context.run_id)
-        with tracking.start_run(experiment_id=experiment_id, run_name=f"{spec.name}-{context.run_id[:8]}") as run:
-            tracking.log_params({**params, "model_type": spec.model.type, "shuffle_labels": config.shuffle_labels,
-                                 "decision_threshold": trainer.threshold})
-            tracking.log_metrics({f"holdout_{name}": value for name, value in metrics.items()})
-            tracking.set_tags(
-                {
-                    "dagster_run_id": context.run_id,
-                    "dagster_run_url": dagster_run,
-                    "mlflow.note.content": f"{spec.name} challenger trained by Dagster run [{context.run_id[:8]}]({dagster_run}) "
-                    f"on {window['train_days']}, evaluated on the holdout {window['holdout_days']}. Plots: `evaluation/`.",
-                    "use_case": spec.name,
-                    **{name: str(value) for name, value in window.items()},
-                    "training_set_hash": str(pd.util.hash_pandas_object(training_set, index=False).sum()),
-                    "gates": "passed" if gates_passed else "failed",
-                    "promotion_champion_version": str(champion.version) if champion else "none",
-                    **(comparison.as_tags() if comparison else {}),
-                }
-            )
-            _log_plots(tracking, plots)
-            tracking.log_dict(importance, "evaluation/permutation_importance.json")
-            reference = reference_bins(train, spec.feature_names)
-            reference.update(reference_bins(pd.DataFrame({SCORE: scores}), [SCORE]))  # out-of-sample scores
-            tracking.log_dict(reference, DRIFT_REFERENCE)
-            logged = trainer.log_model("model", train[spec.feature_names].head(5), registered_model_name=spec.name)
-        version = str(logged.registered_model_version)
-        client.set_model_version_tag(spec.name, version, "gates", "passed" if gates_passed else "failed")
-        if trainer.threshold is not None:
-            client.set_model_version_tag(spec.name, version, THRESHOLD_TAG, str(trainer.threshold))
-        client.update_model_version(spec.name, version, description=(
-            f"{spec.model.type} trained by Dagster run {context.run_id} ({dagster_run}) on {window['train_days']}; "
-            f"holdout {window['holdout_days']}: " + ", ".join(f"{m} {v:.4f}" for m, v in metrics.items())
-            + f". Gates {'passed' if gates_passed else 'failed'}."
-        ))
-
-        summary = {
-            "version": version,
-            "run_id": run.info.run_id,
-            "experiment_id": experiment_id,
-            "metrics": metrics,
-            "champion_version": str(champion.version) if champion else None,
-            "comparison": asdict(comparison) if comparison else None,
-            "gates_passed": gates_passed,
-        }
+        reference = ReferenceModel(
+            mlflow.load_model(spec.name, champion.version), str(champion.version),
+            float(champion.tags.get(THRESHOLD_TAG, 0.5)),
+        ) if champion else None
+        params = {"random_state": spec.training.seed, **spec.model.params, **config.params}
+        challenger = train_challenger(spec, training_set, params, reference, config.shuffle_labels)
+        registered = register_challenger(mlflow, challenger, training_set, context.run_id, config.shuffle_labels)
         yield dg.Output(
-            summary,
-            metadata={
-                "mlflow_version": version,
-                "mlflow_run": dg.MetadataValue.url(mlflow.run_url(experiment_id, run.info.run_id)),
-                "mlflow_model": dg.MetadataValue.url(mlflow.version_url(spec.name, version)),
-                **{f"holdout_{name}": round(value, 4) for name, value in metrics.items()},
-                **window,
-                "params": dg.MetadataValue.json(params),
-                "versus_champion": dg.MetadataValue.md(
-                    _comparison_table(spec, version, champion.version if champion else None, metrics, comparison, significant)
-                ),
-                **{f"plot_{name}": dg.MetadataValue.md(f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})")
-                   for name, png in plots.items()},
+            {
+                "version": registered.version, "run_id": registered.run_id, "experiment_id": registered.experiment_id,
+                "metrics": challenger.metrics, "champion_version": challenger.champion_version,
+                "comparison": asdict(challenger.comparison) if challenger.comparison else None,
+                "gates_passed": challenger.gates_passed,
             },
+            metadata=_model_metadata(spec, mlflow, challenger, registered),
         )
-        yield dg.AssetCheckResult(
-            check_name="meets_thresholds",
-            passed=not failed_thresholds,
-            metadata={**{m: round(metrics[m], 4) for m in [*gates.min_metrics, *gates.max_metrics]},
-                      "limits": dg.MetadataValue.json({"min": gates.min_metrics, "max": gates.max_metrics}),
-                      "failed": dg.MetadataValue.json(failed_thresholds)},
-            description=(
-                f"version {version}: " + ("meets all thresholds" if not failed_thresholds else
-                "; ".join(f"{m} {observed}" for m, observed in failed_thresholds.items()))
-            ),
-        )
-        yield _significance_result(spec, version, champion.version if champion else None, comparison, significant)
+        yield _thresholds_result(spec, registered.version, challenger)
+        yield _significance_result(spec, registered.version, challenger.champion_version, challenger.comparison,
+                                   challenger.significant)
 
     return model
-
-
-def _compare_with_champion(
-    spec: UseCaseSpec, mlflow: MlflowResource, champion: Any, holdout: pd.DataFrame, scores: np.ndarray,
-    threshold: float | None,
-) -> ImprovementTest:
-    """The challenger against the current champion, both scored on the same holdout rows."""
-    scored = score_frame(mlflow.load_model(spec.name, champion.version), holdout, spec, champion.version)
-    naive = holdout[spec.label.naive_feature].to_numpy() if spec.label.naive_feature else None
-    gates = spec.gates
-    return paired_bootstrap_test(
-        gates.compare_metric, gates.compare_metric in LOWER_IS_BETTER, holdout["label"].to_numpy(), naive,
-        (scores, threshold), (scored["score"].to_numpy(), float(champion.tags.get(THRESHOLD_TAG, 0.5))),
-        resamples=gates.bootstrap_resamples, alpha=gates.significance_level, seed=spec.training.seed,
-    )
 
 
 def _comparison_table(
@@ -284,12 +188,38 @@ def _comparison_table(
     ])
 
 
-def _log_plots(tracking: Any, plots: dict[str, bytes]) -> None:
-    """The PNGs as artifacts of the active MLflow run, under `evaluation/` (MLflow's UI previews them)."""
-    with tempfile.TemporaryDirectory() as directory:
-        for name, png in plots.items():
-            (Path(directory) / f"{name}.png").write_bytes(png)
-        tracking.log_artifacts(directory, "evaluation")
+def _model_metadata(
+    spec: UseCaseSpec, mlflow: MlflowResource, challenger: Challenger, registered: Registered
+) -> dict[str, Any]:
+    """What the model asset's page shows: links, rounded metrics, window, params, the comparison, the plots."""
+    return {
+        "mlflow_version": registered.version,
+        "mlflow_run": dg.MetadataValue.url(mlflow.run_url(registered.experiment_id, registered.run_id)),
+        "mlflow_model": dg.MetadataValue.url(mlflow.version_url(spec.name, registered.version)),
+        **{f"holdout_{name}": round(value, 4) for name, value in challenger.metrics.items()},
+        **challenger.window,
+        "params": dg.MetadataValue.json(challenger.params),
+        "versus_champion": dg.MetadataValue.md(_comparison_table(
+            spec, registered.version, challenger.champion_version, challenger.metrics, challenger.comparison,
+            challenger.significant,
+        )),
+        **{f"plot_{name}": dg.MetadataValue.md(f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})")
+           for name, png in challenger.plots.items()},
+    }
+
+
+def _thresholds_result(spec: UseCaseSpec, version: str, challenger: Challenger) -> dg.AssetCheckResult:
+    gates, failed = spec.gates, challenger.failed_thresholds
+    return dg.AssetCheckResult(
+        check_name="meets_thresholds",
+        passed=not failed,
+        metadata={**{m: round(challenger.metrics[m], 4) for m in [*gates.min_metrics, *gates.max_metrics]},
+                  "limits": dg.MetadataValue.json({"min": gates.min_metrics, "max": gates.max_metrics}),
+                  "failed": dg.MetadataValue.json(failed)},
+        description=f"version {version}: " + (
+            "meets all thresholds" if not failed else "; ".join(f"{m} {observed}" for m, observed in failed.items())
+        ),
+    )
 
 
 def _significance_result(
@@ -365,11 +295,3 @@ def _champion(spec: UseCaseSpec) -> dg.AssetsDefinition:
         )
 
     return champion
-
-
-def evaluate(spec: UseCaseSpec, holdout: pd.DataFrame, scores: np.ndarray, threshold: float | None) -> dict[str, float]:
-    """Holdout metrics of the spec's task: classification at the model's own threshold, or regression vs naive."""
-    labels = holdout["label"].to_numpy()
-    if spec.label.task == "regression":
-        return regression_metrics(labels, scores, holdout[spec.label.naive_feature].to_numpy())
-    return classification_metrics(labels, scores, 0.5 if threshold is None else threshold)

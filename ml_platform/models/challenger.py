@@ -1,0 +1,180 @@
+"""A challenger model from a training set, without Dagster: train, evaluate, compare, register.
+
+`train_challenger` fits the spec's model on the training days, scores the holdout, compares it with
+the current champion on the same rows (a one-sided paired bootstrap) and draws the evaluation
+plots; `register_challenger` logs all of it to MLflow and registers a version. The `model` asset
+calls both and turns the result into its output and its two blocking checks.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml_platform.features.compute import DAY
+from ml_platform.features.drift import SCORE, reference_bins
+from ml_platform.models.evaluation_plots import holdout_plots
+from ml_platform.models.trainers import (
+    ImprovementTest,
+    Trainer,
+    build_trainer,
+    classification_metrics,
+    paired_bootstrap_test,
+    regression_metrics,
+)
+from ml_platform.resources.mlflow_resource import DRIFT_REFERENCE, MlflowResource
+from ml_platform.spec import LOWER_IS_BETTER, UseCaseSpec
+from ml_platform.steps import score_frame
+
+THRESHOLD_TAG = "decision_threshold"
+
+
+@dataclass(frozen=True)
+class ReferenceModel:
+    """The current champion, as the challenger is compared with it."""
+
+    model: Any
+    version: str
+    threshold: float
+
+
+@dataclass
+class Challenger:
+    spec: UseCaseSpec
+    trainer: Trainer
+    params: dict[str, Any]
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    scores: np.ndarray
+    metrics: dict[str, float]
+    champion_version: str | None
+    comparison: ImprovementTest | None
+    failed_thresholds: dict[str, str]
+    plots: dict[str, bytes]
+    importance: dict[str, float]
+
+    @property
+    def significant(self) -> bool:
+        """Better than the champion beyond noise (the first model has nothing to beat)."""
+        return self.comparison is None or self.comparison.significant(self.spec.gates.significance_level)
+
+    @property
+    def gates_passed(self) -> bool:
+        return not self.failed_thresholds and self.significant
+
+    @property
+    def window(self) -> dict[str, Any]:
+        return {
+            "train_days": f"{self.train[DAY].min()}..{self.train[DAY].max()}",
+            "holdout_days": f"{self.holdout[DAY].min()}..{self.holdout[DAY].max()}",
+            "train_rows": len(self.train), "holdout_rows": len(self.holdout),
+        }
+
+
+@dataclass(frozen=True)
+class Registered:
+    version: str
+    run_id: str
+    experiment_id: str
+
+
+def train_challenger(
+    spec: UseCaseSpec, training_set: pd.DataFrame, params: dict[str, Any], champion: ReferenceModel | None,
+    shuffle_labels: bool = False,
+) -> Challenger:
+    """Fit on the training split, evaluate on the holdout, compare with `champion` on the same rows."""
+    train = training_set[training_set["split"] == "train"]
+    holdout = training_set[training_set["split"] == "holdout"]
+    labels = train["label"].sample(frac=1.0, random_state=0).to_numpy() if shuffle_labels else train["label"]
+    trainer = build_trainer(spec.model.type, params).fit(train[spec.feature_names], pd.Series(labels), train[DAY])
+    scores = trainer.predict(holdout[spec.feature_names])
+    metrics = evaluate(spec, holdout, scores, trainer.threshold)
+    comparison = _compare(spec, champion, holdout, scores, trainer.threshold) if champion else None
+    plots, importance = holdout_plots(
+        spec.label.task, holdout["label"].to_numpy(), scores, trainer.threshold, trainer.predict,
+        holdout[spec.feature_names], spec.training.seed,
+    )
+    return Challenger(
+        spec=spec, trainer=trainer, params=params, train=train, holdout=holdout, scores=scores, metrics=metrics,
+        champion_version=champion.version if champion else None, comparison=comparison,
+        failed_thresholds=spec.gates.failures(metrics), plots=plots, importance=importance,
+    )
+
+
+def register_challenger(
+    mlflow: MlflowResource, challenger: Challenger, training_set: pd.DataFrame, dagster_run_id: str,
+    shuffle_labels: bool = False,
+) -> Registered:
+    """One MLflow run (params, metrics, tags, plots, drift reference, model) and a registered version."""
+    spec, trainer, window = challenger.spec, challenger.trainer, challenger.window
+    outcome = "passed" if challenger.gates_passed else "failed"
+    dagster_run = mlflow.dagster_run_url(dagster_run_id)
+    client, tracking = mlflow.client(), mlflow.configure()
+    experiment_id = mlflow.experiment_id(spec.name)
+    with tracking.start_run(experiment_id=experiment_id, run_name=f"{spec.name}-{dagster_run_id[:8]}") as run:
+        tracking.log_params({**challenger.params, "model_type": spec.model.type, "shuffle_labels": shuffle_labels,
+                             "decision_threshold": trainer.threshold})
+        tracking.log_metrics({f"holdout_{name}": value for name, value in challenger.metrics.items()})
+        tracking.set_tags({
+            "dagster_run_id": dagster_run_id,
+            "dagster_run_url": dagster_run,
+            "mlflow.note.content": f"{spec.name} challenger trained by Dagster run [{dagster_run_id[:8]}]({dagster_run}) "
+            f"on {window['train_days']}, evaluated on the holdout {window['holdout_days']}. Plots: `evaluation/`.",
+            "use_case": spec.name,
+            **{name: str(value) for name, value in window.items()},
+            "training_set_hash": str(pd.util.hash_pandas_object(training_set, index=False).sum()),
+            "gates": outcome,
+            "promotion_champion_version": challenger.champion_version or "none",
+            **(challenger.comparison.as_tags() if challenger.comparison else {}),
+        })
+        _log_plots(tracking, challenger.plots)
+        tracking.log_dict(challenger.importance, "evaluation/permutation_importance.json")
+        reference = reference_bins(challenger.train, spec.feature_names)
+        reference.update(reference_bins(pd.DataFrame({SCORE: challenger.scores}), [SCORE]))  # out-of-sample scores
+        tracking.log_dict(reference, DRIFT_REFERENCE)
+        logged = trainer.log_model("model", challenger.train[spec.feature_names].head(5), registered_model_name=spec.name)
+    version = str(logged.registered_model_version)
+    client.set_model_version_tag(spec.name, version, "gates", outcome)
+    if trainer.threshold is not None:
+        client.set_model_version_tag(spec.name, version, THRESHOLD_TAG, str(trainer.threshold))
+    client.update_model_version(spec.name, version, description=(
+        f"{spec.model.type} trained by Dagster run {dagster_run_id} ({dagster_run}) on {window['train_days']}; "
+        f"holdout {window['holdout_days']}: " + ", ".join(f"{m} {v:.4f}" for m, v in challenger.metrics.items())
+        + f". Gates {outcome}."
+    ))
+    return Registered(version=version, run_id=run.info.run_id, experiment_id=experiment_id)
+
+
+def evaluate(spec: UseCaseSpec, holdout: pd.DataFrame, scores: np.ndarray, threshold: float | None) -> dict[str, float]:
+    """Holdout metrics of the spec's task: classification at the model's own threshold, or regression vs naive."""
+    labels = holdout["label"].to_numpy()
+    if spec.label.task == "regression":
+        return regression_metrics(labels, scores, holdout[spec.label.naive_feature].to_numpy())
+    return classification_metrics(labels, scores, 0.5 if threshold is None else threshold)
+
+
+def _compare(
+    spec: UseCaseSpec, champion: ReferenceModel, holdout: pd.DataFrame, scores: np.ndarray, threshold: float | None
+) -> ImprovementTest:
+    """The challenger against the champion, both scored on the same holdout rows."""
+    scored = score_frame(champion.model, holdout, spec, champion.version)
+    naive = holdout[spec.label.naive_feature].to_numpy() if spec.label.naive_feature else None
+    gates = spec.gates
+    return paired_bootstrap_test(
+        gates.compare_metric, gates.compare_metric in LOWER_IS_BETTER, holdout["label"].to_numpy(), naive,
+        (scores, threshold), (scored["score"].to_numpy(), champion.threshold),
+        resamples=gates.bootstrap_resamples, alpha=gates.significance_level, seed=spec.training.seed,
+    )
+
+
+def _log_plots(tracking: Any, plots: dict[str, bytes]) -> None:
+    """The PNGs as artifacts of the active MLflow run, under `evaluation/` (MLflow's UI previews them)."""
+    with tempfile.TemporaryDirectory() as directory:
+        for name, png in plots.items():
+            (Path(directory) / f"{name}.png").write_bytes(png)
+        tracking.log_artifacts(directory, "evaluation")
