@@ -214,19 +214,19 @@ class StageProgress:
             self._update()
 
     def _update(self) -> None:
-        import dagster as dg
-
         for key, task in self.tasks.items():
-            done = self.instance.event_log_storage.get_latest_storage_id_by_partition(
-                key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=self.days or None, after_cursor=self.cursor
-            ) if self.days else self._unpartitioned_done(key)
-            self.progress.update(task, completed=len(done))
+            self.progress.update(task, completed=self._done(key))
 
-    def _unpartitioned_done(self, key) -> dict[str, int]:  # noqa: ANN001
+    def _done(self, key) -> int:  # noqa: ANN001
+        """Days of `key` materialized since the run began (1 for an unpartitioned stage once it is done)."""
         import dagster as dg
 
+        if self.days:
+            return len(self.instance.event_log_storage.get_latest_storage_id_by_partition(
+                key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=self.days, after_cursor=self.cursor
+            ))
         records = self.instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, after_storage_id=self.cursor), limit=1)
-        return {"": 1} if records.records else {}
+        return len(records.records)
 
 
 def _summary(use_case: str, instance=None, checks: Counter | None = None) -> str:  # noqa: ANN001

@@ -74,9 +74,7 @@ def _raw_events(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> d
     def raw_events(context: dg.AssetExecutionContext, source: EventSource, lake: DataLake) -> Iterator[Any]:
         gate = PartitionGate(context, key)
         for result in steps.ingest(source, spec, context.partition_keys):
-            if gate.admit(result):
-                lake.write_partition(key, result.day, result.frame)
-                gate.record_written(result.day, len(result.frame))
+            _store(gate, lake, result)
         yield from gate.conclude()
 
     return raw_events
@@ -123,9 +121,7 @@ def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.
     def features(context: dg.AssetExecutionContext, config: ChunkConfig, lake: DataLake) -> Iterator[Any]:
         gate = PartitionGate(context, key)
         for result in steps.build_features(lake, raw_key, spec, context.partition_keys, config.chunk_days):
-            if gate.admit(result):
-                lake.write_partition(key, result.day, result.frame)
-                gate.record_written(result.day, len(result.frame))
+            _store(gate, lake, result)
         yield from gate.conclude(window_days=spec.lookback_days)
 
     return features
@@ -186,6 +182,13 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
         yield from gate.conclude(model_version=str(champion.version), **highlights)
 
     return predictions
+
+
+def _store(gate: PartitionGate, lake: DataLake, result: steps.DayResult) -> None:
+    """Write a step's day to the lake if its gate admits it, and note it as written."""
+    if gate.admit(result):
+        lake.write_partition(gate.asset_key, result.day, result.frame)
+        gate.record_written(result.day, len(result.frame))
 
 
 def _alert_high_scores(alerts: AlertResource, spec: UseCaseSpec, day: str, scored: pd.DataFrame, link: str) -> dict[str, Any]:
