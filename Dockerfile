@@ -4,8 +4,10 @@
 #
 #   docker build -t ghcr.io/your-org/ml-platform:0.1.0 .
 #
-# Pin the base image by digest in CI: --build-arg PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:...
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The base image is pinned by digest (the tag moves with every Debian/CPython patch release): a
+# rebuild gets exactly these bytes. To take upstream fixes, look up the tag's current digest
+# (`docker buildx imagetools inspect python:3.11-slim-bookworm`) and replace it here.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \

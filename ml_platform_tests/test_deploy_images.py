@@ -78,7 +78,7 @@ def test_the_image_runs_as_a_numeric_non_root_user_with_the_locked_dependencies(
 def test_the_cpu_image_is_slim_and_installs_the_cpu_build_of_the_pinned_torch() -> None:
     steps = instructions("Dockerfile")
     args = dict(arg.split("=", 1) for op, arg in steps if op == "ARG" and "=" in arg)
-    assert args["PYTHON_IMAGE"].startswith("python:3.11-slim")
+    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", args["PYTHON_IMAGE"]), "pin the base by digest"
     torch_pin = next(d for d in tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"] if d.startswith("torch=="))
     assert f"--index-url https://download.pytorch.org/whl/cpu {torch_pin}" in " ".join(a for op, a in steps if op == "RUN")
 
@@ -86,7 +86,7 @@ def test_the_cpu_image_is_slim_and_installs_the_cpu_build_of_the_pinned_torch() 
 def test_the_gpu_image_has_a_cuda_base_and_the_cuda_build_of_the_same_torch() -> None:
     steps = instructions("Dockerfile.gpu")
     args = dict(arg.split("=", 1) for op, arg in steps if op == "ARG" and "=" in arg)
-    assert re.fullmatch(r"nvidia/cuda:\d+\.\d+\.\d+-cudnn-runtime-ubuntu\d+\.\d+", args["CUDA_IMAGE"])
+    assert re.fullmatch(r"nvidia/cuda:\d+\.\d+\.\d+-cudnn-runtime-ubuntu\d+\.\d+@sha256:[0-9a-f]{64}", args["CUDA_IMAGE"])
     cuda = re.search(r"nvidia/cuda:(\d+)\.(\d+)", args["CUDA_IMAGE"])
     assert args["TORCH_INDEX_URL"] == f"https://download.pytorch.org/whl/cu{cuda[1]}{cuda[2]}"  # same CUDA as the base
     runs = " ".join(a for op, a in steps if op == "RUN")
