@@ -1,0 +1,48 @@
+"""The README's first command, as a user runs it: `ml-platform-demo run` (what `make demo` runs after the
+install), then what Dagster's UI shows for it, read through the UI's GraphQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ml_platform_tests.support.check_view import CheckView
+from ml_platform_tests.support.servers import REPO_ROOT, server_env
+
+DAYS = 60
+
+
+@pytest.mark.slow
+def test_the_demo_shows_every_day_passed_in_the_check_partition_views(tmp_path: Path) -> None:
+    home, data = tmp_path / "dagster_home", tmp_path / "data"
+    home.mkdir()
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = server_env(home, {"ML_PLATFORM_DATA_DIR": str(data)})
+    demo = subprocess.run(
+        [str(REPO_ROOT / ".venv" / "bin" / "ml-platform-demo"), "run", "--days", str(DAYS), "--events-per-day", "1500"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    output = demo.stdout + demo.stderr
+    assert demo.returncode == 0, output
+    assert "emitted no result" not in output and "did not yield" not in output, output
+    assert "WARNING" not in output, output
+
+    end = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    days = {(end - dt.timedelta(days=i)).isoformat() for i in range(DAYS)}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(home))
+        patch.setenv("ML_PLATFORM_DATA_DIR", str(data))
+        instance = dg.DagsterInstance.from_config(str(home))
+        try:
+            statuses = CheckView(instance).statuses()
+        finally:
+            instance.dispose()
+    gated = {key: view for key, view in statuses.items() if key[0] in ("raw_events", "features")}
+    assert len(gated) == 12, sorted(gated)
+    for (asset, check), by_day in gated.items():
+        assert by_day == dict.fromkeys(days, "SUCCEEDED"), (asset, check, sorted(set(by_day.items()) - {(d, "SUCCEEDED") for d in days})[:5])

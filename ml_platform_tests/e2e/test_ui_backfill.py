@@ -1,0 +1,231 @@
+"""End to end through the real UI path: webserver + daemon, the UI's launchPartitionBackfill mutation.
+
+One `dagster-webserver` + `dagster-daemon` pair on a fresh DAGSTER_HOME; two asset backfills of
+churn/raw_events + churn/features launched exactly as the UI's "Materialize selected > Launch
+backfill" does from the asset graph (pure asset backfills): the latest 16 days, and 20 historical
+days. Both are launched up front so the daemon's 30 s loop picks them up together. Each test checks
+what the daemon made of one: a single run, every partition materialized, every partitioned gate
+evaluated and passed per partition, the day files in the lake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pytest
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, BACKFILL_ID_TAG
+
+from demo.generators.churn import write_landing_files
+from ml_platform.assets import keys
+from ml_platform.factory import daily_partitions
+from ml_platform.spec import UseCaseSpec
+from ml_platform_tests.support.servers import (
+    DagsterServers,
+    asset_check_names,
+    backfill_run_ids,
+    dagster_servers,
+    get_backfill_targets,
+    graphql,
+    launch_partition_backfill,
+    open_instance,
+    prepare_dagster_home,
+    wait_for_backfill,
+)
+
+pytestmark = pytest.mark.slow
+
+DAYS = 16
+EVENTS_PER_DAY = 800
+# The backfill daemon sleeps 30 s between iterations: pickup and completion each cost up to one loop.
+BACKFILL_TIMEOUT_S = 240
+
+
+def _day_range(first: dt.date, count: int) -> list[str]:
+    return [(first + dt.timedelta(days=i)).isoformat() for i in range(count)]
+
+
+@dataclass
+class Backfill:
+    """A webserver + daemon pair on a data dir of its own, and the backfill a user launched there."""
+
+    servers: DagsterServers
+    data: Path
+    days: list[str]
+    backfill_id: str
+    targets: dict[str, dict[str, Any]]
+
+
+@dataclass
+class Backfills:
+    recent: Backfill
+    historical: Backfill
+    last_partition: str
+
+
+@pytest.fixture(scope="module")
+def backfills(tmp_path_factory: pytest.TempPathFactory, churn_spec: UseCaseSpec) -> Iterator[Backfills]:
+    """The two backfills a user launches from the asset graph, each on its own data dir (a lake with two
+    islands of days would rightly fail `inputs_complete`), launched at once so that both daemons' 30 s
+    loops run side by side."""
+    spec, root = churn_spec, tmp_path_factory.mktemp("ui_backfill")
+    last_partition = daily_partitions(spec).get_last_partition_key()
+    recent = _day_range(dt.date.fromisoformat(last_partition) - dt.timedelta(days=DAYS - 1), DAYS)
+    historical = _day_range(spec.start_date + dt.timedelta(days=30), 20)
+    write_landing_files(root / "recent" / "landing" / spec.name, dt.date.fromisoformat(recent[0]), DAYS, EVENTS_PER_DAY, seed=11)
+    # the historical range and the 20 days after it
+    write_landing_files(root / "historical" / "landing" / spec.name, spec.start_date, 70, 300, seed=4)
+    selection = [keys.raw_events(spec), keys.features(spec)]
+    launched = {}
+    with contextlib.ExitStack() as stack:
+        for name, days in (("recent", recent), ("historical", historical)):
+            data = root / name
+            servers = stack.enter_context(dagster_servers(prepare_dagster_home(root / f"{name}_home"),
+                                                          {"ML_PLATFORM_DATA_DIR": str(data)}))
+            backfill_id = launch_partition_backfill(servers.url, selection, days)
+            launched[name] = Backfill(servers, data, days, backfill_id, get_backfill_targets(servers.url, backfill_id, selection))
+        yield Backfills(recent=launched["recent"], historical=launched["historical"], last_partition=last_partition)
+
+
+def _materialized_by_run(instance: dg.DagsterInstance, run_id: str, key: dg.AssetKey) -> set[str]:
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    return {r.event_log_entry.dagster_event.partition for r in records if r.event_log_entry.dagster_event.asset_key == key}
+
+
+def test_ui_asset_backfill_runs_once_and_gates_every_partition(backfills: Backfills, churn_spec: UseCaseSpec) -> None:
+    """The common UI backfill: the latest 16 days (up to the last partition), raw_events + features."""
+    spec, launched = churn_spec, backfills.recent
+    servers, days, backfill_id, data, home = launched.servers, launched.days, launched.backfill_id, launched.data, launched.servers.dagster_home
+    landing = data / "landing" / spec.name
+    raw_key, features_key, predictions_key = keys.raw_events(spec), keys.features(spec), keys.predictions(spec)
+    # The partitioned gates as the code location defines them (landed, schema, ..., inputs_complete, ...).
+    checks = {key: asset_check_names(servers.url, key) for key in (raw_key, features_key)}
+    launched = time.monotonic()
+    backfill = wait_for_backfill(servers.url, backfill_id, timeout=BACKFILL_TIMEOUT_S, alive=servers.assert_alive)
+    took = time.monotonic() - launched
+    tagged_run_ids = backfill_run_ids(servers.url, backfill_id)
+    server_logs = servers.logs()
+    if daily_partitions(spec).get_last_partition_key() != backfills.last_partition:
+        pytest.skip("a new daily partition appeared (UTC midnight) while the backfill ran; its targets moved")
+
+    context = f"backfill {backfill_id} after {took:.1f}s: {backfill}\n{server_logs}"
+    assert backfill["status"] == "COMPLETED_SUCCESS", context
+    assert backfill["isAssetBackfill"], context
+    assert sorted(tuple(k["path"]) for k in backfill["assetSelection"]) == sorted(
+        [tuple(raw_key.path), tuple(features_key.path)]
+    ), context
+    # BackfillPolicy.single_run() on both assets: the daemon groups all 16 days of both into one run.
+    assert len(backfill["runs"]) == 1, context
+    assert tagged_run_ids == [backfill["runs"][0]["runId"]], context
+    run_id = tagged_run_ids[0]
+
+    with open_instance(home) as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS, context
+        assert run.tags[BACKFILL_ID_TAG] == backfill_id
+        assert (run.tags[ASSET_PARTITION_RANGE_START_TAG], run.tags[ASSET_PARTITION_RANGE_END_TAG]) == (days[0], days[-1])
+        assert set(run.asset_selection or ()) == {raw_key, features_key}
+
+        # Every partition recorded as materialized by that run, for both assets, and nothing downstream.
+        assert _materialized_by_run(instance, run_id, raw_key) == set(days)
+        assert _materialized_by_run(instance, run_id, features_key) == set(days)
+        assert instance.get_materialized_partitions(predictions_key) == set()
+
+        # Every partitioned gate evaluated once per partition in that run, and passed.
+        evaluations: dict[tuple[dg.AssetKey, str, str | None], list[bool]] = defaultdict(list)
+        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+            evaluation = entry.dagster_event.event_specific_data
+            evaluations[(evaluation.asset_key, evaluation.check_name, evaluation.partition)].append(evaluation.passed)
+        assert {"landed", "schema", "timestamps_in_partition"} <= set(checks[raw_key]), checks
+        assert {"inputs_complete", "feature_schema"} <= set(checks[features_key]), checks
+        expected = {(key, check, day) for key, names in checks.items() for check in names for day in days}
+        assert set(evaluations) == expected, sorted(set(evaluations) ^ expected)[:10]
+        failed = sorted(
+            (key.to_user_string(), check, day) for (key, check, day), results in evaluations.items() if not all(results)
+        )
+        assert not failed, failed
+        assert all(len(results) == 1 for results in evaluations.values())
+
+        # The same, as the UI reads it: per-partition check execution records in the check history.
+        for asset_key, names in checks.items():
+            for check in names:
+                history = instance.event_log_storage.get_asset_check_execution_history(
+                    dg.AssetCheckKey(asset_key, check), limit=10 * DAYS
+                )
+                by_partition = {record.partition: record.status for record in history if record.run_id == run_id}
+                assert by_partition == dict.fromkeys(days, AssetCheckExecutionRecordStatus.SUCCEEDED), (
+                    f"{asset_key.to_user_string()}:{check} {by_partition}"
+                )
+
+    # The day files are in the lake; raw days hold exactly the landed rows.
+    lake = data / "lake" / spec.name
+    for day in days:
+        raw_file, features_file = lake / "raw_events" / f"{day}.parquet", lake / "features" / f"{day}.parquet"
+        assert raw_file.is_file() and features_file.is_file(), day
+        assert len(pd.read_parquet(raw_file)) == len(pd.read_parquet(landing / f"{day}.parquet")) > 0, day
+        features = pd.read_parquet(features_file)
+        assert len(features) > 0 and set(features["day"]) == {day}, day
+    assert not (lake / "predictions").exists()
+
+
+def test_ui_asset_backfill_of_a_historical_range_runs_once_and_succeeds(backfills: Backfills, churn_spec: UseCaseSpec) -> None:
+    """The tutorial's step 4 on a past range: 20 days of January 2025 selected for raw_events + features in
+    the asset graph, with data landed for them and the 20 days after. One run, exactly the selected days,
+    every check passed, and no feature day after the range is touched."""
+    spec, launched = churn_spec, backfills.historical
+    servers, days, targets = launched.servers, launched.days, launched.targets
+    raw_key, features_key = keys.raw_events(spec), keys.features(spec)
+    backfill = wait_for_backfill(servers.url, launched.backfill_id, timeout=BACKFILL_TIMEOUT_S, alive=servers.assert_alive)
+    server_logs = servers.logs()
+    context = f"backfill {launched.backfill_id}: {backfill}\n{server_logs}"
+    assert targets[raw_key.to_user_string()]["ranges"] == [(days[0], days[-1])], targets
+    assert targets[features_key.to_user_string()]["ranges"] == [(days[0], days[-1])], targets
+    assert backfill["status"] == "COMPLETED_SUCCESS", context
+    assert len(backfill["runs"]) == 1, context
+    run_id = backfill["runs"][0]["runId"]
+    with servers.instance() as instance:
+        assert _materialized_by_run(instance, run_id, raw_key) == set(days)
+        assert _materialized_by_run(instance, run_id, features_key) == set(days)
+        failed = [e for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+                  if not e.dagster_event.event_specific_data.passed]
+        assert not failed, failed
+    assert "emitted no result" not in server_logs
+
+
+def test_the_ui_serves_the_lineage_and_descriptions_of_every_use_case(backfills: Backfills) -> None:
+    """What a user browsing the asset graph sees, read from the webserver's GraphQL API."""
+    query = """
+    query Lineage {
+      assetNodes {
+        assetKey { path } groupName description kinds isPartitioned
+        dependencyKeys { path }
+        owners { ... on TeamAssetOwner { team } ... on UserAssetOwner { email } }
+        metadataEntries { label }
+      }
+    }
+    """
+    nodes = {"/".join(node["assetKey"]["path"]): node for node in graphql(backfills.recent.servers.url, query)["assetNodes"]}
+    for use_case in ("churn", "fraud", "prices"):
+        parents = {name.split("/", 1)[1]: {"/".join(d["path"]) for d in node["dependencyKeys"]}
+                   for name, node in nodes.items() if name.startswith(f"{use_case}/")}
+        assert parents["features"] == {f"{use_case}/raw_events"}
+        assert parents["training_set"] == {f"{use_case}/raw_events", f"{use_case}/features"}
+        assert parents["model"] == {f"{use_case}/training_set"}
+        assert parents["champion"] == {f"{use_case}/model"}
+        assert parents["predictions"] == {f"{use_case}/features", f"{use_case}/champion"}
+        assert parents["drift"] == {f"{use_case}/features", f"{use_case}/predictions", f"{use_case}/champion"}
+        for stage in parents:
+            node = nodes[f"{use_case}/{stage}"]
+            assert node["groupName"] == use_case and node["description"] and node["kinds"] and node["owners"], node
+            assert node["isPartitioned"] == (stage in ("raw_events", "features", "predictions", "drift"))
+        for stage in ("raw_events", "features", "predictions"):
+            assert "dagster/column_schema" in {entry["label"] for entry in nodes[f"{use_case}/{stage}"]["metadataEntries"]}

@@ -1,0 +1,122 @@
+"""The Dagster UI in a real browser (Debian's chromium driven by playwright) against a real webserver.
+
+After a range run with one bad day, a user opens the failed check: its Partitions tab counts the
+passed days and the one failed day, and the failed day's panel gives the gate's reason (partition,
+column, observed value, limit). The model asset page shows the evaluation plots. Screenshots of
+each page are kept in `.test-artifacts/ui/` for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from demo.generators.churn import write_landing_files
+from ml_platform.definitions import build_definitions, load_specs
+from ml_platform.runner import TRAINING_STAGES, materialize_stages
+from ml_platform_tests.support.fixtures import START, day_keys
+from ml_platform_tests.support.servers import REPO_ROOT, dagster_servers, prepare_dagster_home
+
+pytestmark = pytest.mark.slow
+
+ARTIFACTS = REPO_ROOT / ".test-artifacts" / "ui"
+BAD_DAY = "2025-02-15"
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium")
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A webserver over an instance holding 64 good days, a trained champion, then a range with one bad day."""
+    root = tmp_path_factory.mktemp("ui")
+    home, data = prepare_dagster_home(root / "dagster_home"), root / "data"
+    days = day_keys(START, 64)
+    landing = data / "landing" / "churn"
+    write_landing_files(landing, START, len(days), 1_500, seed=3)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(home))
+        patch.setenv("ML_PLATFORM_DATA_DIR", str(data))
+        specs = load_specs()
+        spec, defs = next(s for s in specs if s.name == "churn"), build_definitions(specs)
+        instance = dg.DagsterInstance.from_config(str(home))
+        assert materialize_stages(defs, spec, ["raw_events", "features"], instance, days).success
+        assert materialize_stages(defs, spec, TRAINING_STAGES, instance).success
+        bad = pd.read_parquet(landing / f"{BAD_DAY}.parquet")
+        bad.loc[5, "event_id"] = bad.loc[4, "event_id"]
+        bad.to_parquet(landing / f"{BAD_DAY}.parquet", index=False)
+        assert not materialize_stages(defs, spec, ["raw_events", "features"], instance, days[40:50]).success
+        instance.dispose()
+    with dagster_servers(home, {"ML_PLATFORM_DATA_DIR": str(data)}, daemon=False) as servers:
+        yield servers.url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "Debian's chromium is needed for the browser tests: `make browser` installs it"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        yield browser
+        browser.close()
+
+
+def open_page(browser: object, url: str) -> object:
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})  # type: ignore[attr-defined]
+    page.goto(url, wait_until="networkidle", timeout=60_000)
+    skip = page.get_by_role("button", name="Skip")  # the first-visit dialog
+    if skip.count():
+        skip.first.click()
+    return page
+
+
+def test_a_failed_check_shows_its_partition_counts_and_the_reason(ui: str, browser: object) -> None:
+    page = open_page(browser, f"{ui}/assets/churn/raw_events?view=checks&checkDetail=unique_event_ids")
+    page.locator("button[role=tab]", has_text="Partitions").click()
+    page.get_by_text("Passed (").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "check_partitions.png"))
+    body = page.inner_text("body")
+    assert "Passed (63)" in body and "Failed (1)" in body and "Execution Failed (0)" in body, body[:2000]
+
+    page.get_by_text("Passed (", exact=False).first.click()  # hide passed days: only the failed one is listed
+    page.get_by_text(BAD_DAY, exact=True).first.click()
+    page.get_by_text("Description").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "check_failed_partition.png"))
+    panel = page.inner_text("body")
+    assert f"partition {BAD_DAY}: column 'event_id' has 1 duplicated id(s)" in panel, panel[-1500:]
+    for label in ("observed", "limit", "column", "event_id"):
+        assert label in panel
+
+    other = open_page(browser, f"{ui}/assets/churn/raw_events?view=checks&checkDetail=schema")
+    other.locator("button[role=tab]", has_text="Partitions").click()
+    other.get_by_text("Passed (").first.wait_for(timeout=30_000)
+    assert "Passed (64)" in other.inner_text("body"), "a check that passed every day shows every day passed"
+
+
+def test_the_model_asset_shows_the_evaluation_plots(ui: str, browser: object) -> None:
+    page = open_page(browser, f"{ui}/assets/churn/model")
+    page.get_by_text("plot_roc_curve").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "model_asset.png"), full_page=True)
+    links = page.get_by_text("[Show Markdown]")
+    shown = []
+    images = page.locator("img[src^='data:image/png']")
+    for index in range(links.count()):
+        links.nth(index).click()
+        images.first.wait_for(timeout=10_000)
+        assert images.count() == 1 and images.first.evaluate("element => element.naturalWidth") > 200
+        shown.append(images.first.get_attribute("alt"))
+        if index == 0:
+            page.screenshot(path=str(ARTIFACTS / "model_plot.png"))
+        page.keyboard.press("Escape")
+        images.first.wait_for(state="detached", timeout=10_000)
+    assert sorted(shown) == sorted(["roc_curve", "precision_recall_curve", "confusion_matrix", "calibration",
+                                    "feature_importance"]), shown

@@ -1,0 +1,75 @@
+"""What Dagster's UI shows for the churn checks, read through the GraphQL schema the webserver serves.
+
+The check *Partitions* tab reads `partitionStatuses`, the asset node's check summary reads
+`executionForLatestMaterialization`, a partition's panel reads `assetCheckExecutions(partition: ...)`;
+none of these is among the queries `DagsterGraphQLClient` ships.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+STATUSES = """
+query CheckStatuses {
+  assetNodes {
+    assetKey { path }
+    assetChecksOrError { ... on AssetChecks { checks {
+      name
+      executionForLatestMaterialization { status partition }
+      partitionStatuses { ... on AssetCheckTimePartitionStatuses { ranges { status startKey endKey } } }
+    } } }
+  }
+}
+"""
+
+PARTITION_EXECUTIONS = """
+query PartitionPanel($assetKey: AssetKeyInput!, $checkName: String!, $partition: String) {
+  assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, partition: $partition, limit: 1) {
+    status partition evaluation { description metadataEntries { label } }
+  }
+}
+"""
+
+
+class CheckView:
+    """The UI's view of the churn checks on one instance."""
+
+    def __init__(self, instance: dg.DagsterInstance) -> None:
+        self.instance = instance
+
+    def _query(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        with define_out_of_process_context(str(REPO_ROOT / "ml_platform" / "definitions.py"), "defs", self.instance) as context:
+            result = execute_dagster_graphql(context, query, variables)
+        assert not result.errors, result.errors
+        return result.data
+
+    def statuses(self) -> dict[tuple[str, str], dict[str, str]]:
+        """(asset, check) -> {day: status} as the Partitions tab draws it (days absent are 'Missing')."""
+        view: dict[tuple[str, str], dict[str, str]] = {}
+        self.latest: dict[tuple[str, str], str | None] = {}
+        for node in self._query(STATUSES)["assetNodes"]:
+            if node["assetKey"]["path"][0] != "churn":
+                continue
+            asset = node["assetKey"]["path"][1]
+            for check in node["assetChecksOrError"].get("checks", []):
+                days: dict[str, str] = {}
+                for entry in (check["partitionStatuses"] or {}).get("ranges", []):
+                    first, last = dt.date.fromisoformat(entry["startKey"]), dt.date.fromisoformat(entry["endKey"])
+                    days.update({(first + dt.timedelta(days=i)).isoformat(): entry["status"]
+                                 for i in range((last - first).days + 1)})
+                view[(asset, check["name"])] = days
+                latest = check["executionForLatestMaterialization"]
+                self.latest[(asset, check["name"])] = latest and latest["status"]
+        return view
+
+    def partition_panel(self, asset_key: dg.AssetKey, check: str, day: str) -> dict[str, Any]:
+        variables = {"assetKey": {"path": asset_key.path}, "checkName": check, "partition": day}
+        [execution] = self._query(PARTITION_EXECUTIONS, variables)["assetCheckExecutions"]
+        return execution

@@ -1,0 +1,108 @@
+"""The Dagster instance settings every environment shares, and how the Helm chart spells them.
+
+The repo's dagster.yaml (embedded default) is the source of truth for the run queue, run
+monitoring and run retries. `deploy/dagster-postgres.yaml` repeats those sections on
+Postgres, and on Kubernetes the official Dagster chart renders `dagster.yaml` from its
+values (`dagsterDaemon.runCoordinator`, `.runMonitoring`, `.runRetries`, `telemetry`).
+`chart_values_for` translates the shared sections into those chart values and
+`instance_sections_from_chart_values` translates back, following the chart's
+`configmap-instance.yaml`, so the deployment tests can hold all three to one definition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Sections that must be identical in every environment (storage and launcher differ on purpose).
+SHARED_SECTIONS = ("run_coordinator", "run_monitoring", "run_retries", "telemetry")
+
+# Environment variables of the Postgres instance: the names the Dagster Helm chart uses.
+POSTGRES_ENV = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD")
+
+# Kubernetes-only settings: K8sRunLauncher can resume a run whose pod died, the default launcher cannot.
+K8S_ONLY_RUN_MONITORING = ("max_resume_run_attempts",)
+
+_QUEUE_KEYS = {
+    "max_concurrent_runs": "maxConcurrentRuns",
+    "tag_concurrency_limits": "tagConcurrencyLimits",
+    "dequeue_interval_seconds": "dequeueIntervalSeconds",
+}
+_MONITORING_KEYS = {
+    "enabled": "enabled",
+    "start_timeout_seconds": "startTimeoutSeconds",
+    "cancel_timeout_seconds": "cancelTimeoutSeconds",
+    "poll_interval_seconds": "pollIntervalSeconds",
+    "max_resume_run_attempts": "maxResumeRunAttempts",
+}
+_RETRY_KEYS = {
+    "enabled": "enabled",
+    "max_retries": "maxRetries",
+    "retry_on_asset_or_op_failure": "retryOnAssetOrOpFailure",
+}
+QUEUED_RUN_COORDINATOR = ("dagster.core.run_coordinator", "QueuedRunCoordinator")
+
+
+def load_instance_config(path: str | Path) -> dict[str, Any]:
+    return yaml.safe_load(Path(path).read_text()) or {}
+
+
+def shared_sections(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The sections of an instance config that must not differ between environments."""
+    sections = {name: config.get(name) for name in SHARED_SECTIONS}
+    monitoring = dict(sections["run_monitoring"] or {})
+    for key in K8S_ONLY_RUN_MONITORING:
+        monitoring.pop(key, None)
+    sections["run_monitoring"] = monitoring
+    return sections
+
+
+def chart_values_for(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The Dagster Helm chart values that render `config`'s queue, monitoring, retry and telemetry sections."""
+    coordinator = config["run_coordinator"]
+    if (coordinator["module"], coordinator["class"]) != QUEUED_RUN_COORDINATOR:
+        raise ValueError(f"expected the QueuedRunCoordinator, got {coordinator['module']}.{coordinator['class']}")
+    queue = coordinator.get("config", {})
+    return {
+        "dagsterDaemon": {
+            "runCoordinator": {
+                "enabled": True,
+                "type": "QueuedRunCoordinator",
+                "config": {"queuedRunCoordinator": _rename(queue, _QUEUE_KEYS)},
+            },
+            "runMonitoring": _rename(config.get("run_monitoring", {}), _MONITORING_KEYS),
+            "runRetries": _rename(config.get("run_retries", {}), _RETRY_KEYS),
+        },
+        "telemetry": {"enabled": bool(config.get("telemetry", {}).get("enabled", True))},
+    }
+
+
+def instance_sections_from_chart_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """What the Dagster chart writes into dagster.yaml for these sections (its configmap-instance template)."""
+    daemon = values["dagsterDaemon"]
+    queue = daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
+    return {
+        "run_coordinator": {
+            "module": QUEUED_RUN_COORDINATOR[0],
+            "class": QUEUED_RUN_COORDINATOR[1],
+            "config": _rename(queue, {v: k for k, v in _QUEUE_KEYS.items()}),
+        },
+        "run_monitoring": _rename(daemon["runMonitoring"], {v: k for k, v in _MONITORING_KEYS.items()}),
+        "run_retries": _rename(daemon["runRetries"], {v: k for k, v in _RETRY_KEYS.items()}),
+        "telemetry": {"enabled": values.get("telemetry", {}).get("enabled", True)},
+    }
+
+
+def _rename(section: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
+    return {names[key]: value for key, value in section.items() if key in names and value is not None}
+
+
+def tag_limit(config: Mapping[str, Any], key: str, value: str) -> int | None:
+    """The queue's concurrency limit for runs tagged `key=value`, if there is one."""
+    for limit in config["run_coordinator"].get("config", {}).get("tag_concurrency_limits", []):
+        if limit["key"] == key and limit.get("value") == value:
+            return int(limit["limit"])
+    return None

@@ -1,0 +1,702 @@
+"""Real `dagster-webserver` + `dagster-daemon` processes for end-to-end tests and benchmarks.
+
+`dagster_servers(home, env)` starts both against the repo's workspace.yaml with
+an isolated DAGSTER_HOME (a copy of the repo's dagster.yaml), each in its own
+session/process group so that the code servers and run workers they spawn
+share that group. On exit the whole groups get SIGTERM, then SIGKILL, so no
+code server or run worker outlives the context.
+
+The GraphQL helpers send what the Dagster UI sends: `launch_partition_backfill`
+is the UI's `LaunchPartitionBackfill` mutation (ui-core
+`instance/backfill/BackfillMutation.ts`) with the variables that
+`LaunchAssetChoosePartitionsDialog.onLaunchAsBackfill` builds for a pure asset
+selection: `{tags, assetSelection, partitionNames, fromFailure: false}`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+import requests
+
+T = TypeVar("T")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN = REPO_ROOT / ".venv" / "bin"
+
+# Variables that would make the servers read or write outside the test's sandbox, or start automation.
+_SCRUBBED_ENV = (
+    "DAGSTER_HOME",
+    "ML_PLATFORM_DATA_DIR",
+    "ML_PLATFORM_AUTOMATION",
+    "ML_PLATFORM_LAKE",
+    "ML_PLATFORM_SPECS_DIR",
+    "ML_PLATFORM_ENV",
+    "ML_PLATFORM_ALERT_WEBHOOK",  # tests and benchmarks never page anyone
+    "ML_PLATFORM_SOURCE_DSN",
+    "MLFLOW_TRACKING_URI",
+)
+
+TERMINAL_BACKFILL_STATUSES = frozenset(
+    {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+)
+
+
+class ServerError(RuntimeError):
+    """A server did not come up, or a GraphQL call returned an error."""
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def prepare_dagster_home(path: str | Path, dagster_yaml: str | Path = REPO_ROOT / "dagster.yaml") -> Path:
+    """Create `path` with a copy of the repo's dagster.yaml; returns the absolute path."""
+    home = Path(path).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(dagster_yaml, home / "dagster.yaml")
+    return home
+
+
+def server_env(dagster_home: str | Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The current environment minus anything that points elsewhere, plus DAGSTER_HOME and `extra`."""
+    env = {key: value for key, value in os.environ.items() if key not in _SCRUBBED_ENV}
+    env["DAGSTER_HOME"] = str(Path(dagster_home).resolve())
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+@contextlib.contextmanager
+def open_instance(dagster_home: str | Path) -> Iterator[Any]:
+    """A `DagsterInstance` on `dagster_home` (dagster.yaml resolves `env: DAGSTER_HOME` while loading)."""
+    import dagster as dg
+
+    home = str(Path(dagster_home).resolve())
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = home
+    try:
+        instance = dg.DagsterInstance.from_config(home)
+    finally:
+        if previous is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = previous
+    try:
+        yield instance
+    finally:
+        instance.dispose()
+
+
+def _spawn(args: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path) -> subprocess.Popen:
+    log = open(log_path, "ab")  # noqa: SIM115 - closed by the child's exit; the parent's copy right below
+    try:
+        return subprocess.Popen(
+            list(args), cwd=cwd, env=dict(env), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # own session and process group: code servers and run workers join it
+        )
+    finally:
+        log.close()
+
+
+def _group_members(pgid: int) -> list[psutil.Process]:
+    members = []
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == pgid:
+                members.append(process)
+        except (ProcessLookupError, psutil.Error, OSError):
+            continue
+    return members
+
+
+def kill_process_group(process: subprocess.Popen, term_timeout: float = 15.0) -> None:
+    """SIGTERM the process's whole group, wait for every member, then SIGKILL what is left."""
+    pgid = process.pid  # start_new_session=True: the leader's pid is the group id
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + term_timeout
+    while time.monotonic() < deadline:
+        process.poll()
+        if process.returncode is not None and not _group_members(pgid):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while _group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class DagsterServers:
+    """Handles on a running webserver + daemon pair."""
+
+    url: str
+    dagster_home: Path
+    env: dict[str, str]
+    log_dir: Path
+    webserver: subprocess.Popen
+    daemon: subprocess.Popen | None
+    started_at: float = field(default_factory=time.time)
+    retired: list[subprocess.Popen] = field(default_factory=list)  # daemons replaced by a restart
+
+    @property
+    def process_groups(self) -> tuple[int, ...]:
+        processes = (self.webserver, self.daemon, *self.retired)
+        return tuple(process.pid for process in processes if process is not None)
+
+    def processes(self) -> list[psutil.Process]:
+        """Every live process of both groups (servers, code servers, run workers)."""
+        return [p for pgid in self.process_groups for p in _group_members(pgid)]
+
+    def instance(self) -> contextlib.AbstractContextManager[Any]:
+        return open_instance(self.dagster_home)
+
+    def logs(self, lines: int = 40) -> str:
+        return "\n".join(
+            f"--- {name} (last {lines} lines) ---\n{_tail(self.log_dir / f'{name}.log', lines)}"
+            for name in ("webserver", "daemon")
+        )
+
+    def kill_daemon_alone_and_restart(self, repo_root: Path = REPO_ROOT) -> int:
+        """SIGKILL the daemon process only (what it launched lives on, as after an OOM kill of the daemon
+        container's main process), then start a new daemon; returns the killed pid."""
+        assert self.daemon is not None
+        killed = self.daemon.pid
+        os.kill(killed, signal.SIGKILL)
+        self.daemon.wait(timeout=30)
+        self.retired.append(self.daemon)  # its process group still holds the old code servers / run workers
+        self.daemon = _spawn([str(BIN / "dagster-daemon"), "run", "-w", str(repo_root / "workspace.yaml")], self.env,
+                             self.log_dir / "daemon.log", repo_root)
+        return killed
+
+    def assert_alive(self) -> None:
+        for name, process in (("webserver", self.webserver), ("daemon", self.daemon)):
+            if process is not None and process.poll() is not None:
+                raise ServerError(f"dagster {name} exited with {process.returncode}\n{self.logs()}")
+
+
+def wait_until(
+    predicate: Callable[[], T], servers: DagsterServers, what: str, context: Callable[[], str] | None = None,
+    timeout: float = 240.0, poll: float = 0.5,
+) -> T:
+    """Poll `predicate` until it returns something truthy; fail naming `what`, with `context()` and the logs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            details = context() if context else ""
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{details}\n{servers.logs(80)}")
+        servers.assert_alive()
+        time.sleep(poll)
+
+
+@contextlib.contextmanager
+def dagster_servers(
+    dagster_home: str | Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    log_dir: str | Path | None = None,
+    startup_timeout: float = 180.0,
+    daemon: bool = True,
+    wait_for_daemon: bool = False,
+    repo_root: Path = REPO_ROOT,
+) -> Iterator[DagsterServers]:
+    """Run `dagster-webserver` and `dagster-daemon run` on workspace.yaml until the block exits.
+
+    `dagster_home` must already hold a dagster.yaml (see `prepare_dagster_home`); `env` is added
+    to a scrubbed copy of this process's environment (see `server_env`). Yields once the webserver
+    answers /server_info and the code location is LOADED (and, with `wait_for_daemon`, once every
+    required daemon has a healthy heartbeat). `daemon=False` starts the webserver alone: backfills
+    launched then stay REQUESTED, which is enough to inspect what a launch targets.
+    """
+    home = Path(dagster_home).resolve()
+    if not (home / "dagster.yaml").exists():
+        raise ServerError(f"{home} has no dagster.yaml; call prepare_dagster_home first")
+    # Not $DAGSTER_HOME/logs: Dagster's telemetry uploader owns (and empties) that directory.
+    logs = Path(log_dir).resolve() if log_dir else home.parent / f"{home.name}-server-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    full_env = server_env(home, env)
+    workspace = str(repo_root / "workspace.yaml")
+    # Create the SQLite schemas once, here: webserver and daemon starting on an empty DAGSTER_HOME
+    # race to create them ("table alembic_version already exists").
+    with open_instance(home):
+        pass
+
+    started: list[subprocess.Popen] = []
+    servers: DagsterServers | None = None
+    try:
+        daemon_process = None
+        if daemon:
+            daemon_process = _spawn(
+                [str(BIN / "dagster-daemon"), "run", "-w", workspace], full_env, logs / "daemon.log", repo_root
+            )
+            started.append(daemon_process)
+        webserver = url = None
+        for _attempt in range(3):  # a free port can be taken between probing and binding
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            webserver = _spawn(
+                [str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)],
+                full_env, logs / "webserver.log", repo_root,
+            )
+            started.append(webserver)
+            if _wait_for_server_info(url, webserver, timeout=startup_timeout):
+                break
+            kill_process_group(webserver)
+        else:
+            raise ServerError(f"dagster-webserver did not start\n{_tail(logs / 'webserver.log')}")
+        servers = DagsterServers(
+            url=url, dagster_home=home, env=full_env, log_dir=logs, webserver=webserver, daemon=daemon_process
+        )
+        deadline = time.monotonic() + startup_timeout
+        wait_for_code_location(url, timeout=max(1.0, deadline - time.monotonic()), alive=servers.assert_alive)
+        if daemon and wait_for_daemon:
+            wait_for_daemons(url, timeout=max(1.0, deadline - time.monotonic()), alive=servers.assert_alive)
+        servers.assert_alive()
+        yield servers
+    finally:
+        if servers is not None and servers.daemon is not None and servers.daemon not in started:
+            started.extend([*servers.retired, servers.daemon])  # a restarted daemon and the groups it left
+        for process in reversed(started):
+            kill_process_group(process)
+
+
+def _wait_for_server_info(url: str, process: subprocess.Popen, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            if requests.get(f"{url}/server_info", timeout=2).ok:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.25)
+    raise ServerError(f"{url}/server_info did not answer within {timeout:.0f}s")
+
+
+# --------------------------------------------------------------------------- GraphQL
+
+
+def graphql(url: str, query: str, variables: Mapping[str, Any] | None = None, operation: str | None = None,
+            timeout: float = 60.0) -> dict[str, Any]:
+    """POST a GraphQL operation to the webserver; returns `data`, raises on transport or GraphQL errors."""
+    body: dict[str, Any] = {"query": query, "variables": dict(variables or {})}
+    if operation:
+        body["operationName"] = operation
+    response = requests.post(f"{url}/graphql", json=body, timeout=timeout)
+    if not response.ok:
+        raise ServerError(f"GraphQL HTTP {response.status_code}: {response.text[:2000]}")
+    payload = response.json()
+    if payload.get("errors"):
+        raise ServerError(f"GraphQL errors: {payload['errors']}")
+    return payload["data"]
+
+
+PYTHON_ERROR_FRAGMENT = """
+fragment PythonErrorFragment on PythonError {
+  message
+  stack
+  errorChain {
+    isExplicitLink
+    error { message stack }
+  }
+}
+"""
+
+# The UI's mutation, verbatim in shape (ui-core/src/instance/backfill/BackfillMutation.ts).
+LAUNCH_PARTITION_BACKFILL_MUTATION = (
+    """
+mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $backfillParams) {
+    __typename
+    ... on LaunchBackfillSuccess {
+      backfillId
+    }
+    ... on PartitionSetNotFoundError {
+      message
+    }
+    ... on PartitionKeysNotFoundError {
+      message
+    }
+    ... on InvalidStepError {
+      invalidStepKey
+    }
+    ... on InvalidOutputError {
+      stepKey
+      invalidOutputName
+    }
+    ... on UnauthorizedError {
+      message
+    }
+    ... on PipelineNotFoundError {
+      message
+    }
+    ... on RunConflict {
+      message
+    }
+    ... on ConflictingExecutionParamsError {
+      message
+    }
+    ... on PresetNotFoundError {
+      message
+    }
+    ... on RunConfigValidationInvalid {
+      pipelineName
+      errors {
+        message
+        path
+        reason
+      }
+    }
+    ...PythonErrorFragment
+  }
+}
+"""
+    + PYTHON_ERROR_FRAGMENT
+)
+
+WORKSPACE_QUERY = """
+query WorkspaceLoadStatus {
+  workspaceOrError {
+    __typename
+    ... on Workspace {
+      locationEntries {
+        name
+        loadStatus
+        locationOrLoadError {
+          __typename
+          ... on RepositoryLocation { name }
+          ... on PythonError { message stack errorChain { error { message stack } } }
+        }
+      }
+    }
+    ... on PythonError { message stack }
+  }
+}
+"""
+
+DAEMON_HEALTH_QUERY = """
+query DaemonHealth {
+  instance {
+    daemonHealth {
+      allDaemonStatuses { daemonType required healthy lastHeartbeatTime }
+    }
+  }
+}
+"""
+
+BACKFILL_QUERY = """
+query BackfillStatus($backfillId: String!) {
+  partitionBackfillOrError(backfillId: $backfillId) {
+    __typename
+    ... on PartitionBackfill {
+      id
+      status
+      isAssetBackfill
+      numPartitions
+      partitionNames
+      timestamp
+      endTimestamp
+      assetSelection { path }
+      runs { runId status creationTime startTime endTime }
+      error { message stack }
+    }
+    ... on BackfillNotFoundError { message }
+    ... on PythonError { message stack }
+  }
+}
+"""
+
+RUNS_BY_TAG_QUERY = """
+query RunsByTag($filter: RunsFilter!) {
+  runsOrError(filter: $filter) {
+    __typename
+    ... on Runs {
+      results { runId status creationTime startTime endTime tags { key value } }
+    }
+    ... on PythonError { message stack }
+  }
+}
+"""
+
+
+def _asset_key_input(key: Any) -> dict[str, list[str]]:
+    """AssetKey, 'a/b' string or path sequence -> GraphQL AssetKeyInput."""
+    if hasattr(key, "path"):
+        return {"path": list(key.path)}
+    if isinstance(key, str):
+        return {"path": key.split("/")}
+    return {"path": list(key)}
+
+
+def launch_partition_backfill(
+    url: str,
+    asset_keys: Iterable[Any],
+    partition_names: Sequence[str],
+    tags: Sequence[Mapping[str, str]] = (),
+) -> str:
+    """Launch an asset backfill exactly as the UI's "Materialize selected... > Launch backfill" does.
+
+    Returns the backfill id; raises with the server's message on any other result type.
+    """
+    backfill_params = {
+        "tags": [dict(tag) for tag in tags],
+        "assetSelection": [_asset_key_input(key) for key in asset_keys],
+        "partitionNames": list(partition_names),
+        "fromFailure": False,
+    }
+    data = graphql(url, LAUNCH_PARTITION_BACKFILL_MUTATION, {"backfillParams": backfill_params}, "LaunchPartitionBackfill")
+    result = data["launchPartitionBackfill"]
+    if result["__typename"] != "LaunchBackfillSuccess":
+        raise ServerError(f"launchPartitionBackfill returned {result['__typename']}: {result}")
+    return result["backfillId"]
+
+
+def get_backfill(url: str, backfill_id: str) -> dict[str, Any]:
+    result = graphql(url, BACKFILL_QUERY, {"backfillId": backfill_id}, "BackfillStatus")["partitionBackfillOrError"]
+    if result["__typename"] != "PartitionBackfill":
+        raise ServerError(f"partitionBackfillOrError returned {result['__typename']}: {result}")
+    return result
+
+
+def get_backfill_targets(url: str, backfill_id: str, asset_keys: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    """What an asset backfill targets per asset, as the backfill page shows it.
+
+    Returns {"a/b": {"ranges": [(start, end), ...] or None, "partitionKeys": [...] or None}}.
+    """
+    inputs = [_asset_key_input(key) for key in asset_keys]
+    fields = "\n".join(
+        f"t{i}: partitionsTargetedForAssetKey(assetKey: $k{i}) {{ ranges {{ start end }} partitionKeys }}"
+        for i in range(len(inputs))
+    )
+    arguments = ", ".join(f"$k{i}: AssetKeyInput" for i in range(len(inputs)))
+    query = f"""
+query BackfillTargets($backfillId: String!, {arguments}) {{
+  partitionBackfillOrError(backfillId: $backfillId) {{
+    __typename
+    ... on PartitionBackfill {{ {fields} }}
+    ... on PythonError {{ message stack }}
+  }}
+}}
+"""
+    variables: dict[str, Any] = {"backfillId": backfill_id, **{f"k{i}": key for i, key in enumerate(inputs)}}
+    result = graphql(url, query, variables, "BackfillTargets")["partitionBackfillOrError"]
+    if result["__typename"] != "PartitionBackfill":
+        raise ServerError(f"partitionBackfillOrError returned {result['__typename']}: {result}")
+    targets = {}
+    for i, key in enumerate(inputs):
+        target = result[f"t{i}"] or {}
+        ranges = target.get("ranges")
+        targets["/".join(key["path"])] = {
+            "ranges": [(r["start"], r["end"]) for r in ranges] if ranges is not None else None,
+            "partitionKeys": target.get("partitionKeys"),
+        }
+    return targets
+
+
+def asset_check_names(url: str, asset_key: Any) -> list[str]:
+    """Names of the asset checks the loaded code location defines on `asset_key` (as the UI lists them)."""
+    query = """
+query AssetChecks($assetKey: AssetKeyInput!) {
+  assetNodes(assetKeys: [$assetKey]) {
+    assetChecksOrError {
+      __typename
+      ... on AssetChecks { checks { name } }
+    }
+  }
+}
+"""
+    nodes = graphql(url, query, {"assetKey": _asset_key_input(asset_key)}, "AssetChecks")["assetNodes"]
+    if len(nodes) != 1 or nodes[0]["assetChecksOrError"]["__typename"] != "AssetChecks":
+        raise ServerError(f"no asset checks for {asset_key}: {nodes}")
+    return sorted(check["name"] for check in nodes[0]["assetChecksOrError"]["checks"])
+
+
+def backfill_run_ids(url: str, backfill_id: str) -> list[str]:
+    """Ids of every run tagged with the backfill (what the backfill page lists)."""
+    runs = graphql(
+        url, RUNS_BY_TAG_QUERY, {"filter": {"tags": [{"key": "dagster/backfill", "value": backfill_id}]}}, "RunsByTag"
+    )["runsOrError"]
+    if runs["__typename"] != "Runs":
+        raise ServerError(f"runsOrError returned {runs['__typename']}: {runs}")
+    return [run["runId"] for run in runs["results"]]
+
+
+def wait_for_backfill(
+    url: str,
+    backfill_id: str,
+    timeout: float = 240.0,
+    poll: float = 0.5,
+    until: Any = None,
+    alive: Any = None,
+) -> dict[str, Any]:
+    """Poll the backfill until `until(backfill)` (default: a terminal status); returns the last poll."""
+    until = until or (lambda backfill: backfill["status"] in TERMINAL_BACKFILL_STATUSES)
+    deadline = time.monotonic() + timeout
+    while True:
+        backfill = get_backfill(url, backfill_id)
+        if until(backfill):
+            return backfill
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"backfill {backfill_id} still {backfill['status']} after {timeout:.0f}s: {backfill}")
+        if alive:
+            alive()
+        time.sleep(poll)
+
+
+def wait_for_code_location(url: str, timeout: float = 120.0, alive: Any = None) -> list[dict[str, Any]]:
+    """Wait until every code location of the workspace is LOADED; raises with the load error if one failed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = graphql(url, WORKSPACE_QUERY, operation="WorkspaceLoadStatus")["workspaceOrError"]
+        if result["__typename"] != "Workspace":
+            raise ServerError(f"workspaceOrError returned {result}")
+        entries = result["locationEntries"]
+        for entry in entries:
+            location = entry["locationOrLoadError"] or {}
+            if location.get("__typename") == "PythonError":
+                causes = "\n".join(
+                    link["error"]["message"] + "".join(link["error"]["stack"]) for link in location.get("errorChain") or []
+                )
+                raise ServerError(
+                    f"code location {entry['name']} failed to load: {location['message']}{''.join(location['stack'])}\n"
+                    f"caused by: {causes}"
+                )
+        if entries and all(
+            entry["loadStatus"] == "LOADED" and (entry["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation"
+            for entry in entries
+        ):
+            return entries
+        if time.monotonic() > deadline:
+            raise ServerError(f"code locations not loaded after {timeout:.0f}s: {entries}")
+        if alive:
+            alive()
+        time.sleep(0.25)
+
+
+def wait_for_daemons(url: str, timeout: float = 120.0, alive: Any = None) -> list[dict[str, Any]]:
+    """Wait until every required daemon reports a healthy heartbeat."""
+    deadline = time.monotonic() + timeout
+    while True:
+        statuses = graphql(url, DAEMON_HEALTH_QUERY, operation="DaemonHealth")["instance"]["daemonHealth"]["allDaemonStatuses"]
+        required = [status for status in statuses if status["required"]]
+        if required and all(status["healthy"] for status in required):
+            return statuses
+        if time.monotonic() > deadline:
+            raise ServerError(f"daemons not healthy after {timeout:.0f}s: {statuses}")
+        if alive:
+            alive()
+        time.sleep(0.5)
+
+
+# --------------------------------------------------------------------------- memory
+
+
+class RssSampler:
+    """Samples RSS of every process in the given process groups on a background thread.
+
+    `peak_total_mb`: the largest sum over all processes at one sample; `peak_by_role_mb`: the
+    largest RSS of one process per role (webserver, daemon, code_server, run_worker, other);
+    `cpu_seconds_by_role`: CPU time (user + system) each role used while sampled, as last seen
+    (a process that exits between samples loses at most one interval).
+    """
+
+    def __init__(self, process_groups: Iterable[int], interval: float = 0.2) -> None:
+        self.process_groups = set(process_groups)
+        self.interval = interval
+        self.peak_total_mb = 0.0
+        self.peak_by_role_mb: dict[str, float] = {}
+        self.samples = 0
+        self._cpu_start: dict[int, float] = {}
+        self._cpu_last: dict[int, tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    @staticmethod
+    def role(process: psutil.Process) -> str:
+        try:
+            command = " ".join(process.cmdline())
+        except psutil.Error:
+            return "other"
+        # DefaultRunLauncher: the code server spawns each run worker with multiprocessing (spawn_main);
+        # `dagster api execute_run` is the CLI form of the same worker.
+        if "spawn_main" in command or "execute_run" in command or "execute_step" in command:
+            return "run_worker"
+        if " grpc" in command or "code-server" in command or "code_server" in command:
+            return "code_server"
+        if "dagster-webserver" in command:
+            return "webserver"
+        if "dagster-daemon" in command:
+            return "daemon"
+        return "other"
+
+    def sample(self) -> None:
+        total = 0.0
+        for process in psutil.process_iter():
+            try:
+                if os.getpgid(process.pid) not in self.process_groups:
+                    continue
+                with process.oneshot():
+                    rss = process.memory_info().rss / 2**20
+                    times = process.cpu_times()
+                role = self.role(process)
+            except (ProcessLookupError, psutil.Error, OSError):
+                continue
+            total += rss
+            self.peak_by_role_mb[role] = max(self.peak_by_role_mb.get(role, 0.0), rss)
+            cpu = times.user + times.system
+            # Processes already running at the first sample count from then; later ones from their start.
+            self._cpu_start.setdefault(process.pid, cpu if self.samples == 0 else 0.0)
+            self._cpu_last[process.pid] = (role, cpu)
+        self.peak_total_mb = max(self.peak_total_mb, total)
+        self.samples += 1
+
+    @property
+    def cpu_seconds_by_role(self) -> dict[str, float]:
+        used: dict[str, float] = {}
+        for pid, (role, cpu) in self._cpu_last.items():
+            used[role] = used.get(role, 0.0) + cpu - self._cpu_start.get(pid, 0.0)
+        return used
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

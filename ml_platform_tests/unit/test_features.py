@@ -1,0 +1,119 @@
+"""Point-in-time features: day D sees only events of D-window+1..D; labels only the horizon after D."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+
+from demo.generators.churn import generate_churn_events, write_landing_files
+from ml_platform.assets import keys
+from ml_platform.definitions import build_definitions, load_specs
+from ml_platform.features.compute import compute_features, compute_labels, feature_input_days, label_input_days
+from ml_platform.io.parquet_lake import DataLake
+from ml_platform.runner import materialize_stages
+from ml_platform_tests.support.fixtures import START, day_keys, landing_dir
+
+TARGET = "2025-02-05"
+
+
+@pytest.fixture(scope="module")
+def events() -> pd.DataFrame:
+    return pd.concat([frame for _, frame in generate_churn_events(START, 45, 1_200, seed=11)], ignore_index=True)
+
+
+def hand_computed(events: pd.DataFrame, spec, customer: int, day: str) -> dict[str, float]:  # noqa: ANN001
+    """Features of one customer on one day, computed the slow obvious way."""
+    end = pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1)
+    mine = events[events["customer_id"] == customer]
+    values = {}
+    for feature in spec.features:
+        start = end - pd.Timedelta(days=feature.window_days)
+        window = mine[(mine["event_time"] >= start) & (mine["event_time"] < end)]
+        if feature.where is not None:
+            window = window[window[feature.where.column] == feature.where.equals]
+        if feature.agg == "count":
+            values[feature.name] = float(len(window))
+        elif feature.agg == "sum":
+            values[feature.name] = float(window[feature.column].sum())
+        elif feature.agg == "days_since_last":
+            if window.empty:
+                values[feature.name] = float(feature.window_days)
+            else:
+                last = window["event_time"].max().normalize()
+                values[feature.name] = float((pd.Timestamp(day, tz="UTC") - last).days)
+    return values
+
+
+def test_features_match_a_hand_computation(events: pd.DataFrame, churn_spec) -> None:  # noqa: ANN001
+    frame = compute_features(events, churn_spec, [TARGET])
+    assert len(frame) > 100
+    rng = np.random.default_rng(0)
+    for customer in rng.choice(frame["customer_id"].to_numpy(), size=15, replace=False):
+        row = frame[frame["customer_id"] == customer].iloc[0]
+        expected = hand_computed(events, churn_spec, customer, TARGET)
+        for name, value in expected.items():
+            assert row[name] == pytest.approx(value, abs=1e-6), (customer, name)
+
+
+def test_future_events_never_change_features(events: pd.DataFrame, churn_spec) -> None:  # noqa: ANN001
+    cutoff = pd.Timestamp(TARGET, tz="UTC") + pd.Timedelta(days=1)
+    past = events[events["event_time"] < cutoff]
+    future = events[events["event_time"] >= cutoff].copy()
+    future["event_type"] = "login"  # a flood of very different future behaviour
+    future["cancelled"] = 1
+    tampered = pd.concat([past, future, future.assign(event_id=future["event_id"] + "x")], ignore_index=True)
+    original = compute_features(events, churn_spec, [TARGET])
+    assert len(original) > 0
+    pd.testing.assert_frame_equal(original, compute_features(tampered, churn_spec, [TARGET]))
+    pd.testing.assert_frame_equal(original, compute_features(past, churn_spec, [TARGET]))
+
+
+def test_window_and_label_input_days(churn_spec) -> None:  # noqa: ANN001
+    window = feature_input_days(churn_spec, [TARGET])
+    assert window[0] == "2025-01-09" and window[-1] == TARGET and len(window) == 28
+    horizon = label_input_days(churn_spec, [TARGET])
+    assert horizon == [(dt.date(2025, 2, 6) + dt.timedelta(days=i)).isoformat() for i in range(7)]
+
+
+def test_labels_come_only_from_the_following_horizon(events: pd.DataFrame, churn_spec) -> None:  # noqa: ANN001
+    rows = compute_features(events, churn_spec, [TARGET])
+    labels = compute_labels(events, churn_spec, rows)
+    end = pd.Timestamp(TARGET, tz="UTC") + pd.Timedelta(days=1)
+    horizon = events[(events["event_time"] >= end) & (events["event_time"] < end + pd.Timedelta(days=7))]
+    cancelled = set(horizon.loc[horizon["cancelled"] == 1, "customer_id"])
+    expected = rows["customer_id"].isin(cancelled).astype("int64")
+    assert labels.sum() > 0
+    assert (labels.to_numpy() == expected.to_numpy()).all()
+
+
+def test_asset_reads_only_the_window_so_later_raw_days_do_not_leak(data_dir, churn_spec) -> None:  # noqa: ANN001
+    """Through Dagster: features for D are identical before and after later raw days change."""
+    write_landing_files(landing_dir(data_dir), START, 40, 800, seed=5)
+    defs = build_definitions(load_specs())
+    instance = dg.DagsterInstance.ephemeral()
+    days = day_keys(count=40)
+    assert materialize_stages(defs, churn_spec, ["raw_events", "features"], instance, days[:30]).success
+    lake = DataLake(base_path=str(data_dir / "lake"))
+    before = lake.read(keys.features(churn_spec), [days[29]])
+
+    assert materialize_stages(defs, churn_spec, ["raw_events"], instance, days[30:]).success
+    assert materialize_stages(defs, churn_spec, ["features"], instance, [days[29]]).success
+    pd.testing.assert_frame_equal(before, lake.read(keys.features(churn_spec), [days[29]]))
+
+
+def test_chunked_range_runs_give_the_same_features_as_one_chunk(data_dir, churn_spec) -> None:  # noqa: ANN001
+    """Bounded memory on long ranges must not change a single value."""
+    write_landing_files(landing_dir(data_dir), START, 20, 500, seed=9)
+    defs = build_definitions(load_specs())
+    instance = dg.DagsterInstance.ephemeral()
+    days = day_keys(count=20)
+    lake = DataLake(base_path=str(data_dir / "lake"))
+    assert materialize_stages(defs, churn_spec, ["raw_events", "features"], instance, days).success
+    whole = lake.read(keys.features(churn_spec), days)
+    chunked = {"ops": {"churn__features": {"config": {"chunk_days": 3}}}}
+    assert materialize_stages(defs, churn_spec, ["features"], instance, days, run_config=chunked).success
+    pd.testing.assert_frame_equal(whole, lake.read(keys.features(churn_spec), days))
