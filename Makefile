@@ -1,4 +1,5 @@
-# Two commands: `make demo` (set up and run the platform, no services) and `make test`.
+# Two commands: `make demo` (set up and run the platform, no services) and `make test`
+# (`make test-unit`: the fast tier alone, under a minute).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +11,7 @@ DEMO_DAYS ?= 60
 
 LOCKS := deploy/requirements.lock deploy/requirements-test.lock
 
-.PHONY: install lock browser demo ui test bench dagster-home validate clean
+.PHONY: install lock browser demo ui test test-unit test-integration test-e2e test-deploy bench dagster-home validate clean
 
 # Exactly the locked versions: the locks are constraints, so nothing resolves afresh.
 install: $(VENV)/.installed
@@ -46,8 +47,19 @@ ui: install dagster-home
 validate: dagster-home
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
+# Every tier (ml_platform_tests/{unit,integration,e2e,deploy}) in one pytest session, so the
+# session fixtures (the trained churn platform, the Postgres database) are built once.
 test: install browser
 	$(BIN)/pytest -q
+
+# One tier. unit: pure and in-process, under a minute. integration: Dagster runs in process,
+# Postgres, MLflow servers, loopback webhooks. e2e: real dagster-webserver/daemon, the browser,
+# the demo (the tests marked slow). deploy: Helm, Kubernetes Jobs, images, instance config.
+test-unit test-integration test-deploy: install
+	$(BIN)/pytest -q ml_platform_tests/$(@:test-%=%)
+
+test-e2e: install browser
+	$(BIN)/pytest -q ml_platform_tests/e2e
 
 bench: install
 	mkdir -p benchmarks/results
