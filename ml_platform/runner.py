@@ -10,20 +10,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from ml_platform.assets import keys
+from ml_platform.automation.runs import range_tags
 from ml_platform.spec import UseCaseSpec
 
 DAILY_STAGES = ("raw_events", "features", "predictions")
 MONITORING_STAGES = ("drift",)
 TRAINING_STAGES = ("training_set", "model", "champion")
-
-
-def range_tags(days: Sequence[str]) -> dict[str, str]:
-    """Tags that make one run cover a partition range (what a single-run backfill launches)."""
-    ordered = sorted(days)
-    return {ASSET_PARTITION_RANGE_START_TAG: ordered[0], ASSET_PARTITION_RANGE_END_TAG: ordered[-1]}
 
 
 def materialize_stages(

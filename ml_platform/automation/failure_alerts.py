@@ -11,7 +11,7 @@ from typing import Any
 
 import dagster as dg
 
-from ml_platform.automation.triggers import default_status
+from ml_platform.automation.runs import default_status
 from ml_platform.resources.alerts import AlertResource
 
 # How our gates word their step failures: PartitionGate, the champion asset, Dagster's own blocking checks.

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ml_platform.assets import keys
-from ml_platform.automation.triggers import drift_episode
+from ml_platform.automation.drift_retrain import drift_episode
 from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.features.drift import SCORE, population_stability, reference_bins
 from ml_platform.io.parquet_lake import DataLake

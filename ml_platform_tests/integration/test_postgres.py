@@ -110,7 +110,7 @@ def test_postgres_source_lands_each_table_day_in_the_lake(
     days = sorted(frames)
 
     source = EventSource(data_dir=str(data_dir), postgres_dsn=postgres_url)
-    assert source.available_days(spec) == {day: str(len(frame)) for day, frame in frames.items()}
+    assert source.source_for(spec).versions() == {day: str(len(frame)) for day, frame in frames.items()}
 
     instance = dg.DagsterInstance.ephemeral()
     result = materialize_stages(postgres_definitions(spec, postgres_url), spec, DAILY_STAGES[:2], instance, days)
@@ -172,7 +172,7 @@ def test_missing_table_fails_the_landed_gate_naming_partition_and_table(
     spec = postgres_spec(churn_spec, f"{postgres_schema}.no_such_table")
     day = START.isoformat()
     with pytest.raises(SourceError, match="no_such_table"):
-        EventSource(data_dir=str(data_dir), postgres_dsn=postgres_url).available_days(spec)
+        EventSource(data_dir=str(data_dir), postgres_dsn=postgres_url).source_for(spec).versions()
 
     result = materialize_stages(
         postgres_definitions(spec, postgres_url), spec, DAILY_STAGES[:1], dg.DagsterInstance.ephemeral(), [day]
@@ -195,7 +195,7 @@ def test_naive_utc_timestamps_split_into_utc_days_whatever_the_session_time_zone
     new_york = url_with_query(postgres_url, options="-c timezone=America/New_York")
     source = EventSource(data_dir=str(tmp_path), postgres_dsn=new_york)
 
-    assert source.available_days(spec) == {day: str(len(frame)) for day, frame in frames.items()}
+    assert source.source_for(spec).versions() == {day: str(len(frame)) for day, frame in frames.items()}
     for day, frame in frames.items():
         read = source.read_day(spec, day)
         assert sorted(read["event_id"]) == sorted(frame["event_id"])
@@ -230,9 +230,9 @@ def test_the_engine_is_cached_per_dsn_and_reads_reuse_one_connection(
     dsn = url_with_query(postgres_url, application_name=application)
 
     first, second = (EventSource(data_dir=str(tmp_path), postgres_dsn=dsn) for _ in range(2))
-    assert first._engine(spec.source) is second._engine(spec.source)
+    assert first.source_for(spec).engine() is second.source_for(spec).engine()
     for _ in range(3):
-        assert len(first.available_days(spec)) == len(frames)
+        assert len(first.source_for(spec).versions()) == len(frames)
         for day in frames:
             assert len(second.read_day(spec, day)) == len(frames[day])
     open_connections = query(
@@ -251,7 +251,7 @@ def test_a_bare_postgresql_url_uses_the_installed_driver(
     bare = postgres.url_text(sa.make_url(postgres_url).set(drivername="postgresql"))
     assert bare.startswith("postgresql://")
     source = EventSource(data_dir=str(tmp_path), postgres_dsn=bare)
-    assert source.available_days(postgres_spec(churn_spec, table)) == {day: str(len(f)) for day, f in frames.items()}
+    assert source.source_for(postgres_spec(churn_spec, table)).versions() == {day: str(len(f)) for day, f in frames.items()}
 
 
 def url_with_query(dsn: str, **params: str) -> str:

@@ -1,0 +1,75 @@
+"""The drift sensor: PSI above the spec's limit on `consecutive_days` consecutive days retrains,
+once per drift episode (a calm newest day ends the episode)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+from ml_platform import settings
+from ml_platform.assets import keys
+from ml_platform.automation.runs import default_status
+from ml_platform.io.parquet_lake import DataLake
+from ml_platform.spec import UseCaseSpec
+
+DRIFT_LOOKBACK_DAYS = 60  # an episode longer than this is still one episode: it started before the window
+
+
+def build_drift_retrain_sensor(spec: UseCaseSpec, training_job: UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+    threshold = spec.drift.psi_threshold
+
+    @dg.sensor(
+        name=f"{spec.name}_drift_retrain_sensor",
+        job=training_job,
+        minimum_interval_seconds=settings.sensor_interval(60),
+        default_status=default_status(),
+        description=f"Retrain {spec.name} once per drift episode: when the PSI of a feature or of the scores stays "
+        f"above {threshold} on {spec.drift.consecutive_days} consecutive days.",
+    )
+    def drift_retrain(context: dg.SensorEvaluationContext, lake: DataLake) -> dg.SensorResult | dg.SkipReason:
+        worst_psi = _recent_worst_psi(spec, lake)
+        if not worst_psi:
+            return dg.SkipReason(f"no {spec.name}/drift partitions yet")
+        episode = drift_episode(worst_psi, threshold)
+        retrained_for = json.loads(context.cursor)["episode"] if context.cursor else None
+        if not episode:  # a calm newest day ends any episode: the next one retrains again
+            return dg.SensorResult(skip_reason=f"newest drift day within PSI {threshold}",
+                                   cursor=json.dumps({"episode": None}))
+        since = f"{episode[0]}..{episode[-1]}"
+        if len(episode) < spec.drift.consecutive_days:
+            return dg.SkipReason(f"PSI above {threshold} on {len(episode)} day(s) ({since}); "
+                                 f"retraining after {spec.drift.consecutive_days}")
+        if retrained_for == episode[0]:
+            return dg.SkipReason(f"retraining already requested for the drift episode {since}")
+        return dg.SensorResult(
+            run_requests=[dg.RunRequest(
+                run_key=f"drift-episode-{episode[0]}",
+                tags={"ml_platform/trigger": "drift", "ml_platform/drift_days": since},
+            )],
+            cursor=json.dumps({"episode": episode[0]}),
+        )
+
+    return drift_retrain
+
+
+def drift_episode(worst_psi: dict[str, float], threshold: float) -> list[str]:
+    """The run of consecutive calendar days, ending on the newest day, whose PSI exceeds the threshold."""
+    episode: list[str] = []
+    for day in sorted(worst_psi, reverse=True):
+        follows = not episode or dt.date.fromisoformat(day) == dt.date.fromisoformat(episode[0]) - dt.timedelta(days=1)
+        if not follows or worst_psi[day] <= threshold:
+            break
+        episode.insert(0, day)
+    return episode
+
+
+def _recent_worst_psi(spec: UseCaseSpec, lake: DataLake) -> dict[str, float]:
+    """Largest PSI (any feature or the scores) of each of the newest drift days."""
+    days = lake.existing_partitions(keys.drift(spec))[-DRIFT_LOOKBACK_DAYS:]
+    if not days:
+        return {}
+    drift = lake.read(keys.drift(spec), days, columns=["day", "psi"])
+    return drift.groupby("day")["psi"].max().to_dict()

@@ -1,0 +1,58 @@
+"""How triggers ask for runs: one run per contiguous day range, keyed so Dagster launches it once.
+
+Default status of every trigger comes from ML_PLATFORM_AUTOMATION (`running`
+or `stopped`, default `stopped`) so tests and the UI decide, not the code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from ml_platform import settings
+
+MAX_DAYS_PER_RUN = 366
+
+
+def default_status() -> dg.DefaultSensorStatus:
+    return dg.DefaultSensorStatus.RUNNING if settings.automation_running() else dg.DefaultSensorStatus.STOPPED
+
+
+def range_tags(days: Sequence[str]) -> dict[str, str]:
+    """Tags that make one run cover a partition range (what a single-run backfill launches)."""
+    ordered = sorted(days)
+    return {ASSET_PARTITION_RANGE_START_TAG: ordered[0], ASSET_PARTITION_RANGE_END_TAG: ordered[-1]}
+
+
+def range_run_request(
+    days: list[str], run_key: str | None = None, asset_selection: list[dg.AssetKey] | None = None
+) -> dg.RunRequest:
+    """One run over a contiguous range of daily partitions (a single-run backfill)."""
+    if len(days) == 1:
+        return dg.RunRequest(run_key=run_key, partition_key=days[0], asset_selection=asset_selection)
+    return dg.RunRequest(run_key=run_key, asset_selection=asset_selection, tags=range_tags(days))
+
+
+def contiguous_ranges(days: list[str], all_keys: list[str]) -> Iterator[list[str]]:
+    """Split sorted partition keys into runs of consecutive partitions."""
+    position = {key: index for index, key in enumerate(all_keys)}
+    current: list[str] = []
+    for day in sorted(days, key=position.__getitem__):
+        if current and (position[day] != position[current[-1]] + 1 or len(current) >= MAX_DAYS_PER_RUN):
+            yield current
+            current = []
+        current.append(day)
+    if current:
+        yield current
+
+
+def content_run_key(days: list[str], digests: list[str], replaced: list[str]) -> str:
+    """Same content, same key (Dagster never launches a run key twice); a re-upload with new content, a new key.
+    The replaced content is part of the key, so reverting a bad correction (A, B, then A again) still runs."""
+    if len(days) == 1:
+        return f"{days[0]}..{days[0]}@{digests[0][:16]}" + (f"~{replaced[0][:8]}" if replaced[0] else "")
+    content = hashlib.sha256(",".join(f"{new}~{old}" for new, old in zip(digests, replaced)).encode()).hexdigest()
+    return f"{days[0]}..{days[-1]}@{content[:16]}"

@@ -1,0 +1,131 @@
+"""A landing directory of daily files: `<directory>/<YYYY-MM-DD>.<parquet|csv>`.
+
+Landed files are read-only to the platform, whatever the gates later decide.
+One rule (`_unreadable_entry`) decides for the sensor and for reads which
+entries are never read: symlinks leaving the landing directory, and anything
+that is not a regular file (a directory named like a day file included).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ml_platform.resources.sources.base import SourceError, SourceSettings
+from ml_platform.spec import FileSourceSpec, UseCaseSpec
+
+DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(parquet|csv)$")
+
+
+@dataclass
+class LandingScan:
+    files: dict[str, Path]  # partition day -> landed file
+    rejected: dict[str, str]  # entry name -> why it cannot be a day's file
+
+
+@dataclass(frozen=True)
+class FileSource:
+    spec: UseCaseSpec
+    source: FileSourceSpec
+    directory: Path
+
+    @classmethod
+    def open(cls, spec: UseCaseSpec, source: FileSourceSpec, settings: SourceSettings) -> FileSource:
+        return cls(spec, source, landing_dir(settings.data_dir, source))
+
+    def versions(self) -> dict[str, str]:
+        return {day: file_signature(path) for day, path in self.scan().files.items()}
+
+    def digest(self, day: str, version: str) -> str:
+        return content_digest(self.directory / self.entry_name(day))
+
+    def rejected(self) -> dict[str, str]:
+        return self.scan().rejected
+
+    def entry_name(self, day: str) -> str:
+        return f"{day}.{self.source.format}"
+
+    def changed_at(self, day: str) -> float | None:
+        return (self.directory / self.entry_name(day)).stat().st_mtime
+
+    def scan(self) -> LandingScan:
+        """Landed day files, and every other entry with the reason it is not one (hidden files are skipped)."""
+        scan = LandingScan(files={}, rejected={})
+        if not self.directory.is_dir():
+            return scan
+        root = self.directory.resolve()
+        for path in sorted(self.directory.iterdir()):
+            if path.name.startswith("."):  # editors' and uploaders' temporary files
+                continue
+            match = DAY_FILE.match(path.name)
+            problem = _unreadable_entry(path, root)
+            if problem:
+                scan.rejected[path.name] = problem
+            elif not match or match.group(2) != self.source.format:
+                scan.rejected[path.name] = f"name is not YYYY-MM-DD.{self.source.format}"
+            elif not _is_calendar_day(match.group(1)):
+                scan.rejected[path.name] = f"{match.group(1)} is not a calendar date"
+            else:
+                scan.files[match.group(1)] = path
+        return scan
+
+    def read_day(self, day: str) -> pd.DataFrame:
+        path = self.directory / self.entry_name(day)
+        if not path.exists() and not path.is_symlink():
+            raise SourceError(f"partition {day}: no landed file {path} (expected one {self.source.format} file per day)")
+        problem = _unreadable_entry(path, self.directory.resolve())
+        if problem:  # the same rule as the landed-data sensor's: such an entry is never read
+            raise SourceError(f"partition {day}: {path} {problem}; it is not read")
+        try:
+            if self.source.format == "parquet":
+                return pd.read_parquet(path)
+            strings = {c.name: str for c in self.spec.columns if c.dtype == "string"}
+            frame = pd.read_csv(path, dtype=strings)
+            timestamp = self.spec.timestamp_column
+            if timestamp in frame.columns:
+                frame[timestamp] = pd.to_datetime(frame[timestamp], utc=True, format="ISO8601")
+            return frame
+        except Exception as error:  # any parser error means the file is unusable
+            raise SourceError(f"partition {day}: cannot parse {path}: {type(error).__name__}: {error}") from error
+
+
+def landing_dir(data_dir: Path, source: FileSourceSpec) -> Path:
+    directory = Path(source.directory)
+    return directory if directory.is_absolute() else data_dir / directory
+
+
+def content_digest(path: Path) -> str:
+    """SHA-256 of a landed file: the identity of its content, whatever its timestamps say."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_signature(path: Path) -> str:
+    """Size and modification time: cheap, and changed whenever the content may have."""
+    stat = path.stat()
+    return f"{stat.st_mtime_ns}-{stat.st_size}"
+
+
+def _unreadable_entry(path: Path, root: Path) -> str | None:
+    """Why a landing entry must not be read as a day's data (None: it may be)."""
+    if not path.resolve().is_relative_to(root):
+        return f"resolves to {path.resolve()}, outside the landing directory {root}"
+    if not path.is_file():
+        return "is not a regular file"
+    return None
+
+
+def _is_calendar_day(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
