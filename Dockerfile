@@ -22,8 +22,11 @@ COPY deploy/requirements.lock deploy/requirements.lock
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
  && pip install --no-deps -r deploy/requirements.lock
 COPY pyproject.toml README.md ./
+# The platform only: the demo package (demo/, synthetic data) stays out of the context, so
+# package discovery finds ml_platform alone and the demo's console script is removed.
 COPY ml_platform ml_platform
 RUN pip install --no-deps . \
+ && rm /opt/venv/bin/ml-platform-demo \
  && pip check
 
 FROM ${PYTHON_IMAGE}

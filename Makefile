@@ -37,7 +37,7 @@ dagster-home: install
 	$(BIN)/dagster instance migrate > /dev/null
 
 demo: install dagster-home
-	$(BIN)/ml-platform demo --days $(DEMO_DAYS)
+	$(BIN)/ml-platform-demo run --days $(DEMO_DAYS)
 	@if [ "$(DEMO_UI)" != "0" ]; then $(MAKE) --no-print-directory ui; fi
 
 ui: install dagster-home

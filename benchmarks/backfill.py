@@ -130,7 +130,7 @@ def land_and_train(data_dir: Path, days: list[str], train_days: list[str], event
     from ml_platform.assets import keys
     from ml_platform.definitions import build_definitions, load_specs
     from ml_platform.runner import DAILY_STAGES, TRAINING_STAGES, materialize_stages
-    from ml_platform.use_cases.churn_data import write_landing_files
+    from demo.generators.churn import write_landing_files
 
     os.environ["ML_PLATFORM_DATA_DIR"] = str(data_dir)
     spec = next(s for s in load_specs() if s.name == "churn")

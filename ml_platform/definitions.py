@@ -11,8 +11,8 @@ import dagster as dg
 from ml_platform import settings
 from ml_platform.automation.failure_alerts import build_failure_alert_sensor
 from ml_platform.automation.triggers import build_automation_condition_sensor
-from ml_platform.deploy.executors import default_executor
 from ml_platform.factory import build_use_case
+from ml_platform.k8s.executors import default_executor
 from ml_platform.resources import default_resources
 from ml_platform.spec import SpecError, UseCaseSpec, load_spec
 

@@ -15,7 +15,7 @@ from ml_platform.assets.monitoring import build_monitoring_assets
 from ml_platform.assets.training import build_training_assets
 from ml_platform.automation.champion_jobs import build_champion_jobs
 from ml_platform.automation.triggers import build_automation
-from ml_platform.deploy.executors import training_executor
+from ml_platform.k8s.executors import training_executor
 from ml_platform.spec import UseCaseSpec
 
 

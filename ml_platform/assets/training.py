@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from ml_platform.assets import keys
-from ml_platform.deploy.k8s import training_op_tags, training_pool
 from ml_platform.features.compute import DAY, compute_labels, first_complete_day, label_input_days
 from ml_platform.io.parquet_lake import DataLake
+from ml_platform.k8s.placement import training_op_tags, training_pool
 from ml_platform.models.challenger import (
     THRESHOLD_TAG,
     Challenger,

@@ -5,7 +5,7 @@ the Definitions default). On Kubernetes (`ML_PLATFORM_ENV=k8s`, set by the Helm 
 ConfigMap) each run is a pod started by `K8sRunLauncher`; daily ingestion/feature/scoring
 runs keep executing in that pod, while training jobs use `k8s_job_executor` so that every
 training step gets a pod of its own: the model step's pod carries the GPU request, node
-selector and tolerations from the spec (its `dagster-k8s/config` op tag, see k8s.py), the
+selector and tolerations from the spec (its `dagster-k8s/config` op tag, see placement.py), the
 data steps around it run on ordinary nodes. Step retries (RetryPolicy) then start a new pod.
 """
 

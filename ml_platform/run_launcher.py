@@ -15,7 +15,7 @@ table. So a killed worker is detected by run monitoring, resumed up to
 exactly as on Kubernetes. Configure it in dagster.yaml:
 
     run_launcher:
-      module: ml_platform.deploy.launcher
+      module: ml_platform.run_launcher
       class: LocalProcessRunLauncher
 """
 

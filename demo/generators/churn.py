@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml_platform.use_cases.landing import land_days
+from demo.landing import land_days
 
 PLANS = np.array(["basic", "standard", "premium"])
 PLAN_WEIGHTS = np.array([0.5, 0.35, 0.15])

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
-
-Generator = Callable[..., Iterator[tuple[dt.date, pd.DataFrame]]]
 
 
 def land_days(directory: str | Path, days: Iterable[tuple[dt.date, pd.DataFrame]], file_format: str = "parquet") -> list[Path]:
@@ -29,11 +27,3 @@ def land_days(directory: str | Path, days: Iterable[tuple[dt.date, pd.DataFrame]
         written.append(path)
     return written
 
-
-def generators() -> dict[str, Generator]:
-    """Synthetic data of the shipped use cases, by use-case name."""
-    from ml_platform.use_cases.churn_data import generate_churn_events
-    from ml_platform.use_cases.fraud_data import generate_fraud_events
-    from ml_platform.use_cases.prices_data import generate_price_events
-
-    return {"churn": generate_churn_events, "fraud": generate_fraud_events, "prices": generate_price_events}
