@@ -41,15 +41,14 @@ from ml_platform.runner import TRAINING_STAGES, materialize_stages
 from ml_platform.spec import UseCaseSpec
 from ml_platform_tests.support import servers as servers_module
 from ml_platform_tests.support.fixtures import landing_dir
+from ml_platform_tests.support.graphql import graphql, wait_for_daemons
 from ml_platform_tests.support.servers import (
     BIN,
     REPO_ROOT,
     DagsterServers,
     _group_members,
     dagster_servers,
-    graphql,
     prepare_dagster_home,
-    wait_for_daemons,
     wait_until,
 )
 from ml_platform_tests.support.webhook import Webhook

@@ -29,14 +29,7 @@ from ml_platform.definitions import build_definitions
 from ml_platform.run_launcher import WORKER_PID_TAG
 from ml_platform.spec import ResourceSpec, UseCaseSpec
 from ml_platform_tests.support.instance_config import load_instance_config, tag_limit
-from ml_platform_tests.support.servers import (
-    REPO_ROOT,
-    DagsterServers,
-    dagster_servers,
-    graphql,
-    prepare_dagster_home,
-    wait_until,
-)
+from ml_platform_tests.support.servers import REPO_ROOT, DagsterServers, dagster_servers, prepare_dagster_home, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -94,18 +87,6 @@ def long_running():
 defs = dg.Definitions(jobs=[gpu_training, ingestion, long_running], executor=dg.in_process_executor)
 '''
 
-LAUNCH_RUN = """
-mutation LaunchRun($executionParams: ExecutionParams!) {
-  launchRun(executionParams: $executionParams) {
-    __typename
-    ... on LaunchRunSuccess { run { runId status } }
-    ... on PythonError { message stack }
-    ... on RunConfigValidationInvalid { errors { message } }
-  }
-}
-"""
-
-
 def gpu_training_tags(spec: UseCaseSpec) -> dict[str, str]:
     """The run tags of the platform's training job for a GPU variant of the spec."""
     gpu_spec = spec.model_copy(update={"resources": ResourceSpec(gpu=1, cpu="4", memory="16Gi")})
@@ -142,13 +123,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory, churn_spec: UseCaseSpec) -
 
 
 def launch(servers: DagsterServers, job: str) -> str:
-    params = {
-        "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "jobName": job},
-        "runConfigData": {},
-    }
-    result = graphql(servers.url, LAUNCH_RUN, {"executionParams": params}, "LaunchRun")["launchRun"]
-    assert result["__typename"] == "LaunchRunSuccess", result
-    return result["run"]["runId"]
+    """Submit a run of `job` through the webserver, as any GraphQL client would; returns its run id."""
+    return servers.client().submit_job_execution(
+        job, repository_location_name=LOCATION, repository_name="__repository__", run_config={}
+    )
 
 
 def records(instance: dg.DagsterInstance, run_ids: list[str]) -> list:

@@ -4,7 +4,6 @@ never reaches the UI, and a daemon killed while a backfill's run writes loses no
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -13,13 +12,9 @@ import pytest
 from demo.generators.churn import write_landing_files
 from ml_platform.assets import keys
 from ml_platform.spec import UseCaseSpec
-from ml_platform_tests.support.servers import (
-    dagster_servers,
-    graphql,
-    launch_partition_backfill,
-    prepare_dagster_home,
-    wait_for_backfill,
-)
+from ml_platform_tests.support.graphql import graphql, launch_partition_backfill, wait_for_backfill
+from ml_platform_tests.support.polling import poll_until
+from ml_platform_tests.support.servers import dagster_servers, prepare_dagster_home
 
 
 @pytest.mark.slow
@@ -58,11 +53,8 @@ def test_killing_the_daemon_while_a_run_writes_loses_nothing(tmp_path: Path, chu
     home = prepare_dagster_home(tmp_path / "dagster_home")
     with dagster_servers(home, {"ML_PLATFORM_DATA_DIR": str(data)}) as servers:
         backfill_id = launch_partition_backfill(servers.url, [keys.raw_events(churn_spec), keys.features(churn_spec)], days)
-        deadline = time.monotonic() + 180
-        while not (raw_dir.is_dir() and len(list(raw_dir.glob("*.parquet"))) >= 5):
-            assert time.monotonic() < deadline, f"the run never started writing\n{servers.logs(80)}"
-            servers.assert_alive()
-            time.sleep(0.2)
+        poll_until(lambda: raw_dir.is_dir() and len(list(raw_dir.glob("*.parquet"))) >= 5, "the run to start writing",
+                   timeout=180, interval=0.2, alive=servers.assert_alive, details=lambda: servers.logs(80))
         written_when_killed = len(list(raw_dir.glob("*.parquet")))
         servers.kill_daemon_alone_and_restart()
         backfill = wait_for_backfill(servers.url, backfill_id, timeout=300, alive=servers.assert_alive)

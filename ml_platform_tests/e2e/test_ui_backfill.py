@@ -29,18 +29,15 @@ from demo.generators.churn import write_landing_files
 from ml_platform.assets import keys
 from ml_platform.factory import daily_partitions
 from ml_platform.spec import UseCaseSpec
-from ml_platform_tests.support.servers import (
-    DagsterServers,
+from ml_platform_tests.support.graphql import (
     asset_check_names,
     backfill_run_ids,
-    dagster_servers,
     get_backfill_targets,
     graphql,
     launch_partition_backfill,
-    open_instance,
-    prepare_dagster_home,
     wait_for_backfill,
 )
+from ml_platform_tests.support.servers import DagsterServers, dagster_servers, open_instance, prepare_dagster_home
 
 pytestmark = pytest.mark.slow
 

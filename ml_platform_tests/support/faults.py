@@ -6,13 +6,13 @@ from __future__ import annotations
 import contextlib
 import secrets
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
 
+from ml_platform_tests.support.polling import poll_until
 from ml_platform_tests.support.servers import BIN, _spawn, _tail, free_port, kill_process_group
 
 
@@ -33,11 +33,12 @@ def mlflow_server(store: Path, log_dir: Path, auth_config: Path | None = None) -
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while not _healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"mlflow server on {url} did not come up\n{_tail(log_dir / 'mlflow-server.log')}")
-            time.sleep(0.5)
+        def up() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"mlflow server on {url} exited\n{_tail(log_dir / 'mlflow-server.log')}")
+            return _healthy(url)
+
+        poll_until(up, f"mlflow server on {url} to come up", timeout=90, details=lambda: _tail(log_dir / "mlflow-server.log"))
         yield url
     finally:
         kill_process_group(process)

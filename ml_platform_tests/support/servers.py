@@ -4,13 +4,8 @@
 an isolated DAGSTER_HOME (a copy of the repo's dagster.yaml), each in its own
 session/process group so that the code servers and run workers they spawn
 share that group. On exit the whole groups get SIGTERM, then SIGKILL, so no
-code server or run worker outlives the context.
-
-The GraphQL helpers send what the Dagster UI sends: `launch_partition_backfill`
-is the UI's `LaunchPartitionBackfill` mutation (ui-core
-`instance/backfill/BackfillMutation.ts`) with the variables that
-`LaunchAssetChoosePartitionsDialog.onLaunchAsBackfill` builds for a pure asset
-selection: `{tags, assetSelection, partitionNames, fromFailure: false}`.
+code server or run worker outlives the context. Talking to the webserver: graphql.py
+(`servers.client()` is Dagster's own `DagsterGraphQLClient`).
 """
 
 from __future__ import annotations
@@ -30,6 +25,11 @@ from typing import Any, TypeVar
 
 import psutil
 import requests
+from dagster_graphql import DagsterGraphQLClient
+
+from ml_platform_tests.support import graphql as gql
+from ml_platform_tests.support.graphql import wait_for_code_location, wait_for_daemons
+from ml_platform_tests.support.polling import poll_until
 
 T = TypeVar("T")
 
@@ -48,11 +48,6 @@ _SCRUBBED_ENV = (
     "ML_PLATFORM_SOURCE_DSN",
     "MLFLOW_TRACKING_URI",
 )
-
-TERMINAL_BACKFILL_STATUSES = frozenset(
-    {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
-)
-
 
 class ServerError(RuntimeError):
     """A server did not come up, or a GraphQL call returned an error."""
@@ -196,6 +191,10 @@ class DagsterServers:
                              self.log_dir / "daemon.log", repo_root)
         return killed
 
+    def client(self) -> DagsterGraphQLClient:
+        """Dagster's GraphQL client for this webserver (submit a job, a run's status, reload, terminate)."""
+        return gql.client(self.url)
+
     def assert_alive(self) -> None:
         for name, process in (("webserver", self.webserver), ("daemon", self.daemon)):
             if process is not None and process.poll() is not None:
@@ -207,16 +206,8 @@ def wait_until(
     timeout: float = 240.0, poll: float = 0.5,
 ) -> T:
     """Poll `predicate` until it returns something truthy; fail naming `what`, with `context()` and the logs."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            details = context() if context else ""
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{details}\n{servers.logs(80)}")
-        servers.assert_alive()
-        time.sleep(poll)
+    return poll_until(predicate, what, timeout=timeout, interval=poll, alive=servers.assert_alive,
+                      details=lambda: f"{context() if context else ''}\n{servers.logs(80)}")
 
 
 @contextlib.contextmanager
@@ -291,332 +282,17 @@ def dagster_servers(
 
 
 def _wait_for_server_info(url: str, process: subprocess.Popen, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """True once the webserver answers /server_info, False if its process exited first (its port was taken)."""
+
+    def check() -> str | None:
         if process.poll() is not None:
-            return False
-        try:
+            return "exited"
+        with contextlib.suppress(requests.RequestException):
             if requests.get(f"{url}/server_info", timeout=2).ok:
-                return True
-        except requests.RequestException:
-            pass
-        time.sleep(0.25)
-    raise ServerError(f"{url}/server_info did not answer within {timeout:.0f}s")
+                return "up"
+        return None
 
-
-# --------------------------------------------------------------------------- GraphQL
-
-
-def graphql(url: str, query: str, variables: Mapping[str, Any] | None = None, operation: str | None = None,
-            timeout: float = 60.0) -> dict[str, Any]:
-    """POST a GraphQL operation to the webserver; returns `data`, raises on transport or GraphQL errors."""
-    body: dict[str, Any] = {"query": query, "variables": dict(variables or {})}
-    if operation:
-        body["operationName"] = operation
-    response = requests.post(f"{url}/graphql", json=body, timeout=timeout)
-    if not response.ok:
-        raise ServerError(f"GraphQL HTTP {response.status_code}: {response.text[:2000]}")
-    payload = response.json()
-    if payload.get("errors"):
-        raise ServerError(f"GraphQL errors: {payload['errors']}")
-    return payload["data"]
-
-
-PYTHON_ERROR_FRAGMENT = """
-fragment PythonErrorFragment on PythonError {
-  message
-  stack
-  errorChain {
-    isExplicitLink
-    error { message stack }
-  }
-}
-"""
-
-# The UI's mutation, verbatim in shape (ui-core/src/instance/backfill/BackfillMutation.ts).
-LAUNCH_PARTITION_BACKFILL_MUTATION = (
-    """
-mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $backfillParams) {
-    __typename
-    ... on LaunchBackfillSuccess {
-      backfillId
-    }
-    ... on PartitionSetNotFoundError {
-      message
-    }
-    ... on PartitionKeysNotFoundError {
-      message
-    }
-    ... on InvalidStepError {
-      invalidStepKey
-    }
-    ... on InvalidOutputError {
-      stepKey
-      invalidOutputName
-    }
-    ... on UnauthorizedError {
-      message
-    }
-    ... on PipelineNotFoundError {
-      message
-    }
-    ... on RunConflict {
-      message
-    }
-    ... on ConflictingExecutionParamsError {
-      message
-    }
-    ... on PresetNotFoundError {
-      message
-    }
-    ... on RunConfigValidationInvalid {
-      pipelineName
-      errors {
-        message
-        path
-        reason
-      }
-    }
-    ...PythonErrorFragment
-  }
-}
-"""
-    + PYTHON_ERROR_FRAGMENT
-)
-
-WORKSPACE_QUERY = """
-query WorkspaceLoadStatus {
-  workspaceOrError {
-    __typename
-    ... on Workspace {
-      locationEntries {
-        name
-        loadStatus
-        locationOrLoadError {
-          __typename
-          ... on RepositoryLocation { name }
-          ... on PythonError { message stack errorChain { error { message stack } } }
-        }
-      }
-    }
-    ... on PythonError { message stack }
-  }
-}
-"""
-
-DAEMON_HEALTH_QUERY = """
-query DaemonHealth {
-  instance {
-    daemonHealth {
-      allDaemonStatuses { daemonType required healthy lastHeartbeatTime }
-    }
-  }
-}
-"""
-
-BACKFILL_QUERY = """
-query BackfillStatus($backfillId: String!) {
-  partitionBackfillOrError(backfillId: $backfillId) {
-    __typename
-    ... on PartitionBackfill {
-      id
-      status
-      isAssetBackfill
-      numPartitions
-      partitionNames
-      timestamp
-      endTimestamp
-      assetSelection { path }
-      runs { runId status creationTime startTime endTime }
-      error { message stack }
-    }
-    ... on BackfillNotFoundError { message }
-    ... on PythonError { message stack }
-  }
-}
-"""
-
-RUNS_BY_TAG_QUERY = """
-query RunsByTag($filter: RunsFilter!) {
-  runsOrError(filter: $filter) {
-    __typename
-    ... on Runs {
-      results { runId status creationTime startTime endTime tags { key value } }
-    }
-    ... on PythonError { message stack }
-  }
-}
-"""
-
-
-def _asset_key_input(key: Any) -> dict[str, list[str]]:
-    """AssetKey, 'a/b' string or path sequence -> GraphQL AssetKeyInput."""
-    if hasattr(key, "path"):
-        return {"path": list(key.path)}
-    if isinstance(key, str):
-        return {"path": key.split("/")}
-    return {"path": list(key)}
-
-
-def launch_partition_backfill(
-    url: str,
-    asset_keys: Iterable[Any],
-    partition_names: Sequence[str],
-    tags: Sequence[Mapping[str, str]] = (),
-) -> str:
-    """Launch an asset backfill exactly as the UI's "Materialize selected... > Launch backfill" does.
-
-    Returns the backfill id; raises with the server's message on any other result type.
-    """
-    backfill_params = {
-        "tags": [dict(tag) for tag in tags],
-        "assetSelection": [_asset_key_input(key) for key in asset_keys],
-        "partitionNames": list(partition_names),
-        "fromFailure": False,
-    }
-    data = graphql(url, LAUNCH_PARTITION_BACKFILL_MUTATION, {"backfillParams": backfill_params}, "LaunchPartitionBackfill")
-    result = data["launchPartitionBackfill"]
-    if result["__typename"] != "LaunchBackfillSuccess":
-        raise ServerError(f"launchPartitionBackfill returned {result['__typename']}: {result}")
-    return result["backfillId"]
-
-
-def get_backfill(url: str, backfill_id: str) -> dict[str, Any]:
-    result = graphql(url, BACKFILL_QUERY, {"backfillId": backfill_id}, "BackfillStatus")["partitionBackfillOrError"]
-    if result["__typename"] != "PartitionBackfill":
-        raise ServerError(f"partitionBackfillOrError returned {result['__typename']}: {result}")
-    return result
-
-
-def get_backfill_targets(url: str, backfill_id: str, asset_keys: Iterable[Any]) -> dict[str, dict[str, Any]]:
-    """What an asset backfill targets per asset, as the backfill page shows it.
-
-    Returns {"a/b": {"ranges": [(start, end), ...] or None, "partitionKeys": [...] or None}}.
-    """
-    inputs = [_asset_key_input(key) for key in asset_keys]
-    fields = "\n".join(
-        f"t{i}: partitionsTargetedForAssetKey(assetKey: $k{i}) {{ ranges {{ start end }} partitionKeys }}"
-        for i in range(len(inputs))
-    )
-    arguments = ", ".join(f"$k{i}: AssetKeyInput" for i in range(len(inputs)))
-    query = f"""
-query BackfillTargets($backfillId: String!, {arguments}) {{
-  partitionBackfillOrError(backfillId: $backfillId) {{
-    __typename
-    ... on PartitionBackfill {{ {fields} }}
-    ... on PythonError {{ message stack }}
-  }}
-}}
-"""
-    variables: dict[str, Any] = {"backfillId": backfill_id, **{f"k{i}": key for i, key in enumerate(inputs)}}
-    result = graphql(url, query, variables, "BackfillTargets")["partitionBackfillOrError"]
-    if result["__typename"] != "PartitionBackfill":
-        raise ServerError(f"partitionBackfillOrError returned {result['__typename']}: {result}")
-    targets = {}
-    for i, key in enumerate(inputs):
-        target = result[f"t{i}"] or {}
-        ranges = target.get("ranges")
-        targets["/".join(key["path"])] = {
-            "ranges": [(r["start"], r["end"]) for r in ranges] if ranges is not None else None,
-            "partitionKeys": target.get("partitionKeys"),
-        }
-    return targets
-
-
-def asset_check_names(url: str, asset_key: Any) -> list[str]:
-    """Names of the asset checks the loaded code location defines on `asset_key` (as the UI lists them)."""
-    query = """
-query AssetChecks($assetKey: AssetKeyInput!) {
-  assetNodes(assetKeys: [$assetKey]) {
-    assetChecksOrError {
-      __typename
-      ... on AssetChecks { checks { name } }
-    }
-  }
-}
-"""
-    nodes = graphql(url, query, {"assetKey": _asset_key_input(asset_key)}, "AssetChecks")["assetNodes"]
-    if len(nodes) != 1 or nodes[0]["assetChecksOrError"]["__typename"] != "AssetChecks":
-        raise ServerError(f"no asset checks for {asset_key}: {nodes}")
-    return sorted(check["name"] for check in nodes[0]["assetChecksOrError"]["checks"])
-
-
-def backfill_run_ids(url: str, backfill_id: str) -> list[str]:
-    """Ids of every run tagged with the backfill (what the backfill page lists)."""
-    runs = graphql(
-        url, RUNS_BY_TAG_QUERY, {"filter": {"tags": [{"key": "dagster/backfill", "value": backfill_id}]}}, "RunsByTag"
-    )["runsOrError"]
-    if runs["__typename"] != "Runs":
-        raise ServerError(f"runsOrError returned {runs['__typename']}: {runs}")
-    return [run["runId"] for run in runs["results"]]
-
-
-def wait_for_backfill(
-    url: str,
-    backfill_id: str,
-    timeout: float = 240.0,
-    poll: float = 0.5,
-    until: Any = None,
-    alive: Any = None,
-) -> dict[str, Any]:
-    """Poll the backfill until `until(backfill)` (default: a terminal status); returns the last poll."""
-    until = until or (lambda backfill: backfill["status"] in TERMINAL_BACKFILL_STATUSES)
-    deadline = time.monotonic() + timeout
-    while True:
-        backfill = get_backfill(url, backfill_id)
-        if until(backfill):
-            return backfill
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"backfill {backfill_id} still {backfill['status']} after {timeout:.0f}s: {backfill}")
-        if alive:
-            alive()
-        time.sleep(poll)
-
-
-def wait_for_code_location(url: str, timeout: float = 120.0, alive: Any = None) -> list[dict[str, Any]]:
-    """Wait until every code location of the workspace is LOADED; raises with the load error if one failed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = graphql(url, WORKSPACE_QUERY, operation="WorkspaceLoadStatus")["workspaceOrError"]
-        if result["__typename"] != "Workspace":
-            raise ServerError(f"workspaceOrError returned {result}")
-        entries = result["locationEntries"]
-        for entry in entries:
-            location = entry["locationOrLoadError"] or {}
-            if location.get("__typename") == "PythonError":
-                causes = "\n".join(
-                    link["error"]["message"] + "".join(link["error"]["stack"]) for link in location.get("errorChain") or []
-                )
-                raise ServerError(
-                    f"code location {entry['name']} failed to load: {location['message']}{''.join(location['stack'])}\n"
-                    f"caused by: {causes}"
-                )
-        if entries and all(
-            entry["loadStatus"] == "LOADED" and (entry["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation"
-            for entry in entries
-        ):
-            return entries
-        if time.monotonic() > deadline:
-            raise ServerError(f"code locations not loaded after {timeout:.0f}s: {entries}")
-        if alive:
-            alive()
-        time.sleep(0.25)
-
-
-def wait_for_daemons(url: str, timeout: float = 120.0, alive: Any = None) -> list[dict[str, Any]]:
-    """Wait until every required daemon reports a healthy heartbeat."""
-    deadline = time.monotonic() + timeout
-    while True:
-        statuses = graphql(url, DAEMON_HEALTH_QUERY, operation="DaemonHealth")["instance"]["daemonHealth"]["allDaemonStatuses"]
-        required = [status for status in statuses if status["required"]]
-        if required and all(status["healthy"] for status in required):
-            return statuses
-        if time.monotonic() > deadline:
-            raise ServerError(f"daemons not healthy after {timeout:.0f}s: {statuses}")
-        if alive:
-            alive()
-        time.sleep(0.5)
+    return poll_until(check, f"{url}/server_info to answer", timeout=timeout, interval=0.25) == "up"
 
 
 # --------------------------------------------------------------------------- memory
