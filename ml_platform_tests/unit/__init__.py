@@ -1,0 +1,1 @@
+"""Unit tier: pure and in-process, seconds each; `make test-unit` runs it in under a minute."""
