@@ -320,7 +320,7 @@ class TolerationSpec(StrictModel):
 
 
 class AlertSpec(StrictModel):
-    """Seed 000's daily alert on high-risk entities: scores at or above the threshold are sent.
+    """The daily alert on high-risk entities: scores at or above the threshold are sent.
 
     The alert goes out only when at least `min_count` entities qualify, so a quiet day pages nobody.
     """

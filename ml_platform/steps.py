@@ -16,13 +16,16 @@ import pandas as pd
 
 from ml_platform.checks.rules import (
     CheckOutcome,
+    drift_warm_up,
     failed,
     unreadable_source,
+    validate_drift,
     validate_events,
     validate_features,
     validate_predictions,
 )
-from ml_platform.features.compute import DAY, compute_features, feature_input_days
+from ml_platform.features.compute import DAY, compute_features, feature_input_days, first_complete_day
+from ml_platform.features.drift import METHOD, SCORE, population_stability
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources.sources import EventSource, SourceError
 from ml_platform.spec import UseCaseSpec
@@ -107,6 +110,49 @@ def score_frame(model: Any, features: pd.DataFrame, spec: UseCaseSpec, version: 
         scored["score"] = (raw[:, -1] if raw.ndim == 2 else raw).astype("float64")
     scored["model_version"] = str(version)
     return scored
+
+
+def measure_drift(
+    lake: DataLake, keys: DriftInputs, spec: UseCaseSpec, reference: dict[str, Any], version: str, days: Sequence[str],
+) -> Iterator[DayResult]:
+    """Each day's PSI per feature against the champion's training bins, and of the day's scores against its
+    holdout scores when the champion itself scored that day; warm-up days are stored empty, not measured."""
+    features_reference = {name: bins for name, bins in reference.items() if name != SCORE}
+    scored_days = set(lake.existing_partitions(keys.predictions))
+    complete_from = first_complete_day(spec, lake.existing_partitions(keys.raw_events))
+    for day in sorted(days):
+        if complete_from is None or day < complete_from:
+            yield DayResult(day, _drift_frame(day, {}, version), drift_warm_up(day))
+            continue
+        psi = population_stability(features_reference, lake.read(keys.features, [day]))
+        if SCORE in reference and day in scored_days:
+            psi.update(_score_psi(lake, keys.predictions, day, reference[SCORE], version))
+        yield DayResult(day, _drift_frame(day, psi, version), validate_drift(psi, spec.drift.psi_threshold, day, METHOD))
+
+
+@dataclass(frozen=True)
+class DriftInputs:
+    """Where drift reads from: the asset keys of the raw events, features and predictions."""
+
+    raw_events: Any
+    features: Any
+    predictions: Any
+
+
+def _drift_frame(day: str, psi: dict[str, float], version: str) -> pd.DataFrame:
+    return pd.DataFrame({
+        DAY: pd.Series([day] * len(psi), dtype="string"), "feature": pd.Series(list(psi), dtype="string"),
+        "psi": pd.Series(list(psi.values()), dtype="float64"),
+        "champion_version": pd.Series([version] * len(psi), dtype="string"),
+    })
+
+
+def _score_psi(lake: DataLake, predictions_key: Any, day: str, bins: dict, version: str) -> dict[str, float]:
+    """PSI of the day's scores if the champion itself scored that day (another model's scores say nothing)."""
+    scored = lake.read(predictions_key, [day], columns=["score", "model_version"])
+    if scored.empty or set(scored["model_version"]) != {version}:
+        return {}
+    return population_stability({SCORE: bins}, scored.rename(columns={"score": SCORE}))
 
 
 def chunks(days: Sequence[str], size: int) -> Iterator[list[str]]:

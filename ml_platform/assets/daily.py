@@ -7,7 +7,7 @@ chunks, and each day passes its `PartitionGate` before its file is written.
 """
 
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dagster as dg
@@ -16,6 +16,7 @@ import pandas as pd
 from ml_platform import steps
 from ml_platform.assets import keys
 from ml_platform.automation.conditions import FEATURES_FOLLOW_RAW
+from ml_platform.automation.high_scores import alert_high_scores
 from ml_platform.checks.gate import PartitionGate, gate_check_specs
 from ml_platform.checks.rules import FEATURE_CHECKS, PREDICTION_CHECKS, raw_checks
 from ml_platform.features.compute import DAY
@@ -89,11 +90,6 @@ def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.
             *[dg.TableColumn(f.name, "float64", description=describe_feature(f)) for f in spec.expanded_features],
         ]
     )
-    needed = sorted(
-        {*spec.key_columns, spec.timestamp_column, spec.label.column}
-        | {f.column for f in spec.features if f.column}
-        | {f.where.column for f in spec.features if f.where}
-    )
 
     @dg.multi_asset(
         name=f"{spec.name}__features",
@@ -129,14 +125,6 @@ def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.
 
 def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     key, features_key = keys.predictions(spec), keys.features(spec)
-    schema = dg.TableSchema(
-        columns=[
-            *[dg.TableColumn(name, spec.column(name).dtype) for name in spec.key_columns],
-            dg.TableColumn(DAY, "string"),
-            dg.TableColumn("score", "float64", description="Predicted probability of the label, or the forecast value"),
-            dg.TableColumn("model_version", "string", description="Registered MLflow version that scored the row"),
-        ]
-    )
 
     @dg.multi_asset(
         name=f"{spec.name}__predictions",
@@ -147,7 +135,7 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
                 f"'{CHAMPION}', loaded once per run.",
                 kinds={"parquet", "mlflow"},
                 deps=[features_key, keys.champion(spec)],
-                metadata={"dagster/column_schema": schema},
+                metadata={"dagster/column_schema": _predictions_schema(spec)},
                 **_common(spec),
             )
         ],
@@ -166,55 +154,41 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
             raise dg.Failure(f"{spec.name}: no model has alias '{CHAMPION}' yet; materialize {spec.name}/champion first")
         model = mlflow.load_model(spec.name, champion.version)
         gate = PartitionGate(context, key)
-        latest_scored = None
+        newest: steps.DayResult | None = None
         for result in steps.score(model, champion.version, lake, features_key, spec, context.partition_keys,
                                   config.chunk_days):
-            if gate.admit(result):
-                lake.write_partition(key, result.day, result.frame)
-                gate.record_written(result.day, len(result.frame), top_risk=_top_risk_table(result.frame, spec))
-                latest_scored = result.frame
-        latest = max(gate.rows, default=None)
-        highlights: dict[str, Any] = {}
-        if latest and not gate.failures:  # alert on the newest day only: a backfill must not page for history
-            highlights.update(_alert_high_scores(alerts, spec, latest, latest_scored, alerts.run_url(context.run_id)))
-            if "high_score_alert_error" in highlights:  # `send` never raises: an outage cannot undo good predictions
-                context.log.warning(f"{spec.name}: high-score alert for {latest} not delivered")
-        yield from gate.conclude(model_version=str(champion.version), **highlights)
+            if _store(gate, lake, result, describe=lambda frame: {"top_risk": _top_risk_table(frame, spec)}):
+                newest = result
+        alerted = {}
+        if newest and not gate.failures:  # the newest day only: a backfill must not page for history
+            alerted = alert_high_scores(alerts, spec, newest.day, newest.frame, alerts.run_url(context.run_id))
+            if "high_score_alert_error" in alerted:  # `send` never raises: an outage cannot undo good predictions
+                context.log.warning(f"{spec.name}: high-score alert for {newest.day} not delivered")
+        yield from gate.conclude(model_version=str(champion.version), **alerted)
 
     return predictions
 
 
-def _store(gate: PartitionGate, lake: DataLake, result: steps.DayResult) -> None:
-    """Write a step's day to the lake if its gate admits it, and note it as written."""
-    if gate.admit(result):
-        lake.write_partition(gate.asset_key, result.day, result.frame)
-        gate.record_written(result.day, len(result.frame))
+def _predictions_schema(spec: UseCaseSpec) -> dg.TableSchema:
+    return dg.TableSchema(columns=[
+        *[dg.TableColumn(name, spec.column(name).dtype) for name in spec.key_columns],
+        dg.TableColumn(DAY, "string"),
+        dg.TableColumn("score", "float64", description="Predicted probability of the label, or the forecast value"),
+        dg.TableColumn("model_version", "string", description="Registered MLflow version that scored the row"),
+    ])
 
 
-def _alert_high_scores(alerts: AlertResource, spec: UseCaseSpec, day: str, scored: pd.DataFrame, link: str) -> dict[str, Any]:
-    """Send the day's entities at or above the threshold if at least `min_count` qualify; returns metadata on it."""
-    threshold = spec.alerts.high_score_threshold
-    if threshold is None:
-        return {}
-    high = scored[scored["score"] >= threshold]
-    count = len(high)
-    if count < spec.alerts.min_count or not alerts.configured:
-        return {"high_score_count": count}
-    top = high.nlargest(spec.alerts.max_listed, "score")
-    listed = ", ".join(f"{entity} ({score:.2f})" for entity, score in zip(top[spec.entity_column], top["score"], strict=True))
-    delivered = alerts.send(
-        "high_risk",
-        f"{spec.name}: {count} high-risk {spec.entity_column}s on {day}",
-        f"score >= {threshold}: {listed}" + (" ..." if count > len(top) else ""),
-        severity="warning",
-        details={"use_case": spec.name, "partition": day, "count": count, "threshold": threshold,
-                 "model_version": str(scored["model_version"].iloc[0]),
-                 "entities": top[[spec.entity_column, "score"]].to_dict("records")},
-        link=link,
-    )
-    if delivered:
-        return {"high_score_count": count, "high_score_alerted": count}
-    return {"high_score_count": count, "high_score_alert_error": "no sink received it after retries; see the step's logs"}
+def _store(
+    gate: PartitionGate, lake: DataLake, result: steps.DayResult,
+    describe: Callable[[pd.DataFrame], dict[str, Any]] = lambda frame: {},
+) -> bool:
+    """Write a step's day to the lake if its gate admits it and note it as written, with the day's
+    metadata from `describe`; whether it was written."""
+    if not gate.admit(result):
+        return False
+    lake.write_partition(gate.asset_key, result.day, result.frame)
+    gate.record_written(result.day, len(result.frame), **describe(result.frame))
+    return True
 
 
 def describe_feature(feature: FeatureSpec) -> str:

@@ -9,17 +9,14 @@ previous champion under its own alias for rollback.
 
 
 import base64
-import datetime as dt
 from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 
 from ml_platform.assets import keys
-from ml_platform.features.compute import DAY, compute_labels, first_complete_day, label_input_days
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.k8s.placement import training_op_tags, training_pool
 from ml_platform.models.challenger import (
@@ -31,7 +28,8 @@ from ml_platform.models.challenger import (
     train_challenger,
 )
 from ml_platform.models.registry import change_champion
-from ml_platform.models.trainers import ImprovementTest
+from ml_platform.models.training_set import NotEnoughHistory, assemble, choose_window
+from ml_platform.models.comparison import ImprovementTest
 from ml_platform.resources.alerts import AlertResource
 from ml_platform.resources.mlflow_resource import CHAMPION, PREVIOUS_CHAMPION, MlflowResource
 from ml_platform.spec import UseCaseSpec
@@ -44,7 +42,6 @@ class TrainingConfig(dg.Config):
     """Per-run overrides of the spec's model parameters (empty: use the spec as written)."""
 
     params: dict[str, Any] = {}
-    shuffle_labels: bool = False  # a deliberately broken model, to see the gate refuse it
 
 
 def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
@@ -67,51 +64,26 @@ def _training_set(spec: UseCaseSpec) -> dg.AssetsDefinition:
         kinds={"parquet", "pandas"},
     )
     def training_set(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Output[pd.DataFrame]:
-        raw_days = set(lake.existing_partitions(raw_key))
-        # days whose feature windows reach before the first raw day are incomplete (warm-up): not trained on
-        warm = first_complete_day(spec, sorted(raw_days))
-        complete = [
-            day for day in lake.existing_partitions(features_key)
-            if warm is not None and day >= warm and all(later in raw_days for later in label_input_days(spec, [day]))
-        ]
-        window = complete[-training.window_days :]
-        holdout = window[-training.holdout_days :]
-        purge_start = (dt.date.fromisoformat(holdout[0]) - dt.timedelta(days=spec.label.horizon_days)).isoformat() if holdout else ""
-        train = [day for day in window if day < purge_start]
-        if not train or len(holdout) < training.holdout_days:
-            raise dg.Failure(
-                f"{spec.name}: not enough label-complete feature days after the {spec.lookback_days - 1}-day warm-up "
-                f"to train: have {len(complete)}, need at least "
-                f"{training.holdout_days + spec.label.horizon_days + 1} (holdout + purge gap + 1)"
-            )
-        frame = lake.read(features_key, train + holdout)
-        label_columns = sorted({*spec.key_columns, spec.timestamp_column, spec.label.column})
-        events = lake.read(raw_key, label_input_days(spec, window), columns=label_columns, missing_ok=True)
-        frame["label"] = compute_labels(events, spec, frame)
-        frame = frame[frame["label"].notna()].reset_index(drop=True)
-        frame["split"] = np.where(frame[DAY].isin(holdout), "holdout", "train")
-        is_train = frame["split"] == "train"
-        if is_train.sum() > training.max_rows:
-            keep = frame[is_train].sample(training.max_rows, random_state=training.seed).index
-            frame = frame[~is_train | frame.index.isin(keep)].reset_index(drop=True)
-        return dg.Output(
-            frame,
-            metadata={
-                "rows": len(frame),
-                "train_days": f"{train[0]}..{train[-1]}",
-                "holdout_days": f"{holdout[0]}..{holdout[-1]}",
-                "label_mean": float(frame["label"].mean()),
-                "dagster/column_schema": dg.TableSchema(
-                    columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.dtypes.items()]
-                ),
-            },
-        )
+        try:
+            window = choose_window(spec, lake.existing_partitions(raw_key), lake.existing_partitions(features_key))
+        except NotEnoughHistory as error:
+            raise dg.Failure(str(error), allow_retries=False) from None
+        frame = assemble(lake, spec, features_key, raw_key, window)
+        return dg.Output(frame, metadata={
+            "rows": len(frame),
+            "train_days": f"{window.train[0]}..{window.train[-1]}",
+            "holdout_days": f"{window.holdout[0]}..{window.holdout[-1]}",
+            "label_mean": float(frame["label"].mean()),
+            "dagster/column_schema": dg.TableSchema(
+                columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.dtypes.items()]
+            ),
+        })
 
     return training_set
 
 
-def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
-    key = keys.model(spec)
+def _gate_descriptions(spec: UseCaseSpec) -> tuple[str, str]:
+    """The two promotion gates in words: the thresholds, and the significance test against the champion."""
     gates = spec.gates
     thresholds = ", ".join(
         [f"{metric} >= {value}" for metric, value in gates.min_metrics.items()]
@@ -121,6 +93,12 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         f"holdout {gates.compare_metric} better than the champion's on the same rows: one-sided paired bootstrap "
         f"({gates.bootstrap_resamples} resamples), p < {gates.significance_level}"
     )
+    return thresholds, significance
+
+
+def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
+    key = keys.model(spec)
+    thresholds, significance = _gate_descriptions(spec)
     library = "scikitlearn" if spec.model.type.startswith("sklearn") else "pytorch"
 
     @dg.asset(
@@ -143,28 +121,34 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
     def model(
         context: dg.AssetExecutionContext, config: TrainingConfig, training_set: pd.DataFrame, mlflow: MlflowResource
     ) -> Iterator[Any]:
-        champion = mlflow.version_by_alias(spec.name, CHAMPION)
-        reference = ReferenceModel(
-            mlflow.load_model(spec.name, champion.version), str(champion.version),
-            float(champion.tags.get(THRESHOLD_TAG, 0.5)),
-        ) if champion else None
         params = {"random_state": spec.training.seed, **spec.model.params, **config.params}
-        challenger = train_challenger(spec, training_set, params, reference, config.shuffle_labels)
-        registered = register_challenger(mlflow, challenger, training_set, context.run_id, config.shuffle_labels)
-        yield dg.Output(
-            {
-                "version": registered.version, "run_id": registered.run_id, "experiment_id": registered.experiment_id,
-                "metrics": challenger.metrics, "champion_version": challenger.champion_version,
-                "comparison": asdict(challenger.comparison) if challenger.comparison else None,
-                "gates_passed": challenger.gates_passed,
-            },
-            metadata=_model_metadata(spec, mlflow, challenger, registered),
-        )
+        challenger = train_challenger(spec, training_set, params, _current_champion(spec, mlflow))
+        registered = register_challenger(mlflow, challenger, training_set, context.run_id)
+        yield dg.Output(_model_summary(challenger, registered), metadata=_model_metadata(spec, mlflow, challenger, registered))
         yield _thresholds_result(spec, registered.version, challenger)
         yield _significance_result(spec, registered.version, challenger.champion_version, challenger.comparison,
                                    challenger.significant)
 
     return model
+
+
+def _current_champion(spec: UseCaseSpec, mlflow: MlflowResource) -> ReferenceModel | None:
+    """The champion to beat, loaded with its decision threshold; None only if the alias does not exist."""
+    champion = mlflow.version_by_alias(spec.name, CHAMPION)
+    if champion is None:
+        return None
+    threshold = float(champion.tags.get(THRESHOLD_TAG, 0.5))
+    return ReferenceModel(mlflow.load_model(spec.name, champion.version), str(champion.version), threshold)
+
+
+def _model_summary(challenger: Challenger, registered: Registered) -> dict[str, Any]:
+    """The model asset's stored value: what the champion asset needs to decide and to record."""
+    return {
+        "version": registered.version, "run_id": registered.run_id, "experiment_id": registered.experiment_id,
+        "metrics": challenger.metrics, "champion_version": challenger.champion_version,
+        "comparison": asdict(challenger.comparison) if challenger.comparison else None,
+        "gates_passed": challenger.gates_passed,
+    }
 
 
 def _comparison_table(
@@ -268,7 +252,7 @@ def _champion(spec: UseCaseSpec) -> dg.AssetsDefinition:
     )
     def champion(
         context: dg.AssetExecutionContext, model: dict[str, Any], mlflow: MlflowResource, alerts: AlertResource
-    ) -> dg.Output[dict[str, Any]]:
+    ) -> dg.MaterializeResult:
         if not model["gates_passed"]:
             raise dg.Failure(f"{spec.name}: challenger v{model['version']} failed its gates; the champion stays", allow_retries=False)
         comparison = model["comparison"]
@@ -283,15 +267,12 @@ def _champion(spec: UseCaseSpec) -> dg.AssetsDefinition:
             details={**change.as_dict(), "use_case": spec.name, "metrics": model["metrics"]},
             link=mlflow.version_url(spec.name, change.champion),
         )
-        return dg.Output(
-            {**change.as_dict(), "metrics": model["metrics"]},
-            metadata={
-                "champion_version": change.champion,
-                "previous_champion": change.previous or "none",
-                "reason": reason,
-                "mlflow_model": dg.MetadataValue.url(mlflow.version_url(spec.name, change.champion)),
-                **{f"holdout_{name}": round(value, 4) for name, value in model["metrics"].items()},
-            },
-        )
+        return dg.MaterializeResult(metadata={  # the MLflow alias is the champion; this records the change
+            "champion_version": change.champion,
+            "previous_champion": change.previous or "none",
+            "reason": reason,
+            "mlflow_model": dg.MetadataValue.url(mlflow.version_url(spec.name, change.champion)),
+            **{f"holdout_{name}": round(value, 4) for name, value in model["metrics"].items()},
+        })
 
     return champion

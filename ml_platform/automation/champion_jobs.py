@@ -11,7 +11,6 @@ import dagster as dg
 from pydantic import Field
 
 from ml_platform.assets import keys
-from ml_platform.io.parquet_lake import DataLake
 from ml_platform.models.registry import ChampionChange, change_champion, registered_version, rollback_target
 from ml_platform.resources.alerts import AlertResource
 from ml_platform.resources.mlflow_resource import MlflowResource
@@ -35,27 +34,25 @@ def build_champion_jobs(spec: UseCaseSpec) -> list[dg.JobDefinition]:
 
     @dg.op(name=f"{spec.name}__rollback_champion")
     def rollback_champion(
-        context: dg.OpExecutionContext, config: RollbackConfig, mlflow: MlflowResource, lake: DataLake,
-        alerts: AlertResource,
+        context: dg.OpExecutionContext, config: RollbackConfig, mlflow: MlflowResource, alerts: AlertResource,
     ) -> None:
         try:
             version = rollback_target(mlflow, spec.name, config.to_version.strip() or None)
             change = change_champion(mlflow, spec.name, version, "rolled_back", config.reason, _actor(context, config.requested_by))
         except ValueError as error:  # no such version, nothing to roll back to, no reason: say so, never retry
             raise dg.Failure(str(error), allow_retries=False) from None
-        _record(context, spec, change, mlflow, lake, alerts)
+        _record(context, spec, change, mlflow, alerts)
 
     @dg.op(name=f"{spec.name}__promote_champion")
     def promote_champion(
-        context: dg.OpExecutionContext, config: PromoteConfig, mlflow: MlflowResource, lake: DataLake,
-        alerts: AlertResource,
+        context: dg.OpExecutionContext, config: PromoteConfig, mlflow: MlflowResource, alerts: AlertResource,
     ) -> None:
         try:
             change = change_champion(mlflow, spec.name, config.version.strip(), "forced_promotion", config.reason,
                                      _actor(context, config.requested_by))
         except ValueError as error:
             raise dg.Failure(str(error), allow_retries=False) from None
-        _record(context, spec, change, mlflow, lake, alerts)
+        _record(context, spec, change, mlflow, alerts)
 
     @dg.job(name=f"{spec.name}_rollback", tags=tags, executor_def=dg.in_process_executor,
             description=f"{spec.name}: make the previous champion (or a given, once-trusted version) champion again; "
@@ -77,12 +74,12 @@ def _actor(context: dg.OpExecutionContext, requested_by: str) -> str:
 
 def _record(
     context: dg.OpExecutionContext, spec: UseCaseSpec, change: ChampionChange, mlflow: MlflowResource,
-    lake: DataLake, alerts: AlertResource,
+    alerts: AlertResource,
 ) -> None:
-    """Keep the champion asset's stored value, its materialization history and the alert sinks in step with MLflow."""
+    """Record the change as a materialization of the champion asset (the MLflow alias itself is the
+    champion: this is its history in the UI, and what the new-champion sensor reacts to) and alert."""
     run = mlflow.client().get_run(registered_version(mlflow, spec.name, change.champion).run_id)
     metrics = {name.removeprefix("holdout_"): value for name, value in run.data.metrics.items()}
-    lake.write_json(keys.champion(spec), {**change.as_dict(), "metrics": metrics})
     context.log_event(dg.AssetMaterialization(
         asset_key=keys.champion(spec),
         description=f"{change.action}: version {change.champion} (was {change.previous or 'none'}): {change.reason}",

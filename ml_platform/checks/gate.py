@@ -25,10 +25,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-    AssetCheckEvaluation,
-    AssetCheckEvaluationTargetMaterializationData,
-)
+# not exported by dagster: how an evaluation names the partition's materialization it judged, which
+# is what the UI's per-partition check status counts
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
 
 from ml_platform.checks.rules import CheckOutcome
 
@@ -120,12 +119,12 @@ class PartitionGate:
             if spec.key in self.context.selected_asset_check_keys:
                 yield dg.Output(None, output_name=output_name)
 
-    def _evaluations(self) -> Iterator[AssetCheckEvaluation]:
+    def _evaluations(self) -> Iterator[dg.AssetCheckEvaluation]:
         targets = latest_materializations(self.context.instance, self.asset_key, self.outcomes)
         for partition, outcomes in sorted(self.outcomes.items()):
             for outcome in outcomes:
                 metadata = {k: _metadata_value(v) for k, v in outcome.metadata.items()}
-                yield AssetCheckEvaluation(
+                yield dg.AssetCheckEvaluation(
                     asset_key=self.asset_key, check_name=outcome.check, passed=outcome.passed, metadata=metadata,
                     description=outcome.message, partition=partition, severity=self.severity,
                     blocking=self.severity == dg.AssetCheckSeverity.ERROR,

@@ -252,3 +252,21 @@ def validate_predictions(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> li
         return [failed("scores_valid", day, f"{int(scores.isna().sum())} null score(s), "
                        f"range [{scores.min()}, {scores.max()}], {duplicates} duplicated row(s)", column="score")]
     return [passed("scores_valid", day, f"{len(frame)} rows scored")]
+
+
+DRIFT_CHECK = "psi_within_limit"
+
+
+def validate_drift(psi: dict[str, float], limit: float, day: str, method: str) -> list[CheckOutcome]:
+    """Every feature's (and the scores') PSI at most `limit`; a warning, the drift sensor decides retraining."""
+    worst = max(psi.values(), default=0.0)
+    drifted = {name: round(value, 4) for name, value in psi.items() if value > limit}
+    metadata = {"max_psi": worst, "limit": limit, "drifted": drifted, "method": method}
+    if drifted:
+        return [failed(DRIFT_CHECK, day, f"PSI above {limit} for {drifted}", **metadata)]
+    return [passed(DRIFT_CHECK, day, f"max PSI {worst:.3f}", **metadata)]
+
+
+def drift_warm_up(day: str) -> list[CheckOutcome]:
+    return [passed(DRIFT_CHECK, day, "warm-up day, its feature windows reach before the first raw day; not measured",
+                   measured=False)]

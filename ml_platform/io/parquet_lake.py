@@ -2,18 +2,17 @@
 
 `DataLake` is the store the gated assets write through, one day at a time, so a
 range backfill of a year never holds the year in memory and a failed day never
-overwrites the good file it would replace. `PartitionedParquetIOManager` puts
-the same layout behind Dagster's IO-manager interface for assets that return
-DataFrames (including multi-partition outputs of single-run backfills, which
-Dagster's built-in IO managers refuse). Paths go through fsspec, so `s3://`
-and other object stores work the same as local directories.
+overwrites the good file it would replace. `LakeIOManager` stores the
+unpartitioned asset values (training set, model summary) in the same lake.
+Paths go through fsspec, so `s3://` and other object stores work the same as
+local directories.
 """
 
 
 import errno
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
@@ -23,9 +22,6 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from pydantic import PrivateAttr
-
-PARTITION_COLUMN = "day"
-
 
 class DataLake(dg.ConfigurableResource):
     """Parquet files under `base_path`: `<asset/key/path>/<partition>.parquet`."""
@@ -52,17 +48,6 @@ class DataLake(dg.ConfigurableResource):
         """Write (or atomically replace) one partition's file."""
         table = pa.Table.from_pandas(frame, preserve_index=False)
         return self._write_atomically(self.partition_path(asset_key, partition), lambda f: pq.write_table(table, f))
-
-    def write_partitions(
-        self, asset_key: dg.AssetKey, frames: Mapping[str, pd.DataFrame] | Iterable[tuple[str, pd.DataFrame]]
-    ) -> dict[str, int]:
-        """Write many partitions; accepts a mapping or a lazy iterable so memory stays bounded."""
-        items = frames.items() if isinstance(frames, Mapping) else frames
-        rows: dict[str, int] = {}
-        for partition, frame in items:
-            self.write_partition(asset_key, partition, frame)
-            rows[partition] = len(frame)
-        return rows
 
     def write_json(self, asset_key: dg.AssetKey, value: Any) -> str:
         payload = json.dumps(value, indent=2, sort_keys=True, default=str).encode()
@@ -161,57 +146,30 @@ def _remove_if_present(fs: Any, path: str) -> None:
         pass
 
 
-class PartitionedParquetIOManager(dg.ConfigurableIOManager):
-    """IO manager over `DataLake`: partition ranges in one call, one file per partition.
+class LakeIOManager(dg.ConfigurableIOManager):
+    """The lake behind Dagster's IO-manager interface, for unpartitioned asset values: DataFrames as
+    Parquet (the training set), dicts as JSON (the model's summary).
 
-    A partitioned output is a DataFrame with a `day` column (or a mapping of
-    partition key to DataFrame); each partition of the step's range is written
-    to its own file, replacing any earlier one, so re-materializing a day never
-    duplicates it. Unpartitioned DataFrames go to one Parquet file and dicts to
-    JSON. Inputs come back as one DataFrame for the whole upstream range.
+    Partitioned assets do not go through it: they write day by day through `DataLake`, each day only
+    after its gate admitted it, so a failed day never replaces the good file.
     """
 
     lake: DataLake
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        if obj is None:
-            return
         key = context.asset_key
-        if isinstance(obj, dict) and not context.has_asset_partitions:
+        if context.has_asset_partitions:
+            raise dg.Failure(f"{key.to_user_string()}: partitioned assets write their days through DataLake "
+                             "after their gate; the IO manager stores unpartitioned values only")
+        if isinstance(obj, dict):
             context.add_output_metadata({"path": self.lake.write_json(key, obj)})
             return
-        if not context.has_asset_partitions:
-            frame = _require_frame(obj, key)
-            context.add_output_metadata({"path": self.lake.write_partition(key, None, frame), "rows": len(frame)})
-            return
-        partitions = list(context.asset_partition_keys)
-        frames = obj if isinstance(obj, Mapping) else _split_by_partition(_require_frame(obj, key), partitions, key)
-        unexpected = sorted(set(frames) - set(partitions))
-        if unexpected:
-            raise dg.Failure(f"{key.to_user_string()}: output holds partitions {unexpected} outside the run's range")
-        empty = _require_frame(next(iter(frames.values())), key).iloc[0:0] if frames else pd.DataFrame()
-        rows = self.lake.write_partitions(key, ((p, frames.get(p, empty)) for p in partitions))
-        context.add_output_metadata({"rows": sum(rows.values()), "partitions_written": len(rows)})
+        if not isinstance(obj, pd.DataFrame):
+            raise dg.Failure(f"{key.to_user_string()}: expected a pandas DataFrame or a dict, got {type(obj).__name__}")
+        context.add_output_metadata({"path": self.lake.write_partition(key, None, obj), "rows": len(obj)})
 
     def load_input(self, context: dg.InputContext) -> Any:
         key = context.asset_key
-        if not context.has_asset_partitions:
-            return self.lake.read_json(key) if self.lake.has_json(key) else self.lake.read(key, None)
-        return self.lake.read(key, list(context.asset_partition_keys), missing_ok=True)
-
-
-def _require_frame(obj: Any, key: dg.AssetKey) -> pd.DataFrame:
-    if not isinstance(obj, pd.DataFrame):
-        raise dg.Failure(f"{key.to_user_string()}: expected a pandas DataFrame output, got {type(obj).__name__}")
-    return obj
-
-
-def _split_by_partition(frame: pd.DataFrame, partitions: list[str], key: dg.AssetKey) -> dict[str, pd.DataFrame]:
-    if PARTITION_COLUMN not in frame.columns:
-        if len(partitions) == 1:
-            return {partitions[0]: frame}
-        raise dg.Failure(
-            f"{key.to_user_string()}: a multi-partition output needs a '{PARTITION_COLUMN}' column "
-            f"naming each row's partition (range {partitions[0]}..{partitions[-1]})"
-        )
-    return {str(day): group for day, group in frame.groupby(PARTITION_COLUMN, sort=True)}
+        if context.has_asset_partitions:
+            raise dg.Failure(f"{key.to_user_string()}: read partitioned assets through DataLake.read")
+        return self.lake.read_json(key) if self.lake.has_json(key) else self.lake.read(key, None)

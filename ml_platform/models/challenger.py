@@ -19,14 +19,10 @@ import pandas as pd
 from ml_platform.features.compute import DAY
 from ml_platform.features.drift import SCORE, reference_bins
 from ml_platform.models.evaluation_plots import holdout_plots
-from ml_platform.models.trainers import (
-    ImprovementTest,
-    Trainer,
-    build_trainer,
-    classification_metrics,
-    paired_bootstrap_test,
-    regression_metrics,
-)
+from ml_platform.models.base import Trainer
+from ml_platform.models.comparison import ImprovementTest, paired_bootstrap_test
+from ml_platform.models.metrics import classification_metrics, regression_metrics
+from ml_platform.models.trainers import build_trainer
 from ml_platform.resources.mlflow_resource import DRIFT_REFERENCE, MlflowResource
 from ml_platform.spec import LOWER_IS_BETTER, UseCaseSpec
 from ml_platform.steps import score_frame
@@ -85,13 +81,11 @@ class Registered:
 
 def train_challenger(
     spec: UseCaseSpec, training_set: pd.DataFrame, params: dict[str, Any], champion: ReferenceModel | None,
-    shuffle_labels: bool = False,
 ) -> Challenger:
     """Fit on the training split, evaluate on the holdout, compare with `champion` on the same rows."""
     train = training_set[training_set["split"] == "train"]
     holdout = training_set[training_set["split"] == "holdout"]
-    labels = train["label"].sample(frac=1.0, random_state=0).to_numpy() if shuffle_labels else train["label"]
-    trainer = build_trainer(spec.model.type, params).fit(train[spec.feature_names], pd.Series(labels), train[DAY])
+    trainer = build_trainer(spec.model.type, params).fit(train[spec.feature_names], train["label"], train[DAY])
     scores = trainer.predict(holdout[spec.feature_names])
     metrics = evaluate(spec, holdout, scores, trainer.threshold)
     comparison = _compare(spec, champion, holdout, scores, trainer.threshold) if champion else None
@@ -108,7 +102,6 @@ def train_challenger(
 
 def register_challenger(
     mlflow: MlflowResource, challenger: Challenger, training_set: pd.DataFrame, dagster_run_id: str,
-    shuffle_labels: bool = False,
 ) -> Registered:
     """One MLflow run (params, metrics, tags, plots, drift reference, model) and a registered version."""
     spec, trainer, window = challenger.spec, challenger.trainer, challenger.window
@@ -117,7 +110,7 @@ def register_challenger(
     client, tracking = mlflow.client(), mlflow.configure()
     experiment_id = mlflow.experiment_id(spec.name)
     with tracking.start_run(experiment_id=experiment_id, run_name=f"{spec.name}-{dagster_run_id[:8]}") as run:
-        tracking.log_params({**challenger.params, "model_type": spec.model.type, "shuffle_labels": shuffle_labels,
+        tracking.log_params({**challenger.params, "model_type": spec.model.type,
                              "decision_threshold": trainer.threshold})
         tracking.log_metrics({f"holdout_{name}": value for name, value in challenger.metrics.items()})
         tracking.set_tags({

@@ -13,13 +13,14 @@ alone, never when the code location loads.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ml_platform.models.trainers import log_pytorch_model, validation_split
+from ml_platform.models.base import validation_split
 
 
 def _device(requested: str) -> str:
@@ -179,3 +180,23 @@ def _best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     flagged = np.arange(1, len(order) + 1)
     f1 = 2 * true_positives / (flagged + max(int((labels == 1).sum()), 1))
     return float(scores[order][int(np.argmax(f1))]) if len(order) else 0.5
+
+
+def log_pytorch_model(
+    module: Any, name: str, input_example: pd.DataFrame, registered_model_name: str,
+    predict: Callable[[pd.DataFrame], np.ndarray],
+) -> Any:
+    import mlflow
+    import mlflow.pytorch
+    import torch
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(input_example.astype("float64"), predict(input_example))
+    return mlflow.pytorch.log_model(
+        module, name=name, signature=signature, input_example=input_example.astype("float64"),
+        registered_model_name=registered_model_name,
+        # pickle keeps the GRU and buffers as they are (torch.export's pt2 format would re-trace them);
+        # the module classes live in ml_platform.models.torch_trainers, installed wherever the model loads
+        serialization_format="pickle",
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
+    )

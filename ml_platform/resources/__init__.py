@@ -6,7 +6,7 @@ from __future__ import annotations
 import dagster as dg
 
 from ml_platform import settings
-from ml_platform.io.parquet_lake import DataLake, PartitionedParquetIOManager
+from ml_platform.io.parquet_lake import DataLake, LakeIOManager
 from ml_platform.resources.alerts import AlertResource
 from ml_platform.resources.mlflow_resource import MlflowResource
 from ml_platform.resources.sources import EventSource
@@ -17,7 +17,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource | dg.ConfigurableIO
     lake = DataLake(base_path=settings.lake_path())
     return {
         "lake": lake,
-        "io_manager": PartitionedParquetIOManager(lake=lake),
+        "io_manager": LakeIOManager(lake=lake),
         "source": EventSource(data_dir=data_dir),  # a table source's URL is read from its spec's dsn_env when used
         "mlflow": MlflowResource(
             data_dir=data_dir, ui_url=settings.mlflow_ui_url(), dagster_ui_url=settings.dagster_ui_url(),

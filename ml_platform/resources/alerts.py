@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import logging
 import os
-import time
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -72,9 +71,7 @@ class AlertResource(dg.ConfigurableResource):
             LOG.warning("alert %s (no sink configured): %s: %s", event, title, text)
             return False
         try:
-            import requests
-
-            with requests.Session() as session:
+            with self._session() as session:
                 received = [self._post(session, *sink) for sink in self._sinks(event, title, text, severity, details, link)]
         except Exception:  # e.g. details that are not JSON: the caller's run must go on regardless
             LOG.exception("alert %s %r could not be sent", event, title)
@@ -82,6 +79,22 @@ class AlertResource(dg.ConfigurableResource):
         if not all(received):
             LOG.error("alert %s %r not delivered to %d of %d sinks", event, title, received.count(False), len(received))
         return any(received)
+
+    def _session(self) -> requests.Session:
+        """A session whose adapter retries connection errors, 429 and 5xx with exponential backoff
+        (urllib3's Retry, honouring Retry-After); another 4xx is final: resending cannot fix it."""
+        import requests
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
+
+        retry = Retry(
+            total=self.max_attempts - 1, backoff_factor=self.backoff_seconds, allowed_methods=None,
+            status_forcelist=[429, *range(500, 600)], raise_on_status=False,
+        )
+        session = requests.Session()
+        for scheme in ("http://", "https://"):
+            session.mount(scheme, HTTPAdapter(max_retries=retry))
+        return session
 
     def _sinks(
         self, event: str, title: str, text: str, severity: str, details: dict[str, Any] | None, link: str | None,
@@ -100,26 +113,20 @@ class AlertResource(dg.ConfigurableResource):
         return sinks
 
     def _post(self, session: requests.Session, sink: str, url: str, payload: dict[str, Any], headers: dict[str, str]) -> bool:
-        """POST with retries; a 4xx other than 429 is final, since resending the same body cannot fix it."""
+        """POST once through the retrying session; log why the sink did not take it."""
         import requests
 
         body = json.dumps(payload, default=str)  # details may hold numpy scalars or timestamps
-        headers = {"Content-Type": "application/json", **headers}
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                response = session.post(url, data=body, headers=headers, timeout=self.timeout_seconds)
-                if response.ok:
-                    return True
-                error = f"HTTP {response.status_code} {response.text[:200]!r}"
-                retryable = response.status_code == 429 or response.status_code >= 500
-            except requests.RequestException as exc:
-                error, retryable = _redacted(f"{type(exc).__name__}: {exc}", url), True
-            LOG.warning("alert to the %s sink: attempt %d/%d failed: %s", sink, attempt, self.max_attempts, error)
-            if not retryable:
-                return False
-            if attempt < self.max_attempts:
-                time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
-        return False
+        try:
+            response = session.post(url, data=body, headers={"Content-Type": "application/json", **headers},
+                                    timeout=self.timeout_seconds)
+        except requests.RequestException as exc:
+            LOG.warning("alert to the %s sink failed after %d attempt(s): %s", sink, self.max_attempts,
+                        _redacted(f"{type(exc).__name__}: {exc}", url))
+            return False
+        if not response.ok:
+            LOG.warning("alert to the %s sink refused: HTTP %s %r", sink, response.status_code, response.text[:200])
+        return response.ok
 
 
 def _redacted(message: str, url: str) -> str:

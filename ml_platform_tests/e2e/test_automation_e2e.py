@@ -1,4 +1,4 @@
-"""Issue 6 acceptance, end to end: real `dagster-webserver` + `dagster-daemon` drive the automation.
+"""Automation end to end: real `dagster-webserver` + `dagster-daemon` drive the automation.
 
 One scenario on a private copy of the trained churn data dir (64 days, champion version 1) and a
 fresh DAGSTER_HOME, with every sensor RUNNING at a 5 s interval and alerts going to a loopback
@@ -37,6 +37,8 @@ from demo.generators.churn import write_landing_files
 from ml_platform.assets import keys
 from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.io.parquet_lake import DataLake
+from ml_platform.resources import default_resources
+from ml_platform.resources.mlflow_resource import CHAMPION
 from ml_platform.runner import TRAINING_STAGES, materialize_stages
 from ml_platform.spec import UseCaseSpec
 from ml_platform_tests.support import servers as servers_module
@@ -140,6 +142,7 @@ def test_sensors_land_rescore_retrain_and_alert_through_real_webserver_and_daemo
     spec = churn_spec
     monkeypatch.delenv("ML_PLATFORM_ALERT_WEBHOOK", raising=False)  # step 0 pages no one
     lake = DataLake(base_path=str(trained_copy / "lake"))
+    mlflow = default_resources()["mlflow"]  # the copy's MLflow store: its champion alias is the champion
     lake_dir = trained_copy / "lake" / spec.name
     landing = landing_dir(trained_copy)
     staging = tmp_path / "staging"
@@ -152,7 +155,7 @@ def test_sensors_land_rescore_retrain_and_alert_through_real_webserver_and_daemo
     assert not refused.success, "the random_state=9 challenger was expected to be refused by the champion gates"
     challenger = str(refused.asset_materializations_for_node("churn__model")[0].metadata["mlflow_version"].value)
     assert challenger == "2", challenger
-    assert lake.read_json(keys.champion(spec))["champion"] == "1"
+    assert str(mlflow.version_by_alias(spec.name, CHAMPION).version) == "1"
 
     # The alert links need the webserver's URL before the servers start: reserve its port.
     port = servers_module.free_port()
@@ -223,7 +226,7 @@ def test_sensors_land_rescore_retrain_and_alert_through_real_webserver_and_daemo
                 env=servers.env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
             )
             assert promoted.returncode == 0, f"promote failed:\n{promoted.stdout}\n{promoted.stderr}"
-            assert lake.read_json(keys.champion(spec))["champion"] == challenger
+            assert str(mlflow.version_by_alias(spec.name, CHAMPION).version) == challenger
             [promotion_alert] = [alert for alert in webhook.received if alert["event"] == "champion_promoted"
                                  and alert["details"].get("action") == "forced_promotion"]
             assert promotion_alert["details"]["champion"] == challenger

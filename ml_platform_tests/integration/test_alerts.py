@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from ml_platform.assets.daily import _alert_high_scores
+from ml_platform.automation.high_scores import alert_high_scores
 from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.resources import default_resources
 from ml_platform.resources.alerts import AlertResource
@@ -151,7 +151,7 @@ def test_high_risk_alert_needs_min_count_entities(churn_spec: UseCaseSpec, min_c
     scored = pd.DataFrame({spec.entity_column: ["a", "b", "c", "d"], "score": [threshold, 0.99, 0.95, threshold - 0.01],
                            "model_version": "7"})
     with Webhook() as hook:
-        metadata = _alert_high_scores(AlertResource(webhook_url=hook.url), spec, "2025-03-04", scored, "link")
+        metadata = alert_high_scores(AlertResource(webhook_url=hook.url), spec, "2025-03-04", scored, "link")
     assert metadata["high_score_count"] == 3
     assert len(hook.received) == int(alerted) and ("high_score_alerted" in metadata) is alerted
     if alerted:

@@ -27,6 +27,7 @@ from ml_platform.resources.sources import EventSource
 from ml_platform.runner import DAILY_STAGES, TRAINING_STAGES, materialize_stages
 from ml_platform.spec import load_spec
 from ml_platform_tests.support.fixtures import CLASSIFIER_PLOTS, FORECAST_PLOTS, START, assert_evaluation_plots, day_keys
+from ml_platform_tests.support.corrupt import scramble_labels
 
 REPO = Path(__file__).resolve().parents[2]
 TUTORIAL_DIR = REPO / "examples" / "machine_failures"
@@ -59,8 +60,11 @@ def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     return UseCasePlatform(tmp_path_factory.mktemp(request.param) / "data", request.param, days, events)
 
 
-def retrain(platform: UseCasePlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **config) -> dg.ExecuteInProcessResult:  # noqa: ANN003
-    copy = shutil.copytree(platform.root, tmp_path / "data")
+def retrain(
+    platform: UseCasePlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: Path | None = None, **config: object
+) -> dg.ExecuteInProcessResult:
+    """Train again on a copy of the platform's data dir (or on `data`, a copy already made)."""
+    copy = data or shutil.copytree(platform.root, tmp_path / "data")
     monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(copy))
     run_config = {"ops": {f"{platform.name}__model": {"config": config}}} if config else None
     return materialize_stages(build_definitions(load_specs()), platform.spec, TRAINING_STAGES, dg.DagsterInstance.ephemeral(), run_config=run_config)
@@ -97,8 +101,15 @@ def test_end_to_end_gates_pass_and_champion_scores(platform: UseCasePlatform, mo
     assert_evaluation_plots(platform.training, f"{platform.name}__model", plots, mlflow)
 
 
-def test_weakened_model_fails_the_gate_and_champion_stays(platform: UseCasePlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    result = retrain(platform, tmp_path, monkeypatch, shuffle_labels=True)
+def test_a_model_without_skill_fails_the_gate_and_champion_stays(
+    platform: UseCasePlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = shutil.copytree(platform.root, tmp_path / "data")
+    if platform.spec.label.task == "classification":  # labels that carry no signal
+        scramble_labels(DataLake(base_path=str(copy / "lake")), platform.spec)
+        result = retrain(platform, tmp_path, monkeypatch, data=copy)
+    else:  # a forecaster that has hardly trained: no better than the naive last-value forecast
+        result = retrain(platform, tmp_path, monkeypatch, data=copy, params={"epochs": 1, "lr": 1e-7})
     assert not result.success
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert not checks["meets_thresholds"].passed

@@ -1,0 +1,46 @@
+"""scikit-learn trainers (imported only when a model of that type is trained or scored)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+class SklearnRandomForestTrainer:
+    """scikit-learn RandomForestClassifier (the churn model)."""
+
+    flavor = "sklearn"
+    threshold = 0.5
+
+    def __init__(self, **params: Any) -> None:
+        self.params = {"n_estimators": 100, "random_state": 0, **params}
+        self.model: Any = None
+
+    def fit(self, features: pd.DataFrame, labels: pd.Series, days: pd.Series) -> SklearnRandomForestTrainer:
+        from sklearn.ensemble import RandomForestClassifier
+
+        self.model = RandomForestClassifier(**self.params).fit(features, labels)
+        # scoring single-threaded: parallel workers add the trees' probabilities in varying order, so the same
+        # rows scored twice could differ in the last bit, and re-running a day must give the same file
+        self.model.set_params(n_jobs=1)
+        return self
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        return self.model.predict_proba(features)[:, 1]
+
+    def log_model(self, name: str, input_example: pd.DataFrame, registered_model_name: str) -> Any:
+        import mlflow
+        import mlflow.sklearn
+        import sklearn
+        from mlflow.models import infer_signature
+
+        signature = infer_signature(input_example, self.model.predict_proba(input_example))
+        return mlflow.sklearn.log_model(
+            self.model, name=name, signature=signature, input_example=input_example,
+            registered_model_name=registered_model_name, pyfunc_predict_fn="predict_proba",
+            skops_trusted_types=["sklearn.tree._tree.Tree"],  # our own trees, written by this trainer
+            # explicit requirements: MLflow's inference re-imports the model in a subprocess (seconds per run)
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"],
+        )

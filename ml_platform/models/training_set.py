@@ -1,0 +1,73 @@
+"""The training set without Dagster: which days to train and hold out, and the labelled frame.
+
+The window is the latest `training.window_days` label-complete feature days after the warm-up
+(days whose feature windows reach before the first raw day are never trained on); its last
+`holdout_days` are the time-based holdout, separated from the training days by a purge gap of the
+label horizon, so no training label overlaps a holdout day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml_platform.features.compute import DAY, compute_labels, first_complete_day, label_input_days
+from ml_platform.io.parquet_lake import DataLake
+from ml_platform.spec import UseCaseSpec
+
+
+class NotEnoughHistory(ValueError):
+    """Too few label-complete feature days to train; the message says how many are needed."""
+
+
+@dataclass(frozen=True)
+class TrainingWindow:
+    train: list[str]
+    holdout: list[str]
+
+    @property
+    def days(self) -> list[str]:
+        return [*self.train, *self.holdout]
+
+
+def choose_window(spec: UseCaseSpec, raw_days: Sequence[str], feature_days: Sequence[str]) -> TrainingWindow:
+    """Training and holdout days from what the lake holds; `NotEnoughHistory` if they do not fit."""
+    raw = set(raw_days)
+    warm = first_complete_day(spec, sorted(raw))
+    complete = [
+        day for day in feature_days
+        if warm is not None and day >= warm and all(later in raw for later in label_input_days(spec, [day]))
+    ]
+    training = spec.training
+    window = complete[-training.window_days :]
+    holdout = window[-training.holdout_days :]
+    purge_start = (dt.date.fromisoformat(holdout[0]) - dt.timedelta(days=spec.label.horizon_days)).isoformat() if holdout else ""
+    train = [day for day in window if day < purge_start]
+    if not train or len(holdout) < training.holdout_days:
+        raise NotEnoughHistory(
+            f"{spec.name}: not enough label-complete feature days after the {spec.lookback_days - 1}-day warm-up "
+            f"to train: have {len(complete)}, need at least "
+            f"{training.holdout_days + spec.label.horizon_days + 1} (holdout + purge gap + 1)"
+        )
+    return TrainingWindow(train, holdout)
+
+
+def assemble(lake: DataLake, spec: UseCaseSpec, features_key: Any, raw_key: Any, window: TrainingWindow) -> pd.DataFrame:
+    """The window's features with their labels and a `split` column; unlabelled rows dropped and the
+    training rows sampled down to `training.max_rows` (the holdout is never sampled)."""
+    frame = lake.read(features_key, window.days)
+    label_columns = sorted({*spec.key_columns, spec.timestamp_column, spec.label.column})
+    events = lake.read(raw_key, label_input_days(spec, window.days), columns=label_columns, missing_ok=True)
+    frame["label"] = compute_labels(events, spec, frame)
+    frame = frame[frame["label"].notna()].reset_index(drop=True)
+    frame["split"] = np.where(frame[DAY].isin(window.holdout), "holdout", "train")
+    is_train = frame["split"] == "train"
+    if is_train.sum() > spec.training.max_rows:
+        keep = frame[is_train].sample(spec.training.max_rows, random_state=spec.training.seed).index
+        frame = frame[~is_train | frame.index.isin(keep)].reset_index(drop=True)
+    return frame
