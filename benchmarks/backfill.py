@@ -170,15 +170,8 @@ def run_ui_backfill(
 
     from ml_platform.assets import keys
     from ml_platform.definitions import load_specs
-    from ml_platform_tests.servers import (
-        RssSampler,
-        dagster_servers,
-        get_backfill,
-        launch_partition_backfill,
-        open_instance,
-        prepare_dagster_home,
-        wait_for_backfill,
-    )
+    from ml_platform_tests.support.graphql import get_backfill, launch_partition_backfill, wait_for_backfill
+    from ml_platform_tests.support.servers import RssSampler, dagster_servers, open_instance, prepare_dagster_home
 
     spec = next(s for s in load_specs() if s.name == "churn")
     asset_keys = [keys.raw_events(spec), keys.features(spec), keys.predictions(spec)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dagster as dg
 from dagster._core.storage.tags import RETRY_ON_ASSET_OR_OP_FAILURE_TAG
 
+from ml_platform import settings
 from ml_platform.assets import keys
 from ml_platform.assets.daily import build_daily_assets
 from ml_platform.assets.monitoring import build_monitoring_assets
@@ -16,6 +17,7 @@ from ml_platform.assets.training import build_training_assets
 from ml_platform.automation.champion_jobs import build_champion_jobs
 from ml_platform.automation.triggers import build_automation
 from ml_platform.k8s.executors import training_executor
+from ml_platform.resources.sources import source_resource, source_resource_key
 from ml_platform.spec import UseCaseSpec
 
 
@@ -64,4 +66,5 @@ def build_use_case(spec: UseCaseSpec) -> dg.Definitions:
     return dg.Definitions(
         assets=assets, jobs=[daily_job, training_job, rescore_job, *build_champion_jobs(spec)],
         schedules=schedules, sensors=sensors,
+        resources={source_resource_key(spec): source_resource(spec, settings.data_dir())},
     )

@@ -23,7 +23,7 @@ from ml_platform.features.compute import DAY
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources.alerts import AlertResource
 from ml_platform.resources.mlflow_resource import CHAMPION, MlflowResource
-from ml_platform.resources.sources import EventSource
+from ml_platform.resources.sources import EventSource, source_resource_key
 from ml_platform.spec import FeatureSpec, UseCaseSpec
 
 SOURCE_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
@@ -49,7 +49,7 @@ def _common(spec: UseCaseSpec) -> dict[str, Any]:
 
 
 def _raw_events(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    key = keys.raw_events(spec)
+    key, source_key = keys.raw_events(spec), source_resource_key(spec)
     schema = dg.TableSchema(
         columns=[dg.TableColumn(c.name, c.dtype, description=c.description or None) for c in spec.columns]
     )
@@ -71,11 +71,13 @@ def _raw_events(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> d
         backfill_policy=dg.BackfillPolicy.single_run(),
         can_subset=True,
         retry_policy=SOURCE_RETRY,
+        required_resource_keys={source_key, "lake"},  # the source's key is the use case's own
     )
-    def raw_events(context: dg.AssetExecutionContext, source: EventSource, lake: DataLake) -> Iterator[Any]:
+    def raw_events(context: dg.AssetExecutionContext) -> Iterator[Any]:
         gate = PartitionGate(context, key)
+        source: EventSource = getattr(context.resources, source_key)
         for result in steps.ingest(source, spec, context.partition_keys):
-            _store(gate, lake, result)
+            _store(gate, context.resources.lake, result)
         yield from gate.conclude()
 
     return raw_events

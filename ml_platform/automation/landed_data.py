@@ -21,7 +21,7 @@ from ml_platform.automation.runs import content_run_key, contiguous_ranges, defa
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources.alerts import AlertResource
 from ml_platform.resources.mlflow_resource import CHAMPION, MlflowResource
-from ml_platform.resources.sources import EventSource, Source
+from ml_platform.resources.sources import Source, source_resource_key
 from ml_platform.spec import UseCaseSpec
 
 DayVersion = tuple[str, str]  # (cheap version, content digest)
@@ -30,6 +30,8 @@ DayVersion = tuple[str, str]  # (cheap version, content digest)
 def build_landed_data_sensor(
     spec: UseCaseSpec, partitions_def: dg.TimeWindowPartitionsDefinition, daily_job: UnresolvedAssetJobDefinition
 ) -> dg.SensorDefinition:
+    source_key = source_resource_key(spec)
+
     @dg.sensor(
         name=f"{spec.name}_landed_data_sensor",
         job=daily_job,
@@ -37,12 +39,11 @@ def build_landed_data_sensor(
         default_status=default_status(),
         description=f"Runs new or changed {spec.name} source days (by content hash); consecutive days share one run. "
         "Entries that cannot be a day's data are reported once and left where they are.",
+        required_resource_keys={source_key, "lake", "alerts", "mlflow"},  # the source's key is the use case's own
     )
-    def landed_data(
-        context: dg.SensorEvaluationContext, source: EventSource, lake: DataLake, alerts: AlertResource,
-        mlflow: MlflowResource,
-    ) -> dg.SensorResult:
-        events = source.source_for(spec)
+    def landed_data(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        events = getattr(context.resources, source_key).source_for(spec)
+        lake, alerts, mlflow = context.resources.lake, context.resources.alerts, context.resources.mlflow
         seen = _LandedCursor.parse(context.cursor)
         partition_keys = partitions_def.get_partition_keys()
         landed, unpartitioned = _split_unpartitioned(spec, events, _landed_days(events, seen.days), partition_keys)

@@ -1,4 +1,5 @@
-"""Resources shared by every use case, keyed for the embedded-default environment."""
+"""Resources shared by every use case, keyed for the embedded-default environment (each use case
+adds its own source resource: `ml_platform.resources.sources.source_resource`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from ml_platform import settings
 from ml_platform.io.parquet_lake import DataLake, LakeIOManager
 from ml_platform.resources.alerts import AlertResource
 from ml_platform.resources.mlflow_resource import MlflowResource
-from ml_platform.resources.sources import EventSource
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManager]:
@@ -18,7 +18,6 @@ def default_resources() -> dict[str, dg.ConfigurableResource | dg.ConfigurableIO
     return {
         "lake": lake,
         "io_manager": LakeIOManager(lake=lake),
-        "source": EventSource(data_dir=data_dir),  # a table source's URL is read from its spec's dsn_env when used
         "mlflow": MlflowResource(
             data_dir=data_dir, ui_url=settings.mlflow_ui_url(), dagster_ui_url=settings.dagster_ui_url(),
         ),

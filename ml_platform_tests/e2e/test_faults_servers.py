@@ -8,19 +8,27 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from demo.generators.churn import write_landing_files
 from ml_platform.assets import keys
 from ml_platform.spec import UseCaseSpec
 from ml_platform_tests.support.graphql import graphql, launch_partition_backfill, wait_for_backfill
 from ml_platform_tests.support.polling import poll_until
-from ml_platform_tests.support.servers import dagster_servers, prepare_dagster_home
+from ml_platform_tests.support.servers import REPO_ROOT, dagster_servers, prepare_dagster_home
 
 
 @pytest.mark.slow
 def test_the_source_dsn_password_never_reaches_the_ui(tmp_path: Path) -> None:
+    """A use case reading a Postgres table: its source resource holds the URL as dg.EnvVar, so the UI
+    shows the variable's name and never the password."""
     password = "S3cret-Passw0rd-for-tests"
     dsn = f"postgresql+psycopg2://reader:{password}@127.0.0.1:5432/test"
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    shipped = yaml.safe_load((REPO_ROOT / "ml_platform" / "use_cases" / "churn.yaml").read_text())
+    table_spec = {**shipped, "name": "churn_table", "source": {"kind": "postgres", "table": "public.churn_events"}}
+    (specs / "churn_table.yaml").write_text(yaml.safe_dump(table_spec))
     home = prepare_dagster_home(tmp_path / "dagster_home")
     queries = [
         """{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError { ... on RepositoryLocation {
@@ -31,12 +39,17 @@ def test_the_source_dsn_password_never_reaches_the_ui(tmp_path: Path) -> None:
         """{ runConfigSchemaOrError(selector: {repositoryLocationName: "ml_platform", repositoryName: "__repository__",
              pipelineName: "churn_daily"}) { ... on RunConfigSchema { rootDefaultYaml } } }""",
     ]
-    with dagster_servers(home, {"ML_PLATFORM_DATA_DIR": str(tmp_path / "data"), "ML_PLATFORM_SOURCE_DSN": dsn},
-                         daemon=False) as servers:
+    environment = {"ML_PLATFORM_DATA_DIR": str(tmp_path / "data"), "ML_PLATFORM_SPECS_DIR": str(specs),
+                   "ML_PLATFORM_SOURCE_DSN": dsn}
+    with dagster_servers(home, environment, daemon=False) as servers:
         answers = [graphql(servers.url, query) for query in queries]
         logs = servers.logs(400)
     served = json.dumps(answers)
-    assert "allTopLevelResourceDetails" in served and '"source"' in served, served[:500]
+    resources = {resource["name"]: resource for location in answers[0]["workspaceOrError"]["locationEntries"]
+                 for repository in location["locationOrLoadError"]["repositories"]
+                 for resource in repository["allTopLevelResourceDetails"]}
+    dsn_value = {value["key"]: value for value in resources["churn_table_source"]["configuredValues"]}["postgres_dsn"]
+    assert dsn_value["type"] == "ENV_VAR" and dsn_value["value"] == "ML_PLATFORM_SOURCE_DSN", dsn_value
     assert "rootDefaultYaml" in served
     assert password not in served and password not in logs
 

@@ -49,8 +49,11 @@ def postgres_spec(spec: UseCaseSpec, table: str, **source_options: str) -> UseCa
     return UseCaseSpec.model_validate({**spec.model_dump(), "source": source})
 
 
-def postgres_definitions(spec: UseCaseSpec, dsn: str) -> dg.Definitions:
-    resources = {**default_resources(), "source": EventSource(data_dir=str(settings.data_dir()), postgres_dsn=dsn)}
+def postgres_definitions(spec: UseCaseSpec, dsn: str, monkeypatch: pytest.MonkeyPatch) -> dg.Definitions:
+    """The use case's definitions as the code location builds them: its source resource reads the URL
+    through dg.EnvVar(spec.source.dsn_env), so that variable holds it."""
+    monkeypatch.setenv(spec.source.dsn_env, dsn)
+    resources = default_resources()
     return dg.Definitions.merge(build_use_case(spec), dg.Definitions(resources=resources, executor=dg.in_process_executor))
 
 
@@ -101,7 +104,7 @@ def test_an_unreachable_server_skips_locally_and_fails_in_ci(monkeypatch: pytest
 
 
 def test_postgres_source_lands_each_table_day_in_the_lake(
-    data_dir: Path, churn_spec: UseCaseSpec, postgres_url: str, postgres_schema: str
+    data_dir: Path, churn_spec: UseCaseSpec, postgres_url: str, postgres_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     table = f"{postgres_schema}.churn_events"
     frames = churn_frames()
@@ -113,7 +116,7 @@ def test_postgres_source_lands_each_table_day_in_the_lake(
     assert source.source_for(spec).versions() == {day: str(len(frame)) for day, frame in frames.items()}
 
     instance = dg.DagsterInstance.ephemeral()
-    result = materialize_stages(postgres_definitions(spec, postgres_url), spec, DAILY_STAGES[:2], instance, days)
+    result = materialize_stages(postgres_definitions(spec, postgres_url, monkeypatch), spec, DAILY_STAGES[:2], instance, days)
     assert result.success
 
     for day in days:
@@ -135,7 +138,7 @@ def test_postgres_source_lands_each_table_day_in_the_lake(
 
 
 def test_duplicate_ids_in_the_table_fail_that_partition_and_leave_the_table_untouched(
-    data_dir: Path, churn_spec: UseCaseSpec, postgres_url: str, postgres_schema: str
+    data_dir: Path, churn_spec: UseCaseSpec, postgres_url: str, postgres_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     table = f"{postgres_schema}.churn_events"
     frames = churn_frames(days=3)
@@ -147,7 +150,7 @@ def test_duplicate_ids_in_the_table_fail_that_partition_and_leave_the_table_unto
     before = table_snapshot(postgres_url, table)
 
     instance = dg.DagsterInstance.ephemeral()
-    result = materialize_stages(postgres_definitions(spec, postgres_url), spec, DAILY_STAGES[:2], instance, days)
+    result = materialize_stages(postgres_definitions(spec, postgres_url, monkeypatch), spec, DAILY_STAGES[:2], instance, days)
 
     assert not result.success
     unique = {e.partition: e for e in check_evaluations(result, keys.raw_events(spec)) if e.check_name == "unique_event_ids"}
@@ -167,7 +170,7 @@ def test_duplicate_ids_in_the_table_fail_that_partition_and_leave_the_table_unto
 
 
 def test_missing_table_fails_the_landed_gate_naming_partition_and_table(
-    data_dir: Path, churn_spec: UseCaseSpec, postgres_url: str, postgres_schema: str
+    data_dir: Path, churn_spec: UseCaseSpec, postgres_url: str, postgres_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec = postgres_spec(churn_spec, f"{postgres_schema}.no_such_table")
     day = START.isoformat()
@@ -175,7 +178,7 @@ def test_missing_table_fails_the_landed_gate_naming_partition_and_table(
         EventSource(data_dir=str(data_dir), postgres_dsn=postgres_url).source_for(spec).versions()
 
     result = materialize_stages(
-        postgres_definitions(spec, postgres_url), spec, DAILY_STAGES[:1], dg.DagsterInstance.ephemeral(), [day]
+        postgres_definitions(spec, postgres_url, monkeypatch), spec, DAILY_STAGES[:1], dg.DagsterInstance.ephemeral(), [day]
     )
     assert not result.success
     (landed,) = [e for e in check_evaluations(result, keys.raw_events(spec)) if e.check_name == "landed"]
@@ -337,7 +340,7 @@ def _evaluation_passed(serialized_event: str) -> bool:
 
 
 def test_landed_data_sensor_follows_new_rows_of_a_postgres_table(
-    data_dir: Path, churn_spec: UseCaseSpec, postgres_url: str, postgres_schema: str
+    data_dir: Path, churn_spec: UseCaseSpec, postgres_url: str, postgres_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The table's per-day row count is the sensor's cursor: appended rows rerun their days (and the later
     processed days whose feature windows contain them)."""
@@ -345,7 +348,7 @@ def test_landed_data_sensor_follows_new_rows_of_a_postgres_table(
     frames = churn_frames(days=4, events_per_day=100)
     days = sorted(frames)
     load_table(postgres_url, table, {day: frames[day] for day in days[:3]})
-    defs = postgres_definitions(postgres_spec(churn_spec, table), postgres_url)
+    defs = postgres_definitions(postgres_spec(churn_spec, table), postgres_url, monkeypatch)
     instance = dg.DagsterInstance.ephemeral()
 
     first = evaluate(defs, "churn_landed_data_sensor", instance, None)
@@ -366,14 +369,14 @@ def test_landed_data_sensor_follows_new_rows_of_a_postgres_table(
 
 
 def test_an_updated_at_column_makes_corrected_rows_rerun_their_day(
-    data_dir: Path, churn_spec: UseCaseSpec, postgres_url: str, postgres_schema: str
+    data_dir: Path, churn_spec: UseCaseSpec, postgres_url: str, postgres_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     table = f"{postgres_schema}.updated_events"
     frames = {day: frame.assign(updated_at=pd.Timestamp("2025-02-01", tz="UTC"))
               for day, frame in churn_frames(days=2, events_per_day=100).items()}
     days = sorted(frames)
     load_table(postgres_url, table, frames)
-    defs = postgres_definitions(postgres_spec(churn_spec, table, updated_at_column="updated_at"), postgres_url)
+    defs = postgres_definitions(postgres_spec(churn_spec, table, updated_at_column="updated_at"), postgres_url, monkeypatch)
     instance = dg.DagsterInstance.ephemeral()
     first = evaluate(defs, "churn_landed_data_sensor", instance, None)
     assert len(first.run_requests) == 1

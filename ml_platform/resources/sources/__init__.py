@@ -2,7 +2,8 @@
 
 `KINDS` maps each spec source block to the class that reads it; a new kind is
 a new module here, its entry below, and its block in `ml_platform.spec`.
-One `EventSource` resource serves every use case and opens the spec's source.
+Each use case has its own `EventSource` resource (`source_resource_key`), so a table source's URL
+is one `dg.EnvVar` of that use case alone.
 """
 
 from __future__ import annotations
@@ -26,16 +27,16 @@ KINDS: dict[type, Callable[[UseCaseSpec, Any, SourceSettings], Source]] = {
 
 __all__ = [
     "DAY_FILE", "KINDS", "EventSource", "Source", "SourceError", "content_digest", "dispose_engines", "file_signature",
+    "source_resource", "source_resource_key",
 ]
 
 
 class EventSource(dg.ConfigurableResource):
     """Opens the source of a use case's raw events.
 
-    A Postgres source's URL (with its password) is read from the environment variable its spec names
-    (`source.dsn_env`, default ML_PLATFORM_SOURCE_DSN) when the table is used, so it never becomes a
-    resource value that the UI shows. `postgres_dsn` is a fallback for code that builds the resource
-    itself; give it `dg.EnvVar(...)`, never a literal URL with a password."""
+    A Postgres source's URL (with its password) is `postgres_dsn`, given as `dg.EnvVar(source.dsn_env)`
+    (see `source_resource`): Dagster resolves it when a run or sensor tick starts and shows only the
+    variable's name. Never give it a literal URL with a password outside tests."""
 
     data_dir: str
     postgres_dsn: str | None = None
@@ -51,3 +52,16 @@ class EventSource(dg.ConfigurableResource):
     def landing_dir(self, source: FileSourceSpec) -> Path:
         """Where a file source's days land (the demo and tests write there)."""
         return landing_dir(Path(self.data_dir), source)
+
+
+def source_resource_key(spec: UseCaseSpec) -> str:
+    """The resource key of a use case's source: one per use case, so one use case's unset variable
+    cannot fail another's runs."""
+    return f"{spec.name}_source"
+
+
+def source_resource(spec: UseCaseSpec, data_dir: Path) -> EventSource:
+    """The use case's source resource; a table source's URL by reference to its spec's `dsn_env`."""
+    if isinstance(spec.source, PostgresSourceSpec):
+        return EventSource(data_dir=str(data_dir), postgres_dsn=dg.EnvVar(spec.source.dsn_env))
+    return EventSource(data_dir=str(data_dir))

@@ -23,7 +23,7 @@ class SourceSettings:
     """What the `source` resource adds to a spec's source block."""
 
     data_dir: Path  # relative landing directories live under it
-    postgres_dsn: str | None = None  # fallback URL of table sources whose `dsn_env` is unset
+    postgres_dsn: str | None = None  # a table source's URL, resolved from dg.EnvVar(source.dsn_env)
 
 
 class Source(Protocol):

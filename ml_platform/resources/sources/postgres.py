@@ -1,8 +1,8 @@
 """A Postgres table of events, read per UTC day (customer data often lives in the operational database).
 
-The URL (with its password) is read from the environment variable the spec
-names (`source.dsn_env`) when the table is first used, so it is never a
-resource value that the UI shows; errors quote it with the password redacted.
+The URL (with its password) reaches the source through `dg.EnvVar(source.dsn_env)` on the use
+case's source resource, so Dagster resolves it when a run or tick starts and the UI shows only
+the variable's name; errors quote the URL with the password redacted.
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ class PostgresSource:
 
     @classmethod
     def open(cls, spec: UseCaseSpec, source: PostgresSourceSpec, settings: SourceSettings) -> PostgresSource:
-        # the use case's own variable wins over the resource's fallback
-        return cls(spec, source, os.environ.get(source.dsn_env) or settings.postgres_dsn)
+        return cls(spec, source, settings.postgres_dsn)
 
     def versions(self) -> dict[str, str]:
         """The day's row count, and its newest `updated_at_column` value when the spec names one."""
@@ -98,7 +97,7 @@ class PostgresSource:
         import sqlalchemy
 
         if not self.dsn:
-            raise SourceError(f"table {self.source.table}: set {self.source.dsn_env} (or EventSource.postgres_dsn) to a Postgres URL")
+            raise SourceError(f"table {self.source.table}: set {self.source.dsn_env} to a Postgres URL")
         cache_key = (os.getpid(), self.dsn)  # never share a pool across a fork
         with _ENGINES_LOCK:
             engine = _ENGINES.get(cache_key)
