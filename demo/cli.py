@@ -10,7 +10,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-from ml_platform import settings
+from ml_platform.settings import Settings
 from ml_platform.cli import local_instance, positive_int, summary, use_case_spec
 
 PROG = "ml-platform-demo"
@@ -64,7 +64,7 @@ def _iso_date(text: str) -> dt.date:
 def _landing_dir(use_case: str) -> Path:
     from ml_platform.resources.sources import EventSource
 
-    return EventSource(data_dir=str(settings.data_dir())).landing_dir(use_case_spec(use_case).source)
+    return EventSource(data_dir=str(Settings.from_env().data_dir)).landing_dir(use_case_spec(use_case).source)
 
 
 def _days(args: argparse.Namespace) -> list[str]:

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "new-use-case":
             from ml_platform.scaffold import write_scaffold
 
-            path = write_scaffold(args.name, args.dir or Path(os.environ.get(settings.SPECS_DIR_ENV, "specs")))
+            path = write_scaffold(args.name, args.dir or settings.Settings.from_env().user_specs_dir or Path("specs"))
             print(f"wrote {path}; edit it, then: export {settings.SPECS_DIR_ENV}={path.parent.resolve()} && make validate")
     except (ValueError, FileNotFoundError) as error:
         print(f"ml-platform {args.command}: {error}", file=sys.stderr)

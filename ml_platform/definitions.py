@@ -8,31 +8,36 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ml_platform import settings
 from ml_platform.automation.failure_alerts import build_failure_alert_sensor
 from ml_platform.automation.triggers import build_automation_condition_sensor
 from ml_platform.factory import build_use_case
 from ml_platform.k8s.executors import default_executor
 from ml_platform.resources import default_resources
+from ml_platform.settings import Settings
 from ml_platform.spec import SpecError, UseCaseSpec, load_spec
 
 
-def load_specs() -> list[UseCaseSpec]:
-    specs = [load_spec(path) for directory in settings.spec_dirs() for path in sorted(directory.glob("*.yaml"))]
+def load_specs(settings: Settings | None = None) -> list[UseCaseSpec]:
+    directories = (settings or Settings.from_env()).spec_dirs
+    specs = [load_spec(path) for directory in directories for path in sorted(directory.glob("*.yaml"))]
     names = [spec.name for spec in specs]
     duplicated = sorted({name for name in names if names.count(name) > 1})
     if duplicated:
-        raise SpecError(f"use-case names must be unique across {settings.spec_dirs()}: {duplicated}")
+        raise SpecError(f"use-case names must be unique across {directories}: {duplicated}")
     return specs
 
 
-def build_definitions(specs: list[UseCaseSpec]) -> dg.Definitions:
+def build_definitions(specs: list[UseCaseSpec], settings: Settings | None = None) -> dg.Definitions:
+    """The platform's definitions; the settings are read from the environment here, once, unless given."""
+    settings = settings or Settings.from_env()
     return dg.Definitions.merge(
-        *[build_use_case(spec) for spec in specs],
+        *[build_use_case(spec, settings) for spec in specs],
         dg.Definitions(
-            resources=default_resources(), executor=default_executor(), sensors=[build_failure_alert_sensor(), build_automation_condition_sensor()]
+            resources=default_resources(settings), executor=default_executor(settings),
+            sensors=[build_failure_alert_sensor(settings), build_automation_condition_sensor(settings)],
         ),
     )
 
 
-defs = build_definitions(load_specs())
+SETTINGS = Settings.from_env()
+defs = build_definitions(load_specs(SETTINGS), SETTINGS)

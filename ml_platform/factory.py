@@ -9,7 +9,6 @@ from __future__ import annotations
 import dagster as dg
 from dagster._core.storage.tags import RETRY_ON_ASSET_OR_OP_FAILURE_TAG
 
-from ml_platform import settings
 from ml_platform.assets import keys
 from ml_platform.assets.daily import build_daily_assets
 from ml_platform.assets.monitoring import build_monitoring_assets
@@ -18,6 +17,7 @@ from ml_platform.automation.champion_jobs import build_champion_jobs
 from ml_platform.automation.triggers import build_automation
 from ml_platform.k8s.executors import training_executor
 from ml_platform.resources.sources import source_resource, source_resource_key
+from ml_platform.settings import Settings
 from ml_platform.spec import UseCaseSpec
 
 
@@ -30,11 +30,11 @@ def daily_partitions(spec: UseCaseSpec) -> dg.DailyPartitionsDefinition:
 NO_RETRY_ON_GATE_FAILURE = {RETRY_ON_ASSET_OR_OP_FAILURE_TAG: "false"}
 
 
-def build_use_case(spec: UseCaseSpec) -> dg.Definitions:
+def build_use_case(spec: UseCaseSpec, settings: Settings) -> dg.Definitions:
     partitions_def = daily_partitions(spec)
     assets = [
         *build_daily_assets(spec, partitions_def),
-        *build_training_assets(spec),
+        *build_training_assets(spec, settings),
         *build_monitoring_assets(spec, partitions_def),
     ]
     daily_job = dg.define_asset_job(
@@ -52,7 +52,7 @@ def build_use_case(spec: UseCaseSpec) -> dg.Definitions:
         selection=dg.AssetSelection.assets(keys.training_set(spec), keys.model(spec), keys.champion(spec)),
         description=f"{spec.name}: build the training set, train a challenger, promote it if it passes the gates.",
         tags={"ml_platform/use_case": spec.name, "ml_platform/kind": "training", **NO_RETRY_ON_GATE_FAILURE},
-        executor_def=training_executor(),
+        executor_def=training_executor(settings),
     )
     rescore_job = dg.define_asset_job(
         f"{spec.name}_rescore",
@@ -62,9 +62,9 @@ def build_use_case(spec: UseCaseSpec) -> dg.Definitions:
         tags={"ml_platform/use_case": spec.name, "ml_platform/kind": "rescore", **NO_RETRY_ON_GATE_FAILURE},
         executor_def=dg.in_process_executor,
     )
-    schedules, sensors = build_automation(spec, partitions_def, daily_job, training_job, rescore_job)
+    schedules, sensors = build_automation(spec, settings, partitions_def, daily_job, training_job, rescore_job)
     return dg.Definitions(
         assets=assets, jobs=[daily_job, training_job, rescore_job, *build_champion_jobs(spec)],
         schedules=schedules, sensors=sensors,
-        resources={source_resource_key(spec): source_resource(spec, settings.data_dir())},
+        resources={source_resource_key(spec): source_resource(spec, settings.data_dir)},
     )

@@ -1,15 +1,18 @@
-"""Every non-secret setting of the platform, read from the environment in this one module.
+"""Every non-secret setting of the platform: one `Settings` object, read from the environment once.
 
-Values are read when definitions are built (a code location load, a CLI command), each validated
-with an error that names the variable and what was expected. Secrets are not settings: a Postgres
-source's URL is read from its spec's `dsn_env` when a table is read, alert webhooks through
-`dg.EnvVar`, MLflow credentials by MLflow itself (`MLFLOW_TRACKING_USERNAME/PASSWORD`).
+The code location reads it once when it builds its definitions (`build_definitions`), and the CLI once
+per command; every builder and resource gets its values from that object, so nothing else reads the
+environment. A value the platform cannot use fails naming the variable and what was expected.
+Secrets are not settings: they reach resources as `dg.EnvVar` (a table source's URL, alert webhooks),
+and MLflow reads its own credentials (`MLFLOW_TRACKING_USERNAME/PASSWORD`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,73 +35,72 @@ class SettingError(ValueError):
     """An environment variable holds something the platform cannot use; the message names it."""
 
 
-def data_dir() -> Path:
-    """Root of landed files, the Parquet lake and the local MLflow store."""
-    return Path(os.environ.get(DATA_DIR_ENV, "data")).resolve()
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path  # landed files, the Parquet lake and the local MLflow store
+    lake_path: str  # the lake's base path; any fsspec URL (e.g. s3://bucket/lake)
+    user_specs_dir: Path | None  # the user's own specs, next to the shipped ones
+    sensor_interval_override: int | None  # seconds between every sensor's ticks (tests, demos)
+    automation_running: bool  # default status of schedules and sensors
+    dagster_ui_url: str  # links in alerts and MLflow runs
+    mlflow_ui_url: str  # links in asset metadata
+    environment: str  # `local` or `k8s` (set by the Helm chart's ConfigMap)
+    gpu_image: str  # CUDA image for GPU training steps on Kubernetes (empty: the run's own image)
+    gpu_node_selector: dict[str, str] = field(default_factory=dict)
+    gpu_tolerations: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get(DATA_DIR_ENV, "data")).resolve()
+        specs = env.get(SPECS_DIR_ENV, "").strip()
+        return cls(
+            data_dir=data_dir,
+            lake_path=env.get(LAKE_ENV) or str(data_dir / "lake"),
+            user_specs_dir=Path(specs) if specs else None,
+            sensor_interval_override=_seconds(env, SENSOR_INTERVAL_ENV),
+            automation_running=_choice(env, AUTOMATION_ENV, ("stopped", "running")) == "running",
+            dagster_ui_url=env.get(UI_URL_ENV, "http://127.0.0.1:3000"),
+            mlflow_ui_url=env.get(MLFLOW_UI_URL_ENV, "http://127.0.0.1:5000"),
+            environment=_choice(env, ENVIRONMENT_ENV, ("local", KUBERNETES)),
+            gpu_image=env.get(GPU_IMAGE_ENV, "").strip(),
+            gpu_node_selector=_json(env, GPU_NODE_SELECTOR_ENV, dict),
+            gpu_tolerations=_json(env, GPU_TOLERATIONS_ENV, list),
+        )
+
+    @property
+    def spec_dirs(self) -> list[Path]:
+        """Shipped use cases plus, optionally, a directory of the user's own specs."""
+        return [SHIPPED_SPECS_DIR, *([self.user_specs_dir] if self.user_specs_dir else [])]
+
+    @property
+    def on_kubernetes(self) -> bool:
+        return self.environment == KUBERNETES
+
+    def sensor_interval(self, default_seconds: int) -> int:
+        """A sensor's minimum seconds between ticks: its own default unless overridden for every sensor."""
+        return self.sensor_interval_override or default_seconds
 
 
-def lake_path() -> str:
-    """Base path of the Parquet lake; any fsspec URL (e.g. s3://bucket/lake) via ML_PLATFORM_LAKE."""
-    return os.environ.get(LAKE_ENV, str(data_dir() / "lake"))
-
-
-def spec_dirs() -> list[Path]:
-    """Shipped use cases plus, optionally, a directory of the user's own specs."""
-    extra = os.environ.get(SPECS_DIR_ENV)
-    return [SHIPPED_SPECS_DIR, *([Path(extra)] if extra else [])]
-
-
-def sensor_interval(default_seconds: int) -> int:
-    """Minimum seconds between a sensor's ticks; ML_PLATFORM_SENSOR_INTERVAL overrides every sensor (tests, demos)."""
-    raw = os.environ.get(SENSOR_INTERVAL_ENV, "").strip()
+def _seconds(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name, "").strip()
     if not raw:
-        return default_seconds
+        return None
     if not raw.isdigit() or int(raw) < 1:
-        raise SettingError(f"{SENSOR_INTERVAL_ENV} must be a whole number of seconds >= 1, got '{raw}'")
+        raise SettingError(f"{name} must be a whole number of seconds >= 1, got '{raw}'")
     return int(raw)
 
 
-def automation_running() -> bool:
-    """Default status of schedules and sensors: ML_PLATFORM_AUTOMATION=running or stopped (default)."""
-    raw = os.environ.get(AUTOMATION_ENV, "stopped").strip().lower() or "stopped"
-    if raw not in ("running", "stopped"):
-        raise SettingError(f"{AUTOMATION_ENV} must be 'running' or 'stopped', got '{raw}'")
-    return raw == "running"
-
-
-def dagster_ui_url() -> str:
-    """Where people open the Dagster UI (links in alerts and MLflow runs)."""
-    return os.environ.get(UI_URL_ENV, "http://127.0.0.1:3000")
-
-
-def mlflow_ui_url() -> str:
-    """Where people open MLflow (links in asset metadata)."""
-    return os.environ.get(MLFLOW_UI_URL_ENV, "http://127.0.0.1:5000")
-
-
-def deployment_environment() -> str:
-    """`local` (default) or `k8s` (set by the Helm chart's ConfigMap)."""
-    raw = os.environ.get(ENVIRONMENT_ENV, "local").strip().lower() or "local"
-    if raw not in ("local", KUBERNETES):
-        raise SettingError(f"{ENVIRONMENT_ENV} must be 'local' or '{KUBERNETES}', got '{raw}'")
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    """One of `allowed` (case-insensitive); unset or empty is the first."""
+    raw = env.get(name, "").strip().lower() or allowed[0]
+    if raw not in allowed:
+        raise SettingError(f"{name} must be {' or '.join(repr(a) for a in allowed)}, got '{raw}'")
     return raw
 
 
-def gpu_image() -> str:
-    """The CUDA image for GPU training steps on Kubernetes (empty: the run's own image)."""
-    return os.environ.get(GPU_IMAGE_ENV, "").strip()
-
-
-def gpu_node_selector() -> dict[str, str]:
-    return _json(GPU_NODE_SELECTOR_ENV, dict)
-
-
-def gpu_tolerations() -> list[dict[str, Any]]:
-    return _json(GPU_TOLERATIONS_ENV, list)
-
-
-def _json(name: str, expected: type) -> Any:
-    raw = os.environ.get(name, "").strip()
+def _json(env: Mapping[str, str], name: str, expected: type) -> Any:
+    raw = env.get(name, "").strip()
     if not raw:
         return expected()
     try:

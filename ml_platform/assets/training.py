@@ -32,6 +32,7 @@ from ml_platform.models.training_set import NotEnoughHistory, assemble, choose_w
 from ml_platform.models.comparison import ImprovementTest
 from ml_platform.resources.alerts import AlertResource
 from ml_platform.resources.mlflow_resource import CHAMPION, PREVIOUS_CHAMPION, MlflowResource
+from ml_platform.settings import Settings
 from ml_platform.spec import UseCaseSpec
 
 SIGNIFICANCE_CHECK = "significantly_better_than_champion"
@@ -44,8 +45,8 @@ class TrainingConfig(dg.Config):
     params: dict[str, Any] = {}
 
 
-def build_training_assets(spec: UseCaseSpec) -> list[dg.AssetsDefinition]:
-    return [_training_set(spec), _model(spec), _champion(spec)]
+def build_training_assets(spec: UseCaseSpec, settings: Settings) -> list[dg.AssetsDefinition]:
+    return [_training_set(spec), _model(spec, settings), _champion(spec)]
 
 
 def _training_set(spec: UseCaseSpec) -> dg.AssetsDefinition:
@@ -96,7 +97,7 @@ def _gate_descriptions(spec: UseCaseSpec) -> tuple[str, str]:
     return thresholds, significance
 
 
-def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
+def _model(spec: UseCaseSpec, settings: Settings) -> dg.AssetsDefinition:
     key = keys.model(spec)
     thresholds, significance = _gate_descriptions(spec)
     library = "scikitlearn" if spec.model.type.startswith("sklearn") else "pytorch"
@@ -115,7 +116,7 @@ def _model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         owners=spec.owners,
         kinds={library, "mlflow"},
         retry_policy=MLFLOW_RETRY,
-        op_tags=training_op_tags(spec),
+        op_tags=training_op_tags(spec, settings),
         pool=training_pool(spec),
     )
     def model(

@@ -9,23 +9,23 @@ import json
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from ml_platform import settings
 from ml_platform.assets import keys
 from ml_platform.automation.runs import default_status
 from ml_platform.io.parquet_lake import DataLake
+from ml_platform.settings import Settings
 from ml_platform.spec import UseCaseSpec
 
 DRIFT_LOOKBACK_DAYS = 60  # an episode longer than this is still one episode: it started before the window
 
 
-def build_drift_retrain_sensor(spec: UseCaseSpec, training_job: UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+def build_drift_retrain_sensor(spec: UseCaseSpec, settings: Settings, training_job: UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
     threshold = spec.drift.psi_threshold
 
     @dg.sensor(
         name=f"{spec.name}_drift_retrain_sensor",
         job=training_job,
         minimum_interval_seconds=settings.sensor_interval(60),
-        default_status=default_status(),
+        default_status=default_status(settings),
         description=f"Retrain {spec.name} once per drift episode: when the PSI of a feature or of the scores stays "
         f"above {threshold} on {spec.drift.consecutive_days} consecutive days.",
     )

@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 
 from ml_platform.automation.runs import default_status
+from ml_platform.settings import Settings
 from ml_platform.resources.alerts import AlertResource
 
 # How our gates word their step failures: PartitionGate, the champion asset, Dagster's own blocking checks.
@@ -19,10 +20,10 @@ GATE_FAILURE_MARKERS = ("blocking gate failed", "failed its gates", "blocking as
 MESSAGE_CHARS = 500
 
 
-def build_failure_alert_sensor() -> dg.SensorDefinition:
+def build_failure_alert_sensor(settings: Settings) -> dg.SensorDefinition:
     @dg.run_failure_sensor(
         name="run_failure_alerts",
-        default_status=default_status(),
+        default_status=default_status(settings),
         description="Posts every failed run (job, partitions, failed steps or gate checks, link to the run) "
         "to ML_PLATFORM_SLACK_WEBHOOK and/or ML_PLATFORM_ALERT_WEBHOOK.",
     )

@@ -15,20 +15,19 @@ from dataclasses import dataclass, field
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from ml_platform import settings
 from ml_platform.assets import keys
 from ml_platform.automation.runs import content_run_key, contiguous_ranges, default_status, range_run_request
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources.alerts import AlertResource
 from ml_platform.resources.mlflow_resource import CHAMPION, MlflowResource
 from ml_platform.resources.sources import Source, source_resource_key
+from ml_platform.settings import Settings
 from ml_platform.spec import UseCaseSpec
 
 DayVersion = tuple[str, str]  # (cheap version, content digest)
 
 
-def build_landed_data_sensor(
-    spec: UseCaseSpec, partitions_def: dg.TimeWindowPartitionsDefinition, daily_job: UnresolvedAssetJobDefinition
+def build_landed_data_sensor(spec: UseCaseSpec, settings: Settings, partitions_def: dg.TimeWindowPartitionsDefinition, daily_job: UnresolvedAssetJobDefinition
 ) -> dg.SensorDefinition:
     source_key = source_resource_key(spec)
 
@@ -36,7 +35,7 @@ def build_landed_data_sensor(
         name=f"{spec.name}_landed_data_sensor",
         job=daily_job,
         minimum_interval_seconds=settings.sensor_interval(30),
-        default_status=default_status(),
+        default_status=default_status(settings),
         description=f"Runs new or changed {spec.name} source days (by content hash); consecutive days share one run. "
         "Entries that cannot be a day's data are reported once and left where they are.",
         required_resource_keys={source_key, "lake", "alerts", "mlflow"},  # the source's key is the use case's own

@@ -11,19 +11,19 @@ from __future__ import annotations
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from ml_platform import settings
 from ml_platform.assets import keys
 from ml_platform.automation.runs import default_status, range_run_request
 from ml_platform.io.parquet_lake import DataLake
+from ml_platform.settings import Settings
 from ml_platform.spec import UseCaseSpec
 
 
-def build_new_champion_sensor(spec: UseCaseSpec, rescore_job: UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+def build_new_champion_sensor(spec: UseCaseSpec, settings: Settings, rescore_job: UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
     @dg.sensor(
         name=f"{spec.name}_new_champion_sensor",
         job=rescore_job,
         minimum_interval_seconds=settings.sensor_interval(30),
-        default_status=default_status(),
+        default_status=default_status(settings),
         description=f"A new {spec.name} champion rescores the last {spec.schedule.rescore_days} feature days.",
     )
     def new_champion(context: dg.SensorEvaluationContext, lake: DataLake) -> dg.SensorResult | dg.SkipReason:

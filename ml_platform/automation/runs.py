@@ -12,13 +12,13 @@ from collections.abc import Iterator, Sequence
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from ml_platform import settings
+from ml_platform.settings import Settings
 
 MAX_DAYS_PER_RUN = 366
 
 
-def default_status() -> dg.DefaultSensorStatus:
-    return dg.DefaultSensorStatus.RUNNING if settings.automation_running() else dg.DefaultSensorStatus.STOPPED
+def default_status(settings: Settings) -> dg.DefaultSensorStatus:
+    return dg.DefaultSensorStatus.RUNNING if settings.automation_running else dg.DefaultSensorStatus.STOPPED
 
 
 def range_tags(days: Sequence[str]) -> dict[str, str]:

@@ -6,13 +6,14 @@ import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ml_platform.automation.runs import default_status
+from ml_platform.settings import Settings
 from ml_platform.spec import UseCaseSpec
 
 
 def build_schedules(
-    spec: UseCaseSpec, daily_job: UnresolvedAssetJobDefinition, training_job: UnresolvedAssetJobDefinition
+    spec: UseCaseSpec, settings: Settings, daily_job: UnresolvedAssetJobDefinition, training_job: UnresolvedAssetJobDefinition
 ) -> list[dg.ScheduleDefinition]:
-    status = dg.DefaultScheduleStatus(default_status().value)
+    status = dg.DefaultScheduleStatus(default_status(settings).value)
     daily = dg.build_schedule_from_partitioned_job(
         daily_job,
         name=f"{spec.name}_daily_schedule",

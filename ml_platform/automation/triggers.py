@@ -15,33 +15,34 @@ from __future__ import annotations
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from ml_platform import settings
 from ml_platform.automation.drift_retrain import build_drift_retrain_sensor
 from ml_platform.automation.landed_data import build_landed_data_sensor
 from ml_platform.automation.new_champion import build_new_champion_sensor
 from ml_platform.automation.runs import default_status
 from ml_platform.automation.schedules import build_schedules
+from ml_platform.settings import Settings
 from ml_platform.spec import UseCaseSpec
 
 
 def build_automation(
     spec: UseCaseSpec,
+    settings: Settings,
     partitions_def: dg.TimeWindowPartitionsDefinition,
     daily_job: UnresolvedAssetJobDefinition,
     training_job: UnresolvedAssetJobDefinition,
     rescore_job: UnresolvedAssetJobDefinition,
 ) -> tuple[list[dg.ScheduleDefinition], list[dg.SensorDefinition]]:
     sensors = [
-        build_landed_data_sensor(spec, partitions_def, daily_job),
-        build_new_champion_sensor(spec, rescore_job),
-        build_drift_retrain_sensor(spec, training_job),
+        build_landed_data_sensor(spec, settings, partitions_def, daily_job),
+        build_new_champion_sensor(spec, settings, rescore_job),
+        build_drift_retrain_sensor(spec, settings, training_job),
     ]
-    return build_schedules(spec, daily_job, training_job), sensors
+    return build_schedules(spec, settings, daily_job, training_job), sensors
 
 
-def build_automation_condition_sensor() -> dg.AutomationConditionSensorDefinition:
+def build_automation_condition_sensor(settings: Settings) -> dg.AutomationConditionSensorDefinition:
     """Evaluates the assets' automation conditions (features following raw events) for every use case."""
     return dg.AutomationConditionSensorDefinition(
-        "automation_conditions", target=dg.AssetSelection.all(), default_status=default_status(),
+        "automation_conditions", target=dg.AssetSelection.all(), default_status=default_status(settings),
         minimum_interval_seconds=settings.sensor_interval(30),
     )

@@ -13,14 +13,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ml_platform import settings
+from ml_platform.settings import Settings
 
 
-def on_kubernetes() -> bool:
-    return settings.deployment_environment() == settings.KUBERNETES
-
-
-def default_executor() -> dg.ExecutorDefinition:
+def default_executor(settings: Settings) -> dg.ExecutorDefinition:
     """The Definitions-wide executor, used by the UI's asset materializations and backfills.
 
     Locally every step runs in the run's process. On Kubernetes each step gets its own pod,
@@ -28,12 +24,12 @@ def default_executor() -> dg.ExecutorDefinition:
     like one launched by the training job (op tags are ignored by other executors). With
     single-run backfills that is a handful of pods per run, not per partition.
     """
-    return training_executor() or dg.in_process_executor
+    return training_executor(settings) or dg.in_process_executor
 
 
-def training_executor() -> dg.ExecutorDefinition | None:
+def training_executor(settings: Settings) -> dg.ExecutorDefinition | None:
     """`k8s_job_executor` for training jobs on Kubernetes; None elsewhere (use the default)."""
-    if not on_kubernetes():
+    if not settings.on_kubernetes:
         return None
     from dagster_k8s import k8s_job_executor  # ~1.5 s import: only where it is used
 

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ml_platform import settings
+from ml_platform.settings import Settings
 from ml_platform.spec import UseCaseSpec
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_POOL = "gpu"
 K8S_CONFIG_TAG = "dagster-k8s/config"
 DEFAULT_GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
-def training_k8s_config(spec: UseCaseSpec) -> dict[str, Any]:
+def training_k8s_config(spec: UseCaseSpec, settings: Settings) -> dict[str, Any]:
     """Container resources, node selector and tolerations for the training step's pod."""
     wanted = spec.resources
     requests = {"cpu": wanted.cpu, "memory": wanted.memory}
@@ -39,23 +39,23 @@ def training_k8s_config(spec: UseCaseSpec) -> dict[str, Any]:
     if wanted.gpu:
         limits[GPU_RESOURCE] = str(wanted.gpu)
         spec_tolerations = [t.model_dump(exclude_none=True) for t in wanted.tolerations]
-        cluster_tolerations = settings.gpu_tolerations()  # read (and validated) even when the spec has its own
+        cluster_tolerations = settings.gpu_tolerations
         pod_spec["tolerations"] = spec_tolerations or cluster_tolerations or [DEFAULT_GPU_TOLERATION]
-        node_selector = {**settings.gpu_node_selector(), **node_selector}
-        if settings.gpu_image():
-            container["image"] = settings.gpu_image()
+        node_selector = {**settings.gpu_node_selector, **node_selector}
+        if settings.gpu_image:
+            container["image"] = settings.gpu_image
     elif wanted.tolerations:
         pod_spec["tolerations"] = [t.model_dump(exclude_none=True) for t in wanted.tolerations]
     if node_selector:
         pod_spec["node_selector"] = node_selector
-    config: dict[str, Any] = {"container_config": container}
+    k8s_config: dict[str, Any] = {"container_config": container}
     if pod_spec:
-        config["pod_spec_config"] = pod_spec
-    return config
+        k8s_config["pod_spec_config"] = pod_spec
+    return k8s_config
 
 
-def training_op_tags(spec: UseCaseSpec) -> dict[str, Any]:
-    return {K8S_CONFIG_TAG: training_k8s_config(spec)}
+def training_op_tags(spec: UseCaseSpec, settings: Settings) -> dict[str, Any]:
+    return {K8S_CONFIG_TAG: training_k8s_config(spec, settings)}
 
 
 def training_pool(spec: UseCaseSpec) -> str | None:

@@ -6,20 +6,21 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ml_platform import settings
 from ml_platform.io.parquet_lake import DataLake, LakeIOManager
 from ml_platform.resources.alerts import AlertResource
 from ml_platform.resources.mlflow_resource import MlflowResource
+from ml_platform.settings import Settings
 
 
-def default_resources() -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManager]:
-    data_dir = str(settings.data_dir())
-    lake = DataLake(base_path=settings.lake_path())
+def default_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManager]:
+    settings = settings or Settings.from_env()
+    data_dir = str(settings.data_dir)
+    lake = DataLake(base_path=settings.lake_path)
     return {
         "lake": lake,
         "io_manager": LakeIOManager(lake=lake),
         "mlflow": MlflowResource(
-            data_dir=data_dir, ui_url=settings.mlflow_ui_url(), dagster_ui_url=settings.dagster_ui_url(),
+            data_dir=data_dir, ui_url=settings.mlflow_ui_url, dagster_ui_url=settings.dagster_ui_url,
         ),
-        "alerts": AlertResource.from_env(),
+        "alerts": AlertResource.from_env(settings.dagster_ui_url),
     }

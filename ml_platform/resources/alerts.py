@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 
 import dagster as dg
 
-from ml_platform import settings
 
 if TYPE_CHECKING:
     import requests
@@ -42,7 +41,7 @@ class AlertResource(dg.ConfigurableResource):
     timeout_seconds: float = 5.0
 
     @classmethod
-    def from_env(cls) -> AlertResource:
+    def from_env(cls, ui_url: str) -> AlertResource:
         """ML_PLATFORM_SLACK_WEBHOOK, ML_PLATFORM_ALERT_WEBHOOK, ML_PLATFORM_ALERT_TOKEN, ML_PLATFORM_UI_URL."""
 
         def secret(name: str) -> Any:
@@ -52,7 +51,7 @@ class AlertResource(dg.ConfigurableResource):
             slack_webhook_url=secret("ML_PLATFORM_SLACK_WEBHOOK"),
             webhook_url=secret("ML_PLATFORM_ALERT_WEBHOOK"),
             webhook_token=secret("ML_PLATFORM_ALERT_TOKEN"),
-            ui_url=settings.dagster_ui_url(),
+            ui_url=ui_url,
         )
 
     @property

@@ -31,6 +31,7 @@ from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.k8s.executors import training_executor
 from ml_platform.k8s.placement import GPU_RESOURCE, training_k8s_config
 from ml_platform.settings import ENVIRONMENT_ENV as ENV_VAR
+from ml_platform.settings import Settings
 from ml_platform.spec import ResourceSpec, UseCaseSpec
 from ml_platform_tests.support import dagster_chart
 
@@ -298,27 +299,28 @@ def test_a_gpu_spec_with_its_own_placement_overrides_the_cluster_defaults(
         gpu=1, node_selector={"pool": "a100"},
         tolerations=[{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoExecute"}],
     )})
-    config = training_k8s_config(own)
+    config = training_k8s_config(own, Settings.from_env())
     pod = config["pod_spec_config"]
     assert pod["tolerations"] == [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoExecute"}]
     assert pod["node_selector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4", "pool": "a100"}
     monkeypatch.setenv("ML_PLATFORM_GPU_TOLERATIONS", "{not json")
     with pytest.raises(ValueError, match="ML_PLATFORM_GPU_TOLERATIONS"):
-        training_k8s_config(gpu_variant(churn_spec))
+        Settings.from_env()
 
 
 def test_a_cpu_spec_keeps_the_training_step_off_gpu_nodes(churn_spec: UseCaseSpec, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in platform_env("values.yaml").items():
         monkeypatch.setenv(name, value)
-    config = training_k8s_config(churn_spec.model_copy(update={"resources": ResourceSpec(gpu=0, cpu="2", memory="4Gi")}))
+    cpu_only = churn_spec.model_copy(update={"resources": ResourceSpec(gpu=0, cpu="2", memory="4Gi")})
+    config = training_k8s_config(cpu_only, Settings.from_env())
     assert config == {"container_config": {"resources": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "4Gi"}}}}
 
 
 def test_training_jobs_get_the_k8s_executor_on_kubernetes(monkeypatch: pytest.MonkeyPatch, churn_spec: UseCaseSpec) -> None:
     monkeypatch.delenv(ENV_VAR, raising=False)
-    assert training_executor() is None
+    assert training_executor(Settings.from_env()) is None
     monkeypatch.setenv(ENV_VAR, "k8s")
-    assert training_executor() is k8s_job_executor
+    assert training_executor(Settings.from_env()) is k8s_job_executor
 
 
 def test_an_invalid_job_fails_schema_validation() -> None:

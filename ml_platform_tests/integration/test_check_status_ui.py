@@ -20,7 +20,7 @@ from demo.generators.churn import write_landing_files
 from ml_platform.assets import keys
 from ml_platform.checks.rules import FEATURE_CHECKS, raw_checks
 from ml_platform.cli import summary as _summary
-from ml_platform.definitions import build_definitions, load_specs
+from ml_platform.definitions import build_definitions
 from ml_platform.runner import materialize_stages
 from ml_platform.spec import UseCaseSpec
 from ml_platform_tests.support import postgres

@@ -21,7 +21,6 @@ import yaml
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 
 from demo.generators.churn import generate_churn_events, write_landing_files
-from ml_platform import settings
 from ml_platform.assets import keys
 from ml_platform.checks.rules import validate_events
 from ml_platform.definitions import build_definitions
@@ -30,6 +29,7 @@ from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources import default_resources
 from ml_platform.resources.sources import EventSource, SourceError
 from ml_platform.runner import DAILY_STAGES, TRAINING_STAGES, materialize_stages
+from ml_platform.settings import Settings
 from ml_platform.spec import UseCaseSpec
 from ml_platform_tests.support import postgres
 from ml_platform_tests.support.fixtures import START, day_keys, landing_dir
@@ -54,7 +54,7 @@ def postgres_definitions(spec: UseCaseSpec, dsn: str, monkeypatch: pytest.Monkey
     through dg.EnvVar(spec.source.dsn_env), so that variable holds it."""
     monkeypatch.setenv(spec.source.dsn_env, dsn)
     resources = default_resources()
-    return dg.Definitions.merge(build_use_case(spec), dg.Definitions(resources=resources, executor=dg.in_process_executor))
+    return dg.Definitions.merge(build_use_case(spec, Settings.from_env()), dg.Definitions(resources=resources, executor=dg.in_process_executor))
 
 
 def churn_frames(days: int = SOURCE_DAYS, events_per_day: int = SOURCE_EVENTS_PER_DAY, seed: int = 11) -> dict[str, pd.DataFrame]:
@@ -80,7 +80,7 @@ def table_snapshot(dsn: str, table: str) -> list[tuple]:
 
 
 def lake_ids(spec: UseCaseSpec, day: str) -> list[str]:
-    lake = DataLake(base_path=settings.lake_path())
+    lake = DataLake(base_path=Settings.from_env().lake_path)
     return sorted(pd.read_parquet(lake.partition_path(keys.raw_events(spec), day))[spec.event_id_column])
 
 
@@ -163,7 +163,7 @@ def test_duplicate_ids_in_the_table_fail_that_partition_and_leave_the_table_unto
     good = set(days) - {bad_day}
     assert instance.get_materialized_partitions(keys.raw_events(spec)) == good
     assert not instance.get_materialized_partitions(keys.features(spec))  # nothing downstream of a failed gate
-    assert not Path(DataLake(base_path=settings.lake_path()).partition_path(keys.raw_events(spec), bad_day)).exists()
+    assert not Path(DataLake(base_path=Settings.from_env().lake_path).partition_path(keys.raw_events(spec), bad_day)).exists()
     after = table_snapshot(postgres_url, table)
     assert len(after) == len(before) == sum(len(frame) for frame in frames.values())
     assert after == before

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from ml_platform import settings
@@ -13,7 +16,7 @@ from ml_platform.definitions import build_definitions, load_specs
     [
         (settings.SENSOR_INTERVAL_ENV, "soon", "must be a whole number of seconds >= 1, got 'soon'"),
         (settings.SENSOR_INTERVAL_ENV, "0", "got '0'"),
-        (settings.AUTOMATION_ENV, "sometimes", "must be 'running' or 'stopped', got 'sometimes'"),
+        (settings.AUTOMATION_ENV, "sometimes", "must be 'stopped' or 'running', got 'sometimes'"),
         (settings.ENVIRONMENT_ENV, "docker", "must be 'local' or 'k8s', got 'docker'"),
         (settings.GPU_NODE_SELECTOR_ENV, "{pool: gpu}", "must be JSON (dict)"),
         (settings.GPU_TOLERATIONS_ENV, '{"key": "x"}', "must be a JSON list, got dict"),
@@ -32,8 +35,20 @@ def test_defaults_and_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path) -> No
     for variable in (settings.SENSOR_INTERVAL_ENV, settings.AUTOMATION_ENV, settings.ENVIRONMENT_ENV, settings.LAKE_ENV):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv(settings.DATA_DIR_ENV, str(tmp_path))
-    assert settings.sensor_interval(30) == 30 and not settings.automation_running()
-    assert settings.deployment_environment() == "local" and settings.lake_path() == str(tmp_path / "lake")
+    defaults = settings.Settings.from_env()
+    assert defaults.sensor_interval(30) == 30 and not defaults.automation_running
+    assert defaults.environment == "local" and defaults.lake_path == str(tmp_path / "lake")
     monkeypatch.setenv(settings.SENSOR_INTERVAL_ENV, "5")
     monkeypatch.setenv(settings.AUTOMATION_ENV, "RUNNING")
-    assert settings.sensor_interval(30) == 5 and settings.automation_running()
+    overridden = settings.Settings.from_env()
+    assert overridden.sensor_interval(30) == 5 and overridden.automation_running
+
+
+def test_nothing_but_the_settings_module_reads_the_platform_environment() -> None:
+    """One settings object: every other module gets its values from it (secrets come as dg.EnvVar)."""
+    package = Path(settings.__file__).parent
+    readers = sorted(
+        str(path.relative_to(package)) for path in package.rglob("*.py")
+        if path.name != "settings.py" and re.search(r"os\.environ(\.get)?\(?\[?[\"']ML_PLATFORM_", path.read_text())
+    )
+    assert readers == [], readers
