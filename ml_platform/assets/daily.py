@@ -44,6 +44,11 @@ def build_daily_assets(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinitio
     ]
 
 
+def ranged(partitions_def: dg.PartitionsDefinition) -> dict[str, Any]:
+    """How every daily asset runs: a backfill of any range is one run, and any subset of its assets."""
+    return {"partitions_def": partitions_def, "backfill_policy": dg.BackfillPolicy.single_run(), "can_subset": True}
+
+
 def _common(spec: UseCaseSpec) -> dict[str, Any]:
     return {"group_name": spec.name, "owners": spec.owners}
 
@@ -67,9 +72,7 @@ def _raw_events(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> d
             )
         ],
         check_specs=gate_check_specs(key, raw_checks(spec), partitions_def),
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        can_subset=True,
+        **ranged(partitions_def),
         retry_policy=SOURCE_RETRY,
         required_resource_keys={source_key, "lake"},  # the source's key is the use case's own
     )
@@ -112,9 +115,7 @@ def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.
             )
         ],
         check_specs=gate_check_specs(key, FEATURE_CHECKS, partitions_def),
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        can_subset=True,
+        **ranged(partitions_def),
     )
     def features(context: dg.AssetExecutionContext, config: ChunkConfig, lake: DataLake) -> Iterator[Any]:
         gate = PartitionGate(context, key)
@@ -142,9 +143,7 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
             )
         ],
         check_specs=gate_check_specs(key, PREDICTION_CHECKS, partitions_def),
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        can_subset=True,
+        **ranged(partitions_def),
         retry_policy=SOURCE_RETRY,
     )
     def predictions(

@@ -7,6 +7,7 @@ import dagster as dg
 
 from ml_platform import steps
 from ml_platform.assets import keys
+from ml_platform.assets.daily import ranged
 from ml_platform.checks.gate import PartitionGate, partitioned_check_spec
 from ml_platform.checks.rules import DRIFT_CHECK
 from ml_platform.features.compute import DAY
@@ -38,9 +39,7 @@ def build_monitoring_assets(spec: UseCaseSpec, partitions_def: dg.PartitionsDefi
         )],
         check_specs=[partitioned_check_spec(DRIFT_CHECK, key, partitions_def,
                                             f"Every feature's PSI is at most {limit} (warning, not blocking)", blocking=False)],
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        can_subset=True,
+        **ranged(partitions_def),
     )
     def drift(context: dg.AssetExecutionContext, lake: DataLake, mlflow: MlflowResource) -> Iterator[Any]:
         champion = mlflow.version_by_alias(spec.name, CHAMPION)
