@@ -398,8 +398,9 @@ class UseCaseSpec(StrictModel):
         label_column = by_name.get(self.label.column)
         if label_column is None:
             raise ValueError(f"label.column: '{self.label.column}' is not one of the columns {sorted(by_name)}")
-        if self.label.task == "classification" and label_column.dtype not in ("int64", "bool"):
-            raise ValueError(f"label.column: '{self.label.column}' must be int64 (0/1) or bool for a {self.label.kind} label")
+        if self.label.task == "classification" and label_column.dtype not in ("int64", "float64", "bool"):
+            raise ValueError(f"label.column: '{self.label.column}' must be int64 or float64 (0/1; null where the "
+                             f"outcome is unknown) or bool for a {self.label.kind} label")
         if self.label.kind == "event_flag" and self.grain != "event":
             raise ValueError("label.kind: event_flag labels need grain: event")
         if self.label.kind != "event_flag" and self.grain == "event":

@@ -98,15 +98,18 @@ def score(
             yield DayResult(day, scored, validate_predictions(scored, spec, day))
 
 
-def score_frame(model: Any, features: pd.DataFrame, spec: UseCaseSpec, version: str) -> pd.DataFrame:
-    """Scores as probabilities of the positive class, whatever the model flavor returns."""
+def score_frame(
+    model: Any, features: pd.DataFrame, spec: UseCaseSpec, version: str, feature_names: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Scores as probabilities of the positive class, whatever the model flavor returns; the model reads
+    `feature_names` (default: the spec's features; a champion trained on another feature set reads its own)."""
     import numpy as np
 
     scored = features[[*spec.key_columns, DAY]].copy()
     if features.empty:
         scored["score"] = pd.Series(dtype="float64")
     else:
-        raw = np.asarray(model.predict(features[spec.feature_names]))
+        raw = np.asarray(model.predict(features[list(feature_names or spec.feature_names)]))
         scored["score"] = (raw[:, -1] if raw.ndim == 2 else raw).astype("float64")
     scored["model_version"] = str(version)
     return scored

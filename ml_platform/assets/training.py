@@ -29,7 +29,6 @@ from ml_platform.models.challenger import (
 )
 from ml_platform.models.registry import change_champion
 from ml_platform.models.training_set import NotEnoughHistory, assemble, choose_window
-from ml_platform.models.comparison import ImprovementTest
 from ml_platform.resources.alerts import AlertResource
 from ml_platform.resources.mlflow_resource import CHAMPION, PREVIOUS_CHAMPION, MlflowResource
 from ml_platform.settings import Settings
@@ -69,9 +68,10 @@ def _training_set(spec: UseCaseSpec) -> dg.AssetsDefinition:
             window = choose_window(spec, lake.existing_partitions(raw_key), lake.existing_partitions(features_key))
         except NotEnoughHistory as error:
             raise dg.Failure(str(error), allow_retries=False) from None
-        frame = assemble(lake, spec, features_key, raw_key, window)
+        frame, unlabelled = assemble(lake, spec, features_key, raw_key, window)
         return dg.Output(frame, metadata={
             "rows": len(frame),
+            "unlabelled_rows": dg.MetadataValue.int(unlabelled),  # outcome unknown: scored daily, not trained on
             "train_days": f"{window.train[0]}..{window.train[-1]}",
             "holdout_days": f"{window.holdout[0]}..{window.holdout[-1]}",
             "label_mean": float(frame["label"].mean()),
@@ -127,8 +127,7 @@ def _model(spec: UseCaseSpec, settings: Settings) -> dg.AssetsDefinition:
         registered = register_challenger(mlflow, challenger, training_set, context.run_id)
         yield dg.Output(_model_summary(challenger, registered), metadata=_model_metadata(spec, mlflow, challenger, registered))
         yield _thresholds_result(spec, registered.version, challenger)
-        yield _significance_result(spec, registered.version, challenger.champion_version, challenger.comparison,
-                                   challenger.significant)
+        yield _significance_result(spec, registered.version, challenger)
 
     return model
 
@@ -139,7 +138,10 @@ def _current_champion(spec: UseCaseSpec, mlflow: MlflowResource) -> ReferenceMod
     if champion is None:
         return None
     threshold = float(champion.tags.get(THRESHOLD_TAG, 0.5))
-    return ReferenceModel(mlflow.load_model(spec.name, champion.version), str(champion.version), threshold)
+    model = mlflow.load_model(spec.name, champion.version)
+    signature = model.metadata.get_input_schema()
+    features = signature.input_names() if signature is not None else spec.feature_names
+    return ReferenceModel(model, str(champion.version), threshold, list(features))
 
 
 def _model_summary(challenger: Challenger, registered: Registered) -> dict[str, Any]:
@@ -152,15 +154,16 @@ def _model_summary(challenger: Challenger, registered: Registered) -> dict[str, 
     }
 
 
-def _comparison_table(
-    spec: UseCaseSpec, version: str, champion_version: str | None, metrics: dict[str, float],
-    comparison: ImprovementTest | None, significant: bool,
-) -> str:
+def _comparison_table(spec: UseCaseSpec, version: str, challenger: Challenger) -> str:
     """The promotion decision as the asset page shows it: both metrics, the interval, the p-value."""
+    comparison, champion_version, metrics = challenger.comparison, challenger.champion_version, challenger.metrics
+    if challenger.incomparable:
+        return f"Version {version} cannot be compared with the champion: {challenger.incomparable}."
     if comparison is None:
         return f"Version {version} is the first model of `{spec.name}`: the thresholds alone decide."
     metric = spec.gates.compare_metric
-    verdict = "significantly better: may become champion" if significant else "not significantly better: champion stays"
+    verdict = ("significantly better: may become champion" if challenger.significant
+               else "not significantly better: champion stays")
     return "\n".join([
         f"| holdout {metric} | value |", "|---|---|",
         f"| challenger v{version} | {comparison.challenger:.4f} |",
@@ -184,10 +187,7 @@ def _model_metadata(
         **{f"holdout_{name}": round(value, 4) for name, value in challenger.metrics.items()},
         **challenger.window,
         "params": dg.MetadataValue.json(challenger.params),
-        "versus_champion": dg.MetadataValue.md(_comparison_table(
-            spec, registered.version, challenger.champion_version, challenger.metrics, challenger.comparison,
-            challenger.significant,
-        )),
+        "versus_champion": dg.MetadataValue.md(_comparison_table(spec, registered.version, challenger)),
         **{f"plot_{name}": dg.MetadataValue.md(f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})")
            for name, png in challenger.plots.items()},
     }
@@ -207,10 +207,14 @@ def _thresholds_result(spec: UseCaseSpec, version: str, challenger: Challenger) 
     )
 
 
-def _significance_result(
-    spec: UseCaseSpec, version: str, champion_version: str | None, comparison: ImprovementTest | None, passed: bool
-) -> dg.AssetCheckResult:
+def _significance_result(spec: UseCaseSpec, version: str, challenger: Challenger) -> dg.AssetCheckResult:
     metric, alpha = spec.gates.compare_metric, spec.gates.significance_level
+    comparison, champion_version, passed = challenger.comparison, challenger.champion_version, challenger.significant
+    if challenger.incomparable:
+        return dg.AssetCheckResult(
+            check_name=SIGNIFICANCE_CHECK, passed=False, metadata={"champion_version": str(champion_version)},
+            description=f"version {version}: {challenger.incomparable}",
+        )
     if comparison is None:
         return dg.AssetCheckResult(
             check_name=SIGNIFICANCE_CHECK, passed=True, metadata={"champion_version": "none"},

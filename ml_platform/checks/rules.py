@@ -107,19 +107,23 @@ def _check_schema(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutc
 
 
 def _check_nulls(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
-    worst: tuple[float, ColumnSpec] | None = None
+    """Every column over its null limit is named (worst first), so one fix-and-rerun cycle is enough."""
+    over: list[tuple[float, ColumnSpec]] = []
     for column in spec.columns:
         if column.name not in frame.columns or frame.empty:
             continue
         fraction = float(frame[column.name].isna().mean())
-        if fraction > column.max_null_fraction and (worst is None or fraction > worst[0]):
-            worst = (fraction, column)
-    if worst is None:
+        if fraction > column.max_null_fraction:
+            over.append((fraction, column))
+    if not over:
         return passed("null_fraction", day, "all columns within their null limits")
-    fraction, column = worst
+    over.sort(key=lambda item: -item[0])
+    fraction, worst = over[0]
     return failed(
-        "null_fraction", day, f"column '{column.name}' is {fraction:.1%} null, limit {column.max_null_fraction:.1%}",
-        column=column.name, observed=round(fraction, 6), limit=column.max_null_fraction,
+        "null_fraction", day,
+        "; ".join(f"column '{c.name}' is {f:.1%} null, limit {c.max_null_fraction:.1%}" for f, c in over),
+        column=worst.name, observed=round(fraction, 6), limit=worst.max_null_fraction,
+        columns={c.name: {"observed": round(f, 6), "limit": c.max_null_fraction} for f, c in over},
     )
 
 
@@ -174,22 +178,30 @@ def _check_label(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutco
     check = "binary_label" if spec.label.task == "classification" else "finite_label"
     if column not in frame.columns:
         return failed(check, day, f"label column '{column}' is missing", column=column)
-    values = frame[column]
+    values, limit = frame[column], spec.column(column).max_null_fraction
+    unknown = float(values.isna().mean()) if len(values) else 0.0
+    if unknown > limit:  # rows whose outcome is unknown are scored, not trained on: up to the column's limit
+        return failed(
+            check, day, f"label column '{column}' is {unknown:.1%} null (unknown outcomes), limit {limit:.1%}; "
+            "raise the column's max_null_fraction if unknown outcomes are expected", column=column,
+            observed=round(unknown, 6), limit=limit,
+        )
+    known = values.dropna()
     if check == "finite_label":
-        numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+        numeric = pd.to_numeric(known, errors="coerce").to_numpy(dtype=float)
         bad = int((~np.isfinite(numeric)).sum())
         if bad:
-            return failed(check, day, f"label column '{column}' has {bad} null or non-finite value(s)", column=column, observed=bad, limit=0)
-        return passed(check, day, f"mean {numeric.mean() if len(numeric) else 0:.4f}", column=column)
-    observed = sorted({str(v) for v in values.unique()} - {"0", "1", "True", "False", "0.0", "1.0"})
-    if values.isna().any():
-        observed = ["null", *observed]
+            return failed(check, day, f"label column '{column}' has {bad} non-finite value(s)", column=column, observed=bad, limit=0)
+        return passed(check, day, f"mean {numeric.mean() if len(numeric) else 0:.4f}", column=column, unknown=round(unknown, 6))
+    observed = sorted({str(v) for v in known.unique()} - {"0", "1", "True", "False", "0.0", "1.0"})
     if observed:
         return failed(
             check, day, f"label column '{column}' has non-binary values {observed[:5]}, expected 0/1",
             column=column, observed=observed[:5], expected=[0, 1],
         )
-    return passed(check, day, f"positive rate {float(values.astype(float).mean()) if len(values) else 0:.4f}", column=column)
+    rate = float(known.astype(float).mean()) if len(known) else 0.0
+    return passed(check, day, f"positive rate {rate:.4f}" + (f", {unknown:.1%} unknown" if unknown else ""),
+                  column=column, unknown=round(unknown, 6))
 
 
 def _check_timestamps(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:

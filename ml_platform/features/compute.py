@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_bool_dtype, is_integer_dtype
 
 from ml_platform.spec import EVENT_AGGS, FeatureSpec, UseCaseSpec
 
@@ -40,9 +41,22 @@ def label_input_days(spec: UseCaseSpec, days: Sequence[str]) -> list[str]:
     return _day_range(first, dt.date.fromisoformat(max(days)) + dt.timedelta(days=horizon))
 
 
+def plain_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Nullable integer and boolean columns (a CSV column of ints with blanks, say) as numpy dtypes: float64
+    with NaN where a value is missing, else int64 / bool. The numpy code below reads numpy arrays, and a
+    missing value stays missing."""
+    conversions = {
+        name: "float64" if frame[name].isna().any() else ("bool" if is_bool_dtype(dtype) else "int64")
+        for name, dtype in frame.dtypes.items()
+        if isinstance(dtype, pd.api.extensions.ExtensionDtype) and (is_integer_dtype(dtype) or is_bool_dtype(dtype))
+    }
+    return frame.astype(conversions) if conversions else frame
+
+
 def compute_features(events: pd.DataFrame, spec: UseCaseSpec, days: Sequence[str]) -> pd.DataFrame:
     """Feature rows for `days`: one per (active entity, day), or one per event for event-grain specs."""
     days = sorted(days)
+    events = plain_numbers(events)
     first = dt.date.fromisoformat(days[0]) - dt.timedelta(days=spec.lookback_days - 1)
     grid = _Grid(events, spec, first, dt.date.fromisoformat(days[-1]))
     target = np.array([grid.day_index(day) for day in days])
@@ -65,6 +79,7 @@ def compute_labels(events: pd.DataFrame, spec: UseCaseSpec, rows: pd.DataFrame) 
     """The label of each feature row (NaN where the label's source data is absent)."""
     if rows.empty:
         return pd.Series([], dtype="float64", name="label")
+    events = plain_numbers(events)
     if spec.label.kind == "event_flag":
         flags = events.set_index(spec.event_id_column)[spec.label.column]
         return pd.Series(rows[spec.event_id_column].map(flags).to_numpy(dtype=float), index=rows.index, name="label")

@@ -37,6 +37,7 @@ class ReferenceModel:
     model: Any
     version: str
     threshold: float
+    features: list[str]  # the inputs it was trained on (its MLflow signature)
 
 
 @dataclass
@@ -53,10 +54,13 @@ class Challenger:
     failed_thresholds: dict[str, str]
     plots: dict[str, bytes]
     importance: dict[str, float]
+    incomparable: str | None = None  # why the champion cannot be scored on this holdout, if it cannot
 
     @property
     def significant(self) -> bool:
         """Better than the champion beyond noise (the first model has nothing to beat)."""
+        if self.incomparable:
+            return False
         return self.comparison is None or self.comparison.significant(self.spec.gates.significance_level)
 
     @property
@@ -88,7 +92,8 @@ def train_challenger(
     trainer = build_trainer(spec.model.type, params).fit(train[spec.feature_names], train["label"], train[DAY])
     scores = trainer.predict(holdout[spec.feature_names])
     metrics = evaluate(spec, holdout, scores, trainer.threshold)
-    comparison = _compare(spec, champion, holdout, scores, trainer.threshold) if champion else None
+    incomparable = _incomparable(spec, champion, holdout) if champion else None
+    comparison = _compare(spec, champion, holdout, scores, trainer.threshold) if champion and not incomparable else None
     plots, importance = holdout_plots(
         spec.label.task, holdout["label"].to_numpy(), scores, trainer.threshold, trainer.predict,
         holdout[spec.feature_names], spec.training.seed,
@@ -96,7 +101,7 @@ def train_challenger(
     return Challenger(
         spec=spec, trainer=trainer, params=params, train=train, holdout=holdout, scores=scores, metrics=metrics,
         champion_version=champion.version if champion else None, comparison=comparison,
-        failed_thresholds=spec.gates.failures(metrics), plots=plots, importance=importance,
+        failed_thresholds=spec.gates.failures(metrics), plots=plots, importance=importance, incomparable=incomparable,
     )
 
 
@@ -123,6 +128,7 @@ def register_challenger(
             "training_set_hash": str(pd.util.hash_pandas_object(training_set, index=False).sum()),
             "gates": outcome,
             "promotion_champion_version": challenger.champion_version or "none",
+            **({"promotion_incomparable": challenger.incomparable} if challenger.incomparable else {}),
             **(challenger.comparison.as_tags() if challenger.comparison else {}),
         })
         _log_plots(tracking, challenger.plots)
@@ -154,14 +160,27 @@ def evaluate(spec: UseCaseSpec, holdout: pd.DataFrame, scores: np.ndarray, thres
 def _compare(
     spec: UseCaseSpec, champion: ReferenceModel, holdout: pd.DataFrame, scores: np.ndarray, threshold: float | None
 ) -> ImprovementTest:
-    """The challenger against the champion, both scored on the same holdout rows."""
-    scored = score_frame(champion.model, holdout, spec, champion.version)
+    """The challenger against the champion, both scored on the same holdout rows (each on its own features)."""
+    scored = score_frame(champion.model, holdout, spec, champion.version, champion.features)
     naive = holdout[spec.label.naive_feature].to_numpy() if spec.label.naive_feature else None
     gates = spec.gates
     return paired_bootstrap_test(
         gates.compare_metric, gates.compare_metric in LOWER_IS_BETTER, holdout["label"].to_numpy(), naive,
         (scores, threshold), (scored["score"].to_numpy(), champion.threshold),
         resamples=gates.bootstrap_resamples, alpha=gates.significance_level, seed=spec.training.seed,
+    )
+
+
+def _incomparable(spec: UseCaseSpec, champion: ReferenceModel, holdout: pd.DataFrame) -> str | None:
+    """Why the champion cannot be scored on this holdout: it reads features the spec no longer computes."""
+    missing = [name for name in champion.features if name not in holdout.columns]
+    if not missing:
+        return None
+    return (
+        f"champion v{champion.version} was trained on feature(s) {missing} that the current spec does not compute, "
+        "so it cannot be scored on this holdout and the challenger cannot be shown to be better; the champion stays. "
+        f"If the new feature set is intended, promote this version: `ml-platform promote {spec.name} <version> "
+        "--reason '...'` (or the Launchpad of the promote job)"
     )
 
 

@@ -57,17 +57,21 @@ def choose_window(spec: UseCaseSpec, raw_days: Sequence[str], feature_days: Sequ
     return TrainingWindow(train, holdout)
 
 
-def assemble(lake: DataLake, spec: UseCaseSpec, features_key: Any, raw_key: Any, window: TrainingWindow) -> pd.DataFrame:
-    """The window's features with their labels and a `split` column; unlabelled rows dropped and the
-    training rows sampled down to `training.max_rows` (the holdout is never sampled)."""
+def assemble(
+    lake: DataLake, spec: UseCaseSpec, features_key: Any, raw_key: Any, window: TrainingWindow
+) -> tuple[pd.DataFrame, int]:
+    """The window's features with their labels and a `split` column, and how many rows had no label.
+    Rows whose outcome is unknown are left out of training and holdout (they are still scored every day);
+    the training rows are sampled down to `training.max_rows` (the holdout is never sampled)."""
     frame = lake.read(features_key, window.days)
     label_columns = sorted({*spec.key_columns, spec.timestamp_column, spec.label.column})
     events = lake.read(raw_key, label_input_days(spec, window.days), columns=label_columns, missing_ok=True)
     frame["label"] = compute_labels(events, spec, frame)
-    frame = frame[frame["label"].notna()].reset_index(drop=True)
+    labelled = frame["label"].notna()
+    frame = frame[labelled].reset_index(drop=True)
     frame["split"] = np.where(frame[DAY].isin(window.holdout), "holdout", "train")
     is_train = frame["split"] == "train"
     if is_train.sum() > spec.training.max_rows:
         keep = frame[is_train].sample(spec.training.max_rows, random_state=spec.training.seed).index
         frame = frame[~is_train | frame.index.isin(keep)].reset_index(drop=True)
-    return frame
+    return frame, int((~labelled).sum())

@@ -16,6 +16,7 @@ from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources import default_resources
 from ml_platform.resources.mlflow_resource import CHAMPION, PREVIOUS_CHAMPION
 from ml_platform.runner import TRAINING_STAGES, materialize_stages
+from ml_platform.spec import UseCaseSpec
 from ml_platform_tests.support.fixtures import CLASSIFIER_PLOTS, TrainedPlatform, assert_evaluation_plots
 from ml_platform_tests.support.automation import evaluate
 from ml_platform_tests.support.corrupt import scramble_labels
@@ -196,3 +197,40 @@ def test_rollback_restores_the_exact_previous_version_and_its_predictions(
                if a["event"].startswith("champion_")]
     assert changes == [("champion_promoted", stump_version, "canary of the small model"),
                        ("champion_rolled_back", original, "canary lost 20% recall")]
+
+
+def with_features(spec: UseCaseSpec, features: list[dict]) -> UseCaseSpec:
+    return UseCaseSpec.model_validate({**spec.model_dump(), "features": features})
+
+
+def rebuild_features_and_train(spec: UseCaseSpec, data: Path) -> dg.ExecuteInProcessResult:
+    """What a user does after editing the spec's features: recompute every feature day, then retrain."""
+    defs, instance = build_definitions([spec]), dg.DagsterInstance.ephemeral()
+    days = DataLake(base_path=str(data / "lake")).existing_partitions(keys.raw_events(spec))
+    assert materialize_stages(defs, spec, ["features"], instance, days).success
+    return materialize_stages(defs, spec, TRAINING_STAGES, instance)
+
+
+def test_a_champion_whose_features_the_spec_no_longer_computes_is_refused_with_the_way_forward(
+    trained_copy: Path, churn_spec: UseCaseSpec
+) -> None:
+    mlflow = default_resources()["mlflow"]
+    before = str(mlflow.version_by_alias("churn", CHAMPION).version)
+    features = churn_spec.model_dump()["features"]
+    renamed = with_features(churn_spec, [{**features[0], "name": "weekly_logins"}, *features[1:]])
+    result = rebuild_features_and_train(renamed, trained_copy)
+    assert not result.success
+    check = {e.check_name: e for e in result.get_asset_check_evaluations()}[SIGNIFICANCE_CHECK]
+    assert not check.passed
+    assert f"champion v{before} was trained on feature(s) ['logins_7d'] that the current spec does not compute" in check.description
+    assert "ml-platform promote churn" in check.description
+    assert str(mlflow.version_by_alias("churn", CHAMPION).version) == before
+
+
+def test_a_champion_is_scored_on_its_own_features_when_the_spec_adds_one(trained_copy: Path, churn_spec: UseCaseSpec) -> None:
+    features = churn_spec.model_dump()["features"]
+    extra = {"name": "logins_3d", "agg": "count", "where": {"column": "event_type", "equals": "login"}, "window_days": 3}
+    result = rebuild_features_and_train(with_features(churn_spec, [*features, extra]), trained_copy)
+    check = {e.check_name: e for e in result.get_asset_check_evaluations()}[SIGNIFICANCE_CHECK]
+    values = {name: value.value for name, value in check.metadata.items()}
+    assert 0.5 < values["champion_roc_auc"] <= 1.0 and 0.0 < values["p_value"] <= 1.0, values

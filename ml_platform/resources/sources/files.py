@@ -84,14 +84,23 @@ class FileSource:
         try:
             if self.source.format == "parquet":
                 return pd.read_parquet(path)
-            strings = {c.name: str for c in self.spec.columns if c.dtype == "string"}
-            frame = pd.read_csv(path, dtype=strings)
+            frame = pd.read_csv(path, dtype=_csv_dtypes(self.spec))
             timestamp = self.spec.timestamp_column
             if timestamp in frame.columns:
                 frame[timestamp] = pd.to_datetime(frame[timestamp], utc=True, format="ISO8601")
             return frame
         except Exception as error:  # any parser error means the file is unusable
             raise SourceError(f"partition {day}: cannot parse {path}: {type(error).__name__}: {error}") from error
+
+
+CSV_DTYPES = {"string": str, "int64": "Int64", "bool": "boolean", "float64": "float64"}
+
+
+def _csv_dtypes(spec: UseCaseSpec) -> dict[str, object]:
+    """The declared dtypes for pandas' CSV reader: a string column of digits stays a string, and an integer
+    column with blanks stays integer (nullable Int64; the null gate holds it to its max_null_fraction)
+    instead of silently becoming float."""
+    return {c.name: CSV_DTYPES[c.dtype] for c in spec.columns if c.dtype in CSV_DTYPES}
 
 
 def landing_dir(data_dir: Path, source: FileSourceSpec) -> Path:

@@ -1,0 +1,88 @@
+"""Rows whose outcome is unknown: a CSV label column with blanks is read as integers with gaps, held to the
+column's own max_null_fraction, left out of training and holdout (and counted), and still scored."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from demo.generators.fraud import generate_fraud_events
+from demo.landing import land_days
+from ml_platform.assets import keys
+from ml_platform.definitions import build_definitions, load_specs
+from ml_platform.io.parquet_lake import DataLake
+from ml_platform.runner import materialize_stages
+from ml_platform.spec import UseCaseSpec
+
+START = dt.date(2025, 1, 1)
+DAYS = 40
+UNKNOWN_SHARE = 0.2
+
+
+def csv_fraud_spec(max_null_fraction: float) -> UseCaseSpec:
+    """The shipped fraud spec, landing CSV files whose label may be blank up to `max_null_fraction`."""
+    shipped = next(spec for spec in load_specs() if spec.name == "fraud").model_dump()
+    columns = [{**c, "max_null_fraction": max_null_fraction} if c["name"] == "is_fraud" else c for c in shipped["columns"]]
+    return UseCaseSpec.model_validate({
+        **shipped, "name": "fraud_csv", "columns": columns,
+        "source": {"kind": "files", "directory": "landing/fraud_csv", "format": "csv"},
+    })
+
+
+def land_with_unknown_labels(data_dir: Path, share: float, seed: int = 3) -> dict[str, set[str]]:
+    """CSV days whose label is blank on `share` of the rows; returns the unknown transaction ids per day."""
+    rng = np.random.default_rng(seed)
+    unknown: dict[str, set[str]] = {}
+    days = []
+    for day, events in generate_fraud_events(START, DAYS, 200, seed=seed):
+        blank = rng.random(len(events)) < share
+        events["is_fraud"] = events["is_fraud"].astype("Int64").mask(blank)
+        unknown[day.isoformat()] = set(events.loc[blank, "transaction_id"])
+        days.append((day, events))
+    land_days(data_dir / "landing" / "fraud_csv", days, file_format="csv")
+    return unknown
+
+
+def test_unknown_labels_are_scored_not_trained_on_and_counted(data_dir: Path) -> None:
+    spec = csv_fraud_spec(max_null_fraction=0.5)
+    unknown = land_with_unknown_labels(data_dir, UNKNOWN_SHARE)
+    days = sorted(unknown)
+    defs = build_definitions([spec])
+    daily = materialize_stages(defs, spec, ["raw_events", "features"], dg.DagsterInstance.ephemeral(), days)
+    assert daily.success
+    label_checks = [e for e in daily.get_asset_check_evaluations() if e.check_name == "binary_label"]
+    assert len(label_checks) == DAYS and all(e.passed for e in label_checks)
+    assert all(0.1 < e.metadata["unknown"].value < 0.3 for e in label_checks)
+
+    lake = DataLake(base_path=str(data_dir / "lake"))
+    raw = lake.read(keys.raw_events(spec), [days[-1]])
+    assert pd.api.types.is_integer_dtype(raw["is_fraud"]) and raw["is_fraud"].isna().sum() == len(unknown[days[-1]])
+    features = lake.read(keys.features(spec), [days[-1]])
+    assert unknown[days[-1]] <= set(features["transaction_id"]), "rows with an unknown label still get features"
+
+    training = materialize_stages(defs, spec, ["training_set"], dg.DagsterInstance.ephemeral())
+    assert training.success
+    frame = lake.read(keys.training_set(spec), None)
+    assert frame["label"].notna().all() and set(frame["label"]) <= {0.0, 1.0}
+    window = sorted(frame["day"].unique())
+    expected_unknown = sum(len(unknown[day]) for day in window)
+    [materialization] = training.asset_materializations_for_node("fraud_csv__training_set")
+    assert materialization.metadata["unlabelled_rows"].value == expected_unknown
+    assert not set(frame["transaction_id"]) & set().union(*(unknown[day] for day in window))
+
+
+def test_more_unknown_labels_than_the_column_allows_fail_the_label_gate_naming_the_limit(data_dir: Path) -> None:
+    spec = csv_fraud_spec(max_null_fraction=0.05)
+    unknown = land_with_unknown_labels(data_dir, UNKNOWN_SHARE)
+    day = sorted(unknown)[0]
+    result = materialize_stages(build_definitions([spec]), spec, ["raw_events"], dg.DagsterInstance.ephemeral(), [day])
+    assert not result.success
+    [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "binary_label"]
+    assert not check.passed
+    assert "label column 'is_fraud' is" in check.description and "null (unknown outcomes), limit 5.0%" in check.description
+    assert "max_null_fraction" in check.description
+    assert DataLake(base_path=str(data_dir / "lake")).existing_partitions(keys.raw_events(spec)) == []
