@@ -6,7 +6,6 @@ import argparse
 import datetime as dt
 import os
 import sys
-import threading
 from collections import Counter
 from pathlib import Path
 
@@ -92,7 +91,8 @@ def _generate(args: argparse.Namespace) -> list[Path]:
 
 def _demo(args: argparse.Namespace) -> int:
     from ml_platform.definitions import defs
-    from ml_platform.runner import DAILY_STAGES, MONITORING_STAGES, TRAINING_STAGES, materialize_stages
+    from ml_platform.runner import DAILY_STAGES, MONITORING_STAGES, TRAINING_STAGES
+    from ml_platform.stage_runs import run_stages
 
     spec = use_case_spec(args.use_case)
     landed = _generate(args)
@@ -102,10 +102,8 @@ def _demo(args: argparse.Namespace) -> int:
     checks: Counter[tuple[str, bool]] = Counter()
 
     def run(label: str, stages: tuple[str, ...] | list[str], run_days: list[str] | None) -> bool:
-        with StageProgress(instance, spec, label, stages, run_days or []):
-            result = materialize_stages(defs, spec, stages, instance, run_days, log_level="ERROR")
-        for evaluation in result.get_asset_check_evaluations():
-            checks[(f"{evaluation.asset_key.path[-1]}:{evaluation.check_name}", evaluation.passed)] += 1
+        result = run_stages(defs, spec, label, stages, instance, run_days)
+        checks.update(result.checks)
         print(f"{label}: {'ok' if result.success else 'FAILED'} (run {result.run_id[:8]})")
         return result.success
 
@@ -116,57 +114,6 @@ def _demo(args: argparse.Namespace) -> int:
     print()
     print(summary(spec.name, instance, checks))
     return 0 if ingested and trained and predicted else 1
-
-
-class StageProgress:
-    """Days materialized so far per stage of a running in-process run, with elapsed time (rich, on stdout).
-
-    A poller thread reads the instance; the run itself stays on the main thread, as Dagster expects."""
-
-    def __init__(self, instance, spec, label: str, stages, days: list[str]) -> None:  # noqa: ANN001
-        from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        from ml_platform.assets import keys
-
-        self.instance, self.days = instance, set(days)
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), MofNCompleteColumn(), TimeElapsedColumn())
-        self.tasks = {
-            keys.of_stage(spec, stage): self.progress.add_task(f"{label}: {stage}", total=len(days) or 1)
-            for stage in stages
-        }
-        self.cursor = instance.event_log_storage.get_maximum_record_id() or 0
-        self.stop = threading.Event()
-        self.poller = threading.Thread(target=self._poll, daemon=True)
-
-    def __enter__(self) -> StageProgress:
-        self.progress.start()
-        self.poller.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.poller.join()
-        self._update()
-        self.progress.stop()
-
-    def _poll(self) -> None:
-        while not self.stop.wait(0.5):
-            self._update()
-
-    def _update(self) -> None:
-        for key, task in self.tasks.items():
-            self.progress.update(task, completed=self._done(key))
-
-    def _done(self, key) -> int:  # noqa: ANN001
-        """Days of `key` materialized since the run began (1 for an unpartitioned stage once it is done)."""
-        import dagster as dg
-
-        if self.days:
-            return len(self.instance.event_log_storage.get_latest_storage_id_by_partition(
-                key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=self.days, after_cursor=self.cursor
-            ))
-        records = self.instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, after_storage_id=self.cursor), limit=1)
-        return len(records.records)
 
 
 if __name__ == "__main__":

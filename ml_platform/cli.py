@@ -1,4 +1,5 @@
-"""`ml-platform`: summarise, roll back or promote a champion, serve metrics, start a new use case.
+"""`ml-platform`: run a use case's stages, summarise, roll back or promote a champion, serve metrics,
+start a new use case. Every command works on $DAGSTER_HOME's instance (default ./.dagster_home), as the UI.
 
 The demo and its synthetic data are not part of the platform: `ml-platform-demo` (package `demo`)."""
 
@@ -16,6 +17,20 @@ from ml_platform import settings
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ml-platform", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+
+    materialize = commands.add_parser("materialize", help="ingest, compute features, score: daily stages over a day range")
+    materialize.add_argument("use_case", help="the use case, e.g. churn")
+    materialize.add_argument("--stages", type=stage_list, default=["raw_events", "features"],
+                             help=f"comma-separated, in order, from {','.join(RANGE_STAGES)} (default raw_events,features)")
+    materialize.add_argument("--from", dest="first", type=iso_day, default=None, help="first day YYYY-MM-DD (default: the source's first)")
+    materialize.add_argument("--to", dest="last", type=iso_day, default=None, help="last day YYYY-MM-DD (default: the source's last)")
+
+    train = commands.add_parser("train", help="training set -> challenger (gated) -> champion if it passes")
+    train.add_argument("use_case", help="the use case, e.g. churn")
+
+    predict = commands.add_parser("predict", help="score the newest feature days with the champion and measure drift")
+    predict.add_argument("use_case", help="the use case, e.g. churn")
+    predict.add_argument("--days", type=positive_int, default=1, help="how many of the newest feature days (default 1)")
 
     summarise = commands.add_parser("summary", help="what is materialized, checked and promoted")
     summarise.add_argument("--use-case", default="churn", help="which use case (default churn)")
@@ -45,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow's INFO lines (store creation) are noise here
     try:
+        if args.command in ("materialize", "train", "predict"):
+            from ml_platform.stage_commands import run_command
+
+            return run_command(args, use_case_spec(args.use_case), local_instance())
         if args.command == "summary":
             print(summary(args.use_case))
         elif args.command == "rollback":
@@ -65,6 +84,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ml-platform {args.command}: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+RANGE_STAGES = ("raw_events", "features", "predictions", "drift")
+
+
+def stage_list(text: str) -> list[str]:
+    stages = [stage.strip() for stage in text.split(",") if stage.strip()]
+    unknown = [stage for stage in stages if stage not in RANGE_STAGES]
+    if not stages or unknown:
+        raise argparse.ArgumentTypeError(f"expected stages from {','.join(RANGE_STAGES)}, got '{text}'")
+    return sorted(stages, key=RANGE_STAGES.index)
+
+
+def iso_day(text: str) -> str:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a day as YYYY-MM-DD, got '{text}'") from None
 
 
 def positive_int(text: str) -> int:

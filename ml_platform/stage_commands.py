@@ -1,0 +1,56 @@
+"""`ml-platform materialize | train | predict`: a use case's stages from a shell, through the same
+definitions and gates as the UI, with progress; exit 1 when a gate or step failed, naming each."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ml_platform.assets import keys
+from ml_platform.spec import UseCaseSpec
+
+
+def run_command(args: argparse.Namespace, spec: UseCaseSpec, instance: Any) -> int:
+    from ml_platform.definitions import build_definitions, load_specs
+    from ml_platform.runner import MONITORING_STAGES, TRAINING_STAGES
+    from ml_platform.stage_runs import run_stages
+
+    defs = build_definitions(load_specs())
+    if args.command == "materialize":
+        days = _source_days(defs, spec, args.first, args.last)
+        label, stages = f"{spec.name}: {len(days)} day(s) {days[0]}..{days[-1]}", args.stages
+    elif args.command == "train":
+        days, label, stages = None, f"{spec.name}: training", list(TRAINING_STAGES)
+    else:
+        days = _newest_feature_days(spec, args.days)
+        label, stages = f"{spec.name}: {len(days)} day(s) {days[0]}..{days[-1]}", ["predictions", *MONITORING_STAGES]
+    result = run_stages(defs, spec, label, stages, instance, days)
+    print(f"{label}: {'ok' if result.success else 'FAILED'} (run {result.run_id[:8]}, {' -> '.join(stages)})")
+    for failure in result.failures:
+        print(f"  {failure}", file=sys.stderr)
+    return 0 if result.success else 1
+
+
+def _source_days(defs: Any, spec: UseCaseSpec, first: str | None, last: str | None) -> list[str]:
+    """The days the source has data for, within the use case's partitions and [first, last]."""
+    from ml_platform.resources.sources import source_resource_key
+
+    partitions = set(defs.get_assets_def(keys.raw_events(spec)).partitions_def.get_partition_keys())
+    source = defs.resources[source_resource_key(spec)].source_for(spec)
+    days = sorted(day for day in source.versions() if day in partitions
+                  and (first is None or day >= first) and (last is None or day <= last))
+    if not days:
+        window = f"{first or 'the start'}..{last or 'the latest partition'}"
+        raise ValueError(f"{spec.name}: the source has no day in {window} within the partitions (start_date {spec.start_date})")
+    return days
+
+
+def _newest_feature_days(spec: UseCaseSpec, count: int) -> list[str]:
+    from ml_platform.resources import default_resources
+
+    days = default_resources()["lake"].existing_partitions(keys.features(spec))[-count:]
+    if not days:
+        raise ValueError(f"{spec.name}: no feature days yet; run `ml-platform materialize {spec.name}` first")
+    return days
+
