@@ -22,6 +22,7 @@ NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 EARLIEST_START = dt.date(2000, 1, 1)
 OWNER_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 OWNER_TEAM = re.compile(r"team:[A-Za-z0-9_-]+")
+ROW_ID = "row_id"  # the event id derived from an event's content when the spec names none
 DType = Literal["string", "int64", "float64", "bool", "timestamp"]
 
 
@@ -356,7 +357,10 @@ class UseCaseSpec(StrictModel):
     source: Annotated[FileSourceSpec | PostgresSourceSpec, Field(discriminator="kind")]
     entity_column: str
     timestamp_column: str
-    event_id_column: str
+    # A unique id of each event. Without one, an event is identified by its content: the values of
+    # `unique_columns` (default: every column), hashed into the ROW_ID column at ingest.
+    event_id_column: str | None = None
+    unique_columns: list[str] = []
     columns: list[ColumnSpec] = Field(min_length=1)
     label: LabelSpec
     features: list[FeatureSpec] = Field(min_length=1)
@@ -391,10 +395,11 @@ class UseCaseSpec(StrictModel):
             raise ValueError("columns: column names must be unique")
         for role in ("entity_column", "timestamp_column", "event_id_column"):
             name = getattr(self, role)
-            if name not in by_name:
+            if name is not None and name not in by_name:
                 raise ValueError(f"{role}: '{name}' is not one of the columns {sorted(by_name)}")
         if by_name[self.timestamp_column].dtype != "timestamp":
             raise ValueError(f"timestamp_column: '{self.timestamp_column}' must have dtype timestamp")
+        self._event_identity_resolves(by_name)
         label_column = by_name.get(self.label.column)
         if label_column is None:
             raise ValueError(f"label.column: '{self.label.column}' is not one of the columns {sorted(by_name)}")
@@ -456,12 +461,33 @@ class UseCaseSpec(StrictModel):
                 spans.append(1)
         return max(spans)
 
+    def _event_identity_resolves(self, by_name: dict[str, ColumnSpec]) -> None:
+        if self.event_id_column is not None and self.unique_columns:
+            raise ValueError("unique_columns: only for specs without event_id_column (the id already identifies an event)")
+        unknown = [name for name in self.unique_columns if name not in by_name]
+        if unknown:
+            raise ValueError(f"unique_columns: {unknown} not among the columns {sorted(by_name)}")
+        if ROW_ID in by_name and self.event_id_column is None:
+            raise ValueError(f"columns: '{ROW_ID}' is the name of the derived event id; name event_id_column: {ROW_ID} "
+                             "if it is your id column")
+        if self.entity_column == self.event_key and any(f.agg not in EVENT_AGGS for f in self.features):
+            raise ValueError(f"entity_column: '{self.entity_column}' identifies single events, so every window feature "
+                             "would count one event: aggregate by the entity whose history matters (a customer, a card), "
+                             "or use only event features (value, flag, hour)")
+
+    @property
+    def event_key(self) -> str:
+        """The column identifying an event: the spec's event id, or the content-derived ROW_ID."""
+        return self.event_id_column or ROW_ID
+
     @property
     def key_columns(self) -> list[str]:
         """Columns identifying a feature/prediction row within a day."""
-        return [self.event_id_column, self.entity_column] if self.grain == "event" else [self.entity_column]
+        return [self.event_key, self.entity_column] if self.grain == "event" else [self.entity_column]
 
     def column(self, name: str) -> ColumnSpec:
+        if name == ROW_ID and self.event_id_column is None:
+            return ColumnSpec(name=ROW_ID, dtype="string", description="Event id derived from the event's content")
         return next(column for column in self.columns if column.name == name)
 
 

@@ -28,7 +28,7 @@ from ml_platform.features.compute import DAY, compute_features, feature_input_da
 from ml_platform.features.drift import METHOD, SCORE, population_stability
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources.sources import EventSource, SourceError
-from ml_platform.spec import UseCaseSpec
+from ml_platform.spec import ROW_ID, UseCaseSpec
 
 DEFAULT_CHUNK_DAYS = 31
 
@@ -53,8 +53,18 @@ def ingest(source: EventSource, spec: UseCaseSpec, days: Sequence[str]) -> Itera
         except SourceError as error:
             yield DayResult(day, None, unreadable_source(day, str(error)))
             continue
-        yield DayResult(day, frame[columns] if set(columns) <= set(frame.columns) else frame,
-                        validate_events(frame, spec, day))
+        stored = with_event_ids(frame[columns], spec) if set(columns) <= set(frame.columns) else frame
+        yield DayResult(day, stored, validate_events(frame, spec, day))
+
+
+def with_event_ids(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
+    """The day's events with ROW_ID, a hash of the columns that identify an event, when the spec names no
+    event id (the same content always gets the same id, so a re-run writes the same file)."""
+    if spec.event_id_column is not None:
+        return frame
+    identity = frame[spec.unique_columns or [c.name for c in spec.columns]]
+    ids = pd.util.hash_pandas_object(identity, index=False).map("{:016x}".format)
+    return frame.assign(**{ROW_ID: ids.astype("string").to_numpy()})
 
 
 def build_features(

@@ -128,6 +128,8 @@ def _check_nulls(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutco
 
 
 def _check_unique_ids(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
+    if spec.event_id_column is None:
+        return _check_unique_rows(frame, spec, day)
     column = spec.event_id_column
     if column not in frame.columns:
         return failed("unique_event_ids", day, f"column '{column}' is missing", column=column)
@@ -140,6 +142,20 @@ def _check_unique_ids(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> Check
             column=column, observed=count, limit=0, example=example,
         )
     return passed("unique_event_ids", day, f"{len(frame)} unique ids", column=column)
+
+
+def _check_unique_rows(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
+    """Without an event id, an event is its content: the same `unique_columns` (or whole row) twice is a duplicate."""
+    columns = [name for name in spec.unique_columns or [c.name for c in spec.columns] if name in frame.columns]
+    what = f"columns {spec.unique_columns}" if spec.unique_columns else "every column"
+    duplicated = int(frame.duplicated(columns).sum())
+    if duplicated:
+        return failed(
+            "unique_event_ids", day, f"{duplicated} row(s) repeat an earlier row in {what}; if such repeats are "
+            "distinct events, name an event_id_column or the unique_columns that tell them apart",
+            column=columns[0], observed=duplicated, limit=0,
+        )
+    return passed("unique_event_ids", day, f"{len(frame)} distinct rows ({what})")
 
 
 def _check_value_ranges(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:

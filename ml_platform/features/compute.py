@@ -81,8 +81,8 @@ def compute_labels(events: pd.DataFrame, spec: UseCaseSpec, rows: pd.DataFrame) 
         return pd.Series([], dtype="float64", name="label")
     events = plain_numbers(events)
     if spec.label.kind == "event_flag":
-        flags = events.set_index(spec.event_id_column)[spec.label.column]
-        return pd.Series(rows[spec.event_id_column].map(flags).to_numpy(dtype=float), index=rows.index, name="label")
+        flags = events.set_index(spec.event_key)[spec.label.column]
+        return pd.Series(rows[spec.event_key].map(flags).to_numpy(dtype=float), index=rows.index, name="label")
     days = sorted(rows[DAY].unique())
     horizon = spec.label.horizon_days
     last = dt.date.fromisoformat(days[-1]) + dt.timedelta(days=horizon)
@@ -181,7 +181,7 @@ def _event_rows(events: pd.DataFrame, spec: UseCaseSpec, grid: _Grid, days: list
     rows = np.flatnonzero(np.isin(day_of_event, days))
     out = pd.DataFrame(
         {
-            spec.event_id_column: events[spec.event_id_column].to_numpy()[rows],
+            spec.event_key: events[spec.event_key].to_numpy()[rows],
             spec.entity_column: events[spec.entity_column].to_numpy()[rows],
             DAY: day_of_event[rows],
         }
@@ -193,7 +193,7 @@ def _event_rows(events: pd.DataFrame, spec: UseCaseSpec, grid: _Grid, days: list
         else:
             values = _window_grid(grid, events, feature)[previous_day, grid.codes[rows]] if len(rows) else np.array([])
         out[feature.name] = _transform(np.asarray(values, dtype=float), feature)
-    return out.sort_values([DAY, spec.event_id_column], kind="stable").reset_index(drop=True)
+    return out.sort_values([DAY, spec.event_key], kind="stable").reset_index(drop=True)
 
 
 def _event_attribute(events: pd.DataFrame, spec: UseCaseSpec, feature: FeatureSpec) -> np.ndarray:

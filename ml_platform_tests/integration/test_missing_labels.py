@@ -86,3 +86,37 @@ def test_more_unknown_labels_than_the_column_allows_fail_the_label_gate_naming_t
     assert "label column 'is_fraud' is" in check.description and "null (unknown outcomes), limit 5.0%" in check.description
     assert "max_null_fraction" in check.description
     assert DataLake(base_path=str(data_dir / "lake")).existing_partitions(keys.raw_events(spec)) == []
+
+
+def without_event_id(spec: UseCaseSpec, **options: object) -> UseCaseSpec:
+    """The spec with no id column: events are identified by their content."""
+    data = spec.model_dump()
+    columns = [c for c in data["columns"] if c["name"] != "transaction_id"]
+    return UseCaseSpec.model_validate({**data, "columns": columns, "event_id_column": None, **options})
+
+
+def test_events_without_an_id_are_identified_by_their_content_and_repeats_are_refused(data_dir: Path) -> None:
+    spec = without_event_id(csv_fraud_spec(max_null_fraction=0.5))
+    unknown = land_with_unknown_labels(data_dir, UNKNOWN_SHARE)
+    landing = data_dir / "landing" / "fraud_csv"
+    for path in landing.glob("*.csv"):
+        pd.read_csv(path).drop(columns=["transaction_id"]).to_csv(path, index=False)
+    days = sorted(unknown)
+    defs = build_definitions([spec])
+    assert materialize_stages(defs, spec, ["raw_events", "features"], dg.DagsterInstance.ephemeral(), days).success
+    lake = DataLake(base_path=str(data_dir / "lake"))
+    raw = lake.read(keys.raw_events(spec), [days[-1]])
+    features = lake.read(keys.features(spec), [days[-1]])
+    assert raw["row_id"].is_unique and set(features["row_id"]) == set(raw["row_id"])
+    again = materialize_stages(defs, spec, ["raw_events"], dg.DagsterInstance.ephemeral(), [days[-1]])
+    assert again.success and lake.read(keys.raw_events(spec), [days[-1]])["row_id"].tolist() == raw["row_id"].tolist()
+    assert materialize_stages(defs, spec, ["training_set"], dg.DagsterInstance.ephemeral()).success
+    assert lake.read(keys.training_set(spec), None)["label"].notna().all()
+
+    repeated = landing / f"{days[0]}.csv"
+    frame = pd.read_csv(repeated)
+    pd.concat([frame, frame.head(3)]).to_csv(repeated, index=False)
+    result = materialize_stages(defs, spec, ["raw_events"], dg.DagsterInstance.ephemeral(), [days[0]])
+    [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "unique_event_ids"]
+    assert not check.passed and "3 row(s) repeat an earlier row in every column" in check.description
+    assert "name an event_id_column or the unique_columns" in check.description

@@ -55,6 +55,10 @@ def test_shipped_spec_loads_with_expected_shape() -> None:
         (lambda d: d["gates"]["min_metrics"].update(rmse=1.0), "gates.min_metrics", "lower-is-better"),
         (lambda d: d["features"][0].update(lags=3), "features[0]", "only valid with agg 'last'"),
         (lambda d: d.update(grain="event"), "label.kind", "event_flag"),
+        # events without an id: identified by their content, never by an id used as the entity
+        (lambda d: d.update(entity_column="event_id"), "entity_column", "every window feature would count one event"),
+        (lambda d: d.update(unique_columns=["customer_id"]), "unique_columns", "only for specs without event_id_column"),
+        (lambda d: d.update(event_id_column=None, unique_columns=["nope"]), "unique_columns", "not among the columns"),
         # nothing outside the data directory, no system catalogs, no absurd sizes or non-numbers
         (lambda d: d["source"].update(directory="../../etc"), "source.directory", "inside the data directory"),
         (lambda d: d["source"].update(directory="/etc"), "source.directory", "inside the data directory"),
