@@ -336,6 +336,8 @@ class DriftSpec(StrictModel):
 
     psi_threshold: Annotated[float, Field(gt=0.0, le=10.0, allow_inf_nan=False)] = 0.25
     consecutive_days: Annotated[int, Field(ge=1, le=30)] = 2
+    # PSI over fewer rows than this is noise (a handful of entities scores PSI > 1 by chance): not measured
+    min_rows: Annotated[int, Field(ge=1, le=10_000_000)] = 100
 
 
 class ResourceSpec(StrictModel):

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ml_platform.checks.rules import (
     CheckOutcome,
+    drift_too_few_rows,
     drift_warm_up,
     failed,
     unreadable_source,
@@ -137,7 +138,11 @@ def measure_drift(
         if complete_from is None or day < complete_from:
             yield DayResult(day, _drift_frame(day, {}, version), drift_warm_up(day))
             continue
-        psi = population_stability(features_reference, lake.read(keys.features, [day]))
+        features = lake.read(keys.features, [day])
+        if len(features) < spec.drift.min_rows:
+            yield DayResult(day, _drift_frame(day, {}, version), drift_too_few_rows(day, len(features), spec.drift.min_rows))
+            continue
+        psi = population_stability(features_reference, features)
         if SCORE in reference and day in scored_days:
             psi.update(_score_psi(lake, keys.predictions, day, reference[SCORE], version))
         yield DayResult(day, _drift_frame(day, psi, version), validate_drift(psi, spec.drift.psi_threshold, day, METHOD))

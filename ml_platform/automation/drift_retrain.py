@@ -67,9 +67,14 @@ def drift_episode(worst_psi: dict[str, float], threshold: float) -> list[str]:
 
 
 def _recent_worst_psi(spec: UseCaseSpec, lake: DataLake) -> dict[str, float]:
-    """Largest PSI (any feature or the scores) of each of the newest drift days."""
+    """Largest PSI (any feature or the scores) of each of the newest drift days that were measured against
+    the champion of the newest day: drift measured against a champion since replaced says nothing about
+    the current one, so right after a promotion only the days rescored with it count."""
     days = lake.existing_partitions(keys.drift(spec))[-DRIFT_LOOKBACK_DAYS:]
     if not days:
         return {}
-    drift = lake.read(keys.drift(spec), days, columns=["day", "psi"])
-    return drift.groupby("day")["psi"].max().to_dict()
+    drift = lake.read(keys.drift(spec), days, columns=["day", "psi", "champion_version"])
+    if drift.empty:
+        return {}
+    newest = drift.loc[drift["day"] == drift["day"].max(), "champion_version"].iloc[0]
+    return drift[drift["champion_version"] == newest].groupby("day")["psi"].max().to_dict()

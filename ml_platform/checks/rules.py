@@ -298,3 +298,8 @@ def validate_drift(psi: dict[str, float], limit: float, day: str, method: str) -
 def drift_warm_up(day: str) -> list[CheckOutcome]:
     return [passed(DRIFT_CHECK, day, "warm-up day, its feature windows reach before the first raw day; not measured",
                    measured=False)]
+
+
+def drift_too_few_rows(day: str, rows: int, min_rows: int) -> list[CheckOutcome]:
+    return [passed(DRIFT_CHECK, day, f"{rows} row(s), fewer than drift.min_rows {min_rows}: too few for a stable PSI; "
+                   "not measured", measured=False, rows=rows, min_rows=min_rows)]

@@ -100,3 +100,21 @@ def test_warm_up_days_are_not_measured_so_they_raise_no_drift(trained_copy: Path
     assert "warm-up" in evaluations["2025-01-27"].description and "warm-up" not in evaluations["2025-01-28"].description
     lake = DataLake(base_path=str(trained_copy / "lake"))
     assert lake.read(keys.drift(churn_spec), days[:2]).empty and not lake.read(keys.drift(churn_spec), days[2:]).empty
+
+
+def test_drift_measured_against_a_replaced_champion_does_not_count(data_dir: Path, churn_spec) -> None:  # noqa: ANN001
+    lake = DataLake(base_path=str(data_dir / "lake"))
+    for day, version in (("2025-02-01", "1"), ("2025-02-02", "1"), ("2025-02-03", "2")):
+        lake.write_partition(keys.drift(churn_spec), day, psi_rows(day, 0.9).assign(champion_version=version))
+    tick = evaluate(build_definitions(load_specs()), "churn_drift_retrain_sensor", dg.DagsterInstance.ephemeral(), None)
+    assert tick.run_requests == [] and "on 1 day(s) (2025-02-03..2025-02-03)" in tick.skip_message
+
+
+def test_days_with_fewer_rows_than_min_rows_are_not_measured(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
+    spec = churn_spec.model_copy(update={"drift": churn_spec.drift.model_copy(update={"min_rows": 1_000_000})})
+    days = ["2025-01-28", "2025-01-29"]
+    result = materialize_stages(build_definitions([spec]), spec, MONITORING_STAGES, dg.DagsterInstance.ephemeral(), days)
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 2 and all(e.passed and "fewer than drift.min_rows 1000000" in e.description for e in evaluations)
+    assert DataLake(base_path=str(trained_copy / "lake")).read(keys.drift(spec), days).empty
