@@ -105,7 +105,7 @@ class EventFilter(StrictModel):
 
 
 WINDOW_AGGS = ("count", "sum", "mean", "max", "min", "days_since_last")
-EVENT_AGGS = ("value", "flag", "hour")
+EVENT_AGGS = ("value", "flag", "hour", "category")
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 REGRESSION_METRICS = ("mae", "rmse", "skill_vs_naive")
 LOWER_IS_BETTER = frozenset({"mae", "rmse"})
@@ -120,21 +120,26 @@ class FeatureSpec(StrictModel):
     rows, ending the day before for event rows. `last` is the entity's last
     value `lag_days` before the day (`lags: n` expands to n lag features).
     Event rows can also use the event's own `value`, a `flag` (1 where `where`
-    matches) and the `hour` of its timestamp.
+    matches), the `hour` of its timestamp, and a `category` (a string column, encoded
+    by the model: one-hot of the `top_k` most frequent values plus "other", their
+    frequency, or an out-of-fold target mean; fitted on training days only and stored
+    with the model, so scoring uses the same encoding).
     """
 
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
-    agg: Literal["count", "sum", "mean", "max", "min", "days_since_last", "last", "value", "flag", "hour"]
+    agg: Literal["count", "sum", "mean", "max", "min", "days_since_last", "last", "value", "flag", "hour", "category"]
     column: str | None = None
     where: EventFilter | None = None
     window_days: Annotated[int, Field(ge=1, le=365)] = 1
     lag_days: Annotated[int, Field(ge=0, le=365)] = 0
     lags: Annotated[int, Field(ge=0, le=365)] = 0
     transform: Literal["none", "log1p"] = "none"
+    encoding: Literal["one_hot", "frequency", "target"] = "one_hot"
+    top_k: Annotated[int, Field(ge=1, le=1000)] = 20
 
     @model_validator(mode="after")
     def _column_matches_agg(self) -> FeatureSpec:
-        needs_column = self.agg in ("sum", "mean", "max", "min", "last", "value")
+        needs_column = self.agg in ("sum", "mean", "max", "min", "last", "value", "category")
         if needs_column and self.column is None:
             raise ValueError(f"agg '{self.agg}' needs a column")
         if not needs_column and self.column is not None:
@@ -143,6 +148,11 @@ class FeatureSpec(StrictModel):
             raise ValueError("agg 'flag' needs a where filter")
         if (self.lags or self.lag_days) and self.agg != "last":
             raise ValueError("lags/lag_days are only valid with agg 'last'")
+        defaults = FeatureSpec.model_fields
+        if self.agg != "category" and (self.encoding, self.top_k) != (defaults["encoding"].default, defaults["top_k"].default):
+            raise ValueError("encoding/top_k are only valid with agg 'category'")
+        if self.agg == "category" and self.transform != "none":
+            raise ValueError("a category is encoded by the model: transform must be none")
         return self
 
     def expanded(self) -> list[FeatureSpec]:
@@ -424,6 +434,11 @@ class UseCaseSpec(StrictModel):
                     raise ValueError(f"{where}: unknown column '{ref}', expected one of {sorted(by_name)}")
             if feature.agg in ("sum", "mean", "max", "min", "last", "value") and by_name[feature.column].dtype not in ("int64", "float64", "bool"):
                 raise ValueError(f"{where}: column '{feature.column}' is not numeric")
+            if feature.agg == "category" and by_name[feature.column].dtype != "string":
+                raise ValueError(f"{where}: agg 'category' needs a string column, '{feature.column}' is {by_name[feature.column].dtype}")
+            if feature.agg == "category" and not self.model.type.startswith("sklearn"):
+                raise ValueError(f"{where}: category features are encoded by scikit-learn models; model.type "
+                                 f"'{self.model.type}' reads numbers only (use value/flag features for it)")
             if feature.agg in EVENT_AGGS and self.grain != "event":
                 raise ValueError(f"{where}: agg '{feature.agg}' describes single events and needs grain: event")
             if feature.agg == "last" and self.grain != "entity_day":
@@ -449,6 +464,15 @@ class UseCaseSpec(StrictModel):
     @property
     def feature_names(self) -> list[str]:
         return [feature.name for feature in self.expanded_features]
+
+    @property
+    def categorical_features(self) -> list[FeatureSpec]:
+        return [feature for feature in self.expanded_features if feature.agg == "category"]
+
+    @property
+    def numeric_feature_names(self) -> list[str]:
+        """The features that are numbers in the feature store (categories are strings until the model encodes them)."""
+        return [feature.name for feature in self.expanded_features if feature.agg != "category"]
 
     @property
     def lookback_days(self) -> int:

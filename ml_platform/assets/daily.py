@@ -92,7 +92,8 @@ def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.
         columns=[
             *[dg.TableColumn(name, spec.column(name).dtype) for name in spec.key_columns],
             dg.TableColumn(DAY, "string", description="Partition day (features use events up to and including it)"),
-            *[dg.TableColumn(f.name, "float64", description=describe_feature(f)) for f in spec.expanded_features],
+            *[dg.TableColumn(f.name, "string" if f.agg == "category" else "float64", description=describe_feature(f))
+              for f in spec.expanded_features],
         ]
     )
 
@@ -197,6 +198,8 @@ def describe_feature(feature: FeatureSpec) -> str:
     where = f" where {feature.where.column} == {feature.where.equals}" if feature.where else ""
     if feature.agg == "last":
         return f"last {subject} {feature.lag_days} day(s) before the row's day"
+    if feature.agg == "category":
+        return f"the event's {subject} ({feature.encoding} encoding by the model, fitted on training days)"
     if feature.agg in ("value", "flag", "hour"):
         return f"{feature.agg} of the event's {subject}{where}"
     return f"{feature.agg} of {subject}{where} over {feature.window_days} day(s)"

@@ -250,13 +250,13 @@ def validate_features(
     ]
     expected = [*spec.key_columns, "day", *spec.feature_names]
     absent = [name for name in expected if name not in frame.columns]
-    non_numeric = [name for name in spec.feature_names if name in frame.columns and not ptypes.is_numeric_dtype(frame[name])]
+    non_numeric = [name for name in spec.numeric_feature_names if name in frame.columns and not ptypes.is_numeric_dtype(frame[name])]
     if absent or non_numeric:
         column = (absent or non_numeric)[0]
         outcomes.append(failed("feature_schema", day, f"feature column '{column}' is {'missing' if absent else 'not numeric'}", column=column))
     else:
         outcomes.append(passed("feature_schema", day, f"{len(spec.feature_names)} features"))
-    present = [name for name in spec.feature_names if name in frame.columns and name not in non_numeric]
+    present = [name for name in spec.numeric_feature_names if name in frame.columns and name not in non_numeric]
     nulls = {name: int(frame[name].isna().sum()) for name in present}
     worst = max(nulls, key=nulls.get, default=None)
     if worst is not None and nulls[worst]:

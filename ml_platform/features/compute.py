@@ -188,6 +188,9 @@ def _event_rows(events: pd.DataFrame, spec: UseCaseSpec, grid: _Grid, days: list
     )
     previous_day = grid.offsets[rows] - 1  # velocity describes the entity before the event's day
     for feature in spec.expanded_features:
+        if feature.agg == "category":  # the model encodes it; missing stays missing
+            out[feature.name] = pd.array(events[feature.column].to_numpy(dtype=object)[rows], dtype="string")
+            continue
         if feature.agg in EVENT_AGGS:
             values = _event_attribute(events, spec, feature)[rows]
         else:

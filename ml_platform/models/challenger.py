@@ -89,7 +89,8 @@ def train_challenger(
     """Fit on the training split, evaluate on the holdout, compare with `champion` on the same rows."""
     train = training_set[training_set["split"] == "train"]
     holdout = training_set[training_set["split"] == "holdout"]
-    trainer = build_trainer(spec.model.type, params).fit(train[spec.feature_names], train["label"], train[DAY])
+    categories = {feature.name: (feature.encoding, feature.top_k) for feature in spec.categorical_features}
+    trainer = build_trainer(spec.model.type, params, categories).fit(train[spec.feature_names], train["label"], train[DAY])
     scores = trainer.predict(holdout[spec.feature_names])
     metrics = evaluate(spec, holdout, scores, trainer.threshold)
     incomparable = _incomparable(spec, champion, holdout) if champion else None
@@ -133,7 +134,7 @@ def register_challenger(
         })
         _log_plots(tracking, challenger.plots)
         tracking.log_dict(challenger.importance, "evaluation/permutation_importance.json")
-        reference = reference_bins(challenger.train, spec.feature_names)
+        reference = reference_bins(challenger.train, spec.numeric_feature_names)
         reference.update(reference_bins(pd.DataFrame({SCORE: challenger.scores}), [SCORE]))  # out-of-sample scores
         tracking.log_dict(reference, DRIFT_REFERENCE)
         logged = trainer.log_model("model", challenger.train[spec.feature_names].head(5), registered_model_name=spec.name)

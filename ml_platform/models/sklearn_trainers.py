@@ -8,23 +8,33 @@ import numpy as np
 import pandas as pd
 
 
+# the platform's own encoder types inside a model (skops loads only types it is told to trust)
+OWN_ENCODER_TYPES = ["ml_platform.models.encoders.FrequencyEncoder", "ml_platform.models.encoders.as_objects"]
+
+
 class SklearnRandomForestTrainer:
     """scikit-learn RandomForestClassifier (the churn model)."""
 
     flavor = "sklearn"
     threshold = 0.5
 
-    def __init__(self, **params: Any) -> None:
+    def __init__(self, categories: dict[str, tuple[str, int]] | None = None, **params: Any) -> None:
+        self.categories = categories or {}  # category feature -> (encoding, top_k), encoded inside the model
         self.params = {"n_estimators": 100, "random_state": 0, **params}
         self.model: Any = None
 
     def fit(self, features: pd.DataFrame, labels: pd.Series, days: pd.Series) -> SklearnRandomForestTrainer:
         from sklearn.ensemble import RandomForestClassifier
+        from sklearn.pipeline import make_pipeline
 
-        self.model = RandomForestClassifier(**self.params).fit(features, labels)
+        from ml_platform.models.encoders import category_encoder
+
+        forest = RandomForestClassifier(**self.params)
+        encoder = category_encoder(self.categories, self.params["random_state"]) if self.categories else None
+        self.model = (make_pipeline(encoder, forest) if encoder else forest).fit(features, labels)
         # scoring single-threaded: parallel workers add the trees' probabilities in varying order, so the same
         # rows scored twice could differ in the last bit, and re-running a day must give the same file
-        self.model.set_params(n_jobs=1)
+        forest.set_params(n_jobs=1)
         return self
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
@@ -40,7 +50,7 @@ class SklearnRandomForestTrainer:
         return mlflow.sklearn.log_model(
             self.model, name=name, signature=signature, input_example=input_example,
             registered_model_name=registered_model_name, pyfunc_predict_fn="predict_proba",
-            skops_trusted_types=["sklearn.tree._tree.Tree"],  # our own trees, written by this trainer
+            skops_trusted_types=["sklearn.tree._tree.Tree", *OWN_ENCODER_TYPES],  # written by this trainer
             # explicit requirements: MLflow's inference re-imports the model in a subprocess (seconds per run)
             pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"],
         )

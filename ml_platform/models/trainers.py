@@ -8,11 +8,12 @@ from typing import Any
 from ml_platform.models.base import Trainer
 
 
-def build_trainer(model_type: str, params: dict[str, Any]) -> Trainer:
+def build_trainer(model_type: str, params: dict[str, Any], categories: dict[str, tuple[str, int]] | None = None) -> Trainer:
+    """The trainer of `model_type`; `categories` (feature -> (encoding, top_k)) are encoded inside the model."""
     if model_type == "sklearn_random_forest":
         from ml_platform.models.sklearn_trainers import SklearnRandomForestTrainer
 
-        return SklearnRandomForestTrainer(**params)
+        return SklearnRandomForestTrainer(categories, **params)
     from ml_platform.models import torch_trainers
 
     trainers = {"torch_mlp": torch_trainers.TorchMLPTrainer, "torch_birnn": torch_trainers.TorchBiRNNTrainer}

@@ -3,49 +3,17 @@ column's own max_null_fraction, left out of training and holdout (and counted), 
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 
-from demo.generators.fraud import generate_fraud_events
-from demo.landing import land_days
 from ml_platform.assets import keys
-from ml_platform.definitions import build_definitions, load_specs
+from ml_platform.definitions import build_definitions
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.runner import materialize_stages
 from ml_platform.spec import UseCaseSpec
-
-START = dt.date(2025, 1, 1)
-DAYS = 40
-UNKNOWN_SHARE = 0.2
-
-
-def csv_fraud_spec(max_null_fraction: float) -> UseCaseSpec:
-    """The shipped fraud spec, landing CSV files whose label may be blank up to `max_null_fraction`."""
-    shipped = next(spec for spec in load_specs() if spec.name == "fraud").model_dump()
-    columns = [{**c, "max_null_fraction": max_null_fraction} if c["name"] == "is_fraud" else c for c in shipped["columns"]]
-    return UseCaseSpec.model_validate({
-        **shipped, "name": "fraud_csv", "columns": columns,
-        "source": {"kind": "files", "directory": "landing/fraud_csv", "format": "csv"},
-    })
-
-
-def land_with_unknown_labels(data_dir: Path, share: float, seed: int = 3) -> dict[str, set[str]]:
-    """CSV days whose label is blank on `share` of the rows; returns the unknown transaction ids per day."""
-    rng = np.random.default_rng(seed)
-    unknown: dict[str, set[str]] = {}
-    days = []
-    for day, events in generate_fraud_events(START, DAYS, 200, seed=seed):
-        blank = rng.random(len(events)) < share
-        events["is_fraud"] = events["is_fraud"].astype("Int64").mask(blank)
-        unknown[day.isoformat()] = set(events.loc[blank, "transaction_id"])
-        days.append((day, events))
-    land_days(data_dir / "landing" / "fraud_csv", days, file_format="csv")
-    return unknown
-
+from ml_platform_tests.support.fraud_csv import DAYS, UNKNOWN_SHARE, csv_fraud_spec, land_with_unknown_labels
 
 def test_unknown_labels_are_scored_not_trained_on_and_counted(data_dir: Path) -> None:
     spec = csv_fraud_spec(max_null_fraction=0.5)

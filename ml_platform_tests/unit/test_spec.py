@@ -55,6 +55,12 @@ def test_shipped_spec_loads_with_expected_shape() -> None:
         (lambda d: d["gates"]["min_metrics"].update(rmse=1.0), "gates.min_metrics", "lower-is-better"),
         (lambda d: d["features"][0].update(lags=3), "features[0]", "only valid with agg 'last'"),
         (lambda d: d.update(grain="event"), "label.kind", "event_flag"),
+        # categories: string columns, one event's value, encoded by scikit-learn models
+        (lambda d: d["features"].append({"name": "plan_kind", "agg": "category", "column": "amount"}), "features[10] (plan_kind)", "needs a string column"),
+        (lambda d: d["features"].append({"name": "plan_kind", "agg": "category", "column": "plan"}), "features[10] (plan_kind)", "needs grain: event"),
+        (lambda d: d["features"][0].update(encoding="target"), "features[0]", "only valid with agg 'category'"),
+        (lambda d: d["model"].update(type="torch_mlp", params={}) or d["features"].append({"name": "plan_kind", "agg": "category", "column": "plan"}),
+         "features[10] (plan_kind)", "encoded by scikit-learn models"),
         # events without an id: identified by their content, never by an id used as the entity
         (lambda d: d.update(entity_column="event_id"), "entity_column", "every window feature would count one event"),
         (lambda d: d.update(unique_columns=["customer_id"]), "unique_columns", "only for specs without event_id_column"),
