@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     scaffold = commands.add_parser("new-use-case", help="write a commented spec to start your own use case from")
     scaffold.add_argument("name", help="lower_snake_case name, also the asset-key prefix")
     scaffold.add_argument("--dir", type=Path, default=None, help="where to write NAME.yaml (default: $ML_PLATFORM_SPECS_DIR or ./specs)")
+    scaffold.add_argument("--from-data", type=Path, default=None, metavar="DIR",
+                          help="draft the spec from the day files in DIR (inside $ML_PLATFORM_DATA_DIR) instead of a template")
+    scaffold.add_argument("--label", default=None, help="with --from-data: the 0/1 outcome column (default: the only 0/1 column)")
+    scaffold.add_argument("--timestamp", default=None, help="with --from-data: the event time column (default: the only one)")
+    scaffold.add_argument("--entity", default=None, help="with --from-data: whose history becomes features (default: guessed)")
 
     return parser
 
@@ -77,8 +82,15 @@ def main(argv: list[str] | None = None) -> int:
             serve(args.port, args.host)
         elif args.command == "new-use-case":
             from ml_platform.scaffold import write_scaffold
+            from ml_platform.spec_draft import write_drafted_spec
 
-            path = write_scaffold(args.name, args.dir or settings.Settings.from_env().user_specs_dir or Path("specs"))
+            config = settings.Settings.from_env()
+            target = args.dir or config.user_specs_dir or Path("specs")
+            if args.from_data is not None:
+                path = write_drafted_spec(args.name, args.from_data, config.data_dir, target, label=args.label,
+                                          timestamp=args.timestamp, entity=args.entity)
+            else:
+                path = write_scaffold(args.name, target)
             print(f"wrote {path}; edit it, then: export {settings.SPECS_DIR_ENV}={path.parent.resolve()} && make validate")
     except (ValueError, FileNotFoundError) as error:
         print(f"ml-platform {args.command}: {error}", file=sys.stderr)

@@ -1,0 +1,94 @@
+"""Your own files as they come (CSV, a label blank where the outcome is unknown, string categories, no id
+column): `new-use-case --from-data` drafts the spec, and materialize, train and predict run it unedited."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from ml_platform.assets import keys
+from ml_platform.cli import main as cli
+from ml_platform.io.parquet_lake import DataLake
+from ml_platform.spec import load_spec
+
+DAYS = 24
+CARRIERS = [f"C{i}" for i in range(12)]
+AIRPORTS = [f"AP{i:02d}" for i in range(40)]
+
+
+def land_flights(directory: Path, seed: int = 5) -> dict[str, int]:
+    """Daily CSV exports of flights; `delayed` depends on carrier, distance and hour, blank when unknown.
+    Returns the number of unknown outcomes per day."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True)
+    unknown = {}
+    for offset in range(DAYS):
+        day = dt.date(2025, 3, 1) + dt.timedelta(days=offset)
+        n = 300
+        carrier = rng.choice(CARRIERS, n)
+        hour = rng.integers(5, 23, n)
+        distance = rng.gamma(3.0, 300.0, n).round(1)
+        risk = -2.0 + 0.25 * np.array([CARRIERS.index(c) for c in carrier]) / 3 + 0.12 * (hour - 5) + distance / 2000
+        delayed = (rng.random(n) < 1 / (1 + np.exp(-risk))).astype(float)
+        blank = rng.random(n) < 0.08
+        delayed[blank] = np.nan
+        unknown[day.isoformat()] = int(blank.sum())
+        stamps = [dt.datetime.combine(day, dt.time(int(h), int(m))).isoformat() + "Z" for h, m in zip(hour, rng.integers(0, 60, n))]
+        pd.DataFrame({
+            "departure": stamps, "carrier": carrier, "origin": rng.choice(AIRPORTS, n), "distance_km": distance,
+            "delayed": pd.array(delayed, dtype="Float64").astype("Int64"),
+        }).to_csv(directory / f"{day.isoformat()}.csv", index=False)
+    return unknown
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
+def test_a_drafted_spec_runs_unedited_from_backfill_to_predictions(
+    data_dir: Path, dagster_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    unknown = land_flights(data_dir / "exports" / "flights")
+    specs = tmp_path / "specs"
+    assert cli(["new-use-case", "flights", "--dir", str(specs), "--from-data", str(data_dir / "exports" / "flights"),
+                "--entity", "origin"]) == 0, capsys.readouterr().err
+    spec = load_spec(specs / "flights.yaml")
+    drafted = yaml.safe_load((specs / "flights.yaml").read_text())
+    columns = {c["name"]: c for c in drafted["columns"]}
+    assert spec.event_id_column is None and spec.timestamp_column == "departure" and spec.label.column == "delayed"
+    assert columns["delayed"]["dtype"] == "int64" and 0 < columns["delayed"]["max_null_fraction"] < 0.5
+    assert columns["departure"]["dtype"] == "timestamp" and columns["distance_km"]["min_value"] == 0
+    assert {f.name: f.agg for f in spec.features}["carrier"] == "category"
+
+    monkeypatch.setenv("ML_PLATFORM_SPECS_DIR", str(specs))
+    assert cli(["materialize", "flights", "--stages", "raw_events,features"]) == 0, capsys.readouterr().err
+    assert cli(["train", "flights"]) == 0, capsys.readouterr().err
+    assert cli(["predict", "flights", "--days", "2"]) == 0, capsys.readouterr().err
+    lake = DataLake(base_path=str(data_dir / "lake"))
+    last = sorted(unknown)[-1]
+    scored = lake.read(keys.predictions(spec), [last])
+    assert len(scored) == 300, "every flight is scored, including those whose outcome is unknown"
+    raw = lake.read(keys.raw_events(spec), [last])
+    assert raw["delayed"].isna().sum() == unknown[last] > 0
+
+
+def test_ambiguous_or_missing_roles_are_named_with_the_option_to_use(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    land_flights(data_dir / "exports" / "flights")
+    assert cli(["new-use-case", "flights", "--dir", str(tmp_path), "--from-data", str(data_dir / "exports" / "flights")]) == 2
+    assert "several columns could be the entity" in capsys.readouterr().err and not (tmp_path / "flights.yaml").exists()
+    assert cli(["new-use-case", "flights", "--dir", str(tmp_path), "--from-data", str(tmp_path)]) == 2
+    assert "no day files named YYYY-MM-DD.csv" in capsys.readouterr().err
+    assert cli(["new-use-case", "flights", "--dir", str(tmp_path), "--from-data", str(data_dir / "exports" / "flights"),
+                "--entity", "origin", "--label", "nope"]) == 2
+    assert "--label 'nope' is not a column" in capsys.readouterr().err
+
