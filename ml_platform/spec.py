@@ -106,6 +106,7 @@ class EventFilter(StrictModel):
 
 WINDOW_AGGS = ("count", "sum", "mean", "max", "min", "days_since_last")
 EVENT_AGGS = ("value", "flag", "hour", "category")
+AS_OF_AGGS = ("count", "sum", "mean")
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 REGRESSION_METRICS = ("mae", "rmse", "skill_vs_naive")
 LOWER_IS_BETTER = frozenset({"mae", "rmse"})
@@ -136,6 +137,10 @@ class FeatureSpec(StrictModel):
     transform: Literal["none", "log1p"] = "none"
     encoding: Literal["one_hot", "frequency", "target"] = "one_hot"
     top_k: Annotated[int, Field(ge=1, le=1000)] = 20
+    # event grain: whose history a window aggregates (default the entity; several columns form one key)
+    by: list[str] = []
+    # event grain: windows end the day before the event's day, or just before the event itself (as-of)
+    window_ends: Literal["day_before", "event"] = "day_before"
 
     @model_validator(mode="after")
     def _column_matches_agg(self) -> FeatureSpec:
@@ -439,6 +444,14 @@ class UseCaseSpec(StrictModel):
             if feature.agg == "category" and not self.model.type.startswith("sklearn"):
                 raise ValueError(f"{where}: category features are encoded by scikit-learn models; model.type "
                                  f"'{self.model.type}' reads numbers only (use value/flag features for it)")
+            if (feature.by or feature.window_ends == "event") and (self.grain != "event" or feature.agg not in WINDOW_AGGS):
+                raise ValueError(f"{where}: by/window_ends are for window aggregates ({', '.join(WINDOW_AGGS)}) "
+                                 "at grain: event")
+            if feature.window_ends == "event" and feature.agg not in AS_OF_AGGS:
+                raise ValueError(f"{where}: as-of windows (window_ends: event) support {list(AS_OF_AGGS)}")
+            for ref in feature.by:
+                if ref not in by_name:
+                    raise ValueError(f"{where}: by: unknown column '{ref}', expected one of {sorted(by_name)}")
             if feature.agg in EVENT_AGGS and self.grain != "event":
                 raise ValueError(f"{where}: agg '{feature.agg}' describes single events and needs grain: event")
             if feature.agg == "last" and self.grain != "entity_day":

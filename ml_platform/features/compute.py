@@ -102,19 +102,20 @@ class _Grid:
     """Maps events onto a dense (day, entity) grid spanning [first, last]."""
 
     def __init__(
-        self, events: pd.DataFrame, spec: UseCaseSpec, first: dt.date, last: dt.date, extra_entities: np.ndarray | None = None
+        self, events: pd.DataFrame, spec: UseCaseSpec, first: dt.date, last: dt.date, extra_entities: np.ndarray | None = None,
+        keys: np.ndarray | None = None,
     ) -> None:
+        """`keys`: each event's entity (default the spec's entity column; a `by` feature's key codes)."""
         self.first = first
         self.n_days = (last - first).days + 1
         stamps = pd.to_datetime(events[spec.timestamp_column], utc=True)
         self.stamps = stamps
         epoch_days = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[D]")
         self.offsets = (epoch_days - np.datetime64(first, "D")).astype(np.int64)
-        known = events[spec.entity_column].to_numpy()
-        if extra_entities is not None:
-            known = np.concatenate([known, extra_entities])
+        keys = events[spec.entity_column].to_numpy() if keys is None else keys
+        known = keys if extra_entities is None else np.concatenate([keys, extra_entities])
         self.entities = np.unique(known)
-        self.codes = np.searchsorted(self.entities, events[spec.entity_column].to_numpy())
+        self.codes = np.searchsorted(self.entities, keys)
         self.in_range = (self.offsets >= 0) & (self.offsets < self.n_days)
         self.flat = self.offsets * len(self.entities) + self.codes
 
@@ -187,16 +188,54 @@ def _event_rows(events: pd.DataFrame, spec: UseCaseSpec, grid: _Grid, days: list
         }
     )
     previous_day = grid.offsets[rows] - 1  # velocity describes the entity before the event's day
+    keyed: dict[tuple[str, ...], _Grid] = {}  # one grid per `by` key, built once
     for feature in spec.expanded_features:
         if feature.agg == "category":  # the model encodes it; missing stays missing
             out[feature.name] = pd.array(events[feature.column].to_numpy(dtype=object)[rows], dtype="string")
             continue
         if feature.agg in EVENT_AGGS:
             values = _event_attribute(events, spec, feature)[rows]
+        elif feature.window_ends == "event":
+            values = _as_of_window(events, spec, feature, _key_codes(events, feature.by or [spec.entity_column]))[rows]
+        elif feature.by:
+            by = tuple(feature.by)
+            if by not in keyed:
+                keyed[by] = _Grid(events, spec, grid.first, grid.first + dt.timedelta(days=grid.n_days - 1),
+                                  keys=_key_codes(events, feature.by))
+            values = _window_grid(keyed[by], events, feature)[previous_day, keyed[by].codes[rows]] if len(rows) else np.array([])
         else:
             values = _window_grid(grid, events, feature)[previous_day, grid.codes[rows]] if len(rows) else np.array([])
         out[feature.name] = _transform(np.asarray(values, dtype=float), feature)
     return out.sort_values([DAY, spec.event_key], kind="stable").reset_index(drop=True)
+
+
+def _key_codes(events: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """One integer per distinct combination of `columns` (a composite key), missing values included."""
+    return events.groupby(columns, sort=False, dropna=False).ngroup().to_numpy()
+
+
+def _as_of_window(events: pd.DataFrame, spec: UseCaseSpec, feature: FeatureSpec, keys: np.ndarray) -> np.ndarray:
+    """Per event: the count/sum/mean over its key's events in [t - window, t), t its own timestamp: history
+    up to the instant before the event (earlier the same day included), never the event itself or later."""
+    stamps = pd.to_datetime(events[spec.timestamp_column], utc=True).dt.tz_localize(None).to_numpy()
+    millis = (stamps - stamps.min()).astype("timedelta64[ms]").astype(np.int64) if len(stamps) else np.array([], np.int64)
+    span = int(millis.max()) + feature.window_days * 86_400_000 + 1 if len(millis) else 1
+    position = keys.astype(np.int64) * span + millis  # sorted by key, then time; keys never overlap
+    order = np.argsort(position, kind="stable")
+    sorted_position = position[order]
+    mask = np.ones(len(events), dtype=bool)
+    if feature.where is not None:
+        mask = (events[feature.where.column] == feature.where.equals).to_numpy()
+    values = np.ones(len(events)) if feature.agg == "count" else events[feature.column].to_numpy(dtype=float)
+    included = mask & ~np.isnan(values)
+    totals = np.concatenate([[0.0], np.cumsum(np.where(included, values, 0.0)[order])])
+    counts = np.concatenate([[0.0], np.cumsum(included[order])])
+    start = np.searchsorted(sorted_position, position - feature.window_days * 86_400_000, side="left")
+    end = np.searchsorted(sorted_position, position, side="left")  # strictly before the event's instant
+    total, count = totals[end] - totals[start], counts[end] - counts[start]
+    if feature.agg == "mean":
+        return np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+    return total.round(6)
 
 
 def _event_attribute(events: pd.DataFrame, spec: UseCaseSpec, feature: FeatureSpec) -> np.ndarray:
