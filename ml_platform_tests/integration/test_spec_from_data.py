@@ -46,15 +46,6 @@ def land_flights(directory: Path, seed: int = 5) -> dict[str, int]:
     return unknown
 
 
-@pytest.fixture
-def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    return home
-
-
 def test_a_drafted_spec_runs_unedited_from_backfill_to_predictions(
     data_dir: Path, dagster_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:

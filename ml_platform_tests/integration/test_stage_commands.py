@@ -12,15 +12,6 @@ from ml_platform.cli import main as cli
 from ml_platform_tests.support.fixtures import START, day_keys, landing_dir
 
 
-@pytest.fixture
-def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    return home
-
-
 def test_a_failed_gate_exits_1_naming_day_and_reason_and_good_days_are_kept(
     data_dir: Path, dagster_home: Path, capsys: pytest.CaptureFixture
 ) -> None:
