@@ -372,7 +372,9 @@ class UseCaseSpec(StrictModel):
     start_date: dt.date
     grain: Literal["entity_day", "event"] = "entity_day"
     source: Annotated[FileSourceSpec | PostgresSourceSpec, Field(discriminator="kind")]
-    entity_column: str
+    # Whose history the window features aggregate (a customer, a card). Required at entity_day grain; at
+    # event grain it may be left out when every window feature names its own key (`by`).
+    entity_column: str | None = None
     timestamp_column: str
     # A unique id of each event. Without one, an event is identified by its content: the values of
     # `unique_columns` (default: every column), hashed into the ROW_ID column at ingest.
@@ -417,6 +419,7 @@ class UseCaseSpec(StrictModel):
         if by_name[self.timestamp_column].dtype != "timestamp":
             raise ValueError(f"timestamp_column: '{self.timestamp_column}' must have dtype timestamp")
         self._event_identity_resolves(by_name)
+        self._entity_resolves()
         label_column = by_name.get(self.label.column)
         if label_column is None:
             raise ValueError(f"label.column: '{self.label.column}' is not one of the columns {sorted(by_name)}")
@@ -514,6 +517,21 @@ class UseCaseSpec(StrictModel):
                              "would count one event: aggregate by the entity whose history matters (a customer, a card), "
                              "or use only event features (value, flag, hour)")
 
+    def _entity_resolves(self) -> None:
+        if self.entity_column is not None:
+            return
+        if self.grain == "entity_day":
+            raise ValueError("entity_column: Field required (one row per entity and day needs the entity)")
+        for index, feature in enumerate(self.features):
+            if feature.agg not in EVENT_AGGS and not feature.by:
+                raise ValueError(f"features[{index}] ({feature.name}): with no entity_column, a window feature needs "
+                                 "by: [columns] naming whose history it aggregates")
+
+    @property
+    def subject(self) -> str:
+        """What one row is about, in words and as the column that names it: the entity, else the event."""
+        return self.entity_column or self.event_key
+
     @property
     def event_key(self) -> str:
         """The column identifying an event: the spec's event id, or the content-derived ROW_ID."""
@@ -522,7 +540,9 @@ class UseCaseSpec(StrictModel):
     @property
     def key_columns(self) -> list[str]:
         """Columns identifying a feature/prediction row within a day."""
-        return [self.event_key, self.entity_column] if self.grain == "event" else [self.entity_column]
+        if self.grain == "entity_day":
+            return [self.entity_column]
+        return [self.event_key, *([self.entity_column] if self.entity_column else [])]
 
     def column(self, name: str) -> ColumnSpec:
         if name == ROW_ID and self.event_id_column is None:

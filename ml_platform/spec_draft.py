@@ -47,7 +47,8 @@ def draft_spec(name: str, data_dir: Path, directory: Path, label: str | None = N
         if column is not None and column not in frame.columns:
             raise ValueError(f"{role} '{column}' is not a column of the files in {directory}: {list(frame.columns)}")
     event_id = next((c for c in frame.columns if c not in (timestamp, label) and _is_identifier(frame[c])), None)
-    entity = entity or _only(_entity_candidates(frame, {timestamp, label, event_id}), "entity (whose history matters)", "--entity")
+    candidates = _entity_candidates(frame, {timestamp, label, event_id})
+    entity = entity or (_only(candidates, "entity (whose history matters)", "--entity") if candidates else None)
     spec = _spec(name, sample, _relative(directory, data_dir), timestamp, label, event_id, entity)
     return _with_comments(name, spec, sample, directory)
 
@@ -73,19 +74,21 @@ def read_sample(directory: Path) -> Sample:
 
 
 def _spec(name: str, sample: Sample, directory: str, timestamp: str, label: str, event_id: str | None,
-          entity: str) -> dict[str, Any]:
+          entity: str | None) -> dict[str, Any]:
     frame = sample.frame.drop(columns="__day")
     columns = [_column(frame, sample.frame["__day"], column, timestamp) for column in frame.columns]
-    features = _features(frame, {timestamp, label, event_id, entity}, reserved={"day", "row_id", entity, event_id})
+    features = _features(frame, {timestamp, label, event_id, entity}, reserved={"day", "row_id", entity, event_id},
+                         history=entity is not None)
     return {
         "name": name,
-        "description": f"{name}: predicts '{label}' for each event from its own attributes and the history of its "
-                       f"'{entity}' (drafted from {len(sample.days)} day files; edit to say what it means).",
+        "description": f"{name}: predicts '{label}' for each event from its own attributes"
+                       + (f" and the history of its '{entity}'" if entity else "")
+                       + f" (drafted from {len(sample.days)} day files; edit to say what it means).",
         "owners": ["team:ml-platform"],
         "start_date": sample.days[0],
         "grain": "event",
         "source": {"kind": "files", "directory": directory, "format": sample.file_format},
-        "entity_column": entity,
+        **({"entity_column": entity} if entity else {}),
         "timestamp_column": timestamp,
         **({"event_id_column": event_id} if event_id else {}),
         "columns": columns,
@@ -123,8 +126,8 @@ def _dtype(series: pd.Series) -> str:
     return "string"
 
 
-def _features(frame: pd.DataFrame, roles: set[str | None], reserved: set[str | None]) -> list[dict[str, Any]]:
-    """The event's own numbers and categories, its hour, and its entity's recent activity."""
+def _features(frame: pd.DataFrame, roles: set[str | None], reserved: set[str | None], history: bool) -> list[dict[str, Any]]:
+    """The event's own numbers and categories, its hour, and (with an entity) its entity's recent activity."""
     features: list[dict[str, Any]] = []
     for column in frame.columns:
         if column in roles:
@@ -137,7 +140,8 @@ def _features(frame: pd.DataFrame, roles: set[str | None], reserved: set[str | N
             encoding = "one_hot" if frame[column].nunique() <= 20 else "target"
             features.append({"name": name, "agg": "category", "column": column, "encoding": encoding})
     features.append({"name": "event_hour", "agg": "hour"})
-    features += [{"name": f"entity_events_{days}d", "agg": "count", "window_days": days} for days in (1, 7)]
+    if history:
+        features += [{"name": f"entity_events_{days}d", "agg": "count", "window_days": days} for days in (1, 7)]
     return features
 
 

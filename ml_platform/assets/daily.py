@@ -102,7 +102,7 @@ def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.
         specs=[
             dg.AssetSpec(
                 key,
-                description=f"{spec.name}: point-in-time features per {spec.entity_column} and day; day D uses raw "
+                description=f"{spec.name}: point-in-time features per {spec.subject} and day; day D uses raw "
                 f"events of D-{spec.lookback_days - 1}..D only (gate inputs_complete: no gap in that window).",
                 kinds={"parquet", "pandas"},
                 # Day D reads raw days D-{lookback-1}..D from the lake, but is declared to depend on raw day D
@@ -135,7 +135,7 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
         specs=[
             dg.AssetSpec(
                 key,
-                description=f"{spec.name}: every {spec.entity_column} of the day scored by the MLflow model at alias "
+                description=f"{spec.name}: every {spec.subject} of the day scored by the MLflow model at alias "
                 f"'{CHAMPION}', loaded once per run.",
                 kinds={"parquet", "mlflow"},
                 deps=[features_key, keys.champion(spec)],
@@ -207,6 +207,6 @@ def describe_feature(feature: FeatureSpec) -> str:
 
 def _top_risk_table(scored: pd.DataFrame, spec: UseCaseSpec) -> dg.MetadataValue:
     top = scored.nlargest(TOP_RISK_ROWS, "score")
-    lines = [f"| {spec.entity_column} | score |", "|---|---|"]
-    lines += [f"| {entity} | {score:.4f} |" for entity, score in zip(top[spec.entity_column], top["score"], strict=True)]
+    lines = [f"| {spec.subject} | score |", "|---|---|"]
+    lines += [f"| {entity} | {score:.4f} |" for entity, score in zip(top[spec.subject], top["score"], strict=True)]
     return dg.MetadataValue.md("\n".join(lines) if len(top) else "no rows")

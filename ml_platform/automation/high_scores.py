@@ -21,15 +21,15 @@ def alert_high_scores(alerts: AlertResource, spec: UseCaseSpec, day: str, scored
     if count < spec.alerts.min_count or not alerts.configured:
         return {"high_score_count": count}
     top = high.nlargest(spec.alerts.max_listed, "score")
-    listed = ", ".join(f"{entity} ({score:.2f})" for entity, score in zip(top[spec.entity_column], top["score"], strict=True))
+    listed = ", ".join(f"{entity} ({score:.2f})" for entity, score in zip(top[spec.subject], top["score"], strict=True))
     delivered = alerts.send(
         "high_risk",
-        f"{spec.name}: {count} high-risk {spec.entity_column}s on {day}",
+        f"{spec.name}: {count} high-risk {spec.subject}s on {day}",
         f"score >= {threshold}: {listed}" + (" ..." if count > len(top) else ""),
         severity="warning",
         details={"use_case": spec.name, "partition": day, "count": count, "threshold": threshold,
                  "model_version": str(scored["model_version"].iloc[0]),
-                 "entities": top[[spec.entity_column, "score"]].to_dict("records")},
+                 "entities": top[[spec.subject, "score"]].to_dict("records")},
         link=link,
     )
     if delivered:

@@ -112,7 +112,8 @@ class _Grid:
         self.stamps = stamps
         epoch_days = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[D]")
         self.offsets = (epoch_days - np.datetime64(first, "D")).astype(np.int64)
-        keys = events[spec.entity_column].to_numpy() if keys is None else keys
+        if keys is None:  # the entity's events; with no entity, one history for all (only day offsets are used)
+            keys = events[spec.entity_column].to_numpy() if spec.entity_column else np.zeros(len(events), dtype=np.int64)
         known = keys if extra_entities is None else np.concatenate([keys, extra_entities])
         self.entities = np.unique(known)
         self.codes = np.searchsorted(self.entities, keys)
@@ -182,8 +183,7 @@ def _event_rows(events: pd.DataFrame, spec: UseCaseSpec, grid: _Grid, days: list
     rows = np.flatnonzero(np.isin(day_of_event, days))
     out = pd.DataFrame(
         {
-            spec.event_key: events[spec.event_key].to_numpy()[rows],
-            spec.entity_column: events[spec.entity_column].to_numpy()[rows],
+            **{column: events[column].to_numpy()[rows] for column in spec.key_columns},
             DAY: day_of_event[rows],
         }
     )

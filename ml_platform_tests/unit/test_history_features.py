@@ -91,3 +91,19 @@ def test_as_of_windows_scale_to_many_keys_without_mixing_them() -> None:
     brute = {row.transaction_id: int(((frame["card_id"] == row.card_id) & (frame["event_time"] < row.event_time)).sum())
              for row in frame.sample(200, random_state=1).itertuples()}
     assert {tid: int(features.loc[tid, "card_txns_1h_asof"]) for tid in brute} == brute
+
+
+def test_an_event_grain_with_no_entity_keys_rows_by_the_event_and_histories_by_their_own_keys() -> None:
+    fraud = next(spec for spec in load_specs() if spec.name == "fraud").model_dump()
+    by_card = {"name": "card_txns_1d", "agg": "count", "window_days": 1, "window_ends": "event", "by": ["card_id"]}
+    spec = UseCaseSpec.model_validate({**fraud, "entity_column": None,
+                                       "features": [{"name": "log_amount", "agg": "value", "column": "amount"}, by_card]})
+    assert spec.key_columns == ["transaction_id"]
+    features = compute_features(events(HISTORY), spec, [DAY]).set_index("transaction_id")
+    assert list(features.columns) == ["day", "log_amount", "card_txns_1d"]
+    assert features.loc[["t2", "t3", "t4"], "card_txns_1d"].tolist() == [1.0, 1.0, 3.0]
+    with pytest.raises(ValueError, match="with no entity_column, a window feature needs by"):
+        UseCaseSpec.model_validate({**fraud, "entity_column": None})
+    churn = next(spec for spec in load_specs() if spec.name == "churn").model_dump()
+    with pytest.raises(ValueError, match="entity_column: Field required"):
+        UseCaseSpec.model_validate({**churn, "entity_column": None})
