@@ -27,6 +27,7 @@ ENVIRONMENT_ENV = "ML_PLATFORM_ENV"
 GPU_IMAGE_ENV = "ML_PLATFORM_GPU_IMAGE"
 GPU_NODE_SELECTOR_ENV = "ML_PLATFORM_GPU_NODE_SELECTOR"
 GPU_TOLERATIONS_ENV = "ML_PLATFORM_GPU_TOLERATIONS"
+MODEL_CACHE_ENV = "ML_PLATFORM_MODEL_CACHE"
 SHIPPED_SPECS_DIR = Path(__file__).parent / "use_cases"
 KUBERNETES = "k8s"
 
@@ -46,6 +47,7 @@ class Settings:
     mlflow_ui_url: str  # links in asset metadata
     environment: str  # `local` or `k8s` (set by the Helm chart's ConfigMap)
     gpu_image: str  # CUDA image for GPU training steps on Kubernetes (empty: the run's own image)
+    model_cache_dir: Path | None  # loaded registry models kept on local disk (None: off; pods start empty)
     gpu_node_selector: dict[str, str] = field(default_factory=dict)
     gpu_tolerations: list[dict[str, Any]] = field(default_factory=list)
 
@@ -64,6 +66,7 @@ class Settings:
             mlflow_ui_url=env.get(MLFLOW_UI_URL_ENV, "http://127.0.0.1:5000"),
             environment=_choice(env, ENVIRONMENT_ENV, ("local", KUBERNETES)),
             gpu_image=env.get(GPU_IMAGE_ENV, "").strip(),
+            model_cache_dir=_model_cache(env, data_dir),
             gpu_node_selector=_json(env, GPU_NODE_SELECTOR_ENV, dict),
             gpu_tolerations=_json(env, GPU_TOLERATIONS_ENV, list),
         )
@@ -80,6 +83,15 @@ class Settings:
     def sensor_interval(self, default_seconds: int) -> int:
         """A sensor's minimum seconds between ticks: its own default unless overridden for every sensor."""
         return self.sensor_interval_override or default_seconds
+
+
+def _model_cache(env: Mapping[str, str], data_dir: Path) -> Path | None:
+    """ML_PLATFORM_MODEL_CACHE: a directory, or `off`; default `<data dir>/model_cache`."""
+    raw = env.get(MODEL_CACHE_ENV)
+    if raw is None:
+        return data_dir / "model_cache"
+    raw = raw.strip()
+    return None if raw.lower() in ("", "off") else Path(raw).resolve()
 
 
 def _seconds(env: Mapping[str, str], name: str) -> int | None:

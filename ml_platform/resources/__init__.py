@@ -21,6 +21,7 @@ def default_resources(settings: Settings | None = None) -> dict[str, dg.Configur
         "io_manager": LakeIOManager(lake=lake),
         "mlflow": MlflowResource(
             data_dir=data_dir, ui_url=settings.mlflow_ui_url, dagster_ui_url=settings.dagster_ui_url,
+            model_cache_dir=str(settings.model_cache_dir or ""),
         ),
         "alerts": AlertResource.from_env(settings.dagster_ui_url),
     }

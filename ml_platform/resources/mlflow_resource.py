@@ -44,6 +44,7 @@ class MlflowResource(dg.ConfigurableResource):
     http_max_retries: int = 2
     http_backoff_factor: int = 1
     http_timeout_s: int = 15
+    model_cache_dir: str = ""  # loaded models kept here by registry identity (empty: no cache)
 
     def resolved_tracking_uri(self) -> str:
         if self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
@@ -103,9 +104,19 @@ class MlflowResource(dg.ConfigurableResource):
             raise RegistryUnavailable(self.resolved_tracking_uri(), f"alias '{alias}' of '{model_name}'", error) from error
 
     def load_model(self, model_name: str, version: str) -> Any:
-        """Load a registered version as a pyfunc model (its predict gives scores)."""
+        """Load a registered version as a pyfunc model (its predict gives scores), through the local model
+        cache when one is configured (the registry still says which model that version is)."""
         mlflow = self.configure()
-        return mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
+        uri = f"models:/{model_name}/{version}"
+        if not self.model_cache_dir:
+            return mlflow.pyfunc.load_model(uri)
+        from ml_platform.models.model_cache import load_through_cache
+
+        registered = self.client().get_model_version(model_name, str(version))
+        identity = {"tracking_uri": self.resolved_tracking_uri(), "name": model_name, "version": str(version),
+                    "run_id": str(registered.run_id), "source": str(registered.source),
+                    "created": str(registered.creation_timestamp)}
+        return load_through_cache(Path(self.model_cache_dir), identity, lambda: mlflow.pyfunc.load_model(uri))
 
     def load_reference(self, run_id: str) -> dict[str, Any]:
         """The drift reference logged with a model's training run."""
