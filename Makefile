@@ -11,7 +11,7 @@ DEMO_DAYS ?= 60
 
 LOCKS := deploy/requirements.lock deploy/requirements-test.lock
 
-.PHONY: install lock browser demo ui test test-unit test-integration test-e2e test-deploy bench dagster-home validate clean
+.PHONY: install lock browser demo ui test test-unit test-integration test-e2e test-deploy bench bench-latency dagster-home validate clean
 
 # Exactly the locked versions: the locks are constraints, so nothing resolves afresh.
 install: $(VENV)/.installed
@@ -64,6 +64,11 @@ test-e2e: install browser
 bench: install
 	mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/backfill.py --days 60 --events-per-day 100000 --json benchmarks/results/backfill.json
+
+# Landed file -> predictions recorded, over 5 days landed one at a time (shipped sensor settings).
+bench-latency: install
+	mkdir -p benchmarks/results
+	$(BIN)/python benchmarks/sensor_latency.py --days 5 --events-per-day 100000 --json benchmarks/results/sensor_latency.json
 
 clean:
 	rm -rf $(VENV) $(DAGSTER_HOME) data

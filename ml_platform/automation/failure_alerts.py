@@ -25,7 +25,8 @@ def build_failure_alert_sensor(settings: Settings) -> dg.SensorDefinition:
         name="run_failure_alerts",
         default_status=default_status(settings),
         description="Posts every failed run (job, partitions, failed steps or gate checks, link to the run) "
-        "to ML_PLATFORM_SLACK_WEBHOOK and/or ML_PLATFORM_ALERT_WEBHOOK.",
+        "to ML_PLATFORM_SLACK_WEBHOOK, ML_PLATFORM_ALERT_WEBHOOK and/or PagerDuty (ML_PLATFORM_PAGERDUTY_ROUTING_KEY; "
+        "a repeated failure of the same gate and partition joins its open incident).",
     )
     def run_failure_alerts(context: dg.RunFailureSensorContext, alerts: AlertResource) -> None:
         run = context.dagster_run
@@ -48,12 +49,15 @@ def build_failure_alert_sensor(settings: Settings) -> dg.SensorDefinition:
                 f"run {run.run_id} ({run.job_name}) stopped at a blocking gate; nothing downstream ran.\n"
                 + "\n".join(lines or [reasons]),
                 severity="warning", details=details, link=alerts.run_url(run.run_id),
+                dedup_key="gate_failed:" + ",".join(sorted(
+                    f"{c['asset']}:{c['check']}:{c['partition'] or '-'}" for c in checks) or names),
             )
         else:
             alerts.send(
                 "run_failed", f"Run failed: {run.job_name}{where}",
                 f"run {run.run_id} failed in {', '.join(details['failed_steps']) or 'setup'}{where}:\n{reasons}",
                 severity="error", details=details, link=alerts.run_url(run.run_id),
+                dedup_key=f"run_failed:{run.job_name}:{partitions or '-'}:{','.join(details['failed_steps'])}",
             )
 
     return run_failure_alerts

@@ -1,4 +1,4 @@
-"""Alerts to a Slack incoming webhook and/or a generic JSON webhook (CRM, PagerDuty/Opsgenie bridge, ...).
+"""Alerts to a Slack incoming webhook, a generic JSON webhook (CRM, Opsgenie bridge, ...) and PagerDuty.
 
 Events: run_failed, gate_failed, champion_promoted, champion_rolled_back, high_risk. Webhook URLs
 and the token come from the environment only (`AlertResource.from_env`), by reference, so Dagster's
@@ -27,6 +27,8 @@ LOG = logging.getLogger(__name__)
 Severity = Literal["info", "warning", "error"]
 SLACK_MARKS = {"info": ":information_source:", "warning": ":warning:", "error": ":rotating_light:"}
 SLACK_SECTION_LIMIT = 3000  # characters Slack accepts in one section block
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+PAGED_EVENTS = frozenset({"run_failed", "gate_failed"})  # failures page; promotions and business alerts do not
 
 
 class AlertResource(dg.ConfigurableResource):
@@ -35,6 +37,8 @@ class AlertResource(dg.ConfigurableResource):
     slack_webhook_url: str = ""
     webhook_url: str = ""
     webhook_token: str = ""
+    pagerduty_routing_key: str = ""  # an Events API v2 integration key
+    pagerduty_url: str = PAGERDUTY_EVENTS_URL
     ui_url: str = "http://127.0.0.1:3000"
     max_attempts: int = 4
     backoff_seconds: float = 0.5
@@ -42,7 +46,8 @@ class AlertResource(dg.ConfigurableResource):
 
     @classmethod
     def from_env(cls, ui_url: str) -> AlertResource:
-        """ML_PLATFORM_SLACK_WEBHOOK, ML_PLATFORM_ALERT_WEBHOOK, ML_PLATFORM_ALERT_TOKEN, ML_PLATFORM_UI_URL."""
+        """ML_PLATFORM_SLACK_WEBHOOK, ML_PLATFORM_ALERT_WEBHOOK, ML_PLATFORM_ALERT_TOKEN,
+        ML_PLATFORM_PAGERDUTY_ROUTING_KEY (all secrets, by reference); `ui_url` for the links."""
 
         def secret(name: str) -> Any:
             return dg.EnvVar(name) if os.environ.get(name) else ""  # EnvVar fails on unset variables
@@ -51,27 +56,34 @@ class AlertResource(dg.ConfigurableResource):
             slack_webhook_url=secret("ML_PLATFORM_SLACK_WEBHOOK"),
             webhook_url=secret("ML_PLATFORM_ALERT_WEBHOOK"),
             webhook_token=secret("ML_PLATFORM_ALERT_TOKEN"),
+            pagerduty_routing_key=secret("ML_PLATFORM_PAGERDUTY_ROUTING_KEY"),
             ui_url=ui_url,
         )
 
     @property
     def configured(self) -> bool:
-        return bool(self.slack_webhook_url or self.webhook_url)
+        return bool(self.slack_webhook_url or self.webhook_url or self.pagerduty_routing_key)
 
     def run_url(self, run_id: str) -> str:
         return f"{self.ui_url.rstrip('/')}/runs/{run_id}"
 
     def send(
         self, event: str, title: str, text: str, severity: Severity = "error",
-        details: dict[str, Any] | None = None, link: str | None = None,
+        details: dict[str, Any] | None = None, link: str | None = None, dedup_key: str | None = None,
     ) -> bool:
-        """Deliver to every configured sink; True if at least one received it. Never raises."""
+        """Deliver to every configured sink; True if at least one received it. Never raises. `dedup_key`
+        names what failed (e.g. a gate and its partitions): PagerDuty keeps one incident per key, so a
+        repeated failure of the same thing does not page twice."""
         if not self.configured:
             LOG.warning("alert %s (no sink configured): %s: %s", event, title, text)
             return False
         try:
             with self._session() as session:
-                received = [self._post(session, *sink) for sink in self._sinks(event, title, text, severity, details, link)]
+                sinks = self._sinks(event, title, text, severity, details, link, dedup_key)
+                if not sinks:  # e.g. only PagerDuty is configured, and it takes failures only
+                    LOG.info("alert %s (no configured sink takes this event): %s", event, title)
+                    return False
+                received = [self._post(session, *sink) for sink in sinks]
         except Exception:  # e.g. details that are not JSON: the caller's run must go on regardless
             LOG.exception("alert %s %r could not be sent", event, title)
             return False
@@ -97,9 +109,13 @@ class AlertResource(dg.ConfigurableResource):
 
     def _sinks(
         self, event: str, title: str, text: str, severity: str, details: dict[str, Any] | None, link: str | None,
+        dedup_key: str | None = None,
     ) -> list[tuple[str, str, dict[str, Any], dict[str, str]]]:
         """(name, url, payload, extra headers) per configured sink."""
         sinks = []
+        if self.pagerduty_routing_key and event in PAGED_EVENTS:
+            payload = _pagerduty_payload(self.pagerduty_routing_key, event, title, text, severity, details, link, dedup_key)
+            sinks.append(("pagerduty", self.pagerduty_url, payload, {}))
         if self.slack_webhook_url:
             sinks.append(("slack", self.slack_webhook_url, _slack_payload(event, title, text, severity, link), {}))
         if self.webhook_url:
@@ -132,6 +148,23 @@ def _redacted(message: str, url: str) -> str:
     """A Slack webhook's secret is its URL path, which requests' errors quote: keep it out of the logs."""
     path = urlsplit(url).path
     return message.replace(path, "/<redacted>") if len(path) > 1 else message
+
+
+def _pagerduty_payload(
+    routing_key: str, event: str, title: str, text: str, severity: str, details: dict[str, Any] | None,
+    link: str | None, dedup_key: str | None,
+) -> dict[str, Any]:
+    """A PagerDuty Events API v2 trigger; the same `dedup_key` joins the open incident instead of paging again."""
+    key = dedup_key or f"{event}:{title}"
+    return {
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "dedup_key": f"ml_platform/{key}"[:255],
+        "payload": {"summary": title[:1024], "source": "ml_platform", "severity": severity,
+                    "component": str((details or {}).get("use_case", "")) or None, "class": event,
+                    "custom_details": {"text": text, **(details or {})}},
+        "links": [{"href": link, "text": "Open in Dagster"}] if link else [],
+    }
 
 
 def _slack_payload(event: str, title: str, text: str, severity: str, link: str | None) -> dict[str, Any]:

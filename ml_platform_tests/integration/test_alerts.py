@@ -19,13 +19,15 @@ from ml_platform_tests.support.fixtures import UI_URL, landing_dir
 from ml_platform_tests.support.webhook import Webhook
 
 
-def run_failure_sensor(defs: dg.Definitions, instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) -> None:
+def run_failure_sensor(
+    defs: dg.Definitions, instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult, alerts: AlertResource | None = None
+) -> None:
     """Evaluate `run_failure_alerts` on a failed run, as the daemon would."""
     failure_event = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
     sensor = defs.get_sensor_def("run_failure_alerts")
     context = dg.build_run_status_sensor_context(
         sensor_name=sensor.name, dagster_event=failure_event, dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(result.run_id), resources={"alerts": defs.resources["alerts"]},
+        dagster_run=instance.get_run_by_id(result.run_id), resources={"alerts": alerts or defs.resources["alerts"]},
     ).for_run_failure()
     sensor(context)
 
@@ -156,3 +158,25 @@ def test_high_risk_alert_needs_min_count_entities(churn_spec: UseCaseSpec, min_c
     assert len(hook.received) == int(alerted) and ("high_score_alerted" in metadata) is alerted
     if alerted:
         assert [e[spec.entity_column] for e in hook.received[0]["details"]["entities"]] == ["b", "c", "a"]
+
+
+def test_pagerduty_is_paged_once_per_failing_gate_and_partition(trained_copy: Path, churn_spec: UseCaseSpec) -> None:
+    """A repeated failure of the same gate and day carries the same dedup key (one incident); another day, another."""
+    for day in ("2025-03-03", "2025-03-04"):
+        path = landing_dir(trained_copy) / f"{day}.parquet"
+        pd.read_parquet(path).drop(columns=["plan"]).to_parquet(path, index=False)
+    defs, instance = build_definitions(load_specs()), dg.DagsterInstance.ephemeral()
+    with Webhook() as pagerduty:
+        alerts = AlertResource(pagerduty_routing_key="routing-key-for-tests", pagerduty_url=pagerduty.url, ui_url=UI_URL)
+        for day in ("2025-03-04", "2025-03-04", "2025-03-03"):
+            failed = materialize_stages(defs, churn_spec, DAILY_STAGES[:1], instance, [day])
+            run_failure_sensor(defs, instance, failed, alerts)
+        assert not alerts.send("champion_promoted", "churn: version 2 is the new champion", "...", severity="info")
+    first, repeat, other = pagerduty.received
+    assert first["routing_key"] == "routing-key-for-tests" and first["event_action"] == "trigger"
+    assert first["dedup_key"] == repeat["dedup_key"] != other["dedup_key"]
+    assert "churn/raw_events:schema:2025-03-04" in first["dedup_key"] and "2025-03-03" in other["dedup_key"]
+    assert first["payload"]["severity"] == "warning" and first["payload"]["source"] == "ml_platform"
+    assert first["payload"]["summary"].startswith("Gate failed: churn/raw_events schema")
+    assert first["links"][0]["href"].startswith(f"{UI_URL}/runs/")
+    assert len(pagerduty.received) == 3, "a promotion is news, not a page"
