@@ -32,6 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("use_case", help="the use case, e.g. churn")
     predict.add_argument("--days", type=positive_int, default=1, help="how many of the newest feature days (default 1)")
 
+    serve = commands.add_parser("serve", help="score rows online with the current champion (HTTP: /score, /health, /metrics)")
+    serve.add_argument("use_case", help="the use case, e.g. churn")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
+    serve.add_argument("--port", type=positive_int, default=8080, help="port (default 8080)")
+    serve.add_argument("--refresh-seconds", type=positive_int, default=5,
+                       help="how often to ask the registry who is champion (default 5): promotions need no restart")
+
     summarise = commands.add_parser("summary", help="what is materialized, checked and promoted")
     summarise.add_argument("--use-case", default="churn", help="which use case (default churn)")
 
@@ -69,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
             from ml_platform.stage_commands import run_command
 
             return run_command(args, use_case_spec(args.use_case), local_instance())
+        if args.command == "serve":
+            from ml_platform.resources import default_resources
+            from ml_platform.serving import serve
+
+            serve(use_case_spec(args.use_case), default_resources()["mlflow"], args.host, args.port, args.refresh_seconds)
         if args.command == "summary":
             print(summary(args.use_case))
         elif args.command == "rollback":

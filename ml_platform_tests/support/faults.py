@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 
 from ml_platform_tests.support.polling import poll_until
-from ml_platform_tests.support.servers import BIN, _spawn, _tail, free_port, kill_process_group
+from ml_platform_tests.support.servers import BIN, spawn, _tail, free_port, kill_process_group
 
 
 @contextlib.contextmanager
@@ -22,7 +22,7 @@ def mlflow_server(store: Path, log_dir: Path, auth_config: Path | None = None) -
     with `auth_config`, MLflow's basic-auth app with that ini file (what the Helm chart runs)."""
     port = free_port()
     auth = ["--app-name", "basic-auth"] if auth_config else []
-    process = _spawn(
+    process = spawn(
         [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{store}", "--host", "127.0.0.1",
          "--port", str(port), "--workers", "1", *auth],
         env={"PATH": str(BIN) + ":/usr/bin:/bin", **({

@@ -100,7 +100,7 @@ def open_instance(dagster_home: str | Path) -> Iterator[Any]:
         instance.dispose()
 
 
-def _spawn(args: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path) -> subprocess.Popen:
+def spawn(args: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path) -> subprocess.Popen:
     log = open(log_path, "ab")  # noqa: SIM115 - closed by the child's exit; the parent's copy right below
     try:
         return subprocess.Popen(
@@ -187,7 +187,7 @@ class DagsterServers:
         os.kill(killed, signal.SIGKILL)
         self.daemon.wait(timeout=30)
         self.retired.append(self.daemon)  # its process group still holds the old code servers / run workers
-        self.daemon = _spawn([str(BIN / "dagster-daemon"), "run", "-w", str(repo_root / "workspace.yaml")], self.env,
+        self.daemon = spawn([str(BIN / "dagster-daemon"), "run", "-w", str(repo_root / "workspace.yaml")], self.env,
                              self.log_dir / "daemon.log", repo_root)
         return killed
 
@@ -247,7 +247,7 @@ def dagster_servers(
     try:
         daemon_process = None
         if daemon:
-            daemon_process = _spawn(
+            daemon_process = spawn(
                 [str(BIN / "dagster-daemon"), "run", "-w", workspace], full_env, logs / "daemon.log", repo_root
             )
             started.append(daemon_process)
@@ -255,7 +255,7 @@ def dagster_servers(
         for _attempt in range(3):  # a free port can be taken between probing and binding
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            webserver = _spawn(
+            webserver = spawn(
                 [str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)],
                 full_env, logs / "webserver.log", repo_root,
             )
