@@ -48,6 +48,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     "without-mlflow": {"mlflow": {"enabled": False}},
     "without-metrics-exporter": {"metricsExporter": {"enabled": False}},
+    "serving": {"serving": {"enabled": True, "useCases": ["churn", "fraud"]},
+                "networkPolicy": {"servingFrom": [{"namespaceSelector": {"matchLabels": {"name": "apps"}}}]}},
 }
 EXPORTER = "ml-platform-metrics-exporter"
 
@@ -433,3 +435,18 @@ def test_mlflow_authenticates_every_request_with_its_config_from_a_secret() -> N
     assert {"name": "auth", "mountPath": "/etc/mlflow-auth", "readOnly": True} in server["volumeMounts"]
     unauthenticated = by_kind(render({"mlflow": {"auth": {"enabled": False}}}))[("Deployment", "ml-platform-mlflow")]
     assert "--app-name=basic-auth" not in unauthenticated["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_serving_deploys_one_scoring_service_per_listed_use_case() -> None:
+    kinds = by_kind(render(VARIANTS["serving"]))
+    deployment = kinds[("Deployment", "ml-platform-serve-churn")]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["ml-platform", "serve", "churn"]
+    assert "--host=0.0.0.0" in container["args"] and "--port=8080" in container["args"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert labels["ml-platform.io/mlflow-client"] == "true", "MLflow's NetworkPolicy admits it"
+    assert kinds[("Service", "ml-platform-serve-fraud")]["spec"]["ports"][0]["port"] == 8080
+    policy = kinds[("NetworkPolicy", "ml-platform-serve-churn")]["spec"]["ingress"][0]
+    assert policy["from"] == [{"namespaceSelector": {"matchLabels": {"name": "apps"}}}]
+    assert not [name for kind, name in by_kind(render({})) if "-serve-" in name], "off by default"
