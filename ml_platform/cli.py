@@ -18,27 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ml-platform", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    materialize = commands.add_parser("materialize", help="ingest, compute features, score: daily stages over a day range")
-    materialize.add_argument("use_case", help="the use case, e.g. churn")
-    materialize.add_argument("--stages", type=stage_list, default=["raw_events", "features"],
-                             help=f"comma-separated, in order, from {','.join(RANGE_STAGES)} (default raw_events,features)")
-    materialize.add_argument("--from", dest="first", type=iso_day, default=None, help="first day YYYY-MM-DD (default: the source's first)")
-    materialize.add_argument("--to", dest="last", type=iso_day, default=None, help="last day YYYY-MM-DD (default: the source's last)")
-
-    train = commands.add_parser("train", help="training set -> challenger (gated) -> champion if it passes")
-    train.add_argument("use_case", help="the use case, e.g. churn")
-
-    predict = commands.add_parser("predict", help="score the newest feature days with the champion and measure drift")
-    predict.add_argument("use_case", help="the use case, e.g. churn")
-    predict.add_argument("--days", type=positive_int, default=1, help="how many of the newest feature days (default 1)")
-
-    serve = commands.add_parser("serve", help="score rows online with the current champion (HTTP: /score, /health, /metrics)")
-    serve.add_argument("use_case", help="the use case, e.g. churn")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
-    serve.add_argument("--port", type=positive_int, default=8080, help="port (default 8080)")
-    serve.add_argument("--refresh-seconds", type=positive_int, default=5,
-                       help="how often to ask the registry who is champion (default 5): promotions need no restart")
-
+    _add_run_commands(commands)
     summarise = commands.add_parser("summary", help="what is materialized, checked and promoted")
     summarise.add_argument("--use-case", default="churn", help="which use case (default churn)")
 
@@ -66,6 +46,30 @@ def build_parser() -> argparse.ArgumentParser:
     scaffold.add_argument("--entity", default=None, help="with --from-data: whose history becomes features (default: guessed)")
 
     return parser
+
+
+def _add_run_commands(commands: argparse._SubParsersAction) -> None:
+    """The commands that run a use case: its stages from a shell, and the online scoring service."""
+    materialize = commands.add_parser("materialize", help="ingest, compute features, score: daily stages over a day range")
+    materialize.add_argument("use_case", help="the use case, e.g. churn")
+    materialize.add_argument("--stages", type=stage_list, default=["raw_events", "features"],
+                             help=f"comma-separated, in order, from {','.join(RANGE_STAGES)} (default raw_events,features)")
+    materialize.add_argument("--from", dest="first", type=iso_day, default=None, help="first day YYYY-MM-DD (default: the source's first)")
+    materialize.add_argument("--to", dest="last", type=iso_day, default=None, help="last day YYYY-MM-DD (default: the source's last)")
+
+    train = commands.add_parser("train", help="training set -> challenger (gated) -> champion if it passes")
+    train.add_argument("use_case", help="the use case, e.g. churn")
+
+    predict = commands.add_parser("predict", help="score the newest feature days with the champion and measure drift")
+    predict.add_argument("use_case", help="the use case, e.g. churn")
+    predict.add_argument("--days", type=positive_int, default=1, help="how many of the newest feature days (default 1)")
+
+    serve = commands.add_parser("serve", help="score rows online with the current champion (HTTP: /score, /health, /metrics)")
+    serve.add_argument("use_case", help="the use case, e.g. churn")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
+    serve.add_argument("--port", type=positive_int, default=8080, help="port (default 8080)")
+    serve.add_argument("--refresh-seconds", type=positive_int, default=5,
+                       help="how often to ask the registry who is champion (default 5): promotions need no restart")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -267,11 +267,25 @@ class ModelSpec(StrictModel):
         return self
 
 
+class TuningSpec(StrictModel):
+    """A search before training: `trials` combinations of `space` (param -> candidate values; every
+    combination when there are no more), sampled under the training seed, each scored by time-ordered
+    cross-validation over the training days (`folds` expanding windows, the label horizon purged
+    between training and validation days). The best is retrained on every training day. No new trial
+    starts after `max_minutes`."""
+
+    space: dict[str, list[Any]] = Field(min_length=1)
+    trials: Annotated[int, Field(ge=1, le=200)] = 10
+    folds: Annotated[int, Field(ge=2, le=10)] = 3
+    max_minutes: Annotated[float, Field(gt=0.0, le=1440.0, allow_inf_nan=False)] = 30.0
+
+
 class TrainingSpec(StrictModel):
     window_days: Annotated[int, Field(ge=2, le=730)] = 45
     holdout_days: Annotated[int, Field(ge=1, le=90)] = 7
     max_rows: Annotated[int, Field(ge=100)] = 200_000
     seed: int = 7
+    tuning: TuningSpec | None = None
 
 
 class GateSpec(StrictModel):
@@ -420,45 +434,9 @@ class UseCaseSpec(StrictModel):
             raise ValueError(f"timestamp_column: '{self.timestamp_column}' must have dtype timestamp")
         self._event_identity_resolves(by_name)
         self._entity_resolves()
-        label_column = by_name.get(self.label.column)
-        if label_column is None:
-            raise ValueError(f"label.column: '{self.label.column}' is not one of the columns {sorted(by_name)}")
-        if self.label.task == "classification" and label_column.dtype not in ("int64", "float64", "bool"):
-            raise ValueError(f"label.column: '{self.label.column}' must be int64 or float64 (0/1; null where the "
-                             f"outcome is unknown) or bool for a {self.label.kind} label")
-        if self.label.kind == "event_flag" and self.grain != "event":
-            raise ValueError("label.kind: event_flag labels need grain: event")
-        if self.label.kind != "event_flag" and self.grain == "event":
-            raise ValueError(f"label.kind: grain event needs an event_flag label, not {self.label.kind}")
-        if self.label.kind == "next_value" and by_name[self.label.column].dtype not in ("int64", "float64"):
-            raise ValueError(f"label.column: '{self.label.column}' must be numeric for a next_value label")
+        self._label_resolves(by_name)
         names = self.feature_names
-        if len(set(names)) != len(names):
-            raise ValueError("features: feature names must be unique (lags expand to <name>_lag_<k>)")
-        for index, feature in enumerate(self.features):
-            where = f"features[{index}] ({feature.name})"
-            for ref in (feature.column, feature.where.column if feature.where else None):
-                if ref is not None and ref not in by_name:
-                    raise ValueError(f"{where}: unknown column '{ref}', expected one of {sorted(by_name)}")
-            if feature.agg in ("sum", "mean", "max", "min", "last", "value") and by_name[feature.column].dtype not in ("int64", "float64", "bool"):
-                raise ValueError(f"{where}: column '{feature.column}' is not numeric")
-            if feature.agg == "category" and by_name[feature.column].dtype != "string":
-                raise ValueError(f"{where}: agg 'category' needs a string column, '{feature.column}' is {by_name[feature.column].dtype}")
-            if feature.agg == "category" and not self.model.type.startswith("sklearn"):
-                raise ValueError(f"{where}: category features are encoded by scikit-learn models; model.type "
-                                 f"'{self.model.type}' reads numbers only (use value/flag features for it)")
-            if (feature.by or feature.window_ends == "event") and (self.grain != "event" or feature.agg not in WINDOW_AGGS):
-                raise ValueError(f"{where}: by/window_ends are for window aggregates ({', '.join(WINDOW_AGGS)}) "
-                                 "at grain: event")
-            if feature.window_ends == "event" and feature.agg not in AS_OF_AGGS:
-                raise ValueError(f"{where}: as-of windows (window_ends: event) support {list(AS_OF_AGGS)}")
-            for ref in feature.by:
-                if ref not in by_name:
-                    raise ValueError(f"{where}: by: unknown column '{ref}', expected one of {sorted(by_name)}")
-            if feature.agg in EVENT_AGGS and self.grain != "event":
-                raise ValueError(f"{where}: agg '{feature.agg}' describes single events and needs grain: event")
-            if feature.agg == "last" and self.grain != "entity_day":
-                raise ValueError(f"{where}: agg 'last' needs grain: entity_day")
+        self._features_resolve(by_name)
         if self.label.naive_feature is not None and self.label.naive_feature not in names:
             raise ValueError(f"label.naive_feature: '{self.label.naive_feature}' is not one of the features")
         metrics = CLASSIFICATION_METRICS if self.label.task == "classification" else REGRESSION_METRICS
@@ -469,6 +447,7 @@ class UseCaseSpec(StrictModel):
                 raise ValueError(f"{field_name}: '{metric}' is not a {self.label.task} metric, expected one of {list(metrics)}")
         if self.alerts.high_score_threshold is not None and self.label.task != "classification":
             raise ValueError("alerts.high_score_threshold: only classifiers produce scores in [0, 1]")
+        self._tuning_space_fits_model()
         if self.training.holdout_days >= self.training.window_days:
             raise ValueError("training.holdout_days must be smaller than training.window_days")
         return self
@@ -516,6 +495,64 @@ class UseCaseSpec(StrictModel):
             raise ValueError(f"entity_column: '{self.entity_column}' identifies single events, so every window feature "
                              "would count one event: aggregate by the entity whose history matters (a customer, a card), "
                              "or use only event features (value, flag, hour)")
+
+    def _label_resolves(self, by_name: dict[str, ColumnSpec]) -> None:
+        label_column = by_name.get(self.label.column)
+        if label_column is None:
+            raise ValueError(f"label.column: '{self.label.column}' is not one of the columns {sorted(by_name)}")
+        if self.label.task == "classification" and label_column.dtype not in ("int64", "float64", "bool"):
+            raise ValueError(f"label.column: '{self.label.column}' must be int64 or float64 (0/1; null where the "
+                             f"outcome is unknown) or bool for a {self.label.kind} label")
+        if self.label.kind == "event_flag" and self.grain != "event":
+            raise ValueError("label.kind: event_flag labels need grain: event")
+        if self.label.kind != "event_flag" and self.grain == "event":
+            raise ValueError(f"label.kind: grain event needs an event_flag label, not {self.label.kind}")
+        if self.label.kind == "next_value" and by_name[self.label.column].dtype not in ("int64", "float64"):
+            raise ValueError(f"label.column: '{self.label.column}' must be numeric for a next_value label")
+
+    def _features_resolve(self, by_name: dict[str, ColumnSpec]) -> None:
+        """Each feature's columns exist with the dtype its aggregation needs, at a grain that has it."""
+        names = self.feature_names
+        if len(set(names)) != len(names):
+            raise ValueError("features: feature names must be unique (lags expand to <name>_lag_<k>)")
+        for index, feature in enumerate(self.features):
+            where = f"features[{index}] ({feature.name})"
+            for ref in (feature.column, feature.where.column if feature.where else None):
+                if ref is not None and ref not in by_name:
+                    raise ValueError(f"{where}: unknown column '{ref}', expected one of {sorted(by_name)}")
+            if feature.agg in ("sum", "mean", "max", "min", "last", "value") and by_name[feature.column].dtype not in ("int64", "float64", "bool"):
+                raise ValueError(f"{where}: column '{feature.column}' is not numeric")
+            if feature.agg == "category" and by_name[feature.column].dtype != "string":
+                raise ValueError(f"{where}: agg 'category' needs a string column, '{feature.column}' is {by_name[feature.column].dtype}")
+            if feature.agg == "category" and not self.model.type.startswith("sklearn"):
+                raise ValueError(f"{where}: category features are encoded by scikit-learn models; model.type "
+                                 f"'{self.model.type}' reads numbers only (use value/flag features for it)")
+            if (feature.by or feature.window_ends == "event") and (self.grain != "event" or feature.agg not in WINDOW_AGGS):
+                raise ValueError(f"{where}: by/window_ends are for window aggregates ({', '.join(WINDOW_AGGS)}) "
+                                 "at grain: event")
+            if feature.window_ends == "event" and feature.agg not in AS_OF_AGGS:
+                raise ValueError(f"{where}: as-of windows (window_ends: event) support {list(AS_OF_AGGS)}")
+            for ref in feature.by:
+                if ref not in by_name:
+                    raise ValueError(f"{where}: by: unknown column '{ref}', expected one of {sorted(by_name)}")
+            if feature.agg in EVENT_AGGS and self.grain != "event":
+                raise ValueError(f"{where}: agg '{feature.agg}' describes single events and needs grain: event")
+            if feature.agg == "last" and self.grain != "entity_day":
+                raise ValueError(f"{where}: agg 'last' needs grain: entity_day")
+
+    def _tuning_space_fits_model(self) -> None:
+        """Every candidate value is a valid parameter of the model type, checked like `model.params`."""
+        tuning = self.training.tuning
+        for name, values in (tuning.space if tuning else {}).items():
+            if not values:
+                raise ValueError(f"training.tuning.space.{name}: give at least one candidate value")
+            for value in values:
+                try:
+                    MODEL_PARAMS[self.model.type].model_validate({**self.model.params, name: value})
+                except ValidationError as error:
+                    issue = error.errors(include_url=False)[0]
+                    raise ValueError(f"training.tuning.space.{name}: {value!r}: {issue['msg']} "
+                                     f"(model type {self.model.type})") from None
 
     def _entity_resolves(self) -> None:
         if self.entity_column is not None:

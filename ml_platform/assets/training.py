@@ -123,7 +123,10 @@ def _model(spec: UseCaseSpec, settings: Settings) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, config: TrainingConfig, training_set: pd.DataFrame, mlflow: MlflowResource
     ) -> Iterator[Any]:
         params = {"random_state": spec.training.seed, **spec.model.params, **config.params}
-        challenger = train_challenger(spec, training_set, params, _current_champion(spec, mlflow))
+        try:
+            challenger = train_challenger(spec, training_set, params, _current_champion(spec, mlflow))
+        except NotEnoughHistory as error:  # e.g. too few training days for the tuning folds: retrying cannot help
+            raise dg.Failure(f"{spec.name}: {error}", allow_retries=False) from None
         registered = register_challenger(mlflow, challenger, training_set, context.run_id)
         yield dg.Output(_model_summary(challenger, registered), metadata=_model_metadata(spec, mlflow, challenger, registered))
         yield _thresholds_result(spec, registered.version, challenger)

@@ -9,7 +9,7 @@ calls both and turns the result into its output and its two blocking checks.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from ml_platform.models.base import Trainer
 from ml_platform.models.comparison import ImprovementTest, paired_bootstrap_test
 from ml_platform.models.metrics import classification_metrics, regression_metrics
 from ml_platform.models.trainers import build_trainer
+from ml_platform.models.tuning import Trial, tune
 from ml_platform.resources.mlflow_resource import DRIFT_REFERENCE, MlflowResource
 from ml_platform.spec import LOWER_IS_BETTER, UseCaseSpec
 from ml_platform.steps import score_frame
@@ -55,6 +56,7 @@ class Challenger:
     plots: dict[str, bytes]
     importance: dict[str, float]
     incomparable: str | None = None  # why the champion cannot be scored on this holdout, if it cannot
+    trials: list[Trial] = field(default_factory=list)  # the tuning search, when the spec asks for one
 
     @property
     def significant(self) -> bool:
@@ -90,6 +92,9 @@ def train_challenger(
     train = training_set[training_set["split"] == "train"]
     holdout = training_set[training_set["split"] == "holdout"]
     categories = {feature.name: (feature.encoding, feature.top_k) for feature in spec.categorical_features}
+    trials: list[Trial] = []
+    if spec.training.tuning is not None:  # the best of a time-ordered cross-validated search, on training days only
+        params, trials = tune(spec, train, params, categories)
     trainer = build_trainer(spec.model.type, params, categories).fit(train[spec.feature_names], train["label"], train[DAY])
     scores = trainer.predict(holdout[spec.feature_names])
     metrics = evaluate(spec, holdout, scores, trainer.threshold)
@@ -103,6 +108,7 @@ def train_challenger(
         spec=spec, trainer=trainer, params=params, train=train, holdout=holdout, scores=scores, metrics=metrics,
         champion_version=champion.version if champion else None, comparison=comparison,
         failed_thresholds=spec.gates.failures(metrics), plots=plots, importance=importance, incomparable=incomparable,
+        trials=trials,
     )
 
 
@@ -133,6 +139,7 @@ def register_challenger(
             **(challenger.comparison.as_tags() if challenger.comparison else {}),
         })
         _log_plots(tracking, challenger.plots)
+        _log_trials(tracking, spec, challenger)
         tracking.log_dict(challenger.importance, "evaluation/permutation_importance.json")
         reference = reference_bins(challenger.train, spec.numeric_feature_names)
         reference.update(reference_bins(pd.DataFrame({SCORE: challenger.scores}), [SCORE]))  # out-of-sample scores
@@ -183,6 +190,20 @@ def _incomparable(spec: UseCaseSpec, champion: ReferenceModel, holdout: pd.DataF
         f"If the new feature set is intended, promote this version: `ml-platform promote {spec.name} <version> "
         "--reason '...'` (or the Launchpad of the promote job)"
     )
+
+
+def _log_trials(tracking: Any, spec: UseCaseSpec, challenger: Challenger) -> None:
+    """Each tuning trial as a child run of the challenger's run: its params and its score on every fold."""
+    metric, experiment_id = spec.gates.compare_metric, tracking.active_run().info.experiment_id
+    for trial in challenger.trials:
+        with tracking.start_run(run_name=f"{spec.name}-trial-{trial.number}", nested=True, experiment_id=experiment_id):
+            tracking.log_params({**trial.params, "model_type": spec.model.type})
+            tracking.log_metrics({f"fold_{index}_{metric}": score for index, score in enumerate(trial.fold_scores)})
+            tracking.log_metric(f"cv_{metric}", trial.score)
+            tracking.set_tags({"tuning": "best" if trial.params == challenger.params else "trial", "use_case": spec.name})
+    if challenger.trials:
+        tracking.set_tags({"tuning_trials": str(len(challenger.trials)),
+                           f"tuning_best_cv_{metric}": str(max(t.score for t in challenger.trials if t.params == challenger.params))})
 
 
 def _log_plots(tracking: Any, plots: dict[str, bytes]) -> None:

@@ -234,3 +234,24 @@ def test_a_champion_is_scored_on_its_own_features_when_the_spec_adds_one(trained
     check = {e.check_name: e for e in result.get_asset_check_evaluations()}[SIGNIFICANCE_CHECK]
     values = {name: value.value for name, value in check.metadata.items()}
     assert 0.5 < values["champion_roc_auc"] <= 1.0 and 0.0 < values["p_value"] <= 1.0, values
+
+
+def test_tuning_logs_every_trial_with_its_fold_scores_and_trains_the_best(trained_copy: Path, churn_spec: UseCaseSpec) -> None:
+    data = churn_spec.model_dump()
+    tuning = {"space": {"max_depth": [3, 10], "n_estimators": [30]}, "trials": 4, "folds": 2}
+    label = {**data["label"], "horizon_days": 2}  # a shorter purge, so 64 days of history hold two folds
+    spec = UseCaseSpec.model_validate({**data, "label": label, "training": {**data["training"], "tuning": tuning}})
+    result = materialize_stages(build_definitions([spec]), spec, TRAINING_STAGES, dg.DagsterInstance.ephemeral())
+    [model] = result.asset_materializations_for_node("churn__model")
+    client = default_resources()["mlflow"].client()
+    run_id = model.metadata["mlflow_run"].value.rsplit("/", 1)[1]
+    parent = client.get_run(run_id)
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
+    assert sorted(int(child.data.params["max_depth"]) for child in children) == [3, 10]
+    for child in children:
+        assert {"fold_0_roc_auc", "fold_1_roc_auc", "cv_roc_auc"} <= set(child.data.metrics)
+        folds = [child.data.metrics["fold_0_roc_auc"], child.data.metrics["fold_1_roc_auc"]]
+        assert abs(child.data.metrics["cv_roc_auc"] - sum(folds) / 2) < 1e-9
+    [best] = [child for child in children if child.data.tags["tuning"] == "best"]
+    assert best.data.metrics["cv_roc_auc"] == max(child.data.metrics["cv_roc_auc"] for child in children)
+    assert parent.data.params["max_depth"] == best.data.params["max_depth"] and parent.data.tags["tuning_trials"] == "2"
