@@ -93,7 +93,8 @@ class AlertResource(dg.ConfigurableResource):
 
     def _session(self) -> requests.Session:
         """A session whose adapter retries connection errors, 429 and 5xx with exponential backoff
-        (urllib3's Retry, honouring Retry-After); another 4xx is final: resending cannot fix it."""
+        (urllib3's Retry: the first retry at once, then `backoff_seconds` * 2 ** (n - 1); Retry-After
+        is honoured); another 4xx is final: resending cannot fix it."""
         import requests
         from requests.adapters import HTTPAdapter
         from urllib3.util.retry import Retry

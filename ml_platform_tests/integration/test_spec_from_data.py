@@ -11,9 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ml_platform.assets import keys
 from ml_platform.cli import main as cli
-from ml_platform.io.parquet_lake import DataLake
 from ml_platform.spec import load_spec
 
 DAYS = 24
@@ -46,10 +44,10 @@ def land_flights(directory: Path, seed: int = 5) -> dict[str, int]:
     return unknown
 
 
-def test_a_drafted_spec_runs_unedited_from_backfill_to_predictions(
-    data_dir: Path, dagster_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+def test_a_drafted_spec_infers_dtypes_limits_roles_and_features(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    unknown = land_flights(data_dir / "exports" / "flights")
+    land_flights(data_dir / "exports" / "flights")
     specs = tmp_path / "specs"
     assert cli(["new-use-case", "flights", "--dir", str(specs), "--from-data", str(data_dir / "exports" / "flights"),
                 "--entity", "origin"]) == 0, capsys.readouterr().err
@@ -61,16 +59,7 @@ def test_a_drafted_spec_runs_unedited_from_backfill_to_predictions(
     assert columns["departure"]["dtype"] == "timestamp" and columns["distance_km"]["min_value"] == 0
     assert {f.name: f.agg for f in spec.features}["carrier"] == "category"
 
-    monkeypatch.setenv("ML_PLATFORM_SPECS_DIR", str(specs))
-    assert cli(["materialize", "flights", "--stages", "raw_events,features"]) == 0, capsys.readouterr().err
-    assert cli(["train", "flights"]) == 0, capsys.readouterr().err
-    assert cli(["predict", "flights", "--days", "2"]) == 0, capsys.readouterr().err
-    lake = DataLake(base_path=str(data_dir / "lake"))
-    last = sorted(unknown)[-1]
-    scored = lake.read(keys.predictions(spec), [last])
-    assert len(scored) == 300, "every flight is scored, including those whose outcome is unknown"
-    raw = lake.read(keys.raw_events(spec), [last])
-    assert raw["delayed"].isna().sum() == unknown[last] > 0
+    # the drafted spec running unedited through materialize, train and predict: test_real_data.py, on real data
 
 
 def test_ambiguous_or_missing_roles_are_named_with_the_option_to_use(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -3,7 +3,6 @@ use case, all through the same factory, gates and registry as churn."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -29,8 +28,6 @@ from ml_platform.spec import load_spec
 from ml_platform_tests.support.fixtures import CLASSIFIER_PLOTS, FORECAST_PLOTS, START, assert_evaluation_plots, day_keys
 from ml_platform_tests.support.corrupt import scramble_labels
 
-REPO = Path(__file__).resolve().parents[2]
-TUTORIAL_DIR = REPO / "examples" / "machine_failures"
 SIZES = {"fraud": (60, 1_500), "prices": (130, 25)}
 
 
@@ -146,31 +143,6 @@ def test_fraud_velocity_uses_only_previous_days(fraud_spec) -> None:  # noqa: AN
 @pytest.fixture(scope="module")
 def fraud_spec():  # noqa: ANN201
     return next(spec for spec in load_specs() if spec.name == "fraud")
-
-
-def load_tutorial_generator():  # noqa: ANN201
-    spec = importlib.util.spec_from_file_location("tutorial_generate", TUTORIAL_DIR / "generate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_tutorial_spec_loads_trains_promotes_and_predicts(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ML_PLATFORM_SPECS_DIR", str(TUTORIAL_DIR))
-    landing = data_dir / "landing" / "machine_failures"
-    landing.mkdir(parents=True)
-    for day, frame in load_tutorial_generator().generate_telemetry(START, 55, 70):
-        frame.to_csv(landing / f"{day.isoformat()}.csv", index=False)
-    specs = {spec.name: spec for spec in load_specs()}
-    spec = specs["machine_failures"]
-    defs = build_definitions(list(specs.values()))
-    instance = dg.DagsterInstance.ephemeral()
-    days = day_keys(count=55)
-    assert materialize_stages(defs, spec, DAILY_STAGES[:2], instance, days).success
-    assert materialize_stages(defs, spec, TRAINING_STAGES, instance).success
-    assert materialize_stages(defs, spec, DAILY_STAGES[2:], instance, days[-2:]).success
-    assert default_resources()["mlflow"].version_by_alias("machine_failures", CHAMPION) is not None
-    assert len(DataLake(base_path=str(data_dir / "lake")).read(keys.predictions(spec), days[-2:])) == 2 * 70
 
 
 def test_scaffolded_spec_is_valid_and_never_overwritten(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
