@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             from ml_platform.serving import serve
 
             serve(use_case_spec(args.use_case), default_resources()["mlflow"], args.host, args.port, args.refresh_seconds)
-        if args.command == "summary":
+        elif args.command == "summary":
             print(summary(args.use_case))
         elif args.command == "rollback":
             return _change_champion(args.use_case, "rollback", {"to_version": str(args.to or ""), "reason": args.reason})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,6 @@ class Sample:
 def draft_spec(name: str, data_dir: Path, directory: Path, label: str | None = None, timestamp: str | None = None,
                entity: str | None = None) -> str:
     """The YAML text of a spec for the day files in `directory` (which must lie inside `data_dir`)."""
-    import re
-
     if not re.fullmatch(NAME_PATTERN, name):
         raise ValueError(f"use-case name '{name}' must match {NAME_PATTERN} (lower_snake_case)")
     sample = read_sample(directory)
@@ -146,8 +145,6 @@ def _features(frame: pd.DataFrame, roles: set[str | None], reserved: set[str | N
 
 
 def _feature_name(column: str) -> str:
-    import re
-
     cleaned = re.sub(r"[^a-z0-9_]", "_", column.lower()).strip("_") or "feature"
     return cleaned if cleaned[0].isalpha() else f"f_{cleaned}"
 

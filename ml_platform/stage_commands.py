@@ -34,9 +34,10 @@ def run_command(args: argparse.Namespace, spec: UseCaseSpec, instance: Any) -> i
 
 def _source_days(defs: Any, spec: UseCaseSpec, first: str | None, last: str | None) -> list[str]:
     """The days the source has data for, within the use case's partitions and [first, last]."""
+    from ml_platform.factory import daily_partitions
     from ml_platform.resources.sources import source_resource_key
 
-    partitions = set(defs.get_assets_def(keys.raw_events(spec)).partitions_def.get_partition_keys())
+    partitions = set(daily_partitions(spec).get_partition_keys())
     source = defs.resources[source_resource_key(spec)].source_for(spec)
     days = sorted(day for day in source.versions() if day in partitions
                   and (first is None or day >= first) and (last is None or day <= last))

@@ -189,6 +189,7 @@ def _event_rows(events: pd.DataFrame, spec: UseCaseSpec, grid: _Grid, days: list
     )
     previous_day = grid.offsets[rows] - 1  # velocity describes the entity before the event's day
     keyed: dict[tuple[str, ...], _Grid] = {}  # one grid per `by` key, built once
+    codes: dict[tuple[str, ...], np.ndarray] = {}  # one integer per event and key, computed once
     for feature in spec.expanded_features:
         if feature.agg == "category":  # the model encodes it; missing stays missing
             out[feature.name] = pd.array(events[feature.column].to_numpy(dtype=object)[rows], dtype="string")
@@ -196,12 +197,14 @@ def _event_rows(events: pd.DataFrame, spec: UseCaseSpec, grid: _Grid, days: list
         if feature.agg in EVENT_AGGS:
             values = _event_attribute(events, spec, feature)[rows]
         elif feature.window_ends == "event":
-            values = _as_of_window(events, spec, feature, _key_codes(events, feature.by or [spec.entity_column]))[rows]
+            by = tuple(feature.by or [spec.entity_column])
+            codes.setdefault(by, _key_codes(events, list(by)))
+            values = _as_of_window(events, spec, feature, codes[by])[rows]
         elif feature.by:
             by = tuple(feature.by)
             if by not in keyed:
-                keyed[by] = _Grid(events, spec, grid.first, grid.first + dt.timedelta(days=grid.n_days - 1),
-                                  keys=_key_codes(events, feature.by))
+                codes.setdefault(by, _key_codes(events, list(by)))
+                keyed[by] = _Grid(events, spec, grid.first, grid.first + dt.timedelta(days=grid.n_days - 1), keys=codes[by])
             values = _window_grid(keyed[by], events, feature)[previous_day, keyed[by].codes[rows]] if len(rows) else np.array([])
         else:
             values = _window_grid(grid, events, feature)[previous_day, grid.codes[rows]] if len(rows) else np.array([])

@@ -195,15 +195,15 @@ def _incomparable(spec: UseCaseSpec, champion: ReferenceModel, holdout: pd.DataF
 def _log_trials(tracking: Any, spec: UseCaseSpec, challenger: Challenger) -> None:
     """Each tuning trial as a child run of the challenger's run: its params and its score on every fold."""
     metric, experiment_id = spec.gates.compare_metric, tracking.active_run().info.experiment_id
+    best = next((trial for trial in challenger.trials if trial.params == challenger.params), None)
     for trial in challenger.trials:
         with tracking.start_run(run_name=f"{spec.name}-trial-{trial.number}", nested=True, experiment_id=experiment_id):
             tracking.log_params({**trial.params, "model_type": spec.model.type})
             tracking.log_metrics({f"fold_{index}_{metric}": score for index, score in enumerate(trial.fold_scores)})
             tracking.log_metric(f"cv_{metric}", trial.score)
-            tracking.set_tags({"tuning": "best" if trial.params == challenger.params else "trial", "use_case": spec.name})
-    if challenger.trials:
-        tracking.set_tags({"tuning_trials": str(len(challenger.trials)),
-                           f"tuning_best_cv_{metric}": str(max(t.score for t in challenger.trials if t.params == challenger.params))})
+            tracking.set_tags({"tuning": "best" if trial is best else "trial", "use_case": spec.name})
+    if best is not None:
+        tracking.set_tags({"tuning_trials": str(len(challenger.trials)), f"tuning_best_cv_{metric}": str(best.score)})
 
 
 def _log_plots(tracking: Any, plots: dict[str, bytes]) -> None:
