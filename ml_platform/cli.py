@@ -41,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     scaffold.add_argument("--dir", type=Path, default=None, help="where to write NAME.yaml (default: $ML_PLATFORM_SPECS_DIR or ./specs)")
     scaffold.add_argument("--from-data", type=Path, default=None, metavar="DIR",
                           help="draft the spec from the day files in DIR (inside $ML_PLATFORM_DATA_DIR) instead of a template")
-    scaffold.add_argument("--label", default=None, help="with --from-data: the 0/1 outcome column (default: the only 0/1 column)")
+    scaffold.add_argument("--label", default=None,
+                          help="with --from-data: the outcome column, 0/1 or two strings (default: the only such column)")
+    scaffold.add_argument("--positive", default=None,
+                          help="with --from-data and a string label: the value that means 1 (default: the yes-like one)")
     scaffold.add_argument("--timestamp", default=None, help="with --from-data: the event time column (default: the only one)")
     scaffold.add_argument("--entity", default=None, help="with --from-data: whose history becomes features (default: guessed)")
 
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             target = args.dir or config.user_specs_dir or Path("specs")
             if args.from_data is not None:
                 path = write_drafted_spec(args.name, args.from_data, config.data_dir, target, label=args.label,
-                                          timestamp=args.timestamp, entity=args.entity)
+                                          timestamp=args.timestamp, entity=args.entity, positive=args.positive)
             else:
                 path = write_scaffold(args.name, target)
             print(f"wrote {path}; edit it, then: export {settings.SPECS_DIR_ENV}={path.parent.resolve()} && make validate")
@@ -171,11 +174,12 @@ def summary(use_case: str, instance=None, checks: Counter | None = None) -> str:
     spec = use_case_spec(use_case)
     instance = instance or local_instance()
     lines = [f"== {spec.name} summary (Dagster home {instance.root_directory}) =="]
-    for stage in ("raw_events", "features", "predictions", "drift"):
-        key = keys.of_stage(spec, stage)
+    stage_keys = [keys.of_stage(spec, stage) for stage in ("raw_events", "features", "predictions", "drift")]
+    width = max(len(key.to_user_string()) for key in stage_keys)
+    for key in stage_keys:
         partitions = sorted(instance.get_materialized_partitions(key))
         span = f"{partitions[0]}..{partitions[-1]}" if partitions else "-"
-        lines.append(f"  {key.to_user_string():<22} {len(partitions):>4} partitions materialized  {span}")
+        lines.append(f"  {key.to_user_string():<{width}} {len(partitions):>4} partitions materialized  {span}")
     if checks:
         passed = sum(n for (_, ok), n in checks.items() if ok)
         failed = sorted({name for (name, ok), n in checks.items() if not ok})

@@ -177,6 +177,9 @@ class LabelSpec(StrictModel):
     - event_flag: the event's own flag in `column` (fraud; horizon 0);
     - next_value: the entity's last `column` value `horizon_days` later (forecasting; regression),
       compared against `naive_feature`, the last observed value.
+
+    A flag is 0/1 (or bool) or, for a string column ("YES"/"NO"), 1 where it equals `positive`;
+    null is an unknown outcome either way.
     """
 
     kind: Literal["future_flag", "event_flag", "next_value"] = "future_flag"
@@ -184,7 +187,7 @@ class LabelSpec(StrictModel):
     horizon_days: Annotated[int, Field(ge=0, le=90)] = 1
     naive_feature: str | None = None
     terminal: bool = False  # future_flag only: the flag ends the entity (a cancellation); it is not scored after
-
+    positive: str | None = None  # a string flag column's value that means 1 (every other known value is 0)
 
     @model_validator(mode="after")
     def _horizon_matches_kind(self) -> LabelSpec:
@@ -194,6 +197,8 @@ class LabelSpec(StrictModel):
             raise ValueError(f"a {self.kind} label looks ahead: horizon_days must be at least 1")
         if self.terminal and self.kind != "future_flag":
             raise ValueError("terminal is only meaningful for future_flag labels")
+        if self.positive is not None and self.kind == "next_value":
+            raise ValueError("positive names a flag's value: a next_value label is a number")
         if self.kind == "next_value" and self.naive_feature is None:
             raise ValueError("a next_value label needs naive_feature (the last observed value) for the naive baseline")
         return self
@@ -500,9 +505,18 @@ class UseCaseSpec(StrictModel):
         label_column = by_name.get(self.label.column)
         if label_column is None:
             raise ValueError(f"label.column: '{self.label.column}' is not one of the columns {sorted(by_name)}")
-        if self.label.task == "classification" and label_column.dtype not in ("int64", "float64", "bool"):
+        if self.label.positive is not None:
+            if label_column.dtype != "string":
+                raise ValueError(f"label.positive: only for a string label column; '{self.label.column}' is "
+                                 f"{label_column.dtype} (0/1 already says which outcome is positive)")
+            allowed = label_column.allowed_values
+            if allowed is None or self.label.positive not in allowed or len(allowed) != 2:
+                raise ValueError(f"label.positive: '{self.label.positive}' must be one of exactly two allowed_values of "
+                                 f"column '{self.label.column}' (got {allowed}), so no other value counts as negative")
+        elif self.label.task == "classification" and label_column.dtype not in ("int64", "float64", "bool"):
             raise ValueError(f"label.column: '{self.label.column}' must be int64 or float64 (0/1; null where the "
-                             f"outcome is unknown) or bool for a {self.label.kind} label")
+                             f"outcome is unknown) or bool for a {self.label.kind} label, or a string column "
+                             "with label.positive naming the value that means 1")
         if self.label.kind == "event_flag" and self.grain != "event":
             raise ValueError("label.kind: event_flag labels need grain: event")
         if self.label.kind != "event_flag" and self.grain == "event":

@@ -24,6 +24,7 @@ from ml_platform.spec import NAME_PATTERN, load_spec
 SAMPLE_DAYS = 7
 ALLOWED_VALUES_AT_MOST = 10  # a string column with this few values is a closed set: its values become a gate
 CATEGORY_AT_MOST = 200  # more distinct values than this is an identifier or free text, not a category
+POSITIVE_WORDS = {"yes", "y", "true", "t", "positive", "pos"}  # a string label's value that reads as 1
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Sample:
 
 
 def draft_spec(name: str, data_dir: Path, directory: Path, label: str | None = None, timestamp: str | None = None,
-               entity: str | None = None) -> str:
+               entity: str | None = None, positive: str | None = None) -> str:
     """The YAML text of a spec for the day files in `directory` (which must lie inside `data_dir`)."""
     if not re.fullmatch(NAME_PATTERN, name):
         raise ValueError(f"use-case name '{name}' must match {NAME_PATTERN} (lower_snake_case)")
@@ -49,6 +50,12 @@ def draft_spec(name: str, data_dir: Path, directory: Path, label: str | None = N
     candidates = _entity_candidates(frame, {timestamp, label, event_id})
     entity = entity or (_only(candidates, "entity (whose history matters)", "--entity") if candidates else None)
     spec = _spec(name, sample, _relative(directory, data_dir), timestamp, label, event_id, entity)
+    if _dtype(frame[label]) == "string":
+        spec["label"]["positive"] = _positive_value(frame[label], label, positive)
+        next(column for column in spec["columns"] if column["name"] == label)["allowed_values"] = sorted(
+            str(value) for value in frame[label].dropna().unique())
+    elif positive is not None:
+        raise ValueError(f"--positive is for a string label; '{label}' is {_dtype(frame[label])} (1 is positive)")
     return _with_comments(name, spec, sample, directory)
 
 
@@ -163,8 +170,31 @@ def _timestamp_candidates(frame: pd.DataFrame) -> list[str]:
 
 
 def _binary_columns(frame: pd.DataFrame) -> list[str]:
-    return [column for column in frame.columns if pd.api.types.is_numeric_dtype(frame[column])
-            and len(frame[column].dropna()) and set(frame[column].dropna().unique()) <= {0, 1}]
+    """0/1 columns, and two-valued string columns with a yes-like value ("YES"/"NO", "true"/"false")."""
+    found = []
+    for column in frame.columns:
+        values = set(frame[column].dropna().unique())
+        if not values:
+            continue
+        if pd.api.types.is_numeric_dtype(frame[column]) and values <= {0, 1}:
+            found.append(column)
+        elif len(values) == 2 and {str(value).lower() for value in values} & POSITIVE_WORDS:
+            found.append(column)
+    return found
+
+
+def _positive_value(series: pd.Series, label: str, positive: str | None) -> str:
+    """The string label's value that means 1: `--positive`, else the yes-like one of its two values."""
+    values = sorted(str(value) for value in series.dropna().unique())
+    if len(values) != 2:
+        raise ValueError(f"--label '{label}' is a string column with {len(values)} values {values[:5]}; a label "
+                         "needs exactly two (null where the outcome is unknown)")
+    if positive is not None:
+        if positive not in values:
+            raise ValueError(f"--positive '{positive}' is not a value of '{label}': {values}")
+        return positive
+    yes_like = [value for value in values if value.lower() in POSITIVE_WORDS]
+    return _only(yes_like, f"positive value of '{label}' (one of {values})", "--positive")
 
 
 def _is_identifier(series: pd.Series) -> bool:

@@ -209,6 +209,8 @@ def _check_label(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutco
         if bad:
             return failed(check, day, f"label column '{column}' has {bad} non-finite value(s)", column=column, observed=bad, limit=0)
         return passed(check, day, f"mean {numeric.mean() if len(numeric) else 0:.4f}", column=column, unknown=round(unknown, 6))
+    if spec.label.positive is not None:  # a string flag: its two values are the column's allowed_values gate
+        known = known.eq(spec.label.positive)
     observed = sorted({str(v) for v in known.unique()} - {"0", "1", "True", "False", "0.0", "1.0"})
     if observed:
         return failed(

@@ -41,7 +41,7 @@ def label_input_days(spec: UseCaseSpec, days: Sequence[str]) -> list[str]:
     return _day_range(first, dt.date.fromisoformat(max(days)) + dt.timedelta(days=horizon))
 
 
-def plain_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+def _plain_numbers(frame: pd.DataFrame) -> pd.DataFrame:
     """Nullable integer and boolean columns (a CSV column of ints with blanks, say) as numpy dtypes: float64
     with NaN where a value is missing, else int64 / bool. The numpy code below reads numpy arrays, and a
     missing value stays missing."""
@@ -53,10 +53,20 @@ def plain_numbers(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(conversions) if conversions else frame
 
 
+def numeric_events(events: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
+    """`_plain_numbers`, with a string flag label ("YES"/"NO") as 1.0/0.0 and NaN where the outcome is unknown."""
+    events = _plain_numbers(events)
+    positive = spec.label.positive
+    if positive is None or spec.label.column not in events.columns:
+        return events
+    label = events[spec.label.column]
+    return events.assign(**{spec.label.column: label.eq(positive).astype("float64").mask(label.isna())})
+
+
 def compute_features(events: pd.DataFrame, spec: UseCaseSpec, days: Sequence[str]) -> pd.DataFrame:
     """Feature rows for `days`: one per (active entity, day), or one per event for event-grain specs."""
     days = sorted(days)
-    events = plain_numbers(events)
+    events = numeric_events(events, spec)
     first = dt.date.fromisoformat(days[0]) - dt.timedelta(days=spec.lookback_days - 1)
     grid = _Grid(events, spec, first, dt.date.fromisoformat(days[-1]))
     target = np.array([grid.day_index(day) for day in days])
@@ -79,7 +89,7 @@ def compute_labels(events: pd.DataFrame, spec: UseCaseSpec, rows: pd.DataFrame) 
     """The label of each feature row (NaN where the label's source data is absent)."""
     if rows.empty:
         return pd.Series([], dtype="float64", name="label")
-    events = plain_numbers(events)
+    events = numeric_events(events, spec)
     if spec.label.kind == "event_flag":
         flags = events.set_index(spec.event_key)[spec.label.column]
         return pd.Series(rows[spec.event_key].map(flags).to_numpy(dtype=float), index=rows.index, name="label")

@@ -72,3 +72,6 @@ def test_ambiguous_or_missing_roles_are_named_with_the_option_to_use(data_dir: P
                 "--entity", "origin", "--label", "nope"]) == 2
     assert "--label 'nope' is not a column" in capsys.readouterr().err
 
+    assert cli(["new-use-case", "flights", "--dir", str(tmp_path), "--from-data", str(data_dir / "exports" / "flights"),
+                "--entity", "origin", "--label", "delayed", "--positive", "yes"]) == 2
+    assert "--positive is for a string label; 'delayed' is int64" in capsys.readouterr().err

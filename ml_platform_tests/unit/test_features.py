@@ -72,6 +72,16 @@ def test_future_events_never_change_features(events: pd.DataFrame, churn_spec) -
     pd.testing.assert_frame_equal(original, compute_features(past, churn_spec, [TARGET]))
 
 
+def test_a_string_flag_label_is_one_where_it_equals_its_positive_value(events: pd.DataFrame, churn_spec) -> None:  # noqa: ANN001
+    as_text = events.assign(cancelled=events["cancelled"].map({1: "YES", 0: "NO"}))
+    spec = churn_spec.model_copy(update={"label": churn_spec.label.model_copy(update={"positive": "YES"})})
+    rows = compute_features(events, churn_spec, [TARGET])
+    pd.testing.assert_frame_equal(rows, compute_features(as_text, spec, [TARGET]))  # churned customers drop out alike
+    labels = compute_labels(events, churn_spec, rows)
+    assert 0 < labels.mean() < 1
+    pd.testing.assert_series_equal(labels, compute_labels(as_text, spec, rows))
+
+
 def test_window_and_label_input_days(churn_spec) -> None:  # noqa: ANN001
     window = feature_input_days(churn_spec, [TARGET])
     assert window[0] == "2025-01-09" and window[-1] == TARGET and len(window) == 28

@@ -41,6 +41,8 @@ def test_shipped_spec_loads_with_expected_shape() -> None:
         (lambda d: d.pop("entity_column"), "entity_column", "Field required"),
         (lambda d: d.update(name="Bad Name"), "name", "pattern"),
         (lambda d: d["label"].update(column="plan"), "label.column", "int64"),
+        (lambda d: d["label"].update(positive="yes"), "label.positive", "only for a string label column"),
+        (lambda d: d["label"].update(column="plan", positive="pro"), "label.positive", "exactly two allowed_values"),
         (lambda d: d["features"][3].update(column="plan"), "features[3]", "not numeric"),
         (lambda d: d["gates"]["min_metrics"].update(accuracy=1.5), "gates.min_metrics", "[0, 1]"),
         (lambda d: d["columns"][0].update(dtype="decimal"), "columns[0].dtype", "string"),
