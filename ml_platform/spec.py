@@ -70,6 +70,29 @@ class FileSourceSpec(StrictModel):
     kind: Literal["files"] = "files"
     directory: str  # relative to the data directory, and inside it
     format: Literal["parquet", "csv"] = "parquet"
+    # CSV timestamps that are not ISO 8601, as a strftime format ('%m/%d/%Y %H:%M'); read as UTC
+    timestamp_format: str | None = None
+
+    @field_validator("timestamp_format")
+    @classmethod
+    def _round_trips(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        sample = dt.datetime(2024, 11, 23, 17, 45, 9)
+        try:
+            if "%" not in value:
+                raise ValueError(value)
+            dt.datetime.strptime(sample.strftime(value), value)
+        except (ValueError, TypeError):
+            raise ValueError(f"'{value}' is not a strftime format that reads back what it writes, "
+                             "e.g. '%m/%d/%Y %H:%M:%S'") from None
+        return value
+
+    @model_validator(mode="after")
+    def _format_is_for_csv(self) -> FileSourceSpec:
+        if self.timestamp_format is not None and self.format != "csv":
+            raise ValueError("timestamp_format is for CSV files; Parquet stores timestamps typed")
+        return self
 
     @field_validator("directory")
     @classmethod

@@ -24,6 +24,9 @@ from ml_platform.spec import NAME_PATTERN, load_spec
 SAMPLE_DAYS = 7
 ALLOWED_VALUES_AT_MOST = 10  # a string column with this few values is a closed set: its values become a gate
 CATEGORY_AT_MOST = 200  # more distinct values than this is an identifier or free text, not a category
+# text timestamps beyond ISO 8601 that exports commonly use; one that reads every sampled value is taken
+TIMESTAMP_FORMATS = ["%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%Y/%m/%d %H:%M:%S",
+                     "%Y/%m/%d %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%m/%d/%Y", "%d/%m/%Y", "%Y%m%d%H%M%S"]
 POSITIVE_WORDS = {"yes", "y", "true", "t", "positive", "pos"}  # a string label's value that reads as 1
 
 
@@ -46,6 +49,12 @@ def draft_spec(name: str, data_dir: Path, directory: Path, label: str | None = N
     for role, column in (("--timestamp", timestamp), ("--label", label), ("--entity", entity)):
         if column is not None and column not in frame.columns:
             raise ValueError(f"{role} '{column}' is not a column of the files in {directory}: {list(frame.columns)}")
+    times = frame[timestamp]
+    if not pd.api.types.is_datetime64_any_dtype(times) and _timestamp_format(times) is None:
+        raise ValueError(f"--timestamp '{timestamp}': values such as {times.dropna().astype(str).head(3).tolist()} read "
+                         f"as neither ISO 8601 nor exactly one of {TIMESTAMP_FORMATS} (day-first and month-first "
+                         "both fit when every day is 12 or less: land days after the 12th, or set "
+                         "source.timestamp_format in a scaffolded spec)")
     event_id = next((c for c in frame.columns if c not in (timestamp, label) and _is_identifier(frame[c])), None)
     candidates = _entity_candidates(frame, {timestamp, label, event_id})
     entity = entity or (_only(candidates, "entity (whose history matters)", "--entity") if candidates else None)
@@ -82,6 +91,7 @@ def read_sample(directory: Path) -> Sample:
 def _spec(name: str, sample: Sample, directory: str, timestamp: str, label: str, event_id: str | None,
           entity: str | None) -> dict[str, Any]:
     frame = sample.frame.drop(columns="__day")
+    form = _timestamp_format(frame[timestamp])
     columns = [_column(frame, sample.frame["__day"], column, timestamp) for column in frame.columns]
     features = _features(frame, {timestamp, label, event_id, entity}, reserved={"day", "row_id", entity, event_id},
                          history=entity is not None)
@@ -93,7 +103,8 @@ def _spec(name: str, sample: Sample, directory: str, timestamp: str, label: str,
         "owners": ["team:ml-platform"],
         "start_date": sample.days[0],
         "grain": "event",
-        "source": {"kind": "files", "directory": directory, "format": sample.file_format},
+        "source": {"kind": "files", "directory": directory, "format": sample.file_format,
+                   **({"timestamp_format": form} if form not in (None, "ISO8601") else {})},
         **({"entity_column": entity} if entity else {}),
         "timestamp_column": timestamp,
         **({"event_id_column": event_id} if event_id else {}),
@@ -157,16 +168,22 @@ def _feature_name(column: str) -> str:
 
 
 def _timestamp_candidates(frame: pd.DataFrame) -> list[str]:
-    found = []
-    for column in frame.columns:
-        series = frame[column]
-        if pd.api.types.is_datetime64_any_dtype(series):
-            found.append(column)
-        elif series.dtype == object and len(series.dropna()):
-            parsed = pd.to_datetime(series.dropna().head(200), errors="coerce", utc=True, format="ISO8601")
-            if parsed.notna().mean() > 0.95:
-                found.append(column)
-    return found
+    return [column for column in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[column])
+            or _timestamp_format(frame[column]) is not None]
+
+
+def _timestamp_format(series: pd.Series) -> str | None:
+    """How a column of text timestamps reads: "ISO8601", the one TIMESTAMP_FORMATS entry that reads every
+    sampled value, or None (not timestamps, or ambiguous between day-first and month-first)."""
+    values = series.dropna()
+    if series.dtype != object or not len(values):
+        return None
+    values = values.astype(str).sample(min(len(values), 5000), random_state=0)  # from every sampled day
+    if pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601").notna().mean() > 0.95:
+        return "ISO8601"
+    fitting = [form for form in TIMESTAMP_FORMATS
+               if pd.to_datetime(values, errors="coerce", utc=True, format=form).notna().all()]
+    return fitting[0] if len(fitting) == 1 else None
 
 
 def _binary_columns(frame: pd.DataFrame) -> list[str]:

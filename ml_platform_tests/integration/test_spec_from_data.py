@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from ml_platform.cli import main as cli
+from ml_platform.resources.sources import source_resource
 from ml_platform.spec import load_spec
 
 DAYS = 24
@@ -75,3 +76,27 @@ def test_ambiguous_or_missing_roles_are_named_with_the_option_to_use(data_dir: P
     assert cli(["new-use-case", "flights", "--dir", str(tmp_path), "--from-data", str(data_dir / "exports" / "flights"),
                 "--entity", "origin", "--label", "delayed", "--positive", "yes"]) == 2
     assert "--positive is for a string label; 'delayed' is int64" in capsys.readouterr().err
+
+
+def test_month_first_timestamps_are_drafted_with_their_format_and_read_as_written(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+) -> None:
+    exports = data_dir / "exports" / "flights"
+    land_flights(exports)
+    for path in exports.iterdir():  # the same exports as a US system writes them: 03/14/2025 06:05:00
+        frame = pd.read_csv(path, dtype=str)
+        frame["departure"] = pd.to_datetime(frame["departure"]).dt.strftime("%m/%d/%Y %H:%M:%S")
+        frame.to_csv(path, index=False)
+    assert cli(["new-use-case", "flights", "--dir", str(tmp_path), "--from-data", str(exports),
+                "--entity", "origin"]) == 0, capsys.readouterr().err
+    spec = load_spec(tmp_path / "flights.yaml")
+    assert spec.source.timestamp_format == "%m/%d/%Y %H:%M:%S" and spec.timestamp_column == "departure"
+
+    day = source_resource(spec, data_dir).read_day(spec, "2025-03-14")
+    assert day["departure"].dt.strftime("%Y-%m-%d").eq("2025-03-14").all() and day["departure"].dt.tz is not None
+
+    for path in exports.iterdir():  # the 12th at the latest: 03/04 could be March 4th or April 3rd
+        path.unlink() if path.stem > "2025-03-12" else None
+    assert cli(["new-use-case", "flights2", "--dir", str(tmp_path), "--from-data", str(exports), "--entity", "origin",
+                "--timestamp", "departure"]) == 2
+    assert "day-first and month-first both fit" in capsys.readouterr().err

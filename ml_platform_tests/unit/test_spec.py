@@ -70,6 +70,8 @@ def test_shipped_spec_loads_with_expected_shape() -> None:
         # nothing outside the data directory, no system catalogs, no absurd sizes or non-numbers
         (lambda d: d["source"].update(directory="../../etc"), "source.directory", "inside the data directory"),
         (lambda d: d["source"].update(directory="/etc"), "source.directory", "inside the data directory"),
+        (lambda d: d["source"].update(format="csv", timestamp_format="mm/dd/yyyy"), "source.timestamp_format", "reads back"),
+        (lambda d: d["source"].update(format="parquet", timestamp_format="%m/%d/%Y"), "source", "for CSV files"),
         (lambda d: d.update(source={"kind": "postgres", "table": "pg_catalog.pg_authid"}), "source.table", "system catalog"),
         (lambda d: d.update(start_date="1900-01-01"), "start_date", "must lie between 2000-01-01"),
         (lambda d: d.update(start_date="3000-01-01"), "start_date", "must lie between 2000-01-01"),

@@ -87,7 +87,7 @@ class FileSource:
             frame = pd.read_csv(path, dtype=_csv_dtypes(self.spec))
             timestamp = self.spec.timestamp_column
             if timestamp in frame.columns:
-                frame[timestamp] = pd.to_datetime(frame[timestamp], utc=True, format="ISO8601")
+                frame[timestamp] = pd.to_datetime(frame[timestamp], utc=True, format=self.source.timestamp_format or "ISO8601")
             return frame
         except Exception as error:  # any parser error means the file is unusable
             raise SourceError(f"partition {day}: cannot parse {path}: {type(error).__name__}: {error}") from error
