@@ -75,10 +75,25 @@ def measure(data_dir: Path, home: Path, new_days: list[str], events_per_day: int
                     raise SystemExit(f"{day}: no predictions after {timeout} s\n{servers.logs(60)}")
                 time.sleep(0.2)
             latency = records[0].timestamp - landed_at
-            results.append({"day": day, "latency_s": round(latency, 2)})
-            print(f"      {day}: predictions recorded {latency:.1f} s after the file landed", flush=True)
+            phases = _phases(instance, records[0].event_log_entry.run_id, landed_at, records[0].timestamp)
+            results.append({"day": day, "latency_s": round(latency, 2), **phases})
+            print(f"      {day}: predictions recorded {latency:.1f} s after the file landed "
+                  f"({', '.join(f'{name} {seconds:.1f} s' for name, seconds in phases.items())})", flush=True)
             time.sleep(3)  # let the run finish its drift step before the next day lands
     return results
+
+
+def _phases(instance: Any, run_id: str, landed_at: float, recorded_at: float) -> dict[str, float]:
+    """Where the latency went: until the sensor's tick created the run, in the queue, starting the run
+    worker (process + code-location import), and the steps up to the predictions materialization."""
+    import dagster as dg
+
+    record = instance.get_run_record_by_id(run_id)
+    starting = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_STARTING)
+    started = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_START)
+    moments = [landed_at, record.create_timestamp.timestamp(), starting[0].timestamp, started[0].timestamp, recorded_at]
+    names = ["until_run_created_s", "queued_s", "worker_start_s", "steps_s"]
+    return {name: round(end - begin, 2) for name, begin, end in zip(names, moments, moments[1:])}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,8 +25,10 @@ from ml_platform.settings import Settings
 from ml_platform.spec import UseCaseSpec
 
 # A tick lists the landing directory and hashes only files whose size or mtime changed: cheap enough to
-# look every few seconds, so a landed file starts its run within seconds rather than half a minute.
-LANDED_DATA_INTERVAL_S = 5
+# look on every loop of the daemon (which comes round every 5 s), so a landed file starts its run within
+# seconds. Below the loop's period on purpose: at exactly 5 s, a loop that came round a moment early
+# skipped the sensor, and the file waited 10 s.
+LANDED_DATA_INTERVAL_S = 1
 DayVersion = tuple[str, str]  # (cheap version, content digest)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 # Sections that must be identical in every environment (storage and launcher differ on purpose).
-SHARED_SECTIONS = ("run_coordinator", "run_monitoring", "run_retries", "telemetry")
+SHARED_SECTIONS = ("run_coordinator", "run_monitoring", "run_retries", "telemetry", "sensors")
 
 # Environment variables of the Postgres instance: the names the Dagster Helm chart uses.
 POSTGRES_ENV = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD")
@@ -38,6 +38,7 @@ _MONITORING_KEYS = {
     "poll_interval_seconds": "pollIntervalSeconds",
     "max_resume_run_attempts": "maxResumeRunAttempts",
 }
+_SENSOR_KEYS = {"use_threads": "useThreads", "num_workers": "numWorkers"}
 _RETRY_KEYS = {
     "enabled": "enabled",
     "max_retries": "maxRetries",
@@ -61,7 +62,7 @@ def shared_sections(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def chart_values_for(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The Dagster Helm chart values that render `config`'s queue, monitoring, retry and telemetry sections."""
+    """The Dagster Helm chart values that render `config`'s queue, monitoring, retry, sensor and telemetry sections."""
     coordinator = config["run_coordinator"]
     if (coordinator["module"], coordinator["class"]) != QUEUED_RUN_COORDINATOR:
         raise ValueError(f"expected the QueuedRunCoordinator, got {coordinator['module']}.{coordinator['class']}")
@@ -75,6 +76,7 @@ def chart_values_for(config: Mapping[str, Any]) -> dict[str, Any]:
             },
             "runMonitoring": _rename(config.get("run_monitoring", {}), _MONITORING_KEYS),
             "runRetries": _rename(config.get("run_retries", {}), _RETRY_KEYS),
+            "sensors": _rename(config.get("sensors", {}), _SENSOR_KEYS),
         },
         "telemetry": {"enabled": bool(config.get("telemetry", {}).get("enabled", True))},
     }
@@ -92,6 +94,7 @@ def instance_sections_from_chart_values(values: Mapping[str, Any]) -> dict[str, 
         },
         "run_monitoring": _rename(daemon["runMonitoring"], {v: k for k, v in _MONITORING_KEYS.items()}),
         "run_retries": _rename(daemon["runRetries"], {v: k for k, v in _RETRY_KEYS.items()}),
+        "sensors": _rename(daemon["sensors"], {v: k for k, v in _SENSOR_KEYS.items()}),
         "telemetry": {"enabled": values.get("telemetry", {}).get("enabled", True)},
     }
 
