@@ -25,7 +25,7 @@ from ml_platform.checks.rules import (
     validate_features,
     validate_predictions,
 )
-from ml_platform.features.compute import DAY, compute_features, feature_input_days, first_complete_day
+from ml_platform.features.compute import DAY, compute_features, feature_input_days, filter_only_columns, first_complete_day
 from ml_platform.features.drift import METHOD, SCORE, population_stability
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources.sources import EventSource, SourceError
@@ -82,7 +82,7 @@ def build_features(
     history_start = min(available) if available else None
     for chunk in chunks(days, chunk_days):
         inputs = [day for day in feature_input_days(spec, chunk) if day in available]
-        events = lake.read(raw_key, inputs, columns=needed)
+        events = lake.read(raw_key, inputs, columns=needed, categories=filter_only_columns(spec))
         frame = compute_features(events, spec, chunk) if inputs else pd.DataFrame(columns=[*spec.key_columns, DAY])
         by_day = dict(tuple(frame.groupby(DAY, sort=False))) if len(frame) else {}
         for day in chunk:

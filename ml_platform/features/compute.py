@@ -120,7 +120,7 @@ class _Grid:
         self.n_days = (last - first).days + 1
         stamps = _utc_stamps(events, spec)
         self.stamps = stamps
-        epoch_days = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[D]")
+        epoch_days = stamps.to_numpy(dtype=stamps.dtype.base).astype("datetime64[D]")  # UTC, no copy via objects
         self.offsets = (epoch_days - np.datetime64(first, "D")).astype(np.int64)
         if keys is None:  # the entity's events; with no entity, one history for all (only day offsets are used)
             keys = events[spec.entity_column].to_numpy() if spec.entity_column else np.zeros(len(events), dtype=np.int64)
@@ -129,6 +129,7 @@ class _Grid:
         self.entities = np.asarray(entities)
         self.codes = codes[: len(keys)]
         self.in_range = (self.offsets >= 0) & (self.offsets < self.n_days)
+        self.all_in_range = bool(self.in_range.all())  # usual: the read covered exactly the grid's days
         self.flat = self.offsets * len(self.entities) + self.codes
 
     def day_index(self, day: str) -> int:
@@ -138,10 +139,13 @@ class _Grid:
         return np.searchsorted(self.entities, values)
 
     def counts(self, mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        keep = mask & self.in_range
+        keep = mask if self.all_in_range else mask & self.in_range
         size = self.n_days * len(self.entities)
-        binned = np.bincount(self.flat[keep], weights=None if weights is None else weights[keep], minlength=size)
-        return binned.reshape(self.n_days, len(self.entities)).astype(float)
+        if keep.all():  # every event counts: no gather copy of the (large) flat index
+            binned = np.bincount(self.flat, weights=weights, minlength=size)
+        else:
+            binned = np.bincount(self.flat[keep], weights=None if weights is None else weights[keep], minlength=size)
+        return binned.reshape(self.n_days, len(self.entities)).astype(float, copy=False)
 
     def last_values(self, values: np.ndarray) -> np.ndarray:
         """Each entity's last non-null value of each day (NaN where it has none that day)."""
@@ -263,13 +267,18 @@ def _matches(events: pd.DataFrame, where: EventFilter | None) -> np.ndarray:
     return (events[where.column] == where.equals).to_numpy(dtype=bool)
 
 
-def _where_columns_as_categories(events: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
-    """String columns that only `where` filters read, as categories: each filter then compares integer
-    codes, not every event's string (ten filters on event_type cost ten passes over Python strings)."""
+def filter_only_columns(spec: UseCaseSpec) -> list[str]:
+    """String columns that only `where` filters read: read and compared as categories, a filter compares
+    integer codes instead of every event's string (ten filters on event_type: ten passes over strings)."""
     other_uses = {*spec.key_columns, *(f.column for f in spec.features if f.column),
                   *(column for f in spec.features for column in f.by or [])}
-    columns = {f.where.column for f in spec.expanded_features if f.where} - other_uses
-    return events.astype({c: "category" for c in columns if c in events.columns and events[c].dtype == object})
+    filtered = {f.where.column for f in spec.expanded_features if f.where} - other_uses
+    return sorted(column.name for column in spec.columns if column.name in filtered and column.dtype == "string")
+
+
+def _where_columns_as_categories(events: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
+    columns = [c for c in filter_only_columns(spec) if c in events.columns and events[c].dtype == object]
+    return events.astype({c: "category" for c in columns}) if columns else events
 
 
 def _utc_stamps(events: pd.DataFrame, spec: UseCaseSpec) -> pd.Series:
@@ -286,9 +295,10 @@ def _transform(values: np.ndarray, feature: FeatureSpec) -> np.ndarray:
 
 
 def _rolling_sum(daily: np.ndarray, window: int) -> np.ndarray:
-    cumulative = np.vstack([np.zeros((1, daily.shape[1])), np.cumsum(daily, axis=0)])
-    lagged = np.vstack([np.zeros((window, daily.shape[1])), cumulative[:-window]])[: daily.shape[0] + 1]
-    return (cumulative - lagged)[1:]
+    """Each row's sum over itself and the `window - 1` rows before it (one cumulative sum, one subtraction)."""
+    rolled = np.cumsum(daily, axis=0)
+    rolled[window:] -= rolled[:-window].copy()
+    return rolled
 
 
 def _day_range(first: dt.date, last: dt.date) -> list[str]:

@@ -85,8 +85,10 @@ class DataLake(dg.ConfigurableResource):
         partitions: Sequence[str] | None,
         columns: Sequence[str] | None = None,
         missing_ok: bool = False,
+        categories: Sequence[str] = (),
     ) -> pd.DataFrame:
-        """Read partitions (None: the unpartitioned file) in one pyarrow dataset scan."""
+        """Read partitions (None: the unpartitioned file) in one pyarrow dataset scan. `categories`: string
+        columns read straight from Parquet's dictionary pages as pandas categoricals (no string per row)."""
         fs, _ = self._fs()
         if partitions is None:
             paths = [self.partition_path(asset_key, None)]
@@ -99,7 +101,8 @@ class DataLake(dg.ConfigurableResource):
             raise FileNotFoundError(f"{asset_key.to_user_string()}: partitions not materialized: {names}")
         if not present:
             return pd.DataFrame(columns=list(columns) if columns else None)
-        dataset = pads.dataset(present, format="parquet", filesystem=fs)
+        file_format = pads.ParquetFileFormat(read_options=pads.ParquetReadOptions(dictionary_columns=set(categories)))
+        dataset = pads.dataset(present, format=file_format, filesystem=fs)
         return dataset.to_table(columns=list(columns) if columns else None).to_pandas()
 
     def _write_atomically(self, path: str, write: Any) -> str:
