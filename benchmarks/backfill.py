@@ -27,6 +27,7 @@ groups, run worker included.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -38,6 +39,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -163,7 +165,7 @@ def champion_version(data_dir: Path) -> str | None:
 
 
 def run_ui_backfill(
-    data_dir: Path, home: Path, days: list[str], timeout: float
+    data_dir: Path, home: Path, days: list[str], timeout: float, instance_yaml: Path = REPO_ROOT / "dagster.yaml",
 ) -> dict[str, Any]:
     import dagster as dg
     from dagster._core.storage.tags import BACKFILL_ID_TAG
@@ -176,10 +178,11 @@ def run_ui_backfill(
     spec = next(s for s in load_specs() if s.name == "churn")
     asset_keys = [keys.raw_events(spec), keys.features(spec), keys.predictions(spec)]
     predictions_key = keys.predictions(spec)
-    prepare_dagster_home(home)
+    prepare_dagster_home(home, instance_yaml)
     out: dict[str, Any] = {}
     load_before = os.getloadavg()
-    with dagster_servers(home, {"ML_PLATFORM_DATA_DIR": str(data_dir)}, wait_for_daemon=True) as servers:
+    environment = {"ML_PLATFORM_DATA_DIR": str(data_dir), **{k: v for k, v in os.environ.items() if k.startswith("DAGSTER_PG_")}}
+    with dagster_servers(home, environment, wait_for_daemon=True) as servers:
         time.sleep(2.0)  # let the daemons finish their first iterations: measure a steady-state launch
         import psutil
 
@@ -232,6 +235,33 @@ def run_ui_backfill(
             loadavg_after=[round(x, 2) for x in os.getloadavg()],
         )
     return out
+
+
+@contextlib.contextmanager
+def instance_storage(kind: str) -> Iterator[Path]:
+    """The dagster.yaml to run on: the repo's (SQLite), or production's on a fresh Postgres database whose
+    credentials reach the servers as DAGSTER_PG_* variables, as the Helm chart passes them."""
+    if kind == "sqlite":
+        yield REPO_ROOT / "dagster.yaml"
+        return
+    from ml_platform_tests.support import postgres
+
+    admin = postgres.admin_url()
+    problem = postgres.probe(admin)
+    if problem:
+        raise SystemExit(f"--instance postgres: {problem}")
+    name = postgres.unique_name("ml_platform_bench")
+    url = postgres.create_database(admin, name)
+    variables = {"DAGSTER_PG_HOST": url.host or "127.0.0.1", "DAGSTER_PG_PORT": str(url.port or 5432),
+                 "DAGSTER_PG_DB": name, "DAGSTER_PG_USERNAME": url.username or "postgres",
+                 "DAGSTER_PG_PASSWORD": url.password or ""}
+    os.environ.update(variables)
+    try:
+        yield REPO_ROOT / "deploy" / "dagster-postgres.yaml"
+    finally:
+        for variable in variables:
+            os.environ.pop(variable, None)
+        postgres.drop_database(admin, name)
 
 
 def _run_timeline(instance: Any, runs: list[Any], predictions_key: Any, launched_at: float) -> dict[str, Any]:
@@ -373,6 +403,7 @@ def _git_state() -> dict[str, Any]:
 
 def table(result: dict[str, Any]) -> str:
     rows = [
+        ("instance storage", result["instance_storage"]),
         ("partitions (days)", result["partitions"]),
         ("events per day", f"{result['events_per_day']:,}"),
         ("runs launched by the backfill", result["runs"]),
@@ -413,6 +444,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-days", type=int, default=0, help="features/predictions chunking (default: the assets')")
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--workdir", type=Path, default=None, help="keep data and DAGSTER_HOME here (default: temp, removed)")
+    parser.add_argument(
+        "--instance", choices=["sqlite", "postgres"], default="sqlite",
+        help="Dagster instance storage: the embedded SQLite default, or Postgres as in production "
+        "(deploy/dagster-postgres.yaml on a fresh database of the server at ML_PLATFORM_TEST_POSTGRES_URL, "
+        "default 127.0.0.1:5432, dropped afterwards)",
+    )
     parser.add_argument("--compute-only", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -463,9 +500,10 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"pure compute gates failed: {compute['failures'][:5]}")
         print(f"      {compute['timings_s']['total']:.1f} s", flush=True)
 
-        print("[3/4] webserver + daemon, launching the backfill as the UI does ...", flush=True)
-        with CpuMeter() as backfill_cpu:
-            backfill = run_ui_backfill(data_dir, workdir / "dagster_home", days, args.timeout)
+        print(f"[3/4] webserver + daemon on {args.instance} instance storage, launching the backfill as the UI does ...",
+              flush=True)
+        with CpuMeter() as backfill_cpu, instance_storage(args.instance) as instance_yaml:
+            backfill = run_ui_backfill(data_dir, workdir / "dagster_home", days, args.timeout, instance_yaml)
         if backfill["_last_prediction_ts"] is None:
             raise SystemExit(f"the backfill materialized no predictions: {json.dumps(backfill, default=str)[:3000]}")
 
@@ -484,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
             stages[stage] = {"step_s": backfill["step_s"].get(step, float("nan")), "compute_s": round(seconds, 2)}
         result = {
             "benchmark": "ui_backfill_raw_features_predictions",
+            "instance_storage": args.instance,
             "partitions": len(days),
             "days": args.days,
             "events_per_day": args.events_per_day,
