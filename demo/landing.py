@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -27,3 +28,24 @@ def land_days(directory: str | Path, days: Iterable[tuple[dt.date, pd.DataFrame]
         written.append(path)
     return written
 
+
+def at_most(rows: pd.DataFrame, count: int | None, seed: int = 0) -> pd.DataFrame:
+    """`rows`, or a seeded sample of `count` of them in their original order (trimmed copies of real data)."""
+    if count is None or len(rows) <= count:
+        return rows
+    return rows.sample(count, random_state=seed).sort_index()
+
+
+def run_lander(description: str, land: Callable[[Path, int, int | None], list[Path]], days_help: str, unit: str) -> None:
+    """The command line of an example's `land.py`: DIRECTORY --days N --per-day M."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("directory", type=Path, help="where the day files go (inside $ML_PLATFORM_DATA_DIR)")
+    parser.add_argument("--days", type=int, default=60, help=days_help)
+    parser.add_argument("--per-day", type=int, default=None, help=f"sample at most this many {unit} a day")
+    args = parser.parse_args()
+    if args.days < 1 or (args.per_day is not None and args.per_day < 1):
+        parser.error("--days and --per-day must be positive")
+    paths = land(args.directory, args.days, args.per_day)
+    if not paths:
+        parser.error(f"nothing landed in {args.directory}: the days are there already (existing files are kept)")
+    print(f"landed {len(paths)} day files in {args.directory} ({paths[0].stem}..{paths[-1].stem})")

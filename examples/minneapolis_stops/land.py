@@ -11,11 +11,12 @@ Only `rownames`, the R export's row counter, is left out.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 from pathlib import Path
 
 import pandas as pd
+
+from demo.landing import at_most, land_days, run_lander
 
 FIRST_FULL_DAY = "2017-07-10"  # citations are recorded from 2017-07-06; the first days are partial
 
@@ -36,26 +37,14 @@ def land(directory: Path, days: int, per_day: int | None = None, first_day: str 
     dt.date.fromisoformat(first_day)  # a clear error for a malformed date
     frame = stops()
     day = frame["date"].dt.date.astype(str)
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name in sorted(day[day >= first_day].unique())[:days]:
-        rows = frame[day == name]
-        if per_day is not None and len(rows) > per_day:
-            rows = rows.sample(per_day, random_state=seed).sort_index()
-        path = directory / f"{name}.parquet"
-        rows.sort_values("date", kind="stable").to_parquet(path, index=False)
-        written.append(path)
-    return written
+    return land_days(directory, (
+        (dt.date.fromisoformat(name), at_most(frame[day == name], per_day, seed).sort_values("date", kind="stable"))
+        for name in sorted(day[day >= first_day].unique())[:days]
+    ), file_format="parquet")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("directory", type=Path, help="where the day files go (inside $ML_PLATFORM_DATA_DIR)")
-    parser.add_argument("--days", type=int, default=60, help=f"how many days from {FIRST_FULL_DAY} (default 60; 176 exist)")
-    parser.add_argument("--per-day", type=int, default=None, help="sample at most this many stops a day")
-    args = parser.parse_args()
-    paths = land(args.directory, args.days, args.per_day)
-    print(f"landed {len(paths)} day files in {args.directory} ({paths[0].stem}..{paths[-1].stem})")
+    run_lander(__doc__, land, f"how many days from {FIRST_FULL_DAY} (default 60; 176 exist)", "stops")
 
 
 if __name__ == "__main__":

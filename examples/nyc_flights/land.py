@@ -8,11 +8,13 @@ minutes late), blank for the 2.5% of flights that were cancelled: their outcome 
 
 from __future__ import annotations
 
-import argparse
+import datetime as dt
 import importlib.util
 from pathlib import Path
 
 import pandas as pd
+
+from demo.landing import at_most, land_days, run_lander
 
 DELAYED_AFTER_MINUTES = 15
 # what is known when the flight is scheduled; dep_time, arr_time, delays and air_time are the outcome
@@ -33,26 +35,14 @@ def land(directory: Path, days: int, per_day: int | None = None, seed: int = 0) 
     """The first `days` UTC days as `<directory>/YYYY-MM-DD.csv` (at most `per_day` flights a day, sampled)."""
     frame = flights()
     day = pd.to_datetime(frame["departure"], utc=True).dt.date.astype(str)
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name in sorted(day.unique())[:days]:
-        rows = frame[day == name]
-        if per_day is not None and len(rows) > per_day:
-            rows = rows.sample(per_day, random_state=seed).sort_index()
-        path = directory / f"{name}.csv"
-        rows.sort_values("departure", kind="stable").to_csv(path, index=False)
-        written.append(path)
-    return written
+    return land_days(directory, (
+        (dt.date.fromisoformat(name), at_most(frame[day == name], per_day, seed).sort_values("departure", kind="stable"))
+        for name in sorted(day.unique())[:days]
+    ), file_format="csv")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("directory", type=Path, help="where the day files go (inside $ML_PLATFORM_DATA_DIR)")
-    parser.add_argument("--days", type=int, default=60, help="how many days from 2013-01-01 (default 60; 366 exist)")
-    parser.add_argument("--per-day", type=int, default=None, help="sample at most this many flights a day")
-    args = parser.parse_args()
-    paths = land(args.directory, args.days, args.per_day)
-    print(f"landed {len(paths)} day files in {args.directory} ({paths[0].stem}..{paths[-1].stem})")
+    run_lander(__doc__, land, "how many days from 2013-01-01 (default 60; 366 exist)", "flights")
 
 
 if __name__ == "__main__":

@@ -268,6 +268,9 @@ def _champion(spec: UseCaseSpec) -> dg.AssetsDefinition:
             f"meets the thresholds; {spec.gates.compare_metric} {comparison['challenger']:.4f} vs "
             f"{comparison['champion']:.4f}, p = {comparison['p_value']:.3f}"
         )
+        # Loaded from the registry before the alias moves: a version that does not load never becomes champion,
+        # and the first scoring run after the promotion finds it in the local model cache (no registry load).
+        mlflow.load_model(spec.name, model["version"])
         change = change_champion(mlflow, spec.name, model["version"], "promoted", reason, actor=f"dagster run {context.run_id}")
         alerts.send(
             "champion_promoted", f"{spec.name}: version {change.champion} is the new champion",
