@@ -25,7 +25,15 @@ from ml_platform.checks.rules import (
     validate_features,
     validate_predictions,
 )
-from ml_platform.features.compute import DAY, compute_features, feature_input_days, filter_only_columns, first_complete_day
+from ml_platform.features.compute import (
+    DAY,
+    compute_features,
+    entity_day_features,
+    feature_input_days,
+    filter_only_columns,
+    first_complete_day,
+    known_entities,
+)
 from ml_platform.features.drift import METHOD, SCORE, population_stability
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources.sources import EventSource, SourceError
@@ -80,10 +88,17 @@ def build_features(
     )
     available = set(lake.existing_partitions(raw_key))
     history_start = min(available) if available else None
+    categories = filter_only_columns(spec)
     for chunk in chunks(days, chunk_days):
         inputs = [day for day in feature_input_days(spec, chunk) if day in available]
-        events = lake.read(raw_key, inputs, columns=needed, categories=filter_only_columns(spec))
-        frame = compute_features(events, spec, chunk) if inputs else pd.DataFrame(columns=[*spec.key_columns, DAY])
+        if not inputs:
+            frame = pd.DataFrame(columns=[*spec.key_columns, DAY])
+        elif spec.grain == "event":
+            frame = compute_features(lake.read(raw_key, inputs, columns=needed, categories=categories), spec, chunk)
+        else:  # one raw day in memory at a time, reduced to per-entity daily aggregates as it is read
+            entities = known_entities(lake.read(raw_key, inputs, columns=[spec.entity_column])[spec.entity_column])
+            frames = (lake.read(raw_key, [day], columns=needed, categories=categories) for day in inputs)
+            frame = entity_day_features(frames, spec, chunk, entities)
         by_day = dict(tuple(frame.groupby(DAY, sort=False))) if len(frame) else {}
         for day in chunk:
             missing = [d for d in feature_input_days(spec, [day])

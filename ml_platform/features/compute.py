@@ -1,16 +1,16 @@
 """Point-in-time feature and label computation, vectorised over an entity x day grid.
 
-Events are binned into a dense (day, entity) grid per feature; a rolling
-window is a difference of cumulative sums along the day axis, so a feature for
-day D sees only days up to D (entity-day rows) or up to D-1 (event rows: a
-transaction's velocity features describe the card before that day). Labels
-look the other way: the horizon after D, or the event's own flag.
+Events are reduced to per-(day, entity) aggregates (counts, sums, last values, extremes, each where a
+feature's filter holds), one raw day at a time when the window is read day by day; a rolling window is
+a difference of cumulative sums along the day axis, so a feature for day D sees only days up to D
+(entity-day rows) or up to D-1 (event rows: a transaction's velocity features describe the card before
+that day). Labels look the other way: the horizon after D, or the event's own flag.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -66,23 +66,64 @@ def numeric_events(events: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
 def compute_features(events: pd.DataFrame, spec: UseCaseSpec, days: Sequence[str]) -> pd.DataFrame:
     """Feature rows for `days`: one per (active entity, day), or one per event for event-grain specs."""
     days = sorted(days)
-    events = _where_columns_as_categories(numeric_events(events, spec), spec)
-    first = dt.date.fromisoformat(days[0]) - dt.timedelta(days=spec.lookback_days - 1)
-    grid = _Grid(events, spec, first, dt.date.fromisoformat(days[-1]))
-    target = np.array([grid.day_index(day) for day in days])
     if spec.grain == "event":
-        return _event_rows(events, spec, grid, days)
+        events = _prepared(events, spec)
+        first = dt.date.fromisoformat(days[0]) - dt.timedelta(days=spec.lookback_days - 1)
+        return _event_rows(events, spec, _Grid(events, spec, first, dt.date.fromisoformat(days[-1])), days)
+    return entity_day_features([events], spec, days)
 
-    active = _rolling_sum(grid.counts(np.ones(len(events), dtype=bool)), spec.lookback_days)[target] > 0
+
+def entity_day_features(
+    frames: Iterable[pd.DataFrame], spec: UseCaseSpec, days: Sequence[str], entities: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Entity-day feature rows for `days` from the raw events of their windows, given as frames of whole days
+    in day order (one frame, or one per day to hold a single day of events in memory at a time). Each frame
+    is reduced to per-(day, entity) aggregates at once; windows roll over those. `entities`: every entity of
+    the frames, sorted (default: those of the only frame)."""
+    days = sorted(days)
+    first = dt.date.fromisoformat(days[0]) - dt.timedelta(days=spec.lookback_days - 1)
+    n_days = (dt.date.fromisoformat(days[-1]) - first).days + 1
+    daily = _DailyAggregates(n_days)
+    index = None if entities is None else pd.Index(entities)
+    for frame in frames:
+        frame = _prepared(frame, spec)
+        if index is None:
+            entities = known_entities(frame[spec.entity_column])
+            index = pd.Index(entities)
+        if frame.empty:
+            continue
+        span = _day_span(frame, spec, first, n_days)
+        grid = _Grid(frame, spec, first + dt.timedelta(days=span.start), first + dt.timedelta(days=span.stop - 1),
+                     entities=index)
+        daily.add(span, {**_activity(grid, frame, spec), **_aggregates(grid, frame, spec.expanded_features)})
+    if entities is None or not daily.arrays:
+        return pd.DataFrame(columns=[spec.entity_column, DAY, *spec.feature_names])
+    target = np.array([(dt.date.fromisoformat(day) - first).days for day in days])
+    active = _rolling_sum(daily.get(ACTIVITY, len(entities)), spec.lookback_days)[target] > 0
     if spec.label.terminal:  # an entity whose flag already fired (a churned customer) is not scored again
-        flag = events[spec.label.column].fillna(0).to_numpy(dtype=float) > 0
-        active &= ~np.maximum.accumulate(grid.counts(flag) > 0, axis=0)[target]
+        active &= ~np.maximum.accumulate(daily.get(FIRED, len(entities)) > 0, axis=0)[target]
     day_rows, entity_columns = np.nonzero(active)
-    out = pd.DataFrame({spec.entity_column: grid.entities[entity_columns], DAY: np.array(days, dtype=object)[day_rows]})
+    out = pd.DataFrame({spec.entity_column: entities[entity_columns], DAY: np.array(days, dtype=object)[day_rows]})
     for feature in spec.expanded_features:
-        values = _window_grid(grid, events, feature)[target][day_rows, entity_columns]
+        values = _roll(feature, lambda key: daily.get(key, len(entities)))[target][day_rows, entity_columns]
         out[feature.name] = _transform(values, feature)
     return out.sort_values([DAY, spec.entity_column], kind="stable").reset_index(drop=True)
+
+
+def known_entities(values: pd.Series | np.ndarray) -> np.ndarray:
+    """The distinct entities, sorted (missing included, last): the columns of the (day, entity) grids."""
+    return np.asarray(pd.factorize(np.asarray(values), sort=True, use_na_sentinel=False)[1])
+
+
+def _prepared(events: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
+    return _where_columns_as_categories(numeric_events(events, spec), spec)
+
+
+def _day_span(frame: pd.DataFrame, spec: UseCaseSpec, first: dt.date, n_days: int) -> range:
+    """The window's day indexes a frame's events fall on (clipped to the window)."""
+    stamps = _utc_stamps(frame, spec)
+    offsets = (stamps.to_numpy(dtype=stamps.dtype.base).astype("datetime64[D]") - np.datetime64(first, "D")).astype(np.int64)
+    return range(int(np.clip(offsets.min(), 0, n_days - 1)), int(np.clip(offsets.max(), 0, n_days - 1)) + 1)
 
 
 def compute_labels(events: pd.DataFrame, spec: UseCaseSpec, rows: pd.DataFrame) -> pd.Series:
@@ -113,9 +154,10 @@ class _Grid:
 
     def __init__(
         self, events: pd.DataFrame, spec: UseCaseSpec, first: dt.date, last: dt.date, extra_entities: np.ndarray | None = None,
-        keys: np.ndarray | None = None,
+        keys: np.ndarray | None = None, entities: pd.Index | None = None,
     ) -> None:
-        """`keys`: each event's entity (default the spec's entity column; a `by` feature's key codes)."""
+        """`keys`: each event's entity (default the spec's entity column; a `by` feature's key codes).
+        `entities`: the grid's columns, sorted, when they are known beyond these events (a window read day by day)."""
         self.first = first
         self.n_days = (last - first).days + 1
         stamps = _utc_stamps(events, spec)
@@ -124,10 +166,12 @@ class _Grid:
         self.offsets = (epoch_days - np.datetime64(first, "D")).astype(np.int64)
         if keys is None:  # the entity's events; with no entity, one history for all (only day offsets are used)
             keys = events[spec.entity_column].to_numpy() if spec.entity_column else np.zeros(len(events), dtype=np.int64)
-        known = keys if extra_entities is None else np.concatenate([keys, extra_entities])
-        codes, entities = pd.factorize(known, sort=True, use_na_sentinel=False)  # one hash pass, sorted like np.unique
-        self.entities = np.asarray(entities)
-        self.codes = codes[: len(keys)]
+        if entities is not None:  # a hash lookup: searchsorted's random probes into a large sorted array are slower
+            self.entities, self.codes = entities.to_numpy(), entities.get_indexer(keys)
+        else:
+            known = keys if extra_entities is None else np.concatenate([keys, extra_entities])
+            codes, uniques = pd.factorize(known, sort=True, use_na_sentinel=False)  # one hash pass, sorted like np.unique
+            self.entities, self.codes = np.asarray(uniques), codes[: len(keys)]
         self.in_range = (self.offsets >= 0) & (self.offsets < self.n_days)
         self.all_in_range = bool(self.in_range.all())  # usual: the read covered exactly the grid's days
         self.flat = self.offsets * len(self.entities) + self.codes
@@ -156,32 +200,106 @@ class _Grid:
         return daily.reshape(self.n_days, len(self.entities))
 
 
-def _window_grid(grid: _Grid, events: pd.DataFrame, feature: FeatureSpec) -> np.ndarray:
-    """A (day, entity) grid of the feature as of the end of each day."""
-    mask = _matches(events, feature.where)
-    window = feature.window_days
+# What a window feature needs per (day, entity), keyed (kind, column, where column, where value): the
+# additive kinds are summed over frames; "last", "max" and "min" are filled where a frame has a value.
+AggregateKey = tuple
+ADDITIVE = {"count", "sum", "valid", "activity", "fired"}
+ACTIVITY, FIRED = ("activity",), ("fired",)  # any event at all; the label's flag (terminal labels)
+
+
+def _aggregate_keys(feature: FeatureSpec) -> list[AggregateKey]:
+    where = (feature.where.column, feature.where.equals) if feature.where else (None, None)
+    if feature.agg in ("count", "days_since_last"):
+        return [("count", None, *where)]
+    if feature.agg == "mean":
+        return [("sum", feature.column, *where), ("valid", feature.column, *where)]
+    return [(feature.agg, feature.column, *where)]  # sum, last, max, min
+
+
+def _aggregates(grid: _Grid, events: pd.DataFrame, features: Sequence[FeatureSpec]) -> dict[AggregateKey, np.ndarray]:
+    """Each aggregate the features need, as a (day, entity) grid of the events' days (each computed once)."""
+    found: dict[AggregateKey, np.ndarray] = {}
+    for key in dict.fromkeys(key for feature in features for key in _aggregate_keys(feature)):
+        kind, column, where_column, equals = key
+        mask = _matches(events, EventFilter(column=where_column, equals=equals) if where_column else None)
+        if kind == "count":
+            found[key] = grid.counts(mask)
+            continue
+        values = events[column].to_numpy(dtype=float)
+        valid = mask & ~np.isnan(values)
+        if kind == "last":
+            found[key] = grid.last_values(np.where(mask, values, np.nan))
+        elif kind == "sum":
+            found[key] = grid.counts(valid, np.nan_to_num(values))
+        elif kind == "valid":
+            found[key] = grid.counts(valid)
+        else:  # max, min
+            extreme = pd.DataFrame({"flat": grid.flat[valid & grid.in_range], "value": values[valid & grid.in_range]})
+            extreme = extreme.groupby("flat")["value"].agg(kind)
+            daily = np.full(grid.n_days * len(grid.entities), np.nan)
+            daily[extreme.index.to_numpy()] = extreme.to_numpy()
+            found[key] = daily.reshape(grid.n_days, -1)
+    return found
+
+
+def _activity(grid: _Grid, events: pd.DataFrame, spec: UseCaseSpec) -> dict[AggregateKey, np.ndarray]:
+    """Who had any event each day, and (terminal labels) whose flag fired."""
+    found = {ACTIVITY: grid.counts(np.ones(len(events), dtype=bool))}
+    if spec.label.terminal:
+        found[FIRED] = grid.counts(events[spec.label.column].fillna(0).to_numpy(dtype=float) > 0)
+    return found
+
+
+class _DailyAggregates:
+    """The window's per-(day, entity) aggregates, filled frame by frame (each frame covers its own days)."""
+
+    def __init__(self, n_days: int) -> None:
+        self.n_days = n_days
+        self.arrays: dict[AggregateKey, np.ndarray] = {}
+
+    def add(self, span: range, found: dict[AggregateKey, np.ndarray]) -> None:
+        for key, values in found.items():
+            stored = self.arrays.get(key)
+            if stored is None:
+                empty = np.zeros if key[0] in ADDITIVE else (lambda shape: np.full(shape, np.nan))
+                stored = self.arrays[key] = empty((self.n_days, values.shape[1]))
+            part = stored[span.start : span.stop]
+            if key[0] in ADDITIVE:
+                part += values
+            else:
+                np.copyto(part, values, where=~np.isnan(values))
+
+    def get(self, key: AggregateKey, n_entities: int) -> np.ndarray:
+        if key not in self.arrays:  # no frame had it (no events at all): the aggregate of nothing
+            return np.zeros((self.n_days, n_entities)) if key[0] in ADDITIVE else np.full((self.n_days, n_entities), np.nan)
+        return self.arrays[key]
+
+
+def _roll(feature: FeatureSpec, aggregate: Callable[[AggregateKey], np.ndarray]) -> np.ndarray:
+    """A (day, entity) grid of the feature as of the end of each day, from its daily aggregates."""
+    keys, window = _aggregate_keys(feature), feature.window_days
+    daily = aggregate(keys[0])
     if feature.agg == "count":
-        return _rolling_sum(grid.counts(mask), window)
+        return _rolling_sum(daily, window)
     if feature.agg == "days_since_last":
-        day_numbers = np.arange(grid.n_days, dtype=float)[:, None]
-        last_seen = np.maximum.accumulate(np.where(grid.counts(mask) > 0, day_numbers, -np.inf), axis=0)
+        day_numbers = np.arange(daily.shape[0], dtype=float)[:, None]
+        last_seen = np.maximum.accumulate(np.where(daily > 0, day_numbers, -np.inf), axis=0)
         return np.minimum(day_numbers - last_seen, float(window))
-    values = events[feature.column].to_numpy(dtype=float)
     if feature.agg == "last":
-        return _lagged_last(grid.last_values(np.where(mask, values, np.nan)), feature.lag_days)
-    valid = mask & ~np.isnan(values)
+        return _lagged_last(daily, feature.lag_days)
     if feature.agg in ("sum", "mean"):
-        sums = _rolling_sum(grid.counts(valid, np.nan_to_num(values)), window).round(6)
+        sums = _rolling_sum(daily, window).round(6)
         if feature.agg == "sum":
             return sums
-        counts = _rolling_sum(grid.counts(valid), window)
+        counts = _rolling_sum(aggregate(keys[1]), window)
         return np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
-    extreme = pd.DataFrame({"flat": grid.flat[valid & grid.in_range], "value": values[valid & grid.in_range]})
-    extreme = extreme.groupby("flat")["value"].agg(feature.agg)
-    daily = np.full(grid.n_days * len(grid.entities), np.nan)
-    daily[extreme.index.to_numpy()] = extreme.to_numpy()
-    rolled = pd.DataFrame(daily.reshape(grid.n_days, -1)).rolling(window, min_periods=1).agg(feature.agg)
+    rolled = pd.DataFrame(daily).rolling(window, min_periods=1).agg(feature.agg)
     return rolled.fillna(0.0).to_numpy()
+
+
+def _window_grid(grid: _Grid, events: pd.DataFrame, feature: FeatureSpec) -> np.ndarray:
+    """A (day, entity) grid of the feature as of the end of each day, from events in memory (event grain)."""
+    return _roll(feature, _aggregates(grid, events, [feature]).__getitem__)
 
 
 def _lagged_last(daily: np.ndarray, lag: int) -> np.ndarray:

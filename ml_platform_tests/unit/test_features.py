@@ -10,9 +10,17 @@ import pandas as pd
 import pytest
 
 from demo.generators.churn import generate_churn_events, write_landing_files
+from demo.generators.prices import generate_price_events
 from ml_platform.assets import keys
 from ml_platform.definitions import build_definitions, load_specs
-from ml_platform.features.compute import compute_features, compute_labels, feature_input_days, label_input_days
+from ml_platform.features.compute import (
+    compute_features,
+    compute_labels,
+    entity_day_features,
+    feature_input_days,
+    known_entities,
+    label_input_days,
+)
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.runner import materialize_stages
 from ml_platform_tests.support.fixtures import START, day_keys, landing_dir
@@ -80,6 +88,20 @@ def test_a_string_flag_label_is_one_where_it_equals_its_positive_value(events: p
     labels = compute_labels(events, churn_spec, rows)
     assert 0 < labels.mean() < 1
     pd.testing.assert_series_equal(labels, compute_labels(as_text, spec, rows))
+
+
+@pytest.mark.parametrize("use_case", ["churn", "prices"])  # counts, sums, days since; last values with 28 lags
+def test_a_window_read_day_by_day_gives_the_features_of_one_read(use_case: str) -> None:
+    spec = next(s for s in load_specs() if s.name == use_case)
+    generate = {"churn": lambda: generate_churn_events(START, 45, 1_200, seed=11),
+                "prices": lambda: generate_price_events(START, 45, 40, seed=3)}[use_case]
+    by_day = [frame for _, frame in generate()]  # what build_features reads, one day at a time
+    events = pd.concat(by_day, ignore_index=True)
+    days = ["2025-02-03", "2025-02-04", "2025-02-05"]
+    at_once = compute_features(events, spec, days)
+    assert len(at_once) >= 3 * 40
+    day_by_day = entity_day_features(iter(by_day), spec, days, known_entities(events[spec.entity_column]))
+    pd.testing.assert_frame_equal(at_once, day_by_day)
 
 
 def test_window_and_label_input_days(churn_spec) -> None:  # noqa: ANN001
