@@ -244,6 +244,22 @@ def measure(work: Path, stage: str, implementation: str) -> dict[str, Any]:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+def measure_stage(work: Path, plan: dict[str, Any], stage: str) -> dict[str, Any]:
+    """Both implementations of one stage, as one printed and recorded row."""
+    if stage == "predictions":
+        fit_and_register_model(work, plan["range"])
+    measured = {implementation: measure(work, stage, implementation) for implementation in ("ours", "floor")}
+    days = len(plan["all_days"]) if stage == "raw" else 1 if stage == "features_one_day" else len(plan["range"])
+    row = {"stage": stage, "days": days,
+           **{f"{impl}_{key}": value for impl, result in measured.items() for key, value in result.items()}}
+    row["ratio"] = row["ours_seconds"] / row["floor_seconds"]
+    print(f"  {stage:<17} {days:>3} d  ours {row['ours_seconds']:7.2f} s ({row['ours_peak_rss_mb']:6.0f} MB)"
+          f"  floor {row['floor_seconds']:7.2f} s ({row['floor_peak_rss_mb']:6.0f} MB)  {row['ratio']:.2f}x", flush=True)
+    if row["ours_failed_gates"] or row["floor_failed_gates"]:
+        print(f"    failed gates: ours {row['ours_failed_gates'][:5]}, floor {row['floor_failed_gates'][:5]}")
+    return row
+
+
 def child(stage: str, implementation: str, work: Path) -> None:
     plan = json.loads((work / "plan.json").read_text())
     result = MEASUREMENTS[(stage, implementation)](work, plan)
@@ -325,20 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"landing {len(all_days)} days x {args.events_per_day:,} events in {work}", flush=True)
     write_landing_files(work / "data" / spec.source.directory, dt.date.fromisoformat(all_days[0]), len(all_days),
                         args.events_per_day, SEED)
-    rows = []
-    for stage in ("raw", "features_range", "features_one_day", "predictions"):
-        if stage == "predictions":
-            fit_and_register_model(work, plan["range"])
-        measured = {implementation: measure(work, stage, implementation) for implementation in ("ours", "floor")}
-        days = len(plan["all_days"]) if stage == "raw" else 1 if stage == "features_one_day" else len(plan["range"])
-        row = {"stage": stage, "days": days, **{f"{impl}_{key}": value for impl, result in measured.items()
-                                              for key, value in result.items()}}
-        row["ratio"] = row["ours_seconds"] / row["floor_seconds"]
-        rows.append(row)
-        print(f"  {stage:<17} {days:>3} d  ours {row['ours_seconds']:7.2f} s ({row['ours_peak_rss_mb']:6.0f} MB)"
-              f"  floor {row['floor_seconds']:7.2f} s ({row['floor_peak_rss_mb']:6.0f} MB)  {row['ratio']:.2f}x", flush=True)
-        if row["ours_failed_gates"] or row["floor_failed_gates"]:
-            print(f"    failed gates: ours {row['ours_failed_gates'][:5]}, floor {row['floor_failed_gates'][:5]}")
+    rows = [measure_stage(work, plan, stage) for stage in ("raw", "features_range", "features_one_day", "predictions")]
     problems = compare(work, plan)
     print("outputs equal" if not problems else "OUTPUTS DIFFER:\n  " + "\n  ".join(problems[:20]))
     if args.json:
