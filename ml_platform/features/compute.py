@@ -106,7 +106,7 @@ def entity_day_features(
     out = pd.DataFrame({spec.entity_column: entities[entity_columns], DAY: np.array(days, dtype=object)[day_rows]})
     for feature in spec.expanded_features:
         values = _roll(feature, lambda key: daily.get(key, len(entities)))[target][day_rows, entity_columns]
-        out[feature.name] = _transform(values, feature)
+        out[feature.name] = _transform(values.astype(float), feature)
     return out.sort_values([DAY, spec.entity_column], kind="stable").reset_index(drop=True)
 
 
@@ -204,6 +204,7 @@ class _Grid:
 # additive kinds are summed over frames; "last", "max" and "min" are filled where a frame has a value.
 AggregateKey = tuple
 ADDITIVE = {"count", "sum", "valid", "activity", "fired"}
+COUNTED = {"count", "valid", "activity", "fired"}  # stored as int32: exact, and half the memory of float64
 ACTIVITY, FIRED = ("activity",), ("fired",)  # any event at all; the label's flag (terminal labels)
 
 
@@ -261,10 +262,13 @@ class _DailyAggregates:
         for key, values in found.items():
             stored = self.arrays.get(key)
             if stored is None:
-                empty = np.zeros if key[0] in ADDITIVE else (lambda shape: np.full(shape, np.nan))
-                stored = self.arrays[key] = empty((self.n_days, values.shape[1]))
+                shape = (self.n_days, values.shape[1])
+                stored = self.arrays[key] = (np.zeros(shape, dtype=np.int32 if key[0] in COUNTED else float)
+                                             if key[0] in ADDITIVE else np.full(shape, np.nan))
             part = stored[span.start : span.stop]
-            if key[0] in ADDITIVE:
+            if key[0] in COUNTED:
+                part += values.astype(np.int32)
+            elif key[0] in ADDITIVE:
                 part += values
             else:
                 np.copyto(part, values, where=~np.isnan(values))
