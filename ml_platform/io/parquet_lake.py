@@ -106,6 +106,16 @@ class DataLake(dg.ConfigurableResource):
         table = dataset.to_table(columns=list(columns) if columns else None)
         return table.to_pandas(split_blocks=True, self_destruct=True)  # Arrow buffers freed as converted: no 2x peak
 
+    def row_counts(self, asset_key: dg.AssetKey, partitions: Sequence[str]) -> dict[str, int]:
+        """Each existing partition's row count, from its Parquet footer (no data read)."""
+        fs, _ = self._fs()
+        counts = {}
+        for partition in partitions:
+            path = self.partition_path(asset_key, partition)
+            if fs.exists(path):
+                counts[partition] = pq.read_metadata(path, filesystem=fs).num_rows
+        return counts
+
     def _write_atomically(self, path: str, write: Any) -> str:
         """Write to a temporary file, then rename over `path`: readers see the old file or the new one.
         A failed write removes its temporary file and leaves the old file as it was."""

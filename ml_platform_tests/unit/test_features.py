@@ -23,6 +23,7 @@ from ml_platform.features.compute import (
 )
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.runner import materialize_stages
+from ml_platform.steps import WINDOW_ROWS_BUDGET, features_chunk_days
 from ml_platform_tests.support.fixtures import START, day_keys, landing_dir
 
 TARGET = "2025-02-05"
@@ -102,6 +103,13 @@ def test_a_window_read_day_by_day_gives_the_features_of_one_read(use_case: str) 
     assert len(at_once) >= 3 * 40
     day_by_day = entity_day_features(iter(by_day), spec, days, known_entities(events[spec.entity_column]))
     pd.testing.assert_frame_equal(at_once, day_by_day)
+
+
+def test_feature_chunks_shrink_as_days_grow_so_memory_stays_bounded() -> None:
+    assert features_chunk_days(31, 70_000, 28) == 31  # 100k churn events a day: the requested chunk
+    assert features_chunk_days(31, 700_000, 28) == WINDOW_ROWS_BUDGET // 700_000 - 27 == 8  # 1M events a day
+    assert features_chunk_days(31, 5_000_000, 28) == 1  # never less than a day
+    assert features_chunk_days(31, 0, 28) == 31  # nothing landed yet
 
 
 def test_window_and_label_input_days(churn_spec) -> None:  # noqa: ANN001
