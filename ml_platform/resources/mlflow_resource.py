@@ -10,6 +10,7 @@ uses a local SQLite store and artifact directory under the data dir; set
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,18 @@ from ml_platform.resources.secrets import redact
 CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous_champion"
 DRIFT_REFERENCE = "drift_reference.json"
+_IMPORT_LOCK = threading.Lock()
+
+
+def _import_mlflow() -> Any:
+    """mlflow and the parts the resource uses, imported by one thread at a time: the daemon evaluates sensors
+    in parallel threads, and MLflow's circular imports show a second importing thread a partially initialised
+    module ("partially initialized module 'mlflow' has no attribute 'version'")."""
+    with _IMPORT_LOCK:
+        import mlflow
+        import mlflow.exceptions
+        import mlflow.tracking
+    return mlflow
 
 
 class RegistryUnavailable(dg.Failure):
@@ -55,8 +68,7 @@ class MlflowResource(dg.ConfigurableResource):
 
     def configure(self) -> Any:
         """Point the mlflow module at our store; returns the imported module."""
-        import mlflow
-
+        mlflow = _import_mlflow()
         uri = self.resolved_tracking_uri()
         os.environ.update({  # read by MLflow's HTTP client on every request
             "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(self.http_max_retries),
@@ -75,9 +87,9 @@ class MlflowResource(dg.ConfigurableResource):
         return mlflow
 
     def client(self) -> Any:
+        self.configure()
         from mlflow.tracking import MlflowClient
 
-        self.configure()
         return MlflowClient()
 
     def experiment_id(self, name: str) -> str:
@@ -92,9 +104,9 @@ class MlflowResource(dg.ConfigurableResource):
 
     def version_by_alias(self, model_name: str, alias: str) -> Any | None:
         """The version at `alias`; None only when the registry says the model or alias does not exist."""
+        client = self.client()
         from mlflow.exceptions import MlflowException
 
-        client = self.client()
         try:  # the model's alias table answers "no such alias" definitely; a failed lookup by alias does not
             aliases = client.get_registered_model(model_name).aliases
             return client.get_model_version(model_name, aliases[alias]) if alias in aliases else None

@@ -4,6 +4,8 @@ while the registry still says it is the same model; a damaged entry is a miss, n
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -52,3 +54,25 @@ def test_without_a_cache_directory_nothing_is_written(tmp_path: Path) -> None:
     register(mlflow, seed=1)
     assert mlflow.load_model("cached", "1").predict(FEATURES).shape == (400, 2)
     assert not list(tmp_path.rglob("identity.json"))
+
+
+def test_sensors_in_parallel_threads_import_mlflow_once_and_all_get_their_answer(tmp_path: Path) -> None:
+    """The daemon evaluates sensors in threads; their first registry calls race to import MLflow, whose
+    circular imports once showed the losing thread a half-initialised module (a failed sensor tick)."""
+    script = f"""
+import threading
+from ml_platform.resources.mlflow_resource import MlflowResource
+answers, errors, start = [], [], threading.Barrier(16)
+def ask():
+    start.wait()
+    try:
+        answers.append(MlflowResource(data_dir={str(tmp_path)!r}).version_by_alias("churn", "champion"))
+    except Exception as error:
+        errors.append(repr(error))
+threads = [threading.Thread(target=ask) for _ in range(16)]
+[thread.start() for thread in threads]
+[thread.join() for thread in threads]
+assert not errors and answers == [None] * 16, (errors, answers)
+"""
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
