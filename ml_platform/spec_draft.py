@@ -50,7 +50,8 @@ def draft_spec(name: str, data_dir: Path, directory: Path, label: str | None = N
         if column is not None and column not in frame.columns:
             raise ValueError(f"{role} '{column}' is not a column of the files in {directory}: {list(frame.columns)}")
     times = frame[timestamp]
-    if not pd.api.types.is_datetime64_any_dtype(times) and _timestamp_format(times) is None:
+    form = None if pd.api.types.is_datetime64_any_dtype(times) else _timestamp_format(times)
+    if not pd.api.types.is_datetime64_any_dtype(times) and form is None:
         raise ValueError(f"--timestamp '{timestamp}': values such as {times.dropna().astype(str).head(3).tolist()} read "
                          f"as neither ISO 8601 nor exactly one of {TIMESTAMP_FORMATS} (day-first and month-first "
                          "both fit when every day is 12 or less: land days after the 12th, or set "
@@ -58,7 +59,7 @@ def draft_spec(name: str, data_dir: Path, directory: Path, label: str | None = N
     event_id = next((c for c in frame.columns if c not in (timestamp, label) and _is_identifier(frame[c])), None)
     candidates = _entity_candidates(frame, {timestamp, label, event_id})
     entity = entity or (_only(candidates, "entity (whose history matters)", "--entity") if candidates else None)
-    spec = _spec(name, sample, _relative(directory, data_dir), timestamp, label, event_id, entity)
+    spec = _spec(name, sample, _relative(directory, data_dir), timestamp, form, label, event_id, entity)
     if _dtype(frame[label]) == "string":
         spec["label"]["positive"] = _positive_value(frame[label], label, positive)
         next(column for column in spec["columns"] if column["name"] == label)["allowed_values"] = sorted(
@@ -88,10 +89,10 @@ def read_sample(directory: Path) -> Sample:
     return Sample(pd.concat(frames, ignore_index=True), [path.stem for path in files], formats.pop())
 
 
-def _spec(name: str, sample: Sample, directory: str, timestamp: str, label: str, event_id: str | None,
-          entity: str | None) -> dict[str, Any]:
+def _spec(name: str, sample: Sample, directory: str, timestamp: str, form: str | None, label: str,
+          event_id: str | None, entity: str | None) -> dict[str, Any]:
+    """`form`: how the timestamp text reads ("ISO8601", a strftime format, or None for typed timestamps)."""
     frame = sample.frame.drop(columns="__day")
-    form = _timestamp_format(frame[timestamp])
     columns = [_column(frame, sample.frame["__day"], column, timestamp) for column in frame.columns]
     features = _features(frame, {timestamp, label, event_id, entity}, reserved={"day", "row_id", entity, event_id},
                          history=entity is not None)

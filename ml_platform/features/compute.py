@@ -99,13 +99,13 @@ def entity_day_features(
     if entities is None or not daily.arrays:
         return pd.DataFrame(columns=[spec.entity_column, DAY, *spec.feature_names])
     target = np.array([(dt.date.fromisoformat(day) - first).days for day in days])
-    active = _rolling_sum(daily.get(ACTIVITY, len(entities)), spec.lookback_days)[target] > 0
+    active = _rolling_sum(daily.arrays[ACTIVITY], spec.lookback_days)[target] > 0
     if spec.label.terminal:  # an entity whose flag already fired (a churned customer) is not scored again
-        active &= ~np.maximum.accumulate(daily.get(FIRED, len(entities)) > 0, axis=0)[target]
+        active &= ~np.maximum.accumulate(daily.arrays[FIRED] > 0, axis=0)[target]
     day_rows, entity_columns = np.nonzero(active)
     out = pd.DataFrame({spec.entity_column: entities[entity_columns], DAY: np.array(days, dtype=object)[day_rows]})
     for feature in spec.expanded_features:
-        values = _roll(feature, lambda key: daily.get(key, len(entities)))[target][day_rows, entity_columns]
+        values = _roll(feature, daily.arrays.__getitem__)[target][day_rows, entity_columns]
         out[feature.name] = _transform(values.astype(float), feature)
     return out.sort_values([DAY, spec.entity_column], kind="stable").reset_index(drop=True)
 
@@ -252,7 +252,8 @@ def _activity(grid: _Grid, events: pd.DataFrame, spec: UseCaseSpec) -> dict[Aggr
 
 
 class _DailyAggregates:
-    """The window's per-(day, entity) aggregates, filled frame by frame (each frame covers its own days)."""
+    """The window's per-(day, entity) aggregates, filled frame by frame (each frame covers its own days; every
+    frame with events yields every aggregate, so all are present once one frame was added)."""
 
     def __init__(self, n_days: int) -> None:
         self.n_days = n_days
@@ -272,11 +273,6 @@ class _DailyAggregates:
                 part += values
             else:
                 np.copyto(part, values, where=~np.isnan(values))
-
-    def get(self, key: AggregateKey, n_entities: int) -> np.ndarray:
-        if key not in self.arrays:  # no frame had it (no events at all): the aggregate of nothing
-            return np.zeros((self.n_days, n_entities)) if key[0] in ADDITIVE else np.full((self.n_days, n_entities), np.nan)
-        return self.arrays[key]
 
 
 def _roll(feature: FeatureSpec, aggregate: Callable[[AggregateKey], np.ndarray]) -> np.ndarray:
