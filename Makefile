@@ -11,7 +11,7 @@ DEMO_DAYS ?= 60
 
 LOCKS := deploy/requirements.lock deploy/requirements-test.lock
 
-.PHONY: install lock browser demo ui test test-unit test-integration test-e2e test-deploy bench bench-postgres bench-latency bench-floor dagster-home validate clean
+.PHONY: install lock browser demo ui test test-unit test-integration test-e2e test-deploy bench bench-postgres bench-year bench-latency bench-floor dagster-home validate clean
 
 # Exactly the locked versions: the locks are constraints, so nothing resolves afresh.
 install: $(VENV)/.installed
@@ -65,17 +65,22 @@ bench: install
 	mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/backfill.py --days 60 --events-per-day 100000 --json benchmarks/results/backfill.json
 
-# Landed file -> predictions recorded, over 5 days landed one at a time (shipped sensor settings).
 # The same backfill on Postgres instance storage (a fresh database on 127.0.0.1:5432, dropped afterwards).
 bench-postgres: install
 	mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/backfill.py --days 60 --events-per-day 100000 --instance postgres --json benchmarks/results/backfill_postgres.json
+
+# A year of 1M-event days, the same backfill on SQLite and then on Postgres instance storage (hours on 2 cores).
+bench-year: install
+	mkdir -p benchmarks/results
+	$(BIN)/python benchmarks/backfill.py --days 365 --events-per-day 1000000 --instance sqlite postgres --timeout 10800 --json benchmarks/results/backfill_year.json
 
 # Each stage's pure compute against a DuckDB floor at 1M events/day (outputs checked equal, peak RSS per stage).
 bench-floor: install
 	mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/stage_floor.py --days 10 --events-per-day 1000000 --json benchmarks/results/stage_floor.json
 
+# Landed file -> predictions recorded, over 5 days landed one at a time (shipped sensor settings).
 bench-latency: install
 	mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/sensor_latency.py --days 5 --events-per-day 100000 --json benchmarks/results/sensor_latency.json

@@ -126,7 +126,7 @@ def run_pure_compute_subprocess(days: list[str], data_dir: Path, lake_path: Path
 
 
 def land_and_train(data_dir: Path, days: list[str], train_days: list[str], events_per_day: int) -> dict[str, Any]:
-    """Land every day, train and promote a champion on `train_days`, then empty the lake's daily assets."""
+    """Land every day, then train and promote a champion on `train_days`."""
     import dagster as dg
 
     from ml_platform.assets import keys
@@ -149,9 +149,17 @@ def land_and_train(data_dir: Path, days: list[str], train_days: list[str], event
             if not result.success:
                 raise SystemExit(f"training setup failed at {stages}: {result.all_events[-1].message}")
     trained_s = time.perf_counter() - started - landed_s
+    return {"landing_s": round(landed_s, 2), "training_setup_s": round(trained_s, 2)}
+
+
+def empty_daily_assets(data_dir: Path) -> None:
+    """Remove the lake's raw_events/features/predictions, so the next backfill computes every day afresh."""
+    from ml_platform.assets import keys
+    from ml_platform.definitions import load_specs
+
+    spec = next(s for s in load_specs() if s.name == "churn")
     for key in (keys.raw_events(spec), keys.features(spec), keys.predictions(spec)):
         shutil.rmtree(data_dir / "lake" / Path(*key.path), ignore_errors=True)
-    return {"landing_s": round(landed_s, 2), "training_setup_s": round(trained_s, 2)}
 
 
 def champion_version(data_dir: Path) -> str | None:
@@ -409,6 +417,7 @@ def table(result: dict[str, Any]) -> str:
         ("runs launched by the backfill", result["runs"]),
         ("wall: launch -> last predictions materialization", f"{result['wall_s']:.1f} s"),
         ("pure compute, same work, no Dagster", f"{result['compute_s']:.1f} s"),
+        ("wall / pure compute", f"{result['wall_over_compute']:.2f}x"),
         ("overhead per partition", f"{result['overhead_per_partition_s']:.3f} s"),
         ("  of which daemon pickup (launch -> RUN_START)", f"{result['daemon_pickup_s']:.1f} s"),
         ("  overhead per partition excluding pickup", f"{result['overhead_per_partition_excl_pickup_s']:.3f} s"),
@@ -432,11 +441,14 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--events-per-day", type=int, default=100_000)
-    parser.add_argument("--json", type=Path, default=None, help="write the result here")
+    parser.add_argument(
+        "--json", type=Path, default=None,
+        help="write the result here (with several --instance values: one file each, <stem>_<instance>.json)",
+    )
     parser.add_argument(
         "--train-days", type=int, default=0,
         help="days before the range to train the champion on (default: the spec's minimum + 7)",
@@ -445,25 +457,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--workdir", type=Path, default=None, help="keep data and DAGSTER_HOME here (default: temp, removed)")
     parser.add_argument(
-        "--instance", choices=["sqlite", "postgres"], default="sqlite",
-        help="Dagster instance storage: the embedded SQLite default, or Postgres as in production "
+        "--instance", choices=["sqlite", "postgres"], nargs="+", default=["sqlite"],
+        help="Dagster instance storage: the embedded SQLite default, and/or Postgres as in production "
         "(deploy/dagster-postgres.yaml on a fresh database of the server at ML_PLATFORM_TEST_POSTGRES_URL, "
-        "default 127.0.0.1:5432, dropped afterwards)",
+        "default 127.0.0.1:5432, dropped afterwards); several run one after another on the same landed data, "
+        "champion and pure-compute measurement",
     )
     parser.add_argument("--compute-only", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    if args.compute_only:
-        spec = json.loads(args.compute_only)
-        print(json.dumps(pure_compute(spec["days"], spec["data_dir"], spec["lake_path"], spec["chunk_days"])))
-        return 0
 
-    for variable in (
-        "ML_PLATFORM_LAKE", "MLFLOW_TRACKING_URI", "ML_PLATFORM_AUTOMATION", "ML_PLATFORM_SPECS_DIR", "ML_PLATFORM_ENV",
-        "ML_PLATFORM_ALERT_WEBHOOK", "ML_PLATFORM_SOURCE_DSN",
-    ):
-        os.environ.pop(variable, None)
-
+def plan_days(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The benchmarked range (ending at the last daily partition) and the training days before it."""
     from ml_platform.definitions import load_specs
     from ml_platform.factory import daily_partitions
 
@@ -474,103 +479,126 @@ def main(argv: list[str] | None = None) -> int:
     if args.train_days == 0:
         args.train_days = minimum + 7
     elif args.train_days < minimum:
-        parser.error(f"--train-days must be >= {minimum} for this spec (warm-up + holdout + purge + labels + 1)")
+        raise SystemExit(f"--train-days must be >= {minimum} for this spec (warm-up + holdout + purge + labels + 1)")
     last = dt.date.fromisoformat(daily_partitions(spec).get_last_partition_key())
     first = last - dt.timedelta(days=args.days - 1)
     days = [(first + dt.timedelta(days=i)).isoformat() for i in range(args.days)]
     train_first = first - dt.timedelta(days=args.train_days)
     train_days = [(train_first + dt.timedelta(days=i)).isoformat() for i in range(args.train_days)]
+    return days, train_days
 
+
+def summarize(
+    args: argparse.Namespace, instance: str, days: list[str], compute: dict[str, Any], backfill: dict[str, Any],
+    cpu: dict[str, float],
+) -> dict[str, Any]:
+    """One instance's result: the backfill's timeline set against the pure compute of the same days."""
+    launched_at = backfill["_last_prediction_ts"] - backfill["timeline_s"]["last_predictions_materialization"]
+    wall = backfill["_last_prediction_ts"] - launched_at
+    compute_s = compute["timings_s"]["total"]
+    pickup = backfill["_run_start_ts"] - launched_at
+    stages = {}
+    for stage in ("raw_events", "features", "predictions"):
+        step = next((s for s in backfill["step_s"] if s.endswith(f"__{stage}")), None)
+        stages[stage] = {"step_s": backfill["step_s"].get(step, float("nan")),
+                         "compute_s": round(compute["timings_s"][stage], 2)}
+    in_run = wall - pickup - compute_s
+    return {
+        "benchmark": "ui_backfill_raw_features_predictions",
+        "instance_storage": instance,
+        "partitions": len(days),
+        "days": args.days,
+        "events_per_day": args.events_per_day,
+        "range": [days[0], days[-1]],
+        "wall_s": round(wall, 2),
+        "compute_s": round(compute_s, 2),
+        "wall_over_compute": round(wall / compute_s, 3),
+        "overhead_s": round(wall - compute_s, 2),
+        "overhead_per_partition_s": round((wall - compute_s) / len(days), 3),
+        "daemon_pickup_s": round(pickup, 2),
+        "overhead_per_partition_excl_pickup_s": round(in_run / len(days), 3),
+        "in_run_overhead_s": round(in_run, 2),
+        "target_overhead_per_partition_s": 1.0,
+        "meets_target": (wall - compute_s) / len(days) <= 1.0,
+        "peak_rss_mb": backfill["peak_rss_by_role_mb"].get("run_worker", float("nan")),
+        "peak_rss_tree_mb": backfill["peak_rss_tree_mb"],
+        "peak_rss_by_role_mb": backfill["peak_rss_by_role_mb"],
+        "compute_peak_rss_mb": round(compute["peak_rss_mb"], 1),
+        "compute_timings_s": {k: round(v, 2) for k, v in compute["timings_s"].items()},
+        "stages": stages,
+        **{key: backfill[key] for key in (
+            "runs", "run_statuses", "run_ranges", "backfill_status", "backfill_completed_s", "launch_call_s",
+            "timeline_s", "events_total", "event_counts", "materialized_partitions", "cpu_s_by_role",
+            "loadavg_before", "loadavg_after",
+        )},
+        "check_event_store_ms": backfill.get("check_event_store_ms"),
+        "foreign_busy_cores_during_backfill": backfill["foreign_busy_cores"],
+        **cpu,
+    }
+
+
+def json_path(requested: Path | None, instance: str, instances: list[str]) -> Path | None:
+    if requested is None or len(instances) == 1:
+        return requested
+    return requested.with_name(f"{requested.stem}_{instance}{requested.suffix}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.compute_only:
+        spec = json.loads(args.compute_only)
+        print(json.dumps(pure_compute(spec["days"], spec["data_dir"], spec["lake_path"], spec["chunk_days"])))
+        return 0
+
+    for variable in (
+        "ML_PLATFORM_LAKE", "MLFLOW_TRACKING_URI", "ML_PLATFORM_AUTOMATION", "ML_PLATFORM_SPECS_DIR", "ML_PLATFORM_ENV",
+        "ML_PLATFORM_ALERT_WEBHOOK", "ML_PLATFORM_SOURCE_DSN",
+    ):
+        os.environ.pop(variable, None)
+    days, train_days = plan_days(args)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ml-platform-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / "data"
+    steps = 2 + 2 * len(args.instance)
+    ok = True
     try:
-        print(f"[1/4] landing {len(train_days)} + {len(days)} days x {args.events_per_day:,} events, training a champion"
-              f" on {train_days[0]}..{train_days[-1]} (in-process) ...", flush=True)
+        print(f"[1/{steps}] landing {len(train_days)} + {len(days)} days x {args.events_per_day:,} events, training a "
+              f"champion on {train_days[0]}..{train_days[-1]} (in-process) ...", flush=True)
         setup = land_and_train(data_dir, days, train_days, args.events_per_day)
         version = champion_version(data_dir)
         if version is None:
             raise SystemExit("setup trained no champion (gates failed?)")
+        setup.update(champion_version=version, train_days=[train_days[0], train_days[-1]])
         print(f"      landed in {setup['landing_s']} s, trained champion v{version} in {setup['training_setup_s']} s", flush=True)
 
-        print(f"[2/4] pure compute of {days[0]}..{days[-1]} in a fresh process ...", flush=True)
+        print(f"[2/{steps}] pure compute of {days[0]}..{days[-1]} in a fresh process ...", flush=True)
         with CpuMeter() as compute_cpu:
             compute = run_pure_compute_subprocess(days, data_dir, workdir / "compute_lake", args.chunk_days)
         if compute["failures"]:
             raise SystemExit(f"pure compute gates failed: {compute['failures'][:5]}")
         print(f"      {compute['timings_s']['total']:.1f} s", flush=True)
 
-        print(f"[3/4] webserver + daemon on {args.instance} instance storage, launching the backfill as the UI does ...",
-              flush=True)
-        with CpuMeter() as backfill_cpu, instance_storage(args.instance) as instance_yaml:
-            backfill = run_ui_backfill(data_dir, workdir / "dagster_home", days, args.timeout, instance_yaml)
-        if backfill["_last_prediction_ts"] is None:
-            raise SystemExit(f"the backfill materialized no predictions: {json.dumps(backfill, default=str)[:3000]}")
-
-        launched_at = backfill["_last_prediction_ts"] - backfill["timeline_s"]["last_predictions_materialization"]
-        wall = backfill["_last_prediction_ts"] - launched_at
-        compute_s = compute["timings_s"]["total"]
-        pickup = backfill["_run_start_ts"] - launched_at
-        stage_compute = {
-            "raw_events": compute["timings_s"]["raw_events"],
-            "features": compute["timings_s"]["features"],
-            "predictions": compute["timings_s"]["predictions"],
-        }
-        stages = {}
-        for stage, seconds in stage_compute.items():
-            step = next((s for s in backfill["step_s"] if s.endswith(f"__{stage}")), None)
-            stages[stage] = {"step_s": backfill["step_s"].get(step, float("nan")), "compute_s": round(seconds, 2)}
-        result = {
-            "benchmark": "ui_backfill_raw_features_predictions",
-            "instance_storage": args.instance,
-            "partitions": len(days),
-            "days": args.days,
-            "events_per_day": args.events_per_day,
-            "range": [days[0], days[-1]],
-            "wall_s": round(wall, 2),
-            "compute_s": round(compute_s, 2),
-            "overhead_s": round(wall - compute_s, 2),
-            "overhead_per_partition_s": round((wall - compute_s) / len(days), 3),
-            "daemon_pickup_s": round(pickup, 2),
-            "overhead_per_partition_excl_pickup_s": round((wall - pickup - compute_s) / len(days), 3),
-            "in_run_overhead_s": round(wall - pickup - compute_s, 2),
-            "target_overhead_per_partition_s": 1.0,
-            "meets_target": (wall - compute_s) / len(days) <= 1.0,
-            "peak_rss_mb": backfill["peak_rss_by_role_mb"].get("run_worker", float("nan")),
-            "peak_rss_tree_mb": backfill["peak_rss_tree_mb"],
-            "peak_rss_by_role_mb": backfill["peak_rss_by_role_mb"],
-            "compute_peak_rss_mb": round(compute["peak_rss_mb"], 1),
-            "compute_timings_s": {k: round(v, 2) for k, v in compute["timings_s"].items()},
-            "stages": stages,
-            "runs": backfill["runs"],
-            "run_statuses": backfill["run_statuses"],
-            "run_ranges": backfill["run_ranges"],
-            "backfill_status": backfill["backfill_status"],
-            "backfill_completed_s": backfill["backfill_completed_s"],
-            "launch_call_s": backfill["launch_call_s"],
-            "timeline_s": backfill["timeline_s"],
-            "events_total": backfill["events_total"],
-            "check_event_store_ms": backfill.get("check_event_store_ms"),
-            "event_counts": backfill["event_counts"],
-            "materialized_partitions": backfill["materialized_partitions"],
-            "cpu_s_by_role": backfill["cpu_s_by_role"],
-            "foreign_busy_cores_during_backfill": backfill["foreign_busy_cores"],
-            "busy_cores_during_compute": compute_cpu.busy_cores,
-            "busy_cores_during_backfill_phase": backfill_cpu.busy_cores,
-            "loadavg_before": backfill["loadavg_before"],
-            "loadavg_after": backfill["loadavg_after"],
-            "setup": {**setup, "champion_version": version, "train_days": [train_days[0], train_days[-1]]},
-            "machine": machine_info(),
-        }
-        print("[4/4] result\n")
-        print(table(result))
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(result, indent=2) + "\n")
-            print(f"\nwrote {args.json}")
-        ok = result["backfill_status"] == "COMPLETED_SUCCESS" and all(
-            n == len(days) for n in result["materialized_partitions"].values()
-        )
+        for number, instance in enumerate(args.instance):
+            print(f"[{3 + 2 * number}/{steps}] webserver + daemon on {instance} instance storage, launching the "
+                  "backfill as the UI does ...", flush=True)
+            empty_daily_assets(data_dir)  # every run computes every day afresh
+            with CpuMeter() as backfill_cpu, instance_storage(instance) as instance_yaml:
+                backfill = run_ui_backfill(data_dir, workdir / f"dagster_home_{instance}", days, args.timeout, instance_yaml)
+            if backfill["_last_prediction_ts"] is None:
+                raise SystemExit(f"the backfill materialized no predictions: {json.dumps(backfill, default=str)[:3000]}")
+            cpu = {"busy_cores_during_compute": compute_cpu.busy_cores,
+                   "busy_cores_during_backfill_phase": backfill_cpu.busy_cores}
+            result = {**summarize(args, instance, days, compute, backfill, cpu), "setup": setup, "machine": machine_info()}
+            print(f"[{4 + 2 * number}/{steps}] result\n")
+            print(table(result))
+            path = json_path(args.json, instance, args.instance)
+            if path:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(result, indent=2) + "\n")
+                print(f"\nwrote {path}")
+            ok = ok and result["backfill_status"] == "COMPLETED_SUCCESS" and all(
+                n == len(days) for n in result["materialized_partitions"].values()
+            )
         return 0 if ok else 1
     finally:
         if args.workdir is None:

@@ -92,13 +92,20 @@ def _dtype_matches(series: pd.Series, dtype: str) -> bool:
     return ptypes.is_datetime64_any_dtype(series)
 
 
+def _dtype_name(series: pd.Series) -> str:
+    """A column's dtype in the spec's words where it has one (Arrow-backed strings are "string")."""
+    if isinstance(series.dtype, (pd.ArrowDtype, pd.StringDtype)) and ptypes.is_string_dtype(series):
+        return "string"
+    return str(series.dtype)
+
+
 def _check_schema(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
     missing = [c.name for c in spec.columns if c.name not in frame.columns]
     if missing:
         return failed("schema", day, f"missing column(s) {missing}", column=missing[0], observed="absent", expected="present")
     for column in spec.columns:
         if not _dtype_matches(frame[column.name], column.dtype):
-            observed = str(frame[column.name].dtype)
+            observed = _dtype_name(frame[column.name])
             return failed(
                 "schema", day, f"column '{column.name}' has dtype {observed}, expected {column.dtype}",
                 column=column.name, observed=observed, expected=column.dtype,
@@ -166,7 +173,7 @@ def _check_value_ranges(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> Che
             continue
         values = frame[column.name].dropna()
         if column.allowed_values is not None:
-            unexpected = sorted(set(values.astype(str).unique()) - set(column.allowed_values))
+            unexpected = sorted({str(value) for value in values.unique()} - set(column.allowed_values))
             if unexpected:
                 return failed(
                     "value_ranges", day, f"column '{column.name}' has values {unexpected[:5]} outside {column.allowed_values}",

@@ -46,7 +46,7 @@ class DataLake(dg.ConfigurableResource):
 
     def write_partition(self, asset_key: dg.AssetKey, partition: str | None, frame: pd.DataFrame) -> str:
         """Write (or atomically replace) one partition's file."""
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = plain_strings(pa.Table.from_pandas(frame, preserve_index=False))
         return self._write_atomically(self.partition_path(asset_key, partition), lambda f: pq.write_table(table, f))
 
     def write_json(self, asset_key: dg.AssetKey, value: Any) -> str:
@@ -139,6 +139,22 @@ PERMANENT_ERRNOS = frozenset({
     errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR,
     errno.EISDIR, errno.EEXIST,
 })
+
+
+def plain_strings(table: pa.Table) -> pa.Table:
+    """The table with every string column recorded as a plain (object) pandas column, whatever pandas dtype it
+    was written from: a frame read with Arrow-backed strings (the raw ingest's, see `sources.files`) is stored
+    without converting a string per row, and every lake reader still gets the same dtypes back."""
+    metadata = table.schema.metadata or {}
+    if b"pandas" not in metadata:
+        return table
+    pandas_metadata = json.loads(metadata[b"pandas"])
+    arrow_backed = [c for c in pandas_metadata["columns"] if c["pandas_type"] == "unicode" and c["numpy_type"] != "object"]
+    if not arrow_backed:
+        return table
+    for column in arrow_backed:
+        column.update(numpy_type="object", metadata=None)
+    return table.replace_schema_metadata({**metadata, b"pandas": json.dumps(pandas_metadata).encode()})
 
 
 def lake_write_error(path: str, error: OSError) -> Exception:

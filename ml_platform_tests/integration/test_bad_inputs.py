@@ -59,7 +59,7 @@ def with_label(frame: pd.DataFrame) -> pd.DataFrame:
 CASES = {
     "missing_column": (rewrite(lambda f: f.drop(columns=["plan"])), "schema", "missing column(s) ['plan']", "plan"),
     "wrong_dtype": (rewrite(lambda f: f.assign(customer_id=f["customer_id"].astype(str))), "schema",
-                    "column 'customer_id' has dtype object, expected int64", "customer_id"),
+                    "column 'customer_id' has dtype string, expected int64", "customer_id"),
     "nulls_above_limit": (rewrite(with_nulls), "null_fraction", "column 'plan' is 33.", "plan"),
     "duplicate_ids": (rewrite(with_duplicate_ids), "unique_event_ids", "column 'event_id' has 1 duplicated id", "event_id"),
     "empty_file": (rewrite(lambda f: f.iloc[0:0]), "min_rows", "0 rows, expected at least 10", None),
