@@ -97,7 +97,7 @@ def pure_compute(days: list[str], data_dir: str, lake_path: str, chunk_days: int
         raise SystemExit("no champion to score with")
     model = mlflow.load_model(spec.name, champion.version)
     timings["predictions_model_load"] = time.perf_counter() - mark
-    for result in steps.score(model, champion.version, lake, features_key, spec, days, chunk_days):
+    for result in steps.score(model, champion.version, lake, features_key, spec, days):
         if store(predictions_key, result):
             _top_risk_table(result.frame, spec)
     timings["predictions"] = time.perf_counter() - mark

@@ -116,19 +116,17 @@ def build_features(
 
 def score(
     model: Any, version: str, lake: DataLake, features_key: Any, spec: UseCaseSpec, days: Sequence[str],
-    chunk_days: int = DEFAULT_CHUNK_DAYS,
 ) -> Iterator[DayResult]:
-    """Every row of each day's features scored by `model`; a day without features fails `scores_valid`."""
+    """Every row of each day's features scored by `model`, one day's file at a time (a day is one predict call
+    whatever the range, so it scores the same in a backfill and a daily run); a day without features fails
+    `scores_valid`."""
     available = set(lake.existing_partitions(features_key))
-    for chunk in chunks(days, chunk_days):
-        frame = lake.read(features_key, [day for day in chunk if day in available])
-        by_day = dict(tuple(frame.groupby(DAY, sort=False))) if len(frame) else {}
-        for day in chunk:
-            if day not in available:
-                yield DayResult(day, None, [failed("scores_valid", day, "features are not materialized", column="features")])
-                continue
-            scored = score_frame(model, by_day.get(day, frame.iloc[0:0]), spec, version)
-            yield DayResult(day, scored, validate_predictions(scored, spec, day))
+    for day in days:
+        if day not in available:
+            yield DayResult(day, None, [failed("scores_valid", day, "features are not materialized", column="features")])
+            continue
+        scored = score_frame(model, lake.read(features_key, [day]), spec, version)
+        yield DayResult(day, scored, validate_predictions(scored, spec, day))
 
 
 def score_frame(

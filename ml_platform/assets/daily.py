@@ -31,7 +31,8 @@ TOP_RISK_ROWS = 10
 
 
 class ChunkConfig(dg.Config):
-    """How many days a range run processes at once: bounds memory on year-long backfills."""
+    """How many days a range run's features are computed at once: bounds memory on year-long backfills
+    (fewer when a day holds many events, see `steps.features_chunk_days`)."""
 
     chunk_days: int = steps.DEFAULT_CHUNK_DAYS
 
@@ -148,8 +149,7 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
         retry_policy=SOURCE_RETRY,
     )
     def predictions(
-        context: dg.AssetExecutionContext, config: ChunkConfig, lake: DataLake, mlflow: MlflowResource,
-        alerts: AlertResource,
+        context: dg.AssetExecutionContext, lake: DataLake, mlflow: MlflowResource, alerts: AlertResource,
     ) -> Iterator[Any]:
         champion = mlflow.version_by_alias(spec.name, CHAMPION)
         if champion is None:
@@ -157,8 +157,7 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
         model = mlflow.load_model(spec.name, champion.version)
         gate = PartitionGate(context, key)
         newest: steps.DayResult | None = None
-        for result in steps.score(model, champion.version, lake, features_key, spec, context.partition_keys,
-                                  config.chunk_days):
+        for result in steps.score(model, champion.version, lake, features_key, spec, context.partition_keys):
             if _store(gate, lake, result, describe=lambda frame: {"top_risk": _top_risk_table(frame, spec)}):
                 newest = result
         alerted = {}
