@@ -12,6 +12,7 @@ from dagster._core.storage.tags import RETRY_ON_ASSET_OR_OP_FAILURE_TAG
 from ml_platform.assets import keys
 from ml_platform.assets.daily import build_daily_assets
 from ml_platform.assets.monitoring import build_monitoring_assets
+from ml_platform.assets.report import build_report_assets
 from ml_platform.assets.training import build_training_assets
 from ml_platform.automation.champion_jobs import build_champion_jobs
 from ml_platform.automation.triggers import build_automation
@@ -36,14 +37,17 @@ def build_use_case(spec: UseCaseSpec, settings: Settings) -> dg.Definitions:
         *build_daily_assets(spec, partitions_def),
         *build_training_assets(spec, settings),
         *build_monitoring_assets(spec, partitions_def),
+        *build_report_assets(spec, partitions_def),
     ]
+    reports = [keys.report(spec)] if spec.label.task == "multiclass" else []
     daily_job = dg.define_asset_job(
         f"{spec.name}_daily",
         selection=dg.AssetSelection.assets(
-            keys.raw_events(spec), keys.features(spec), keys.predictions(spec), keys.drift(spec)
+            keys.raw_events(spec), keys.features(spec), keys.predictions(spec), keys.drift(spec), *reports
         ),
         partitions_def=partitions_def,
-        description=f"{spec.name}: ingest and gate a day range, compute features, score with the champion, measure drift.",
+        description=f"{spec.name}: ingest and gate a day range, compute features, score with the champion, measure drift"
+        + (", write the daily report." if reports else "."),
         tags={"ml_platform/use_case": spec.name, "ml_platform/kind": "daily", **NO_RETRY_ON_GATE_FAILURE},
         executor_def=dg.in_process_executor,  # no GPU step: one process (one pod) per run, wherever it runs
     )
@@ -56,7 +60,7 @@ def build_use_case(spec: UseCaseSpec, settings: Settings) -> dg.Definitions:
     )
     rescore_job = dg.define_asset_job(
         f"{spec.name}_rescore",
-        selection=dg.AssetSelection.assets(keys.predictions(spec), keys.drift(spec)),
+        selection=dg.AssetSelection.assets(keys.predictions(spec), keys.drift(spec), *reports),
         partitions_def=partitions_def,
         description=f"{spec.name}: recompute predictions and drift with the current champion.",
         tags={"ml_platform/use_case": spec.name, "ml_platform/kind": "rescore", **NO_RETRY_ON_GATE_FAILURE},

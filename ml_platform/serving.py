@@ -1,6 +1,7 @@
 """`ml-platform serve USE_CASE`: the current champion as an HTTP scoring service.
 
-POST /score with `{"rows": [{feature: value, ...}, ...]}` returns `{"model_version": ..., "scores": [...]}`.
+POST /score with `{"rows": [{feature: value, ...}, ...]}` returns `{"model_version": ..., "scores": [...]}`
+(a multiclass champion adds each row's `classes` (the most probable) and `probabilities` (per class)).
 Rows are checked against the features the champion was trained on (its MLflow signature): a missing
 or non-numeric feature is a 400 naming it. The service asks the registry for the champion alias at
 most every `refresh_s` seconds and swaps models in place, so a promotion or a rollback is served
@@ -19,6 +20,7 @@ import pandas as pd
 
 from ml_platform.resources.mlflow_resource import CHAMPION, MlflowResource
 from ml_platform.spec import UseCaseSpec
+from ml_platform.steps import class_probabilities
 
 MAX_ROWS = 10_000  # per request: a bigger batch belongs to the daily predictions
 
@@ -32,7 +34,7 @@ class Loaded:
     version: str
     model: Any
     features: list[str]
-    categories: set[str]
+    strings: set[str]  # features the model reads as text (categories, texts); the others are numbers
 
 
 class ChampionScorer:
@@ -60,8 +62,8 @@ class ChampionScorer:
         model = self.mlflow.load_model(self.spec.name, version)
         schema = model.metadata.get_input_schema()
         features = list(schema.input_names()) if schema is not None else self.spec.feature_names
-        categories = {f.name for f in self.spec.categorical_features}
-        return Loaded(version, model, features, categories)
+        strings = {f.name for f in self.spec.expanded_features if f.agg in ("category", "text")}
+        return Loaded(version, model, features, strings)
 
     def score(self, body: Any) -> dict[str, Any]:
         loaded = self.current()
@@ -69,9 +71,20 @@ class ChampionScorer:
             raise LookupError(f"{self.spec.name}: no model has alias '{CHAMPION}' yet")
         frame = _rows(body, loaded)
         raw = loaded.model.predict(frame)
+        if self.spec.label.task == "multiclass":
+            return _class_answer(loaded.version, class_probabilities(raw, self.spec.classes), self.spec.classes)
         values = raw.to_numpy() if hasattr(raw, "to_numpy") else raw
         scores = values[:, -1] if getattr(values, "ndim", 1) == 2 else values
         return {"model_version": loaded.version, "scores": [float(score) for score in scores]}
+
+
+def _class_answer(version: str, probabilities: Any, classes: list[str]) -> dict[str, Any]:
+    return {
+        "model_version": version,
+        "classes": [classes[index] for index in probabilities.argmax(axis=1)],
+        "scores": [float(score) for score in probabilities.max(axis=1)],
+        "probabilities": [{name: float(p) for name, p in zip(classes, row, strict=True)} for row in probabilities],
+    }
 
 
 def _rows(body: Any, loaded: Loaded) -> pd.DataFrame:
@@ -86,7 +99,7 @@ def _rows(body: Any, loaded: Loaded) -> pd.DataFrame:
         raise BadRequest(f"missing feature(s) {missing}; the model (version {loaded.version}) reads {loaded.features}")
     frame = pd.DataFrame(rows)[loaded.features]
     for name in loaded.features:
-        if name in loaded.categories:
+        if name in loaded.strings:
             frame[name] = frame[name].astype("string")
             continue
         converted = pd.to_numeric(frame[name], errors="coerce")

@@ -128,12 +128,14 @@ class EventFilter(StrictModel):
 
 
 WINDOW_AGGS = ("count", "sum", "mean", "max", "min", "days_since_last")
-EVENT_AGGS = ("value", "flag", "hour", "category")
+EVENT_AGGS = ("value", "flag", "hour", "category", "text")
 AS_OF_AGGS = ("count", "sum", "mean")
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 REGRESSION_METRICS = ("mae", "rmse", "skill_vs_naive")
+MULTICLASS_METRICS = ("accuracy", "macro_f1")
+TASK_METRICS = {"classification": CLASSIFICATION_METRICS, "regression": REGRESSION_METRICS, "multiclass": MULTICLASS_METRICS}
 LOWER_IS_BETTER = frozenset({"mae", "rmse"})
-Metric = Literal["accuracy", "precision", "recall", "f1", "roc_auc", "mae", "rmse", "skill_vs_naive"]
+Metric = Literal["accuracy", "precision", "recall", "f1", "roc_auc", "macro_f1", "mae", "rmse", "skill_vs_naive"]
 
 
 class FeatureSpec(StrictModel):
@@ -147,11 +149,12 @@ class FeatureSpec(StrictModel):
     matches), the `hour` of its timestamp, and a `category` (a string column, encoded
     by the model: one-hot of the `top_k` most frequent values plus "other", their
     frequency, or an out-of-fold target mean; fitted on training days only and stored
-    with the model, so scoring uses the same encoding).
+    with the model, so scoring uses the same encoding), or a `text` (a string column
+    passed as it is to a text model such as `pretrained_text`).
     """
 
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
-    agg: Literal["count", "sum", "mean", "max", "min", "days_since_last", "last", "value", "flag", "hour", "category"]
+    agg: Literal["count", "sum", "mean", "max", "min", "days_since_last", "last", "value", "flag", "hour", "category", "text"]
     column: str | None = None
     where: EventFilter | None = None
     window_days: Annotated[int, Field(ge=1, le=365)] = 1
@@ -167,7 +170,7 @@ class FeatureSpec(StrictModel):
 
     @model_validator(mode="after")
     def _column_matches_agg(self) -> FeatureSpec:
-        needs_column = self.agg in ("sum", "mean", "max", "min", "last", "value", "category")
+        needs_column = self.agg in ("sum", "mean", "max", "min", "last", "value", "category", "text")
         if needs_column and self.column is None:
             raise ValueError(f"agg '{self.agg}' needs a column")
         if not needs_column and self.column is not None:
@@ -179,8 +182,8 @@ class FeatureSpec(StrictModel):
         defaults = FeatureSpec.model_fields
         if self.agg != "category" and (self.encoding, self.top_k) != (defaults["encoding"].default, defaults["top_k"].default):
             raise ValueError("encoding/top_k are only valid with agg 'category'")
-        if self.agg == "category" and self.transform != "none":
-            raise ValueError("a category is encoded by the model: transform must be none")
+        if self.agg in ("category", "text") and self.transform != "none":
+            raise ValueError(f"a {self.agg} is read by the model as it is: transform must be none")
         return self
 
     def expanded(self) -> list[FeatureSpec]:
@@ -199,13 +202,15 @@ class LabelSpec(StrictModel):
     - future_flag: 1 if the entity's event flag in `column` fires within the next `horizon_days` (churn);
     - event_flag: the event's own flag in `column` (fraud; horizon 0);
     - next_value: the entity's last `column` value `horizon_days` later (forecasting; regression),
-      compared against `naive_feature`, the last observed value.
+      compared against `naive_feature`, the last observed value;
+    - event_class: the event's own class in `column`, a string column whose `allowed_values` are the
+      classes (a news article's topic; multiclass, horizon 0).
 
     A flag is 0/1 (or bool) or, for a string column ("YES"/"NO"), 1 where it equals `positive`;
     null is an unknown outcome either way.
     """
 
-    kind: Literal["future_flag", "event_flag", "next_value"] = "future_flag"
+    kind: Literal["future_flag", "event_flag", "next_value", "event_class"] = "future_flag"
     column: str
     horizon_days: Annotated[int, Field(ge=0, le=90)] = 1
     naive_feature: str | None = None
@@ -214,21 +219,26 @@ class LabelSpec(StrictModel):
 
     @model_validator(mode="after")
     def _horizon_matches_kind(self) -> LabelSpec:
-        if self.kind == "event_flag" and self.horizon_days != 0:
-            raise ValueError("an event_flag label is the event's own flag: horizon_days must be 0")
-        if self.kind != "event_flag" and self.horizon_days < 1:
+        if self.kind in ("event_flag", "event_class") and self.horizon_days != 0:
+            raise ValueError(f"an {self.kind} label is the event's own: horizon_days must be 0")
+        if self.kind not in ("event_flag", "event_class") and self.horizon_days < 1:
             raise ValueError(f"a {self.kind} label looks ahead: horizon_days must be at least 1")
         if self.terminal and self.kind != "future_flag":
             raise ValueError("terminal is only meaningful for future_flag labels")
-        if self.positive is not None and self.kind == "next_value":
-            raise ValueError("positive names a flag's value: a next_value label is a number")
+        if self.positive is not None and self.kind in ("next_value", "event_class"):
+            raise ValueError(f"positive names a flag's value: a {self.kind} label is not a flag")
         if self.kind == "next_value" and self.naive_feature is None:
             raise ValueError("a next_value label needs naive_feature (the last observed value) for the naive baseline")
         return self
 
     @property
-    def task(self) -> Literal["classification", "regression"]:
-        return "regression" if self.kind == "next_value" else "classification"
+    def task(self) -> Literal["classification", "regression", "multiclass"]:
+        return {"next_value": "regression", "event_class": "multiclass"}.get(self.kind, "classification")
+
+    @property
+    def is_event_label(self) -> bool:
+        """The label is the event's own (its flag or its class), not something later in the entity's history."""
+        return self.kind in ("event_flag", "event_class")
 
 
 Epochs = Annotated[int, Field(ge=1, le=10_000)]
@@ -273,13 +283,25 @@ class TorchBiRNNParams(TorchParams):
     layers: Annotated[int, Field(ge=1, le=8)] = 1
 
 
+class PretrainedTextParams(StrictModel):
+    """A packaged sentence encoder scoring each text against a description of each class (zero-shot):
+    nothing is learned from the training days, the holdout measures it like any model."""
+
+    encoder: Literal["all-MiniLM-L6-v2"] = "all-MiniLM-L6-v2"  # shipped inside its PyPI package: no download
+    descriptions: dict[str, Annotated[str, Field(min_length=1, max_length=2_000)]] = {}  # class -> words (default: its name)
+    max_chars: Annotated[int, Field(ge=16, le=100_000)] = 1_000  # of each text, read by the encoder
+    temperature: Annotated[float, Field(gt=0.0, le=10.0)] = 0.05  # softmax over cosine similarities
+    batch_size: BatchSize = 64
+
+
 MODEL_PARAMS: dict[str, type[StrictModel]] = {
     "sklearn_random_forest": RandomForestParams, "torch_mlp": TorchMLPParams, "torch_birnn": TorchBiRNNParams,
+    "pretrained_text": PretrainedTextParams,
 }
 
 
 class ModelSpec(StrictModel):
-    type: Literal["sklearn_random_forest", "torch_mlp", "torch_birnn"] = "sklearn_random_forest"
+    type: Literal["sklearn_random_forest", "torch_mlp", "torch_birnn", "pretrained_text"] = "sklearn_random_forest"
     params: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -332,7 +354,7 @@ class GateSpec(StrictModel):
     @classmethod
     def _metrics_are_fractions(cls, value: dict[str, float]) -> dict[str, float]:
         for metric, threshold in value.items():
-            if metric in CLASSIFICATION_METRICS and not 0.0 <= threshold <= 1.0:
+            if metric in (*CLASSIFICATION_METRICS, *MULTICLASS_METRICS) and not 0.0 <= threshold <= 1.0:
                 raise ValueError(f"threshold for {metric} must be in [0, 1], got {threshold}")
             if metric in LOWER_IS_BETTER:
                 raise ValueError(f"{metric} is lower-is-better: put it under max_metrics")
@@ -467,7 +489,8 @@ class UseCaseSpec(StrictModel):
         self._features_resolve(by_name)
         if self.label.naive_feature is not None and self.label.naive_feature not in names:
             raise ValueError(f"label.naive_feature: '{self.label.naive_feature}' is not one of the features")
-        metrics = CLASSIFICATION_METRICS if self.label.task == "classification" else REGRESSION_METRICS
+        self._text_model_fits()
+        metrics = TASK_METRICS[self.label.task]
         for field_name, metric in [("gates.compare_metric", self.gates.compare_metric),
                                    *[("gates.min_metrics", m) for m in self.gates.min_metrics],
                                    *[("gates.max_metrics", m) for m in self.gates.max_metrics]]:
@@ -494,8 +517,14 @@ class UseCaseSpec(StrictModel):
 
     @property
     def numeric_feature_names(self) -> list[str]:
-        """The features that are numbers in the feature store (categories are strings until the model encodes them)."""
-        return [feature.name for feature in self.expanded_features if feature.agg != "category"]
+        """The features that are numbers in the feature store (categories are strings until the model encodes them,
+        texts are read by a text model)."""
+        return [feature.name for feature in self.expanded_features if feature.agg not in ("category", "text")]
+
+    @property
+    def classes(self) -> list[str]:
+        """A multiclass label's classes, in the order of the label column's allowed_values."""
+        return list(self.column(self.label.column).allowed_values or []) if self.label.task == "multiclass" else []
 
     @property
     def lookback_days(self) -> int:
@@ -536,14 +565,18 @@ class UseCaseSpec(StrictModel):
             if allowed is None or self.label.positive not in allowed or len(allowed) != 2:
                 raise ValueError(f"label.positive: '{self.label.positive}' must be one of exactly two allowed_values of "
                                  f"column '{self.label.column}' (got {allowed}), so no other value counts as negative")
-        elif self.label.task == "classification" and label_column.dtype not in ("int64", "float64", "bool"):
+        elif self.label.kind in ("future_flag", "event_flag") and label_column.dtype not in ("int64", "float64", "bool"):
             raise ValueError(f"label.column: '{self.label.column}' must be int64 or float64 (0/1; null where the "
                              f"outcome is unknown) or bool for a {self.label.kind} label, or a string column "
                              "with label.positive naming the value that means 1")
-        if self.label.kind == "event_flag" and self.grain != "event":
-            raise ValueError("label.kind: event_flag labels need grain: event")
-        if self.label.kind != "event_flag" and self.grain == "event":
-            raise ValueError(f"label.kind: grain event needs an event_flag label, not {self.label.kind}")
+        if self.label.is_event_label and self.grain != "event":
+            raise ValueError(f"label.kind: {self.label.kind} labels need grain: event")
+        if not self.label.is_event_label and self.grain == "event":
+            raise ValueError(f"label.kind: grain event needs an event_flag or event_class label, not {self.label.kind}")
+        if self.label.kind == "event_class" and (label_column.dtype != "string" or len(label_column.allowed_values or []) < 2):
+            raise ValueError(f"label.column: an event_class label needs a string column whose allowed_values are the "
+                             f"classes (at least two); '{self.label.column}' is {label_column.dtype} with allowed_values "
+                             f"{label_column.allowed_values}")
         if self.label.kind == "next_value" and by_name[self.label.column].dtype not in ("int64", "float64"):
             raise ValueError(f"label.column: '{self.label.column}' must be numeric for a next_value label")
 
@@ -559,8 +592,8 @@ class UseCaseSpec(StrictModel):
                     raise ValueError(f"{where}: unknown column '{ref}', expected one of {sorted(by_name)}")
             if feature.agg in ("sum", "mean", "max", "min", "last", "value") and by_name[feature.column].dtype not in ("int64", "float64", "bool"):
                 raise ValueError(f"{where}: column '{feature.column}' is not numeric")
-            if feature.agg == "category" and by_name[feature.column].dtype != "string":
-                raise ValueError(f"{where}: agg 'category' needs a string column, '{feature.column}' is {by_name[feature.column].dtype}")
+            if feature.agg in ("category", "text") and by_name[feature.column].dtype != "string":
+                raise ValueError(f"{where}: agg '{feature.agg}' needs a string column, '{feature.column}' is {by_name[feature.column].dtype}")
             if feature.agg == "category" and not self.model.type.startswith("sklearn"):
                 raise ValueError(f"{where}: category features are encoded by scikit-learn models; model.type "
                                  f"'{self.model.type}' reads numbers only (use value/flag features for it)")
@@ -576,6 +609,27 @@ class UseCaseSpec(StrictModel):
                 raise ValueError(f"{where}: agg '{feature.agg}' describes single events and needs grain: event")
             if feature.agg == "last" and self.grain != "entity_day":
                 raise ValueError(f"{where}: agg 'last' needs grain: entity_day")
+
+    def _text_model_fits(self) -> None:
+        """A text model reads exactly one text feature and names classes; nothing else reads text."""
+        texts = [feature.name for feature in self.features if feature.agg == "text"]
+        if self.model.type != "pretrained_text":
+            if self.label.task == "multiclass":
+                raise ValueError(f"model.type: {self.model.type} predicts flags or numbers; event_class labels are "
+                                 "classified by model.type pretrained_text")
+            if texts:
+                raise ValueError(f"features: text feature(s) {texts} are read by model.type pretrained_text only")
+            return
+        if len(texts) != 1 or len(self.features) != 1:
+            raise ValueError("features: a pretrained_text model reads exactly one feature, with agg: text")
+        if self.label.task != "multiclass":
+            raise ValueError("model.type: pretrained_text classifies into classes: it needs an event_class label")
+        unknown = sorted(set(self.model.params.get("descriptions", {})) - set(self.classes))
+        if unknown:
+            raise ValueError(f"model.params.descriptions: {unknown} are not classes of label column "
+                             f"'{self.label.column}' (allowed_values {self.classes})")
+        if self.training.tuning is not None:
+            raise ValueError("training.tuning: a pretrained_text model learns nothing from the training days to tune")
 
     def _tuning_space_fits_model(self) -> None:
         """Every candidate value is a valid parameter of the model type, checked like `model.params`."""

@@ -40,6 +40,7 @@ from ml_platform.resources.sources import EventSource, SourceError
 from ml_platform.spec import ROW_ID, UseCaseSpec
 
 DEFAULT_CHUNK_DAYS = 31
+PREDICTED_CLASS = "predicted_class"  # a multiclass prediction: the most probable class (its probability is the score)
 # Raw rows one chunk of entity-day features may span (its days plus their lookback): its per-entity daily
 # aggregates stay under 2 GB for churn at 1M events/day (~700k rows/day: 8-day chunks; 10 measured 1.95 GB).
 WINDOW_ROWS_BUDGET = 25_000_000
@@ -132,18 +133,37 @@ def score(
 def score_frame(
     model: Any, features: pd.DataFrame, spec: UseCaseSpec, version: str, feature_names: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Scores as probabilities of the positive class, whatever the model flavor returns; the model reads
-    `feature_names` (default: the spec's features; a champion trained on another feature set reads its own)."""
+    """Scores as probabilities of the positive class, whatever the model flavor returns; for a multiclass label,
+    the most probable class (`predicted_class`) and its probability. The model reads `feature_names` (default:
+    the spec's features; a champion trained on another feature set reads its own)."""
     import numpy as np
 
     scored = features[[*spec.key_columns, DAY]].copy()
-    if features.empty:
+    if spec.label.task == "multiclass":
+        probabilities = class_probabilities(model.predict(features[list(feature_names or spec.feature_names)]),
+                                            spec.classes) if len(features) else np.zeros((0, len(spec.classes)))
+        scored[PREDICTED_CLASS] = np.asarray(spec.classes, dtype=object)[probabilities.argmax(axis=1)]
+        scored["score"] = probabilities.max(axis=1) if len(features) else pd.Series(dtype="float64")
+    elif features.empty:
         scored["score"] = pd.Series(dtype="float64")
     else:
         raw = np.asarray(model.predict(features[list(feature_names or spec.feature_names)]))
         scored["score"] = (raw[:, -1] if raw.ndim == 2 else raw).astype("float64")
     scored["model_version"] = str(version)
     return scored
+
+
+def class_probabilities(predicted: Any, classes: Sequence[str]) -> Any:
+    """A multiclass model's answer as an (rows, classes) array in `classes` order: a frame's columns are
+    matched by name (a registered model answers with one column per class), an array is taken as it is."""
+    import numpy as np
+
+    if isinstance(predicted, pd.DataFrame):
+        missing = [name for name in classes if name not in predicted.columns]
+        if missing:
+            raise ValueError(f"the model answers no probability for class(es) {missing}; it answers {list(predicted.columns)}")
+        return predicted[list(classes)].to_numpy(dtype=float)
+    return np.asarray(predicted, dtype=float)
 
 
 def measure_drift(

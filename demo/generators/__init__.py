@@ -1,4 +1,5 @@
-"""Synthetic events of the shipped use cases (churn, fraud, prices), one generator per use case.
+"""Events of the shipped use cases, one generator per use case: synthetic for churn, fraud and prices, real
+Reuters articles on synthetic days for news.
 
 Each generator yields (day, events) for consecutive days, reproducibly by seed; `demo.landing`
 writes them as landing files. They exist for the demo, the tests and the benchmark, not for the
@@ -14,11 +15,13 @@ import pandas as pd
 
 from demo.generators.churn import generate_churn_events
 from demo.generators.fraud import generate_fraud_events
+from demo.generators.news import generate_news_events
 from demo.generators.prices import generate_price_events
 
 Generator = Callable[..., Iterator[tuple[dt.date, pd.DataFrame]]]
 
 
 def generators() -> dict[str, Generator]:
-    """Synthetic data of the shipped use cases, by use-case name."""
-    return {"churn": generate_churn_events, "fraud": generate_fraud_events, "prices": generate_price_events}
+    """Data of the shipped use cases, by use-case name."""
+    return {"churn": generate_churn_events, "fraud": generate_fraud_events, "prices": generate_price_events,
+            "news": generate_news_events}

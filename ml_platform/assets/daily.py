@@ -158,7 +158,7 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
         gate = PartitionGate(context, key)
         newest: steps.DayResult | None = None
         for result in steps.score(model, champion.version, lake, features_key, spec, context.partition_keys):
-            if _store(gate, lake, result, describe=lambda frame: {"top_risk": _top_risk_table(frame, spec)}):
+            if _store(gate, lake, result, describe=lambda frame: _describe_predictions(frame, spec)):
                 newest = result
         alerted = {}
         if newest and not gate.failures:  # the newest day only: a backfill must not page for history
@@ -174,7 +174,10 @@ def _predictions_schema(spec: UseCaseSpec) -> dg.TableSchema:
     return dg.TableSchema(columns=[
         *[dg.TableColumn(name, spec.column(name).dtype) for name in spec.key_columns],
         dg.TableColumn(DAY, "string"),
-        dg.TableColumn("score", "float64", description="Predicted probability of the label, or the forecast value"),
+        *([dg.TableColumn(steps.PREDICTED_CLASS, "string", description="The most probable class")]
+          if spec.label.task == "multiclass" else []),
+        dg.TableColumn("score", "float64", description="Predicted probability of the label (of the predicted class), "
+                       "or the forecast value"),
         dg.TableColumn("model_version", "string", description="Registered MLflow version that scored the row"),
     ])
 
@@ -202,6 +205,14 @@ def describe_feature(feature: FeatureSpec) -> str:
     if feature.agg in ("value", "flag", "hour"):
         return f"{feature.agg} of the event's {subject}{where}"
     return f"{feature.agg} of {subject}{where} over {feature.window_days} day(s)"
+
+
+def _describe_predictions(scored: pd.DataFrame, spec: UseCaseSpec) -> dict[str, Any]:
+    """A day's predictions at a glance: how many of each class, or the highest scores."""
+    if spec.label.task == "multiclass":
+        counts = scored[steps.PREDICTED_CLASS].value_counts()
+        return {"class_counts": dg.MetadataValue.json({str(name): int(count) for name, count in counts.items()})}
+    return {"top_risk": _top_risk_table(scored, spec)}
 
 
 def _top_risk_table(scored: pd.DataFrame, spec: UseCaseSpec) -> dg.MetadataValue:

@@ -35,9 +35,13 @@ def drift(spec: UseCaseSpec) -> dg.AssetKey:
     return dg.AssetKey([spec.name, "drift"])
 
 
+def report(spec: UseCaseSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, "report"])
+
+
 STAGES = {
     "raw_events": raw_events, "features": features, "training_set": training_set, "model": model,
-    "champion": champion, "predictions": predictions, "drift": drift,
+    "champion": champion, "predictions": predictions, "drift": drift, "report": report,
 }
 
 

@@ -74,13 +74,20 @@ def _training_set(spec: UseCaseSpec) -> dg.AssetsDefinition:
             "unlabelled_rows": dg.MetadataValue.int(unlabelled),  # outcome unknown: scored daily, not trained on
             "train_days": f"{window.train[0]}..{window.train[-1]}",
             "holdout_days": f"{window.holdout[0]}..{window.holdout[-1]}",
-            "label_mean": float(frame["label"].mean()),
+            **_label_summary(frame["label"], spec),
             "dagster/column_schema": dg.TableSchema(
                 columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.dtypes.items()]
             ),
         })
 
     return training_set
+
+
+def _label_summary(labels: pd.Series, spec: UseCaseSpec) -> dict[str, Any]:
+    """The labels in one glance: their mean (the positive rate of a flag), or each class's count."""
+    if spec.label.task == "multiclass":
+        return {"label_counts": dg.MetadataValue.json({str(k): int(v) for k, v in labels.value_counts().items()})}
+    return {"label_mean": float(labels.mean())}
 
 
 def _gate_descriptions(spec: UseCaseSpec) -> tuple[str, str]:

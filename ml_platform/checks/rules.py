@@ -24,7 +24,8 @@ RAW_CHECKS: dict[str, str] = {
     "min_rows": "The day has at least gates.min_rows_per_day events.",
     "unique_event_ids": "No event id appears twice.",
     "value_ranges": "Values lie within min/max and allowed categories.",
-    "label_values": "The label column holds valid labels: only 0/1 for classifiers, finite numbers for forecasts.",
+    "label_values": "The label column holds valid labels: only 0/1 for classifiers, finite numbers for forecasts, "
+                    "at most max_null_fraction unknown (a class label's values are checked by value_ranges).",
     "timestamps_in_partition": "Every event timestamp falls inside the partition's day.",
 }
 
@@ -192,15 +193,18 @@ def _check_value_ranges(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> Che
     return passed("value_ranges", day, "all values within declared ranges")
 
 
+LABEL_CHECKS = {"classification": "binary_label", "regression": "finite_label", "multiclass": "class_label"}
+
+
 def raw_checks(spec: UseCaseSpec) -> dict[str, str]:
     """The raw-event gates of a spec; the label gate is named for the task (binary_label for classifiers)."""
-    label_check = "binary_label" if spec.label.task == "classification" else "finite_label"
+    label_check = LABEL_CHECKS[spec.label.task]
     return {(label_check if name == "label_values" else name): text for name, text in RAW_CHECKS.items()}
 
 
 def _check_label(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
     column = spec.label.column
-    check = "binary_label" if spec.label.task == "classification" else "finite_label"
+    check = LABEL_CHECKS[spec.label.task]
     if column not in frame.columns:
         return failed(check, day, f"label column '{column}' is missing", column=column)
     values, limit = frame[column], spec.column(column).max_null_fraction
@@ -212,6 +216,10 @@ def _check_label(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutco
             observed=round(unknown, 6), limit=limit,
         )
     known = values.dropna()
+    if check == "class_label":  # that every known class is one of the allowed values is the value_ranges gate's
+        counts = {str(name): int(count) for name, count in known.value_counts().items()}
+        return passed(check, day, f"{len(counts)} of {len(spec.classes)} classes present"
+                      + (f", {unknown:.1%} unknown" if unknown else ""), column=column, counts=counts, unknown=round(unknown, 6))
     if check == "finite_label":
         numeric = pd.to_numeric(known, errors="coerce").to_numpy(dtype=float)
         bad = int((~np.isfinite(numeric)).sum())
@@ -286,7 +294,7 @@ def validate_features(
 def validate_predictions(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> list[CheckOutcome]:
     scores = frame["score"]
     duplicates = int(frame.duplicated(spec.key_columns).sum())
-    out_of_range = spec.label.task == "classification" and bool(((scores < 0) | (scores > 1)).any())
+    out_of_range = spec.label.task != "regression" and bool(((scores < 0) | (scores > 1)).any())
     if scores.isna().any() or np.isinf(scores).any() or out_of_range or duplicates:
         return [failed("scores_valid", day, f"{int(scores.isna().sum())} null score(s), "
                        f"range [{scores.min()}, {scores.max()}], {duplicates} duplicated row(s)", column="score")]

@@ -127,9 +127,12 @@ def _day_span(frame: pd.DataFrame, spec: UseCaseSpec, first: dt.date, n_days: in
 
 
 def compute_labels(events: pd.DataFrame, spec: UseCaseSpec, rows: pd.DataFrame) -> pd.Series:
-    """The label of each feature row (NaN where the label's source data is absent)."""
+    """The label of each feature row (NaN where the label's source data is absent; a class name for event_class)."""
     if rows.empty:
         return pd.Series([], dtype="float64", name="label")
+    if spec.label.kind == "event_class":  # the event's own class, a string (null where unknown)
+        classes = events.set_index(spec.event_key)[spec.label.column]
+        return pd.Series(rows[spec.event_key].map(classes).to_numpy(dtype=object), index=rows.index, name="label")
     events = numeric_events(events, spec)
     if spec.label.kind == "event_flag":
         flags = events.set_index(spec.event_key)[spec.label.column]
@@ -322,7 +325,7 @@ def _event_rows(events: pd.DataFrame, spec: UseCaseSpec, grid: _Grid, days: list
     keyed: dict[tuple[str, ...], _Grid] = {}  # one grid per `by` key, built once
     codes: dict[tuple[str, ...], np.ndarray] = {}  # one integer per event and key, computed once
     for feature in spec.expanded_features:
-        if feature.agg == "category":  # the model encodes it; missing stays missing
+        if feature.agg in ("category", "text"):  # the model reads it as it is; missing stays missing
             out[feature.name] = pd.array(events[feature.column].to_numpy(dtype=object)[rows], dtype="string")
             continue
         if feature.agg in EVENT_AGGS:

@@ -49,6 +49,11 @@ class DataLake(dg.ConfigurableResource):
         table = plain_strings(pa.Table.from_pandas(frame, preserve_index=False))
         return self._write_atomically(self.partition_path(asset_key, partition), lambda f: pq.write_table(table, f))
 
+    def write_text(self, asset_key: dg.AssetKey, partition: str | None, text: str, suffix: str = "md") -> str:
+        """Write (or atomically replace) one partition's text file (a report)."""
+        payload = text.encode()
+        return self._write_atomically(self.partition_path(asset_key, partition, suffix), lambda f: f.write(payload))
+
     def write_json(self, asset_key: dg.AssetKey, value: Any) -> str:
         payload = json.dumps(value, indent=2, sort_keys=True, default=str).encode()
         return self._write_atomically(self.partition_path(asset_key, None, "json"), lambda f: f.write(payload))

@@ -21,12 +21,12 @@ from ml_platform.features.drift import SCORE, reference_bins
 from ml_platform.models.evaluation_plots import holdout_plots
 from ml_platform.models.base import Trainer
 from ml_platform.models.comparison import ImprovementTest, paired_bootstrap_test
-from ml_platform.models.metrics import classification_metrics, regression_metrics
+from ml_platform.models.metrics import classification_metrics, multiclass_metrics, regression_metrics
 from ml_platform.models.trainers import build_trainer
 from ml_platform.models.tuning import Trial, tune
 from ml_platform.resources.mlflow_resource import DRIFT_REFERENCE, MlflowResource
 from ml_platform.spec import LOWER_IS_BETTER, UseCaseSpec
-from ml_platform.steps import score_frame
+from ml_platform.steps import class_probabilities, score_frame
 
 THRESHOLD_TAG = "decision_threshold"
 
@@ -95,14 +95,16 @@ def train_challenger(
     trials: list[Trial] = []
     if spec.training.tuning is not None:  # the best of a time-ordered cross-validated search, on training days only
         params, trials = tune(spec, train, params, categories)
-    trainer = build_trainer(spec.model.type, params, categories).fit(train[spec.feature_names], train["label"], train[DAY])
+    trainer = build_trainer(spec.model.type, params, categories, spec.classes).fit(
+        train[spec.feature_names], train["label"], train[DAY]
+    )
     scores = trainer.predict(holdout[spec.feature_names])
     metrics = evaluate(spec, holdout, scores, trainer.threshold)
     incomparable = _incomparable(spec, champion, holdout) if champion else None
     comparison = _compare(spec, champion, holdout, scores, trainer.threshold) if champion and not incomparable else None
     plots, importance = holdout_plots(
-        spec.label.task, holdout["label"].to_numpy(), scores, trainer.threshold, trainer.predict,
-        holdout[spec.feature_names], spec.training.seed,
+        spec.label.task, label_values(spec, holdout), scores, trainer.threshold, trainer.predict,
+        holdout[spec.feature_names], spec.training.seed, spec.classes,
     )
     return Challenger(
         spec=spec, trainer=trainer, params=params, train=train, holdout=holdout, scores=scores, metrics=metrics,
@@ -142,7 +144,8 @@ def register_challenger(
         _log_trials(tracking, spec, challenger)
         tracking.log_dict(challenger.importance, "evaluation/permutation_importance.json")
         reference = reference_bins(challenger.train, spec.numeric_feature_names)
-        reference.update(reference_bins(pd.DataFrame({SCORE: challenger.scores}), [SCORE]))  # out-of-sample scores
+        top_scores = challenger.scores.max(axis=1) if challenger.scores.ndim == 2 else challenger.scores  # as predictions' score
+        reference.update(reference_bins(pd.DataFrame({SCORE: top_scores}), [SCORE]))  # out-of-sample scores
         tracking.log_dict(reference, DRIFT_REFERENCE)
         logged = trainer.log_model("model", challenger.train[spec.feature_names].head(5), registered_model_name=spec.name)
     version = str(logged.registered_model_version)
@@ -158,8 +161,11 @@ def register_challenger(
 
 
 def evaluate(spec: UseCaseSpec, holdout: pd.DataFrame, scores: np.ndarray, threshold: float | None) -> dict[str, float]:
-    """Holdout metrics of the spec's task: classification at the model's own threshold, or regression vs naive."""
-    labels = holdout["label"].to_numpy()
+    """Holdout metrics of the spec's task: classification at the model's own threshold, the most probable class,
+    or regression vs naive."""
+    labels = label_values(spec, holdout)
+    if spec.label.task == "multiclass":
+        return multiclass_metrics(labels, scores)
     if spec.label.task == "regression":
         return regression_metrics(labels, scores, holdout[spec.label.naive_feature].to_numpy())
     return classification_metrics(labels, scores, 0.5 if threshold is None else threshold)
@@ -169,14 +175,24 @@ def _compare(
     spec: UseCaseSpec, champion: ReferenceModel, holdout: pd.DataFrame, scores: np.ndarray, threshold: float | None
 ) -> ImprovementTest:
     """The challenger against the champion, both scored on the same holdout rows (each on its own features)."""
-    scored = score_frame(champion.model, holdout, spec, champion.version, champion.features)
+    if spec.label.task == "multiclass":
+        champion_scores = class_probabilities(champion.model.predict(holdout[champion.features]), spec.classes)
+    else:
+        champion_scores = score_frame(champion.model, holdout, spec, champion.version, champion.features)["score"].to_numpy()
     naive = holdout[spec.label.naive_feature].to_numpy() if spec.label.naive_feature else None
     gates = spec.gates
     return paired_bootstrap_test(
-        gates.compare_metric, gates.compare_metric in LOWER_IS_BETTER, holdout["label"].to_numpy(), naive,
-        (scores, threshold), (scored["score"].to_numpy(), champion.threshold),
+        gates.compare_metric, gates.compare_metric in LOWER_IS_BETTER, label_values(spec, holdout), naive,
+        (scores, threshold), (champion_scores, champion.threshold),
         resamples=gates.bootstrap_resamples, alpha=gates.significance_level, seed=spec.training.seed,
     )
+
+
+def label_values(spec: UseCaseSpec, frame: pd.DataFrame) -> np.ndarray:
+    """Labels as the metrics read them: numbers, or a multiclass label's class indexes (spec.classes order)."""
+    if spec.label.task == "multiclass":
+        return pd.Categorical(frame["label"], categories=spec.classes).codes.astype(np.int64)
+    return frame["label"].to_numpy()
 
 
 def _incomparable(spec: UseCaseSpec, champion: ReferenceModel, holdout: pd.DataFrame) -> str | None:

@@ -4,7 +4,8 @@ Pure functions of labels, scores and a predict function: the model asset logs
 them to MLflow (artifacts under `evaluation/`) and shows them on the Dagster
 asset page. Classifiers get ROC and precision-recall curves, the confusion
 matrix at the model's own decision threshold and a calibration plot;
-forecasts get predicted-vs-actual and residuals; every model gets permutation
+forecasts get predicted-vs-actual and residuals; multiclass models the confusion
+matrix of their most probable class; every model of numeric features gets permutation
 importance (model-agnostic, so torch models get it too). matplotlib and
 scikit-learn are imported here only, when a model is evaluated.
 """
@@ -12,7 +13,7 @@ scikit-learn are imported here only, when a model is evaluated.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -133,11 +134,31 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
+def multiclass_plots(labels: np.ndarray, probabilities: np.ndarray, classes: Sequence[str]) -> dict[str, bytes]:
+    """The confusion matrix of the most probable class; `labels` are class indexes."""
+    from sklearn.metrics import confusion_matrix
+
+    matrix = confusion_matrix(labels, probabilities.argmax(axis=1), labels=range(len(classes)))
+    with _figure("Confusion matrix (holdout)") as (figure, axes):
+        axes.imshow(matrix, cmap="Blues")
+        for (row, column), count in np.ndenumerate(matrix):
+            axes.text(column, row, f"{count:,}", ha="center", va="center", fontsize=7,
+                      color="white" if count > matrix.max() / 2 else "black")
+        ticks = list(range(len(classes)))
+        axes.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="actual")
+        axes.set_xticklabels(classes, rotation=45, ha="right", fontsize=7)
+        axes.set_yticklabels(classes, fontsize=7)
+        return {"confusion_matrix": _png(figure)}
+
+
 def holdout_plots(
     task: str, labels: np.ndarray, scores: np.ndarray, threshold: float | None,
-    predict: Callable[[pd.DataFrame], np.ndarray], features: pd.DataFrame, seed: int,
+    predict: Callable[[pd.DataFrame], np.ndarray], features: pd.DataFrame, seed: int, classes: Sequence[str] = (),
 ) -> tuple[dict[str, bytes], dict[str, float]]:
-    """Every plot of a model's holdout evaluation, and its permutation importance by feature."""
+    """Every plot of a model's holdout evaluation, and its permutation importance by feature (none for a text
+    model: its one input is the text)."""
+    if task == "multiclass":
+        return multiclass_plots(labels, scores, classes), {}
     if task == "regression":
         plots = regression_plots(labels, scores)
         metric, higher_is_better = "MAE", False

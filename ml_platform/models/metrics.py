@@ -20,6 +20,22 @@ def classification_metrics(labels: np.ndarray, scores: np.ndarray, threshold: fl
     }
 
 
+def multiclass_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    """Accuracy and macro F1 of the most probable class; `labels` are class indexes (columns of `probabilities`)."""
+    return {name: class_metric_value(name, labels, probabilities.argmax(axis=1)) for name in ("accuracy", "macro_f1")}
+
+
+def class_metric_value(name: str, labels: np.ndarray, predicted: np.ndarray) -> float:
+    """Accuracy, or F1 averaged over the classes that occur in the labels or the predictions (numpy alone)."""
+    if name == "accuracy":
+        return float(np.mean(labels == predicted)) if len(labels) else 0.0
+    scores = []
+    for name_index in np.union1d(labels, predicted):
+        true_positives = float(np.sum((predicted == name_index) & (labels == name_index)))
+        scores.append(2 * true_positives / max(float(np.sum(predicted == name_index) + np.sum(labels == name_index)), 1.0))
+    return float(np.mean(scores)) if scores else 0.0
+
+
 def regression_metrics(labels: np.ndarray, predictions: np.ndarray, naive: np.ndarray) -> dict[str, float]:
     """MAE/RMSE, the naive last-value forecast's, and skill = 1 - MAE / naive MAE."""
     mae = float(np.mean(np.abs(predictions - labels)))
@@ -35,6 +51,8 @@ def regression_metrics(labels: np.ndarray, predictions: np.ndarray, naive: np.nd
 
 def metric_value(name: str, labels: np.ndarray, scores: np.ndarray, threshold: float | None, naive: np.ndarray | None) -> float:
     """One metric with numpy alone: cheap enough to recompute on hundreds of bootstrap resamples."""
+    if scores.ndim == 2:  # class probabilities (labels are class indexes): the most probable class is predicted
+        return class_metric_value(name, labels, scores.argmax(axis=1))
     if name in ("mae", "rmse", "skill_vs_naive"):
         errors = scores - labels
         if name == "rmse":

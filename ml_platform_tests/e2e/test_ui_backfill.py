@@ -211,7 +211,7 @@ def test_the_ui_serves_the_lineage_and_descriptions_of_every_use_case(backfills:
     }
     """
     nodes = {"/".join(node["assetKey"]["path"]): node for node in graphql(backfills.recent.servers.url, query)["assetNodes"]}
-    for use_case in ("churn", "fraud", "prices"):
+    for use_case in ("churn", "fraud", "prices", "news"):
         parents = {name.split("/", 1)[1]: {"/".join(d["path"]) for d in node["dependencyKeys"]}
                    for name, node in nodes.items() if name.startswith(f"{use_case}/")}
         assert parents["features"] == {f"{use_case}/raw_events"}
@@ -220,6 +220,8 @@ def test_the_ui_serves_the_lineage_and_descriptions_of_every_use_case(backfills:
         assert parents["champion"] == {f"{use_case}/model"}
         assert parents["predictions"] == {f"{use_case}/features", f"{use_case}/champion"}
         assert parents["drift"] == {f"{use_case}/features", f"{use_case}/predictions", f"{use_case}/champion"}
+        if use_case == "news":  # the daily report of a multiclass use case
+            assert parents["report"] == {f"{use_case}/features", f"{use_case}/predictions"}
         for stage in parents:
             node = nodes[f"{use_case}/{stage}"]
             assert node["groupName"] == use_case and node["description"] and node["kinds"] and node["owners"], node

@@ -2,8 +2,9 @@
 
 After a range run with one bad day, a user opens the failed check: its Partitions tab counts the
 passed days and the one failed day, and the failed day's panel gives the gate's reason (partition,
-column, observed value, limit). The model asset page shows the evaluation plots. Screenshots of
-each page are kept in `.test-artifacts/ui/` for a person to look at.
+column, observed value, limit). The model asset page shows the evaluation plots, and the news use
+case's report partition shows its Markdown report. Screenshots of each page are kept in
+`.test-artifacts/ui/` for a person to look at.
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from demo.generators.churn import write_landing_files
+from demo.generators.news import generate_news_events
+from demo.landing import land_days
 from ml_platform.definitions import build_definitions, load_specs
-from ml_platform.runner import TRAINING_STAGES, materialize_stages
+from ml_platform.runner import DAILY_STAGES, TRAINING_STAGES, materialize_stages
 from ml_platform_tests.support.fixtures import START, day_keys
 from ml_platform_tests.support.servers import REPO_ROOT, dagster_servers, prepare_dagster_home
 
@@ -26,7 +31,9 @@ pytestmark = pytest.mark.slow
 
 ARTIFACTS = REPO_ROOT / ".test-artifacts" / "ui"
 BAD_DAY = "2025-02-15"
+NEWS_DAYS = day_keys(START, 10)
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium")
+SKIP_DIALOG_WAIT_MS = 8_000
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +56,19 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         bad.loc[5, "event_id"] = bad.loc[4, "event_id"]
         bad.to_parquet(landing / f"{BAD_DAY}.parquet", index=False)
         assert not materialize_stages(defs, spec, ["raw_events", "features"], instance, days[40:50]).success
+        _news_reported(data, defs, instance)
         instance.dispose()
     with dagster_servers(home, {"ML_PLATFORM_DATA_DIR": str(data)}, daemon=False) as servers:
         yield servers.url
+
+
+def _news_reported(data: Path, defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
+    """Ten days of news ingested, the encoder promoted, the last two days scored and reported."""
+    news = next(s for s in load_specs() if s.name == "news")
+    land_days(data / "landing" / "news", generate_news_events(START, len(NEWS_DAYS), 20, 5))
+    assert materialize_stages(defs, news, DAILY_STAGES[:2], instance, NEWS_DAYS).success
+    assert materialize_stages(defs, news, TRAINING_STAGES, instance).success
+    assert materialize_stages(defs, news, ["predictions", "report"], instance, NEWS_DAYS[-2:]).success
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +89,12 @@ def browser() -> Iterator[object]:
 def open_page(browser: object, url: str) -> object:
     page = browser.new_page(viewport={"width": 1600, "height": 1000})  # type: ignore[attr-defined]
     page.goto(url, wait_until="networkidle", timeout=60_000)
-    skip = page.get_by_role("button", name="Skip")  # the first-visit dialog
-    if skip.count():
+    skip = page.get_by_role("button", name="Skip")  # the first-visit dialog, which may open a moment later
+    try:
+        skip.first.wait_for(timeout=SKIP_DIALOG_WAIT_MS)
         skip.first.click()
+    except PlaywrightTimeout:
+        pass
     return page
 
 
@@ -119,3 +139,19 @@ def test_the_model_asset_shows_the_evaluation_plots(ui: str, browser: object) ->
         images.first.wait_for(state="detached", timeout=10_000)
     assert sorted(shown) == sorted(["roc_curve", "precision_recall_curve", "confusion_matrix", "calibration",
                                     "feature_importance"]), shown
+
+
+def test_the_report_asset_shows_the_days_report(ui: str, browser: object) -> None:
+    day = NEWS_DAYS[-1]
+    page = open_page(browser, f"{ui}/assets/news/report?view=partitions&partition={day}")
+    page.get_by_text("[Show Markdown]").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "report_partition.png"), full_page=True)
+    assert "class_counts" in page.inner_text("body")
+    page.get_by_text("[Show Markdown]").first.click()
+    heading = page.get_by_role("heading", name=f"news: {day}")
+    heading.wait_for(timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "report_markdown.png"))
+    shown = page.get_by_role("dialog").inner_text()
+    for text in ("Classes", "share before", "Least confident", "Clearest examples per class", "earn", "acq"):
+        assert text in shown, shown[:2000]
+    assert "20 item(s) classified by model v1" in shown, shown[:500]

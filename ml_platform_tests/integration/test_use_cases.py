@@ -157,6 +157,6 @@ def test_scaffolded_spec_is_valid_and_never_overwritten(tmp_path: Path, capsys: 
 def test_all_use_cases_share_one_code_location() -> None:
     defs = build_definitions(load_specs())
     groups = {key.path[0] for key in defs.resolve_all_asset_keys()}
-    assert {"churn", "fraud", "prices"} <= groups
-    for name in ("churn", "fraud", "prices"):
+    assert {"churn", "fraud", "prices", "news"} <= groups
+    for name in ("churn", "fraud", "prices", "news"):
         assert {f"{name}_daily", f"{name}_training", f"{name}_rescore"} <= {job.name for job in defs.jobs}

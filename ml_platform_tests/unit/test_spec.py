@@ -114,7 +114,7 @@ def test_user_spec_directory_is_loaded_and_duplicates_rejected(tmp_path: Path, m
     document["name"] = "churn_eu"
     (user_dir / "churn_eu.yaml").write_text(yaml.safe_dump(document))
     monkeypatch.setenv("ML_PLATFORM_SPECS_DIR", str(user_dir))
-    assert {spec.name for spec in load_specs()} == {"churn", "churn_eu", "fraud", "prices"}
+    assert {spec.name for spec in load_specs()} == {"churn", "churn_eu", "fraud", "news", "prices"}
 
     document["name"] = "churn"
     (user_dir / "churn_eu.yaml").write_text(yaml.safe_dump(document))
