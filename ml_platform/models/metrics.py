@@ -30,9 +30,9 @@ def class_metric_value(name: str, labels: np.ndarray, predicted: np.ndarray) -> 
     if name == "accuracy":
         return float(np.mean(labels == predicted)) if len(labels) else 0.0
     scores = []
-    for name_index in np.union1d(labels, predicted):
-        true_positives = float(np.sum((predicted == name_index) & (labels == name_index)))
-        scores.append(2 * true_positives / max(float(np.sum(predicted == name_index) + np.sum(labels == name_index)), 1.0))
+    for index in np.union1d(labels, predicted):
+        true_positives = float(np.sum((predicted == index) & (labels == index)))
+        scores.append(2 * true_positives / max(float(np.sum(predicted == index) + np.sum(labels == index)), 1.0))
     return float(np.mean(scores)) if scores else 0.0
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ml_platform.models.comparison import paired_bootstrap_test
-from ml_platform.models.metrics import classification_metrics, metric_value, regression_metrics
+from ml_platform.models.metrics import classification_metrics, metric_value, multiclass_metrics, regression_metrics
 
 
 def test_numpy_metrics_match_sklearn_and_the_regression_metrics() -> None:
@@ -20,6 +20,22 @@ def test_numpy_metrics_match_sklearn_and_the_regression_metrics() -> None:
     for name, value in regression_metrics(truth, forecast, naive).items():
         if name in ("mae", "rmse", "skill_vs_naive"):
             assert metric_value(name, truth, forecast, None, naive) == pytest.approx(value), name
+
+
+def test_multiclass_metrics_match_sklearn_on_the_most_probable_class() -> None:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    rng = np.random.default_rng(2)
+    labels = rng.choice(5, size=1_000, p=[0.5, 0.2, 0.15, 0.1, 0.05])
+    probabilities = rng.dirichlet(np.ones(5), size=1_000)
+    probabilities[np.arange(1_000), labels] += rng.random(1_000) * 0.6  # better than chance, not perfect
+    predicted = probabilities.argmax(axis=1)
+    metrics = multiclass_metrics(labels, probabilities)
+    assert metrics["accuracy"] == pytest.approx(accuracy_score(labels, predicted))
+    assert metrics["macro_f1"] == pytest.approx(f1_score(labels, predicted, average="macro"))
+    assert 0.3 < metrics["accuracy"] < 0.95
+    # the bootstrap reads the same probabilities the same way
+    assert metric_value("macro_f1", labels, probabilities, None, None) == pytest.approx(metrics["macro_f1"])
 
 
 def test_paired_bootstrap_separates_real_gains_from_noise() -> None:
