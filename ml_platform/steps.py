@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ml_platform.checks.rules import (
@@ -104,14 +105,18 @@ def build_features(
         elif spec.grain == "event":
             frame = compute_features(lake.read(raw_key, inputs, columns=needed, categories=categories), spec, chunk)
         else:  # one raw day in memory at a time, reduced to per-entity daily aggregates as it is read
-            entities = known_entities(lake.read(raw_key, inputs, columns=[spec.entity_column])[spec.entity_column])
+            entities = known_entities(np.concatenate(  # each day's distinct entities: never a window of ids at once
+                [lake.read(raw_key, [day], columns=[spec.entity_column])[spec.entity_column].unique() for day in inputs]
+            ))
             frames = (lake.read(raw_key, [day], columns=needed, categories=categories) for day in inputs)
             frame = entity_day_features(frames, spec, chunk, entities)
         by_day = dict(tuple(frame.groupby(DAY, sort=False))) if len(frame) else {}
+        empty = frame.iloc[0:0].copy()  # a copy: a zero-row view would keep the whole chunk alive
+        del frame  # the next chunk is computed while nothing of this one is held but the days yielded
         for day in chunk:
             missing = [d for d in feature_input_days(spec, [day])
                        if d not in available and (history_start is None or d >= history_start)]
-            day_frame = by_day.get(day, frame.iloc[0:0])
+            day_frame = by_day.pop(day, empty)
             yield DayResult(day, day_frame, validate_features(day_frame, spec, day, missing))
 
 
@@ -136,8 +141,6 @@ def score_frame(
     """Scores as probabilities of the positive class, whatever the model flavor returns; for a multiclass label,
     the most probable class (`predicted_class`) and its probability. The model reads `feature_names` (default:
     the spec's features; a champion trained on another feature set reads its own)."""
-    import numpy as np
-
     scored = features[[*spec.key_columns, DAY]].copy()
     if spec.label.task == "multiclass":
         probabilities = class_probabilities(model.predict(features[list(feature_names or spec.feature_names)]),
@@ -153,11 +156,9 @@ def score_frame(
     return scored
 
 
-def class_probabilities(predicted: Any, classes: Sequence[str]) -> Any:
+def class_probabilities(predicted: Any, classes: Sequence[str]) -> np.ndarray:
     """A multiclass model's answer as an (rows, classes) array in `classes` order: a frame's columns are
     matched by name (a registered model answers with one column per class), an array is taken as it is."""
-    import numpy as np
-
     if isinstance(predicted, pd.DataFrame):
         missing = [name for name in classes if name not in predicted.columns]
         if missing:
