@@ -225,6 +225,6 @@ def test_the_ui_serves_the_lineage_and_descriptions_of_every_use_case(backfills:
         for stage in parents:
             node = nodes[f"{use_case}/{stage}"]
             assert node["groupName"] == use_case and node["description"] and node["kinds"] and node["owners"], node
-            assert node["isPartitioned"] == (stage in ("raw_events", "features", "predictions", "drift"))
+            assert node["isPartitioned"] == (stage in ("raw_events", "features", "predictions", "drift", "report"))
         for stage in ("raw_events", "features", "predictions"):
             assert "dagster/column_schema" in {entry["label"] for entry in nodes[f"{use_case}/{stage}"]["metadataEntries"]}
