@@ -68,7 +68,7 @@ def _least_confident(spec: UseCaseSpec, scored: pd.DataFrame) -> list[str]:
     rows = scored.nsmallest(LOW_CONFIDENCE_ROWS, "score")
     lines = [f"## Least confident ({len(rows)} of {len(scored)}: read these first)", "",
              f"| {spec.subject} | predicted | probability | text |", "|---|---|---:|---|"]
-    lines += [f"| {row[spec.subject]} | {row[PREDICTED_CLASS]} | {row['score']:.2f} | {_snippet(row[_text(spec)])} |"
+    lines += [f"| {row[spec.subject]} | {row[PREDICTED_CLASS]} | {row['score']:.2f} | {_snippet(row[text_feature(spec)])} |"
               for _, row in rows.iterrows()]
     return lines
 
@@ -80,11 +80,12 @@ def _examples(spec: UseCaseSpec, scored: pd.DataFrame) -> list[str]:
         if rows.empty:
             continue
         lines += ["", f"**{name}**", ""]
-        lines += [f"- {row['score']:.2f} `{row[spec.subject]}`: {_snippet(row[_text(spec)])}" for _, row in rows.iterrows()]
+        lines += [f"- {row['score']:.2f} `{row[spec.subject]}`: {_snippet(row[text_feature(spec)])}" for _, row in rows.iterrows()]
     return lines
 
 
-def _text(spec: UseCaseSpec) -> str:
+def text_feature(spec: UseCaseSpec) -> str:
+    """The feature holding each item's text (a multiclass text use case has exactly one)."""
     return next(feature.name for feature in spec.features if feature.agg == "text")
 
 

@@ -146,7 +146,7 @@ def score_frame(
         probabilities = class_probabilities(model.predict(features[list(feature_names or spec.feature_names)]),
                                             spec.classes) if len(features) else np.zeros((0, len(spec.classes)))
         scored[PREDICTED_CLASS] = np.asarray(spec.classes, dtype=object)[probabilities.argmax(axis=1)]
-        scored["score"] = probabilities.max(axis=1) if len(features) else pd.Series(dtype="float64")
+        scored["score"] = probabilities.max(axis=1)
     elif features.empty:
         scored["score"] = pd.Series(dtype="float64")
     else:

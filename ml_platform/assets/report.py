@@ -15,7 +15,7 @@ from ml_platform.assets import keys
 from ml_platform.assets.daily import ranged
 from ml_platform.features.compute import DAY
 from ml_platform.io.parquet_lake import DataLake
-from ml_platform.report import HISTORY_DAYS, daily_report, history_days
+from ml_platform.report import HISTORY_DAYS, daily_report, history_days, text_feature
 from ml_platform.spec import UseCaseSpec
 
 
@@ -24,7 +24,7 @@ def build_report_assets(spec: UseCaseSpec, partitions_def: dg.PartitionsDefiniti
     if spec.label.task != "multiclass":
         return []
     key, predictions_key, features_key = keys.report(spec), keys.predictions(spec), keys.features(spec)
-    text = next(feature.name for feature in spec.features if feature.agg == "text")
+    text = text_feature(spec)
 
     @dg.multi_asset(
         name=f"{spec.name}__report",

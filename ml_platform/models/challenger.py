@@ -99,11 +99,12 @@ def train_challenger(
         train[spec.feature_names], train["label"], train[DAY]
     )
     scores = trainer.predict(holdout[spec.feature_names])
+    labels = label_values(spec, holdout)
     metrics = evaluate(spec, holdout, scores, trainer.threshold)
     incomparable = _incomparable(spec, champion, holdout) if champion else None
     comparison = _compare(spec, champion, holdout, scores, trainer.threshold) if champion and not incomparable else None
     plots, importance = holdout_plots(
-        spec.label.task, label_values(spec, holdout), scores, trainer.threshold, trainer.predict,
+        spec.label.task, labels, scores, trainer.threshold, trainer.predict,
         holdout[spec.feature_names], spec.training.seed, spec.classes,
     )
     return Challenger(
