@@ -1,7 +1,7 @@
 """The production instance configuration: Postgres from environment variables, same queue as local.
 
 `deploy/dagster-postgres.yaml` must say exactly what the repo's dagster.yaml says about the run
-queue, run monitoring, run retries and telemetry (only `storage` differs), must hold no
+queue, run monitoring, run retries and telemetry (only the storages differ), must hold no
 credentials, and `dagster instance migrate` must create and upgrade its schema on a real
 Postgres: a fresh database per test session on 127.0.0.1:5432 (ml_platform_tests/support/postgres.py),
 dropped afterwards; skipped locally when Postgres is unreachable, failed when CI=true.
@@ -18,8 +18,9 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 import yaml
-from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
+from dagster_postgres import PostgresRunStorage, PostgresScheduleStorage
 
+from ml_platform.storage.postgres import PooledPostgresEventLogStorage
 from ml_platform_tests.support import postgres
 from ml_platform_tests.support.instance_config import POSTGRES_ENV, SHARED_SECTIONS, load_instance_config, shared_sections
 
@@ -27,6 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_YAML = REPO_ROOT / "deploy" / "dagster-postgres.yaml"
 DAGSTER = REPO_ROOT / ".venv" / "bin" / "dagster"
 # Tables dagster-postgres creates for run, event log and schedule storage.
+STORAGES = ("run_storage", "event_log_storage", "schedule_storage")
 EXPECTED_TABLES = {
     "runs", "run_tags", "bulk_actions", "event_logs", "asset_keys", "asset_event_tags",
     "asset_check_executions", "concurrency_limits", "concurrency_slots", "jobs", "job_ticks",
@@ -38,12 +40,16 @@ def test_production_config_shares_every_non_storage_section_with_the_local_one()
     local = load_instance_config(REPO_ROOT / "dagster.yaml")
     production = load_instance_config(PRODUCTION_YAML)
     assert shared_sections(production) == shared_sections(local)
-    assert set(production) - set(SHARED_SECTIONS) == {"storage"}
-    assert "storage" not in local  # the embedded default: SQLite under $DAGSTER_HOME
+    assert set(production) - set(SHARED_SECTIONS) == set(STORAGES)
+    # the embedded default: SQLite under $DAGSTER_HOME, the event log the platform's pooled one
+    assert set(local) - set(SHARED_SECTIONS) == {"event_log_storage"}
+    assert local["event_log_storage"]["class"] == production["event_log_storage"]["class"].replace("Postgres", "Sqlite")
 
 
 def test_production_config_takes_every_credential_from_the_environment() -> None:
-    postgres_db = load_instance_config(PRODUCTION_YAML)["storage"]["postgres"]["postgres_db"]
+    production = load_instance_config(PRODUCTION_YAML)
+    postgres_db = production["run_storage"]["config"]["postgres_db"]
+    assert all(production[name]["config"] == {"postgres_db": postgres_db} for name in STORAGES)
     from_env = {field: value["env"] for field, value in postgres_db.items() if isinstance(value, dict) and "env" in value}
     assert set(from_env.values()) == set(POSTGRES_ENV)
     assert set(postgres_db) - set(from_env) == {"scheme"}
@@ -99,7 +105,7 @@ def test_dagster_instance_migrate_creates_the_schema_on_a_fresh_postgres_databas
         instance = dg.DagsterInstance.from_config(str(production_home))
     try:
         assert isinstance(instance.run_storage, PostgresRunStorage)
-        assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+        assert isinstance(instance.event_log_storage, PooledPostgresEventLogStorage)
         assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         assert instance.run_monitoring_enabled and instance.run_retries_enabled

@@ -35,7 +35,7 @@ def instance(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dg.Dags
     """The shipped dagster.yaml (SQLite under DAGSTER_HOME), or the same with storage on a fresh Postgres database."""
     config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
     if request.param == "postgres":
-        config["storage"] = postgres.dagster_storage_config(request.getfixturevalue("postgres_database")())
+        config.update(postgres.postgres_instance_storage(request.getfixturevalue("postgres_database")()))
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))

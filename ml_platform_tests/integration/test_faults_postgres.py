@@ -68,7 +68,7 @@ def test_a_postgres_restart_while_a_range_run_writes_leaves_nothing_half_written
     days = [(churn_spec.start_date + dt.timedelta(days=i)).isoformat() for i in range(DAYS)]
     write_landing_files(landing_dir(data_dir), churn_spec.start_date, DAYS, 12_000, seed=9)
     config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
-    config["storage"] = postgres.dagster_storage_config(postgres_database(), durable_commits=True)
+    config.update(postgres.postgres_instance_storage(postgres_database(), durable_commits=True))
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))

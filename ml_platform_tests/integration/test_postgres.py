@@ -269,7 +269,7 @@ def postgres_instance(postgres_database, tmp_path: Path) -> Iterator[tuple[dg.Da
     """The shipped dagster.yaml with its storage moved to a fresh Postgres database."""
     url = postgres_database()
     config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
-    config["storage"] = postgres.dagster_storage_config(url)
+    config.update(postgres.postgres_instance_storage(url))
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))

@@ -15,14 +15,17 @@ import importlib.util
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
 import sqlalchemy as sa
+import yaml
 
 ADMIN_URL_ENV = "ML_PLATFORM_TEST_POSTGRES_URL"
 DEFAULT_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 CONNECT_TIMEOUT_S = 3
+PRODUCTION_INSTANCE_YAML = Path(__file__).resolve().parents[2] / "deploy" / "dagster-postgres.yaml"
 
 
 def admin_url() -> sa.URL:
@@ -91,27 +94,27 @@ def drop_database(admin: sa.URL, name: str) -> None:
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
 
 
-def dagster_storage_config(url: sa.URL, durable_commits: bool = False) -> dict[str, Any]:
-    """The `storage:` block of a dagster.yaml that puts runs, events and schedules in `url`'s database.
+def postgres_instance_storage(url: sa.URL, durable_commits: bool = False) -> dict[str, Any]:
+    """deploy/dagster-postgres.yaml's run, event-log and schedule storages, on `url`'s database.
 
     Dagster commits every event on its own; for a throwaway test database the sessions skip waiting
     for the WAL flush (synchronous_commit=off: a server crash may lose the last commits, nothing else),
     which halves the runtime of a full graph.
     """
-    params = {} if durable_commits else {"options": "-c synchronous_commit=off"}
+    postgres_db = {
+        "hostname": url.host or "127.0.0.1",
+        "port": url.port or 5432,
+        "username": url.username or "postgres",
+        "password": url.password or "",
+        "db_name": url.database,
+        "params": {} if durable_commits else {"options": "-c synchronous_commit=off"},
+        # SQLAlchemy 2.1 reads a bare "postgresql" scheme as psycopg 3; the platform ships psycopg2.
+        "scheme": url.drivername,
+    }
+    production = yaml.safe_load(PRODUCTION_INSTANCE_YAML.read_text())
     return {
-        "postgres": {
-            "postgres_db": {
-                "hostname": url.host or "127.0.0.1",
-                "port": url.port or 5432,
-                "username": url.username or "postgres",
-                "password": url.password or "",
-                "db_name": url.database,
-                "params": params,
-                # SQLAlchemy 2.1 reads a bare "postgresql" scheme as psycopg 3; the platform ships psycopg2.
-                "scheme": url.drivername,
-            }
-        }
+        name: {**production[name], "config": {"postgres_db": postgres_db}}
+        for name in ("run_storage", "event_log_storage", "schedule_storage")
     }
 
 

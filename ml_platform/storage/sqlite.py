@@ -1,0 +1,121 @@
+"""The SQLite event log with kept connections: the embedded default (see the package docstring)."""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as db
+from dagster import Enum, EnumValue, Field, StringSource
+from dagster._core.storage.event_log.base import EventHandlerFn
+from dagster._core.storage.event_log.polling_event_watcher import SqlPollingEventWatcher
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._serdes import ConfigurableClassData
+
+RUN_SHARD_ENGINES_KEPT = 8  # a worker writes one run's shard; the webserver reads a few at a time
+SQLITE_SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+
+
+def default_sqlite_base_dir() -> str:
+    """Where Dagster keeps SQLite event logs by default, so existing instances keep their history."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        raise ValueError(
+            "PooledSqliteEventLogStorage: no `base_dir` in its config and DAGSTER_HOME is not set; "
+            "set one of them to the directory that holds the instance"
+        )
+    return os.path.join(home, "history", "runs")
+
+
+class PooledSqliteEventLogStorage(SqliteEventLogStorage):
+    """SQLite event log whose index shard keeps one connection and whose shards keep their engines."""
+
+    def __init__(
+        self, base_dir: str | None = None, synchronous: str = "NORMAL", inst_data: ConfigurableClassData | None = None
+    ) -> None:
+        if synchronous not in SQLITE_SYNCHRONOUS_MODES:
+            raise ValueError(f"PooledSqliteEventLogStorage: synchronous must be one of {SQLITE_SYNCHRONOUS_MODES}, got {synchronous!r}")
+        self._synchronous = synchronous
+        self._engines: OrderedDict[str, db.Engine] = OrderedDict()
+        self._event_watcher: SqlPollingEventWatcher | None = None
+        super().__init__(base_dir or default_sqlite_base_dir(), inst_data=inst_data)
+
+    @classmethod
+    def config_type(cls) -> dict[str, Field]:
+        return {
+            "base_dir": Field(StringSource, is_required=False),
+            "synchronous": Field(
+                Enum("SqliteSynchronous", [EnumValue(mode) for mode in SQLITE_SYNCHRONOUS_MODES]),
+                is_required=False, default_value="NORMAL",
+            ),
+        }
+
+    @classmethod
+    def from_config_value(  # type: ignore[override]
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> PooledSqliteEventLogStorage:
+        return cls(inst_data=inst_data, **config_value)
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[db.Connection]:
+        with self._db_lock:
+            engine = self._engine_for(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
+    def _engine_for(self, shard: str) -> db.Engine:
+        """The shard's engine, created (and its database initialised) on first use; least recent evicted."""
+        engine = self._engines.get(shard)
+        if engine is not None:
+            self._engines.move_to_end(shard)
+            return engine
+        engine = db.create_engine(
+            self.conn_string_for_shard(shard), connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+            pool_size=1, max_overflow=2,
+        )
+        synchronous = self._synchronous
+        db.event.listen(engine, "connect", lambda dbapi_conn, _: dbapi_conn.execute(f"PRAGMA synchronous={synchronous}"))
+        if shard not in self._initialized_dbs:
+            self._initdb(engine)
+            self._initialized_dbs.add(shard)
+        self._engines[shard] = engine
+        run_shards = [name for name in self._engines if name != INDEX_SHARD_NAME]
+        for evicted in run_shards[:-RUN_SHARD_ENGINES_KEPT]:
+            self._engines.pop(evicted).dispose()
+        return engine
+
+    def _dispose_engines(self) -> None:
+        with self._db_lock:
+            for engine in self._engines.values():
+                engine.dispose()
+            self._engines.clear()
+
+    def wipe(self) -> None:
+        self._dispose_engines()  # wipe unlinks the run shards: no connection may outlive its file
+        super().wipe()
+
+    def upgrade(self) -> None:
+        self._dispose_engines()
+        super().upgrade()
+
+    def watch(self, run_id: str, cursor: str | None, callback: EventHandlerFn) -> None:
+        """Poll the run's shard (as the Postgres storage does): a kept connection's commits land in the
+        WAL, not in `<run_id>.db`, whose file events Dagster's SQLite watcher listens for."""
+        if self._event_watcher is None:
+            self._event_watcher = SqlPollingEventWatcher(self)
+        self._event_watcher.watch_run(run_id, cursor, callback)
+
+    def end_watch(self, run_id: str, handler: EventHandlerFn) -> None:
+        if self._event_watcher is not None:
+            self._event_watcher.unwatch_run(run_id, handler)
+
+    def dispose(self) -> None:
+        if self._event_watcher is not None:
+            self._event_watcher.close()
+            self._event_watcher = None
+        self._dispose_engines()
+        super().dispose()

@@ -1,0 +1,219 @@
+"""The platform's event-log storages (ml_platform/storage): Dagster's own, with connections kept.
+
+What must hold for them to replace Dagster's classes in dagster.yaml and deploy/dagster-postgres.yaml:
+what one process commits is at once visible to every other process (the webserver, the daemon)
+and to Dagster's stock classes reading the same files or tables; a watcher of a run's live log
+(the UI's run page) receives the events while the run writes them; wiping never leaves a
+connection on a deleted shard; and on Postgres one process holds one server connection however
+many events it writes, and survives the server dropping that connection.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from ml_platform.storage.sqlite import PooledSqliteEventLogStorage
+from ml_platform_tests.support import postgres
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DAYS = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_date="2025-01-11")
+
+# A range run's gate: every day's check evaluation written by the run, as PartitionGate writes them.
+GATED_ASSET = textwrap.dedent('''
+    import dagster as dg
+    DAYS = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_date="2025-01-11")
+
+    @dg.asset(partitions_def=DAYS, check_specs=[dg.AssetCheckSpec("rows_present", asset="daily", partitions_def=DAYS)])
+    def daily(context: dg.AssetExecutionContext):
+        yield dg.MaterializeResult()
+        for day in context.partition_keys:
+            yield dg.AssetCheckEvaluation(asset_key=dg.AssetKey("daily"), check_name="rows_present",
+                                          passed=day != "2025-01-05", partition=day)
+''')
+
+
+def write_home(home: Path, config: dict) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return home
+
+
+def shipped_config() -> dict:
+    return yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+
+
+@pytest.fixture
+def instance_in(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], dg.DagsterInstance]]:
+    opened: list[dg.DagsterInstance] = []
+
+    def open_instance(home: Path) -> dg.DagsterInstance:
+        monkeypatch.setenv("DAGSTER_HOME", str(home))
+        opened.append(dg.DagsterInstance.from_config(str(home)))
+        return opened[-1]
+
+    yield open_instance
+    for instance in opened:
+        instance.dispose()
+
+
+def materialize_range_in_subprocess(home: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    """Another process (as a run worker is) materializes all ten days with their evaluations."""
+    module = tmp_path / "gated_asset.py"
+    module.write_text(GATED_ASSET + textwrap.dedent('''
+        if __name__ == "__main__":
+            with dg.DagsterInstance.get() as instance:
+                result = dg.materialize([daily], instance=instance, raise_on_error=False,
+                                        tags={"dagster/asset_partition_range_start": "2025-01-01",
+                                              "dagster/asset_partition_range_end": "2025-01-10"})
+                print(result.run_id)
+    '''))
+    return subprocess.run(
+        [sys.executable, str(module)], env={"DAGSTER_HOME": str(home), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT,
+    )
+
+
+def check_statuses(instance: dg.DagsterInstance) -> dict[str, str]:
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey("daily"), "rows_present"), limit=100
+    )
+    return {record.event.dagster_event.event_specific_data.partition: record.status.value for record in records}
+
+
+def test_the_shipped_sqlite_instance_uses_the_pooled_storage_where_dagster_keeps_its_history(
+    tmp_path: Path, instance_in: Callable[[Path], dg.DagsterInstance]
+) -> None:
+    instance = instance_in(write_home(tmp_path / "home", shipped_config()))
+    storage = instance.event_log_storage
+    assert isinstance(storage, PooledSqliteEventLogStorage)
+    assert Path(storage._base_dir) == tmp_path / "home" / "history" / "runs"  # Dagster's default place
+    with storage.index_connection() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_a_worker_processes_evaluations_read_the_same_in_the_pooled_and_the_stock_storage(
+    tmp_path: Path, instance_in: Callable[[Path], dg.DagsterInstance]
+) -> None:
+    home = write_home(tmp_path / "home", shipped_config())
+    pooled = instance_in(home)
+    assert check_statuses(pooled) == {}  # it holds its connections open from here on
+    worker = materialize_range_in_subprocess(home, tmp_path)
+    assert worker.returncode == 0, worker.stderr
+
+    expected = {f"2025-01-{day:02d}": "SUCCEEDED" for day in range(1, 11)} | {"2025-01-05": "FAILED"}
+    assert check_statuses(pooled) == expected
+    stock_home = write_home(tmp_path / "stock", {})  # Dagster's own SqliteEventLogStorage on the same files
+    stock_config = {"event_log_storage": {"module": "dagster._core.storage.event_log", "class": "SqliteEventLogStorage",
+                                          "config": {"base_dir": str(home / "history" / "runs")}}}
+    stock = instance_in(write_home(stock_home, stock_config))
+    assert type(stock.event_log_storage).__name__ == "SqliteEventLogStorage"
+    assert check_statuses(stock) == expected
+    assert set(stock.get_materialized_partitions(dg.AssetKey("daily"))) == set(expected)
+
+
+def test_a_watcher_of_a_runs_log_receives_its_events_while_another_process_writes_them(
+    tmp_path: Path, instance_in: Callable[[Path], dg.DagsterInstance]
+) -> None:
+    """The UI's live run log: the webserver watches the run's log while the worker writes it."""
+    home = write_home(tmp_path / "home", shipped_config())
+    watching = instance_in(home)
+    run = watching.create_run_for_job(dg.GraphDefinition("noop").to_job())  # a run to watch before it writes
+    received: list[str] = []
+    done = threading.Event()
+
+    def on_event(entry: dg.EventLogEntry, _cursor: str) -> None:
+        received.append(entry.message)
+        if entry.message == "last":
+            done.set()
+
+    watching.watch_event_logs(run.run_id, None, on_event)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f'''
+            import time, dagster as dg
+            with dg.DagsterInstance.get() as instance:
+                for message in ["first", "second", "last"]:
+                    instance.report_engine_event(message, instance.get_run_by_id("{run.run_id}"))
+                    time.sleep(0.2)
+                time.sleep(5)  # keeps its connections open while the watcher reads
+        ''')],
+        env={"DAGSTER_HOME": str(home), "PATH": "/usr/bin:/bin"}, cwd=REPO_ROOT,
+    )
+    try:
+        assert done.wait(timeout=30), f"the watcher saw only {received}"
+    finally:
+        writer.wait(timeout=60)
+    assert received == ["first", "second", "last"]
+
+
+def test_wiping_the_instance_leaves_no_connection_on_a_deleted_run_shard(
+    tmp_path: Path, instance_in: Callable[[Path], dg.DagsterInstance]
+) -> None:
+    instance = instance_in(write_home(tmp_path / "home", shipped_config()))
+    run = instance.create_run_for_job(dg.GraphDefinition("noop").to_job())
+    instance.report_engine_event("before the wipe", run)
+    instance.wipe()
+    run = instance.create_run_for_job(dg.GraphDefinition("noop").to_job())
+    instance.report_engine_event("after the wipe", run)
+    messages = [r.event_log_entry.message for r in instance.get_records_for_run(run.run_id).records]
+    assert messages == ["after the wipe"]
+
+
+def test_a_bad_setting_or_no_home_fails_naming_what_to_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="synchronous must be one of"):
+        PooledSqliteEventLogStorage(base_dir=str(tmp_path), synchronous="OFF")
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    with pytest.raises(ValueError, match="DAGSTER_HOME"):
+        PooledSqliteEventLogStorage()
+
+
+# --- Postgres ----------------------------------------------------------------------------------
+
+
+def server_connections(url: sa.URL) -> int:
+    engine = postgres.admin_engine(url)
+    with engine.connect() as conn:
+        count = conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"),
+                             {"db": url.database}).scalar_one()
+    engine.dispose()
+    return int(count)
+
+
+def terminate_other_connections(url: sa.URL) -> int:
+    engine = postgres.admin_engine(url)
+    with engine.connect() as conn:
+        ended = conn.execute(sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                     "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": url.database}).scalar_one()
+    engine.dispose()
+    return int(ended)
+
+
+def test_on_postgres_one_process_keeps_one_connection_and_survives_the_server_dropping_it(
+    tmp_path: Path, postgres_database: Callable[[], sa.URL], instance_in: Callable[[Path], dg.DagsterInstance]
+) -> None:
+    url = postgres_database()
+    config = shipped_config() | postgres.postgres_instance_storage(url, durable_commits=True)
+    instance = instance_in(write_home(tmp_path / "home", config))
+    assert type(instance.event_log_storage).__name__ == "PooledPostgresEventLogStorage"
+    run = instance.create_run_for_job(dg.GraphDefinition("noop").to_job())
+
+    for number in range(200):
+        instance.report_engine_event(f"event {number}", run)
+    assert server_connections(url) == 1  # Dagster's own storage opens and closes one per statement group
+
+    assert terminate_other_connections(url) == 1  # a failover, a restart, an idle timeout
+    time.sleep(0.5)
+    instance.report_engine_event("after the drop", run)
+    messages = [r.event_log_entry.message for r in instance.get_records_for_run(run.run_id, limit=1000).records]
+    assert messages == [f"event {number}" for number in range(200)] + ["after the drop"]
