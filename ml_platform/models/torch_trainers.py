@@ -111,8 +111,10 @@ class _TorchTrainer:
         return module.eval()
 
     def _forward(self, features: pd.DataFrame) -> np.ndarray:
+        # wherever the module is now: trained on `self.device`, but on the CPU once `log_model` has moved it there
+        device = next(self.module.parameters()).device
         with torch.no_grad():
-            x = torch.tensor(features.to_numpy(dtype=np.float32), device=self.device)
+            x = torch.tensor(features.to_numpy(dtype=np.float32), device=device)
             return self.module(x).cpu().numpy().astype("float64")
 
     def log_model(self, name: str, input_example: pd.DataFrame, registered_model_name: str) -> Any:
