@@ -31,7 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def instance(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+def instance(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
     """The shipped dagster.yaml (SQLite under DAGSTER_HOME), or the same with storage on a fresh Postgres database."""
     config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
     if request.param == "postgres":
@@ -39,9 +39,8 @@ def instance(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dg.Dags
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DAGSTER_HOME", str(home))
-        instance = dg.DagsterInstance.from_config(str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # for the whole test: the code servers it starts load it too
+    instance = dg.DagsterInstance.from_config(str(home))
     try:
         yield instance
     finally:
