@@ -110,13 +110,15 @@ def build_features(
             ))
             frames = (lake.read(raw_key, [day], columns=needed, categories=categories) for day in inputs)
             frame = entity_day_features(frames, spec, chunk, entities)
-        by_day = dict(tuple(frame.groupby(DAY, sort=False))) if len(frame) else {}
+        bounds = day_bounds(frame)
         empty = frame.iloc[0:0].copy()  # a copy: a zero-row view would keep the whole chunk alive
-        del frame  # the next chunk is computed while nothing of this one is held but the days yielded
-        for day in chunk:
+        for number, day in enumerate(chunk):
             missing = [d for d in feature_input_days(spec, [day])
                        if d not in available and (history_start is None or d >= history_start)]
-            day_frame = by_day.pop(day, empty)
+            start, end = bounds.get(day, (0, 0))
+            day_frame = frame.iloc[start:end].copy() if end > start else empty  # a day held never holds the chunk
+            if number == len(chunk) - 1:
+                del frame  # the next chunk is computed while only the last day yielded is held
             yield DayResult(day, day_frame, validate_features(day_frame, spec, day, missing))
 
 
@@ -212,6 +214,16 @@ def _score_psi(lake: DataLake, predictions_key: Any, day: str, bins: dict, versi
     if scored.empty or set(scored["model_version"]) != {version}:
         return {}
     return population_stability({SCORE: bins}, scored.rename(columns={"score": SCORE}))
+
+
+def day_bounds(frame: pd.DataFrame) -> dict[str, tuple[int, int]]:
+    """Each day's row range in a frame ordered by day (a groupby would copy the whole chunk while it is held)."""
+    days = frame[DAY].to_numpy()
+    if len(days) > 1 and (days[1:] < days[:-1]).any():
+        raise ValueError("feature rows must come ordered by day")  # as entity_day_features and _event_rows make them
+    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]]) if len(days) else np.array([], dtype=int)
+    ends = np.r_[starts[1:], len(days)]
+    return {days[start]: (int(start), int(end)) for start, end in zip(starts, ends, strict=True)}
 
 
 def features_chunk_days(requested: int, rows_per_day: int, lookback_days: int) -> int:

@@ -102,12 +102,14 @@ def entity_day_features(
     active = _rolling_sum(daily.arrays[ACTIVITY], spec.lookback_days)[target] > 0
     if spec.label.terminal:  # an entity whose flag already fired (a churned customer) is not scored again
         active &= ~np.maximum.accumulate(daily.arrays[FIRED] > 0, axis=0)[target]
+    # np.nonzero walks the grid row by row: the rows come ordered by day, then entity (`entities` is sorted),
+    # so the frame needs no sort (a sort would copy every column while the aggregates are still held)
     day_rows, entity_columns = np.nonzero(active)
     out = pd.DataFrame({spec.entity_column: entities[entity_columns], DAY: np.array(days, dtype=object)[day_rows]})
     for feature in spec.expanded_features:
         values = _roll(feature, daily.arrays.__getitem__)[target][day_rows, entity_columns]
         out[feature.name] = _transform(values.astype(float), feature)
-    return out.sort_values([DAY, spec.entity_column], kind="stable").reset_index(drop=True)
+    return out
 
 
 def known_entities(values: pd.Series | np.ndarray) -> np.ndarray:

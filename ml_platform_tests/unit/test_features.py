@@ -14,6 +14,7 @@ from demo.generators.prices import generate_price_events
 from ml_platform.assets import keys
 from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.features.compute import (
+    DAY,
     compute_features,
     compute_labels,
     entity_day_features,
@@ -23,7 +24,7 @@ from ml_platform.features.compute import (
 )
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.runner import materialize_stages
-from ml_platform.steps import WINDOW_ROWS_BUDGET, features_chunk_days
+from ml_platform.steps import WINDOW_ROWS_BUDGET, build_features, features_chunk_days
 from ml_platform_tests.support.fixtures import START, day_keys, landing_dir
 
 TARGET = "2025-02-05"
@@ -103,6 +104,26 @@ def test_a_window_read_day_by_day_gives_the_features_of_one_read(use_case: str) 
     assert len(at_once) >= 3 * 40
     day_by_day = entity_day_features(iter(by_day), spec, days, known_entities(events[spec.entity_column]))
     pd.testing.assert_frame_equal(at_once, day_by_day)
+
+
+def test_feature_rows_come_ordered_by_day_and_entity_and_each_day_is_its_own_frame(tmp_path, churn_spec) -> None:  # noqa: ANN001
+    """Rows are made in (day, entity) order, so the range is split by position; a day held by whoever consumes
+    it (the asset writing it, a test) is a frame of its own, never a view that keeps the whole chunk alive."""
+    by_day = generate_churn_events(START, 34, 300, seed=5)
+    lake = DataLake(base_path=str(tmp_path))
+    for day, frame in by_day:
+        lake.write_partition(keys.raw_events(churn_spec), day, frame)
+    days = day_keys(count=34)[-4:]
+    results = list(build_features(lake, keys.raw_events(churn_spec), churn_spec, days, chunk_days=2))
+    frames = [result.frame for result in results]
+    assert [result.day for result in results] == days and all(len(frame) > 20 for frame in frames)
+    together = pd.concat(frames, ignore_index=True)
+    ordered = together.sort_values([DAY, churn_spec.entity_column], kind="stable", ignore_index=True)
+    pd.testing.assert_frame_equal(together, ordered)
+    assert all(set(frame[DAY]) == {day} for day, frame in zip(days, frames, strict=True))
+    for frame in frames:  # no block of a day's frame is a view of a larger array
+        assert all(block.values.base is None or block.values.base.size <= block.values.size
+                   for block in frame._mgr.blocks if isinstance(block.values, np.ndarray))
 
 
 def test_feature_chunks_shrink_as_days_grow_so_memory_stays_bounded() -> None:
