@@ -11,7 +11,7 @@ DEMO_DAYS ?= 60
 
 LOCKS := deploy/requirements.lock deploy/requirements-test.lock
 
-.PHONY: install lock browser demo ui test test-unit test-integration test-e2e test-deploy bench bench-postgres bench-year bench-latency bench-floor dagster-home validate clean
+.PHONY: install lock browser demo ui test test-unit test-integration test-e2e test-deploy bench bench-postgres bench-year bench-latency bench-floor bench-event-log dagster-home validate clean
 
 # Exactly the locked versions: the locks are constraints, so nothing resolves afresh.
 install: $(VENV)/.installed
@@ -79,6 +79,11 @@ bench-year: install
 bench-floor: install
 	mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/stage_floor.py --days 10 --events-per-day 1000000 --json benchmarks/results/stage_floor.json
+
+# What storing one check evaluation costs: Dagster's SQLite/Postgres event logs vs the platform's (ml_platform/storage).
+bench-event-log: install
+	mkdir -p benchmarks/results
+	$(BIN)/python benchmarks/event_log.py --partitions 60 --json benchmarks/results/event_log.json
 
 # Landed file -> predictions recorded, over 5 days landed one at a time (shipped sensor settings).
 bench-latency: install
