@@ -151,9 +151,6 @@ def train(data_dir: Path, label: str, params: dict[str, Any], fits: list[dict[st
 
 def child(mode: str, data_dir: Path, version: str | None, device: str) -> dict[str, Any]:
     """Runs in a fresh process: `serve` (no GPU visible) or `determinism` (two fits on `device`: cold, then warm)."""
-    import numpy as np
-    import torch
-
     from ml_platform.assets import keys
     from ml_platform.definitions import load_specs
     from ml_platform.io.parquet_lake import DataLake
@@ -163,28 +160,44 @@ def child(mode: str, data_dir: Path, version: str | None, device: str) -> dict[s
     training_set = DataLake(base_path=str(data_dir / "lake")).read(keys.training_set(spec), None)
     train, holdout = (training_set[training_set["split"] == split] for split in ("train", "holdout"))
     if mode == "serve":
-        from ml_platform.models.metrics import classification_metrics
-        from ml_platform.resources import default_resources
+        return serve_on_cpu(spec, holdout, version)
+    return refit_twice(spec, train, holdout, device)
 
-        mlflow = default_resources()["mlflow"]
-        registered = mlflow.client().get_model_version(USE_CASE, version)
-        threshold = float(registered.tags["decision_threshold"])
-        start = time.perf_counter()
-        model = mlflow.load_model(USE_CASE, version)
-        load_s = time.perf_counter() - start
-        module = mlflow.configure().pytorch.load_model(f"models:/{USE_CASE}/{version}")
-        start = time.perf_counter()
-        scores = np.asarray(model.predict(holdout[spec.feature_names].astype("float64")), dtype="float64").ravel()
-        score_s = time.perf_counter() - start
-        metrics = classification_metrics(holdout["label"].to_numpy(), scores, threshold)
-        logged = mlflow.client().get_run(registered.run_id).data.metrics
-        return {
-            "cuda_available": torch.cuda.is_available(), "version": version, "load_s": round(load_s, 3),
-            "module_device": str(next(module.parameters()).device), "rows_scored": len(scores),
-            "score_s": round(score_s, 3), "decision_threshold": threshold,
-            "holdout_f1_recomputed": metrics["f1"], "holdout_f1_logged": logged.get("holdout_f1"),
-            "f1_matches_logged": abs(metrics["f1"] - logged.get("holdout_f1", float("nan"))) < 1e-9,
-        }
+
+def serve_on_cpu(spec: Any, holdout: Any, version: str | None) -> dict[str, Any]:
+    """The registered version loaded and scored where no GPU is visible, against its logged holdout F1."""
+    import numpy as np
+    import torch
+
+    from ml_platform.models.metrics import classification_metrics
+    from ml_platform.resources import default_resources
+
+    mlflow = default_resources()["mlflow"]
+    registered = mlflow.client().get_model_version(USE_CASE, version)
+    threshold = float(registered.tags["decision_threshold"])
+    start = time.perf_counter()
+    model = mlflow.load_model(USE_CASE, version)
+    load_s = time.perf_counter() - start
+    module = mlflow.configure().pytorch.load_model(f"models:/{USE_CASE}/{version}")
+    start = time.perf_counter()
+    scores = np.asarray(model.predict(holdout[spec.feature_names].astype("float64")), dtype="float64").ravel()
+    score_s = time.perf_counter() - start
+    metrics = classification_metrics(holdout["label"].to_numpy(), scores, threshold)
+    logged = mlflow.client().get_run(registered.run_id).data.metrics
+    return {
+        "cuda_available": torch.cuda.is_available(), "version": version, "load_s": round(load_s, 3),
+        "module_device": str(next(module.parameters()).device), "rows_scored": len(scores),
+        "score_s": round(score_s, 3), "decision_threshold": threshold,
+        "holdout_f1_recomputed": metrics["f1"], "holdout_f1_logged": logged.get("holdout_f1"),
+        "f1_matches_logged": abs(metrics["f1"] - logged.get("holdout_f1", float("nan"))) < 1e-9,
+    }
+
+
+def refit_twice(spec: Any, train: Any, holdout: Any, device: str) -> dict[str, Any]:
+    """Two fits on `device` in one process (cold, then warm): timings, and whether they agree bit for bit."""
+    import numpy as np
+    import torch
+
     from ml_platform.models.torch_trainers import TorchMLPTrainer
 
     params = {"random_state": spec.training.seed, **spec.model.params, "device": device}
@@ -224,7 +237,7 @@ def run_child(mode: str, data_dir: Path, version: str | None = None, env: dict[s
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--events-per-day", type=int, default=5_000)
@@ -236,7 +249,35 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--version", help=argparse.SUPPRESS)
     parser.add_argument("--device", default="auto", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def land_and_build_features(days_count: int, events_per_day: int, data_dir: Path, result: dict[str, Any]) -> None:
+    """The demo's fraud data landed into `data_dir`, and its raw_events and features materialized (timed)."""
+    import dagster as dg
+
+    from demo.cli import main as demo
+    from ml_platform.definitions import build_definitions, load_specs
+    from ml_platform.runner import DAILY_STAGES, materialize_stages
+
+    os.environ["ML_PLATFORM_DATA_DIR"] = str(data_dir)
+    start = time.perf_counter()
+    if demo(["generate", "--use-case", USE_CASE, "--days", str(days_count), "--events-per-day",
+             str(events_per_day), "--end", END]) != 0:
+        raise SystemExit("landing failed")
+    result["landing_s"] = round(time.perf_counter() - start, 3)
+    spec = next(s for s in load_specs() if s.name == USE_CASE)
+    days = [(dt.date.fromisoformat(END) - dt.timedelta(days=i)).isoformat() for i in reversed(range(days_count))]
+    start = time.perf_counter()
+    daily = materialize_stages(build_definitions(load_specs()), spec, DAILY_STAGES[:2], dg.DagsterInstance.ephemeral(),
+                               days, log_level="ERROR")
+    result["raw_events_features_s"] = round(time.perf_counter() - start, 3)
+    if not daily.success:
+        raise SystemExit("raw_events/features failed")
+
+
+def main() -> int:
+    args = parse_args()
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     if args.child:
@@ -244,31 +285,12 @@ def main() -> int:
         return 0
 
     started = time.perf_counter()
-    import dagster as dg
-
-    from demo.cli import main as demo
-    from ml_platform.definitions import build_definitions, load_specs
-    from ml_platform.runner import DAILY_STAGES, materialize_stages
-
     result: dict[str, Any] = {"days": args.days, "events_per_day": args.events_per_day, "end": END,
                               "environment": environment()}
     work = Path(tempfile.mkdtemp(prefix="gpu-training-"))
     try:
         auto, cpu = work / "auto", work / "cpu"
-        os.environ["ML_PLATFORM_DATA_DIR"] = str(auto)
-        start = time.perf_counter()
-        if demo(["generate", "--use-case", USE_CASE, "--days", str(args.days), "--events-per-day",
-                 str(args.events_per_day), "--end", END]) != 0:
-            raise SystemExit("landing failed")
-        result["landing_s"] = round(time.perf_counter() - start, 3)
-        spec = next(s for s in load_specs() if s.name == USE_CASE)
-        days = [(dt.date.fromisoformat(END) - dt.timedelta(days=i)).isoformat() for i in reversed(range(args.days))]
-        start = time.perf_counter()
-        daily = materialize_stages(build_definitions(load_specs()), spec, DAILY_STAGES[:2], dg.DagsterInstance.ephemeral(),
-                                   days, log_level="ERROR")
-        result["raw_events_features_s"] = round(time.perf_counter() - start, 3)
-        if not daily.success:
-            raise SystemExit("raw_events/features failed")
+        land_and_build_features(args.days, args.events_per_day, auto, result)
         shutil.copytree(auto, cpu)
 
         fits: list[dict[str, Any]] = []
