@@ -85,11 +85,13 @@ def pure_compute(days: list[str], data_dir: str, lake_path: str, chunk_days: int
     for result in steps.ingest(source, spec, days):
         store(raw_key, result)
     timings["raw_events"] = time.perf_counter() - started
+    peak_rss_mb = {"raw_events": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
     mark = time.perf_counter()
     for result in steps.build_features(lake, raw_key, spec, days, chunk_days):
         store(features_key, result)
     timings["features"] = time.perf_counter() - mark
+    peak_rss_mb["features"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     mark = time.perf_counter()
     champion = mlflow.version_by_alias(spec.name, CHAMPION)
@@ -102,10 +104,12 @@ def pure_compute(days: list[str], data_dir: str, lake_path: str, chunk_days: int
             _top_risk_table(result.frame, spec)
     timings["predictions"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
+    peak_rss_mb["predictions"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "timings_s": timings,
         "failures": failures,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb["predictions"],
+        "peak_rss_mb_after_stage": peak_rss_mb,  # the process's peak so far, at the end of each stage
     }
 
 
@@ -425,7 +429,8 @@ def table(result: dict[str, Any]) -> str:
         ("backfill COMPLETED (daemon's next loop)", f"{result['backfill_completed_s']:.1f} s"),
         ("peak RSS run worker", f"{result['peak_rss_mb']:.0f} MB"),
         ("peak RSS all server processes", f"{result['peak_rss_tree_mb']:.0f} MB"),
-        ("peak RSS pure compute", f"{result['compute_peak_rss_mb']:.0f} MB"),
+        ("peak RSS pure compute (process peak after raw / features / predictions)",
+         " / ".join(f"{mb:.0f}" for mb in result["compute_peak_rss_mb_after_stage"].values()) + " MB"),
         ("other users' CPU load during the backfill", f"{result['foreign_busy_cores_during_backfill']:.2f} cores"),
         ("events written by the run", result["events_total"]),
         ("  storing one check evaluation (median)", f"{(result['check_event_store_ms'] or {}).get('median', float('nan'))} ms"),
@@ -524,6 +529,7 @@ def summarize(
         "peak_rss_tree_mb": backfill["peak_rss_tree_mb"],
         "peak_rss_by_role_mb": backfill["peak_rss_by_role_mb"],
         "compute_peak_rss_mb": round(compute["peak_rss_mb"], 1),
+        "compute_peak_rss_mb_after_stage": {k: round(v, 1) for k, v in compute["peak_rss_mb_after_stage"].items()},
         "compute_timings_s": {k: round(v, 2) for k, v in compute["timings_s"].items()},
         "stages": stages,
         **{key: backfill[key] for key in (
