@@ -16,5 +16,7 @@ classes read the same database and switching back is a one-line change in dagste
   in the WAL instead of `<run_id>.db`, whose file events Dagster's SQLite log watcher listens
   for, so live run logs are polled, as Dagster does for Postgres.
 - `postgres.PooledPostgresEventLogStorage`: one kept connection per process (overflow for concurrent
-  threads), checked with a ping before use, so a restarted server costs a reconnect, not an error.
+  threads), checked with a ping before use, so a restarted server costs a reconnect, not an error;
+  a run's check evaluation (its event row, then the update of its planned check-execution row) is
+  one transaction: one commit instead of three, and never an event without its execution row.
 """

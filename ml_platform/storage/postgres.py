@@ -6,26 +6,58 @@ should not pay in every process that loads the instance.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import threading
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+import sqlalchemy as db
+from dagster._core.events import DagsterEventType
+from dagster._core.events.log import EventLogEntry
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres.event_log.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 
 
 class PooledPostgresEventLogStorage(PostgresEventLogStorage):
-    """Postgres event log over one kept (pinged) connection per process instead of one per statement group."""
+    """Postgres event log over one kept (pinged) connection per process instead of one per statement group;
+    a check evaluation's event row and its check-execution row are written in one transaction."""
 
     def __init__(
         self, postgres_url: str, should_autocreate_tables: bool = True,
         inst_data: ConfigurableClassData | None = None, token_provider: Any = None,
     ) -> None:
+        self._in_transaction = threading.local()  # the connection of a write in progress on this thread
         super().__init__(postgres_url, should_autocreate_tables, inst_data=inst_data, token_provider=token_provider)
         self._engine = create_pg_engine(
             self.postgres_url, self._token_provider, isolation_level="AUTOCOMMIT",
             pool_size=1, max_overflow=4, pool_pre_ping=True, pool_recycle=3600,
         )
+
+    def _connect(self) -> contextlib.AbstractContextManager[db.Connection]:
+        shared = getattr(self._in_transaction, "connection", None)
+        return contextlib.nullcontext(shared) if shared is not None else super()._connect()
+
+    def store_event(self, event: EventLogEntry) -> None:
+        """As Dagster stores it; a run's check evaluation (the event, then the update of its planned execution
+        row) on one connection in one transaction: one commit instead of three, and never half of it."""
+        if not (event.is_dagster_event and event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+                and event.run_id):
+            super().store_event(event)
+            return
+        with self._transaction():
+            super().store_event(event)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with super()._connect() as conn:
+            conn = conn.execution_options(isolation_level="READ COMMITTED")  # the engine autocommits
+            with conn.begin():
+                self._in_transaction.connection = conn
+                try:
+                    yield
+                finally:
+                    self._in_transaction.connection = None
 
     @classmethod
     def from_config_value(  # type: ignore[override]

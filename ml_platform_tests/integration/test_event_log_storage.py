@@ -217,3 +217,41 @@ def test_on_postgres_one_process_keeps_one_connection_and_survives_the_server_dr
     instance.report_engine_event("after the drop", run)
     messages = [r.event_log_entry.message for r in instance.get_records_for_run(run.run_id, limit=1000).records]
     assert messages == [f"event {number}" for number in range(200)] + ["after the drop"]
+
+
+def test_on_postgres_a_check_evaluation_is_written_whole_or_not_at_all(
+    tmp_path: Path, postgres_database: Callable[[], sa.URL], instance_in: Callable[[Path], dg.DagsterInstance],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The event row and its check-execution row share one transaction: a failure between them leaves neither
+    (Dagster's own storage commits the event first and can leave an evaluation the Partitions tab never shows)."""
+    url = postgres_database()
+    instance = instance_in(write_home(tmp_path / "home", shipped_config() | postgres.postgres_instance_storage(url)))
+    run = instance.create_run_for_job(dg.GraphDefinition("noop").to_job())
+    storage, key = instance.event_log_storage, dg.AssetKey("daily")
+
+    def evaluation(passed: bool) -> dg.EventLogEntry:
+        from dagster._core.events import DagsterEvent, DagsterEventType
+
+        data = dg.AssetCheckEvaluation(asset_key=key, check_name="rows_present", passed=passed, partition="2025-01-01")
+        return dg.EventLogEntry(
+            user_message="", level=10, job_name=run.job_name, run_id=run.run_id, error_info=None, timestamp=time.time(),
+            dagster_event=DagsterEvent(DagsterEventType.ASSET_CHECK_EVALUATION.value, run.job_name, event_specific_data=data),
+        )
+
+    def evaluations_stored() -> int:
+        return len(instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records)
+
+    def fail_between(*_args: object) -> None:
+        raise RuntimeError("the server went away between the two writes")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(type(storage), "_update_asset_check_evaluation", fail_between)
+        with pytest.raises(RuntimeError, match="went away"):
+            storage.store_event(evaluation(passed=False))
+    assert evaluations_stored() == 0
+
+    storage.store_event(evaluation(passed=True))
+    assert evaluations_stored() == 1
+    [record] = storage.get_asset_check_execution_history(dg.AssetCheckKey(key, "rows_present"), limit=10)
+    assert record.status.value == "SUCCEEDED" and record.event.dagster_event.event_specific_data.passed
