@@ -258,22 +258,16 @@ def instance_storage(kind: str) -> Iterator[Path]:
         return
     from ml_platform_tests.support import postgres
 
-    admin = postgres.admin_url()
-    problem = postgres.probe(admin)
-    if problem:
-        raise SystemExit(f"--instance postgres: {problem}")
-    name = postgres.unique_name("ml_platform_bench")
-    url = postgres.create_database(admin, name)
-    variables = {"DAGSTER_PG_HOST": url.host or "127.0.0.1", "DAGSTER_PG_PORT": str(url.port or 5432),
-                 "DAGSTER_PG_DB": name, "DAGSTER_PG_USERNAME": url.username or "postgres",
-                 "DAGSTER_PG_PASSWORD": url.password or ""}
-    os.environ.update(variables)
-    try:
-        yield REPO_ROOT / "deploy" / "dagster-postgres.yaml"
-    finally:
-        for variable in variables:
-            os.environ.pop(variable, None)
-        postgres.drop_database(admin, name)
+    with postgres.scratch_database("ml_platform_bench") as url:
+        variables = {"DAGSTER_PG_HOST": url.host or "127.0.0.1", "DAGSTER_PG_PORT": str(url.port or 5432),
+                     "DAGSTER_PG_DB": url.database or "", "DAGSTER_PG_USERNAME": url.username or "postgres",
+                     "DAGSTER_PG_PASSWORD": url.password or ""}
+        os.environ.update(variables)
+        try:
+            yield REPO_ROOT / "deploy" / "dagster-postgres.yaml"
+        finally:
+            for variable in variables:
+                os.environ.pop(variable, None)
 
 
 def _run_timeline(instance: Any, runs: list[Any], predictions_key: Any, launched_at: float) -> dict[str, Any]:

@@ -53,19 +53,11 @@ def event_log_config(storage: str, home: Path) -> Iterator[dict[str, Any]]:
         return
     from ml_platform_tests.support import postgres
 
-    admin = postgres.admin_url()
-    problem = postgres.probe(admin)
-    if problem:
-        raise SystemExit(f"{storage}: {problem}")
-    name = postgres.unique_name("ml_platform_event_log_bench")
-    url = postgres.create_database(admin, name)
-    try:
+    with postgres.scratch_database("ml_platform_event_log_bench") as url:
         block = postgres.postgres_instance_storage(url, durable_commits=True)["event_log_storage"]
         if flavour == "dagster":
             block = {**block, "module": DAGSTER_CLASSES["postgres"][0], "class": DAGSTER_CLASSES["postgres"][1]}
         yield block
-    finally:
-        postgres.drop_database(admin, name)
 
 
 def store_evaluations(instance: Any, partitions: list[str]) -> list[float]:

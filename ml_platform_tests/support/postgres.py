@@ -11,6 +11,7 @@ CREATE DATABASE from), default the local trust-auth server on 127.0.0.1:5432.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import uuid
@@ -92,6 +93,22 @@ def drop_database(admin: sa.URL, name: str) -> None:
             {"name": name},
         )
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+
+
+@contextlib.contextmanager
+def scratch_database(prefix: str) -> Iterator[sa.URL]:
+    """A fresh database on the test server for the block's duration (the benchmarks), dropped afterwards;
+    SystemExit saying why when the server cannot be used."""
+    admin = admin_url()
+    problem = probe(admin)
+    if problem:
+        raise SystemExit(f"Postgres: {problem}")
+    name = unique_name(prefix)
+    url = create_database(admin, name)
+    try:
+        yield url
+    finally:
+        drop_database(admin, name)
 
 
 def postgres_instance_storage(url: sa.URL, durable_commits: bool = False) -> dict[str, Any]:
