@@ -54,8 +54,6 @@ TERMINAL_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 
 def pure_compute(days: list[str], data_dir: str, lake_path: str, chunk_days: int) -> dict[str, Any]:
     """The daily assets' steps for raw_events -> features -> predictions, minus Dagster. Returns timings."""
-    import resource
-
     from ml_platform import steps
     from ml_platform.assets import keys
     from ml_platform.assets.daily import ChunkConfig, _top_risk_table
@@ -63,6 +61,7 @@ def pure_compute(days: list[str], data_dir: str, lake_path: str, chunk_days: int
     from ml_platform.io.parquet_lake import DataLake
     from ml_platform.resources.mlflow_resource import CHAMPION, MlflowResource
     from ml_platform.resources.sources import EventSource
+    from ml_platform_tests.support.servers import process_peak_rss_mb
 
     spec = next(s for s in load_specs() if s.name == "churn")
     chunk_days = chunk_days or ChunkConfig().chunk_days
@@ -85,13 +84,13 @@ def pure_compute(days: list[str], data_dir: str, lake_path: str, chunk_days: int
     for result in steps.ingest(source, spec, days):
         store(raw_key, result)
     timings["raw_events"] = time.perf_counter() - started
-    peak_rss_mb = {"raw_events": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    peak_rss_mb = {"raw_events": process_peak_rss_mb()}
 
     mark = time.perf_counter()
     for result in steps.build_features(lake, raw_key, spec, days, chunk_days):
         store(features_key, result)
     timings["features"] = time.perf_counter() - mark
-    peak_rss_mb["features"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_rss_mb["features"] = process_peak_rss_mb()
 
     mark = time.perf_counter()
     champion = mlflow.version_by_alias(spec.name, CHAMPION)
@@ -104,7 +103,7 @@ def pure_compute(days: list[str], data_dir: str, lake_path: str, chunk_days: int
             _top_risk_table(result.frame, spec)
     timings["predictions"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
-    peak_rss_mb["predictions"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_rss_mb["predictions"] = process_peak_rss_mb()
     return {
         "timings_s": timings,
         "failures": failures,

@@ -10,7 +10,7 @@ The floor is a straightforward DuckDB implementation of the same churn stage on 
 - predictions: the same fitted estimator (joblib, not MLflow) scoring the range's features.
 Ours is `ml_platform/steps.py` (`ingest`, `build_features`, `score`), what the assets run; its MLflow
 model load is timed apart. Every measurement runs in a fresh process: its time excludes imports, its
-peak RSS (ru_maxrss) includes them. Outputs must agree (features and scores to 1e-6), or it exits 1.
+peak RSS (the process's VmHWM) includes them. Outputs must agree (features and scores to 1e-6), or it exits 1.
 
 The model is a random forest with the churn spec's params fitted on the range's features against a
 stand-in label (no login in 7 days): the cost of scoring does not depend on what was learned.
@@ -22,7 +22,6 @@ import argparse
 import datetime as dt
 import json
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -261,9 +260,11 @@ def measure_stage(work: Path, plan: dict[str, Any], stage: str) -> dict[str, Any
 
 
 def child(stage: str, implementation: str, work: Path) -> None:
+    from ml_platform_tests.support.servers import process_peak_rss_mb
+
     plan = json.loads((work / "plan.json").read_text())
     result = MEASUREMENTS[(stage, implementation)](work, plan)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = process_peak_rss_mb()
     print(json.dumps(result))
 
 

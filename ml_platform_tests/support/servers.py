@@ -298,6 +298,15 @@ def _wait_for_server_info(url: str, process: subprocess.Popen, timeout: float) -
 # --------------------------------------------------------------------------- memory
 
 
+def process_peak_rss_mb() -> float:
+    """This process's own peak RSS since it started its program (VmHWM). Not `ru_maxrss`: Linux keeps a
+    forked parent's RSS in it across exec, so a child of a 3 GB parent reports 3 GB before it does anything."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
 class RssSampler:
     """Samples RSS of every process in the given process groups on a background thread.
 
