@@ -19,4 +19,7 @@ classes read the same database and switching back is a one-line change in dagste
   threads), checked with a ping before use, so a restarted server costs a reconnect, not an error;
   a run's check evaluation (its event row, then the update of its planned check-execution row) is
   one transaction: one commit instead of three, and never an event without its execution row.
+
+Both also remember which tables exist (`known_tables.RemembersTables`): Dagster looks one up in
+the catalog before every check evaluation and tagged materialization.
 """

@@ -18,8 +18,10 @@ from dagster._serdes import ConfigurableClassData
 from dagster_postgres.event_log.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 
+from ml_platform.storage.known_tables import RemembersTables
 
-class PooledPostgresEventLogStorage(PostgresEventLogStorage):
+
+class PooledPostgresEventLogStorage(RemembersTables, PostgresEventLogStorage):
     """Postgres event log over one kept (pinged) connection per process instead of one per statement group;
     a check evaluation's event row and its check-execution row are written in one transaction."""
 

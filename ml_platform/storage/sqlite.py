@@ -16,6 +16,8 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
 
+from ml_platform.storage.known_tables import RemembersTables
+
 RUN_SHARD_ENGINES_KEPT = 8  # a worker writes one run's shard; the webserver reads a few at a time
 SQLITE_SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 
@@ -31,7 +33,7 @@ def default_sqlite_base_dir() -> str:
     return os.path.join(home, "history", "runs")
 
 
-class PooledSqliteEventLogStorage(SqliteEventLogStorage):
+class PooledSqliteEventLogStorage(RemembersTables, SqliteEventLogStorage):
     """SQLite event log whose index shard keeps one connection and whose shards keep their engines."""
 
     def __init__(

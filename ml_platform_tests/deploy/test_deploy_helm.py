@@ -336,7 +336,7 @@ def test_the_whole_release_with_the_fetched_dagster_chart_is_valid() -> None:
     instance = next(d for d in documents if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-instance"))
     rendered = yaml.safe_load(instance["data"]["dagster.yaml"])
     local = load_instance_config(REPO_ROOT / "dagster.yaml")
-    for section in ("run_coordinator", "run_retries", "telemetry", "sensors"):
+    for section in ("run_coordinator", "run_retries", "telemetry", "sensors", "python_logs"):
         assert_contains(rendered[section], local[section], section)
 
 

@@ -91,6 +91,17 @@ def check_statuses(instance: dg.DagsterInstance) -> dict[str, str]:
     return {record.event.dagster_event.event_specific_data.partition: record.status.value for record in records}
 
 
+def evaluation_entry(run: dg.DagsterRun, day: str, passed: bool = True) -> dg.EventLogEntry:
+    """A run's check evaluation of `daily` for one day, as the run worker stores it."""
+    from dagster._core.events import DagsterEvent, DagsterEventType
+
+    data = dg.AssetCheckEvaluation(asset_key=dg.AssetKey("daily"), check_name="rows_present", passed=passed, partition=day)
+    return dg.EventLogEntry(
+        user_message="", level=10, job_name=run.job_name, run_id=run.run_id, error_info=None, timestamp=time.time(),
+        dagster_event=DagsterEvent(DagsterEventType.ASSET_CHECK_EVALUATION.value, run.job_name, event_specific_data=data),
+    )
+
+
 def test_the_shipped_sqlite_instance_uses_the_pooled_storage_where_dagster_keeps_its_history(
     tmp_path: Path, instance_in: Callable[[Path], dg.DagsterInstance]
 ) -> None:
@@ -111,6 +122,8 @@ def test_a_worker_processes_evaluations_read_the_same_in_the_pooled_and_the_stoc
     assert check_statuses(pooled) == {}  # it holds its connections open from here on
     worker = materialize_range_in_subprocess(home, tmp_path)
     assert worker.returncode == 0, worker.stderr
+    # python_logs at INFO: the worker's console has no DEBUG line per event; the event log has every event
+    assert "ASSET_CHECK_EVALUATION" not in worker.stderr and "STEP_START" not in worker.stderr, worker.stderr[-2000:]
 
     expected = {f"2025-01-{day:02d}": "SUCCEEDED" for day in range(1, 11)} | {"2025-01-05": "FAILED"}
     assert check_statuses(pooled) == expected
@@ -230,15 +243,6 @@ def test_on_postgres_a_check_evaluation_is_written_whole_or_not_at_all(
     run = instance.create_run_for_job(dg.GraphDefinition("noop").to_job())
     storage, key = instance.event_log_storage, dg.AssetKey("daily")
 
-    def evaluation(passed: bool) -> dg.EventLogEntry:
-        from dagster._core.events import DagsterEvent, DagsterEventType
-
-        data = dg.AssetCheckEvaluation(asset_key=key, check_name="rows_present", passed=passed, partition="2025-01-01")
-        return dg.EventLogEntry(
-            user_message="", level=10, job_name=run.job_name, run_id=run.run_id, error_info=None, timestamp=time.time(),
-            dagster_event=DagsterEvent(DagsterEventType.ASSET_CHECK_EVALUATION.value, run.job_name, event_specific_data=data),
-        )
-
     def evaluations_stored() -> int:
         return len(instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records)
 
@@ -248,10 +252,49 @@ def test_on_postgres_a_check_evaluation_is_written_whole_or_not_at_all(
     with monkeypatch.context() as patch:
         patch.setattr(type(storage), "_update_asset_check_evaluation", fail_between)
         with pytest.raises(RuntimeError, match="went away"):
-            storage.store_event(evaluation(passed=False))
+            storage.store_event(evaluation_entry(run, "2025-01-01", passed=False))
     assert evaluations_stored() == 0
 
-    storage.store_event(evaluation(passed=True))
+    storage.store_event(evaluation_entry(run, "2025-01-01"))
     assert evaluations_stored() == 1
     [record] = storage.get_asset_check_execution_history(dg.AssetCheckKey(key, "rows_present"), limit=10)
     assert record.status.value == "SUCCEEDED" and record.event.dagster_event.event_specific_data.passed
+
+
+# --- Both -----------------------------------------------------------------------------------------
+
+CATALOG_QUERIES = ("pg_catalog.pg_class", "PRAGMA main.table_info")  # SQLAlchemy's has_table on Postgres, SQLite
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_storing_evaluations_asks_the_database_which_tables_exist_once_not_per_event(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, instance_in: Callable[[Path], dg.DagsterInstance],
+) -> None:
+    """Dagster's classes look `asset_check_executions` up in the catalog before every evaluation (on SQLite through
+    a new connection); a table once there stays, so the platform's remember it and ask only about absent ones."""
+    config = shipped_config()
+    if backend == "postgres":
+        config |= postgres.postgres_instance_storage(request.getfixturevalue("postgres_database")())
+    instance = instance_in(write_home(tmp_path / "home", config))
+    run = instance.create_run_for_job(dg.GraphDefinition("noop").to_job())
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    def catalog_queries_during(action: Callable[[], object]) -> int:
+        statements.clear()
+        sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
+        try:
+            action()
+        finally:
+            sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+        return sum(any(marker in statement for marker in CATALOG_QUERIES) for statement in statements)
+
+    storage = instance.event_log_storage
+    first, *rest = DAYS.get_partition_keys()
+    storage.store_event(evaluation_entry(run, first))  # the run's first event creates its tables (SQLite: its shard)
+    assert catalog_queries_during(lambda: [storage.store_event(evaluation_entry(run, day)) for day in rest]) == 0
+    assert catalog_queries_during(lambda: [storage.has_table("no_such_table") for _ in range(2)]) == 2
+    assert check_statuses(instance) == {day: "SUCCEEDED" for day in DAYS.get_partition_keys()}
+

@@ -3,7 +3,7 @@
 The repo's dagster.yaml (embedded default) is the source of truth for the run queue, run
 monitoring and run retries. `deploy/dagster-postgres.yaml` repeats those sections on
 Postgres, and on Kubernetes the official Dagster chart renders `dagster.yaml` from its
-values (`dagsterDaemon.runCoordinator`, `.runMonitoring`, `.runRetries`, `telemetry`).
+values (`dagsterDaemon.runCoordinator`, `.runMonitoring`, `.runRetries`, `.sensors`, `telemetry`, `pythonLogs`).
 `chart_values_for` translates the shared sections into those chart values and
 `instance_sections_from_chart_values` translates back, following the chart's
 `configmap-instance.yaml`, so the deployment tests can hold all three to one definition.
@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 # Sections that must be identical in every environment (storage and launcher differ on purpose).
-SHARED_SECTIONS = ("run_coordinator", "run_monitoring", "run_retries", "telemetry", "sensors")
+SHARED_SECTIONS = ("run_coordinator", "run_monitoring", "run_retries", "telemetry", "sensors", "python_logs")
 
 # Environment variables of the Postgres instance: the names the Dagster Helm chart uses.
 POSTGRES_ENV = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD")
@@ -39,6 +39,7 @@ _MONITORING_KEYS = {
     "max_resume_run_attempts": "maxResumeRunAttempts",
 }
 _SENSOR_KEYS = {"use_threads": "useThreads", "num_workers": "numWorkers"}
+_PYTHON_LOGS_KEYS = {"python_log_level": "pythonLogLevel"}
 _RETRY_KEYS = {
     "enabled": "enabled",
     "max_retries": "maxRetries",
@@ -62,7 +63,8 @@ def shared_sections(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def chart_values_for(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The Dagster Helm chart values that render `config`'s queue, monitoring, retry, sensor and telemetry sections."""
+    """The Dagster Helm chart values that render `config`'s queue, monitoring, retry, sensor, telemetry and
+    python-log sections."""
     coordinator = config["run_coordinator"]
     if (coordinator["module"], coordinator["class"]) != QUEUED_RUN_COORDINATOR:
         raise ValueError(f"expected the QueuedRunCoordinator, got {coordinator['module']}.{coordinator['class']}")
@@ -79,6 +81,7 @@ def chart_values_for(config: Mapping[str, Any]) -> dict[str, Any]:
             "sensors": _rename(config.get("sensors", {}), _SENSOR_KEYS),
         },
         "telemetry": {"enabled": bool(config.get("telemetry", {}).get("enabled", True))},
+        "pythonLogs": _rename(config.get("python_logs", {}), _PYTHON_LOGS_KEYS),
     }
 
 
@@ -96,6 +99,7 @@ def instance_sections_from_chart_values(values: Mapping[str, Any]) -> dict[str, 
         "run_retries": _rename(daemon["runRetries"], {v: k for k, v in _RETRY_KEYS.items()}),
         "sensors": _rename(daemon["sensors"], {v: k for k, v in _SENSOR_KEYS.items()}),
         "telemetry": {"enabled": values.get("telemetry", {}).get("enabled", True)},
+        "python_logs": _rename(values.get("pythonLogs", {}), {v: k for k, v in _PYTHON_LOGS_KEYS.items()}),
     }
 
 
