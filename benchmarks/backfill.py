@@ -9,7 +9,8 @@
 2. Pure compute: a fresh Python process runs the same Dagster-free steps the
    daily assets run (`ml_platform/steps.py`: `ingest`, `build_features`,
    `score`, in the same chunks, with the same gates) and writes each passed
-   day to a separate lake, with the champion loaded via MLflow, and times it
+   day to a separate lake, with the champion loaded through the MLflow resource the run
+   uses (its local model cache included, as the run's predictions step has it), and times it
    (imports of the platform modules excluded, as a run worker has them loaded
    before its first step; MLflow/sklearn imports included, as the predictions
    step pays them too).
@@ -59,15 +60,17 @@ def pure_compute(days: list[str], data_dir: str, lake_path: str, chunk_days: int
     from ml_platform.assets.daily import ChunkConfig, _top_risk_table
     from ml_platform.definitions import load_specs
     from ml_platform.io.parquet_lake import DataLake
-    from ml_platform.resources.mlflow_resource import CHAMPION, MlflowResource
+    from ml_platform.resources import default_resources
+    from ml_platform.resources.mlflow_resource import CHAMPION
     from ml_platform.resources.sources import EventSource
+    from ml_platform.settings import Settings
     from ml_platform_tests.support.servers import process_peak_rss_mb
 
     spec = next(s for s in load_specs() if s.name == "churn")
     chunk_days = chunk_days or ChunkConfig().chunk_days
     source = EventSource(data_dir=data_dir)
     lake = DataLake(base_path=lake_path)
-    mlflow = MlflowResource(data_dir=data_dir)
+    mlflow = default_resources(Settings.from_env())["mlflow"]  # as the run has it: the local model cache included
     raw_key, features_key, predictions_key = keys.raw_events(spec), keys.features(spec), keys.predictions(spec)
     failures: list[str] = []
     timings: dict[str, float] = {}
@@ -551,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for variable in (
         "ML_PLATFORM_LAKE", "MLFLOW_TRACKING_URI", "ML_PLATFORM_AUTOMATION", "ML_PLATFORM_SPECS_DIR", "ML_PLATFORM_ENV",
-        "ML_PLATFORM_ALERT_WEBHOOK", "ML_PLATFORM_SOURCE_DSN",
+        "ML_PLATFORM_ALERT_WEBHOOK", "ML_PLATFORM_SOURCE_DSN", "ML_PLATFORM_MODEL_CACHE",
     ):
         os.environ.pop(variable, None)
     days, train_days = plan_days(args)

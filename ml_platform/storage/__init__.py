@@ -17,8 +17,8 @@ classes read the same database and switching back is a one-line change in dagste
   for, so live run logs are polled, as Dagster does for Postgres.
 - `postgres.PooledPostgresEventLogStorage`: one kept connection per process (overflow for concurrent
   threads), checked with a ping before use, so a restarted server costs a reconnect, not an error;
-  a run's check evaluation (its event row, then the update of its planned check-execution row) is
-  one transaction: one commit instead of three, and never an event without its execution row.
+  an asset or check event (its event row, then the asset-index or check-execution rows it updates)
+  is one transaction: one commit instead of two or three, and never an event without those rows.
 
 Both also remember which tables exist (`known_tables.RemembersTables`): Dagster looks one up in
 the catalog before every check evaluation and tagged materialization.

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import sqlalchemy as db
-from dagster._core.events import DagsterEventType
+from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres.event_log.event_log import PostgresEventLogStorage
@@ -20,10 +20,13 @@ from dagster_postgres.utils import create_pg_engine, get_token_provider_from_con
 
 from ml_platform.storage.known_tables import RemembersTables
 
+# Events Dagster writes as their event row plus asset-index or check-execution rows.
+MULTI_ROW_EVENTS = ASSET_EVENTS | ASSET_CHECK_EVENTS
+
 
 class PooledPostgresEventLogStorage(RemembersTables, PostgresEventLogStorage):
     """Postgres event log over one kept (pinged) connection per process instead of one per statement group;
-    a check evaluation's event row and its check-execution row are written in one transaction."""
+    an asset or check event and the index rows it updates are written in one transaction."""
 
     def __init__(
         self, postgres_url: str, should_autocreate_tables: bool = True,
@@ -41,10 +44,10 @@ class PooledPostgresEventLogStorage(RemembersTables, PostgresEventLogStorage):
         return contextlib.nullcontext(shared) if shared is not None else super()._connect()
 
     def store_event(self, event: EventLogEntry) -> None:
-        """As Dagster stores it; a run's check evaluation (the event, then the update of its planned execution
-        row) on one connection in one transaction: one commit instead of three, and never half of it."""
-        if not (event.is_dagster_event and event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION
-                and event.run_id):
+        """As Dagster stores it; an asset or check event (the event row, then its asset-index or
+        check-execution rows) on one connection in one transaction: one commit instead of two or
+        three, and never an event without the rows the asset and check pages read."""
+        if not (event.is_dagster_event and event.dagster_event_type in MULTI_ROW_EVENTS):
             super().store_event(event)
             return
         with self._transaction():

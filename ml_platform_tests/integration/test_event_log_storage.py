@@ -232,12 +232,13 @@ def test_on_postgres_one_process_keeps_one_connection_and_survives_the_server_dr
     assert messages == [f"event {number}" for number in range(200)] + ["after the drop"]
 
 
-def test_on_postgres_a_check_evaluation_is_written_whole_or_not_at_all(
+def test_on_postgres_a_check_evaluation_or_a_materialization_is_written_whole_or_not_at_all(
     tmp_path: Path, postgres_database: Callable[[], sa.URL], instance_in: Callable[[Path], dg.DagsterInstance],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The event row and its check-execution row share one transaction: a failure between them leaves neither
-    (Dagster's own storage commits the event first and can leave an evaluation the Partitions tab never shows)."""
+    """The event row and its check-execution (or asset-index) rows share one transaction: a failure between them
+    leaves neither (Dagster's own storage commits the event first and can leave an evaluation the Partitions tab
+    never shows, or a materialization the asset page does not know of)."""
     url = postgres_database()
     instance = instance_in(write_home(tmp_path / "home", shipped_config() | postgres.postgres_instance_storage(url)))
     run = instance.create_run_for_job(dg.GraphDefinition("noop").to_job())
@@ -259,6 +260,27 @@ def test_on_postgres_a_check_evaluation_is_written_whole_or_not_at_all(
     assert evaluations_stored() == 1
     [record] = storage.get_asset_check_execution_history(dg.AssetCheckKey(key, "rows_present"), limit=10)
     assert record.status.value == "SUCCEEDED" and record.event.dagster_event.event_specific_data.passed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(type(storage), "_store_asset_event", fail_between)
+        with pytest.raises(RuntimeError, match="went away"):
+            storage.store_event(materialization_entry(run, key, "2025-01-01"))
+    assert not instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    assert instance.get_latest_materialization_event(key) is None
+
+    storage.store_event(materialization_entry(run, key, "2025-01-01"))
+    assert instance.get_latest_materialization_event(key).run_id == run.run_id
+    assert instance.get_materialized_partitions(key) == {"2025-01-01"}
+
+
+def materialization_entry(run: dg.DagsterRun, key: dg.AssetKey, day: str) -> dg.EventLogEntry:
+    from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
+
+    data = StepMaterializationData(dg.AssetMaterialization(asset_key=key, partition=day))
+    return dg.EventLogEntry(
+        user_message="", level=10, job_name=run.job_name, run_id=run.run_id, error_info=None, timestamp=time.time(),
+        dagster_event=DagsterEvent(DagsterEventType.ASSET_MATERIALIZATION.value, run.job_name, event_specific_data=data),
+    )
 
 
 # --- Both -----------------------------------------------------------------------------------------
