@@ -558,6 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         os.environ.pop(variable, None)
     days, train_days = plan_days(args)
+    machine = machine_info()  # the commit measured is the one checked out at launch, whatever is committed later
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ml-platform-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / "data"
@@ -590,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"the backfill materialized no predictions: {json.dumps(backfill, default=str)[:3000]}")
             cpu = {"busy_cores_during_compute": compute_cpu.busy_cores,
                    "busy_cores_during_backfill_phase": backfill_cpu.busy_cores}
-            result = {**summarize(args, instance, days, compute, backfill, cpu), "setup": setup, "machine": machine_info()}
+            result = {**summarize(args, instance, days, compute, backfill, cpu), "setup": setup, "machine": machine}
             print(f"[{4 + 2 * number}/{steps}] result\n")
             print(table(result))
             path = json_path(args.json, instance, args.instance)
