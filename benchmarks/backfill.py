@@ -41,6 +41,7 @@ import time
 from collections import Counter
 from pathlib import Path
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -53,65 +54,92 @@ TERMINAL_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 # --------------------------------------------------------------------------- pure compute
 
 
+@dataclass
+class PureComputeRun:
+    """The daily assets' steps for one range, minus Dagster: each passed day written to its own lake."""
+
+    spec: Any
+    days: list[str]
+    source: Any
+    lake: Any
+    mlflow: Any
+    chunk_days: int
+    failures: list[str] = field(default_factory=list)
+    model_load_s: float = 0.0
+
+    def store(self, key: Any, result: Any) -> bool:
+        """What the gate does with a day: write it if every outcome passed, else note the failures."""
+        self.failures.extend(o.message for o in result.outcomes if not o.passed)
+        if result.passed and result.frame is not None:
+            self.lake.write_partition(key, result.day, result.frame)
+            return True
+        return False
+
+    def raw_events(self) -> None:
+        from ml_platform import steps
+        from ml_platform.assets import keys
+
+        for result in steps.ingest(self.source, self.spec, self.days):
+            self.store(keys.raw_events(self.spec), result)
+
+    def features(self) -> None:
+        from ml_platform import steps
+        from ml_platform.assets import keys
+
+        raw_key = keys.raw_events(self.spec)
+        for result in steps.build_features(self.lake, raw_key, self.spec, self.days, self.chunk_days):
+            self.store(keys.features(self.spec), result)
+
+    def predictions(self) -> None:
+        """The champion's load included, as the predictions step pays it."""
+        from ml_platform import steps
+        from ml_platform.assets import keys
+        from ml_platform.assets.daily import _top_risk_table
+        from ml_platform.resources.mlflow_resource import CHAMPION
+
+        mark = time.perf_counter()
+        champion = self.mlflow.version_by_alias(self.spec.name, CHAMPION)
+        if champion is None:
+            raise SystemExit("no champion to score with")
+        model = self.mlflow.load_model(self.spec.name, champion.version)
+        self.model_load_s = time.perf_counter() - mark
+        features_key = keys.features(self.spec)
+        for result in steps.score(model, champion.version, self.lake, features_key, self.spec, self.days):
+            if self.store(keys.predictions(self.spec), result):
+                _top_risk_table(result.frame, self.spec)
+
+
 def pure_compute(days: list[str], data_dir: str, lake_path: str, chunk_days: int) -> dict[str, Any]:
-    """The daily assets' steps for raw_events -> features -> predictions, minus Dagster. Returns timings."""
-    from ml_platform import steps
-    from ml_platform.assets import keys
-    from ml_platform.assets.daily import ChunkConfig, _top_risk_table
+    """Times each stage of a `PureComputeRun` and the process's peak RSS after it."""
+    from ml_platform import steps  # noqa: F401  (the platform's imports stay out of the timings)
+    from ml_platform.assets.daily import ChunkConfig
     from ml_platform.definitions import load_specs
     from ml_platform.io.parquet_lake import DataLake
     from ml_platform.resources import default_resources
-    from ml_platform.resources.mlflow_resource import CHAMPION
     from ml_platform.resources.sources import EventSource
     from ml_platform.settings import Settings
     from ml_platform_tests.support.servers import process_peak_rss_mb
 
-    spec = next(s for s in load_specs() if s.name == "churn")
-    chunk_days = chunk_days or ChunkConfig().chunk_days
-    source = EventSource(data_dir=data_dir)
-    lake = DataLake(base_path=lake_path)
-    mlflow = default_resources(Settings.from_env())["mlflow"]  # as the run has it: the local model cache included
-    raw_key, features_key, predictions_key = keys.raw_events(spec), keys.features(spec), keys.predictions(spec)
-    failures: list[str] = []
+    run = PureComputeRun(
+        spec=next(s for s in load_specs() if s.name == "churn"), days=days,
+        source=EventSource(data_dir=data_dir), lake=DataLake(base_path=lake_path),
+        mlflow=default_resources(Settings.from_env())["mlflow"],  # as the run has it: the local model cache included
+        chunk_days=chunk_days or ChunkConfig().chunk_days,
+    )
     timings: dict[str, float] = {}
-
-    def store(key: Any, result: Any) -> bool:
-        """What the gate does with a day: write it if every outcome passed, else note the failures."""
-        failures.extend(o.message for o in result.outcomes if not o.passed)
-        if result.passed and result.frame is not None:
-            lake.write_partition(key, result.day, result.frame)
-            return True
-        return False
-
-    started = time.perf_counter()
-    for result in steps.ingest(source, spec, days):
-        store(raw_key, result)
-    timings["raw_events"] = time.perf_counter() - started
-    peak_rss_mb = {"raw_events": process_peak_rss_mb()}
-
-    mark = time.perf_counter()
-    for result in steps.build_features(lake, raw_key, spec, days, chunk_days):
-        store(features_key, result)
-    timings["features"] = time.perf_counter() - mark
-    peak_rss_mb["features"] = process_peak_rss_mb()
-
-    mark = time.perf_counter()
-    champion = mlflow.version_by_alias(spec.name, CHAMPION)
-    if champion is None:
-        raise SystemExit("no champion to score with")
-    model = mlflow.load_model(spec.name, champion.version)
-    timings["predictions_model_load"] = time.perf_counter() - mark
-    for result in steps.score(model, champion.version, lake, features_key, spec, days):
-        if store(predictions_key, result):
-            _top_risk_table(result.frame, spec)
-    timings["predictions"] = time.perf_counter() - mark
-    timings["total"] = time.perf_counter() - started
-    peak_rss_mb["predictions"] = process_peak_rss_mb()
+    peak_rss_mb: dict[str, float] = {}  # the process's peak so far, at the end of each stage
+    for stage in ("raw_events", "features", "predictions"):
+        mark = time.perf_counter()
+        getattr(run, stage)()
+        timings[stage] = time.perf_counter() - mark
+        peak_rss_mb[stage] = process_peak_rss_mb()
+    timings["predictions_model_load"] = run.model_load_s
+    timings["total"] = timings["raw_events"] + timings["features"] + timings["predictions"]
     return {
         "timings_s": timings,
-        "failures": failures,
+        "failures": run.failures,
         "peak_rss_mb": peak_rss_mb["predictions"],
-        "peak_rss_mb_after_stage": peak_rss_mb,  # the process's peak so far, at the end of each stage
+        "peak_rss_mb_after_stage": peak_rss_mb,
     }
 
 
@@ -181,12 +209,9 @@ def champion_version(data_dir: Path) -> str | None:
 def run_ui_backfill(
     data_dir: Path, home: Path, days: list[str], timeout: float, instance_yaml: Path = REPO_ROOT / "dagster.yaml",
 ) -> dict[str, Any]:
-    import dagster as dg
-    from dagster._core.storage.tags import BACKFILL_ID_TAG
-
     from ml_platform.assets import keys
     from ml_platform.definitions import load_specs
-    from ml_platform_tests.support.graphql import get_backfill, launch_partition_backfill, wait_for_backfill
+    from ml_platform_tests.support.graphql import launch_partition_backfill, wait_for_backfill
     from ml_platform_tests.support.servers import RssSampler, dagster_servers, open_instance, prepare_dagster_home
 
     spec = next(s for s in load_specs() if s.name == "churn")
@@ -206,24 +231,7 @@ def run_ui_backfill(
             launched_at = time.time()
             backfill_id = launch_partition_backfill(servers.url, asset_keys, days)
             launch_call_s = time.time() - launched_at
-            deadline = time.monotonic() + timeout
-            runs: list[Any] = []
-            while True:  # until every run of the backfill is finished (cheap SQLite reads, 1 s apart)
-                runs = instance.get_runs(filters=dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))
-                finished = bool(runs) and all(r.status.value in TERMINAL_RUN_STATUSES for r in runs)
-                # The backfill itself only when it matters: polling GraphQL costs the webserver CPU.
-                backfill = get_backfill(servers.url, backfill_id) if finished or not runs else {"status": "REQUESTED"}
-                # Done when every run is finished and either the backfill says so or nothing is left to run.
-                if finished and (
-                    backfill["status"] != "REQUESTED" or set(days) <= instance.get_materialized_partitions(predictions_key)
-                ):
-                    break
-                if backfill["status"] != "REQUESTED" and not runs:
-                    raise SystemExit(f"backfill ended without runs: {backfill}")
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"backfill not done after {timeout:.0f}s: {backfill}\n{servers.logs()}")
-                servers.assert_alive()
-                time.sleep(1.0)
+            runs = _wait_for_runs(servers, instance, backfill_id, days, predictions_key, timeout)
             runs_done_at = time.time()
             rss.sample()
             busy = _busy_cpu_seconds() - busy_start
@@ -251,6 +259,34 @@ def run_ui_backfill(
     return out
 
 
+def _wait_for_runs(
+    servers: Any, instance: Any, backfill_id: str, days: list[str], predictions_key: Any, timeout: float,
+) -> list[Any]:
+    """The backfill's runs, once every one is finished (cheap instance reads, 1 s apart) and either the
+    backfill says it is done or every day's predictions are recorded."""
+    import dagster as dg
+    from dagster._core.storage.tags import BACKFILL_ID_TAG
+
+    from ml_platform_tests.support.graphql import get_backfill
+
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))
+        finished = bool(runs) and all(r.status.value in TERMINAL_RUN_STATUSES for r in runs)
+        # The backfill itself only when it matters: polling GraphQL costs the webserver CPU.
+        backfill = get_backfill(servers.url, backfill_id) if finished or not runs else {"status": "REQUESTED"}
+        if finished and (
+            backfill["status"] != "REQUESTED" or set(days) <= instance.get_materialized_partitions(predictions_key)
+        ):
+            return runs
+        if backfill["status"] != "REQUESTED" and not runs:
+            raise SystemExit(f"backfill ended without runs: {backfill}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"backfill not done after {timeout:.0f}s: {backfill}\n{servers.logs()}")
+        servers.assert_alive()
+        time.sleep(1.0)
+
+
 @contextlib.contextmanager
 def instance_storage(kind: str) -> Iterator[Path]:
     """The dagster.yaml to run on: the repo's (SQLite), or production's on a fresh Postgres database whose
@@ -272,90 +308,92 @@ def instance_storage(kind: str) -> Iterator[Path]:
                 os.environ.pop(variable, None)
 
 
-def _run_timeline(instance: Any, runs: list[Any], predictions_key: Any, launched_at: float) -> dict[str, Any]:
-    """Timestamps of one backfill's runs, from the event log, relative to the launch call."""
-    out: dict[str, Any] = {"runs": len(runs), "run_ids": [r.run_id for r in runs]}
-    steps: dict[str, dict[str, float]] = {}
-    event_counts: Counter[str] = Counter()
-    last_prediction = None
-    first_start = None
-    first_created = None
-    first_starting = None
-    first_enqueued = None
-    run_end = None
-    check_gaps: list[float] = []
-    for run in runs:
-        record = instance.get_run_record_by_id(run.run_id)
-        created = record.create_timestamp.timestamp()
-        first_created = created if first_created is None else min(first_created, created)
+RUN_PHASES = {"PIPELINE_ENQUEUED": "run_enqueued", "PIPELINE_STARTING": "run_starting", "PIPELINE_START": "run_start"}
+RUN_ENDS = ("PIPELINE_SUCCESS", "PIPELINE_FAILURE")
+STEP_PHASES = ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE")
+
+
+@dataclass
+class RunEvents:
+    """What one backfill's runs recorded in the event log: phase timestamps, event counts, check-store gaps."""
+
+    predictions_key: Any
+    first: dict[str, float] = field(default_factory=dict)  # run_created / run_enqueued / ...: earliest
+    steps: dict[str, dict[str, float]] = field(default_factory=dict)
+    counts: Counter = field(default_factory=Counter)
+    check_gaps: list[float] = field(default_factory=list)
+    run_end: float | None = None
+    last_prediction: float | None = None
+
+    def add_run(self, instance: Any, run: Any) -> None:
+        self._earliest("run_created", instance.get_run_record_by_id(run.run_id).create_timestamp.timestamp())
         previous = None
         for entry in instance.all_logs(run.run_id):
             event = entry.dagster_event
-            if event is None:
-                event_counts["(log message)"] += 1
-                previous = None
-                continue
-            kind = event.event_type_value
-            event_counts[kind] += 1
-            ts = entry.timestamp
-            # Consecutive evaluations of one partition are yielded back to back (the gate computes all of
-            # a day's outcomes first), so the gap between them is what storing one event costs.
-            if (
-                kind == "ASSET_CHECK_EVALUATION"
-                and previous is not None
-                and previous.dagster_event.event_type_value == kind
-                and previous.dagster_event.event_specific_data.partition == event.event_specific_data.partition
-            ):
-                check_gaps.append(ts - previous.timestamp)
-            previous = entry
-            if kind == "PIPELINE_ENQUEUED":
-                first_enqueued = ts if first_enqueued is None else min(first_enqueued, ts)
-            elif kind == "PIPELINE_STARTING":
-                first_starting = ts if first_starting is None else min(first_starting, ts)
-            elif kind == "PIPELINE_START":
-                first_start = ts if first_start is None else min(first_start, ts)
-            elif kind in ("PIPELINE_SUCCESS", "PIPELINE_FAILURE"):
-                run_end = ts if run_end is None else max(run_end, ts)
-            elif kind in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE") and event.step_key:
-                steps.setdefault(event.step_key, {})[kind] = ts
-            elif kind == "ASSET_MATERIALIZATION" and event.asset_key == predictions_key:
-                last_prediction = ts if last_prediction is None else max(last_prediction, ts)
-        out.setdefault("run_statuses", []).append(run.status.value)
-        out.setdefault("run_ranges", []).append(
-            [run.tags.get("dagster/asset_partition_range_start"), run.tags.get("dagster/asset_partition_range_end")]
-        )
+            self.counts[event.event_type_value if event else "(log message)"] += 1
+            if event is not None:
+                self._note(entry, previous)
+            previous = entry if event is not None else None
+
+    def _note(self, entry: Any, previous: Any) -> None:
+        event, kind, ts = entry.dagster_event, entry.dagster_event.event_type_value, entry.timestamp
+        # Consecutive evaluations of one partition are yielded back to back (the gate computes all of
+        # a day's outcomes first), so the gap between them is what storing one event costs.
+        if kind == "ASSET_CHECK_EVALUATION" and previous is not None and (
+            previous.dagster_event.event_type_value == kind
+            and previous.dagster_event.event_specific_data.partition == event.event_specific_data.partition
+        ):
+            self.check_gaps.append(ts - previous.timestamp)
+        if kind in RUN_PHASES:
+            self._earliest(RUN_PHASES[kind], ts)
+        elif kind in RUN_ENDS:
+            self.run_end = max(self.run_end or ts, ts)
+        elif kind in STEP_PHASES and event.step_key:
+            self.steps.setdefault(event.step_key, {})[kind] = ts
+        elif kind == "ASSET_MATERIALIZATION" and event.asset_key == self.predictions_key:
+            self.last_prediction = max(self.last_prediction or ts, ts)
+
+    def _earliest(self, name: str, ts: float) -> None:
+        self.first[name] = min(self.first.get(name, ts), ts)
+
+    def check_store_ms(self) -> dict[str, float] | None:
+        if not self.check_gaps:
+            return None
+        ordered = sorted(self.check_gaps)
+        return {"median": round(1000 * ordered[len(ordered) // 2], 1),
+                "p90": round(1000 * ordered[int(len(ordered) * 0.9)], 1), "samples": len(ordered)}
+
+
+def _run_timeline(instance: Any, runs: list[Any], predictions_key: Any, launched_at: float) -> dict[str, Any]:
+    """Timestamps of one backfill's runs, from the event log, relative to the launch call."""
+    events = RunEvents(predictions_key)
+    for run in runs:
+        events.add_run(instance, run)
     rel = lambda ts: round(ts - launched_at, 2) if ts is not None else None  # noqa: E731
-    out["timeline_s"] = {
-        "run_created": rel(first_created),
-        "run_enqueued": rel(first_enqueued),
-        "run_starting": rel(first_starting),
-        "run_start": rel(first_start),
-        **{
-            f"{step}:{phase}": rel(ts)
-            for step, phases in sorted(steps.items(), key=lambda item: item[1].get("STEP_START", 0))
-            for phase, ts in phases.items()
+    ordered_steps = sorted(events.steps.items(), key=lambda item: item[1].get("STEP_START", 0))
+    return {
+        "runs": len(runs),
+        "run_ids": [r.run_id for r in runs],
+        "run_statuses": [r.status.value for r in runs],
+        "run_ranges": [[r.tags.get("dagster/asset_partition_range_start"), r.tags.get("dagster/asset_partition_range_end")]
+                       for r in runs],
+        "timeline_s": {
+            **{name: rel(events.first.get(name)) for name in ("run_created", *RUN_PHASES.values())},
+            **{f"{step}:{phase}": rel(ts) for step, phases in ordered_steps for phase, ts in phases.items()},
+            "last_predictions_materialization": rel(events.last_prediction),
+            "run_end": rel(events.run_end),
         },
-        "last_predictions_materialization": rel(last_prediction),
-        "run_end": rel(run_end),
+        "step_s": {
+            step: round(phases.get("STEP_SUCCESS", phases.get("STEP_FAILURE", 0)) - phases["STEP_START"], 2)
+            for step, phases in events.steps.items() if "STEP_START" in phases
+        },
+        "check_event_store_ms": events.check_store_ms(),
+        "event_counts": dict(events.counts.most_common()),
+        "events_total": sum(events.counts.values()),
+        "_last_prediction_ts": events.last_prediction,
+        "_run_start_ts": events.first.get("run_start"),
+        "_run_created_ts": events.first.get("run_created"),
     }
-    out["step_s"] = {
-        step: round(phases.get("STEP_SUCCESS", phases.get("STEP_FAILURE", 0)) - phases["STEP_START"], 2)
-        for step, phases in steps.items()
-        if "STEP_START" in phases
-    }
-    if check_gaps:
-        ordered = sorted(check_gaps)
-        out["check_event_store_ms"] = {
-            "median": round(1000 * ordered[len(ordered) // 2], 1),
-            "p90": round(1000 * ordered[int(len(ordered) * 0.9)], 1),
-            "samples": len(ordered),
-        }
-    out["event_counts"] = dict(event_counts.most_common())
-    out["events_total"] = sum(event_counts.values())
-    out["_last_prediction_ts"] = last_prediction
-    out["_run_start_ts"] = first_start
-    out["_run_created_ts"] = first_created
-    return out
 
 
 # --------------------------------------------------------------------------- report
@@ -545,6 +583,42 @@ def json_path(requested: Path | None, instance: str, instances: list[str]) -> Pa
     return requested.with_name(f"{requested.stem}_{instance}{requested.suffix}")
 
 
+def prepare(args: argparse.Namespace, days: list[str], train_days: list[str], workdir: Path, steps: int) -> dict[str, Any]:
+    """Land, train the champion, and measure the pure compute once for every instance storage to come."""
+    data_dir = workdir / "data"
+    print(f"[1/{steps}] landing {len(train_days)} + {len(days)} days x {args.events_per_day:,} events, training a "
+          f"champion on {train_days[0]}..{train_days[-1]} (in-process) ...", flush=True)
+    setup = land_and_train(data_dir, days, train_days, args.events_per_day)
+    version = champion_version(data_dir)
+    if version is None:
+        raise SystemExit("setup trained no champion (gates failed?)")
+    setup.update(champion_version=version, train_days=[train_days[0], train_days[-1]])
+    print(f"      landed in {setup['landing_s']} s, trained champion v{version} in {setup['training_setup_s']} s", flush=True)
+
+    print(f"[2/{steps}] pure compute of {days[0]}..{days[-1]} in a fresh process ...", flush=True)
+    with CpuMeter() as compute_cpu:
+        compute = run_pure_compute_subprocess(days, data_dir, workdir / "compute_lake", args.chunk_days)
+    if compute["failures"]:
+        raise SystemExit(f"pure compute gates failed: {compute['failures'][:5]}")
+    print(f"      {compute['timings_s']['total']:.1f} s", flush=True)
+    return {"setup": setup, "compute": compute, "compute_busy_cores": compute_cpu.busy_cores}
+
+
+def measure_instance(args: argparse.Namespace, instance: str, days: list[str], workdir: Path,
+                     prepared: dict[str, Any], machine: dict[str, Any]) -> dict[str, Any]:
+    """The UI backfill on one instance storage, on an emptied lake, set against the pure compute."""
+    data_dir = workdir / "data"
+    empty_daily_assets(data_dir)  # every run computes every day afresh
+    with CpuMeter() as backfill_cpu, instance_storage(instance) as instance_yaml:
+        backfill = run_ui_backfill(data_dir, workdir / f"dagster_home_{instance}", days, args.timeout, instance_yaml)
+    if backfill["_last_prediction_ts"] is None:
+        raise SystemExit(f"the backfill materialized no predictions: {json.dumps(backfill, default=str)[:3000]}")
+    cpu = {"busy_cores_during_compute": prepared["compute_busy_cores"],
+           "busy_cores_during_backfill_phase": backfill_cpu.busy_cores}
+    summary = summarize(args, instance, days, prepared["compute"], backfill, cpu)
+    return {**summary, "setup": prepared["setup"], "machine": machine}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.compute_only:
@@ -561,37 +635,14 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info()  # the commit measured is the one checked out at launch, whatever is committed later
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ml-platform-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    data_dir = workdir / "data"
     steps = 2 + 2 * len(args.instance)
     ok = True
     try:
-        print(f"[1/{steps}] landing {len(train_days)} + {len(days)} days x {args.events_per_day:,} events, training a "
-              f"champion on {train_days[0]}..{train_days[-1]} (in-process) ...", flush=True)
-        setup = land_and_train(data_dir, days, train_days, args.events_per_day)
-        version = champion_version(data_dir)
-        if version is None:
-            raise SystemExit("setup trained no champion (gates failed?)")
-        setup.update(champion_version=version, train_days=[train_days[0], train_days[-1]])
-        print(f"      landed in {setup['landing_s']} s, trained champion v{version} in {setup['training_setup_s']} s", flush=True)
-
-        print(f"[2/{steps}] pure compute of {days[0]}..{days[-1]} in a fresh process ...", flush=True)
-        with CpuMeter() as compute_cpu:
-            compute = run_pure_compute_subprocess(days, data_dir, workdir / "compute_lake", args.chunk_days)
-        if compute["failures"]:
-            raise SystemExit(f"pure compute gates failed: {compute['failures'][:5]}")
-        print(f"      {compute['timings_s']['total']:.1f} s", flush=True)
-
+        prepared = prepare(args, days, train_days, workdir, steps)
         for number, instance in enumerate(args.instance):
             print(f"[{3 + 2 * number}/{steps}] webserver + daemon on {instance} instance storage, launching the "
                   "backfill as the UI does ...", flush=True)
-            empty_daily_assets(data_dir)  # every run computes every day afresh
-            with CpuMeter() as backfill_cpu, instance_storage(instance) as instance_yaml:
-                backfill = run_ui_backfill(data_dir, workdir / f"dagster_home_{instance}", days, args.timeout, instance_yaml)
-            if backfill["_last_prediction_ts"] is None:
-                raise SystemExit(f"the backfill materialized no predictions: {json.dumps(backfill, default=str)[:3000]}")
-            cpu = {"busy_cores_during_compute": compute_cpu.busy_cores,
-                   "busy_cores_during_backfill_phase": backfill_cpu.busy_cores}
-            result = {**summarize(args, instance, days, compute, backfill, cpu), "setup": setup, "machine": machine}
+            result = measure_instance(args, instance, days, workdir, prepared, machine)
             print(f"[{4 + 2 * number}/{steps}] result\n")
             print(table(result))
             path = json_path(args.json, instance, args.instance)
