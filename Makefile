@@ -11,7 +11,7 @@ DEMO_DAYS ?= 60
 
 LOCKS := deploy/requirements.lock deploy/requirements-test.lock
 
-.PHONY: install lock browser demo ui test test-unit test-integration test-e2e test-deploy bench bench-postgres bench-year bench-latency bench-floor bench-event-log dagster-home validate clean
+.PHONY: install lock browser demo ui test test-unit test-integration test-e2e test-deploy bench bench-postgres bench-year bench-latency bench-floor bench-event-log bench-in-run dagster-home validate clean
 
 # Exactly the locked versions: the locks are constraints, so nothing resolves afresh.
 install: $(VENV)/.installed
@@ -74,6 +74,11 @@ bench-postgres: install
 bench-year: install
 	mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/backfill.py --days 365 --events-per-day 1000000 --instance sqlite postgres --timeout 10800 --json benchmarks/results/backfill_year.json
+
+# Dagster's cost inside a range step counted directly: each stage as a run and bare, in one process (SQLite, Postgres).
+bench-in-run: install
+	mkdir -p benchmarks/results
+	$(BIN)/python benchmarks/in_run.py --days 30 --events-per-day 1000000 --json benchmarks/results/in_run.json
 
 # Each stage's pure compute against a DuckDB floor at 1M events/day (outputs checked equal, peak RSS per stage).
 bench-floor: install
