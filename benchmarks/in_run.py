@@ -91,6 +91,8 @@ def bare_seconds(stage: str, spec: Any, days: list[str], data_dir: Path, lake_pa
 
 
 def measure(kind: str, spec: Any, stage_days: dict[str, list[str]], workdir: Path) -> list[dict[str, Any]]:
+    import dagster as dg
+
     from ml_platform.definitions import build_definitions, load_specs
     from ml_platform.runner import materialize_stages
 
@@ -106,7 +108,7 @@ def measure(kind: str, spec: Any, stage_days: dict[str, list[str]], workdir: Pat
             step = step_seconds(instance, result.run_id)
             bare = bare_seconds(stage, spec, days, workdir / "data", workdir / f"bare_lake_{kind}")
             evaluations = len(instance.get_records_for_run(
-                result.run_id, of_type=__import__("dagster").DagsterEventType.ASSET_CHECK_EVALUATION, limit=100_000
+                result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=100_000
             ).records)
             rows.append({"instance": kind, "stage": stage, "partitions": len(days), "step_s": round(step, 2),
                          "bare_s": round(bare, 2), "per_partition_ms": round(1000 * (step - bare) / len(days), 1),

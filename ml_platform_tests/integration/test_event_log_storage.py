@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -91,16 +92,20 @@ def check_statuses(instance: dg.DagsterInstance) -> dict[str, str]:
     return {record.event.dagster_event.event_specific_data.partition: record.status.value for record in records}
 
 
-def evaluation_entry(run: dg.DagsterRun, day: str, passed: bool = True) -> dg.EventLogEntry:
-    """A run's check evaluation of `daily` for one day, as the run worker stores it."""
-    from dagster._core.events import DagsterEvent, DagsterEventType
+def run_event_entry(run: dg.DagsterRun, event_type: dg.DagsterEventType, data: Any) -> dg.EventLogEntry:
+    """An event of `run` as its worker stores it."""
+    from dagster._core.events import DagsterEvent
 
-    data = dg.AssetCheckEvaluation(asset_key=dg.AssetKey("daily"), check_name="rows_present", passed=passed, partition=day)
     return dg.EventLogEntry(
         user_message="", level=10, job_name=run.job_name, run_id=run.run_id, error_info=None, timestamp=time.time(),
-        dagster_event=DagsterEvent(DagsterEventType.ASSET_CHECK_EVALUATION.value, run.job_name, event_specific_data=data),
+        dagster_event=DagsterEvent(event_type.value, run.job_name, event_specific_data=data),
     )
 
+
+def evaluation_entry(run: dg.DagsterRun, day: str, passed: bool = True) -> dg.EventLogEntry:
+    """A run's check evaluation of `daily` for one day."""
+    data = dg.AssetCheckEvaluation(asset_key=dg.AssetKey("daily"), check_name="rows_present", passed=passed, partition=day)
+    return run_event_entry(run, dg.DagsterEventType.ASSET_CHECK_EVALUATION, data)
 
 def test_the_shipped_sqlite_instance_uses_the_pooled_storage_where_dagster_keeps_its_history(
     tmp_path: Path, instance_in: Callable[[Path], dg.DagsterInstance]
@@ -274,14 +279,10 @@ def test_on_postgres_a_check_evaluation_or_a_materialization_is_written_whole_or
 
 
 def materialization_entry(run: dg.DagsterRun, key: dg.AssetKey, day: str) -> dg.EventLogEntry:
-    from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
+    from dagster._core.events import StepMaterializationData
 
     data = StepMaterializationData(dg.AssetMaterialization(asset_key=key, partition=day))
-    return dg.EventLogEntry(
-        user_message="", level=10, job_name=run.job_name, run_id=run.run_id, error_info=None, timestamp=time.time(),
-        dagster_event=DagsterEvent(DagsterEventType.ASSET_MATERIALIZATION.value, run.job_name, event_specific_data=data),
-    )
-
+    return run_event_entry(run, dg.DagsterEventType.ASSET_MATERIALIZATION, data)
 
 # --- Both -----------------------------------------------------------------------------------------
 
