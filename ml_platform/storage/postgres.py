@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as db
@@ -18,6 +18,7 @@ from dagster._serdes import ConfigurableClassData
 from dagster_postgres.event_log.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 
+from ml_platform.storage.batches import ask_dagster_for_batches
 from ml_platform.storage.known_tables import RemembersTables
 
 # Events Dagster writes as their event row plus asset-index or check-execution rows.
@@ -26,13 +27,19 @@ MULTI_ROW_EVENTS = ASSET_EVENTS | ASSET_CHECK_EVENTS
 
 class PooledPostgresEventLogStorage(RemembersTables, PostgresEventLogStorage):
     """Postgres event log over one kept (pinged) connection per process instead of one per statement group;
-    an asset or check event and the index rows it updates are written in one transaction."""
+    an asset or check event and the index rows it updates are written in one transaction, and so is a
+    batch of them.
+
+    A range step's materializations arrive as one batch (`batches.ask_dagster_for_batches`): one
+    multi-row insert, ~0.3 ms a materialization instead of ~3.
+    """
 
     def __init__(
         self, postgres_url: str, should_autocreate_tables: bool = True,
         inst_data: ConfigurableClassData | None = None, token_provider: Any = None,
     ) -> None:
         self._in_transaction = threading.local()  # the connection of a write in progress on this thread
+        ask_dagster_for_batches()
         super().__init__(postgres_url, should_autocreate_tables, inst_data=inst_data, token_provider=token_provider)
         self._engine = create_pg_engine(
             self.postgres_url, self._token_provider, isolation_level="AUTOCOMMIT",
@@ -53,8 +60,19 @@ class PooledPostgresEventLogStorage(RemembersTables, PostgresEventLogStorage):
         with self._transaction():
             super().store_event(event)
 
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """As Dagster stores a batch (its event rows, then their tags and the asset index), in one
+        transaction: if any part fails nothing is kept, and Dagster's fallback of storing the events
+        one by one cannot write a row twice."""
+        with self._transaction():
+            super().store_event_batch(events)
+
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
+        """One transaction for everything written inside it on this thread (a batch's events join its)."""
+        if getattr(self._in_transaction, "connection", None) is not None:
+            yield
+            return
         with super()._connect() as conn:
             conn = conn.execution_options(isolation_level="READ COMMITTED")  # the engine autocommits
             with conn.begin():

@@ -24,6 +24,9 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from ml_platform.checks.gate import PartitionGate, gate_check_specs
+from ml_platform.checks.rules import passed
+from ml_platform.storage.batches import EVENT_BATCH_SIZE_VARIABLE
 from ml_platform.storage.sqlite import PooledSqliteEventLogStorage
 from ml_platform_tests.support import postgres
 
@@ -241,7 +244,7 @@ def test_on_postgres_a_check_evaluation_or_a_materialization_is_written_whole_or
     tmp_path: Path, postgres_database: Callable[[], sa.URL], instance_in: Callable[[Path], dg.DagsterInstance],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The event row and its check-execution (or asset-index) rows share one transaction: a failure between them
+    """The event row and its check-execution (or asset-index) rows share one transaction, and so do a batch's: a failure between them
     leaves neither (Dagster's own storage commits the event first and can leave an evaluation the Partitions tab
     never shows, or a materialization the asset page does not know of)."""
     url = postgres_database()
@@ -276,6 +279,15 @@ def test_on_postgres_a_check_evaluation_or_a_materialization_is_written_whole_or
     storage.store_event(materialization_entry(run, key, "2025-01-01"))
     assert instance.get_latest_materialization_event(key).run_id == run.run_id
     assert instance.get_materialized_partitions(key) == {"2025-01-01"}
+
+    later_days = ["2025-01-02", "2025-01-03"]  # a range step's batch: its rows, tags and asset entry together
+    with monkeypatch.context() as patch:
+        patch.setattr(type(storage), "_store_asset_event_tags", fail_between)
+        with pytest.raises(RuntimeError, match="went away"):
+            storage.store_event_batch([materialization_entry(run, key, day) for day in later_days])
+    assert instance.get_materialized_partitions(key) == {"2025-01-01"}
+    storage.store_event_batch([materialization_entry(run, key, day) for day in later_days])
+    assert instance.get_materialized_partitions(key) == {"2025-01-01", *later_days}
 
 
 def materialization_entry(run: dg.DagsterRun, key: dg.AssetKey, day: str) -> dg.EventLogEntry:
@@ -321,3 +333,56 @@ def test_storing_evaluations_asks_the_database_which_tables_exist_once_not_per_e
     assert catalog_queries_during(lambda: [storage.has_table("no_such_table") for _ in range(2)]) == 2
     assert check_statuses(instance) == {day: "SUCCEEDED" for day in DAYS.get_partition_keys()}
 
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_range_steps_materializations_are_written_as_one_batch_and_read_as_every_day(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, instance_in: Callable[[Path], dg.DagsterInstance],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The storages turn on Dagster's event batching, so a range step's materializations (one per day) arrive in one
+    `store_event_batch`, written in one transaction per database; every day then reads as materialized by the run,
+    and each day's evaluation by the platform's gate targets that day's materialization, which is what the check's
+    Partitions tab counts."""
+    monkeypatch.delenv(EVENT_BATCH_SIZE_VARIABLE, raising=False)  # only the storage may turn it on here
+    config = shipped_config()
+    if backend == "postgres":
+        config |= postgres.postgres_instance_storage(request.getfixturevalue("postgres_database")())
+    instance = instance_in(write_home(tmp_path / "home", config))
+    batches: list[list[str]] = []
+    store_event_batch = type(instance.event_log_storage).store_event_batch
+
+    def spy(storage: Any, events: list[dg.EventLogEntry]) -> None:
+        batches.append([event.dagster_event_type.value for event in events])
+        store_event_batch(storage, events)
+
+    monkeypatch.setattr(type(instance.event_log_storage), "store_event_batch", spy)
+    days = DAYS.get_partition_keys()
+
+    @dg.asset(partitions_def=DAYS, check_specs=gate_check_specs(dg.AssetKey("daily"), {"rows_present": "rows"}, DAYS))
+    def daily(context) -> Iterator[Any]:  # noqa: ANN001  (Dagster reads the annotation: none under __future__)
+        gate = PartitionGate(context, dg.AssetKey("daily"))
+        for day in context.partition_keys:
+            gate.evaluate(day, [passed("rows_present", day)])
+            gate.record_written(day, rows=1)
+        yield from gate.conclude()
+
+    result = dg.materialize([daily], instance=instance, tags={
+        "dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]})
+
+    assert result.success
+    assert [batch for batch in batches if "ASSET_MATERIALIZATION" in batch] == [["ASSET_MATERIALIZATION"] * len(days)]
+    key = dg.AssetKey("daily")
+    assert instance.get_materialized_partitions(key) == set(days)
+    assert instance.get_latest_materialization_event(key).run_id == result.run_id
+    records = instance.fetch_materializations(key, limit=100).records
+    assert sorted(record.partition_key for record in records) == days
+    assert all(record.asset_materialization.tags.get("dagster/data_version") for record in records)
+    storage_ids = {record.partition_key: record.storage_id for record in records}
+    executions = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(key, "rows_present"), limit=100)
+    assert {execution.event.dagster_event.event_specific_data.partition: execution.status.value
+            for execution in executions} == dict.fromkeys(days, "SUCCEEDED")
+    assert {execution.event.dagster_event.event_specific_data.partition:
+            execution.event.dagster_event.event_specific_data.target_materialization_data.storage_id
+            for execution in executions} == storage_ids
