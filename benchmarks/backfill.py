@@ -20,6 +20,10 @@
    UI's `launchPartitionBackfill` mutation and times it from the launch call
    until the last predictions partition's materialization is recorded.
 
+With several `--instance` values and `--compute-before-each`, the pure compute is measured again
+right before each instance's backfill, and each backfill is set against the measurement next to it
+(the machine's speed drifts by a few percent over an hour; `compute_measurements_s` records them all).
+
 overhead_per_partition_s = (wall_s - compute_s) / partitions. Peak RSS is
 sampled (psutil) over every process of the webserver and daemon process
 groups, run worker included.
@@ -502,6 +506,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "default 127.0.0.1:5432, dropped afterwards); several run one after another on the same landed data, "
         "champion and pure-compute measurement",
     )
+    parser.add_argument(
+        "--compute-before-each", action="store_true",
+        help="with several --instance values, measure the pure compute again before each backfill and set each "
+        "against the measurement next to it (default: one measurement for all)",
+    )
     parser.add_argument("--compute-only", default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -594,14 +603,19 @@ def prepare(args: argparse.Namespace, days: list[str], train_days: list[str], wo
         raise SystemExit("setup trained no champion (gates failed?)")
     setup.update(champion_version=version, train_days=[train_days[0], train_days[-1]])
     print(f"      landed in {setup['landing_s']} s, trained champion v{version} in {setup['training_setup_s']} s", flush=True)
-
     print(f"[2/{steps}] pure compute of {days[0]}..{days[-1]} in a fresh process ...", flush=True)
+    return {"setup": setup, **measure_compute(args, days, workdir)}
+
+
+def measure_compute(args: argparse.Namespace, days: list[str], workdir: Path) -> dict[str, Any]:
+    """The pure compute of the range in a fresh process, into an emptied lake of its own."""
+    shutil.rmtree(workdir / "compute_lake", ignore_errors=True)
     with CpuMeter() as compute_cpu:
-        compute = run_pure_compute_subprocess(days, data_dir, workdir / "compute_lake", args.chunk_days)
+        compute = run_pure_compute_subprocess(days, workdir / "data", workdir / "compute_lake", args.chunk_days)
     if compute["failures"]:
         raise SystemExit(f"pure compute gates failed: {compute['failures'][:5]}")
     print(f"      {compute['timings_s']['total']:.1f} s", flush=True)
-    return {"setup": setup, "compute": compute, "compute_busy_cores": compute_cpu.busy_cores}
+    return {"compute": compute, "compute_busy_cores": compute_cpu.busy_cores}
 
 
 def measure_instance(args: argparse.Namespace, instance: str, days: list[str], workdir: Path,
@@ -639,10 +653,16 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     try:
         prepared = prepare(args, days, train_days, workdir, steps)
+        compute_totals = [prepared["compute"]["timings_s"]["total"]]
         for number, instance in enumerate(args.instance):
+            if number and args.compute_before_each:
+                print(f"      pure compute again, before the {instance} backfill ...", flush=True)
+                prepared.update(measure_compute(args, days, workdir))
+                compute_totals.append(prepared["compute"]["timings_s"]["total"])
             print(f"[{3 + 2 * number}/{steps}] webserver + daemon on {instance} instance storage, launching the "
                   "backfill as the UI does ...", flush=True)
             result = measure_instance(args, instance, days, workdir, prepared, machine)
+            result["compute_measurements_s"] = [round(total, 2) for total in compute_totals]
             print(f"[{4 + 2 * number}/{steps}] result\n")
             print(table(result))
             path = json_path(args.json, instance, args.instance)

@@ -30,6 +30,7 @@ import dagster as dg
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
 
 from ml_platform.checks.rules import CheckOutcome
+from ml_platform.storage.batches import evaluations_together
 
 if TYPE_CHECKING:
     from ml_platform.steps import DayResult
@@ -112,7 +113,8 @@ class PartitionGate:
                 yield dg.AssetMaterialization(
                     self.asset_key, partition=partition, metadata={**range_metadata, **self.partition_metadata[partition]}
                 )
-        yield from self._evaluations()
+        with evaluations_together(self.context.instance):  # thousands in a year's range
+            yield from self._evaluations()
         if failures:
             raise gate_failure(self.asset_key, failures, materialized=sorted(self.rows))
         for output_name, spec in self.context.assets_def.check_specs_by_output_name.items():

@@ -10,7 +10,11 @@ Other events are not batched by Dagster (check evaluations included) and are sto
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+
+import dagster as dg
 
 EVENT_BATCH_SIZE_VARIABLE = "DAGSTER_EVENT_BATCH_SIZE"
 RANGE_EVENTS_PER_BATCH = 1100  # Dagster flushes a range's batch at its last event: any range up to three years is one
@@ -18,3 +22,12 @@ RANGE_EVENTS_PER_BATCH = 1100  # Dagster flushes a range's batch at its last eve
 
 def ask_dagster_for_batches() -> None:
     os.environ.setdefault(EVENT_BATCH_SIZE_VARIABLE, str(RANGE_EVENTS_PER_BATCH))
+
+
+@contextlib.contextmanager
+def evaluations_together(instance: dg.DagsterInstance) -> Iterator[None]:
+    """The check evaluations this thread stores through `instance` inside the block committed together where
+    the event log can (the platform's Postgres one; see its `evaluations_together`), else one by one as usual."""
+    together = getattr(instance.event_log_storage, "evaluations_together", None)
+    with together() if together is not None else contextlib.nullcontext():
+        yield

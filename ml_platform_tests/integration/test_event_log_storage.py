@@ -26,6 +26,7 @@ import yaml
 
 from ml_platform.checks.gate import PartitionGate, gate_check_specs
 from ml_platform.checks.rules import passed
+from ml_platform.runner import range_tags
 from ml_platform.storage.batches import EVENT_BATCH_SIZE_VARIABLE
 from ml_platform.storage.sqlite import PooledSqliteEventLogStorage
 from ml_platform_tests.support import postgres
@@ -296,6 +297,21 @@ def materialization_entry(run: dg.DagsterRun, key: dg.AssetKey, day: str) -> dg.
     data = StepMaterializationData(dg.AssetMaterialization(asset_key=key, partition=day))
     return run_event_entry(run, dg.DagsterEventType.ASSET_MATERIALIZATION, data)
 
+def gated_daily() -> dg.AssetsDefinition:
+    """A daily asset whose range step records what the platform's gate records: the range's materializations,
+    then one evaluation per day targeting that day's."""
+
+    @dg.asset(partitions_def=DAYS, check_specs=gate_check_specs(dg.AssetKey("daily"), {"rows_present": "rows"}, DAYS))
+    def daily(context) -> Iterator[Any]:  # noqa: ANN001  (Dagster reads the annotation: none under __future__)
+        gate = PartitionGate(context, dg.AssetKey("daily"))
+        for day in context.partition_keys:
+            gate.evaluate(day, [passed("rows_present", day)])
+            gate.record_written(day, rows=1)
+        yield from gate.conclude()
+
+    return daily
+
+
 # --- Both -----------------------------------------------------------------------------------------
 
 CATALOG_QUERIES = ("pg_catalog.pg_class", "PRAGMA main.table_info")  # SQLAlchemy's has_table on Postgres, SQLite
@@ -359,16 +375,7 @@ def test_a_range_steps_materializations_are_written_as_one_batch_and_read_as_eve
     monkeypatch.setattr(type(instance.event_log_storage), "store_event_batch", spy)
     days = DAYS.get_partition_keys()
 
-    @dg.asset(partitions_def=DAYS, check_specs=gate_check_specs(dg.AssetKey("daily"), {"rows_present": "rows"}, DAYS))
-    def daily(context) -> Iterator[Any]:  # noqa: ANN001  (Dagster reads the annotation: none under __future__)
-        gate = PartitionGate(context, dg.AssetKey("daily"))
-        for day in context.partition_keys:
-            gate.evaluate(day, [passed("rows_present", day)])
-            gate.record_written(day, rows=1)
-        yield from gate.conclude()
-
-    result = dg.materialize([daily], instance=instance, tags={
-        "dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]})
+    result = dg.materialize([gated_daily()], instance=instance, tags=range_tags(days))
 
     assert result.success
     assert [batch for batch in batches if "ASSET_MATERIALIZATION" in batch] == [["ASSET_MATERIALIZATION"] * len(days)]
@@ -386,3 +393,58 @@ def test_a_range_steps_materializations_are_written_as_one_batch_and_read_as_eve
     assert {execution.event.dagster_event.event_specific_data.partition:
             execution.event.dagster_event.event_specific_data.target_materialization_data.storage_id
             for execution in executions} == storage_ids
+
+
+def test_on_postgres_a_gates_evaluations_are_committed_together_or_not_at_all(
+    tmp_path: Path, postgres_database: Callable[[], sa.URL], instance_in: Callable[[Path], dg.DagsterInstance],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A range's evaluations (thousands in a year) share one transaction instead of a commit each: if one cannot be
+    stored the step fails and none of them is, while the materializations recorded before them stay."""
+    instance = instance_in(write_home(tmp_path / "home", shipped_config() | postgres.postgres_instance_storage(
+        postgres_database())))
+    storage, days = instance.event_log_storage, DAYS.get_partition_keys()
+    update = type(storage)._update_asset_check_evaluation
+    updates: list[str] = []
+
+    def failing_at_the_fifth(self: Any, event: dg.EventLogEntry, event_id: int | None) -> None:
+        updates.append(event.dagster_event.event_specific_data.partition)
+        if len(updates) == 5:
+            raise RuntimeError("the server went away mid-range")
+        update(self, event, event_id)
+
+    monkeypatch.setattr(type(storage), "_update_asset_check_evaluation", failing_at_the_fifth)
+    result = dg.materialize([gated_daily()], instance=instance, raise_on_error=False, tags=range_tags(days))
+
+    assert not result.success and len(updates) == 5
+    assert not instance.get_records_for_run(result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    assert instance.get_materialized_partitions(dg.AssetKey("daily")) == set(days)
+
+    monkeypatch.setattr(type(storage), "_update_asset_check_evaluation", update)
+    result = dg.materialize([gated_daily()], instance=instance, tags=range_tags(days))
+    evaluations = instance.get_records_for_run(result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    assert sorted(record.event_log_entry.dagster_event.event_specific_data.partition for record in evaluations) == days
+
+
+def test_on_postgres_any_other_event_commits_the_evaluations_held_before_it(
+    tmp_path: Path, postgres_database: Callable[[], sa.URL], instance_in: Callable[[Path], dg.DagsterInstance],
+) -> None:
+    """Evaluations held for one commit never hold back a run's other events (a failure, a cancellation): the
+    first such event commits them, and the webserver, reading from another process, sees both in order."""
+    home = write_home(tmp_path / "home", shipped_config() | postgres.postgres_instance_storage(postgres_database()))
+    worker, webserver = instance_in(home), instance_in(home)
+    run = worker.create_run_for_job(dg.GraphDefinition("noop").to_job())
+    first, second, *_ = DAYS.get_partition_keys()
+
+    def seen() -> list[str]:
+        return [record.event_log_entry.dagster_event.event_type_value if record.event_log_entry.dagster_event
+                else record.event_log_entry.user_message for record in webserver.get_records_for_run(run.run_id).records]
+
+    with worker.event_log_storage.evaluations_together():
+        worker.event_log_storage.store_event(evaluation_entry(run, first))
+        assert seen() == []
+        worker.report_engine_event("termination requested", run)
+        assert seen() == ["ASSET_CHECK_EVALUATION", "ENGINE_EVENT"]
+        worker.event_log_storage.store_event(evaluation_entry(run, second))
+    assert seen() == ["ASSET_CHECK_EVALUATION", "ENGINE_EVENT", "ASSET_CHECK_EVALUATION"]
+    assert check_statuses(webserver) == {first: "SUCCEEDED", second: "SUCCEEDED"}
