@@ -20,7 +20,7 @@ classes read the same database and switching back is a one-line change in dagste
   an asset or check event (its event row, then the asset-index or check-execution rows it updates)
   is one transaction: one commit instead of two or three, and never an event without those rows.
   A gate's evaluations share one transaction (`batches.evaluations_together`), committed before any
-  other event; no NOTIFY per event (Dagster keeps it only for older watchers; its own poll).
+  other event; no NOTIFY per event (Dagster keeps it only for older watchers; its own watchers poll).
 
 Both also remember which tables exist (`known_tables.RemembersTables`): Dagster looks one up in
 the catalog before every check evaluation and tagged materialization. And both turn on Dagster's
