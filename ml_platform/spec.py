@@ -24,6 +24,17 @@ OWNER_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 OWNER_TEAM = re.compile(r"team:[A-Za-z0-9_-]+")
 ROW_ID = "row_id"  # the event id derived from an event's content when the spec names none
 DType = Literal["string", "int64", "float64", "bool", "timestamp"]
+# A data gate's failure either blocks the day (it is not written, nothing downstream of it runs) or warns
+# (the evaluation is recorded as a WARN and the day goes through).
+Severity = Literal["block", "warn"]
+# A day without source data: a failed `landed` gate (a delivery is missing), or a day without events
+# (an irregular calendar: trading days, field campaigns), stored as an empty partition.
+MissingDays = Literal["fail", "empty"]
+# the raw-event label gate, named for the task
+LABEL_CHECKS = {"classification": "binary_label", "regression": "finite_label", "multiclass": "class_label"}
+# raw-event gates that may warn; `landed` and `schema` always block (a day that is not there or not
+# in the declared shape cannot be stored)
+WARNABLE_CHECKS = ("null_fraction", "min_rows", "unique_event_ids", "value_ranges", "timestamps_in_partition")
 
 
 class SpecError(ValueError):
@@ -43,6 +54,9 @@ class ColumnSpec(StrictModel):
     allowed_values: list[str] | None = None
     min_value: float | None = None
     max_value: float | None = None
+    # how this column's limits (max_null_fraction, min/max_value, allowed_values) act when exceeded; default:
+    # the severity of the gate that checks them (gates.severity.null_fraction / value_ranges / the label gate)
+    severity: Severity | None = None
     description: str = ""
 
     @field_validator("min_value", "max_value")
@@ -72,6 +86,8 @@ class FileSourceSpec(StrictModel):
     format: Literal["parquet", "csv"] = "parquet"
     # CSV timestamps that are not ISO 8601, as a strftime format ('%m/%d/%Y %H:%M'); read as UTC
     timestamp_format: str | None = None
+    # a day without a file: `fail` its landed gate (default), or `empty`: a day without events
+    missing_days: MissingDays = "fail"
 
     @field_validator("timestamp_format")
     @classmethod
@@ -112,6 +128,8 @@ class PostgresSourceSpec(StrictModel):
     # A column the writer bumps on every insert or update: with it, corrected rows rerun their day
     # too; without it a day's version is its row count, which only appends and deletes change.
     updated_at_column: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    # a day without rows: `fail` its min_rows gate as any short day (default), or `empty`: a day without events
+    missing_days: MissingDays = "fail"
 
     @field_validator("table")
     @classmethod
@@ -349,6 +367,8 @@ class GateSpec(StrictModel):
     # (one-sided paired bootstrap test of compare_metric at this significance level)
     significance_level: Annotated[float, Field(gt=0.0, le=0.5)] = 0.05
     bootstrap_resamples: Annotated[int, Field(ge=100, le=20_000)] = 1_000
+    # per raw-event gate: block (default) or warn; a column's own `severity` overrides it for that column
+    severity: dict[str, Severity] = Field(default_factory=dict)
 
     @field_validator("min_metrics")
     @classmethod
@@ -499,6 +519,7 @@ class UseCaseSpec(StrictModel):
         if self.alerts.high_score_threshold is not None and self.label.task != "classification":
             raise ValueError("alerts.high_score_threshold: only classifiers produce scores in [0, 1]")
         self._tuning_space_fits_model()
+        self._severities_resolve()
         if self.training.holdout_days >= self.training.window_days:
             raise ValueError("training.holdout_days must be smaller than training.window_days")
         return self
@@ -644,6 +665,26 @@ class UseCaseSpec(StrictModel):
                     issue = error.errors(include_url=False)[0]
                     raise ValueError(f"training.tuning.space.{name}: {value!r}: {issue['msg']} "
                                      f"(model type {self.model.type})") from None
+
+    def _severities_resolve(self) -> None:
+        warnable = [*WARNABLE_CHECKS, LABEL_CHECKS[self.label.task]]
+        for check in self.gates.severity:
+            if check not in warnable:
+                raise ValueError(f"gates.severity.{check}: not a raw-event gate that may warn; expected one of "
+                                 f"{warnable} (landed and schema always block)")
+
+    def check_severity(self, check: str) -> Severity:
+        """How a raw-event gate's failure acts: `gates.severity.<check>`, default block."""
+        return self.gates.severity.get(check, "block")
+
+    def column_severity(self, column: ColumnSpec, check: str) -> Severity:
+        """How exceeding one column's limits acts in `check`: the column's own severity, else the gate's."""
+        return column.severity or self.check_severity(check)
+
+    @property
+    def missing_days(self) -> MissingDays:
+        """What a day without source data is: a failure (`fail`) or a day without events (`empty`)."""
+        return self.source.missing_days
 
     def _entity_resolves(self) -> None:
         if self.entity_column is not None:

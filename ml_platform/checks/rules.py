@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from ml_platform.spec import ColumnSpec, UseCaseSpec
+from ml_platform.spec import LABEL_CHECKS, ColumnSpec, UseCaseSpec
 
 RAW_CHECKS: dict[str, str] = {
     "landed": "The day's source data exists and parses.",
@@ -191,9 +191,6 @@ def _check_value_ranges(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> Che
                 column=column.name, observed=float(values.max()), limit=column.max_value,
             )
     return passed("value_ranges", day, "all values within declared ranges")
-
-
-LABEL_CHECKS = {"classification": "binary_label", "regression": "finite_label", "multiclass": "class_label"}
 
 
 def raw_checks(spec: UseCaseSpec) -> dict[str, str]:
