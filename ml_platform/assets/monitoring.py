@@ -48,7 +48,7 @@ def build_monitoring_assets(spec: UseCaseSpec, partitions_def: dg.PartitionsDefi
         missing = sorted(set(context.partition_keys) - set(lake.existing_partitions(inputs.features)))
         if missing:
             raise dg.Failure(f"{spec.name}: features for partition(s) {missing[:5]} are not materialized")
-        gate = PartitionGate(context, key, severity=dg.AssetCheckSeverity.WARN)  # drift warns; the sensor retrains
+        gate = PartitionGate(context, key, measurement=True)  # drift warns; the sensor retrains
         version, worst = str(champion.version), 0.0
         reference = mlflow.load_reference(champion.run_id)
         for result in steps.measure_drift(lake, inputs, spec, reference, version, context.partition_keys):

@@ -56,13 +56,11 @@ def gate_check_specs(
 class PartitionGate:
     """Collects each partition's check outcomes and decides what gets recorded."""
 
-    def __init__(
-        self, context: dg.AssetExecutionContext, asset_key: dg.AssetKey,
-        severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
-    ) -> None:
+    def __init__(self, context: dg.AssetExecutionContext, asset_key: dg.AssetKey, measurement: bool = False) -> None:
+        """`measurement`: the checks measure and warn (drift); no outcome keeps a day from being written."""
         self.context = context
         self.asset_key = asset_key
-        self.severity = severity
+        self.measurement = measurement
         self.outcomes: dict[str, list[CheckOutcome]] = {}
         self.rows: dict[str, int] = {}
         self.partition_metadata: dict[str, dict[str, Any]] = {}
@@ -82,20 +80,27 @@ class PartitionGate:
             )
 
     def admit(self, result: DayResult) -> bool:
-        """Evaluate a step's day; True if its frame may be written (every outcome passed)."""
+        """Evaluate a step's day; True if its frame may be written (no outcome blocks it; warnings let it through)."""
         self.evaluate(result.day, result.outcomes)
         return self.passed(result.day) and result.frame is not None
 
     def passed(self, partition: str) -> bool:
-        return all(outcome.passed for outcome in self.outcomes.get(partition, []))
+        return not any(self._blocks(outcome) for outcome in self.outcomes.get(partition, []))
+
+    def _blocks(self, outcome: CheckOutcome) -> bool:
+        return outcome.blocks and not self.measurement
 
     @property
     def failures(self) -> dict[str, list[CheckOutcome]]:
-        """Each failed partition's failed outcomes (only blocking gates fail a partition)."""
-        if self.severity != dg.AssetCheckSeverity.ERROR:
-            return {}
-        failed = {day: [o for o in outcomes if not o.passed] for day, outcomes in sorted(self.outcomes.items())}
+        """Each failed partition's blocking outcomes (warnings fail no partition)."""
+        failed = {day: [o for o in outcomes if self._blocks(o)] for day, outcomes in sorted(self.outcomes.items())}
         return {day: bad for day, bad in failed.items() if bad}
+
+    @property
+    def warnings(self) -> dict[str, list[CheckOutcome]]:
+        """Each partition's failed outcomes that only warn."""
+        warned = {day: [o for o in outcomes if not o.passed and not self._blocks(o)] for day, outcomes in sorted(self.outcomes.items())}
+        return {day: bad for day, bad in warned.items() if bad}
 
     def record_written(self, partition: str, rows: int, **metadata: Any) -> None:
         """Note a day's file as written; `metadata` is that day's own, shown on its partition."""
@@ -126,10 +131,11 @@ class PartitionGate:
         for partition, outcomes in sorted(self.outcomes.items()):
             for outcome in outcomes:
                 metadata = {k: _metadata_value(v) for k, v in outcome.metadata.items()}
+                blocking = outcome.severity == "block" and not self.measurement
                 yield dg.AssetCheckEvaluation(
                     asset_key=self.asset_key, check_name=outcome.check, passed=outcome.passed, metadata=metadata,
-                    description=outcome.message, partition=partition, severity=self.severity,
-                    blocking=self.severity == dg.AssetCheckSeverity.ERROR,
+                    description=outcome.message, partition=partition, blocking=blocking,
+                    severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
                     target_materialization_data=targets.get(partition),
                 )
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from ml_platform.spec import LABEL_CHECKS, ColumnSpec, UseCaseSpec
+from ml_platform.spec import LABEL_CHECKS, ColumnSpec, Severity, UseCaseSpec
 
 RAW_CHECKS: dict[str, str] = {
     "landed": "The day's source data exists and parses.",
@@ -47,6 +47,12 @@ class CheckOutcome:
     passed: bool
     message: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    severity: Severity = "block"  # a failed `warn` outcome is recorded as a warning and lets the day through
+
+    @property
+    def blocks(self) -> bool:
+        """This outcome keeps its day from being written (and from everything downstream)."""
+        return not self.passed and self.severity == "block"
 
 
 def failed(check: str, day: str, message: str, **metadata: Any) -> CheckOutcome:
