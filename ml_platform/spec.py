@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, field_validator, model_validator
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
-EARLIEST_START = dt.date(2000, 1, 1)
+# Any real history: daily partitions from here on load and run alike (pandas reaches back to 1677, Dagster to 1900).
+EARLIEST_START = dt.date(1900, 1, 1)
 OWNER_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 OWNER_TEAM = re.compile(r"team:[A-Za-z0-9_-]+")
 ROW_ID = "row_id"  # the event id derived from an event's content when the spec names none
@@ -475,13 +476,18 @@ class UseCaseSpec(StrictModel):
     alerts: AlertSpec = AlertSpec()
     resources: ResourceSpec = ResourceSpec()
 
-    @field_validator("start_date")
+    @field_validator("start_date", mode="wrap")
     @classmethod
-    def _plausible_start(cls, value: dt.date) -> dt.date:
+    def _plausible_start(cls, value: Any, parse: ValidatorFunctionWrapHandler) -> dt.date:
+        """A calendar date (pydantic would read a number as seconds since 1970, so `0` would mean 1970-01-01)
+        from EARLIEST_START to a year ahead: each day from it is a partition."""
+        if not isinstance(value, (str, dt.date)):
+            raise ValueError(f"expected a date as YYYY-MM-DD, got {value!r}")
+        start = parse(value)
         latest = dt.date.today() + dt.timedelta(days=366)
-        if not EARLIEST_START <= value <= latest:
-            raise ValueError(f"{value} must lie between {EARLIEST_START} and {latest} (one partition per day from it)")
-        return value
+        if not EARLIEST_START <= start <= latest:
+            raise ValueError(f"{start} must lie between {EARLIEST_START} and {latest} (one partition per day from it)")
+        return start
 
     @field_validator("owners")
     @classmethod
@@ -744,6 +750,11 @@ class _SpecLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep)
+
+
+# Dates stay text for pydantic to parse, so a malformed one (2001-02-30) is reported with its file and field;
+# YAML's own date parsing raises a bare ValueError.
+_SpecLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_scalar)
 
 
 def load_spec(path: str | Path) -> UseCaseSpec:

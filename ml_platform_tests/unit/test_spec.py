@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -73,8 +74,11 @@ def test_shipped_spec_loads_with_expected_shape() -> None:
         (lambda d: d["source"].update(format="csv", timestamp_format="mm/dd/yyyy"), "source.timestamp_format", "reads back"),
         (lambda d: d["source"].update(format="parquet", timestamp_format="%m/%d/%Y"), "source", "for CSV files"),
         (lambda d: d.update(source={"kind": "postgres", "table": "pg_catalog.pg_authid"}), "source.table", "system catalog"),
-        (lambda d: d.update(start_date="1900-01-01"), "start_date", "must lie between 2000-01-01"),
-        (lambda d: d.update(start_date="3000-01-01"), "start_date", "must lie between 2000-01-01"),
+        (lambda d: d.update(start_date="1899-12-31"), "start_date", "must lie between 1900-01-01"),
+        (lambda d: d.update(start_date="3000-01-01"), "start_date", "must lie between 1900-01-01"),
+        (lambda d: d.update(start_date="2001-02-30"), "start_date", "day value is outside expected range"),
+        (lambda d: d.update(start_date="1999-2-3"), "start_date", "valid date"),
+        (lambda d: d.update(start_date=0), "start_date", "expected a date as YYYY-MM-DD, got 0"),
         (lambda d: d["model"]["params"].update(n_estimators=10**9), "model", "params.n_estimators: Input should be less than or equal to 5000"),
         (lambda d: d["model"]["params"].update(n_estimator=10), "model", "params.n_estimator: Extra inputs are not permitted"),
         (lambda d: next(c for c in d["columns"] if c["dtype"] == "float64").update(min_value=float("nan")), "min_value", "finite"),
@@ -143,3 +147,24 @@ def test_an_oversized_spec_is_refused_before_parsing(tmp_path: Path) -> None:
     path.write_text("description: " + "x" * 300_000 + "\n")
     with pytest.raises(SpecError, match="a spec is at most 262144 bytes"):
         load_spec(path)
+
+
+@pytest.mark.parametrize("start", ["1900-01-01", "1969-07-20", "1999-12-31"])
+def test_start_date_may_be_any_real_history_from_1900(tmp_path: Path, start: str) -> None:
+    assert load_spec(write_variant(tmp_path, lambda d: d.update(start_date=start))).start_date.isoformat() == start
+
+
+def test_start_date_up_to_a_year_ahead(tmp_path: Path) -> None:
+    ahead = (dt.date.today() + dt.timedelta(days=366)).isoformat()
+    assert load_spec(write_variant(tmp_path, lambda d: d.update(start_date=ahead))).start_date.isoformat() == ahead
+
+
+@pytest.mark.parametrize(("written", "words"), [("2001-02-30", "day value is outside expected range"),
+                                                ("1999-01-01 05:00:00", "should have zero time")])
+def test_an_unquoted_malformed_date_names_file_and_field(tmp_path: Path, written: str, words: str) -> None:
+    """YAML reads an unquoted date itself; a malformed one must still be a SpecError naming start_date."""
+    path = tmp_path / "unquoted.yaml"
+    path.write_text(CHURN.read_text().replace('start_date: "2025-01-01"', f"start_date: {written}"))
+    with pytest.raises(SpecError) as raised:
+        load_spec(path)
+    assert str(path) in str(raised.value) and "start_date: " in str(raised.value) and words in str(raised.value)
