@@ -8,8 +8,8 @@ nothing of Dagster; `gate.py` turns their outcomes into asset check events.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -64,21 +64,58 @@ def passed(check: str, day: str, message: str = "ok", **metadata: Any) -> CheckO
 
 
 def validate_events(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> list[CheckOutcome]:
-    """Run every raw-event gate on one day's frame."""
-    outcomes = [passed("landed", day, f"{len(frame)} rows read")]
-    outcomes.append(_check_schema(frame, spec, day))
-    outcomes.append(_check_nulls(frame, spec, day))
+    """Run every raw-event gate on one day's frame, each outcome with the severity the spec gives it."""
     minimum = spec.gates.min_rows_per_day
-    outcomes.append(
+    outcomes = [
+        passed("landed", day, f"{len(frame)} rows read"),
+        _check_schema(frame, spec, day),
+        _check_nulls(frame, spec, day),
         passed("min_rows", day, f"{len(frame)} rows", observed=len(frame), limit=minimum)
         if len(frame) >= minimum
-        else failed("min_rows", day, f"{len(frame)} rows, expected at least {minimum}", observed=len(frame), limit=minimum)
+        else failed("min_rows", day, f"{len(frame)} rows, expected at least {minimum}", observed=len(frame), limit=minimum),
+        _check_unique_ids(frame, spec, day),
+        _check_value_ranges(frame, spec, day),
+        _check_label(frame, spec, day),
+        _check_timestamps(frame, spec, day),
+    ]
+    return [replace(o, severity=spec.check_severity(o.check)) if o.check in WHOLE_DAY_CHECKS else o for o in outcomes]
+
+
+# gates that judge the day as a whole and act with gates.severity; the per-column gates (null_fraction,
+# value_ranges, the label gate) resolve each column's severity themselves; landed and schema always block
+WHOLE_DAY_CHECKS = ("min_rows", "unique_event_ids", "timestamps_in_partition")
+
+
+class ColumnViolation(NamedTuple):
+    """One column over one of its limits, and how that acts (the column's severity in the gate)."""
+
+    column: str
+    message: str
+    severity: Severity
+    details: dict[str, Any]
+
+
+def _column_gate(check: str, day: str, violations: list[ColumnViolation], severity_if_passed: Severity, ok: str) -> CheckOutcome:
+    """One outcome for a per-column gate: blocking if any violating column blocks, a warning if all only warn.
+
+    Every violating column is named, the blocking ones first, so one fix-and-rerun cycle is enough; in a
+    blocking outcome the columns that only warn say so."""
+    if not violations:
+        return replace(passed(check, day, ok), severity=severity_if_passed)
+    ordered = sorted(violations, key=lambda v: v.severity != "block")  # stable: each group keeps its order
+    first = ordered[0]
+    outcome = failed(
+        check, day,
+        "; ".join(v.message + (" (warns)" if first.severity == "block" and v.severity == "warn" else "") for v in ordered),
+        column=first.column, **first.details,
+        violations=[{"column": v.column, **v.details, "severity": v.severity} for v in ordered],
     )
-    outcomes.append(_check_unique_ids(frame, spec, day))
-    outcomes.append(_check_value_ranges(frame, spec, day))
-    outcomes.append(_check_label(frame, spec, day))
-    outcomes.append(_check_timestamps(frame, spec, day))
-    return outcomes
+    return replace(outcome, severity=first.severity)
+
+
+def _strictest(severities: list[Severity]) -> Severity:
+    """A passed per-column gate's severity: what a violation could do at most."""
+    return "warn" if severities and all(s == "warn" for s in severities) else "block"
 
 
 def unreadable_source(day: str, message: str) -> list[CheckOutcome]:
@@ -121,7 +158,7 @@ def _check_schema(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutc
 
 
 def _check_nulls(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
-    """Every column over its null limit is named (worst first), so one fix-and-rerun cycle is enough."""
+    """Every column over its null limit is named (blocking first, then worst first)."""
     over: list[tuple[float, ColumnSpec]] = []
     for column in spec.columns:
         if column.name not in frame.columns or frame.empty:
@@ -129,16 +166,14 @@ def _check_nulls(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutco
         fraction = float(frame[column.name].isna().mean())
         if fraction > column.max_null_fraction:
             over.append((fraction, column))
-    if not over:
-        return passed("null_fraction", day, "all columns within their null limits")
     over.sort(key=lambda item: -item[0])
-    fraction, worst = over[0]
-    return failed(
-        "null_fraction", day,
-        "; ".join(f"column '{c.name}' is {f:.1%} null, limit {c.max_null_fraction:.1%}" for f, c in over),
-        column=worst.name, observed=round(fraction, 6), limit=worst.max_null_fraction,
-        columns={c.name: {"observed": round(f, 6), "limit": c.max_null_fraction} for f, c in over},
-    )
+    violations = [
+        ColumnViolation(c.name, f"column '{c.name}' is {f:.1%} null, limit {c.max_null_fraction:.1%}",
+                        spec.column_severity(c, "null_fraction"), {"observed": round(f, 6), "limit": c.max_null_fraction})
+        for f, c in over
+    ]
+    severities = [spec.column_severity(c, "null_fraction") for c in spec.columns]
+    return _column_gate("null_fraction", day, violations, _strictest(severities), "all columns within their null limits")
 
 
 def _check_unique_ids(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
@@ -175,28 +210,34 @@ def _check_unique_rows(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> Chec
 
 
 def _check_value_ranges(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
+    """Every column outside its closed set or min/max is named (blocking first). A label's allowed values are
+    label validity: a value outside them always blocks (it would become a wrong class or a silent negative)."""
+    violations: list[ColumnViolation] = []
     for column in spec.columns:
         if column.name not in frame.columns or not _dtype_matches(frame[column.name], column.dtype):
             continue
+        severity = spec.column_severity(column, "value_ranges")
         values = frame[column.name].dropna()
         if column.allowed_values is not None:
             unexpected = sorted({str(value) for value in values.unique()} - set(column.allowed_values))
             if unexpected:
-                return failed(
-                    "value_ranges", day, f"column '{column.name}' has values {unexpected[:5]} outside {column.allowed_values}",
-                    column=column.name, observed=unexpected[:5], expected=column.allowed_values,
-                )
+                violations.append(ColumnViolation(
+                    column.name, f"column '{column.name}' has values {unexpected[:5]} outside {column.allowed_values}",
+                    "block" if column.name == spec.label.column else severity,
+                    {"observed": unexpected[:5], "expected": column.allowed_values},
+                ))
         if column.min_value is not None and len(values) and values.min() < column.min_value:
-            return failed(
-                "value_ranges", day, f"column '{column.name}' minimum {values.min()} is below {column.min_value}",
-                column=column.name, observed=float(values.min()), limit=column.min_value,
-            )
+            violations.append(ColumnViolation(
+                column.name, f"column '{column.name}' minimum {values.min()} is below {column.min_value}", severity,
+                {"observed": float(values.min()), "limit": column.min_value},
+            ))
         if column.max_value is not None and len(values) and values.max() > column.max_value:
-            return failed(
-                "value_ranges", day, f"column '{column.name}' maximum {values.max()} is above {column.max_value}",
-                column=column.name, observed=float(values.max()), limit=column.max_value,
-            )
-    return passed("value_ranges", day, "all values within declared ranges")
+            violations.append(ColumnViolation(
+                column.name, f"column '{column.name}' maximum {values.max()} is above {column.max_value}", severity,
+                {"observed": float(values.max()), "limit": column.max_value},
+            ))
+    severities = [spec.column_severity(c, "value_ranges") for c in spec.columns]
+    return _column_gate("value_ranges", day, violations, _strictest(severities), "all values within declared ranges")
 
 
 def raw_checks(spec: UseCaseSpec) -> dict[str, str]:
@@ -206,19 +247,28 @@ def raw_checks(spec: UseCaseSpec) -> dict[str, str]:
 
 
 def _check_label(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
+    """Invalid labels always block (they would be trained on); more unknown outcomes than the label column's
+    null limit act with that column's severity (rows whose outcome is unknown are scored, not trained on)."""
     column = spec.label.column
     check = LABEL_CHECKS[spec.label.task]
     if column not in frame.columns:
         return failed(check, day, f"label column '{column}' is missing", column=column)
     values, limit = frame[column], spec.column(column).max_null_fraction
     unknown = float(values.isna().mean()) if len(values) else 0.0
-    if unknown > limit:  # rows whose outcome is unknown are scored, not trained on: up to the column's limit
-        return failed(
+    outcome = _label_values(values.dropna(), spec, check, day, unknown)
+    if outcome.passed and unknown > limit:
+        outcome = failed(
             check, day, f"label column '{column}' is {unknown:.1%} null (unknown outcomes), limit {limit:.1%}; "
             "raise the column's max_null_fraction if unknown outcomes are expected", column=column,
             observed=round(unknown, 6), limit=limit,
         )
-    known = values.dropna()
+        return replace(outcome, severity=spec.column_severity(spec.column(column), check))
+    return outcome
+
+
+def _label_values(known: pd.Series, spec: UseCaseSpec, check: str, day: str, unknown: float) -> CheckOutcome:
+    """The known labels' validity for the task (a blocking failure), else what they look like."""
+    column = spec.label.column
     if check == "class_label":  # that every known class is one of the allowed values is the value_ranges gate's
         counts = {str(name): int(count) for name, count in known.value_counts().items()}
         return passed(check, day, f"{len(counts)} of {len(spec.classes)} classes present"
