@@ -1,9 +1,11 @@
-"""`ml-platform new-use-case NAME --from-data DIR`: a spec drafted from a sample of the day files.
+"""`ml-platform new-use-case NAME --from-data DIR`: a spec drafted from every day file.
 
-It infers each column's dtype, null fraction, range and (for a handful of values) allowed values, the
-timestamp, the label, an event id if one column is unique, and the entity whose history becomes window
-features; then writes a commented spec that loads, validates and trains as written. Every guess is a
-comment in the file, so the reader sees what to check.
+Every file is read once, one at a time (`history_scan`): each column's dtype, null limit, range and closed
+set, the event id (unique within and across every day) and the calendar's gaps come from all the data, so
+the limits hold on the days a sample would have missed. The roles (timestamp, label, entity) and the default
+features are guessed on the first rows of a few days spread over the history. The spec says in comments what
+each limit was learned from and its margin; learned limits warn, structural checks block. It loads,
+validates and trains as written.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,37 +21,107 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from ml_platform.resources.sources.files import DAY_FILE
+from ml_platform.history_scan import ALLOWED_VALUES_AT_MOST, ColumnHistory, History, scan_history
+from ml_platform.resources.sources.files import CSV_DTYPES, DAY_FILE
 from ml_platform.spec import NAME_PATTERN, load_spec
 
-SAMPLE_DAYS = 7
-ALLOWED_VALUES_AT_MOST = 10  # a string column with this few values is a closed set: its values become a gate
+SAMPLE_DAYS = 7  # days whose first rows guess the roles and features
+SAMPLE_ROWS_PER_DAY = 20_000
 CATEGORY_AT_MOST = 200  # more distinct values than this is an identifier or free text, not a category
+ROWS_PER_ALLOWED_VALUE = 20  # a closed set needs this many rows a value: fewer, and a missing value is chance
+NULL_MARGIN = 0.25  # a null limit is the worst day's fraction plus this share of it ...
+NULL_MARGIN_AT_LEAST = 0.01  # ... and at least this, rounded up to a whole percent
 # text timestamps beyond ISO 8601 that exports commonly use; one that reads every sampled value is taken
 TIMESTAMP_FORMATS = ["%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%Y/%m/%d %H:%M:%S",
                      "%Y/%m/%d %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%m/%d/%Y", "%d/%m/%Y", "%Y%m%d%H%M%S"]
 POSITIVE_WORDS = {"yes", "y", "true", "t", "positive", "pos"}  # a string label's value that reads as 1
+MARGINS = (
+    "Limits come from every day file. A null limit is the worst day's null fraction plus a quarter of it (at "
+    "least 1 point), rounded up to the percent. A numeric column never negative gets min_value 0 and no column "
+    "gets a max_value: a history's largest value is the one its next rare day exceeds. allowed_values closes a "
+    f"string column only with at most {ALLOWED_VALUES_AT_MOST} values, every one already seen in the first half "
+    "of the history and at least 20 rows a value."
+)
+SEVERITIES = (
+    "gates.severity: the limits learned from the data (null_fraction, value_ranges) warn: a day beyond them is "
+    "recorded as a WARN and goes through. The structural checks block the day (it is not ingested and nothing "
+    "downstream of it runs): landed, schema, min_rows, unique_event_ids, timestamps_in_partition and the label's "
+    "validity (values other than its two). The label column's severity: warn lets a day with more unknown "
+    "outcomes than its max_null_fraction through; an event id column's severity: block stops a day with a null id."
+)
 
 
 @dataclass(frozen=True)
-class Sample:
-    frame: pd.DataFrame  # the sampled days' rows, with a `__day` column
-    days: list[str]  # every landed day (not only the sampled ones)
-    file_format: str
+class Roles:
+    timestamp: str
+    timestamp_format: str | None  # how timestamp text reads: "ISO8601", a strftime format, or None when typed
+    label: str
+    event_id: str | None
+    entity: str | None
 
 
 def draft_spec(name: str, data_dir: Path, directory: Path, label: str | None = None, timestamp: str | None = None,
-               entity: str | None = None, positive: str | None = None) -> str:
+               entity: str | None = None, positive: str | None = None, progress: bool = True) -> str:
     """The YAML text of a spec for the day files in `directory` (which must lie inside `data_dir`)."""
     if not re.fullmatch(NAME_PATTERN, name):
         raise ValueError(f"use-case name '{name}' must match {NAME_PATTERN} (lower_snake_case)")
-    sample = read_sample(directory)
-    frame = sample.frame.drop(columns="__day")
+    files, file_format = day_files(directory)
+    history = scan_history(files, file_format, progress)
+    declared = [column for column in history.columns.values() if _declarable(column, history)]
+    frame = read_sample(files, history, [column.name for column in declared])
+    roles = _roles(frame, history, directory, label, timestamp, entity)
+    positive = _label_values(history.columns[roles.label], positive)
+    spec, notes = _spec(name, history, declared, frame, roles, _relative(directory, data_dir))
+    if positive is not None:
+        spec["label"]["positive"] = positive
+    return _render(spec, notes, _header(name, directory, history))
+
+
+def day_files(directory: Path) -> tuple[list[Path], str]:
+    """The day files of `directory` in day order, and their one format."""
+    files = sorted(path for path in directory.iterdir() if DAY_FILE.match(path.name) and path.is_file())
+    if not files:
+        raise ValueError(f"{directory}: no day files named YYYY-MM-DD.csv or YYYY-MM-DD.parquet")
+    formats = {path.suffix.lstrip(".") for path in files}
+    if len(formats) > 1:
+        raise ValueError(f"{directory}: mixed formats {sorted(formats)}; one format per use case")
+    return files, formats.pop()
+
+
+def read_sample(files: list[Path], history: History, columns: list[str]) -> pd.DataFrame:
+    """The first SAMPLE_ROWS_PER_DAY rows of SAMPLE_DAYS day files spread over the history, each column read
+    with the type the whole history gives it (as the runtime reads it)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    dtypes = {name: CSV_DTYPES[history.columns[name].dtype] for name in columns if history.columns[name].dtype in CSV_DTYPES}
+    frames = []
+    for path in files[:: max(1, len(files) // SAMPLE_DAYS)][:SAMPLE_DAYS]:
+        try:
+            if history.file_format == "csv":
+                frames.append(pd.read_csv(path, usecols=columns, dtype=dtypes, nrows=SAMPLE_ROWS_PER_DAY))
+            else:
+                batches = pq.ParquetFile(path).iter_batches(batch_size=SAMPLE_ROWS_PER_DAY, columns=columns)
+                first = next(batches, None)
+                frames.append(pa.Table.from_batches([first]).to_pandas() if first is not None
+                              else pq.read_schema(path).empty_table().select(columns).to_pandas())
+        except Exception as error:  # any parser error: name the file
+            raise ValueError(f"{path}: cannot read: {type(error).__name__}: {error}") from error
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def _declarable(column: ColumnHistory, history: History) -> bool:
+    """A spec column: in every day file, with values of a type the platform reads."""
+    return column.files == len(history.days) and column.dtype not in (None, "unsupported")
+
+
+def _roles(frame: pd.DataFrame, history: History, directory: Path, label: str | None, timestamp: str | None,
+           entity: str | None) -> Roles:
     timestamp = timestamp or _only(_timestamp_candidates(frame), "timestamp", "--timestamp")
-    label = label or _only(_binary_columns(frame), "label (a 0/1 outcome)", "--label")
+    label = label or _only(_binary_columns(frame, history), "label (a 0/1 outcome)", "--label")
     for role, column in (("--timestamp", timestamp), ("--label", label), ("--entity", entity)):
         if column is not None and column not in frame.columns:
-            raise ValueError(f"{role} '{column}' is not a column of the files in {directory}: {list(frame.columns)}")
+            raise ValueError(f"{role} '{column}' is not a column of every file in {directory}: {list(frame.columns)}")
     times = frame[timestamp]
     form = None if pd.api.types.is_datetime64_any_dtype(times) else _timestamp_format(times)
     if not pd.api.types.is_datetime64_any_dtype(times) and form is None:
@@ -56,101 +129,165 @@ def draft_spec(name: str, data_dir: Path, directory: Path, label: str | None = N
                          f"as neither ISO 8601 nor exactly one of {TIMESTAMP_FORMATS} (day-first and month-first "
                          "both fit when every day is 12 or less: land days after the 12th, or set "
                          "source.timestamp_format in a scaffolded spec)")
-    event_id = next((c for c in frame.columns if c not in (timestamp, label) and _is_identifier(frame[c])), None)
+    event_id = next((name for name in frame.columns if name not in (timestamp, label) and history.columns[name].is_id), None)
     candidates = _entity_candidates(frame, {timestamp, label, event_id})
     entity = entity or (_only(candidates, "entity (whose history matters)", "--entity") if candidates else None)
-    spec = _spec(name, sample, _relative(directory, data_dir), timestamp, form, label, event_id, entity)
-    if _dtype(frame[label]) == "string":
-        spec["label"]["positive"] = _positive_value(frame[label], label, positive)
-        next(column for column in spec["columns"] if column["name"] == label)["allowed_values"] = sorted(
-            str(value) for value in frame[label].dropna().unique())
-    elif positive is not None:
-        raise ValueError(f"--positive is for a string label; '{label}' is {_dtype(frame[label])} (1 is positive)")
-    return _with_comments(name, spec, sample, directory)
+    return Roles(timestamp, form, label, event_id, entity)
 
 
-def read_sample(directory: Path) -> Sample:
-    """Up to SAMPLE_DAYS day files spread over everything landed in `directory`."""
-    files = sorted(path for path in directory.iterdir() if DAY_FILE.match(path.name) and path.is_file())
-    if not files:
-        raise ValueError(f"{directory}: no day files named YYYY-MM-DD.csv or YYYY-MM-DD.parquet")
-    formats = {path.suffix.lstrip(".") for path in files}
-    if len(formats) > 1:
-        raise ValueError(f"{directory}: mixed formats {sorted(formats)}; one format per use case")
-    step = max(1, len(files) // SAMPLE_DAYS)
-    chosen = files[::step][:SAMPLE_DAYS]
-    frames = []
-    for path in chosen:
-        try:
-            frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-        except Exception as error:  # any parser error: name the file
-            raise ValueError(f"{path}: cannot read: {type(error).__name__}: {error}") from error
-        frames.append(frame.assign(__day=path.stem))
-    return Sample(pd.concat(frames, ignore_index=True), [path.stem for path in files], formats.pop())
+def _label_values(column: ColumnHistory, positive: str | None) -> str | None:
+    """The label's positive value if it is a string flag; a numeric label must be 0/1 on every day."""
+    if column.dtype == "string":
+        values = sorted(column.first_seen or ())
+        if column.first_seen is None or len(values) != 2:
+            raise ValueError(f"--label '{column.name}' is a string column with "
+                             f"{column.open_because or f'{len(values)} values {values}'} over the day files; a "
+                             "label needs exactly two (null where the outcome is unknown)")
+        return _positive_value(values, column.name, positive)
+    if positive is not None:
+        raise ValueError(f"--positive is for a string label; '{column.name}' is {column.dtype} (1 is positive)")
+    if column.dtype != "bool" and column.minimum is not None and (column.minimum < 0 or column.maximum > 1):
+        raise ValueError(f"--label '{column.name}' ranges from {column.minimum} to {column.maximum} over the day "
+                         "files; a flag is 0/1 (null where the outcome is unknown)")
+    return None
 
 
-def _spec(name: str, sample: Sample, directory: str, timestamp: str, form: str | None, label: str,
-          event_id: str | None, entity: str | None) -> dict[str, Any]:
-    """`form`: how the timestamp text reads ("ISO8601", a strftime format, or None for typed timestamps)."""
-    frame = sample.frame.drop(columns="__day")
-    columns = [_column(frame, sample.frame["__day"], column, timestamp) for column in frame.columns]
-    features = _features(frame, {timestamp, label, event_id, entity}, reserved={"day", "row_id", entity, event_id},
-                         history=entity is not None)
+def _spec(name: str, history: History, declared: list[ColumnHistory], frame: pd.DataFrame, roles: Roles,
+          directory: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """The spec, and the comments that go above its keys (a column's under `columns.<name>`)."""
+    dtypes = {column.name: _spec_dtype(column, roles) for column in declared}
+    notes: dict[str, list[str]] = {"columns": [MARGINS]}
+    columns = []
+    for column in declared:
+        spec, facts = _column(column, dtypes[column.name], roles, history)
+        columns.append(spec)
+        notes[f"columns.{column.name}"] = [f"{column.name}: {'; '.join(facts)}"]
+    entity = roles.entity
+    features = _features(frame, dtypes, {roles.timestamp, roles.label, roles.event_id, entity},
+                         reserved={"day", "row_id", entity, roles.event_id}, history=entity is not None)
+    source: dict[str, Any] = {"kind": "files", "directory": directory, "format": history.file_format}
+    if roles.timestamp_format not in (None, "ISO8601"):
+        source["timestamp_format"] = roles.timestamp_format
+    first, last = (dt.date.fromisoformat(day) for day in (history.days[0], history.days[-1]))
+    span = (last - first).days + 1
+    if span > len(history.days):
+        source["missing_days"] = "empty"
+        notes["source"] = [f"source.missing_days: empty: {span - len(history.days):,} of the {span:,} days from {first} "
+                           f"to {last} have no file (weekends, holidays, field campaigns?): a day without a file is a "
+                           "day without events, stored empty. Set it to fail if every day must deliver a file."]
+    fewest, smallest_day = history.fewest_rows
+    notes["gates"] = [SEVERITIES]
+    if not fewest:
+        notes["gates"].append(f"gates.min_rows_per_day: 0: {smallest_day}.{history.file_format} has no rows")
+    left_out = [f"'{column.name}' ({_why_left_out(column, history)})" for column in history.columns.values()
+                if not _declarable(column, history)]
+    if left_out:
+        notes["columns"].append(f"Left out: {', '.join(left_out)}.")
     return {
         "name": name,
-        "description": f"{name}: predicts '{label}' for each event from its own attributes"
+        "description": f"{name}: predicts '{roles.label}' for each event from its own attributes"
                        + (f" and the history of its '{entity}'" if entity else "")
-                       + f" (drafted from {len(sample.days)} day files; edit to say what it means).",
+                       + f" (drafted from {len(history.days)} day files; edit to say what it means).",
         "owners": ["team:ml-platform"],
-        "start_date": sample.days[0],
+        "start_date": history.days[0],
         "grain": "event",
-        "source": {"kind": "files", "directory": directory, "format": sample.file_format,
-                   **({"timestamp_format": form} if form not in (None, "ISO8601") else {})},
+        "source": source,
         **({"entity_column": entity} if entity else {}),
-        "timestamp_column": timestamp,
-        **({"event_id_column": event_id} if event_id else {}),
+        "timestamp_column": roles.timestamp,
+        **({"event_id_column": roles.event_id} if roles.event_id else {}),
         "columns": columns,
-        "label": {"kind": "event_flag", "column": label, "horizon_days": 0},
+        "label": {"kind": "event_flag", "column": roles.label, "horizon_days": 0},
         "features": features,
         "model": {"type": "sklearn_random_forest", "params": {"n_estimators": 100, "max_depth": 12, "min_samples_leaf": 5}},
         "training": {"window_days": 28, "holdout_days": 7, "seed": 7},
-        "gates": {"min_rows_per_day": 1, "min_metrics": {"roc_auc": 0.55}, "compare_metric": "roc_auc"},
-    }
+        "gates": {"min_rows_per_day": 1 if fewest else 0, "min_metrics": {"roc_auc": 0.55}, "compare_metric": "roc_auc",
+                  "severity": {"null_fraction": "warn", "value_ranges": "warn"}},
+    }, notes
 
 
-def _column(frame: pd.DataFrame, days: pd.Series, column: str, timestamp: str) -> dict[str, Any]:
-    series = frame[column]
-    spec: dict[str, Any] = {"name": column, "dtype": "timestamp" if column == timestamp else _dtype(series)}
-    worst_null = float(series.isna().groupby(days).mean().max())
-    if worst_null:
-        spec["max_null_fraction"] = min(1.0, math.ceil(worst_null * 1.5 * 100) / 100)  # room for a worse day
-    if spec["dtype"] in ("int64", "float64") and series.dropna().ge(0).all():
-        spec["min_value"] = 0
-    values = series.dropna().unique()
-    if spec["dtype"] == "string" and len(values) <= ALLOWED_VALUES_AT_MOST and len(series) >= 20 * len(values):
-        spec["allowed_values"] = sorted(str(value) for value in values)
-    return spec
+def _spec_dtype(column: ColumnHistory, roles: Roles) -> str:
+    """The timestamp role is a timestamp; a Parquet integer column with nulls is read by pandas as float64."""
+    if column.name == roles.timestamp:
+        return "timestamp"
+    return "float64" if column.dtype == "int64" and column.int_with_nulls else column.dtype
 
 
-def _dtype(series: pd.Series) -> str:
-    known = series.dropna()
-    if pd.api.types.is_bool_dtype(series):
-        return "bool"
-    if pd.api.types.is_integer_dtype(series) or (pd.api.types.is_float_dtype(series) and known.eq(known.round()).all()
-                                                  and series.isna().any() and len(known)):
-        return "int64"  # a CSV integer column with blanks reads as float: the spec keeps it an integer
-    if pd.api.types.is_numeric_dtype(series):
-        return "float64"
-    return "string"
+def _column(column: ColumnHistory, dtype: str, roles: Roles, history: History) -> tuple[dict[str, Any], list[str]]:
+    """A column's spec and what each of its limits was learned from."""
+    spec: dict[str, Any] = {"name": column.name, "dtype": dtype}
+    facts = []
+    if column.worst_null:
+        spec["max_null_fraction"] = _null_limit(column.worst_null)
+        facts.append(f"{column.worst_null:.1%} null on its worst day ({column.worst_null_day}), limit "
+                     f"{spec['max_null_fraction']:.0%}")
+    else:
+        facts.append("never null")
+    if dtype in ("int64", "float64") and column.minimum is not None and column.name != roles.event_id:
+        facts.append(f"values {column.minimum:,} to {column.maximum:,}")
+        if column.minimum >= 0:
+            spec["min_value"] = 0
+            facts[-1] += ", never negative"
+    if column.name == roles.label:
+        spec["severity"] = "warn"
+        if dtype == "string":
+            spec["allowed_values"] = sorted(column.first_seen)
+        facts.append(f"the label: more unknown outcomes than its limit warn, values other than "
+                     f"{spec.get('allowed_values', '0/1')} block")
+    elif column.name == roles.event_id:
+        spec["severity"] = "block"
+        facts.append(f"the event id: unique within every day and across all days ({_id_check(column)})")
+    elif column.name == roles.timestamp:
+        facts.append("the timestamp: one outside its file's day, or null, blocks the day")
+    elif dtype == "string":
+        closed, why = _closed_set(column, history.days)
+        if closed:
+            spec["allowed_values"] = closed
+        facts.append(why)
+    if column.name == roles.entity:
+        facts.append("the entity, whose history makes the window features")
+    return spec, facts
 
 
-def _features(frame: pd.DataFrame, roles: set[str | None], reserved: set[str | None], history: bool) -> list[dict[str, Any]]:
+def _null_limit(worst: float) -> float:
+    margin = max(NULL_MARGIN_AT_LEAST, worst * NULL_MARGIN)
+    return min(1.0, math.ceil(round((worst + margin) * 100, 6)) / 100)
+
+
+def _closed_set(column: ColumnHistory, days: list[str]) -> tuple[list[str] | None, str]:
+    """allowed_values when the values are stable over the whole history: few, none first seen in its second
+    half, and enough rows that a value missing from them is not chance. Else None, and why."""
+    if column.first_seen is None:
+        return None, f"allowed_values left open: {column.open_because}"
+    values = sorted(column.first_seen)
+    halfway = days[(len(days) - 1) // 2]  # the last day of the history's first half
+    late = sorted(value for value, day in column.first_seen.items() if day > halfway)
+    if late:
+        return None, (f"allowed_values left open: {len(late)} of its {len(values)} values first appeared after "
+                      f"{halfway} (the first half of the history): {late[:5]}")
+    if not values or column.known < ROWS_PER_ALLOWED_VALUE * len(values):
+        return None, f"allowed_values left open: {column.known:,} values known, too few to close a set of {len(values)}"
+    return values, f"allowed_values: its {len(values)} values, every one seen by {halfway}, none new since"
+
+
+def _id_check(column: ColumnHistory) -> str:
+    bits = column.ids.sample_bits
+    return "exact" if not bits else f"across days on a 1 in {2 ** bits:,} hash sample of the values"
+
+
+def _why_left_out(column: ColumnHistory, history: History) -> str:
+    if column.files < len(history.days):
+        return f"in {column.files} of {len(history.days)} files"
+    return "always null" if column.dtype is None else "not a type the platform reads (numbers, text, booleans, timestamps)"
+
+
+def _features(frame: pd.DataFrame, dtypes: dict[str, str], roles: set[str | None], reserved: set[str | None],
+              history: bool) -> list[dict[str, Any]]:
     """The event's own numbers and categories, its hour, and (with an entity) its entity's recent activity."""
     features: list[dict[str, Any]] = []
     for column in frame.columns:
         if column in roles:
             continue
-        kind, name = _dtype(frame[column]), _feature_name(column)
+        kind, name = dtypes[column], _feature_name(column)
         name = f"{name}_value" if name in reserved else name  # feature rows also hold the keys and the day
         if kind in ("int64", "float64", "bool"):
             features.append({"name": name, "agg": "value", "column": column})
@@ -187,36 +324,31 @@ def _timestamp_format(series: pd.Series) -> str | None:
     return fitting[0] if len(fitting) == 1 else None
 
 
-def _binary_columns(frame: pd.DataFrame) -> list[str]:
-    """0/1 columns, and two-valued string columns with a yes-like value ("YES"/"NO", "true"/"false")."""
+def _binary_columns(frame: pd.DataFrame, history: History) -> list[str]:
+    """0/1 columns, and two-valued string columns with a yes-like value ("YES"/"NO", "true"/"false"): in the
+    sample and on every day."""
     found = []
     for column in frame.columns:
-        values = set(frame[column].dropna().unique())
+        values, seen = set(frame[column].dropna().unique()), history.columns[column]
         if not values:
             continue
         if pd.api.types.is_numeric_dtype(frame[column]) and values <= {0, 1}:
-            found.append(column)
+            if seen.dtype == "bool" or (seen.minimum is not None and seen.minimum >= 0 and seen.maximum <= 1):
+                found.append(column)
         elif len(values) == 2 and {str(value).lower() for value in values} & POSITIVE_WORDS:
-            found.append(column)
+            if seen.first_seen is not None and len(seen.first_seen) == 2:
+                found.append(column)
     return found
 
 
-def _positive_value(series: pd.Series, label: str, positive: str | None) -> str:
+def _positive_value(values: list[str], label: str, positive: str | None) -> str:
     """The string label's value that means 1: `--positive`, else the yes-like one of its two values."""
-    values = sorted(str(value) for value in series.dropna().unique())
-    if len(values) != 2:
-        raise ValueError(f"--label '{label}' is a string column with {len(values)} values {values[:5]}; a label "
-                         "needs exactly two (null where the outcome is unknown)")
     if positive is not None:
         if positive not in values:
             raise ValueError(f"--positive '{positive}' is not a value of '{label}': {values}")
         return positive
     yes_like = [value for value in values if value.lower() in POSITIVE_WORDS]
     return _only(yes_like, f"positive value of '{label}' (one of {values})", "--positive")
-
-
-def _is_identifier(series: pd.Series) -> bool:
-    return series.notna().all() and series.is_unique and (series.dtype == object or pd.api.types.is_integer_dtype(series))
 
 
 def _entity_candidates(frame: pd.DataFrame, roles: set[str | None]) -> list[str]:
@@ -249,16 +381,34 @@ def _relative(directory: Path, data_dir: Path) -> str:
     return str(resolved.relative_to(root))
 
 
-def _with_comments(name: str, spec: dict[str, Any], sample: Sample, directory: Path) -> str:
-    header = (
-        f"# Use case '{name}', drafted by `ml-platform new-use-case {name} --from-data {directory}` on "
-        f"{dt.date.today()} from {sample.frame['__day'].nunique()} of {len(sample.days)} day files "
-        f"({len(sample.frame)} rows).\n"
-        "# Check: the label, the entity and the event id it chose; the column limits (each is a gate: a day that\n"
-        "# breaks one is not ingested); owners and description. Unknown labels (blank/null) are scored but not\n"
-        "# trained on, up to the label column's max_null_fraction. The gate thresholds are a starting point.\n"
-    )
-    return header + yaml.safe_dump(spec, sort_keys=False, width=120)
+def _header(name: str, directory: Path, history: History) -> list[str]:
+    return [
+        f"Use case '{name}', drafted by `ml-platform new-use-case {name} --from-data {directory}` on {dt.date.today()} "
+        f"from all {len(history.days):,} day files ({history.days[0]} to {history.days[-1]}, {history.rows:,} rows); "
+        f"roles and features guessed on the first rows of {min(SAMPLE_DAYS, len(history.days))} of them.",
+        "Check: the label, the entity and the event id it chose; the column limits (each a gate, see gates); owners "
+        "and description. Unknown labels (blank/null) are scored but not trained on, up to the label column's "
+        "max_null_fraction. The model gate thresholds are a starting point.",
+    ]
+
+
+def _render(spec: dict[str, Any], notes: dict[str, list[str]], header: list[str]) -> str:
+    """YAML with each note as a comment above its key (a column's above its item)."""
+    parts = [_comment(line) for line in header]
+    for key, value in spec.items():
+        parts += [_comment(line) for line in notes.get(key, [])]
+        if key != "columns":
+            parts.append(yaml.safe_dump({key: value}, sort_keys=False, width=120))
+            continue
+        parts.append("columns:\n")
+        for column in value:
+            parts += [_comment(line) for line in notes.get(f"columns.{column['name']}", [])]
+            parts.append(yaml.safe_dump([column], sort_keys=False, width=120))
+    return "".join(parts)
+
+
+def _comment(text: str) -> str:
+    return "".join(f"# {line}\n" for line in textwrap.wrap(text, width=116, subsequent_indent="  "))
 
 
 def write_drafted_spec(name: str, directory: Path, data_dir: Path, target_dir: Path, **roles: str | None) -> Path:
