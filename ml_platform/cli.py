@@ -10,8 +10,12 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ml_platform import settings
+
+if TYPE_CHECKING:  # imported where used: --help stays fast
+    import dagster as dg
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,7 +170,8 @@ def local_instance():  # noqa: ANN202
 
 
 def summary(use_case: str, instance=None, checks: Counter | None = None) -> str:  # noqa: ANN001
-    """What is materialized, checked (the given check counts, as the demo collects them) and promoted."""
+    """What is materialized, checked (the given check counts, as the demo collects them) and promoted; a gate's
+    days that failed are listed apart from the days it only warned about."""
     from ml_platform.assets import keys
     from ml_platform.resources import default_resources
     from ml_platform.resources.mlflow_resource import CHAMPION, PREVIOUS_CHAMPION
@@ -180,11 +185,13 @@ def summary(use_case: str, instance=None, checks: Counter | None = None) -> str:
         partitions = sorted(instance.get_materialized_partitions(key))
         span = f"{partitions[0]}..{partitions[-1]}" if partitions else "-"
         lines.append(f"  {key.to_user_string():<{width}} {len(partitions):>4} partitions materialized  {span}")
-    if checks:
-        passed = sum(n for (_, ok), n in checks.items() if ok)
-        failed = sorted({name for (name, ok), n in checks.items() if not ok})
-        lines.append(f"  checks: {passed} passed, {sum(checks.values()) - passed} failed" + (f" {failed}" if failed else ""))
-    lines += _failing_gates(spec, instance) + _failed_runs(spec, instance)
+    if checks:  # (asset:check, passed | warned | failed) -> evaluations
+        counts = []
+        for outcome in ("passed", "warned", "failed"):
+            names = sorted({name for name, o in checks if o == outcome}) if outcome != "passed" else []
+            counts.append(f"{sum(n for (_, o), n in checks.items() if o == outcome)} {outcome}" + (f" {names}" if names else ""))
+        lines.append(f"  checks: {', '.join(counts)}")
+    lines += _gate_days(spec, instance) + _failed_runs(spec, instance)
     mlflow = default_resources()["mlflow"]
     champion = mlflow.version_by_alias(spec.name, CHAMPION)
     previous = mlflow.version_by_alias(spec.name, PREVIOUS_CHAMPION)
@@ -201,32 +208,63 @@ def summary(use_case: str, instance=None, checks: Counter | None = None) -> str:
     return "\n".join(lines)
 
 
-def _failing_gates(spec, instance) -> list[str]:  # noqa: ANN001
-    """Each blocking gate's days whose latest evaluation failed, as the check Partitions tab counts them."""
+def _gate_days(spec, instance) -> list[str]:  # noqa: ANN001
+    """Each gate's days whose latest evaluation failed, as the check Partitions tab counts them: failures
+    (severity ERROR: the day was blocked) apart from warnings (WARN: the day went through)."""
     import dagster as dg
-    from dagster._core.event_api import PartitionKeyFilter
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
     from ml_platform.assets import keys
-    from ml_platform.checks.rules import FEATURE_CHECKS, PREDICTION_CHECKS, raw_checks
+    from ml_platform.checks.rules import DRIFT_CHECK, FEATURE_CHECKS, PREDICTION_CHECKS, raw_checks
 
     gates = {keys.raw_events(spec): raw_checks(spec), keys.features(spec): FEATURE_CHECKS,
-             keys.predictions(spec): PREDICTION_CHECKS}
+             keys.predictions(spec): PREDICTION_CHECKS, keys.drift(spec): [DRIFT_CHECK]}
     check_keys = [dg.AssetCheckKey(asset, name) for asset, names in gates.items() for name in names]
-    failing: dict[dg.AssetCheckKey, list[str]] = {}
+    failing: dict[dg.AssetCheckKey, set[str]] = {}
     for info in instance.event_log_storage.get_asset_check_partition_info(check_keys):
         if info.latest_execution_status == AssetCheckExecutionRecordStatus.FAILED and info.is_current:
-            failing.setdefault(info.check_key, []).append(info.partition_key)
-    if not failing:
-        return ["  gates: no day's latest evaluation failed"]
-    lines = ["  failing gates (latest evaluation per day):"]
-    for check_key, days in sorted(failing.items(), key=lambda item: item[0].to_user_string()):
-        days = sorted(days)
-        [latest] = instance.event_log_storage.get_asset_check_execution_history(
-            check_key, limit=1, partition_filter=PartitionKeyFilter(key=days[-1]))
-        reason = latest.event.dagster_event.event_specific_data.description if latest.event else ""
+            failing.setdefault(info.check_key, set()).add(info.partition_key)
+    failed: dict[dg.AssetCheckKey, dict[str, str]] = {}  # check -> {day: its latest reason}
+    warned: dict[dg.AssetCheckKey, dict[str, str]] = {}
+    for check_key, days in failing.items():
+        for day, evaluation in _latest_failed_evaluations(instance, check_key, days).items():
+            into = warned if evaluation.severity == dg.AssetCheckSeverity.WARN else failed
+            into.setdefault(check_key, {})[day] = evaluation.description or ""
+    lines = _gate_lines("failing gates (latest evaluation per day):", "", failed) or [
+        "  gates: no day's latest evaluation failed"]
+    return lines + _gate_lines("warnings (latest evaluation per day; these days went through):", " warned", warned)
+
+
+def _latest_failed_evaluations(
+    instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, days: set[str]
+) -> dict[str, dg.AssetCheckEvaluation]:
+    """Each of `days`' latest failed evaluation of `check_key` (whose severity says whether it blocked or warned);
+    the check's failed records are read newest first, a page at a time, until every day is found."""
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+    found: dict[str, dg.AssetCheckEvaluation] = {}
+    cursor, page = None, 1_000
+    while len(found) < len(days):
+        records = instance.event_log_storage.get_asset_check_execution_history(
+            check_key, limit=page, cursor=cursor, status={AssetCheckExecutionRecordStatus.FAILED})
+        for record in records:
+            if record.partition in days and record.partition not in found and record.event:
+                found[record.partition] = record.event.dagster_event.event_specific_data
+        if len(records) < page:
+            break
+        cursor = records[-1].id
+    return found
+
+
+def _gate_lines(title: str, verb: str, days_by_check: dict[dg.AssetCheckKey, dict[str, str]]) -> list[str]:
+    """A titled line per check: how many days, the first three, and the latest day's reason."""
+    if not days_by_check:
+        return []
+    lines = [f"  {title}"]
+    for check_key, reasons in sorted(days_by_check.items(), key=lambda item: item[0].to_user_string()):
+        days = sorted(reasons)
         shown = ", ".join(days[:3]) + (f" and {len(days) - 3} more" if len(days) > 3 else "")
-        lines.append(f"    {check_key.to_user_string()}: {len(days)} day(s) ({shown}); latest: {reason}")
+        lines.append(f"    {check_key.to_user_string()}: {len(days)} day(s){verb} ({shown}); latest: {reasons[days[-1]]}")
     return lines
 
 

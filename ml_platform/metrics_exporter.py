@@ -2,8 +2,14 @@
 
 `ml-platform metrics --port 9108` serves `/metrics`, computed at each scrape
 from the Dagster instance, the lake and MLflow: run counts by status, per-asset
-partition counts and freshness, recent gate failures, each champion's version
-and holdout metrics, and the newest day's worst feature drift.
+partition counts and freshness, recent gate failures and warnings, each
+champion's version and holdout metrics, and the newest day's worst feature drift.
+
+A failed evaluation counts as a failure when its severity is ERROR (the gate
+blocked its day) and as a warning when it is WARN (a check set to `severity:
+warn`, or drift's measurement: the day went through). They are two metrics,
+not one with a severity label, so an alert on `ml_platform_check_recent_failures
+> 0` fires on blocked days only.
 """
 
 from __future__ import annotations
@@ -42,8 +48,11 @@ class PlatformCollector:
         freshness = GaugeMetricFamily("ml_platform_latest_partition_timestamp_seconds",
                                       "Start of the newest materialized partition (UTC)", labels=["use_case", "asset"])
         failures = GaugeMetricFamily("ml_platform_check_recent_failures",
-                                     f"Failed evaluations among each check's last {RECENT_CHECK_EVALUATIONS}",
+                                     f"Failed evaluations (severity ERROR) among each check's last {RECENT_CHECK_EVALUATIONS}",
                                      labels=["use_case", "asset", "check"])
+        warnings = GaugeMetricFamily("ml_platform_check_recent_warnings",
+                                     f"Failed evaluations with severity WARN (the day went through) among each check's "
+                                     f"last {RECENT_CHECK_EVALUATIONS}", labels=["use_case", "asset", "check"])
         champion = GaugeMetricFamily("ml_platform_champion_version", "Registered version at alias champion", labels=["use_case"])
         champion_metrics = GaugeMetricFamily("ml_platform_champion_holdout_metric", "Champion's holdout metrics",
                                              labels=["use_case", "metric"])
@@ -57,8 +66,10 @@ class PlatformCollector:
                 if materialized:
                     newest = dt.datetime.fromisoformat(max(materialized)).replace(tzinfo=dt.timezone.utc)
                     freshness.add_metric([spec.name, stage], newest.timestamp())
-            for check_key, failed in self._recent_check_failures(spec):
-                failures.add_metric([spec.name, check_key.asset_key.path[-1], check_key.name], failed)
+            for check_key, failed, warned in self._recent_check_failures(spec):
+                labels = [spec.name, check_key.asset_key.path[-1], check_key.name]
+                failures.add_metric(labels, failed)
+                warnings.add_metric(labels, warned)
             version = self.mlflow.version_by_alias(spec.name, "champion")
             if version is not None:
                 champion.add_metric([spec.name], float(version.version))
@@ -68,9 +79,11 @@ class PlatformCollector:
             newest = self.lake.read(keys.drift(spec), drift_days[-1:]) if drift_days else None
             if newest is not None and not newest.empty:  # a warm-up day has no measurements
                 drift.add_metric([spec.name, drift_days[-1]], float(newest["psi"].max()))
-        yield from (partitions, freshness, failures, champion, champion_metrics, drift)
+        yield from (partitions, freshness, failures, warnings, champion, champion_metrics, drift)
 
-    def _recent_check_failures(self, spec: UseCaseSpec) -> Iterator[tuple[Any, int]]:
+    def _recent_check_failures(self, spec: UseCaseSpec) -> Iterator[tuple[Any, int, int]]:
+        """(check, failures, warnings) among each check's recent evaluations."""
+        from dagster import AssetCheckSeverity
         from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
         storage = self.instance.event_log_storage
@@ -78,7 +91,10 @@ class PlatformCollector:
             key = keys.of_stage(spec, stage)
             for check_key in self.checks_by_asset.get(key, []):
                 history = storage.get_asset_check_execution_history(check_key, limit=RECENT_CHECK_EVALUATIONS)
-                yield check_key, sum(r.status == AssetCheckExecutionRecordStatus.FAILED for r in history)
+                failed = [r for r in history if r.status == AssetCheckExecutionRecordStatus.FAILED]
+                warned = sum(r.event is not None and r.event.dagster_event.event_specific_data.severity == AssetCheckSeverity.WARN
+                             for r in failed)
+                yield check_key, len(failed) - warned, warned
 
 
 def serve(port: int, host: str = "127.0.0.1") -> None:

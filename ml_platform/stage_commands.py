@@ -1,5 +1,6 @@
 """`ml-platform materialize | train | predict`: a use case's stages from a shell, through the same
-definitions and gates as the UI, with progress; exit 1 when a gate or step failed, naming each."""
+definitions and gates as the UI, with progress; exit 1 when a gate or step failed, naming each (gates that
+only warn are listed too, and do not fail the command)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ def run_command(args: argparse.Namespace, spec: UseCaseSpec, instance: Any) -> i
         label, stages = f"{spec.name}: {len(days)} day(s) {days[0]}..{days[-1]}", ["predictions", *MONITORING_STAGES]
     result = run_stages(defs, spec, label, stages, instance, days)
     print(f"{label}: {'ok' if result.success else 'FAILED'} (run {result.run_id[:8]}, {' -> '.join(stages)})")
+    for name, reasons in result.warnings.items():  # the days went through: a note, not an error
+        print(f"  {len(reasons)} day(s) warned: {name}, e.g. {reasons[0]}")
     for failure in result.failures:
         print(f"  {failure}", file=sys.stderr)
     return 0 if result.success else 1

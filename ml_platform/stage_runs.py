@@ -7,9 +7,15 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+import dagster as dg
 
 from ml_platform.runner import materialize_stages
+
+
+# an evaluation's outcome: passed, failed with severity WARN (its day went through) or failed (ERROR: blocked)
+Outcome = Literal["passed", "warned", "failed"]
 
 
 @dataclass
@@ -17,7 +23,8 @@ class StageRun:
     success: bool
     run_id: str
     failures: list[str] = field(default_factory=list)  # each failed gate (asset:check: partition, reason) or step error
-    checks: Counter[tuple[str, bool]] = field(default_factory=Counter)  # (asset:check, passed) -> evaluations
+    warnings: dict[str, list[str]] = field(default_factory=dict)  # asset:check -> each warned day's reason
+    checks: Counter[tuple[str, Outcome]] = field(default_factory=Counter)  # (asset:check, outcome) -> evaluations
 
 
 def run_stages(defs: Any, spec: Any, label: str, stages: Sequence[str], instance: Any, days: list[str] | None) -> StageRun:
@@ -27,9 +34,13 @@ def run_stages(defs: Any, spec: Any, label: str, stages: Sequence[str], instance
     run = StageRun(result.success, result.run_id)
     for evaluation in result.get_asset_check_evaluations():
         name = f"{evaluation.asset_key.path[-1]}:{evaluation.check_name}"
-        run.checks[(name, evaluation.passed)] += 1
-        if not evaluation.passed and evaluation.severity.value == "ERROR":
+        outcome: Outcome = ("passed" if evaluation.passed
+                            else "warned" if evaluation.severity == dg.AssetCheckSeverity.WARN else "failed")
+        run.checks[(name, outcome)] += 1
+        if outcome == "failed":
             run.failures.append(f"{name}: {evaluation.description}")
+        elif outcome == "warned":
+            run.warnings.setdefault(name, []).append(evaluation.description or "")
     if not result.success and not run.failures:  # no gate said why: the step's own error does
         run.failures += [f"{event.step_key}: {event.step_failure_data.error.message.strip().splitlines()[0]}"
                          for event in result.all_events if event.is_step_failure]

@@ -4,12 +4,20 @@ A day reruns when its content digest changes (consecutive days share one run
 request, and the processed days whose feature windows contain a corrected day
 rerun with it); entries that cannot be a day's data are reported once and
 never touched. The source kind stays behind the `Source` protocol.
+
+With `source.missing_days: empty` a landed day never waits for the days without
+a file before it: those not yet stored run in the same request (stored empty),
+so its feature windows are complete. A day stored empty whose file lands later
+(the schedule ran before it arrived) is a corrected day: it reruns, and so do the
+stored days whose windows contain it.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -56,11 +64,16 @@ def build_landed_data_sensor(spec: UseCaseSpec, settings: Settings, partitions_d
         adopted = _already_in_lake(spec, events, lake, landed) if context.cursor is None else set()
         before = {day: digest for day, (_, digest) in seen.days.items()}
         changed = [day for day, (_, digest) in landed.items() if day not in adopted and before.get(day) != digest]
-        changed += _windows_containing(spec, [day for day in changed if day in before], before, changed)
+        processed: Collection[str] = before
+        if spec.missing_days == "empty":
+            stored = set(lake.existing_partitions(keys.raw_events(spec)))
+            processed = {*before, *stored}
+            changed += _days_without_file(sorted(landed), changed, stored, partition_keys)
+        changed += _windows_containing(spec, [day for day in changed if day in processed], processed, changed)
         selection = _landed_run_selection(spec, mlflow)
         requests = [
             range_run_request(days, asset_selection=selection, run_key=content_run_key(
-                days, [landed[day][1] for day in days], [before.get(day, "") for day in days]))
+                days, [landed[day][1] if day in landed else "" for day in days], [before.get(day, "") for day in days]))
             for days in contiguous_ranges(changed, partition_keys)
         ]
         cursor = _LandedCursor(days=landed, reported=rejected).dump()
@@ -126,7 +139,19 @@ def _next_day(day: str) -> str:
     return (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
 
 
-def _windows_containing(spec: UseCaseSpec, corrected: list[str], processed: dict[str, str], changed: list[str]) -> list[str]:
+def _days_without_file(landed: list[str], changed: list[str], stored: set[str], partition_keys: list[str]) -> list[str]:
+    """Under `missing_days: empty`, the days without a file between each changed day and the landed day before
+    it that are not stored yet: they run with it. Days before the first file are no history and never run."""
+    position = {key: index for index, key in enumerate(partition_keys)}
+    gaps: set[str] = set()
+    for day in changed:
+        earlier = bisect.bisect_left(landed, day)
+        if earlier:
+            gaps.update(partition_keys[position[landed[earlier - 1]] + 1 : position[day]])
+    return sorted(gaps - stored - set(changed))
+
+
+def _windows_containing(spec: UseCaseSpec, corrected: list[str], processed: Collection[str], changed: list[str]) -> list[str]:
     """Processed days after a corrected one whose feature windows contain it: they are rerun with it (features
     declare raw day D as their input, so Dagster itself would not see them as stale)."""
     followers = {
