@@ -16,10 +16,12 @@ import numpy as np
 import pandas as pd
 
 from ml_platform.checks.rules import (
+    DRIFT_CHECK,
     CheckOutcome,
     drift_too_few_rows,
     drift_warm_up,
     failed,
+    passed,
     unreadable_source,
     validate_drift,
     validate_events,
@@ -38,6 +40,7 @@ from ml_platform.features.compute import (
 from ml_platform.features.drift import METHOD, SCORE, population_stability
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources.sources import EventSource, SourceError
+from ml_platform.resources.sources.base import NoDataForDay
 from ml_platform.spec import ROW_ID, UseCaseSpec
 
 DEFAULT_CHUNK_DAYS = 31
@@ -47,11 +50,18 @@ PREDICTED_CLASS = "predicted_class"  # a multiclass prediction: the most probabl
 WINDOW_ROWS_BUDGET = 25_000_000
 
 
+# How a day without events is stored, whatever the source's types: Arrow reads a range of days with the
+# first day's schema, so an empty day's columns must carry the types of a day with data (an empty object
+# column would be Arrow's null type).
+EMPTY_DTYPES = {"string": "string", "int64": "int64", "float64": "float64", "bool": "bool", "timestamp": "datetime64[ns, UTC]"}
+
+
 @dataclass
 class DayResult:
     day: str
     frame: pd.DataFrame | None  # what to store if every outcome passed
     outcomes: list[CheckOutcome]
+    note: str | None = None  # why the day is as it is, for its partition's metadata (a day without events)
 
     @property
     def passed(self) -> bool:
@@ -59,16 +69,61 @@ class DayResult:
 
 
 def ingest(source: EventSource, spec: UseCaseSpec, days: Sequence[str]) -> Iterator[DayResult]:
-    """Each day's source data, read and validated by the raw-event gates (only the spec's columns kept)."""
+    """Each day's source data, read and validated by the raw-event gates (only the spec's columns kept). With
+    `source.missing_days: empty`, a day the source has nothing for (no file, no rows) is a day without events."""
     columns = [c.name for c in spec.columns]
+    without_events_ok = spec.missing_days == "empty"
     for day in days:
         try:
             frame = source.read_day(spec, day)
+        except NoDataForDay as error:
+            yield day_without_events(spec, day, "no file") if without_events_ok else DayResult(
+                day, None, unreadable_source(day, str(error)))
+            continue
         except SourceError as error:
             yield DayResult(day, None, unreadable_source(day, str(error)))
             continue
+        if without_events_ok and frame.empty:
+            yield day_without_events(spec, day, "0 rows read")
+            continue
         stored = with_event_ids(frame[columns], spec) if set(columns) <= set(frame.columns) else frame
         yield DayResult(day, stored, validate_events(frame, spec, day))
+
+
+def day_without_events(spec: UseCaseSpec, day: str, reason: str) -> DayResult:
+    """An empty raw partition with the spec's columns and types: stored, so feature windows and lineage stay
+    complete. Every raw gate reports on it; min_rows_per_day applies to days with events only."""
+    frame = empty_events(spec)
+    setting = "source.missing_days: empty"
+    outcomes = [
+        passed("landed", day, f"{reason}: a day without events ({setting})") if outcome.check == "landed"
+        else passed("min_rows", day, f"0 rows: a day without events ({setting}); min_rows_per_day applies to days "
+                    "with events", observed=0, limit=spec.gates.min_rows_per_day) if outcome.check == "min_rows"
+        else outcome
+        for outcome in validate_events(frame, spec, day)
+    ]
+    return DayResult(day, frame, outcomes, note=without_events_note(day, "stored as an empty day"))
+
+
+def without_events_note(day: str, consequence: str) -> str:
+    return f"no events on {day} (source.missing_days: empty): {consequence}"
+
+
+def empty_events(spec: UseCaseSpec) -> pd.DataFrame:
+    """Zero raw events, typed as a day with events is stored (ROW_ID included when the spec names no event id)."""
+    columns = [c.name for c in spec.columns] + ([ROW_ID] if spec.event_id_column is None else [])
+    return _empty({name: spec.column(name).dtype for name in columns})
+
+
+def empty_features(spec: UseCaseSpec) -> pd.DataFrame:
+    """Zero feature rows, typed as a day with rows is stored."""
+    kinds = {name: spec.column(name).dtype for name in spec.key_columns} | {DAY: "string"}
+    kinds |= {f.name: "string" if f.agg in ("category", "text") else "float64" for f in spec.expanded_features}
+    return _empty(kinds)
+
+
+def _empty(kinds: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=EMPTY_DTYPES[kind]) for name, kind in kinds.items()})
 
 
 def with_event_ids(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
@@ -85,7 +140,9 @@ def build_features(
     lake: DataLake, raw_key: Any, spec: UseCaseSpec, days: Sequence[str], chunk_days: int = DEFAULT_CHUNK_DAYS
 ) -> Iterator[DayResult]:
     """Point-in-time features per day from the raw days of its window, one chunk of days per lake read;
-    a window with a raw gap after the first raw day fails `inputs_complete`."""
+    a window with a raw gap after the first raw day fails `inputs_complete`. With `source.missing_days: empty`
+    a raw day without events counts as zero activity in the windows of later days, and has no feature rows
+    itself: nothing happened that day to describe or score."""
     needed = sorted(
         {*spec.key_columns, spec.timestamp_column, spec.label.column}
         | {f.column for f in spec.features if f.column}
@@ -112,14 +169,27 @@ def build_features(
             frame = entity_day_features(frames, spec, chunk, entities)
         bounds = day_bounds(frame)
         empty = frame.iloc[0:0].copy()  # a copy: a zero-row view would keep the whole chunk alive
+        without_events = days_without_events(lake, spec, raw_key, chunk)
         for number, day in enumerate(chunk):
             missing = [d for d in feature_input_days(spec, [day])
                        if d not in available and (history_start is None or d >= history_start)]
             start, end = bounds.get(day, (0, 0))
             day_frame = frame.iloc[start:end].copy() if end > start else empty  # a day held never holds the chunk
+            note = None
+            if day in without_events:
+                day_frame, note = empty_features(spec), without_events_note(day, "no feature rows")
             if number == len(chunk) - 1:
                 del frame  # the next chunk is computed while only the last day yielded is held
-            yield DayResult(day, day_frame, validate_features(day_frame, spec, day, missing))
+            yield DayResult(day, day_frame, validate_features(day_frame, spec, day, missing), note)
+
+
+def days_without_events(lake: DataLake, spec: UseCaseSpec, raw_key: Any, days: Sequence[str] | None = None) -> set[str]:
+    """The raw days (of `days`, default all) stored without events under `source.missing_days: empty`, from
+    their Parquet footers; nothing is read for other use cases."""
+    if spec.missing_days != "empty":
+        return set()
+    days = lake.existing_partitions(raw_key) if days is None else days
+    return {day for day, rows in lake.row_counts(raw_key, days).items() if rows == 0}
 
 
 def score(
@@ -127,13 +197,17 @@ def score(
 ) -> Iterator[DayResult]:
     """Every row of each day's features scored by `model`, one day's file at a time (a day is one predict call
     whatever the range, so it scores the same in a backfill and a daily run); a day without features fails
-    `scores_valid`."""
+    `scores_valid`. A day without events (`source.missing_days: empty`: no feature rows) is stored empty, with a note."""
     available = set(lake.existing_partitions(features_key))
     for day in days:
         if day not in available:
             yield DayResult(day, None, [failed("scores_valid", day, "features are not materialized", column="features")])
             continue
         scored = score_frame(model, lake.read(features_key, [day]), spec, version)
+        if scored.empty and spec.missing_days == "empty":
+            note = without_events_note(day, "nothing to score")
+            yield DayResult(day, _typed_strings(scored), [passed("scores_valid", day, note)], note)
+            continue
         yield DayResult(day, scored, validate_predictions(scored, spec, day))
 
 
@@ -173,7 +247,8 @@ def measure_drift(
     lake: DataLake, keys: DriftInputs, spec: UseCaseSpec, reference: dict[str, Any], version: str, days: Sequence[str],
 ) -> Iterator[DayResult]:
     """Each day's PSI per feature against the champion's training bins, and of the day's scores against its
-    holdout scores when the champion itself scored that day; warm-up days are stored empty, not measured."""
+    holdout scores when the champion itself scored that day; warm-up days and days without events
+    (`source.missing_days: empty`) are stored empty, not measured."""
     features_reference = {name: bins for name, bins in reference.items() if name != SCORE}
     scored_days = set(lake.existing_partitions(keys.predictions))
     complete_from = first_complete_day(spec, lake.existing_partitions(keys.raw_events))
@@ -182,6 +257,10 @@ def measure_drift(
             yield DayResult(day, _drift_frame(day, {}, version), drift_warm_up(day))
             continue
         features = lake.read(keys.features, [day])
+        if features.empty and spec.missing_days == "empty":
+            note = without_events_note(day, "no drift measured")
+            yield DayResult(day, _drift_frame(day, {}, version), [passed(DRIFT_CHECK, day, note, measured=False)], note)
+            continue
         if len(features) < spec.drift.min_rows:
             yield DayResult(day, _drift_frame(day, {}, version), drift_too_few_rows(day, len(features), spec.drift.min_rows))
             continue
@@ -198,6 +277,11 @@ class DriftInputs:
     raw_events: Any
     features: Any
     predictions: Any
+
+
+def _typed_strings(frame: pd.DataFrame) -> pd.DataFrame:
+    """A zero-row frame's object columns (strings, by the schemas here) as strings: Arrow would store them as null."""
+    return frame.astype({name: "string" for name, dtype in frame.dtypes.items() if dtype == object})
 
 
 def _drift_frame(day: str, psi: dict[str, float], version: str) -> pd.DataFrame:

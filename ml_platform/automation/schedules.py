@@ -20,7 +20,9 @@ def build_schedules(
         hour_of_day=int(spec.schedule.daily_at[:2]),
         minute_of_hour=int(spec.schedule.daily_at[3:]),
         default_status=status,
-        description=f"Yesterday's {spec.name} partition: ingest, features, predictions.",
+        description=f"Yesterday's {spec.name} partition: ingest, features, predictions."
+        + (" A day without a file is stored as a day without events (source.missing_days: empty); if its file lands "
+           "later, the landed-data sensor reruns it." if spec.missing_days == "empty" else ""),
     )
     retrain = dg.ScheduleDefinition(
         name=f"{spec.name}_retrain_schedule",

@@ -4,12 +4,16 @@ The window is the latest `training.window_days` label-complete feature days afte
 (days whose feature windows reach before the first raw day are never trained on); its last
 `holdout_days` are the time-based holdout, separated from the training days by a purge gap of the
 label horizon, so no training label overlaps a holdout day.
+
+Under `source.missing_days: empty` the window and the holdout count days with events: a day without
+events has no feature rows, so a holdout of weekend days would hold nothing to evaluate on. The purge
+gap stays in calendar days, as the label horizon is.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,13 +39,17 @@ class TrainingWindow:
         return [*self.train, *self.holdout]
 
 
-def choose_window(spec: UseCaseSpec, raw_days: Sequence[str], feature_days: Sequence[str]) -> TrainingWindow:
-    """Training and holdout days from what the lake holds; `NotEnoughHistory` if they do not fit."""
-    raw = set(raw_days)
+def choose_window(
+    spec: UseCaseSpec, raw_days: Sequence[str], feature_days: Sequence[str], without_events: Collection[str] = (),
+) -> TrainingWindow:
+    """Training and holdout days from what the lake holds; `NotEnoughHistory` if they do not fit. Days
+    `without_events` (`steps.days_without_events`) are stored but add no rows: they are not counted."""
+    raw, skipped = set(raw_days), set(without_events)
     warm = first_complete_day(spec, sorted(raw))
     complete = [
         day for day in feature_days
-        if warm is not None and day >= warm and all(later in raw for later in label_input_days(spec, [day]))
+        if warm is not None and day >= warm and day not in skipped
+        and all(later in raw for later in label_input_days(spec, [day]))
     ]
     training = spec.training
     window = complete[-training.window_days :]

@@ -18,6 +18,12 @@ class SourceError(Exception):
     """A day's source data is missing or cannot be read; the message names file (or table) and day."""
 
 
+class NoDataForDay(SourceError):
+    """The source definitely holds nothing for the day (no such file): with `source.missing_days: empty` a day
+    without events. Only a definite absence raises it; an entry that exists but cannot be read, or a source
+    that cannot be reached, raises plain `SourceError` whatever the setting (absent is not unavailable)."""
+
+
 @dataclass(frozen=True)
 class SourceSettings:
     """What the `source` resource adds to a spec's source block."""
@@ -51,5 +57,6 @@ class Source(Protocol):
         ...
 
     def read_day(self, day: str) -> pd.DataFrame:
-        """The day's events; SourceError naming the entry and day when they cannot be read."""
+        """The day's events; `NoDataForDay` when the source definitely has no entry for the day, SourceError
+        naming the entry and day when they cannot be read."""
         ...

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,15 +20,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml_platform.resources.sources.base import SourceError, SourceSettings
+from ml_platform.resources.sources.base import NoDataForDay, SourceError, SourceSettings
 from ml_platform.spec import FileSourceSpec, UseCaseSpec
 
+FORMATS = ("parquet", "csv")
 DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(parquet|csv)$")
 
 
 @dataclass
 class LandingScan:
-    files: dict[str, Path]  # partition day -> landed file
+    files: dict[str, os.DirEntry[str]]  # partition day -> landed file, as listed (no path parsed per file)
     rejected: dict[str, str]  # entry name -> why it cannot be a day's file
 
 
@@ -61,25 +64,25 @@ class FileSource:
         if not self.directory.is_dir():
             return scan
         root = self.directory.resolve()
-        for path in sorted(self.directory.iterdir()):
-            if path.name.startswith("."):  # editors' and uploaders' temporary files
-                continue
-            match = DAY_FILE.match(path.name)
-            problem = _unreadable_entry(path, root)
+        with os.scandir(self.directory) as listing:  # each entry's type comes with the listing: no stat per entry
+            entries = sorted((e for e in listing if not e.name.startswith(".")), key=lambda e: e.name)  # skips temporary files
+        for entry in entries:
+            match = DAY_FILE.match(entry.name)
+            problem = _unreadable_entry(entry, root)
             if problem:
-                scan.rejected[path.name] = problem
+                scan.rejected[entry.name] = problem
             elif not match or match.group(2) != self.source.format:
-                scan.rejected[path.name] = f"name is not YYYY-MM-DD.{self.source.format}"
+                scan.rejected[entry.name] = f"name is not YYYY-MM-DD.{self.source.format}"
             elif not _is_calendar_day(match.group(1)):
-                scan.rejected[path.name] = f"{match.group(1)} is not a calendar date"
+                scan.rejected[entry.name] = f"{match.group(1)} is not a calendar date"
             else:
-                scan.files[match.group(1)] = path
+                scan.files[match.group(1)] = entry
         return scan
 
     def read_day(self, day: str) -> pd.DataFrame:
         path = self.directory / self.entry_name(day)
-        if not path.exists() and not path.is_symlink():
-            raise SourceError(f"partition {day}: no landed file {path} (expected one {self.source.format} file per day)")
+        if not _has_entry(path, day):
+            raise NoDataForDay(f"partition {day}: no landed file {path} (expected one {self.source.format} file per day)")
         problem = _unreadable_entry(path, self.directory.resolve())
         if problem:  # the same rule as the landed-data sensor's: such an entry is never read
             raise SourceError(f"partition {day}: {path} {problem}; it is not read")
@@ -128,16 +131,38 @@ def content_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def file_signature(path: Path) -> str:
+def file_signature(path: Path | os.DirEntry[str]) -> str:
     """Size and modification time: cheap, and changed whenever the content may have."""
     stat = path.stat()
     return f"{stat.st_mtime_ns}-{stat.st_size}"
 
 
-def _unreadable_entry(path: Path, root: Path) -> str | None:
-    """Why a landing entry must not be read as a day's data (None: it may be)."""
-    if not path.resolve().is_relative_to(root):
-        return f"resolves to {path.resolve()}, outside the landing directory {root}"
+def _has_entry(path: Path, day: str) -> bool:
+    """Whether the landing directory holds an entry named `path` (any kind: a symlink or directory is refused
+    later). False only for a definite "no such file" in a directory that is there: a missing or unreadable
+    landing directory, or the day landed in the other format, is a `SourceError`, never a day without data."""
+    directory = path.parent
+    try:
+        if not stat.S_ISDIR(os.stat(directory).st_mode):
+            raise SourceError(f"partition {day}: the landing directory {directory} is not a directory")
+        os.lstat(path)
+        return True
+    except FileNotFoundError:
+        if not directory.exists():
+            raise SourceError(f"partition {day}: the landing directory {directory} does not exist") from None
+    except OSError as error:  # permission denied, I/O error: unavailable, not absent
+        raise SourceError(f"partition {day}: cannot look for {path}: {type(error).__name__}: {error}") from error
+    for other in (f"{day}.{kind}" for kind in FORMATS if f"{day}.{kind}" != path.name):
+        if os.path.lexists(directory / other):
+            raise SourceError(f"partition {day}: no {path.name}, but {other} landed; the spec reads {path.suffix[1:]} files")
+    return False
+
+
+def _unreadable_entry(path: Path | os.DirEntry[str], root: Path) -> str | None:
+    """Why a landing entry must not be read as a day's data (None: it may be). Only a symlink can lead out of
+    the landing directory, so only symlinks are resolved (a realpath per entry: seconds a tick at 10,000 days)."""
+    if path.is_symlink() and not (resolved := Path(path).resolve()).is_relative_to(root):
+        return f"resolves to {resolved}, outside the landing directory {root}"
     if not path.is_file():
         return "is not a regular file"
     return None
