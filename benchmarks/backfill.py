@@ -121,7 +121,7 @@ class PureComputeRun:
 def pure_compute(days: list[str], data_dir: str, lake_path: str, chunk_days: int) -> dict[str, Any]:
     """Times each stage of a `PureComputeRun` and the process's peak RSS after it."""
     from ml_platform import steps  # noqa: F401  (the platform's imports stay out of the timings)
-    from ml_platform.assets.daily import ChunkConfig
+    from ml_platform.assets.range_step import ChunkConfig
     from ml_platform.definitions import load_specs
     from ml_platform.io.parquet_lake import DataLake
     from ml_platform.resources import default_resources

@@ -10,9 +10,10 @@ import dagster as dg
 from dagster._core.storage.tags import RETRY_ON_ASSET_OR_OP_FAILURE_TAG
 
 from ml_platform.assets import keys
-from ml_platform.assets.daily import build_daily_assets
-from ml_platform.assets.monitoring import build_monitoring_assets
-from ml_platform.assets.report import build_report_assets
+from ml_platform.assets.daily import daily_stages
+from ml_platform.assets.monitoring import drift_stage
+from ml_platform.assets.range_step import build_range_step
+from ml_platform.assets.report import report_stages
 from ml_platform.assets.training import build_training_assets
 from ml_platform.automation.champion_jobs import build_champion_jobs
 from ml_platform.automation.triggers import build_automation
@@ -33,12 +34,8 @@ NO_RETRY_ON_GATE_FAILURE = {RETRY_ON_ASSET_OR_OP_FAILURE_TAG: "false"}
 
 def build_use_case(spec: UseCaseSpec, settings: Settings) -> dg.Definitions:
     partitions_def = daily_partitions(spec)
-    assets = [
-        *build_daily_assets(spec, partitions_def),
-        *build_training_assets(spec, settings),
-        *build_monitoring_assets(spec, partitions_def),
-        *build_report_assets(spec, partitions_def),
-    ]
+    stages = [*daily_stages(spec, partitions_def), drift_stage(spec, partitions_def), *report_stages(spec, partitions_def)]
+    assets = [build_range_step(spec, partitions_def, stages), *build_training_assets(spec, settings)]
     reports = [keys.report(spec)] if spec.label.task == "multiclass" else []
     daily_job = dg.define_asset_job(
         f"{spec.name}_daily",

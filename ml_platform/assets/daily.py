@@ -1,9 +1,11 @@
-"""The daily-partitioned assets of a use case: raw events, features, predictions.
+"""The daily stages of a use case: raw events, features, predictions.
 
 Each runs over whatever partition range its run holds (one day from the
-schedule or sensor, a year from a single-run backfill): the Dagster-free
-steps (`ml_platform/steps.py`) compute and validate day after day in bounded
-chunks, and each day passes its `PartitionGate` before its file is written.
+schedule or sensor, a year from a single-run backfill), as a stage of the use
+case's one daily step (`range_step.py`): the Dagster-free steps
+(`ml_platform/steps.py`) compute and validate day after day in bounded chunks,
+each day passes its `PartitionGate` before its file is written, and a day
+that depends on a day an earlier stage failed fails too.
 """
 
 
@@ -15,29 +17,22 @@ import pandas as pd
 
 from ml_platform import steps
 from ml_platform.assets import keys
+from ml_platform.assets.range_step import DailyStage, RangeStep
 from ml_platform.automation.conditions import FEATURES_FOLLOW_RAW
 from ml_platform.automation.high_scores import alert_high_scores
 from ml_platform.checks.gate import PartitionGate, gate_check_specs
 from ml_platform.checks.rules import FEATURE_CHECKS, PREDICTION_CHECKS, raw_checks
-from ml_platform.features.compute import DAY
+from ml_platform.features.compute import DAY, feature_input_days
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources.alerts import AlertResource
 from ml_platform.resources.mlflow_resource import CHAMPION, MlflowResource
 from ml_platform.resources.sources import EventSource, source_resource_key
 from ml_platform.spec import FeatureSpec, UseCaseSpec
 
-SOURCE_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 TOP_RISK_ROWS = 10
 
 
-class ChunkConfig(dg.Config):
-    """How many days a range run's features are computed at once: bounds memory on year-long backfills
-    (fewer when a day holds many events, see `steps.features_chunk_days`)."""
-
-    chunk_days: int = steps.DEFAULT_CHUNK_DAYS
-
-
-def build_daily_assets(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+def daily_stages(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> list[DailyStage]:
     return [
         _raw_events(spec, partitions_def),
         _features(spec, partitions_def),
@@ -45,49 +40,39 @@ def build_daily_assets(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinitio
     ]
 
 
-def ranged(partitions_def: dg.PartitionsDefinition) -> dict[str, Any]:
-    """How every daily asset runs: a backfill of any range is one run, and any subset of its assets."""
-    return {"partitions_def": partitions_def, "backfill_policy": dg.BackfillPolicy.single_run(), "can_subset": True}
-
-
 def _common(spec: UseCaseSpec) -> dict[str, Any]:
     return {"group_name": spec.name, "owners": spec.owners}
 
 
-def _raw_events(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def _raw_events(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> DailyStage:
     key, source_key = keys.raw_events(spec), source_resource_key(spec)
     schema = dg.TableSchema(
         columns=[dg.TableColumn(c.name, c.dtype, description=c.description or None) for c in spec.columns]
     )
 
-    @dg.multi_asset(
-        name=f"{spec.name}__raw_events",
-        specs=[
-            dg.AssetSpec(
-                key,
-                description=f"{spec.name}: the day's landed events ({spec.source.kind}), validated and stored as Parquet. "
-                "Blocking gates: " + ", ".join(raw_checks(spec)) + ".",
-                kinds={"parquet", "pandas"},
-                metadata={"dagster/column_schema": schema, "source": spec.source.model_dump()},
-                **_common(spec),
-            )
-        ],
-        check_specs=gate_check_specs(key, raw_checks(spec), partitions_def),
-        **ranged(partitions_def),
-        retry_policy=SOURCE_RETRY,
-        required_resource_keys={source_key, "lake"},  # the source's key is the use case's own
-    )
-    def raw_events(context: dg.AssetExecutionContext) -> Iterator[Any]:
-        gate = PartitionGate(context, key)
-        source: EventSource = getattr(context.resources, source_key)
-        for result in steps.ingest(source, spec, context.partition_keys):
-            _store(gate, context.resources.lake, result)
+    def raw_events(step: RangeStep) -> Iterator[Any]:
+        gate, resources = step.gate(key), step.context.resources
+        source: EventSource = getattr(resources, source_key)
+        for result in steps.ingest(source, spec, step.context.partition_keys):
+            _store(gate, resources.lake, result)
         yield from gate.conclude()
 
-    return raw_events
+    return DailyStage(
+        dg.AssetSpec(
+            key,
+            description=f"{spec.name}: the day's landed events ({spec.source.kind}), validated and stored as Parquet. "
+            "Blocking gates: " + ", ".join(raw_checks(spec)) + ".",
+            kinds={"parquet", "pandas"},
+            metadata={"dagster/column_schema": schema, "source": spec.source.model_dump()},
+            **_common(spec),
+        ),
+        gate_check_specs(key, raw_checks(spec), partitions_def),
+        raw_events,
+        resource_keys=frozenset({source_key}),  # the source's key is the use case's own
+    )
 
 
-def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> DailyStage:
     key, raw_key = keys.features(spec), keys.raw_events(spec)
     schema = dg.TableSchema(
         columns=[
@@ -98,76 +83,77 @@ def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.
         ]
     )
 
-    @dg.multi_asset(
-        name=f"{spec.name}__features",
-        specs=[
-            dg.AssetSpec(
-                key,
-                description=f"{spec.name}: point-in-time features per {spec.subject} and day; day D uses raw "
-                f"events of D-{spec.lookback_days - 1}..D only (gate inputs_complete: no gap in that window).",
-                kinds={"parquet", "pandas"},
-                # Day D reads raw days D-{lookback-1}..D from the lake, but is declared to depend on raw day D
-                # alone: a backfill of raw_events + features selected in the UI then targets exactly the
-                # chosen days of both, in one run, instead of also the later feature days whose windows
-                # reach into the range (which Dagster would target, and run separately).
-                deps=[raw_key],
-                automation_condition=FEATURES_FOLLOW_RAW,
-                metadata={"dagster/column_schema": schema},
-                **_common(spec),
-            )
-        ],
-        check_specs=gate_check_specs(key, FEATURE_CHECKS, partitions_def),
-        **ranged(partitions_def),
-    )
-    def features(context: dg.AssetExecutionContext, config: ChunkConfig, lake: DataLake) -> Iterator[Any]:
-        gate = PartitionGate(context, key)
-        for result in steps.build_features(lake, raw_key, spec, context.partition_keys, config.chunk_days):
-            _store(gate, lake, result)
+    def features(step: RangeStep) -> Iterator[Any]:
+        gate, lake = step.gate(key), step.context.resources.lake
+        failed_raw = step.failed_days(raw_key)
+        for result in steps.build_features(lake, raw_key, spec, step.context.partition_keys, step.config.chunk_days):
+            culprit = next((failed_raw[d] for d in feature_input_days(spec, [result.day]) if d in failed_raw), None)
+            if culprit:
+                gate.block(result.day, "inputs_complete", f"its window holds a failed raw day: {culprit}")
+            else:
+                _store(gate, lake, result)
         yield from gate.conclude(window_days=spec.lookback_days)
 
-    return features
+    return DailyStage(
+        dg.AssetSpec(
+            key,
+            description=f"{spec.name}: point-in-time features per {spec.subject} and day; day D uses raw "
+            f"events of D-{spec.lookback_days - 1}..D only (gate inputs_complete: no gap in that window).",
+            kinds={"parquet", "pandas"},
+            # Day D reads raw days D-{lookback-1}..D from the lake, but is declared to depend on raw day D
+            # alone: a backfill of raw_events + features selected in the UI then targets exactly the
+            # chosen days of both, in one run, instead of also the later feature days whose windows
+            # reach into the range (which Dagster would target, and run separately).
+            deps=[raw_key],
+            automation_condition=FEATURES_FOLLOW_RAW,
+            metadata={"dagster/column_schema": schema},
+            **_common(spec),
+        ),
+        gate_check_specs(key, FEATURE_CHECKS, partitions_def),
+        features,
+    )
 
 
-def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> DailyStage:
     key, features_key = keys.predictions(spec), keys.features(spec)
 
-    @dg.multi_asset(
-        name=f"{spec.name}__predictions",
-        specs=[
-            dg.AssetSpec(
-                key,
-                description=f"{spec.name}: every {spec.subject} of the day scored by the MLflow model at alias "
-                f"'{CHAMPION}', loaded once per run.",
-                kinds={"parquet", "mlflow"},
-                deps=[features_key, keys.champion(spec)],
-                metadata={"dagster/column_schema": _predictions_schema(spec)},
-                **_common(spec),
-            )
-        ],
-        check_specs=gate_check_specs(key, PREDICTION_CHECKS, partitions_def),
-        **ranged(partitions_def),
-        retry_policy=SOURCE_RETRY,
-    )
-    def predictions(
-        context: dg.AssetExecutionContext, lake: DataLake, mlflow: MlflowResource, alerts: AlertResource,
-    ) -> Iterator[Any]:
+    def predictions(step: RangeStep) -> Iterator[Any]:
+        context, lake = step.context, step.context.resources.lake
+        mlflow: MlflowResource = context.resources.mlflow
         champion = mlflow.version_by_alias(spec.name, CHAMPION)
         if champion is None:
             raise dg.Failure(f"{spec.name}: no model has alias '{CHAMPION}' yet; materialize {spec.name}/champion first")
         model = mlflow.load_model(spec.name, champion.version)
-        gate = PartitionGate(context, key)
+        gate, failed_features = step.gate(key), step.failed_days(features_key)
+        days = [day for day in context.partition_keys if day not in failed_features]
+        for day in sorted(failed_features):
+            gate.block(day, "scores_valid", f"not scored: {failed_features[day]}")
         newest: steps.DayResult | None = None
-        for result in steps.score(model, champion.version, lake, features_key, spec, context.partition_keys):
+        for result in steps.score(model, champion.version, lake, features_key, spec, days):
             if _store(gate, lake, result, describe=lambda frame: _describe_predictions(frame, spec)):
                 newest = result
         alerted = {}
         if newest and not gate.failures:  # the newest day only: a backfill must not page for history
+            alerts: AlertResource = context.resources.alerts
             alerted = alert_high_scores(alerts, spec, newest.day, newest.frame, alerts.run_url(context.run_id))
             if "high_score_alert_error" in alerted:  # `send` never raises: an outage cannot undo good predictions
                 context.log.warning(f"{spec.name}: high-score alert for {newest.day} not delivered")
         yield from gate.conclude(model_version=str(champion.version), **alerted)
 
-    return predictions
+    return DailyStage(
+        dg.AssetSpec(
+            key,
+            description=f"{spec.name}: every {spec.subject} of the day scored by the MLflow model at alias "
+            f"'{CHAMPION}', loaded once per run.",
+            kinds={"parquet", "mlflow"},
+            deps=[features_key, keys.champion(spec)],
+            metadata={"dagster/column_schema": _predictions_schema(spec)},
+            **_common(spec),
+        ),
+        gate_check_specs(key, PREDICTION_CHECKS, partitions_def),
+        predictions,
+        resource_keys=frozenset({"mlflow", "alerts"}),
+    )
 
 
 def _predictions_schema(spec: UseCaseSpec) -> dg.TableSchema:

@@ -4,18 +4,21 @@ A run holds one day (schedule, sensor) or a range (a single-run backfill of a
 year). `PartitionGate` collects each day's check outcomes, writes only the
 days that pass, and then records, in this order:
 
-1. the materializations: every day of the range when all passed (downstream
-   steps in the run proceed), else the good days alone;
+1. the materializations: every day of the range when all passed, else the
+   good days alone;
 2. one partitioned `AssetCheckEvaluation` per day and check, each pointing at
    that day's latest materialization. Dagster's check partition status (the
    *Partitions* tab, the asset node's check summary) counts an evaluation only
    if it targets the partition's latest materialization, so a passed day shows
    Passed, and a failed day's evaluation stands against its last good file;
-3. one output per check, so Dagster knows every blocking check reported
-   (without it, it logs that downstream steps proceed ungated);
+3. one output per check when every day passed, so Dagster knows every
+   blocking check reported (without it, it logs that downstream steps proceed
+   ungated).
 
-and finally fails the step naming the bad partitions, if any, so nothing
-downstream of them runs and their previous good files stay in place.
+A failed day keeps its previous good file. The gates of one step share what
+failed (`ml_platform/assets/range_step.py`): a later stage fails the days that
+depend on a failed day (`block`), and the step fails at its end naming them all
+(`gate_failure`), which is what makes Dagster show exactly those days Failed.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import dagster as dg
 # is what the UI's per-partition check status counts
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
 
-from ml_platform.checks.rules import CheckOutcome
+from ml_platform.checks.rules import CheckOutcome, failed
 from ml_platform.storage.batches import evaluations_together
 
 if TYPE_CHECKING:
@@ -56,11 +59,9 @@ def gate_check_specs(
 class PartitionGate:
     """Collects each partition's check outcomes and decides what gets recorded."""
 
-    def __init__(self, context: dg.AssetExecutionContext, asset_key: dg.AssetKey, measurement: bool = False) -> None:
-        """`measurement`: the checks measure and warn (drift); no outcome keeps a day from being written."""
+    def __init__(self, context: dg.AssetExecutionContext, asset_key: dg.AssetKey) -> None:
         self.context = context
         self.asset_key = asset_key
-        self.measurement = measurement
         self.outcomes: dict[str, list[CheckOutcome]] = {}
         self.rows: dict[str, int] = {}
         self.partition_metadata: dict[str, dict[str, Any]] = {}
@@ -84,22 +85,23 @@ class PartitionGate:
         self.evaluate(result.day, result.outcomes)
         return self.passed(result.day) and result.frame is not None
 
-    def passed(self, partition: str) -> bool:
-        return not any(self._blocks(outcome) for outcome in self.outcomes.get(partition, []))
+    def block(self, partition: str, check: str, reason: str) -> None:
+        """Fail a day that depends on a day an earlier stage failed: it is not computed, and `check` says why."""
+        self.evaluate(partition, [failed(check, partition, reason, upstream_failed=True)])
 
-    def _blocks(self, outcome: CheckOutcome) -> bool:
-        return outcome.blocks and not self.measurement
+    def passed(self, partition: str) -> bool:
+        return not any(outcome.blocks for outcome in self.outcomes.get(partition, []))
 
     @property
     def failures(self) -> dict[str, list[CheckOutcome]]:
         """Each failed partition's blocking outcomes (warnings fail no partition)."""
-        failed = {day: [o for o in outcomes if self._blocks(o)] for day, outcomes in sorted(self.outcomes.items())}
-        return {day: bad for day, bad in failed.items() if bad}
+        failed_days = {day: [o for o in outcomes if o.blocks] for day, outcomes in sorted(self.outcomes.items())}
+        return {day: bad for day, bad in failed_days.items() if bad}
 
     @property
     def warnings(self) -> dict[str, list[CheckOutcome]]:
         """Each partition's failed outcomes that only warn."""
-        warned = {day: [o for o in outcomes if not o.passed and not self._blocks(o)] for day, outcomes in sorted(self.outcomes.items())}
+        warned = {day: [o for o in outcomes if not o.passed and not o.blocks] for day, outcomes in sorted(self.outcomes.items())}
         return {day: bad for day, bad in warned.items() if bad}
 
     def record_written(self, partition: str, rows: int, **metadata: Any) -> None:
@@ -109,9 +111,8 @@ class PartitionGate:
         self.context.add_asset_metadata(self.partition_metadata[partition], asset_key=self.asset_key, partition_key=partition)
 
     def conclude(self, **range_metadata: Any) -> Iterator[Any]:
-        """Materializations, then check evaluations and check outputs; raises `dg.Failure` naming the bad days."""
-        failures = self.failures
-        if not failures:
+        """Materializations of the good days, then check evaluations, then (all passed) check outputs."""
+        if not self.failures:
             yield dg.MaterializeResult(asset_key=self.asset_key, metadata=range_metadata)
         else:
             for partition in sorted(self.rows):
@@ -120,10 +121,10 @@ class PartitionGate:
                 )
         with evaluations_together(self.context.instance):  # thousands in a year's range
             yield from self._evaluations()
-        if failures:
-            raise gate_failure(self.asset_key, failures, materialized=sorted(self.rows))
+        if self.failures:
+            return
         for output_name, spec in self.context.assets_def.check_specs_by_output_name.items():
-            if spec.key in self.context.selected_asset_check_keys:
+            if spec.key in self.context.selected_asset_check_keys and spec.asset_key == self.asset_key:
                 yield dg.Output(None, output_name=output_name)
 
     def _evaluations(self) -> Iterator[dg.AssetCheckEvaluation]:
@@ -131,7 +132,7 @@ class PartitionGate:
         for partition, outcomes in sorted(self.outcomes.items()):
             for outcome in outcomes:
                 metadata = {k: _metadata_value(v) for k, v in outcome.metadata.items()}
-                blocking = outcome.severity == "block" and not self.measurement
+                blocking = outcome.severity == "block"
                 yield dg.AssetCheckEvaluation(
                     asset_key=self.asset_key, check_name=outcome.check, passed=outcome.passed, metadata=metadata,
                     description=outcome.message, partition=partition, blocking=blocking,
@@ -161,23 +162,33 @@ def latest_materializations(
     }
 
 
-def gate_failure(asset_key: dg.AssetKey, failures: Mapping[str, list[CheckOutcome]], materialized: list[str]) -> dg.Failure:
-    """One readable failure: the first few bad days with their reasons and a count, full lists in metadata."""
-    days = sorted(failures)
-    shown = days[:LISTED_PARTITIONS]
-    more = f" and {len(days) - len(shown)} more" if len(days) > len(shown) else ""
-    lines = [f"{outcome.message} [check {outcome.check}]" for day in shown for outcome in failures[day]]
+def gate_failure(
+    failures: Mapping[dg.AssetKey, Mapping[str, list[CheckOutcome]]], materialized: Mapping[dg.AssetKey, list[str]]
+) -> dg.Failure:
+    """One readable failure for a step's failed days: per asset the first few with their reasons and a count,
+    the full lists in metadata."""
+    summaries, lines = [], []
+    for key, failed_days in failures.items():
+        days = sorted(failed_days)
+        shown = days[:LISTED_PARTITIONS]
+        more = f" and {len(days) - len(shown)} more" if len(days) > len(shown) else ""
+        summaries.append(f"{key.to_user_string()}: {len(days)} partition(s) failed ({', '.join(shown)}{more})")
+        lines += [f"{key.to_user_string()}: {outcome.message} [check {outcome.check}]"
+                  for day in shown for outcome in failed_days[day]]
     return dg.Failure(
         description=(
-            f"{asset_key.to_user_string()}: blocking gate failed for {len(days)} partition(s) "
-            f"({', '.join(shown)}{more}); nothing downstream of them runs, earlier good data is kept.\n"
-            + "\n".join(lines)
+            "; ".join(summaries) + ". Every other day went through; a failed day keeps its earlier good data and "
+            "nothing that depends on it is computed.\n" + "\n".join(lines)
         ),
         metadata={
-            "failed_partition_count": len(days),
-            "failed_partitions": dg.MetadataValue.json(days),
-            "failures": dg.MetadataValue.json({day: [o.message for o in bad] for day, bad in failures.items()}),
-            "materialized_partitions": dg.MetadataValue.json(materialized),
+            "failed_partition_count": sum(len(days) for days in failures.values()),
+            "failed_partitions": dg.MetadataValue.json({k.to_user_string(): sorted(v) for k, v in failures.items()}),
+            "failures": dg.MetadataValue.json({
+                key.to_user_string(): {day: [o.message for o in bad] for day, bad in failed_days.items()}
+                for key, failed_days in failures.items()
+            }),
+            "materialized_partition_count": dg.MetadataValue.json(
+                {key.to_user_string(): len(days) for key, days in materialized.items()}),
         },
         allow_retries=False,
     )

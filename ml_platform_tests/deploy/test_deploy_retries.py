@@ -11,7 +11,7 @@ import time
 import dagster as dg
 
 from ml_platform.assets import keys
-from ml_platform.assets.daily import SOURCE_RETRY
+from ml_platform.assets.range_step import SOURCE_RETRY
 from ml_platform.assets.training import MLFLOW_RETRY
 from ml_platform.definitions import build_definitions
 from ml_platform.spec import UseCaseSpec

@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from ml_platform.assets import keys
 from ml_platform.automation.high_scores import alert_high_scores
 from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.resources import default_resources
@@ -16,6 +17,7 @@ from ml_platform.resources.alerts import AlertResource
 from ml_platform.runner import DAILY_STAGES, materialize_stages
 from ml_platform.spec import UseCaseSpec
 from ml_platform_tests.support.fixtures import UI_URL, landing_dir
+from ml_platform_tests.support.results import materializations
 from ml_platform_tests.support.webhook import Webhook
 
 
@@ -45,7 +47,7 @@ def test_high_risk_customers_of_the_newest_day_are_alerted_once(trained_copy: Pa
     assert scores and min(scores) >= churn_spec.alerts.high_score_threshold and scores == sorted(scores, reverse=True)
     assert f"{details['count']} high-risk customer_ids" in alert["title"]
     assert alert["link"] == f"{UI_URL}/runs/{result.run_id}"
-    metadata = result.asset_materializations_for_node("churn__predictions")[0].metadata
+    metadata = materializations(result, keys.predictions(churn_spec))[0].metadata
     assert metadata["high_score_alerted"].value == details["count"] == metadata["high_score_count"].value
 
 
@@ -64,7 +66,7 @@ def test_a_run_stopped_by_a_data_gate_is_posted_as_gate_failed(trained_copy: Pat
     assert "churn/raw_events schema" in alert["title"] and "2025-03-04" in alert["title"]
     assert "missing column(s) ['plan']" in alert["text"]
     details = alert["details"]
-    assert details["run_id"] == failed.run_id and details["failed_steps"] == ["churn__raw_events"]
+    assert details["run_id"] == failed.run_id and details["failed_steps"] == ["churn__daily"]
     assert [(c["asset"], c["check"], c["partition"]) for c in details["failed_checks"]] == [("churn/raw_events", "schema", "2025-03-04")]
 
 
@@ -78,8 +80,8 @@ def test_a_run_that_breaks_for_other_reasons_is_posted_as_run_failed(data_dir: P
     [alert] = webhook.received
     assert alert["event"] == "run_failed" and alert["severity"] == "error"
     assert alert["title"] == "Run failed: __ephemeral_asset_job__ for 2025-03-04"
-    assert alert["details"]["failed_steps"] == ["churn__predictions"] and alert["details"]["failed_checks"] == []
-    assert "champion" in alert["details"]["errors"]["churn__predictions"]
+    assert alert["details"]["failed_steps"] == ["churn__daily"] and alert["details"]["failed_checks"] == []
+    assert "champion" in alert["details"]["errors"]["churn__daily"]
     assert alert["link"] == f"{UI_URL}/runs/{failed.run_id}"
 
 
@@ -89,7 +91,7 @@ def test_an_unreachable_webhook_does_not_fail_the_predictions(trained_copy: Path
     monkeypatch.setenv("ML_PLATFORM_ALERT_WEBHOOK", dead)
     result = materialize_stages(build_definitions(load_specs()), churn_spec, DAILY_STAGES[2:], dg.DagsterInstance.ephemeral(), ["2025-03-04"])
     assert result.success
-    metadata = result.asset_materializations_for_node("churn__predictions")[0].metadata
+    metadata = materializations(result, keys.predictions(churn_spec))[0].metadata
     assert "high_score_alert_error" in metadata and "high_score_alerted" not in metadata
 
 

@@ -3,8 +3,9 @@
 For every case a day that already has good raw events, features and
 predictions is re-delivered broken and re-run through raw -> features ->
 predictions. The named check must fail with a message naming partition and
-column; nothing downstream may materialize; the landed file, the previous good
-lake files and the champion must all stay exactly as they were.
+column; nothing downstream of the day may materialize (its features and
+predictions fail naming it); the landed file, the previous good lake files and
+the champion must all stay exactly as they were.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ml_platform.resources import default_resources
 from ml_platform.resources.mlflow_resource import CHAMPION
 from ml_platform.runner import DAILY_STAGES, materialize_stages
 from ml_platform_tests.support.fixtures import landing_dir
+from ml_platform_tests.support.results import daily_step, materializations
 
 BAD_DAY = "2025-02-15"
 UNLANDED_DAY = "2025-03-10"
@@ -98,8 +100,9 @@ def assert_blocked(result: dg.ExecuteInProcessResult, spec) -> None:  # noqa: AN
     assert not result.success
     materialized = [e.asset_key for e in result.get_asset_materialization_events()]
     assert materialized == [], f"nothing may materialize downstream of a failed gate, got {materialized}"
-    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
-    assert started == {f"{spec.name}__raw_events"}, f"downstream steps must not run, ran {started}"
+    blocked = {(e.asset_key, e.check_name) for e in result.get_asset_check_evaluations()
+               if not e.passed and e.metadata.get("upstream_failed")}
+    assert blocked == {(keys.features(spec), "inputs_complete"), (keys.predictions(spec), "scores_valid")}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -121,7 +124,7 @@ def test_bad_landing_file_fails_its_gate_and_keeps_previous_state(case: str, tra
     assert message in evaluation.description and BAD_DAY in evaluation.description
     if column is not None:
         assert evaluation.metadata["column"].value == column or column in str(evaluation.metadata["column"].value)
-    failure = result.failure_data_for_node(f"{churn_spec.name}__raw_events")
+    failure = result.failure_data_for_node(daily_step(churn_spec.name))
     assert BAD_DAY in str(failure.user_failure_data.description) and message in str(failure.user_failure_data.description)
     assert digest(landed) == landed_before, "the platform must never modify landed files"
     assert snapshot(trained_copy, churn_spec, BAD_DAY) == before, "previous good state must stay in place"
@@ -146,12 +149,12 @@ def test_one_bad_day_in_a_range_keeps_the_good_days(trained_copy: Path, churn_sp
     CASES["duplicate_ids"][0](landing_dir(trained_copy) / f"{BAD_DAY}.parquet")
     result = materialize_stages(build_definitions(load_specs()), churn_spec, ["raw_events"], dg.DagsterInstance.ephemeral(), days)
     assert not result.success
-    recorded = sorted(m.partition for m in result.asset_materializations_for_node(f"{churn_spec.name}__raw_events"))
+    recorded = sorted(m.partition for m in materializations(result, keys.raw_events(churn_spec)))
     assert recorded == ["2025-02-14", "2025-02-16"]
     failed = sorted(e.partition for e in result.get_asset_check_evaluations() if not e.passed)
     assert failed == [BAD_DAY]
-    description = result.failure_data_for_node(f"{churn_spec.name}__raw_events").user_failure_data.description
-    assert f"1 partition(s) ({BAD_DAY})" in description and "duplicated id" in description
+    description = result.failure_data_for_node(daily_step(churn_spec.name)).user_failure_data.description
+    assert f"churn/raw_events: 1 partition(s) failed ({BAD_DAY})" in description and "duplicated id" in description
 
 
 def test_a_failure_message_lists_a_few_bad_days_and_counts_the_rest(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
@@ -161,10 +164,10 @@ def test_a_failure_message_lists_a_few_bad_days_and_counts_the_rest(trained_copy
     for day in days:
         (landing_dir(trained_copy) / f"{day}.parquet").unlink()
     result = materialize_stages(build_definitions(load_specs()), churn_spec, ["raw_events"], dg.DagsterInstance.ephemeral(), days)
-    failure = result.failure_data_for_node(f"{churn_spec.name}__raw_events").user_failure_data
-    assert f"8 partition(s) ({', '.join(days[:5])} and 3 more)" in failure.description
+    failure = result.failure_data_for_node(daily_step(churn_spec.name)).user_failure_data
+    assert f"8 partition(s) failed ({', '.join(days[:5])} and 3 more)" in failure.description
     assert failure.description.count("[check landed]") == 5 and days[5] not in failure.description
-    assert failure.metadata["failed_partitions"].value == days
+    assert failure.metadata["failed_partitions"].value == {"churn/raw_events": days}
 
 
 def test_features_gate_blocks_days_whose_window_has_a_gap(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
@@ -175,6 +178,6 @@ def test_features_gate_blocks_days_whose_window_has_a_gap(trained_copy: Path, ch
     failed = {e.partition: e.description for e in result.get_asset_check_evaluations() if not e.passed}
     assert set(failed) == {"2025-02-10", "2025-02-11", "2025-02-12"}, "2025-02-09's window ends before the gap"
     assert all("2025-02-10" in description for description in failed.values())
-    recorded = [m.partition for m in result.asset_materializations_for_node(f"{churn_spec.name}__features")]
+    recorded = [m.partition for m in materializations(result, keys.features(churn_spec))]
     assert recorded == ["2025-02-09"]
     assert not result.success

@@ -78,9 +78,13 @@ def test_check_partitions_show_passed_failed_and_fixed_days(
         if check != "landed":
             # could not evaluate a day without data; the run failed, so Dagster says "Execution failed"
             assert statuses[("raw_events", check)] == {**dict.fromkeys(days, "SUCCEEDED"), days[5]: "EXECUTION_FAILED"}
-    for check in features:  # nothing downstream of a failed gate ran in that run
-        assert statuses[("features", check)] == {**dict.fromkeys(days[:5], "SUCCEEDED"),
-                                                 **dict.fromkeys(days[5:], "EXECUTION_FAILED")}, check
+    blocked = days[5:5 + spec.lookback_days]  # the feature days whose window holds the failed raw day
+    for check in features:  # those fail (inputs_complete says why, the others could not run); the rest went through
+        expected = "FAILED" if check == "inputs_complete" else "EXECUTION_FAILED"
+        assert statuses[("features", check)] == {**dict.fromkeys(days, "SUCCEEDED"),
+                                                 **dict.fromkeys(blocked, expected)}, check
+    blocked_panel = view.partition_panel(keys.features(spec), "inputs_complete", blocked[-1])
+    assert f"churn/raw_events {days[5]} failed" in blocked_panel["evaluation"]["description"]
     panel = view.partition_panel(keys.raw_events(spec), "landed", days[5])
     assert panel["status"] == "FAILED" and panel["partition"] == days[5]
     assert days[5] in panel["evaluation"]["description"] and "no landed file" in panel["evaluation"]["description"]

@@ -60,7 +60,7 @@ def test_a_registry_error_never_promotes_and_predictions_say_the_registry_is_una
         assert champion_version(trained_copy) == before
 
         scored = materialize_stages(defs, churn_spec, ["predictions"], instance, RECENT)
-        message = failure_message(scored, "churn__predictions")
+        message = failure_message(scored, "churn__daily")
         assert "is unavailable" in message and "no model has alias" not in message, message
 
         proxy.failing = ()  # the registry is back: the same runs complete
@@ -116,7 +116,7 @@ def test_an_unwritable_lake_fails_the_step_once_with_the_cause(data_dir: Path, c
     (data_dir / "lake" / "churn" / "raw_events").write_text("not a directory")  # a broken lake root
     result = materialize_stages(build_definitions(load_specs()), churn_spec, ["raw_events"], dg.DagsterInstance.ephemeral(),
                                 ["2025-01-01", "2025-01-02"])
-    message = failure_message(result, "churn__raw_events")
+    message = failure_message(result, "churn__daily")
     assert "cannot write" in message and "raw_events/2025-01-01.parquet" in message and "permanent" in message, message
     assert ("[ENOTDIR]" in message) or ("[EEXIST]" in message), message
     assert not [e for e in result.all_events if e.event_type_value == "STEP_RESTARTED"], "a permanent error is not retried"
@@ -184,7 +184,7 @@ def test_with_mlflow_authentication_only_the_platform_can_move_the_champion(
         monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
         defs, instance = build_definitions(load_specs()), dg.DagsterInstance.ephemeral()
         refused = materialize_stages(defs, churn_spec, ["predictions"], instance, RECENT)
-        assert "401" in failure_message(refused, "churn__predictions") or "nauthorized" in failure_message(refused, "churn__predictions")
+        assert "401" in failure_message(refused, "churn__daily") or "nauthorized" in failure_message(refused, "churn__daily")
 
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "platform")
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", admin_password)

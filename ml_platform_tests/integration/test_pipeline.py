@@ -20,6 +20,7 @@ from ml_platform.spec import UseCaseSpec
 from ml_platform_tests.support.fixtures import CLASSIFIER_PLOTS, TrainedPlatform, assert_evaluation_plots
 from ml_platform_tests.support.automation import evaluate
 from ml_platform_tests.support.corrupt import scramble_labels
+from ml_platform_tests.support.results import materializations
 from ml_platform_tests.support.webhook import Webhook
 
 
@@ -33,8 +34,7 @@ def test_whole_graph_materializes_with_every_gate_passing(trained_platform: Trai
         ("features", results["daily"], FEATURE_CHECKS),
         ("predictions", results["predictions"], PREDICTION_CHECKS),
     ):
-        node = f"{spec.name}__{stage}"
-        assert sorted(m.partition for m in result.asset_materializations_for_node(node)) == days
+        assert sorted(m.partition for m in materializations(result, keys.of_stage(spec, stage))) == days
         evaluations = [e for e in result.get_asset_check_evaluations() if e.asset_key == keys.of_stage(spec, stage)]
         assert {(e.check_name, e.partition) for e in evaluations} == {(c, d) for c in checks for d in days}
         assert all(e.passed for e in evaluations)
@@ -61,7 +61,7 @@ def test_whole_graph_materializes_with_every_gate_passing(trained_platform: Trai
     assert predictions["score"].between(0, 1).all() and len(predictions) == (features["day"] == days[-1]).sum()
     assert set(predictions["model_version"]) == {summary["version"]}
     # every partition carries its own day's metadata, not the range's totals
-    by_day = {m.partition: m.metadata for m in results["predictions"].asset_materializations_for_node("churn__predictions")}
+    by_day = {m.partition: m.metadata for m in materializations(results["predictions"], keys.predictions(spec))}
     assert by_day[days[-1]]["rows"].value == len(predictions)
     assert "top_risk" in by_day[days[-1]] and by_day[days[0]]["rows"].value == (features["day"] == days[0]).sum()
 

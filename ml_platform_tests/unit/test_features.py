@@ -175,6 +175,6 @@ def test_chunked_range_runs_give_the_same_features_as_one_chunk(data_dir, churn_
     lake = DataLake(base_path=str(data_dir / "lake"))
     assert materialize_stages(defs, churn_spec, ["raw_events", "features"], instance, days).success
     whole = lake.read(keys.features(churn_spec), days)
-    chunked = {"ops": {"churn__features": {"config": {"chunk_days": 3}}}}
+    chunked = {"ops": {"churn__daily": {"config": {"chunk_days": 3}}}}
     assert materialize_stages(defs, churn_spec, ["features"], instance, days, run_config=chunked).success
     pd.testing.assert_frame_equal(whole, lake.read(keys.features(churn_spec), days))
