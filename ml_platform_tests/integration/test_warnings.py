@@ -4,7 +4,7 @@ Churn, with its `plan` column's limits set to warn: one day has a third of its p
 another a plan outside the closed set (value_ranges, the category that first appears late). Both days are
 written and reach features in the same run; their evaluations are Failed with severity WARN in the check's
 Partitions data the UI reads (GraphQL); `ml-platform summary`, the CLI's run report and the metrics exporter
-count them as warnings, not failures.
+count them as warnings, not failures; and drift's measurement, which always warns, the same way.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from prometheus_client.core import Metric
 from demo.generators.churn import write_landing_files
 from ml_platform.assets import keys
 from ml_platform.cli import summary
-from ml_platform.definitions import build_definitions
+from ml_platform.definitions import build_definitions, load_specs
+from ml_platform.io.parquet_lake import DataLake
 from ml_platform.metrics_exporter import PlatformCollector
+from ml_platform.runner import MONITORING_STAGES
 from ml_platform.spec import UseCaseSpec
 from ml_platform.stage_runs import run_stages
 from ml_platform_tests.support.check_view import CheckView
@@ -89,7 +91,7 @@ def test_a_warned_day_is_written_and_counted_as_a_warning(
 
     run = run_stages(defs, spec, "churn", ["raw_events", "features"], instance, DAYS)
 
-    assert run.success and not run.failures
+    assert run.success and not run.failed_days and not run.errors
     assert sorted(run.warnings) == ["raw_events:null_fraction", "raw_events:value_ranges"]
     assert run.warnings["raw_events:value_ranges"] == [
         f"partition {NEW_PLAN_DAY}: column 'plan' has values ['enterprise'] outside ['basic', 'standard', 'premium']"]
@@ -124,3 +126,24 @@ def test_a_warned_day_is_written_and_counted_as_a_warning(
     assert sample(metrics["ml_platform_check_recent_failures"], "raw_events", "null_fraction") == 0
     assert sample(metrics["ml_platform_check_recent_warnings"], "raw_events", "value_ranges") == 1
     assert sample(metrics["ml_platform_check_recent_warnings"], "raw_events", "schema") == 0
+
+
+def test_drift_warnings_count_as_warnings_not_gate_failures(trained_copy: Path, churn_spec: UseCaseSpec) -> None:
+    """Drift's gate is a measurement: a drifted day is a WARN evaluation, in the summary and the metrics alike."""
+    days = ["2025-02-18", "2025-02-19"]
+    lake = DataLake(base_path=str(trained_copy / "lake"))
+    for day in days:  # customers suddenly log in ten times as often
+        features = lake.read(keys.features(churn_spec), [day])
+        lake.write_partition(keys.features(churn_spec), day, features.assign(logins_7d=features["logins_7d"] * 10 + 5))
+    defs = build_definitions(load_specs())
+    with dg.instance_for_test() as instance:
+        run = run_stages(defs, churn_spec, "drift", MONITORING_STAGES, instance, days)
+        assert run.success and not run.failed_days and not run.errors
+        assert [reason.split(":")[0] for reason in run.warnings["drift:psi_within_limit"]] == [f"partition {d}" for d in days]
+
+        text = summary(churn_spec.name, instance)
+        assert "gates: no day's latest evaluation failed" in text
+        assert f"churn/drift:psi_within_limit: 2 day(s) warned ({', '.join(days)}); latest: partition {days[-1]}: PSI above" in text
+        metrics = {metric.name: metric for metric in PlatformCollector(instance, [churn_spec], defs).collect()}
+        assert sample(metrics["ml_platform_check_recent_warnings"], "drift", "psi_within_limit") == 2
+        assert sample(metrics["ml_platform_check_recent_failures"], "drift", "psi_within_limit") == 0
