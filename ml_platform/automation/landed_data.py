@@ -65,7 +65,7 @@ def build_landed_data_sensor(spec: UseCaseSpec, settings: Settings, partitions_d
         before = {day: digest for day, (_, digest) in seen.days.items()}
         changed = [day for day, (_, digest) in landed.items() if day not in adopted and before.get(day) != digest]
         processed: Collection[str] = before
-        if spec.missing_days == "empty":
+        if spec.missing_days == "empty" and changed:  # a quiet tick lists no lake
             stored = set(lake.existing_partitions(keys.raw_events(spec)))
             processed = {*before, *stored}
             changed += _days_without_file(sorted(landed), changed, stored, partition_keys)
