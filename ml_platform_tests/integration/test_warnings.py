@@ -20,11 +20,10 @@ from prometheus_client.core import Metric
 
 from demo.generators.churn import write_landing_files
 from ml_platform.assets import keys
-from ml_platform.cli import summary
+from ml_platform.cli import main, summary
 from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.metrics_exporter import PlatformCollector
-from ml_platform.runner import MONITORING_STAGES
 from ml_platform.spec import UseCaseSpec
 from ml_platform.stage_runs import run_stages
 from ml_platform_tests.support.check_view import CheckView
@@ -128,22 +127,25 @@ def test_a_warned_day_is_written_and_counted_as_a_warning(
     assert sample(metrics["ml_platform_check_recent_warnings"], "raw_events", "schema") == 0
 
 
-def test_drift_warnings_count_as_warnings_not_gate_failures(trained_copy: Path, churn_spec: UseCaseSpec) -> None:
-    """Drift's gate is a measurement: a drifted day is a WARN evaluation, in the summary and the metrics alike."""
-    days = ["2025-02-18", "2025-02-19"]
+def test_drift_warnings_count_as_warnings_not_gate_failures(
+    trained_copy: Path, churn_spec: UseCaseSpec, dagster_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Drift's gate is a measurement: a drifted day is a WARN evaluation, for `ml-platform predict`, the summary
+    and the metrics alike."""
     lake = DataLake(base_path=str(trained_copy / "lake"))
+    days = lake.existing_partitions(keys.features(churn_spec))[-2:]  # what `predict --days 2` scores
     for day in days:  # customers suddenly log in ten times as often
         features = lake.read(keys.features(churn_spec), [day])
         lake.write_partition(keys.features(churn_spec), day, features.assign(logins_7d=features["logins_7d"] * 10 + 5))
-    defs = build_definitions(load_specs())
-    with dg.instance_for_test() as instance:
-        run = run_stages(defs, churn_spec, "drift", MONITORING_STAGES, instance, days)
-        assert run.success and not run.failed_days and not run.errors
-        assert [reason.split(":")[0] for reason in run.warnings["drift:psi_within_limit"]] == [f"partition {d}" for d in days]
 
-        text = summary(churn_spec.name, instance)
-        assert "gates: no day's latest evaluation failed" in text
-        assert f"churn/drift:psi_within_limit: 2 day(s) warned ({', '.join(days)}); latest: partition {days[-1]}: PSI above" in text
-        metrics = {metric.name: metric for metric in PlatformCollector(instance, [churn_spec], defs).collect()}
-        assert sample(metrics["ml_platform_check_recent_warnings"], "drift", "psi_within_limit") == 2
-        assert sample(metrics["ml_platform_check_recent_failures"], "drift", "psi_within_limit") == 0
+    assert main(["predict", "churn", "--days", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"  2 day(s) warned: drift:psi_within_limit, e.g. partition {days[0]}: PSI above" in out
+
+    instance = dg.DagsterInstance.get()
+    text = summary(churn_spec.name, instance)
+    assert "gates: no day's latest evaluation failed" in text
+    assert f"churn/drift:psi_within_limit: 2 day(s) warned ({', '.join(days)}); latest: partition {days[-1]}: PSI above" in text
+    metrics = {metric.name: metric for metric in PlatformCollector(instance, [churn_spec], build_definitions(load_specs())).collect()}
+    assert sample(metrics["ml_platform_check_recent_warnings"], "drift", "psi_within_limit") == 2
+    assert sample(metrics["ml_platform_check_recent_failures"], "drift", "psi_within_limit") == 0
