@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -16,10 +17,11 @@ from ml_platform import steps
 from ml_platform.assets import keys
 from ml_platform.automation.landed_data import _days_without_file
 from ml_platform.checks.rules import DRIFT_CHECK
+from ml_platform.definitions import load_specs
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.models.training_set import choose_window
 from ml_platform.resources.sources import EventSource
-from ml_platform.spec import UseCaseSpec
+from ml_platform.spec import ROW_ID, UseCaseSpec
 from ml_platform_tests.support.irregular import START, land_business_days, landing, weekday_spec
 
 FRIDAY, SATURDAY, SUNDAY, MONDAY = "2025-01-03", "2025-01-04", "2025-01-05", "2025-01-06"
@@ -68,6 +70,28 @@ def test_a_day_without_a_file_is_stored_as_an_empty_day_typed_like_a_day_with_ev
     weekend_first = lake.read(key, [SATURDAY, SUNDAY, MONDAY])
     assert len(weekend_first) == len(results[MONDAY].frame)
     assert weekend_first.dtypes.to_dict() == lake.read(key, [MONDAY]).dtypes.to_dict()
+
+
+def shipped_without_a_file(name: str, event_id: bool = True) -> UseCaseSpec:
+    spec = next(spec for spec in load_specs() if spec.name == name).model_dump()
+    spec["source"]["missing_days"] = "empty"
+    if not event_id:
+        spec["columns"] = [c for c in spec["columns"] if c["name"] != spec["event_id_column"]]
+        spec["event_id_column"] = None
+    return UseCaseSpec.model_validate(spec)
+
+
+@pytest.mark.parametrize(("name", "event_id"), [("churn", True), ("fraud", True), ("fraud", False), ("prices", True), ("news", True)])
+def test_every_shipped_shape_stores_a_day_without_events_with_typed_columns(name: str, event_id: bool, tmp_path: Path) -> None:
+    spec = shipped_without_a_file(name, event_id)
+    result = steps.day_without_events(spec, SATURDAY, "no file")
+    assert all(outcome.passed for outcome in result.outcomes), [o.message for o in result.outcomes if not o.passed]
+    assert (ROW_ID in result.frame.columns) is not event_id
+    lake = DataLake(base_path=str(tmp_path))
+    for key, frame in ((keys.raw_events(spec), result.frame), (keys.features(spec), steps.empty_features(spec))):
+        lake.write_partition(key, SATURDAY, frame)
+        assert not [field.name for field in stored_schema(lake, key, SATURDAY) if pa.types.is_null(field.type)]
+    assert list(steps.empty_features(spec).columns) == [*spec.key_columns, "day", *spec.feature_names]
 
 
 def test_without_missing_days_empty_a_day_without_a_file_still_fails_landed(tmp_path: Path) -> None:
