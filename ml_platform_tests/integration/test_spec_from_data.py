@@ -14,6 +14,7 @@ import yaml
 from ml_platform.cli import main as cli
 from ml_platform.resources.sources import source_resource
 from ml_platform.spec import load_spec
+from ml_platform.spec_draft import draft_spec
 
 DAYS = 24
 CARRIERS = [f"C{i}" for i in range(12)]
@@ -100,3 +101,127 @@ def test_month_first_timestamps_are_drafted_with_their_format_and_read_as_writte
     assert cli(["new-use-case", "flights2", "--dir", str(tmp_path), "--from-data", str(exports), "--entity", "origin",
                 "--timestamp", "departure"]) == 2
     assert "day-first and month-first both fit" in capsys.readouterr().err
+
+
+def land_service_records(directory: Path, days: list[dt.date], file_format: str = "csv", per_day: int = 200,
+                         seed: int = 3) -> None:
+    """Daily exports of service records, with what real histories have and a sample misses: a `channel`
+    that gains a value in the last days, one day with far more missing costs than any other, and a `ticket`
+    number unique within each day and (unless a test repeats one) across days."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True)
+    for index, day in enumerate(days):
+        stamps = [dt.datetime.combine(day, dt.time(int(h), int(m))).isoformat() + "Z"
+                  for h, m in zip(rng.integers(0, 24, per_day), rng.integers(0, 60, per_day))]
+        cost = rng.gamma(2.0, 40.0, per_day).round(2)
+        cost[rng.random(per_day) < (0.30 if index == 4 else 0.02)] = np.nan  # day 4: a bad day no sample reads
+        escalated = pd.array((rng.random(per_day) < 0.2).astype(int), dtype="Int64")
+        escalated[rng.random(per_day) < 0.05] = pd.NA
+        frame = pd.DataFrame({
+            "ticket": np.arange(per_day) + 1_000 * index, "opened": stamps,
+            "site": rng.choice([f"S{i:02d}" for i in range(30)], per_day),
+            "status": rng.choice(["open", "closed", "pending"], per_day),
+            "channel": rng.choice(["phone", "web"] + (["chat"] if index >= len(days) - 3 else []), per_day),
+            "cost": cost, "escalated": escalated,
+        })
+        if file_format == "csv":
+            frame.to_csv(directory / f"{day}.csv", index=False)
+        else:
+            frame.assign(opened=pd.to_datetime(frame["opened"])).to_parquet(directory / f"{day}.parquet", index=False)
+
+
+def draft(data_dir: Path, directory: Path) -> tuple[dict, str]:
+    """The drafted spec, and its text with each wrapped comment on one line."""
+    text = draft_spec("service", data_dir, directory, label="escalated", timestamp="opened", entity="site", progress=False)
+    return yaml.safe_load(text), text.replace("\n#   ", " ")
+
+
+def consecutive(count: int) -> list[dt.date]:
+    return [dt.date(2024, 5, 1) + dt.timedelta(days=offset) for offset in range(count)]
+
+
+@pytest.mark.parametrize("file_format", ["csv", "parquet"])
+def test_limits_come_from_every_day_a_late_category_stays_open_and_a_stable_one_is_closed(
+    data_dir: Path, file_format: str,
+) -> None:
+    exports = data_dir / "exports" / "service"
+    land_service_records(exports, consecutive(24), file_format)
+    drafted, text = draft(data_dir, exports)
+    columns = {column["name"]: column for column in drafted["columns"]}
+
+    assert columns["status"]["allowed_values"] == ["closed", "open", "pending"]
+    assert "allowed_values" not in columns["channel"]
+    assert "channel: never null; allowed_values left open: 1 of its 3 values first appeared after 2024-05-12" in text
+
+    worst = max(pd.read_csv(path)["cost"].isna().mean() if file_format == "csv" else pd.read_parquet(path)["cost"].isna().mean()
+                for path in exports.iterdir())
+    assert worst > 0.2 and worst <= columns["cost"]["max_null_fraction"] <= worst + 0.1
+    assert f"{worst:.1%} null on its worst day (2024-05-05)" in text
+    assert columns["cost"]["min_value"] == 0 and "max_value" not in columns["cost"]
+    assert drafted["event_id_column"] == "ticket" and columns["ticket"]["severity"] == "block"
+    assert columns["escalated"]["dtype"] == ("int64" if file_format == "csv" else "float64")  # pandas reads Parquet's as floats
+    assert "missing_days" not in drafted["source"] and drafted["start_date"] == "2024-05-01"
+
+
+def test_learned_limits_warn_and_structural_checks_block(data_dir: Path, tmp_path: Path) -> None:
+    exports = data_dir / "exports" / "service"
+    land_service_records(exports, consecutive(10))
+    drafted, text = draft(data_dir, exports)
+    columns = {column["name"]: column for column in drafted["columns"]}
+    assert drafted["gates"]["severity"] == {"null_fraction": "warn", "value_ranges": "warn"}
+    assert columns["escalated"]["severity"] == "warn" and 0 < columns["escalated"]["max_null_fraction"] < 0.5
+    assert [name for name, column in columns.items() if "severity" in column] == ["ticket", "escalated"]
+    assert "# gates.severity: the limits learned from the data (null_fraction, value_ranges) warn" in text
+
+    (tmp_path / "service.yaml").write_text(text)  # comments unwrapped: the same YAML
+    spec = load_spec(tmp_path / "service.yaml")
+    assert spec.column_severity(spec.column("cost"), "null_fraction") == "warn"
+    assert spec.column_severity(spec.column("ticket"), "null_fraction") == "block"
+    assert spec.check_severity("unique_event_ids") == spec.check_severity("timestamps_in_partition") == "block"
+
+
+def test_an_id_that_repeats_on_another_day_or_within_an_unsampled_day_is_not_the_event_id(data_dir: Path) -> None:
+    exports = data_dir / "exports" / "service"
+    land_service_records(exports, consecutive(24))
+    path = exports / "2024-05-06.csv"  # no sample reads this day: every 3rd day from the first
+    frame = pd.read_csv(path)
+    frame.loc[7, "ticket"] = 3  # day 0's ticket 3 again
+    frame.to_csv(path, index=False)
+    drafted, text = draft(data_dir, exports)
+    assert "event_id_column" not in drafted
+
+    land_service_records(data_dir / "exports" / "within", consecutive(24))
+    path = data_dir / "exports" / "within" / "2024-05-06.csv"
+    frame = pd.read_csv(path)
+    frame.loc[7, "ticket"] = frame.loc[8, "ticket"]
+    frame.to_csv(path, index=False)
+    assert "event_id_column" not in draft(data_dir, data_dir / "exports" / "within")[0]
+
+
+def test_days_without_a_file_are_days_without_events(data_dir: Path, tmp_path: Path) -> None:
+    """Field records of a few days a month, decades ago: the start is the first file, the gaps are empty days."""
+    days = [dt.date(1978, month, day) for month in range(3, 9) for day in (2, 3, 17)]
+    exports = data_dir / "exports" / "field"
+    land_service_records(exports, days)
+    drafted, text = draft(data_dir, exports)
+    assert drafted["source"]["missing_days"] == "empty" and drafted["start_date"] == "1978-03-02"
+    assert "# source.missing_days: empty: 151 of the 169 days from 1978-03-02 to 1978-08-17 have no file" in text
+    (tmp_path / "field.yaml").write_text(text)
+    assert load_spec(tmp_path / "field.yaml").missing_days == "empty"
+
+
+def test_a_decimal_anywhere_makes_a_float_and_columns_missing_from_some_files_are_left_out(data_dir: Path) -> None:
+    exports = data_dir / "exports" / "service"
+    land_service_records(exports, consecutive(12))
+    for path in sorted(exports.iterdir()):
+        frame = pd.read_csv(path)
+        frame["visits"] = np.arange(len(frame))  # whole numbers on every day ...
+        if path.stem == "2024-05-11":
+            frame["visits"] = frame["visits"].astype(float)
+            frame.loc[len(frame) - 1, "visits"] = 2.5  # ... but for the last row of one day
+            frame["note"] = "late column"
+        frame.to_csv(path, index=False)
+    drafted, text = draft(data_dir, exports)
+    columns = {column["name"]: column for column in drafted["columns"]}
+    assert columns["visits"]["dtype"] == "float64" and "note" not in columns
+    assert "Left out: 'note' (in 1 of 12 files)." in text
