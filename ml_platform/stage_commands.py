@@ -1,6 +1,6 @@
 """`ml-platform materialize | train | predict`: a use case's stages from a shell, through the same
-definitions and gates as the UI, with progress; exit 1 when a gate or step failed, naming each (gates that
-only warn are listed too, and do not fail the command)."""
+definitions and gates as the UI, with progress; then each stage's days done and failed, every failed day with
+its reasons, and exit 1 when any day or step failed (gates that only warn are listed too, and do not fail it)."""
 
 from __future__ import annotations
 
@@ -28,11 +28,28 @@ def run_command(args: argparse.Namespace, spec: UseCaseSpec, instance: Any) -> i
         label, stages = f"{spec.name}: {len(days)} day(s) {days[0]}..{days[-1]}", ["predictions", *MONITORING_STAGES]
     result = run_stages(defs, spec, label, stages, instance, days)
     print(f"{label}: {'ok' if result.success else 'FAILED'} (run {result.run_id[:8]}, {' -> '.join(stages)})")
+    if days is not None:
+        for stage in stages:
+            failed = len(result.failed_days.get(stage, {}))
+            print(f"  {stage}: {result.days_done.get(stage, 0)} day(s) done" + (f", {failed} failed" if failed else ""))
     for name, reasons in result.warnings.items():  # the days went through: a note, not an error
         print(f"  {len(reasons)} day(s) warned: {name}, e.g. {reasons[0]}")
-    for failure in result.failures:
-        print(f"  {failure}", file=sys.stderr)
+    for line in failed_day_lines(result.failed_days):
+        print(f"  {line}", file=sys.stderr)
+    for error in result.errors:
+        print(f"  {error}", file=sys.stderr)
     return 0 if result.success else 1
+
+
+def failed_day_lines(failed_days: dict[str, dict[str, list[str]]], listed: int = 10) -> list[str]:
+    """Each stage's failed days with their reasons: the first `listed` of each stage, then a count."""
+    lines = []
+    for stage, by_day in failed_days.items():
+        for day in sorted(by_day)[:listed]:
+            lines.append(f"{stage} {day} failed: " + "; ".join(by_day[day]))
+        if len(by_day) > listed:
+            lines.append(f"{stage}: {len(by_day) - listed} more failed day(s) (`ml-platform summary` lists them)")
+    return lines
 
 
 def _source_days(defs: Any, spec: UseCaseSpec, first: str | None, last: str | None) -> list[str]:

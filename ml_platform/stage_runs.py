@@ -22,7 +22,9 @@ Outcome = Literal["passed", "warned", "failed"]
 class StageRun:
     success: bool
     run_id: str
-    failures: list[str] = field(default_factory=list)  # each failed gate (asset:check: partition, reason) or step error
+    days_done: dict[str, int] = field(default_factory=dict)  # stage -> days the run materialized
+    failed_days: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # stage -> day -> each blocking reason
+    errors: list[str] = field(default_factory=list)  # step errors other than failed days (a missing champion, ...)
     warnings: dict[str, list[str]] = field(default_factory=dict)  # asset:check -> each warned day's reason
     checks: Counter[tuple[str, Outcome]] = field(default_factory=Counter)  # (asset:check, outcome) -> evaluations
 
@@ -32,18 +34,24 @@ def run_stages(defs: Any, spec: Any, label: str, stages: Sequence[str], instance
     with StageProgress(instance, spec, label, stages, days or []):
         result = materialize_stages(defs, spec, stages, instance, days, log_level="ERROR")
     run = StageRun(result.success, result.run_id)
+    for event in result.get_asset_materialization_events():
+        stage = event.asset_key.path[-1]
+        run.days_done[stage] = run.days_done.get(stage, 0) + 1
     for evaluation in result.get_asset_check_evaluations():
-        name = f"{evaluation.asset_key.path[-1]}:{evaluation.check_name}"
+        stage = evaluation.asset_key.path[-1]
+        name = f"{stage}:{evaluation.check_name}"
         outcome: Outcome = ("passed" if evaluation.passed
                             else "warned" if evaluation.severity == dg.AssetCheckSeverity.WARN else "failed")
         run.checks[(name, outcome)] += 1
         if outcome == "failed":
-            run.failures.append(f"{name}: {evaluation.description}")
+            reasons = run.failed_days.setdefault(stage, {}).setdefault(evaluation.partition or "-", [])
+            reasons.append(f"{evaluation.check_name}: {evaluation.description}")
         elif outcome == "warned":
             run.warnings.setdefault(name, []).append(evaluation.description or "")
-    if not result.success and not run.failures:  # no gate said why: the step's own error does
-        run.failures += [f"{event.step_key}: {event.step_failure_data.error.message.strip().splitlines()[0]}"
-                         for event in result.all_events if event.is_step_failure]
+    for event in result.all_events:
+        failure = event.step_failure_data if event.is_step_failure else None
+        if failure and not (failure.user_failure_data and "failed_partition_count" in failure.user_failure_data.metadata):
+            run.errors.append(f"{event.step_key}: {failure.error.message.strip().splitlines()[0]}")
     return run
 
 

@@ -29,6 +29,16 @@ query CheckStatuses {
 }
 """
 
+ASSET_PARTITIONS = """
+query AssetPartitions {
+  assetNodes {
+    assetKey { path }
+    partitionStats { numMaterialized numFailed }
+    assetPartitionStatuses { ... on TimePartitionStatuses { ranges { status startKey endKey } } }
+  }
+}
+"""
+
 PARTITION_EXECUTIONS = """
 query PartitionPanel($assetKey: AssetKeyInput!, $checkName: String!, $partition: String) {
   assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, partition: $partition, limit: 1) {
@@ -50,6 +60,19 @@ class CheckView:
         assert not result.errors, result.errors
         return result.data
 
+    def asset_partitions(self) -> dict[str, dict[str, str]]:
+        """asset -> {day: MATERIALIZED | FAILED | MATERIALIZING} as each asset's Partitions view draws it (with
+        `self.partition_stats`: asset -> the counts the asset page shows)."""
+        view: dict[str, dict[str, str]] = {}
+        self.partition_stats: dict[str, dict[str, int]] = {}
+        for node in self._query(ASSET_PARTITIONS)["assetNodes"]:
+            if node["assetKey"]["path"][0] != "churn" or node["partitionStats"] is None:
+                continue
+            asset = node["assetKey"]["path"][1]
+            view[asset] = _days(node["assetPartitionStatuses"].get("ranges", []))
+            self.partition_stats[asset] = node["partitionStats"]
+        return view
+
     def statuses(self) -> dict[tuple[str, str], dict[str, str]]:
         """(asset, check) -> {day: status} as the Partitions tab draws it (days absent are 'Missing')."""
         view: dict[tuple[str, str], dict[str, str]] = {}
@@ -59,12 +82,7 @@ class CheckView:
                 continue
             asset = node["assetKey"]["path"][1]
             for check in node["assetChecksOrError"].get("checks", []):
-                days: dict[str, str] = {}
-                for entry in (check["partitionStatuses"] or {}).get("ranges", []):
-                    first, last = dt.date.fromisoformat(entry["startKey"]), dt.date.fromisoformat(entry["endKey"])
-                    days.update({(first + dt.timedelta(days=i)).isoformat(): entry["status"]
-                                 for i in range((last - first).days + 1)})
-                view[(asset, check["name"])] = days
+                view[(asset, check["name"])] = _days((check["partitionStatuses"] or {}).get("ranges", []))
                 latest = check["executionForLatestMaterialization"]
                 self.latest[(asset, check["name"])] = latest and latest["status"]
         return view
@@ -73,3 +91,12 @@ class CheckView:
         variables = {"assetKey": {"path": asset_key.path}, "checkName": check, "partition": day}
         [execution] = self._query(PARTITION_EXECUTIONS, variables)["assetCheckExecutions"]
         return execution
+
+
+def _days(ranges: list[dict[str, str]]) -> dict[str, str]:
+    """{day: status} from the status ranges the UI draws (days in no range are 'Missing')."""
+    days: dict[str, str] = {}
+    for entry in ranges:
+        first, last = dt.date.fromisoformat(entry["startKey"]), dt.date.fromisoformat(entry["endKey"])
+        days.update({(first + dt.timedelta(days=i)).isoformat(): entry["status"] for i in range((last - first).days + 1)})
+    return days
