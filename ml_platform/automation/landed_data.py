@@ -24,7 +24,9 @@ import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ml_platform.assets import keys
-from ml_platform.automation.runs import content_run_key, contiguous_ranges, default_status, range_run_request
+from ml_platform.automation.runs import (
+    content_run_key, contiguous_ranges, current_partition_keys, default_status, range_run_request,
+)
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources.alerts import AlertResource
 from ml_platform.resources.mlflow_resource import CHAMPION, MlflowResource
@@ -57,7 +59,7 @@ def build_landed_data_sensor(spec: UseCaseSpec, settings: Settings, partitions_d
         events = getattr(context.resources, source_key).source_for(spec)
         lake, alerts, mlflow = context.resources.lake, context.resources.alerts, context.resources.mlflow
         seen = _LandedCursor.parse(context.cursor)
-        partition_keys = partitions_def.get_partition_keys()
+        partition_keys = current_partition_keys(partitions_def)
         landed, unpartitioned = _split_unpartitioned(spec, events, _landed_days(events, seen.days), partition_keys)
         rejected = {**events.rejected(), **unpartitioned}
         _report_rejected(context, alerts, spec, {name: why for name, why in rejected.items() if seen.reported.get(name) != why})

@@ -6,6 +6,7 @@ or `stopped`, default `stopped`) so tests and the UI decide, not the code.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterator, Sequence
 
@@ -19,6 +20,18 @@ MAX_DAYS_PER_RUN = 366
 
 def default_status(settings: Settings) -> dg.DefaultSensorStatus:
     return dg.DefaultSensorStatus.RUNNING if settings.automation_running else dg.DefaultSensorStatus.STOPPED
+
+
+def current_partition_keys(partitions_def: dg.TimeWindowPartitionsDefinition) -> list[str]:
+    """Every partition key, enumerated again only when a new partition appears: a sensor that looks every few
+    seconds would otherwise spend ~70 ms a tick enumerating 10,000 days of history (0.3 s at 1900's 46,000)."""
+    last = partitions_def.get_last_partition_key()
+    return list(_keys_through(partitions_def, last)) if last is not None else []
+
+
+@functools.lru_cache(maxsize=32)  # a few use cases' keys; a new day is a new entry, the oldest drop out
+def _keys_through(partitions_def: dg.TimeWindowPartitionsDefinition, last: str) -> tuple[str, ...]:
+    return tuple(partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(partitions_def.get_first_partition_key(), last)))
 
 
 def range_tags(days: Sequence[str]) -> dict[str, str]:
