@@ -2,7 +2,9 @@
 
 After a range run with one bad day, a user opens the failed check: its Partitions tab counts the
 passed days and the one failed day, and the failed day's panel gives the gate's reason (partition,
-column, observed value, limit). The model asset page shows the evaluation plots, and the news use
+column, observed value, limit). The features asset's Partitions view shows Failed exactly the days
+whose window holds the bad day, the others of the range went through to predictions, and a failed
+feature day's check names the raw day that failed. The model asset page shows the evaluation plots, and the news use
 case's report partition shows its Markdown report. Screenshots of each page are kept in
 `.test-artifacts/ui/` for a person to look at.
 """
@@ -55,7 +57,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         bad = pd.read_parquet(landing / f"{BAD_DAY}.parquet")
         bad.loc[5, "event_id"] = bad.loc[4, "event_id"]
         bad.to_parquet(landing / f"{BAD_DAY}.parquet", index=False)
-        assert not materialize_stages(defs, spec, ["raw_events", "features"], instance, days[40:50]).success
+        assert not materialize_stages(defs, spec, DAILY_STAGES, instance, days[40:50]).success
         _news_reported(data, defs, instance)
         instance.dispose()
     with dagster_servers(home, {"ML_PLATFORM_DATA_DIR": str(data)}, daemon=False) as servers:
@@ -119,6 +121,33 @@ def test_a_failed_check_shows_its_partition_counts_and_the_reason(ui: str, brows
     other.locator("button[role=tab]", has_text="Partitions").click()
     other.get_by_text("Passed (").first.wait_for(timeout=30_000)
     assert "Passed (64)" in other.inner_text("body"), "a check that passed every day shows every day passed"
+
+
+def test_the_days_that_depend_on_a_bad_day_show_failed_and_the_rest_went_through(ui: str, browser: object) -> None:
+    page = open_page(browser, f"{ui}/assets/churn/features?view=partitions")
+    page.get_by_text("Failed", exact=False).first.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "features_partitions.png"))
+    body = page.inner_text("body")
+    assert "Failed (5)" in body and "Materialized (59)" in body, body[:3000]
+
+    predictions = open_page(browser, f"{ui}/assets/churn/predictions?view=partitions")
+    predictions.get_by_text("Failed", exact=False).first.wait_for(timeout=30_000)
+    predictions.screenshot(path=str(ARTIFACTS / "predictions_partitions.png"))
+    body = predictions.inner_text("body")
+    assert "Failed (5)" in body and "Materialized (5)" in body, body[:3000]
+
+    check = open_page(browser, f"{ui}/assets/churn/features?view=checks&checkDetail=inputs_complete")
+    check.locator("button[role=tab]", has_text="Partitions").click()
+    check.get_by_text("Passed (").first.wait_for(timeout=30_000)
+    body = check.inner_text("body")
+    assert "Passed (59)" in body and "Failed (5)" in body, body[:2000]
+    check.get_by_text("Passed (", exact=False).first.click()  # only the failed days are listed
+    check.get_by_text("2025-02-17", exact=True).first.click()
+    check.get_by_text("Description").first.wait_for(timeout=30_000)
+    check.screenshot(path=str(ARTIFACTS / "features_blocked_partition.png"))
+    panel = check.inner_text("body")
+    assert f"its window holds a failed raw day: churn/raw_events {BAD_DAY} failed in this run (unique_event_ids)" in panel, \
+        panel[-1500:]
 
 
 def test_the_model_asset_shows_the_evaluation_plots(ui: str, browser: object) -> None:
