@@ -3,9 +3,10 @@
 One `dagster-webserver` + `dagster-daemon` pair on a fresh DAGSTER_HOME; two asset backfills of
 churn/raw_events + churn/features launched exactly as the UI's "Materialize selected > Launch
 backfill" does from the asset graph (pure asset backfills): the latest 16 days, and 20 historical
-days. Both are launched up front so the daemon's 30 s loop picks them up together. Each test checks
-what the daemon made of one: a single run, every partition materialized, every partitioned gate
-evaluated and passed per partition, the day files in the lake.
+days with one bad day. Both are launched up front so the daemon's 30 s loop picks them up together.
+Each test checks what the daemon made of one: a single run, every good partition materialized, every
+partitioned gate evaluated per partition, the bad day and the days that depend on it failed and
+counted as failed by the backfill, the day files in the lake.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ DAYS = 16
 EVENTS_PER_DAY = 800
 # The backfill daemon sleeps 30 s between iterations: pickup and completion each cost up to one loop.
 BACKFILL_TIMEOUT_S = 240
+BAD_INDEX = 15  # the historical range's bad day: it and the feature days after it in the range fail, nothing else
 
 
 def _day_range(first: dt.date, count: int) -> list[str]:
@@ -79,8 +81,12 @@ def backfills(tmp_path_factory: pytest.TempPathFactory, churn_spec: UseCaseSpec)
     recent = _day_range(dt.date.fromisoformat(last_partition) - dt.timedelta(days=DAYS - 1), DAYS)
     historical = _day_range(spec.start_date + dt.timedelta(days=30), 20)
     write_landing_files(root / "recent" / "landing" / spec.name, dt.date.fromisoformat(recent[0]), DAYS, EVENTS_PER_DAY, seed=11)
-    # the historical range and the 20 days after it
-    write_landing_files(root / "historical" / "landing" / spec.name, spec.start_date, 70, 300, seed=4)
+    # the historical range and the 20 days after it, one day of the range with a repeated event id
+    files = write_landing_files(root / "historical" / "landing" / spec.name, spec.start_date, 70, 300, seed=4)
+    bad = next(path for path in files if path.stem == historical[BAD_INDEX])
+    frame = pd.read_parquet(bad)
+    frame.loc[5, "event_id"] = frame.loc[4, "event_id"]
+    frame.to_parquet(bad, index=False)
     selection = [keys.raw_events(spec), keys.features(spec)]
     launched = {}
     with contextlib.ExitStack() as stack:
@@ -174,27 +180,38 @@ def test_ui_asset_backfill_runs_once_and_gates_every_partition(backfills: Backfi
     assert not (lake / "predictions").exists()
 
 
-def test_ui_asset_backfill_of_a_historical_range_runs_once_and_succeeds(backfills: Backfills, churn_spec: UseCaseSpec) -> None:
+def test_ui_asset_backfill_of_a_historical_range_fails_only_the_bad_day_and_what_depends_on_it(
+    backfills: Backfills, churn_spec: UseCaseSpec
+) -> None:
     """The tutorial's step 4 on a past range: 20 days of January 2025 selected for raw_events + features in
-    the asset graph, with data landed for them and the 20 days after. One run, exactly the selected days,
-    every check passed, and no feature day after the range is touched."""
+    the asset graph, with data landed for them and the 20 days after, one of them bad. One run, exactly the
+    selected days; the bad raw day and the feature days whose window holds it fail, every other day of the
+    range is materialized by the same run, and the backfill reads as failed with those counts."""
     spec, launched = churn_spec, backfills.historical
     servers, days, targets = launched.servers, launched.days, launched.targets
     raw_key, features_key = keys.raw_events(spec), keys.features(spec)
+    bad_day, blocked = days[BAD_INDEX], days[BAD_INDEX:]  # the window reaches past the range's end
     backfill = wait_for_backfill(servers.url, launched.backfill_id, timeout=BACKFILL_TIMEOUT_S, alive=servers.assert_alive)
     server_logs = servers.logs()
     context = f"backfill {launched.backfill_id}: {backfill}\n{server_logs}"
     assert targets[raw_key.to_user_string()]["ranges"] == [(days[0], days[-1])], targets
     assert targets[features_key.to_user_string()]["ranges"] == [(days[0], days[-1])], targets
-    assert backfill["status"] == "COMPLETED_SUCCESS", context
+    assert backfill["status"] == "COMPLETED_FAILED", context
     assert len(backfill["runs"]) == 1, context
+    counts = {"/".join(status["assetKey"]["path"]): status for status in backfill["assetBackfillData"]["assetBackfillStatuses"]}
+    expected = {raw_key: (len(days) - 1, 1), features_key: (len(days) - len(blocked), len(blocked))}
+    for key, (materialized, failed) in expected.items():
+        status = counts[key.to_user_string()]
+        assert (status["numPartitionsTargeted"], status["numPartitionsMaterialized"], status["numPartitionsFailed"]) == (
+            len(days), materialized, failed), status
     run_id = backfill["runs"][0]["runId"]
     with servers.instance() as instance:
-        assert _materialized_by_run(instance, run_id, raw_key) == set(days)
-        assert _materialized_by_run(instance, run_id, features_key) == set(days)
-        failed = [e for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
-                  if not e.dagster_event.event_specific_data.passed]
-        assert not failed, failed
+        assert _materialized_by_run(instance, run_id, raw_key) == set(days) - {bad_day}
+        assert _materialized_by_run(instance, run_id, features_key) == set(days) - set(blocked)
+        failed = {(e.dagster_event.event_specific_data.check_name, e.dagster_event.event_specific_data.partition)
+                  for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+                  if not e.dagster_event.event_specific_data.passed}
+        assert failed == {("unique_event_ids", bad_day), *(("inputs_complete", day) for day in blocked)}, failed
     assert "emitted no result" not in server_logs
 
 

@@ -159,6 +159,9 @@ query BackfillStatus($backfillId: String!) {
       assetSelection { path }
       runs { runId status creationTime startTime endTime }
       error { message stack }
+      assetBackfillData { assetBackfillStatuses { ... on AssetPartitionsStatusCounts {
+        assetKey { path } numPartitionsTargeted numPartitionsInProgress numPartitionsMaterialized numPartitionsFailed
+      } } }
     }
     ... on BackfillNotFoundError { message }
     ... on PythonError { message stack }
