@@ -11,7 +11,7 @@ DEMO_DAYS ?= 60
 
 LOCKS := deploy/requirements.lock deploy/requirements-test.lock
 
-.PHONY: install lock browser demo ui test test-unit test-integration test-e2e test-deploy bench bench-postgres bench-year bench-latency bench-floor bench-event-log bench-in-run dagster-home validate clean
+.PHONY: install lock browser demo ui test test-unit test-integration test-e2e test-deploy bench bench-postgres bench-year bench-latency bench-floor bench-event-log bench-in-run bench-draft dagster-home validate clean
 
 # Exactly the locked versions: the locks are constraints, so nothing resolves afresh.
 install: $(VENV)/.installed
@@ -84,6 +84,12 @@ bench-in-run: install
 bench-floor: install
 	mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/stage_floor.py --days 10 --events-per-day 1000000 --json benchmarks/results/stage_floor.json
+
+# Drafting a spec (`new-use-case --from-data`) from a year of 1M-row days, Parquet and CSV: time and peak RSS
+# (lands ~30 GB of day files in a temp dir first; --data DIR keeps them for the next run).
+bench-draft: install
+	mkdir -p benchmarks/results
+	$(BIN)/python benchmarks/draft_spec.py --days 365 --rows-per-day 1000000 --json benchmarks/results/draft_spec.json
 
 # What storing one check evaluation costs: Dagster's SQLite/Postgres event logs vs the platform's (ml_platform/storage).
 bench-event-log: install

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 ALLOWED_VALUES_AT_MOST = 10  # a string column with more values than this is not a closed set
-ID_HASHES_AT_MOST = 1 << 22  # 32 MB of 64-bit hashes per possible event id; beyond that, a hash sample
+ID_HASHES_AT_MOST = 1 << 21  # 16 MB of 64-bit hashes per possible event id; beyond that, a hash sample
 
 
 class UniqueValues:
@@ -41,11 +41,14 @@ class UniqueValues:
         """Add one day's values; why they are not unique ids (None while they are)."""
         if values.null_count:
             return f"null on {day}"
-        ordered = np.sort(_hashes(values))
-        if (ordered[1:] == ordered[:-1]).any() and pc.count_distinct(values).as_py() < len(values):
-            return f"repeats within {day}"
+        hashes = _hashes(values)
+        if not _increasing(values):  # increasing values are unique: no need to sort a day of hashes to know
+            hashes.sort()
+            if (hashes[1:] == hashes[:-1]).any() and pc.count_distinct(values).as_py() < len(values):
+                return f"repeats within {day}"
         if self.sample_bits:
-            ordered = ordered[ordered >> np.uint64(64 - self.sample_bits) == 0]
+            hashes = hashes[hashes >> np.uint64(64 - self.sample_bits) == 0]
+        ordered = np.sort(hashes)
         at = np.minimum(np.searchsorted(self.hashes, ordered), max(len(self.hashes) - 1, 0))
         if len(self.hashes) and (self.hashes[at] == ordered).any():
             return f"a value of {day} appears on an earlier day too"
@@ -295,6 +298,10 @@ def _distinct(values: pa.ChunkedArray, at_most: int) -> set[str] | None:
     return found
 
 
+def _increasing(values: pa.ChunkedArray) -> bool:
+    return len(values) < 2 or bool(pc.all(pc.greater(values[1:], values[:-1])).as_py())
+
+
 def _hashes(values: pa.ChunkedArray) -> np.ndarray:
     """A 64-bit hash per value: integers one to one, strings from their bytes (vectorized, no Python objects)."""
     parts = []
@@ -316,6 +323,9 @@ def _string_hashes(strings: pa.Array) -> np.ndarray:
     words = np.ndarray(shape=(len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))
     hashes = _mix(lengths.astype(np.uint64))
     for at in range(0, int(lengths.max(initial=0)), 8):
+        if lengths.min() >= at + 8:  # a whole word of every string: no row selection, no mask
+            hashes = _mix(hashes ^ words[starts + at])
+            continue
         rows = np.flatnonzero(lengths > at)
         kept_bytes = np.minimum(lengths[rows] - at, 8).astype(np.uint64)
         mask = np.where(kept_bytes == 8, np.uint64(2**64 - 1), (np.uint64(1) << (kept_bytes * np.uint64(8))) - np.uint64(1))

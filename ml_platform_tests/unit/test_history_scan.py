@@ -21,6 +21,10 @@ def test_string_hashes_depend_on_every_byte_and_the_length_only() -> None:
     assert len(set(hashes.tolist())) == len(strings)
     sliced = pa.chunked_array([pa.array(["x", *strings])[1:]], type=pa.string())  # an offset into the buffers
     assert history_scan._hashes(sliced).tolist() == hashes.tolist()
+    whole_words = ["abcdefghijklmnop", "abcdefghijklmnoq"]  # every string a whole word long: no masks
+    alone = history_scan._hashes(pa.chunked_array([pa.array(whole_words)])).tolist()
+    assert alone == history_scan._hashes(pa.chunked_array([pa.array([*whole_words, "a"])])).tolist()[:2]
+    assert len(set(alone)) == 2
 
 
 def test_ids_unique_across_days_stay_ids_past_the_memory_bound_and_a_repeat_is_still_found(
