@@ -11,7 +11,7 @@ DEMO_DAYS ?= 60
 
 LOCKS := deploy/requirements.lock deploy/requirements-test.lock
 
-.PHONY: install lock browser demo ui test test-unit test-integration test-e2e test-deploy bench bench-postgres bench-year bench-latency bench-floor bench-event-log bench-in-run bench-draft dagster-home validate clean
+.PHONY: install lock browser demo ui test test-unit test-integration test-e2e test-deploy bench bench-postgres bench-year bench-latency bench-floor bench-event-log bench-in-run bench-draft bench-load dagster-home validate clean
 
 # Exactly the locked versions: the locks are constraints, so nothing resolves afresh.
 install: $(VENV)/.installed
@@ -90,6 +90,12 @@ bench-floor: install
 bench-draft: install
 	mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/draft_spec.py --days 365 --rows-per-day 1000000 --json benchmarks/results/draft_spec.json
+
+# Decades of daily partitions: the code location's load time with a 10,000-partition use case against the shipped
+# ones (fresh processes), and that use case's whole history (a few events a day), raw_events -> features, in one run.
+bench-load: install
+	mkdir -p benchmarks/results
+	$(BIN)/python benchmarks/code_location.py --partitions 10000 --json benchmarks/results/code_location.json
 
 # What storing one check evaluation costs: Dagster's SQLite/Postgres event logs vs the platform's (ml_platform/storage).
 bench-event-log: install
