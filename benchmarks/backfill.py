@@ -25,9 +25,10 @@ right before each instance's backfill, and each backfill is set against the meas
 (the machine's speed drifts by a few percent over an hour; `compute_measurements_s` records them all).
 
 in_run_overhead_s is that window minus the separate pure compute; in_run_dagster_s is the same window
-minus the run's own compute phases (each step from STEP_START to its first materialization, evaluation or
-output: a daily step computes its whole range before it records anything), i.e. Dagster's own time in
-the run, free of the difference between two processes computing the same year.
+minus the run's own compute phases (each stage of the daily step from the end of the previous stage's
+recording, or STEP_START, to its first materialization or evaluation: a stage computes its whole range
+before it records anything), i.e. Dagster's own time in the run, free of the difference between two
+processes computing the same year.
 
 overhead_per_partition_s = (wall_s - compute_s) / partitions. Peak RSS is
 sampled (psutil) over every process of the webserver and daemon process
@@ -320,9 +321,10 @@ def instance_storage(kind: str) -> Iterator[Path]:
 RUN_PHASES = {"PIPELINE_ENQUEUED": "run_enqueued", "PIPELINE_STARTING": "run_starting", "PIPELINE_START": "run_start"}
 RUN_ENDS = ("PIPELINE_SUCCESS", "PIPELINE_FAILURE")
 STEP_PHASES = ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE")
-# A daily step computes its whole range, then hands Dagster its materializations, evaluations and outputs
-# (PartitionGate.conclude): its first such event ends the step's compute.
-RECORDING_EVENTS = ("ASSET_MATERIALIZATION", "ASSET_CHECK_EVALUATION", "STEP_OUTPUT", "STEP_FAILURE")
+# Each stage of the daily step (range_step.py) computes its whole range, then hands Dagster its
+# materializations and evaluations (PartitionGate.conclude): a stage's compute runs from the end of the
+# previous stage's recording (or the step's start) to its own first recorded event.
+RECORDING_EVENTS = ("ASSET_MATERIALIZATION", "ASSET_CHECK_EVALUATION")
 
 
 @dataclass
@@ -332,6 +334,7 @@ class RunEvents:
     predictions_key: Any
     first: dict[str, float] = field(default_factory=dict)  # run_created / run_enqueued / ...: earliest
     steps: dict[str, dict[str, float]] = field(default_factory=dict)
+    recordings: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # step -> asset -> [first, last]
     counts: Counter = field(default_factory=Counter)
     check_gaps: list[float] = field(default_factory=list)
     run_end: float | None = None
@@ -361,11 +364,26 @@ class RunEvents:
         elif kind in RUN_ENDS:
             self.run_end = max(self.run_end or ts, ts)
         if kind in RECORDING_EVENTS and event.step_key:
-            self.steps.setdefault(event.step_key, {}).setdefault("RECORDING", ts)
+            asset = event.event_specific_data.asset_key if kind == "ASSET_CHECK_EVALUATION" else event.asset_key
+            span = self.recordings.setdefault(event.step_key, {}).setdefault(asset.to_user_string(), [ts, ts])
+            span[1] = ts
         if kind in STEP_PHASES and event.step_key:
             self.steps.setdefault(event.step_key, {})[kind] = ts
         if kind == "ASSET_MATERIALIZATION" and event.asset_key == self.predictions_key:
             self.last_prediction = max(self.last_prediction or ts, ts)
+
+    def stage_phases(self) -> dict[str, dict[str, float]]:
+        """'step:asset' -> {"compute": from the previous stage's last recorded event (or the step's start) to the
+        stage's own first, "stage": to its own last}: the stage's compute, and its whole share of the step."""
+        phases = {}
+        for step, spans in self.recordings.items():
+            previous_end = self.steps.get(step, {}).get("STEP_START")
+            for asset, (first, last) in sorted(spans.items(), key=lambda item: item[1][0]):
+                if previous_end is not None:
+                    phases[f"{step}:{asset}"] = {"compute": round(first - previous_end, 2),
+                                                 "stage": round(last - previous_end, 2)}
+                previous_end = last
+        return phases
 
     def _earliest(self, name: str, ts: float) -> None:
         self.first[name] = min(self.first.get(name, ts), ts)
@@ -401,10 +419,7 @@ def _run_timeline(instance: Any, runs: list[Any], predictions_key: Any, launched
             step: round(phases.get("STEP_SUCCESS", phases.get("STEP_FAILURE", 0)) - phases["STEP_START"], 2)
             for step, phases in events.steps.items() if "STEP_START" in phases
         },
-        "step_compute_phase_s": {
-            step: round(phases["RECORDING"] - phases["STEP_START"], 2)
-            for step, phases in events.steps.items() if "STEP_START" in phases and "RECORDING" in phases
-        },
+        "stage_phase_s": events.stage_phases(),
         "check_event_store_ms": events.check_store_ms(),
         "event_counts": dict(events.counts.most_common()),
         "events_total": sum(events.counts.values()),
@@ -492,7 +507,7 @@ def table(result: dict[str, Any]) -> str:
     width = max(len(name) for name, _ in rows)
     lines = [f"{name:<{width}}  {value}" for name, value in rows]
     lines.append("")
-    lines.append(f"{'stage':<14}{'step (Dagster)':>16}{'pure compute':>14}{'difference':>12}")
+    lines.append(f"{'stage':<14}{'in the run':>16}{'pure compute':>14}{'difference':>12}")
     for stage, step_s in result["stages"].items():
         lines.append(
             f"{stage:<14}{step_s['step_s']:>15.1f}s{step_s['compute_s']:>13.1f}s{step_s['step_s'] - step_s['compute_s']:>11.1f}s"
@@ -563,13 +578,12 @@ def summarize(
     pickup = backfill["_run_start_ts"] - launched_at
     stages = {}
     for stage in ("raw_events", "features", "predictions"):
-        step = next((s for s in backfill["step_s"] if s.endswith(f"__{stage}")), None)
-        stages[stage] = {"step_s": backfill["step_s"].get(step, float("nan")),
-                         "compute_s": round(compute["timings_s"][stage], 2)}
+        phase = next((p for name, p in backfill["stage_phase_s"].items() if name.endswith(f"/{stage}")), {})
+        stages[stage] = {"step_s": phase.get("stage", float("nan")), "compute_s": round(compute["timings_s"][stage], 2)}
     in_run = wall - pickup - compute_s
     # the same window minus the run's own compute phases: what Dagster spent, free of the few percent
     # by which two processes' compute of a year differs
-    dagster_s = wall - pickup - sum(backfill["step_compute_phase_s"].values())
+    dagster_s = wall - pickup - sum(phase["compute"] for phase in backfill["stage_phase_s"].values())
     return {
         "benchmark": "ui_backfill_raw_features_predictions",
         "instance_storage": instance,
@@ -587,7 +601,7 @@ def summarize(
         "in_run_overhead_s": round(in_run, 2),
         "in_run_dagster_s": round(dagster_s, 2),
         "in_run_dagster_ms_per_partition": round(1000 * dagster_s / len(days), 1),
-        "step_compute_phase_s": backfill["step_compute_phase_s"],
+        "stage_phase_s": backfill["stage_phase_s"],
         "target_overhead_per_partition_s": 1.0,
         "meets_target": (wall - compute_s) / len(days) <= 1.0,
         "peak_rss_mb": backfill["peak_rss_by_role_mb"].get("run_worker", float("nan")),
