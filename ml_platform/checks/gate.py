@@ -163,7 +163,7 @@ def latest_materializations(
 
 
 def gate_failure(
-    failures: Mapping[dg.AssetKey, Mapping[str, list[CheckOutcome]]], materialized: Mapping[dg.AssetKey, list[str]]
+    failures: Mapping[dg.AssetKey, Mapping[str, list[CheckOutcome]]], materialized: Mapping[dg.AssetKey, int]
 ) -> dg.Failure:
     """One readable failure for a step's failed days: per asset the first few with their reasons and a count,
     the full lists in metadata."""
@@ -188,7 +188,7 @@ def gate_failure(
                 for key, failed_days in failures.items()
             }),
             "materialized_partition_count": dg.MetadataValue.json(
-                {key.to_user_string(): len(days) for key, days in materialized.items()}),
+                {key.to_user_string(): count for key, count in materialized.items()}),
         },
         allow_retries=False,
     )
