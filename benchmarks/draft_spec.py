@@ -4,7 +4,9 @@
 
 Lands `--days` day files of `--rows-per-day` events once (Parquet and CSV, `--formats`; `--data DIR` keeps
 them for the next run, which reuses them), then drafts the spec from them in a fresh process per format,
-timing `draft_spec` alone (imports excluded) and reading the process's peak RSS (VmHWM, imports included).
+timing `draft_spec` alone (imports excluded; wall and CPU time, with the 1-minute load average: on a shared
+machine the wall time is the CPU time plus the wait for a core) and reading the process's peak RSS (VmHWM,
+imports included).
 The same draft over the first `--short-days` files shows whether memory is flat: reading a year must not
 take more memory than reading a month. Each draft is checked: the event id found (unique across every day),
 the closed set written, the category that first appears late left open, the worst null day within its
@@ -113,14 +115,15 @@ def child(directory: Path, data_dir: Path) -> None:
     from ml_platform.spec_draft import draft_spec
     from ml_platform_tests.support.servers import process_peak_rss_mb
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     text = draft_spec("bench", data_dir, directory, label="cancelled", timestamp="event_time", entity="customer_id",
                       progress=False)
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     spec = yaml.safe_load(text)
     columns = {column["name"]: column for column in spec["columns"]}
     print(json.dumps({
-        "seconds": seconds, "peak_rss_mb": process_peak_rss_mb(), "event_id": spec.get("event_id_column"),
+        "seconds": seconds, "cpu_seconds": cpu_seconds, "load_average_1m": os.getloadavg()[0],
+        "peak_rss_mb": process_peak_rss_mb(), "event_id": spec.get("event_id_column"),
         "event_type_allowed": columns["event_type"].get("allowed_values"),
         "channel_allowed": columns["channel"].get("allowed_values"),
         "items_max_null_fraction": columns["items"].get("max_null_fraction"), "items_dtype": columns["items"]["dtype"],
@@ -201,6 +204,7 @@ def run(data: Path, args: argparse.Namespace) -> tuple[list[dict[str, Any]], lis
             size = sum(path.stat().st_size for path in directory.iterdir()) / 2**30
             rows.append({"format": file_format, "days": days, "rows": days * args.rows_per_day, "gib": size, **result})
             print(f"  {file_format:<8} {days:>4} d  {size:6.1f} GiB  {result['seconds']:7.1f} s  "
+                  f"(CPU {result['cpu_seconds']:6.1f} s, load {result['load_average_1m']:4.1f})  "
                   f"{days * args.rows_per_day / result['seconds'] / 1e6:5.1f} M rows/s  peak RSS {result['peak_rss_mb']:6.0f} MB",
                   flush=True)
     return rows, failures

@@ -66,12 +66,13 @@ def draft_spec(name: str, data_dir: Path, directory: Path, label: str | None = N
     if not re.fullmatch(NAME_PATTERN, name):
         raise ValueError(f"use-case name '{name}' must match {NAME_PATTERN} (lower_snake_case)")
     files, file_format = day_files(directory)
+    relative = _relative(directory, data_dir)  # before the long read
     history = scan_history(files, file_format, progress)
     declared = [column for column in history.columns.values() if _declarable(column, history)]
     frame = read_sample(files, history, [column.name for column in declared])
     roles = _roles(frame, history, directory, label, timestamp, entity)
     positive = _label_values(history.columns[roles.label], positive)
-    spec, notes = _spec(name, history, declared, frame, roles, _relative(directory, data_dir))
+    spec, notes = _spec(name, history, declared, frame, roles, relative)
     if positive is not None:
         spec["label"]["positive"] = positive
     return _render(spec, notes, _header(name, directory, history))

@@ -59,9 +59,10 @@ def test_parquet_footers_and_values_agree_and_a_nan_is_a_null(tmp_path: Path) ->
     assert not seen[0]["count"].wants_values()  # from the footer
 
 
-def test_a_csv_column_is_typed_by_its_whole_file_not_its_first_block(tmp_path: Path) -> None:
+def test_a_csv_column_is_typed_by_its_whole_file_not_its_first_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(history_scan, "CSV_BLOCK_BYTES", 1 << 16)  # 27 blocks: the decimal is in the last
     path = tmp_path / "2024-01-01.csv"
-    rows = 200_000  # several MB: pyarrow would otherwise infer from the first megabyte
+    rows = 200_000
     path.write_text("n,label\n" + "".join(f"{n},{n % 2}\n" for n in range(rows)) + "2.5,\n")
     columns = scan_history([path], "csv", progress=False).columns
     assert columns["n"].dtype == "float64" and columns["n"].maximum == rows - 1
