@@ -204,7 +204,10 @@ class History:
         parquet = pq.ParquetFile(path)
         footer = _footer_statistics(parquet.metadata)
         rows, read = parquet.metadata.num_rows, []
+        index = (parquet.schema_arrow.pandas_metadata or {}).get("index_columns", [])
         for name, dtype in zip(parquet.schema_arrow.names, parquet.schema_arrow.types):
+            if name in index:  # a pandas index: pandas reads it back as the index, not as a column
+                continue
             column = self.column(name)
             column.merge_type(_dtype(dtype, csv=False), path, csv=False)
             if column.dtype == "unsupported":

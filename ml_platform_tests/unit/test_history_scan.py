@@ -74,3 +74,11 @@ def test_a_parquet_column_that_changes_type_is_named_with_its_file(tmp_path: Pat
     pq.write_table(pa.table({"x": pa.array([True])}), tmp_path / "2024-01-02.parquet")
     with pytest.raises(ValueError, match=r"2024-01-02.parquet: column 'x' is bool here but string in earlier files"):
         scan_history(sorted(tmp_path.iterdir()), "parquet", progress=False)
+
+
+def test_a_pandas_index_stored_in_parquet_is_not_a_column(tmp_path: Path) -> None:
+    """pandas reads it back as the frame's index: a spec column of that name would fail the schema gate."""
+    import pandas as pd
+
+    pd.DataFrame({"x": [1, 2]}, index=pd.Index([10, 20], name="stop")).to_parquet(tmp_path / "2024-01-01.parquet")
+    assert list(scan_history([tmp_path / "2024-01-01.parquet"], "parquet", progress=False).columns) == ["x"]
