@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,7 +23,11 @@ from ml_platform.storage.batches import ask_dagster_for_batches
 from ml_platform.storage.known_tables import RemembersTables
 
 RUN_SHARD_ENGINES_KEPT = 8  # a worker writes one run's shard; the webserver reads a few at a time
-BATCHED_ASSET_EVENTS = ({DagsterEventType.ASSET_MATERIALIZATION}, {DagsterEventType.ASSET_OBSERVATION})
+# Asset events Dagster hands over in batches: a range step's materializations (observations), and the planned
+# materializations of a run over a range (one per asset and day, 20,000 for two assets over 10,000 days).
+BATCHED_ASSET_EVENTS = frozenset({
+    DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_OBSERVATION, DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+})
 SQLITE_SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 
 
@@ -39,8 +44,8 @@ def default_sqlite_base_dir() -> str:
 
 class PooledSqliteEventLogStorage(RemembersTables, SqliteEventLogStorage):
     """SQLite event log whose index shard keeps one connection and whose shards keep their engines; a
-    range step's materializations, which Dagster hands over as one batch (`batches`), are written in
-    one transaction per shard instead of two per materialization."""
+    range step's materializations, which Dagster hands over as one batch (`batches`), and a range run's
+    planned materializations are written in one transaction per shard instead of two per event."""
 
     def __init__(
         self, base_dir: str | None = None, synchronous: str = "NORMAL", inst_data: ConfigurableClassData | None = None
@@ -70,20 +75,25 @@ class PooledSqliteEventLogStorage(RemembersTables, SqliteEventLogStorage):
         return cls(inst_data=inst_data, **config_value)
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        """As Dagster stores each asset event (its row in the run's shard, mirrored with its tags into the
-        index shard), one transaction per shard; the asset's index entry from the last event, as Dagster's
-        Postgres batch does. Other batches (planned events) are stored one by one."""
-        kinds = {event.dagster_event_type for event in events}
-        run_ids = {event.run_id for event in events}
-        if kinds not in BATCHED_ASSET_EVENTS or len(run_ids) != 1:
-            super().store_event_batch(events)
-            return
-        with self.run_connection(run_ids.pop()) as conn:
+        """Each run of consecutive events of one batched kind as Dagster stores each asset event (its row in the
+        run's shard, mirrored with its tags into the index shard), one transaction per shard; each asset's index
+        entry from its last event, as Dagster's Postgres batch does. Other events are stored one by one."""
+        for kind, same_kind in itertools.groupby(events, key=lambda event: event.dagster_event_type):
+            run = list(same_kind)
+            if kind in BATCHED_ASSET_EVENTS and len({event.run_id for event in run}) == 1:
+                self._store_asset_events(run)
+            else:
+                super().store_event_batch(run)
+
+    def _store_asset_events(self, events: list[EventLogEntry]) -> None:
+        with self.run_connection(events[0].run_id) as conn:
             conn.execute(self.prepare_insert_event_batch(events))
         with self.index_transaction() as conn:
             event_ids = [conn.execute(self.prepare_insert_event(event)).inserted_primary_key[0] for event in events]
             self._store_asset_event_tags(conn, events, event_ids)
-            self._store_asset_event(conn, events[-1], event_ids[-1])
+            latest = {event.get_dagster_event().asset_key: (event, event_id) for event, event_id in zip(events, event_ids)}
+            for event, event_id in latest.values():
+                self._store_asset_event(conn, event, event_id)
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[db.Connection]:

@@ -448,3 +448,37 @@ def test_on_postgres_any_other_event_commits_the_evaluations_held_before_it(
         worker.event_log_storage.store_event(evaluation_entry(run, second))
     assert seen() == ["ASSET_CHECK_EVALUATION", "ENGINE_EVENT", "ASSET_CHECK_EVALUATION"]
     assert check_statuses(webserver) == {first: "SUCCEEDED", second: "SUCCEEDED"}
+
+
+def test_on_sqlite_a_range_runs_planned_materializations_are_stored_in_one_transaction_per_shard(
+    tmp_path: Path, instance_in: Callable[[Path], dg.DagsterInstance],
+) -> None:
+    """A run over a range plans one materialization per asset and day (20,000 for two assets over 10,000 days),
+    which Dagster hands over in batches: two commits for a batch instead of two per event, each day planned and
+    each asset's latest planned run recorded as Dagster's own storage records them."""
+    from dagster._core.events import AssetMaterializationPlannedData
+
+    instance = instance_in(write_home(tmp_path / "home", shipped_config()))
+    run = instance.create_run_for_job(dg.GraphDefinition("noop").to_job())
+    assets, days = [dg.AssetKey("raw"), dg.AssetKey("features")], dg.DailyPartitionsDefinition(start_date="1999-01-01",
+                                                                                                  end_date="1999-03-02")
+    planned = [run_event_entry(run, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, AssetMaterializationPlannedData(key, day))
+               for key in assets for day in days.get_partition_keys()]
+    instance.event_log_storage.store_event(evaluation_entry(run, "1999-01-01"))  # the run's shard exists
+    commits = []
+
+    def committed(_connection: Any) -> None:
+        commits.append(_connection)
+
+    sa.event.listen(sa.engine.Engine, "commit", committed)
+    try:
+        instance.event_log_storage.store_event_batch(planned)
+    finally:
+        sa.event.remove(sa.engine.Engine, "commit", committed)
+
+    assert len(commits) == 2  # the run's shard and the index
+    for key in assets:
+        records = instance.fetch_planned_materializations(key, limit=100).records
+        assert sorted(record.partition_key for record in records) == days.get_partition_keys()
+        assert instance.event_log_storage.get_latest_planned_materialization_info(key).run_id == run.run_id
+    assert check_statuses(instance) == {"1999-01-01": "SUCCEEDED"}
