@@ -24,6 +24,10 @@ ALLOWED_VALUES_AT_MOST = 10  # a string column with more values than this is not
 # pyarrow infers a CSV column's type over the whole file (a decimal in a later block widens an integer column);
 # 16 MB blocks parse a 60 MB day in less time than its default 1 MB ones
 CSV_BLOCK_BYTES = 16 << 20
+# what pandas reads as NaN in a CSV, in a text column too (as the runtime reads the files): pyarrow's own list
+# lacks the last two and keeps an empty text as ""
+CSV_NULLS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "N/A", "NA",
+             "NULL", "NaN", "n/a", "nan", "null", "<NA>", "None"]
 ID_HASHES_AT_MOST = 1 << 21  # 16 MB of 64-bit hashes per possible event id; beyond that, a hash sample
 
 
@@ -188,7 +192,8 @@ class History:
     def _add_csv(self, path: Path, day: str) -> int:
         from pyarrow import csv
 
-        table = csv.read_csv(path, read_options=csv.ReadOptions(block_size=CSV_BLOCK_BYTES))
+        table = csv.read_csv(path, read_options=csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                             convert_options=csv.ConvertOptions(null_values=CSV_NULLS, strings_can_be_null=True))
         for name, values in zip(table.column_names, table.columns):
             column = self.column(name)
             column.merge_type(_dtype(values.type, csv=True), path, csv=True)

@@ -82,3 +82,10 @@ def test_a_pandas_index_stored_in_parquet_is_not_a_column(tmp_path: Path) -> Non
 
     pd.DataFrame({"x": [1, 2]}, index=pd.Index([10, 20], name="stop")).to_parquet(tmp_path / "2024-01-01.parquet")
     assert list(scan_history([tmp_path / "2024-01-01.parquet"], "parquet", progress=False).columns) == ["x"]
+
+
+def test_a_csv_blank_or_na_text_is_a_null_as_pandas_reads_it(tmp_path: Path) -> None:
+    (tmp_path / "2024-01-01.csv").write_text("sex,note\nF,a\n,None\nM,<NA>\nNA,b\n")
+    columns = scan_history([tmp_path / "2024-01-01.csv"], "csv", progress=False).columns
+    assert columns["sex"].first_seen == {"F": "2024-01-01", "M": "2024-01-01"} and columns["sex"].worst_null == 0.5
+    assert columns["note"].worst_null == 0.5
