@@ -252,7 +252,7 @@ def _tracked(files: list[Path], progress: bool) -> Iterable[Path]:
 
 def _dtype(arrow_type: pa.DataType, csv: bool) -> str | None:
     """The spec's dtype of an Arrow type (None for a column of nulls). CSV dates and times are text: the
-    runtime reads them as text, all but the timestamp column."""
+    runtime reads them as text, all but the timestamp column. A Parquet date, time or duration is not read."""
     if pa.types.is_null(arrow_type):
         return None
     if pa.types.is_dictionary(arrow_type):
@@ -265,9 +265,9 @@ def _dtype(arrow_type: pa.DataType, csv: bool) -> str | None:
         return "float64"
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type):
         return "string"
-    if pa.types.is_temporal(arrow_type):
-        return "string" if csv else "timestamp"
-    return "unsupported"
+    if csv and pa.types.is_temporal(arrow_type):
+        return "string"
+    return "timestamp" if pa.types.is_timestamp(arrow_type) else "unsupported"  # pandas reads Parquet dates as objects
 
 
 def _footer_statistics(metadata: Any) -> dict[str, tuple[int, Any, Any] | None]:
