@@ -303,9 +303,11 @@ def _score_psi(lake: DataLake, predictions_key: Any, day: str, bins: dict, versi
 def day_bounds(frame: pd.DataFrame) -> dict[str, tuple[int, int]]:
     """Each day's row range in a frame ordered by day (a groupby would copy the whole chunk while it is held)."""
     days = frame[DAY].to_numpy()
-    if len(days) > 1 and (days[1:] < days[:-1]).any():
+    if not len(days):  # a chunk without events (days without a file, under missing_days: empty)
+        return {}
+    if (days[1:] < days[:-1]).any():
         raise ValueError("feature rows must come ordered by day")  # as entity_day_features and _event_rows make them
-    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]]) if len(days) else np.array([], dtype=int)
+    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
     ends = np.r_[starts[1:], len(days)]
     return {days[start]: (int(start), int(end)) for start, end in zip(starts, ends, strict=True)}
 

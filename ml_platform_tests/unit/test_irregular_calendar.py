@@ -176,6 +176,19 @@ def test_a_day_without_events_is_zero_activity_in_later_windows_and_has_no_featu
     assert (monday.loc[last_login == FRIDAY, "days_since_login"] == 3).all() and (last_login == FRIDAY).any()
 
 
+@pytest.mark.parametrize("name", ["churn", "fraud", "news"])
+def test_a_chunk_of_days_without_events_has_empty_feature_days_whatever_the_grain(name: str, tmp_path: Path) -> None:
+    """A field campaign's month without a file: whole feature chunks without a single event."""
+    spec = shipped_without_a_file(name)
+    lake = DataLake(base_path=str(tmp_path))
+    days = [day(offset) for offset in range(6)]
+    for each in days:
+        lake.write_partition(keys.raw_events(spec), each, steps.empty_events(spec))
+    results = list(steps.build_features(lake, keys.raw_events(spec), spec, days, chunk_days=3))
+    assert [result.day for result in results] == days and all(result.frame.empty and result.note for result in results)
+    assert all(outcome.passed for result in results for outcome in result.outcomes)
+
+
 class NeverCalled:
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         raise AssertionError("a day without events is not scored")
