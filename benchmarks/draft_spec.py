@@ -8,7 +8,8 @@ timing `draft_spec` alone (imports excluded; wall and CPU time, with the 1-minut
 machine the wall time is the CPU time plus the wait for a core) and reading the process's peak RSS (VmHWM,
 imports included).
 The same draft over the first `--short-days` files shows whether memory is flat: reading a year must not
-take more memory than reading a month. Each draft is checked: the event id found (unique across every day),
+take more memory than reading a month. For the year, "read" is the floor: every file read whole with
+pyarrow and dropped, nothing computed. Each draft is checked: the event id found (unique across every day),
 the closed set written, the category that first appears late left open, the worst null day within its
 limit; a wrong draft exits 1.
 
@@ -130,9 +131,28 @@ def child(directory: Path, data_dir: Path) -> None:
     }))
 
 
-def measure(directory: Path, data_dir: Path) -> dict[str, Any]:
-    completed = subprocess.run([sys.executable, __file__, "--child", str(directory), "--data", str(data_dir)],
-                               capture_output=True, text=True, check=False)
+def read_floor(directory: Path) -> None:
+    """Every file read whole with pyarrow and dropped, in this fresh process: the least a read of all the
+    data costs (the draft reads Parquet's footers and a few of its columns, CSV whole)."""
+    import pyarrow.csv as csv
+    import pyarrow.parquet as pq
+
+    from ml_platform.history_scan import CSV_BLOCK_BYTES
+    from ml_platform_tests.support.servers import process_peak_rss_mb
+
+    started, cpu = time.perf_counter(), time.process_time()
+    for path in sorted(directory.iterdir()):
+        if path.suffix == ".csv":
+            csv.read_csv(path, read_options=csv.ReadOptions(block_size=CSV_BLOCK_BYTES))
+        else:
+            pq.read_table(path)
+    print(json.dumps({"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
+                      "load_average_1m": os.getloadavg()[0], "peak_rss_mb": process_peak_rss_mb()}))
+
+
+def measure(directory: Path, data_dir: Path, floor: bool = False) -> dict[str, Any]:
+    completed = subprocess.run([sys.executable, __file__, "--child", str(directory), "--data", str(data_dir),
+                                *(["--floor"] if floor else [])], capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise SystemExit(f"drafting from {directory} failed:\n{completed.stderr[-4000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
@@ -163,9 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=None, help="where the day files are landed and kept (default: a temp dir)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(args.child, args.data)
+        read_floor(args.child) if args.floor else child(args.child, args.data)
         return 0
     if min(args.days, args.rows_per_day, args.short_days) < 1:
         parser.error("--days, --rows-per-day and --short-days must be positive")
@@ -202,11 +223,15 @@ def run(data: Path, args: argparse.Namespace) -> tuple[list[dict[str, Any]], lis
             wrong = problems(result, file_format) if days == args.days else []
             failures += [f"{file_format} {days} d: {problem}" for problem in wrong]
             size = sum(path.stat().st_size for path in directory.iterdir()) / 2**30
+            if days == args.days:
+                result["floor"] = measure(directory, data, floor=True)
             rows.append({"format": file_format, "days": days, "rows": days * args.rows_per_day, "gib": size, **result})
-            print(f"  {file_format:<8} {days:>4} d  {size:6.1f} GiB  {result['seconds']:7.1f} s  "
-                  f"(CPU {result['cpu_seconds']:6.1f} s, load {result['load_average_1m']:4.1f})  "
-                  f"{days * args.rows_per_day / result['seconds'] / 1e6:5.1f} M rows/s  peak RSS {result['peak_rss_mb']:6.0f} MB",
-                  flush=True)
+            for what, measured in (("draft", result), ("read", result.get("floor"))):
+                if measured:
+                    print(f"  {file_format:<8} {days:>4} d  {size:5.1f} GiB  {what:<5} {measured['seconds']:6.1f} s "
+                          f"(CPU {measured['cpu_seconds']:5.1f} s, load {measured['load_average_1m']:4.1f})  "
+                          f"{days * args.rows_per_day / measured['seconds'] / 1e6:5.1f} M rows/s  "
+                          f"peak RSS {measured['peak_rss_mb']:5.0f} MB", flush=True)
     return rows, failures
 
 
