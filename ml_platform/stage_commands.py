@@ -53,14 +53,17 @@ def failed_day_lines(failed_days: dict[str, dict[str, list[str]]], listed: int =
 
 
 def _source_days(defs: Any, spec: UseCaseSpec, first: str | None, last: str | None) -> list[str]:
-    """The days the source has data for, within the use case's partitions and [first, last]."""
+    """The days the source has data for, within the use case's partitions and [first, last]; with
+    `source.missing_days: empty`, every day from the first to the last of them."""
     from ml_platform.factory import daily_partitions
     from ml_platform.resources.sources import source_resource_key
 
-    partitions = set(daily_partitions(spec).get_partition_keys())
+    partitions = daily_partitions(spec).get_partition_keys()
     source = defs.resources[source_resource_key(spec)].source_for(spec)
-    days = sorted(day for day in source.versions() if day in partitions
-                  and (first is None or day >= first) and (last is None or day <= last))
+    days = sorted(day for day in source.versions() if (first is None or day >= first) and (last is None or day <= last))
+    if spec.missing_days == "empty" and days:  # a day without data is a day without events: every day between
+        days = [day for day in partitions if days[0] <= day <= days[-1]]
+    days = sorted(set(days) & set(partitions))
     if not days:
         window = f"{first or 'the start'}..{last or 'the latest partition'}"
         raise ValueError(f"{spec.name}: the source has no day in {window} within the partitions (start_date {spec.start_date})")

@@ -67,6 +67,11 @@ class DayResult:
     def passed(self) -> bool:
         return all(outcome.passed for outcome in self.outcomes)
 
+    @property
+    def note_metadata(self) -> dict[str, str]:
+        """The note as partition metadata: nothing when there is none."""
+        return {"note": self.note} if self.note else {}
+
 
 def ingest(source: EventSource, spec: UseCaseSpec, days: Sequence[str]) -> Iterator[DayResult]:
     """Each day's source data, read and validated by the raw-event gates (only the spec's columns kept). With

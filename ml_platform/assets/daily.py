@@ -177,7 +177,7 @@ def _store(
     if not gate.admit(result):
         return False
     lake.write_partition(gate.asset_key, result.day, result.frame)
-    gate.record_written(result.day, len(result.frame), **describe(result.frame))
+    gate.record_written(result.day, len(result.frame), **describe(result.frame), **result.note_metadata)
     return True
 
 

@@ -47,7 +47,8 @@ def drift_stage(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> D
             gate.evaluate(result.day, [replace(outcome, severity="warn") for outcome in result.outcomes])
             lake.write_partition(key, result.day, result.frame)
             day_worst = float(result.frame["psi"].max()) if len(result.frame) else None
-            gate.record_written(result.day, len(result.frame), **({"max_psi": day_worst} if day_worst is not None else {}))
+            gate.record_written(result.day, len(result.frame), **({"max_psi": day_worst} if day_worst is not None else {}),
+                                **result.note_metadata)
             worst = max(worst, day_worst or 0.0)
         yield from gate.conclude(max_psi=worst, champion_version=version, method=METHOD)
 

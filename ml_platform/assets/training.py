@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from ml_platform import steps
 from ml_platform.assets import keys
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.k8s.placement import training_op_tags, training_pool
@@ -65,7 +66,8 @@ def _training_set(spec: UseCaseSpec) -> dg.AssetsDefinition:
     )
     def training_set(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Output[pd.DataFrame]:
         try:
-            window = choose_window(spec, lake.existing_partitions(raw_key), lake.existing_partitions(features_key))
+            window = choose_window(spec, lake.existing_partitions(raw_key), lake.existing_partitions(features_key),
+                                   steps.days_without_events(lake, spec, raw_key))
         except NotEnoughHistory as error:
             raise dg.Failure(str(error), allow_retries=False) from None
         frame, unlabelled = assemble(lake, spec, features_key, raw_key, window)

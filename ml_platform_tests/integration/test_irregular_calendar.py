@@ -21,6 +21,7 @@ from ml_platform.runner import DAILY_STAGES, MONITORING_STAGES, TRAINING_STAGES,
 from ml_platform.spec import UseCaseSpec
 from ml_platform_tests.support.automation import evaluate, requested_ranges
 from ml_platform_tests.support.irregular import NAME, START, is_business_day, land_business_days, landing, weekday_spec
+from ml_platform_tests.support.results import materializations
 
 SENSOR = f"{NAME}_landed_data_sensor"
 EMPTY = "(source.missing_days: empty)"
@@ -69,6 +70,9 @@ def test_a_business_day_calendar_goes_through_every_stage_in_one_run(data_dir: P
     scores_valid = evaluations(everything, keys.predictions(spec), "scores_valid")
     assert all(e.passed for e in scores_valid.values()) and len(scores_valid) == len(days)
     assert scores_valid[weekends[-1]].description == f"partition {weekends[-1]}: no events on {weekends[-1]} {EMPTY}: nothing to score"
+    notes = {m.partition: m.metadata.get("note") for m in materializations(everything, keys.predictions(spec))}
+    assert notes[weekends[-1]].value == f"no events on {weekends[-1]} {EMPTY}: nothing to score", "the partition says why"
+    assert notes[days[-1]] is None
     drift = evaluations(everything, keys.drift(spec), DRIFT_CHECK)
     assert drift[weekends[-1]].description.endswith(f"no events on {weekends[-1]} {EMPTY}: no drift measured")
     assert row_counts(lake, keys.drift(spec), weekends) == dict.fromkeys(weekends, 0)
