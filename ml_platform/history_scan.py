@@ -81,7 +81,9 @@ class ColumnHistory:
     worst_null_day: str = ""
     minimum: float | None = None  # numeric columns
     maximum: float | None = None
-    int_with_nulls: bool = False  # a Parquet integer column with nulls: pandas reads it as float64
+    # nulls in a Parquet column that pandas reads without a nullable dtype (a file not written from a pandas
+    # Int64 or boolean column): integers become floats, booleans objects
+    widened_by_nulls: bool = False
     first_seen: dict[str, str] | None = field(default_factory=dict)  # value -> its first day; None: not a closed set
     open_because: str = ""  # why first_seen is None
     ids: UniqueValues | None = field(default_factory=UniqueValues)  # None: not a unique event id ...
@@ -209,7 +211,10 @@ class History:
         parquet = pq.ParquetFile(path)
         footer = _footer_statistics(parquet.metadata)
         rows, read = parquet.metadata.num_rows, []
-        index = (parquet.schema_arrow.pandas_metadata or {}).get("index_columns", [])
+        written_by_pandas = parquet.schema_arrow.pandas_metadata or {}
+        index = written_by_pandas.get("index_columns", [])
+        nullable = {column["name"] for column in written_by_pandas.get("columns", [])
+                    if str(column.get("numpy_type")).startswith(("Int", "UInt", "boolean"))}
         for name, dtype in zip(parquet.schema_arrow.names, parquet.schema_arrow.types):
             if name in index:  # a pandas index: pandas reads it back as the index, not as a column
                 continue
@@ -222,14 +227,14 @@ class History:
             else:
                 nulls, low, high = footer[name]
                 column.add_counts(day, rows, nulls)
+                column.widened_by_nulls |= nulls > 0 and name not in nullable
                 if column.dtype == "int64":
                     column.add_range(low, high)
-                    column.int_with_nulls |= nulls > 0
         dictionary = [name for name in read if self.columns[name].ids is None and self.columns[name].dtype == "string"]
         table = pq.read_table(path, columns=read, read_dictionary=dictionary) if read else None
         for name in read:
             self.columns[name].add_values(day, table.column(name))
-            self.columns[name].int_with_nulls |= self.columns[name].dtype == "int64" and table.column(name).null_count > 0
+            self.columns[name].widened_by_nulls |= table.column(name).null_count > 0 and name not in nullable
         return rows
 
 

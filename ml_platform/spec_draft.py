@@ -113,7 +113,8 @@ def read_sample(files: list[Path], history: History, columns: list[str]) -> pd.D
 
 def _declarable(column: ColumnHistory, history: History) -> bool:
     """A spec column: in every day file, with values of a type the platform reads."""
-    return column.files == len(history.days) and column.dtype not in (None, "unsupported")
+    return (column.files == len(history.days) and column.dtype not in (None, "unsupported")
+            and not (column.dtype == "bool" and column.widened_by_nulls))
 
 
 def _roles(frame: pd.DataFrame, history: History, directory: Path, label: str | None, timestamp: str | None,
@@ -207,10 +208,10 @@ def _spec(name: str, history: History, declared: list[ColumnHistory], frame: pd.
 
 
 def _spec_dtype(column: ColumnHistory, roles: Roles) -> str:
-    """The timestamp role is a timestamp; a Parquet integer column with nulls is read by pandas as float64."""
+    """The timestamp role is a timestamp; a Parquet integer column with nulls pandas reads as float64."""
     if column.name == roles.timestamp:
         return "timestamp"
-    return "float64" if column.dtype == "int64" and column.int_with_nulls else column.dtype
+    return "float64" if column.dtype == "int64" and column.widened_by_nulls else column.dtype
 
 
 def _column(column: ColumnHistory, dtype: str, roles: Roles, history: History) -> tuple[dict[str, Any], list[str]]:
@@ -278,6 +279,8 @@ def _id_check(column: ColumnHistory) -> str:
 def _why_left_out(column: ColumnHistory, history: History) -> str:
     if column.files < len(history.days):
         return f"in {column.files} of {len(history.days)} files"
+    if column.dtype == "bool":
+        return "booleans with nulls, which pandas reads from Parquet as objects: no dtype matches them"
     return "always null" if column.dtype is None else "not a type the platform reads (numbers, text, booleans, timestamps)"
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -159,7 +161,7 @@ def test_limits_come_from_every_day_a_late_category_stays_open_and_a_stable_one_
     assert f"{worst:.1%} null on its worst day (2024-05-05)" in text
     assert columns["cost"]["min_value"] == 0 and "max_value" not in columns["cost"]
     assert drafted["event_id_column"] == "ticket" and columns["ticket"]["severity"] == "block"
-    assert columns["escalated"]["dtype"] == ("int64" if file_format == "csv" else "float64")  # pandas reads Parquet's as floats
+    assert columns["escalated"]["dtype"] == "int64"  # with blanks: Int64 as pandas reads the CSV or the Parquet it wrote
     assert "missing_days" not in drafted["source"] and drafted["start_date"] == "2024-05-01"
 
 
@@ -225,3 +227,25 @@ def test_a_decimal_anywhere_makes_a_float_and_columns_missing_from_some_files_ar
     columns = {column["name"]: column for column in drafted["columns"]}
     assert columns["visits"]["dtype"] == "float64" and "note" not in columns
     assert "Left out: 'note' (in 1 of 12 files)." in text
+
+
+def test_parquet_integers_and_booleans_with_nulls_are_declared_as_pandas_will_read_them(data_dir: Path) -> None:
+    """Written from pandas' nullable columns they come back as such (Int64, boolean); from another writer
+    pandas reads integers with nulls as floats and booleans with nulls as objects, which no dtype matches."""
+    for writer in ("pandas", "other"):
+        exports = data_dir / "exports" / writer
+        land_service_records(exports, consecutive(8), "parquet")
+        for path in exports.iterdir():
+            frame = pd.read_parquet(path)
+            frame["urgent"] = pd.array([True, None] * (len(frame) // 2), dtype="boolean")
+            frame["visits"] = pd.array([1, None] * (len(frame) // 2), dtype="Int64")
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            pq.write_table(table if writer == "pandas" else table.replace_schema_metadata(None), path)
+        drafted, text = draft(data_dir, exports)
+        columns = {column["name"]: column for column in drafted["columns"]}
+        assert columns["visits"]["max_null_fraction"] == 0.63
+        if writer == "pandas":
+            assert columns["urgent"]["dtype"] == "bool" and columns["visits"]["dtype"] == "int64"
+        else:
+            assert "urgent" not in columns and "'urgent' (booleans with nulls, which pandas reads from Parquet as" in text
+            assert columns["visits"]["dtype"] == "float64"

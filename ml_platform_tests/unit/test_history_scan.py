@@ -54,7 +54,7 @@ def test_parquet_footers_and_values_agree_and_a_nan_is_a_null(tmp_path: Path) ->
     seen = [scan_history([path], "parquet", progress=False).columns for path in (with_stats, without)]
     for columns in seen:
         assert (columns["count"].worst_null, columns["count"].minimum, columns["count"].maximum) == (0.25, 1, 7)
-        assert columns["count"].int_with_nulls and columns["score"].worst_null == 0.5  # NaN and null
+        assert columns["count"].widened_by_nulls and columns["score"].worst_null == 0.5  # NaN and null
         assert columns["kind"].first_seen == {"a": "2024-01-01", "b": "2024-01-01"} and columns["key"].is_id
     assert not seen[0]["count"].wants_values()  # from the footer
 
