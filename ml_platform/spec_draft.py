@@ -36,11 +36,11 @@ TIMESTAMP_FORMATS = ["%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M:%S",
                      "%Y/%m/%d %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%m/%d/%Y", "%d/%m/%Y", "%Y%m%d%H%M%S"]
 POSITIVE_WORDS = {"yes", "y", "true", "t", "positive", "pos"}  # a string label's value that reads as 1
 MARGINS = (
-    "Limits come from every day file. A null limit is the worst day's null fraction plus a quarter of it (at "
-    "least 1 point), rounded up to the percent. A numeric column never negative gets min_value 0 and no column "
-    "gets a max_value: a history's largest value is the one its next rare day exceeds. allowed_values closes a "
-    f"string column only with at most {ALLOWED_VALUES_AT_MOST} values, every one already seen in the first half "
-    "of the history and at least 20 rows a value."
+    f"Limits come from every day file. A null limit is the worst day's null fraction plus {NULL_MARGIN:.0%} of it "
+    f"(at least {NULL_MARGIN_AT_LEAST} more), rounded up to the percent. A numeric column never negative gets "
+    "min_value 0 and no column gets a max_value: a history's largest value is the one its next rare day exceeds. "
+    f"allowed_values closes a string column only with at most {ALLOWED_VALUES_AT_MOST} values, every one already "
+    f"seen in the first half of the history and at least {ROWS_PER_ALLOWED_VALUE} rows a value."
 )
 SEVERITIES = (
     "gates.severity: the limits learned from the data (null_fraction, value_ranges) warn: a day beyond them is "
