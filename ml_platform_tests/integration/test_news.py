@@ -147,8 +147,11 @@ def test_a_report_of_a_day_without_predictions_fails_naming_it(news: NewsPlatfor
         patch.setenv("ML_PLATFORM_DATA_DIR", str(news.root))
         result = materialize_stages(news.defs, news.spec, ["report"], news.instance, [news.days[0]])
     assert not result.success
+    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == "inputs_complete"]
+    assert not evaluation.passed and evaluation.partition == news.days[0]
+    assert f"news/predictions {news.days[0]} is not materialized; no report is written for it" in evaluation.description
     failure = next(event for event in result.all_events if event.is_step_failure)
-    assert f"predictions for partition(s) ['{news.days[0]}'] are not materialized" in str(failure.event_specific_data.error)
+    assert f"news/report: 1 partition(s) failed ({news.days[0]})" in str(failure.event_specific_data.error)
 
 
 def test_spec_errors_name_the_field_for_text_models(tmp_path: Path) -> None:
