@@ -165,8 +165,13 @@ def _spec(name: str, history: History, declared: list[ColumnHistory], frame: pd.
         columns.append(spec)
         notes[f"columns.{column.name}"] = [f"{column.name}: {'; '.join(facts)}"]
     entity = roles.entity
-    features = _features(frame, dtypes, {roles.timestamp, roles.label, roles.event_id, entity},
+    nullable = {column.name for column in declared if column.worst_null}
+    features = _features(frame, dtypes, nullable, {roles.timestamp, roles.label, roles.event_id, entity},
                          reserved={"day", "row_id", entity, roles.event_id}, history=entity is not None)
+    unused = [name for name in nullable - {roles.label} if dtypes[name] in ("int64", "float64", "bool")]
+    if unused:
+        notes["features"] = [f"Not features: {sorted(unused)}, numbers with nulls on some days (a null feature value "
+                             "fails the blocking feature_nulls gate): fill them in the export to use them."]
     source: dict[str, Any] = {"kind": "files", "directory": directory, "format": history.file_format}
     if roles.timestamp_format not in (None, "ISO8601"):
         source["timestamp_format"] = roles.timestamp_format
@@ -284,16 +289,17 @@ def _why_left_out(column: ColumnHistory, history: History) -> str:
     return "always null" if column.dtype is None else "not a type the platform reads (numbers, text, booleans, timestamps)"
 
 
-def _features(frame: pd.DataFrame, dtypes: dict[str, str], roles: set[str | None], reserved: set[str | None],
-              history: bool) -> list[dict[str, Any]]:
-    """The event's own numbers and categories, its hour, and (with an entity) its entity's recent activity."""
+def _features(frame: pd.DataFrame, dtypes: dict[str, str], nullable: set[str], roles: set[str | None],
+              reserved: set[str | None], history: bool) -> list[dict[str, Any]]:
+    """The event's own numbers (never null: a null feature value fails the blocking feature_nulls gate) and
+    categories, its hour, and (with an entity) its entity's recent activity."""
     features: list[dict[str, Any]] = []
     for column in frame.columns:
         if column in roles:
             continue
         kind, name = dtypes[column], _feature_name(column)
         name = f"{name}_value" if name in reserved else name  # feature rows also hold the keys and the day
-        if kind in ("int64", "float64", "bool"):
+        if kind in ("int64", "float64", "bool") and column not in nullable:
             features.append({"name": name, "agg": "value", "column": column})
         elif kind == "string" and frame[column].nunique() <= CATEGORY_AT_MOST:
             encoding = "one_hot" if frame[column].nunique() <= 20 else "target"

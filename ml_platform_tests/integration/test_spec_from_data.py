@@ -160,6 +160,9 @@ def test_limits_come_from_every_day_a_late_category_stays_open_and_a_stable_one_
     assert worst > 0.2 and worst <= columns["cost"]["max_null_fraction"] <= worst + 0.1
     assert f"{worst:.1%} null on its worst day (2024-05-05)" in text
     assert columns["cost"]["min_value"] == 0 and "max_value" not in columns["cost"]
+    features = {feature.get("column"): feature["agg"] for feature in drafted["features"]}
+    assert "cost" not in features and "# Not features: ['cost'], numbers with nulls on some days" in text  # feature_nulls
+    assert features["status"] == "category" and "ticket" not in features  # the event id is a key, not a feature
     assert drafted["event_id_column"] == "ticket" and columns["ticket"]["severity"] == "block"
     assert columns["escalated"]["dtype"] == "int64"  # with blanks: Int64 as pandas reads the CSV or the Parquet it wrote
     assert "missing_days" not in drafted["source"] and drafted["start_date"] == "2024-05-01"
