@@ -10,7 +10,9 @@ local directories.
 
 
 import errno
+import hashlib
 import json
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +24,9 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from pydantic import PrivateAttr
+
+STATE_KEPT_S = 86_400  # a superseded state stays readable a day: a rewound or earlier cursor still finds it
+
 
 class DataLake(dg.ConfigurableResource):
     """Parquet files under `base_path`: `<asset/key/path>/<partition>.parquet`."""
@@ -57,6 +62,32 @@ class DataLake(dg.ConfigurableResource):
     def write_json(self, asset_key: dg.AssetKey, value: Any) -> str:
         payload = json.dumps(value, indent=2, sort_keys=True, default=str).encode()
         return self._write_atomically(self.partition_path(asset_key, None, "json"), lambda f: f.write(payload))
+
+    def write_state(self, name: str, value: Any, keep: Sequence[str | None] = ()) -> str:
+        """Store a JSON value once as `_state/<name>/<content hash>.json` and return the hash. For state too large
+        for a sensor's cursor, which Dagster writes into every tick: the cursor names the file, and a tick that
+        fails after writing it leaves the cursor on a file that is still there. Other states of `name` older
+        than STATE_KEPT_S are removed, except those in `keep` (the one the current cursor names)."""
+        payload = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+        digest = hashlib.sha256(payload).hexdigest()
+        fs, root = self._fs()
+        directory = f"{root.rstrip('/')}/_state/{name}"
+        if not fs.exists(f"{directory}/{digest}.json"):
+            self._write_atomically(f"{directory}/{digest}.json", lambda f: f.write(payload))
+        kept = {f"{directory}/{key}.json" for key in (*keep, digest) if key}
+        for path in fs.ls(directory, detail=False):
+            if path.endswith(".json") and path not in kept and fs.modified(path).timestamp() < time.time() - STATE_KEPT_S:
+                _remove_if_present(fs, path)
+        return digest
+
+    def read_state(self, name: str, digest: str) -> Any | None:
+        """The value `write_state` stored under that hash; None when it is not there (removed, or another lake)."""
+        fs, root = self._fs()
+        path = f"{root.rstrip('/')}/_state/{name}/{digest}.json"
+        if not fs.exists(path):
+            return None
+        with fs.open(path, "rb") as handle:
+            return json.loads(handle.read())
 
     def has_json(self, asset_key: dg.AssetKey) -> bool:
         fs, _ = self._fs()
