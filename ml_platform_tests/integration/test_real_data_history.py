@@ -55,15 +55,6 @@ DATASETS = [
     HistoryDataset("portal_rodents", "2001-09-22", "2002-12-31", ("--label", "sex", "--positive", "F", "--entity", "plot_id"),
                    label="sex", positive="F", rare_day="2002-12-31", before_2000=False),  # species US, first seen
 ]
-# What still stops a dataset, until the platform handles it (issue 24); strict=False: an XPASS says it is gone
-KNOWN_BLOCKERS = {
-    "atlantic_storms": "the draft makes `agg: value` features of numeric columns with nulls "
-                       "(tropicalstorm_force_diameter, hurricane_force_diameter: null before 2004) and the "
-                       "blocking feature_nulls gate then fails every day",
-    "portal_rodents": "feature_nulls as above (hindfoot_length, weight blank where not measured)",
-}
-PARAMS = [pytest.param(dataset, id=dataset.name, marks=[pytest.mark.xfail(reason=KNOWN_BLOCKERS[dataset.name], strict=False)]
-                       if dataset.name in KNOWN_BLOCKERS else []) for dataset in DATASETS]
 
 
 def example_lander(name: str) -> ModuleType:
@@ -79,7 +70,7 @@ def calendar(first: str, last: str) -> list[str]:
     return [(start + dt.timedelta(days=offset)).isoformat() for offset in range((end - start).days + 1)]
 
 
-@pytest.mark.parametrize("dataset", PARAMS)
+@pytest.mark.parametrize("dataset", DATASETS, ids=[dataset.name for dataset in DATASETS])
 def test_a_real_history_with_gaps_goes_from_files_to_predictions_with_no_edit_and_no_failed_day(
     dataset: HistoryDataset, data_dir: Path, dagster_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,
