@@ -104,6 +104,9 @@ def test_a_real_history_with_gaps_goes_from_files_to_predictions_with_no_edit_an
     assert not failed_evaluations(spec), failed_evaluations(spec)[:20]
     assert lake.row_counts(keys.raw_events(spec), landed) == {day: len(read_day(exports, day)) for day in landed}, \
         "every landed row ingested, the extreme day's too"
+    training = pd.read_parquet(lake.partition_path(keys.training_set(spec), None))
+    assert set(training["day"]) <= set(landed), "a day without a file adds nothing to training"
+    assert training.groupby("split")["day"].nunique().to_dict().keys() == {"train", "holdout"}, "the window fits the calendar"
     assert default_resources()["mlflow"].version_by_alias(dataset.name, CHAMPION) is not None
     assert len(lake.read(keys.predictions(spec), [last])) == len(read_day(exports, last)), \
         "the last day scored, each of its events (unknown outcomes too)"
