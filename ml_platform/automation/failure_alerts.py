@@ -16,7 +16,7 @@ from ml_platform.settings import Settings
 from ml_platform.resources.alerts import AlertResource
 
 # How our gates word their step failures: PartitionGate, the champion asset, Dagster's own blocking checks.
-GATE_FAILURE_MARKERS = ("blocking gate failed", "failed its gates", "blocking asset check")
+GATE_FAILURE_MARKERS = ("partition(s) failed", "failed its gates", "blocking asset check")
 MESSAGE_CHARS = 500
 
 
@@ -32,10 +32,12 @@ def build_failure_alert_sensor(settings: Settings) -> dg.SensorDefinition:
         run = context.dagster_run
         partitions = _partitions(run.tags)
         errors = {event.step_key or "run": _reason(event) for event in context.get_step_failure_events()}
-        checks = failed_checks(context.instance, run.run_id, partitions)
+        evaluations = _failed_evaluations(context.instance, run.run_id)
+        checks = failed_checks(evaluations, partitions)
+        blocked = sum(_is_consequence(evaluation) for evaluation in evaluations)
         details = {"run_id": run.run_id, "job": run.job_name, "partitions": partitions,
                    "failed_steps": sorted(k for k in errors if k != "run"), "errors": errors,
-                   "failed_checks": checks,
+                   "failed_checks": checks, "days_failed_downstream": blocked,
                    "tags": {name: value for name, value in run.tags.items() if not name.startswith(".")}}  # no internals
         where = f" for {partitions}" if partitions else ""
         reasons = "\n".join(f"• {step}: {message}" for step, message in errors.items())
@@ -46,7 +48,8 @@ def build_failure_alert_sensor(settings: Settings) -> dg.SensorDefinition:
             lines = [f"• {c['asset']} `{c['check']}` [{c['partition'] or 'unpartitioned'}]: {c['description']}" for c in checks]
             alerts.send(
                 "gate_failed", f"Gate failed: {', '.join(names)}{where}",
-                f"run {run.run_id} ({run.job_name}) stopped at a blocking gate; nothing downstream ran.\n"
+                f"run {run.run_id} ({run.job_name}) failed at a blocking gate; what depends on the failed days was "
+                f"not computed{f' ({blocked} asset day(s))' if blocked else ''}, every other day went through.\n"
                 + "\n".join(lines or [reasons]),
                 severity="warning", details=details, link=alerts.run_url(run.run_id),
                 dedup_key="gate_failed:" + ",".join(sorted(
@@ -63,12 +66,24 @@ def build_failure_alert_sensor(settings: Settings) -> dg.SensorDefinition:
     return run_failure_alerts
 
 
-def failed_checks(instance: dg.DagsterInstance, run_id: str, run_partitions: str) -> list[dict[str, Any]]:
-    """The run's failed blocking check evaluations; one without a partition is charged to the run's partitions."""
+def _failed_evaluations(instance: dg.DagsterInstance, run_id: str) -> list[Any]:
+    """The run's failed blocking check evaluations."""
+    evaluations = (record.get_dagster_event().event_specific_data
+                   for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION))
+    return [evaluation for evaluation in evaluations if not evaluation.passed and evaluation.blocking is not False]
+
+
+def _is_consequence(evaluation: Any) -> bool:
+    """A day failed because a day it depends on failed (its gate says which): not a cause to page about."""
+    return bool(evaluation.metadata.get("upstream_failed"))
+
+
+def failed_checks(evaluations: list[Any], run_partitions: str) -> list[dict[str, Any]]:
+    """The failed evaluations that caused the run's failed days (not the days that only depend on them); one
+    without a partition is charged to the run's partitions."""
     checks = []
-    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
-        evaluation = record.get_dagster_event().event_specific_data
-        if evaluation.passed or evaluation.blocking is False:
+    for evaluation in evaluations:
+        if _is_consequence(evaluation):
             continue
         checks.append({"asset": evaluation.asset_key.to_user_string(), "check": evaluation.check_name,
                        "partition": getattr(evaluation, "partition", None) or run_partitions or None,

@@ -295,7 +295,8 @@ def test_sensors_land_rescore_retrain_and_alert_through_real_webserver_and_daemo
             assert alert["event"] == "gate_failed", alert  # bad data, not a broken platform
             assert {(c["asset"], c["check"], c["partition"]) for c in alert["details"]["failed_checks"]} == {
                 ("churn/raw_events", "schema", BAD_DAY)
-            }, alert
+            }, alert  # the cause; its features, predictions and drift failed because of it and are counted
+            assert alert["details"]["days_failed_downstream"] == 3, alert
             assert alert["link"] == f"{servers.url}/runs/{failed_run.run_id}", alert
             assert alert["link"].startswith(servers.url)
             assert alert["details"]["job"] == "churn_daily" and alert["details"]["partitions"] == BAD_DAY, alert
