@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Collection
 
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
@@ -30,10 +31,10 @@ def build_drift_retrain_sensor(spec: UseCaseSpec, settings: Settings, training_j
         f"above {threshold} on {spec.drift.consecutive_days} consecutive days.",
     )
     def drift_retrain(context: dg.SensorEvaluationContext, lake: DataLake) -> dg.SensorResult | dg.SkipReason:
-        worst_psi = _recent_worst_psi(spec, lake)
+        worst_psi, unmeasured = _recent_worst_psi(spec, lake)
         if not worst_psi:
             return dg.SkipReason(f"no {spec.name}/drift partitions yet")
-        episode = drift_episode(worst_psi, threshold)
+        episode = drift_episode(worst_psi, threshold, unmeasured)
         retrained_for = json.loads(context.cursor)["episode"] if context.cursor else None
         if not episode:  # a calm newest day ends any episode: the next one retrains again
             return dg.SensorResult(skip_reason=f"newest drift day within PSI {threshold}",
@@ -55,26 +56,37 @@ def build_drift_retrain_sensor(spec: UseCaseSpec, settings: Settings, training_j
     return drift_retrain
 
 
-def drift_episode(worst_psi: dict[str, float], threshold: float) -> list[str]:
-    """The run of consecutive calendar days, ending on the newest day, whose PSI exceeds the threshold."""
+def drift_episode(worst_psi: dict[str, float], threshold: float, unmeasured: Collection[str] = ()) -> list[str]:
+    """The run of consecutive days, ending on the newest day, whose PSI exceeds the threshold. Days stored
+    without a measurement between them (a day without events on an irregular calendar) do not break the run;
+    a day whose drift was never computed does."""
     episode: list[str] = []
+    skipped = set(unmeasured)
     for day in sorted(worst_psi, reverse=True):
-        follows = not episode or dt.date.fromisoformat(day) == dt.date.fromisoformat(episode[0]) - dt.timedelta(days=1)
-        if not follows or worst_psi[day] <= threshold:
+        if episode and not _only_unmeasured_between(day, episode[0], skipped):
+            break
+        if worst_psi[day] <= threshold:
             break
         episode.insert(0, day)
     return episode
 
 
-def _recent_worst_psi(spec: UseCaseSpec, lake: DataLake) -> dict[str, float]:
+def _only_unmeasured_between(earlier: str, later: str, unmeasured: set[str]) -> bool:
+    first, last = dt.date.fromisoformat(earlier), dt.date.fromisoformat(later)
+    return all((first + dt.timedelta(days=n)).isoformat() in unmeasured for n in range(1, (last - first).days))
+
+
+def _recent_worst_psi(spec: UseCaseSpec, lake: DataLake) -> tuple[dict[str, float], set[str]]:
     """Largest PSI (any feature or the scores) of each of the newest drift days that were measured against
-    the champion of the newest day: drift measured against a champion since replaced says nothing about
-    the current one, so right after a promotion only the days rescored with it count."""
+    the champion of the newest day, and the newest days stored without a measurement (no events, too few
+    rows): drift measured against a champion since replaced says nothing about the current one, so right
+    after a promotion only the days rescored with it count."""
     days = lake.existing_partitions(keys.drift(spec))[-DRIFT_LOOKBACK_DAYS:]
     if not days:
-        return {}
+        return {}, set()
     drift = lake.read(keys.drift(spec), days, columns=["day", "psi", "champion_version"])
     if drift.empty:
-        return {}
+        return {}, set(days)
     newest = drift.loc[drift["day"] == drift["day"].max(), "champion_version"].iloc[0]
-    return drift[drift["champion_version"] == newest].groupby("day")["psi"].max().to_dict()
+    worst = drift[drift["champion_version"] == newest].groupby("day")["psi"].max().to_dict()
+    return worst, set(days) - set(drift["day"])

@@ -87,6 +87,10 @@ def test_drift_episodes_start_after_k_consecutive_days_and_end_on_a_calm_day(dat
 
     assert drift_episode({"2025-03-01": 0.9, "2025-03-03": 0.9}, 0.25) == ["2025-03-03"], "a missing day breaks the run"
     assert drift_episode({"2025-03-01": 0.9, "2025-03-02": 0.9}, 0.25) == ["2025-03-01", "2025-03-02"]
+    # a weekend stored without events (missing_days: empty) between two drifted days does not end the episode
+    friday_monday = {"2025-03-07": 0.9, "2025-03-10": 0.9}
+    assert drift_episode(friday_monday, 0.25, {"2025-03-08", "2025-03-09"}) == ["2025-03-07", "2025-03-10"]
+    assert drift_episode(friday_monday, 0.25, {"2025-03-08"}) == ["2025-03-10"], "a day never measured still does"
 
 
 def test_warm_up_days_are_not_measured_so_they_raise_no_drift(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
