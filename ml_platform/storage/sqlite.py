@@ -31,15 +31,9 @@ BATCHED_ASSET_EVENTS = frozenset({
 SQLITE_SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 
 
-def default_sqlite_base_dir() -> str:
-    """Where Dagster keeps SQLite event logs by default, so existing instances keep their history."""
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:
-        raise ValueError(
-            "PooledSqliteEventLogStorage: no `base_dir` in its config and DAGSTER_HOME is not set; "
-            "set one of them to the directory that holds the instance"
-        )
-    return os.path.join(home, "history", "runs")
+def event_logs_dir(instance_dir: str) -> str:
+    """Where Dagster keeps an instance's SQLite event logs by default, so existing instances keep their history."""
+    return os.path.join(instance_dir, "history", "runs")
 
 
 class PooledSqliteEventLogStorage(RemembersTables, SqliteEventLogStorage):
@@ -56,7 +50,16 @@ class PooledSqliteEventLogStorage(RemembersTables, SqliteEventLogStorage):
         self._engines: OrderedDict[str, db.Engine] = OrderedDict()
         self._event_watcher: SqlPollingEventWatcher | None = None
         ask_dagster_for_batches()
-        super().__init__(base_dir or default_sqlite_base_dir(), inst_data=inst_data)
+        self._inst_data = inst_data
+        home = os.environ.get("DAGSTER_HOME")
+        if base_dir or home:
+            super().__init__(base_dir or event_logs_dir(home), inst_data=inst_data)
+        # else the instance's own directory, when it registers (`dagster dev` with no DAGSTER_HOME: a temporary one)
+
+    def register_instance(self, instance: Any) -> None:
+        if not hasattr(self, "_base_dir"):
+            super().__init__(event_logs_dir(instance.root_directory), inst_data=self._inst_data)
+        super().register_instance(instance)
 
     @classmethod
     def config_type(cls) -> dict[str, Field]:

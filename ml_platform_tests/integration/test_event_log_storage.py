@@ -192,12 +192,21 @@ def test_wiping_the_instance_leaves_no_connection_on_a_deleted_run_shard(
     assert messages == ["after the wipe"]
 
 
-def test_a_bad_setting_or_no_home_fails_naming_what_to_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_bad_setting_fails_naming_it_and_no_home_means_the_instances_own_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     with pytest.raises(ValueError, match="synchronous must be one of"):
         PooledSqliteEventLogStorage(base_dir=str(tmp_path), synchronous="OFF")
+    # no base_dir and no DAGSTER_HOME (`dagster dev` in a fresh clone): the event logs go where Dagster's own
+    # storage would put them, under the directory of the instance that registers the storage
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    with pytest.raises(ValueError, match="DAGSTER_HOME"):
-        PooledSqliteEventLogStorage()
+    (tmp_path / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    try:
+        assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+        assert (tmp_path / "history" / "runs" / "index.db").is_file()
+    finally:
+        instance.dispose()
 
 
 # --- Postgres ----------------------------------------------------------------------------------

@@ -260,7 +260,7 @@ def dagster_servers(
                 full_env, logs / "webserver.log", repo_root,
             )
             started.append(webserver)
-            if _wait_for_server_info(url, webserver, timeout=startup_timeout):
+            if wait_for_server_info(url, webserver, timeout=startup_timeout):
                 break
             kill_process_group(webserver)
         else:
@@ -281,7 +281,7 @@ def dagster_servers(
             kill_process_group(process)
 
 
-def _wait_for_server_info(url: str, process: subprocess.Popen, timeout: float) -> bool:
+def wait_for_server_info(url: str, process: subprocess.Popen, timeout: float) -> bool:
     """True once the webserver answers /server_info, False if its process exited first (its port was taken)."""
 
     def check() -> str | None:
