@@ -62,7 +62,7 @@ def _source_days(defs: Any, spec: UseCaseSpec, first: str | None, last: str | No
     source = defs.resources[source_resource_key(spec)].source_for(spec)
     days = sorted(day for day in source.versions() if (first is None or day >= first) and (last is None or day <= last))
     if spec.missing_days == "empty" and days:  # a day without data is a day without events: every day between
-        days = [day for day in partitions if days[0] <= day <= days[-1]]
+        days = [day for day in partitions if (first or days[0]) <= day <= (last or days[-1])]
     days = sorted(set(days) & set(partitions))
     if not days:
         window = f"{first or 'the start'}..{last or 'the latest partition'}"

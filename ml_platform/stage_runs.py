@@ -34,9 +34,10 @@ def run_stages(defs: Any, spec: Any, label: str, stages: Sequence[str], instance
     with StageProgress(instance, spec, label, stages, days or []):
         result = materialize_stages(defs, spec, stages, instance, days, log_level="ERROR")
     run = StageRun(result.success, result.run_id)
-    for event in result.get_asset_materialization_events():
-        stage = event.asset_key.path[-1]
-        run.days_done[stage] = run.days_done.get(stage, 0) + 1
+    done: dict[str, set[str | None]] = {}
+    for event in result.get_asset_materialization_events():  # a retried step records its days again: count each once
+        done.setdefault(event.asset_key.path[-1], set()).add(event.partition)
+    run.days_done = {stage: len(days) for stage, days in done.items()}
     for evaluation in result.get_asset_check_evaluations():
         stage = evaluation.asset_key.path[-1]
         name = f"{stage}:{evaluation.check_name}"

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from ml_platform.steps import DayResult
 
 LISTED_PARTITIONS = 5  # a failure message names this many bad days and counts the rest
+FETCH_LIMIT = 10_000  # the most event records Dagster returns from one fetch
 PROGRESS_EVERY = 31  # days between progress lines in a range run's log
 
 
@@ -144,15 +145,19 @@ class PartitionGate:
 def latest_materializations(
     instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitions: Iterable[str]
 ) -> dict[str, AssetCheckEvaluationTargetMaterializationData]:
-    """Each partition's latest materialization, as the target an evaluation of it judges (two queries)."""
+    """Each partition's latest materialization, as the target an evaluation of it judges (a query, then one a
+    10,000 partitions)."""
     storage_ids = instance.event_log_storage.get_latest_storage_id_by_partition(
         asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(partitions)
     )
-    if not storage_ids:
-        return {}
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=list(storage_ids.values())), limit=len(storage_ids)
-    ).records
+    ids = list(storage_ids.values())
+    records = [
+        record
+        for start in range(0, len(ids), FETCH_LIMIT)  # Dagster fetches at most 10,000 records a call
+        for record in instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=ids[start:start + FETCH_LIMIT]), limit=FETCH_LIMIT
+        ).records
+    ]
     return {
         record.partition_key: AssetCheckEvaluationTargetMaterializationData(
             storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
