@@ -358,7 +358,7 @@ def _positive_value(values: list[str], label: str, positive: str | None) -> str:
             raise ValueError(f"--positive '{positive}' is not a value of '{label}': {values}")
         return positive
     yes_like = [value for value in values if value.lower() in POSITIVE_WORDS]
-    return _only(yes_like, f"positive value of '{label}' (one of {values})", "--positive")
+    return _only(yes_like, f"positive value of '{label}' (one of {values})", "--positive", "VALUE")
 
 
 def _entity_candidates(frame: pd.DataFrame, roles: set[str | None]) -> list[str]:
@@ -375,12 +375,12 @@ def _entity_candidates(frame: pd.DataFrame, roles: set[str | None]) -> list[str]
     return named or found
 
 
-def _only(candidates: list[str], what: str, option: str) -> str:
+def _only(candidates: list[str], what: str, option: str, argument: str = "COLUMN") -> str:
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        raise ValueError(f"found no column that looks like the {what}; name it with {option} COLUMN")
-    raise ValueError(f"several columns could be the {what}: {candidates}; choose one with {option} COLUMN")
+        raise ValueError(f"found no column that looks like the {what}; name it with {option} {argument}")
+    raise ValueError(f"several columns could be the {what}: {candidates}; choose one with {option} {argument}")
 
 
 def _relative(directory: Path, data_dir: Path) -> str:
