@@ -68,9 +68,9 @@ def _training_set(spec: UseCaseSpec) -> dg.AssetsDefinition:
         try:
             window = choose_window(spec, lake.existing_partitions(raw_key), lake.existing_partitions(features_key),
                                    steps.days_without_events(lake, spec, raw_key))
+            frame, unlabelled = assemble(lake, spec, features_key, raw_key, window)
         except NotEnoughHistory as error:
             raise dg.Failure(str(error), allow_retries=False) from None
-        frame, unlabelled = assemble(lake, spec, features_key, raw_key, window)
         return dg.Output(frame, metadata={
             "rows": len(frame),
             "unlabelled_rows": dg.MetadataValue.int(unlabelled),  # outcome unknown: scored daily, not trained on

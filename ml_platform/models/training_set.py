@@ -78,6 +78,12 @@ def assemble(
     labelled = frame["label"].notna()
     frame = frame[labelled].reset_index(drop=True)
     frame["split"] = np.where(frame[DAY].isin(window.holdout), "holdout", "train")
+    for split in ("train", "holdout"):  # a model needs both; say so here rather than let the trainer crash on none
+        if not (frame["split"] == split).any():
+            days = window.train if split == "train" else window.holdout
+            raise NotEnoughHistory(f"{spec.name}: no labelled row in the {split} days {days[0]}..{days[-1]} "
+                                   f"({int((~labelled).sum())} row(s) of the window have an unknown outcome); "
+                                   "land more days with known outcomes")
     is_train = frame["split"] == "train"
     if is_train.sum() > spec.training.max_rows:
         keep = frame[is_train].sample(spec.training.max_rows, random_state=spec.training.seed).index

@@ -88,3 +88,16 @@ def test_events_without_an_id_are_identified_by_their_content_and_repeats_are_re
     [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "unique_event_ids"]
     assert not check.passed and "3 row(s) repeat an earlier row in every column" in check.description
     assert "name an event_id_column or the unique_columns" in check.description
+
+
+def test_a_window_whose_outcomes_are_all_unknown_fails_the_training_set_saying_so(data_dir: Path) -> None:
+    """Every label blank (a field survey whose outcome is recorded later): the training set says there is no
+    labelled row to train on, instead of handing the trainer nothing."""
+    spec = csv_fraud_spec(max_null_fraction=1.0)
+    days = sorted(land_with_unknown_labels(data_dir, share=1.0))
+    defs = build_definitions([spec])
+    assert materialize_stages(defs, spec, ["raw_events", "features"], dg.DagsterInstance.ephemeral(), days).success
+    training = materialize_stages(defs, spec, ["training_set"], dg.DagsterInstance.ephemeral())
+    assert not training.success
+    failure = next(event for event in training.all_events if event.is_step_failure)
+    assert "no labelled row in the train days" in str(failure.event_specific_data.error)
