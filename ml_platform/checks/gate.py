@@ -99,12 +99,6 @@ class PartitionGate:
         failed_days = {day: [o for o in outcomes if o.blocks] for day, outcomes in sorted(self.outcomes.items())}
         return {day: bad for day, bad in failed_days.items() if bad}
 
-    @property
-    def warnings(self) -> dict[str, list[CheckOutcome]]:
-        """Each partition's failed outcomes that only warn."""
-        warned = {day: [o for o in outcomes if not o.passed and not o.blocks] for day, outcomes in sorted(self.outcomes.items())}
-        return {day: bad for day, bad in warned.items() if bad}
-
     def record_written(self, partition: str, rows: int, **metadata: Any) -> None:
         """Note a day's file as written; `metadata` is that day's own, shown on its partition."""
         self.rows[partition] = rows
