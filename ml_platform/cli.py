@@ -70,6 +70,8 @@ def _add_run_commands(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser("predict", help="score the newest feature days with the champion and measure drift")
     predict.add_argument("use_case", help="the use case, e.g. churn")
     predict.add_argument("--days", type=positive_int, default=1, help="how many of the newest feature days (default 1)")
+    for command in (materialize, train, predict):
+        _add_where_options(command)
 
     serve = commands.add_parser("serve", help="score rows online with the current champion (HTTP: /score, /health, /metrics)")
     serve.add_argument("use_case", help="the use case, e.g. churn")
@@ -77,6 +79,20 @@ def _add_run_commands(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=positive_int, default=8080, help="port (default 8080)")
     serve.add_argument("--refresh-seconds", type=positive_int, default=5,
                        help="how often to ask the registry who is champion (default 5): promotions need no restart")
+
+
+def _add_where_options(command: argparse.ArgumentParser) -> None:
+    """Where a run executes (ml_platform/stage_commands.py): by default submitted when the instance's daemon serves
+    its run queue, else in this process."""
+    where = command.add_mutually_exclusive_group()
+    where.add_argument("--in-process", action="store_true", help="execute in this process even if a daemon is running")
+    where.add_argument("--submit", action="store_true",
+                       help="submit to the instance's run queue (its daemon launches the run); fail if no daemon serves it")
+    where.add_argument("--url", default=None, metavar="URL",
+                       help="submit to the deployment whose dagster-webserver answers at URL (e.g. http://localhost:3000) "
+                            "and follow the run through its GraphQL")
+    command.add_argument("--workspace", default="workspace.yaml", metavar="PATH",
+                         help="the workspace.yaml a run submitted to the instance is created from (default ./workspace.yaml)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,12 +1,19 @@
 """`ml-platform materialize | train | predict`: a use case's stages from a shell, through the same
 definitions and gates as the UI, with progress; then each stage's days done and failed, every failed day with
-its reasons, and exit 1 when any day or step failed (gates that only warn are listed too, and do not fail it)."""
+its reasons, and exit 1 when any day or step failed (gates that only warn are listed too, and do not fail it).
+
+Where the run executes: `--in-process` (this process, on $DAGSTER_HOME's instance), `--submit` (the instance's
+run queue: its daemon launches the run with the instance's run launcher), `--url URL` (the run queue of the
+deployment whose webserver answers at URL, e.g. Kubernetes, followed through its GraphQL). By default a run is
+submitted when the instance queues runs and its daemon is alive, else it executes in this process: a laptop
+without `dagster-daemon` runs in-process, a shell next to a running deployment uses its queue and limits."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from ml_platform.assets import keys
 from ml_platform.spec import UseCaseSpec
@@ -15,8 +22,8 @@ from ml_platform.spec import UseCaseSpec
 def run_command(args: argparse.Namespace, spec: UseCaseSpec, instance: Any) -> int:
     from ml_platform.definitions import build_definitions, load_specs
     from ml_platform.runner import MONITORING_STAGES, TRAINING_STAGES
-    from ml_platform.stage_runs import run_stages
 
+    mode = run_mode(args, instance)
     defs = build_definitions(load_specs())
     if args.command == "materialize":
         days = _source_days(defs, spec, args.first, args.last)
@@ -26,7 +33,7 @@ def run_command(args: argparse.Namespace, spec: UseCaseSpec, instance: Any) -> i
     else:
         days = _newest_feature_days(spec, args.days)
         label, stages = f"{spec.name}: {len(days)} day(s) {days[0]}..{days[-1]}", ["predictions", *MONITORING_STAGES]
-    result = run_stages(defs, spec, label, stages, instance, days)
+    result = _run(mode, args, defs, spec, label, stages, instance, days)
     print(f"{label}: {'ok' if result.success else 'FAILED'} (run {result.run_id[:8]}, {' -> '.join(stages)})")
     if days is not None:
         for stage in stages:
@@ -39,6 +46,43 @@ def run_command(args: argparse.Namespace, spec: UseCaseSpec, instance: Any) -> i
     for error in result.errors:
         print(f"  {error}", file=sys.stderr)
     return 0 if result.success else 1
+
+
+Mode = Literal["in-process", "submit", "url"]
+
+
+def run_mode(args: argparse.Namespace, instance: Any) -> Mode:
+    """Where the run executes (see the module's docstring); --submit to an instance whose daemon is not
+    serving its queue is refused (ValueError: exit 2), since the run would wait in the queue forever."""
+    from ml_platform.runner import daemon_serves_queue
+
+    if getattr(args, "url", None):
+        return "url"
+    if getattr(args, "in_process", False):
+        return "in-process"
+    serving = daemon_serves_queue(instance)
+    if getattr(args, "submit", False) and not serving:
+        raise ValueError(f"--submit: the instance in {instance.root_directory} has no dagster-daemon serving a run "
+                         "queue (QueuedRunCoordinator with a queue heartbeat in the last 2 minutes); start "
+                         "`dagster-daemon run`, or leave --submit out to run in this process")
+    return "submit" if serving else "in-process"
+
+
+def _run(mode: Mode, args: argparse.Namespace, defs: Any, spec: UseCaseSpec, label: str, stages: list[str],
+         instance: Any, days: list[str] | None) -> Any:
+    """Execute in this process, or submit the same run and follow it to its end; returns its StageRun."""
+    from ml_platform.runner import submit_to_instance, submit_to_webserver
+    from ml_platform.stage_runs import follow_on_instance, follow_on_webserver, run_stages
+
+    if mode == "in-process":
+        return run_stages(defs, spec, label, stages, instance, days)
+    if mode == "url":
+        print(f"{label}: submitting to the run queue of {args.url}")
+        return follow_on_webserver(args.url, spec, label, stages, days,
+                                   lambda: submit_to_webserver(args.url, spec, stages, days))
+    workspace = Path(args.workspace)
+    print(f"{label}: submitting to the run queue of the instance in {instance.root_directory} ({workspace})")
+    return follow_on_instance(spec, label, stages, instance, days, lambda: submit_to_instance(workspace, spec, stages, days))
 
 
 def failed_day_lines(failed_days: dict[str, dict[str, list[str]]], listed: int = 10) -> list[str]:
