@@ -390,6 +390,9 @@ class GateSpec(StrictModel):
 
 class ScheduleSpec(StrictModel):
     daily_at: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "01:30"
+    # the daily assets are late (freshness FAIL in Dagster's asset health) when not materialized within this many
+    # minutes after daily_at (at most a day: the next day's schedule comes then)
+    late_after_minutes: Annotated[int, Field(ge=1, le=1440)] = 120
     retrain_cron: str = "0 3 * * 1"
     rescore_days: Annotated[int, Field(ge=1, le=366)] = 7
     timezone: str = "UTC"

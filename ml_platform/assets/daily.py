@@ -17,6 +17,7 @@ import pandas as pd
 
 from ml_platform import steps
 from ml_platform.assets import keys
+from ml_platform.assets.conventions import daily_conventions
 from ml_platform.assets.range_step import DailyStage, RangeStep
 from ml_platform.automation.conditions import FEATURES_FOLLOW_RAW
 from ml_platform.automation.high_scores import alert_high_scores
@@ -40,8 +41,9 @@ def daily_stages(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
     ]
 
 
-def _common(spec: UseCaseSpec) -> dict[str, Any]:
-    return {"group_name": spec.name, "owners": spec.owners}
+def _common(spec: UseCaseSpec, stage: str) -> dict[str, Any]:
+    """What every daily asset's spec says besides its own: group, owners, code version, freshness."""
+    return {"group_name": spec.name, "owners": spec.owners, **daily_conventions(spec, stage)}
 
 
 def _raw_events(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> DailyStage:
@@ -64,7 +66,7 @@ def _raw_events(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> D
             "Blocking gates: " + ", ".join(raw_checks(spec)) + ".",
             kinds={"parquet", "pandas"},
             metadata={"dagster/column_schema": schema, "source": spec.source.model_dump()},
-            **_common(spec),
+            **_common(spec, "raw_events"),
         ),
         gate_check_specs(key, raw_checks(spec), partitions_def),
         raw_events,
@@ -107,7 +109,7 @@ def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> Dai
             deps=[raw_key],
             automation_condition=FEATURES_FOLLOW_RAW,
             metadata={"dagster/column_schema": schema},
-            **_common(spec),
+            **_common(spec, "features"),
         ),
         gate_check_specs(key, FEATURE_CHECKS, partitions_def),
         features,
@@ -148,7 +150,7 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
             kinds={"parquet", "mlflow"},
             deps=[features_key, keys.champion(spec)],
             metadata={"dagster/column_schema": _predictions_schema(spec)},
-            **_common(spec),
+            **_common(spec, "predictions"),
         ),
         gate_check_specs(key, PREDICTION_CHECKS, partitions_def),
         predictions,

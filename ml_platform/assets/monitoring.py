@@ -8,6 +8,7 @@ import dagster as dg
 
 from ml_platform import steps
 from ml_platform.assets import keys
+from ml_platform.assets.conventions import daily_conventions
 from ml_platform.assets.range_step import DailyStage, RangeStep
 from ml_platform.checks.gate import partitioned_check_spec
 from ml_platform.checks.rules import DRIFT_CHECK
@@ -61,6 +62,7 @@ def drift_stage(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> D
             "once per drift episode (the drift sensor).",
             kinds={"parquet", "pandas"}, deps=[inputs.features, inputs.predictions, keys.champion(spec)],
             group_name=spec.name, owners=spec.owners, metadata={"dagster/column_schema": SCHEMA},
+            **daily_conventions(spec, "drift"),
         ),
         [partitioned_check_spec(DRIFT_CHECK, key, partitions_def,
                                 f"Every feature's PSI is at most {limit} (warning, not blocking)", blocking=False)],

@@ -12,6 +12,7 @@ import dagster as dg
 
 from ml_platform import steps
 from ml_platform.assets import keys
+from ml_platform.assets.conventions import daily_conventions
 from ml_platform.assets.range_step import DailyStage, RangeStep
 from ml_platform.checks.gate import gate_check_specs
 from ml_platform.checks.rules import passed
@@ -60,6 +61,7 @@ def report_stages(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) ->
             description=f"{spec.name}: the day's report (Markdown): items per class and the change against the "
             f"previous {HISTORY_DAYS} days, the least confident items, the clearest examples of each class.",
             kinds={"markdown"}, deps=[predictions_key, features_key], group_name=spec.name, owners=spec.owners,
+            **daily_conventions(spec, "report"),
         ),
         gate_check_specs(key, REPORT_CHECKS, partitions_def),
         report,

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ml_platform import steps
 from ml_platform.assets import keys
+from ml_platform.assets.conventions import code_version
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.k8s.placement import training_op_tags, training_pool
 from ml_platform.models.challenger import (
@@ -63,6 +64,7 @@ def _training_set(spec: UseCaseSpec) -> dg.AssetsDefinition:
         group_name=spec.name,
         owners=spec.owners,
         kinds={"parquet", "pandas"},
+        code_version=code_version(spec, "training_set"),
     )
     def training_set(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Output[pd.DataFrame]:
         try:
@@ -73,6 +75,7 @@ def _training_set(spec: UseCaseSpec) -> dg.AssetsDefinition:
             raise dg.Failure(str(error), allow_retries=False) from None
         return dg.Output(frame, metadata={
             "rows": len(frame),
+            "dagster/row_count": dg.MetadataValue.int(len(frame)),
             "unlabelled_rows": dg.MetadataValue.int(unlabelled),  # outcome unknown: scored daily, not trained on
             "train_days": f"{window.train[0]}..{window.train[-1]}",
             "holdout_days": f"{window.holdout[0]}..{window.holdout[-1]}",
@@ -124,6 +127,7 @@ def _model(spec: UseCaseSpec, settings: Settings) -> dg.AssetsDefinition:
         group_name=spec.name,
         owners=spec.owners,
         kinds={library, "mlflow"},
+        code_version=code_version(spec, "model"),
         retry_policy=MLFLOW_RETRY,
         op_tags=training_op_tags(spec, settings),
         pool=training_pool(spec),
@@ -265,6 +269,7 @@ def _champion(spec: UseCaseSpec) -> dg.AssetsDefinition:
         group_name=spec.name,
         owners=spec.owners,
         kinds={"mlflow"},
+        code_version=code_version(spec, "champion"),
         retry_policy=MLFLOW_RETRY,
     )
     def champion(

@@ -100,9 +100,10 @@ class PartitionGate:
         return {day: bad for day, bad in failed_days.items() if bad}
 
     def record_written(self, partition: str, rows: int, **metadata: Any) -> None:
-        """Note a day's file as written; `metadata` is that day's own, shown on its partition."""
+        """Note a day's file as written; `metadata` is that day's own, shown on its partition (with the row count
+        under Dagster's standard key too, which the UI shows as "Row count")."""
         self.rows[partition] = rows
-        self.partition_metadata[partition] = {"rows": rows, **metadata}
+        self.partition_metadata[partition] = {"rows": rows, "dagster/row_count": dg.MetadataValue.int(rows), **metadata}
         self.context.add_asset_metadata(self.partition_metadata[partition], asset_key=self.asset_key, partition_key=partition)
 
     def conclude(self, **range_metadata: Any) -> Iterator[Any]:
