@@ -1,23 +1,34 @@
-"""A Dagster user's first habit: `dagster dev` in a fresh clone with no DAGSTER_HOME set.
+"""A Dagster user's first habits: `dagster dev` and `dg dev` in a fresh clone with no DAGSTER_HOME set.
 
 Dagster then keeps the instance in a temporary `.tmp_dagster_home_*` directory under the working
 directory; the platform's event log storage (named in dagster.yaml) must find its directory there, as
-Dagster's own default storage does, and the UI must serve the code location.
+Dagster's own default storage does, and the UI must serve the code location. The repository is a `dg`
+project ([tool.dg] in pyproject.toml): `dg check defs`, `dg list defs`, `dg dev` and `dg launch` work
+in the clone's root, with no variable set and with DAGSTER_HOME set.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
-from ml_platform_tests.support.graphql import wait_for_code_location
-from ml_platform_tests.support.servers import REPO_ROOT, free_port, kill_process_group, spawn, wait_for_server_info
+from ml_platform_tests.support.graphql import graphql, wait_for_code_location
+from ml_platform_tests.support.servers import (
+    REPO_ROOT, free_port, kill_process_group, open_instance, prepare_dagster_home, spawn, wait_for_server_info,
+)
 
 pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+# Every asset of each shipped use case's daily step; `dg list defs` must list them all.
+DAILY_ASSETS = [f"{use_case}/{name}" for use_case in ("churn", "fraud", "prices", "news")
+                for name in ("raw_events", "features", "predictions", "drift")]
 
 
 def _fresh_clone(tmp_path: Path) -> Path:
@@ -34,18 +45,36 @@ def _fresh_clone(tmp_path: Path) -> Path:
     return clone
 
 
+def _bare_env(clone: Path) -> dict[str, str]:
+    """No DAGSTER_ or ML_PLATFORM_ variable; the clone's code, not this checkout's editable install."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DAGSTER_", "ML_PLATFORM_"))}
+    env["PYTHONPATH"] = str(clone)
+    return env
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One fresh clone for the `dg` tests (each leaves no state the others read)."""
+    return _fresh_clone(tmp_path_factory.mktemp("dg"))
+
+
+def _dg(clone: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(BIN / "dg"), *args], cwd=clone, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"dg {' '.join(args)}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+    return result
+
+
 def test_dagster_dev_serves_the_ui_from_a_fresh_clone_without_dagster_home(tmp_path: Path) -> None:
     clone = _fresh_clone(tmp_path)
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("DAGSTER_", "ML_PLATFORM_"))}
-    env["PYTHONPATH"] = str(clone)  # the clone's code, not this checkout's editable install
-    validate = subprocess.run([str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+    env = _bare_env(clone)
+    validate = subprocess.run([str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
                               cwd=clone, env=env, capture_output=True, text=True, timeout=300)
     assert validate.returncode == 0, validate.stdout[-3000:] + validate.stderr[-3000:]
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "dagster_dev.log"
-    process = spawn([str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
+    process = spawn([str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
                      "-p", str(port)], env, log, clone)
     try:
         assert wait_for_server_info(url, process, timeout=180), log.read_text()[-3000:]
@@ -55,3 +84,52 @@ def test_dagster_dev_serves_the_ui_from_a_fresh_clone_without_dagster_home(tmp_p
     finally:
         kill_process_group(process)
     assert "DAGSTER_HOME is not set" not in log.read_text()
+
+
+@pytest.mark.parametrize("with_home", [False, True], ids=["no_env", "dagster_home"])
+def test_dg_check_and_list_defs(clone: Path, tmp_path: Path, with_home: bool) -> None:
+    env = _bare_env(clone)
+    if with_home:
+        env["DAGSTER_HOME"] = str(prepare_dagster_home(tmp_path / "home"))
+    assert "All definitions loaded successfully." in _dg(clone, env, "check", "defs").stdout
+    listed = json.loads(_dg(clone, env, "list", "defs", "--json").stdout)
+    keys = {asset["asset_key"] for asset in listed["assets"]}
+    assert set(DAILY_ASSETS) <= keys, sorted(set(DAILY_ASSETS) - keys)
+
+
+def test_dg_dev_serves_the_code_location(clone: Path, tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "dg_dev.log"
+    process = spawn([str(BIN / "dg"), "dev", "-h", "127.0.0.1", "-p", str(port)], _bare_env(clone), log, clone)
+    try:
+        assert wait_for_server_info(url, process, timeout=180), log.read_text()[-3000:]
+        [location] = wait_for_code_location(url, timeout=180)
+        assert location["name"] == "ml_platform"
+        nodes = graphql(url, "{ assetNodes { assetKey { path } } }")["assetNodes"]
+        assert set(DAILY_ASSETS) <= {"/".join(node["assetKey"]["path"]) for node in nodes}
+    finally:
+        kill_process_group(process)
+    assert "DAGSTER_HOME is not set" not in log.read_text()
+
+
+def test_dg_launch_a_partition_range_of_landed_days(clone: Path, tmp_path: Path) -> None:
+    """Three landed churn days through `dg launch --partition-range`: one run (the daily step's
+    single-run backfill policy), in Dagster's temporary home and then in a DAGSTER_HOME that keeps it."""
+    env = _bare_env(clone)
+    days = ["2026-01-01", "2026-01-02", "2026-01-03"]
+    subprocess.run([str(BIN / "ml-platform-demo"), "generate", "--use-case", "churn", "--days", "3",
+                    "--events-per-day", "200", "--end", days[-1]], cwd=clone, env=env, check=True, timeout=120)
+    launch = ("launch", "--assets", "churn/raw_events", "--partition-range", f"{days[0]}...{days[-1]}")
+
+    _dg(clone, env, *launch)
+    lake = clone / "data" / "lake" / "churn" / "raw_events"
+    assert sorted(path.stem for path in lake.glob("*.parquet")) == days
+
+    home = prepare_dagster_home(tmp_path / "home")
+    _dg(clone, {**env, "DAGSTER_HOME": str(home)}, *launch)
+    with open_instance(home) as instance:
+        [run] = instance.get_runs()
+        assert run.is_success, run.status
+        assert (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"]) == (days[0], days[-1])
+        assert instance.get_materialized_partitions(dg.AssetKey(["churn", "raw_events"])) == set(days)
