@@ -97,6 +97,23 @@ def test_dg_check_and_list_defs(clone: Path, tmp_path: Path, with_home: bool) ->
     assert set(DAILY_ASSETS) <= keys, sorted(set(DAILY_ASSETS) - keys)
 
 
+def test_dg_check_defs_names_a_broken_specs_file_and_field(clone: Path, tmp_path: Path) -> None:
+    """A use case stays a spec file, not a Component (docs/dagster-native.md): `dg check defs` reports
+    its mistakes with the spec's own message."""
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    churn = (clone / "ml_platform" / "use_cases" / "churn.yaml").read_text()
+    broken = churn.replace("name: churn", "name: broken", 1).replace("{name: customer_id, dtype: int64,",
+                                                                    "{name: customer_id, dtype: int65,", 1)
+    assert broken.count("int65") == 1
+    (specs / "broken.yaml").write_text(broken)
+    env = {**_bare_env(clone), "ML_PLATFORM_SPECS_DIR": str(specs)}
+    result = subprocess.run([str(BIN / "dg"), "check", "defs"], cwd=clone, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert f"{specs / 'broken.yaml'}: invalid use-case spec: columns[1].dtype: Input should be" in result.stdout + result.stderr
+
+
 def test_dg_dev_serves_the_code_location(clone: Path, tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
