@@ -42,7 +42,7 @@ demo: install dagster-home
 
 ui: install dagster-home
 	@echo "Dagster UI on http://localhost:3000 (Ctrl-C stops webserver, daemon and code server)"
-	ML_PLATFORM_AUTOMATION=$${ML_PLATFORM_AUTOMATION:-running} $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	ML_PLATFORM_AUTOMATION=$${ML_PLATFORM_AUTOMATION:-running} $(BIN)/dg dev -h 127.0.0.1 -p 3000
 
 validate: dagster-home
 	$(BIN)/dagster definitions validate -w workspace.yaml
