@@ -56,12 +56,12 @@ def run_mode(args: argparse.Namespace, instance: Any) -> Mode:
     serving its queue is refused (ValueError: exit 2), since the run would wait in the queue forever."""
     from ml_platform.runner import daemon_serves_queue
 
-    if getattr(args, "url", None):
+    if args.url:
         return "url"
-    if getattr(args, "in_process", False):
+    if args.in_process:
         return "in-process"
     serving = daemon_serves_queue(instance)
-    if getattr(args, "submit", False) and not serving:
+    if args.submit and not serving:
         raise ValueError(f"--submit: the instance in {instance.root_directory} has no dagster-daemon serving a run "
                          "queue (QueuedRunCoordinator with a queue heartbeat in the last 2 minutes); start "
                          "`dagster-daemon run`, or leave --submit out to run in this process")
