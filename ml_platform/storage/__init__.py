@@ -17,10 +17,16 @@ classes read the same database and switching back is a one-line change in dagste
   for, so live run logs are polled, as Dagster does for Postgres.
 - `postgres.PooledPostgresEventLogStorage`: one kept connection per process (overflow for concurrent
   threads), checked with a ping before use, so a restarted server costs a reconnect, not an error;
-  an asset or check event (its event row, then the asset-index or check-execution rows it updates)
-  is one transaction: one commit instead of two or three, and never an event without those rows.
-  A gate's evaluations share one transaction (`batches.evaluations_together`), committed before any
-  other event; no NOTIFY per event (Dagster keeps it only for older watchers; its own watchers poll).
+  an event (its event row, then the asset-index or check-execution rows it updates) is one short
+  transaction: one commit instead of two or three, and never an event without those rows. Each
+  takes a transaction-level advisory lock before it inserts and holds it until it commits, so event
+  ids (taken at insert) become visible in the order they were taken: a reader following a run's log
+  by id (the UI's live run log, `after_cursor` readers) never moves past an event still uncommitted.
+  The cost: event writes of every process writing through it are serialized, one commit at a time.
+  A gate's evaluations are held in memory (`batches.evaluations_together`) and written at its end in
+  one transaction (a multi-row insert), or before any other event the thread stores; a batch over
+  several assets indexes each; no NOTIFY per event (Dagster keeps it only for older watchers; its own
+  watchers poll). The webserver's engine (`optimize_for_webserver`) replaces the kept one, closed.
 
 Both also remember which tables exist (`known_tables.RemembersTables`): Dagster looks one up in
 the catalog before every check evaluation and tagged materialization. And both turn on Dagster's

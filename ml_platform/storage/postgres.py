@@ -7,9 +7,10 @@ should not pay in every process that loads the instance.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as db
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, DagsterEventType
@@ -22,31 +23,34 @@ from dagster_postgres.utils import create_pg_engine, get_token_provider_from_con
 from ml_platform.storage.batches import ask_dagster_for_batches
 from ml_platform.storage.known_tables import RemembersTables
 
-# Events Dagster writes as their event row plus asset-index or check-execution rows.
-MULTI_ROW_EVENTS = ASSET_EVENTS | ASSET_CHECK_EVENTS
-
-
-class OpenTransaction(NamedTuple):
-    connection: db.Connection
-    transaction: db.RootTransaction
-    burst: bool  # a gate's evaluations, held until the block ends or another event comes
+# The transaction-level advisory lock every write to the event log takes before its first insert and holds until it
+# commits, so that event ids (a serial, taken at insert) become visible in the order they were taken. Advisory locks
+# are per database: the key only has to be one no other code in the instance's database uses.
+EVENT_LOG_WRITE_LOCK = 0x6D6C5F6576656E74  # "ml_event"
+HELD_EVALUATIONS_PER_INSERT = 1000  # rows of one multi-row insert when a gate's evaluations are written
 
 
 class PooledPostgresEventLogStorage(RemembersTables, PostgresEventLogStorage):
     """Postgres event log over one kept (pinged) connection per process instead of one per statement group;
-    an asset or check event and the index rows it updates are written in one transaction, and so is a
-    batch of them.
+    every event is written in one short transaction with the index rows it updates, and so is a batch.
+
+    Each transaction takes `EVENT_LOG_WRITE_LOCK` before it inserts: an id is taken at insert but seen at commit,
+    and a reader that follows a run's log by id (the UI's live run log, `after_cursor` readers) would move
+    past an id still uncommitted when a later one commits first, and never deliver it. Under the lock ids are
+    committed in the order they are taken, by every process writing through this class.
 
     A range step's materializations arrive as one batch (`batches.ask_dagster_for_batches`): one
     multi-row insert, ~0.3 ms a materialization instead of ~3. A gate's evaluations, which Dagster
-    stores one by one, share one transaction (`evaluations_together`) instead of a commit each.
+    stores one by one, are held in memory and written together at the end (`evaluations_together`).
     """
 
     def __init__(
         self, postgres_url: str, should_autocreate_tables: bool = True,
         inst_data: ConfigurableClassData | None = None, token_provider: Any = None,
     ) -> None:
-        self._open = threading.local()  # `transaction`: this thread's OpenTransaction, if any
+        # this thread's `connection` in a transaction (None outside one), and its `held` evaluations (None outside
+        # `evaluations_together`)
+        self._local = threading.local()
         ask_dagster_for_batches()
         super().__init__(postgres_url, should_autocreate_tables, inst_data=inst_data, token_provider=token_provider)
         self._engine = create_pg_engine(
@@ -55,19 +59,18 @@ class PooledPostgresEventLogStorage(RemembersTables, PostgresEventLogStorage):
         )
 
     def _connect(self) -> contextlib.AbstractContextManager[db.Connection]:
-        open_transaction = getattr(self._open, "transaction", None)
-        return contextlib.nullcontext(open_transaction.connection) if open_transaction else super()._connect()
+        connection = getattr(self._local, "connection", None)
+        return contextlib.nullcontext(connection) if connection is not None else super()._connect()
 
     def store_event(self, event: EventLogEntry) -> None:
-        """As Dagster stores it; an asset or check event (the event row, then its asset-index or
-        check-execution rows) on one connection in one transaction: one commit instead of two or
-        three, and never an event without the rows the asset and check pages read. Any other event
-        first commits a burst of evaluations in progress, so it is never held back with them."""
-        if not event.is_dagster_event or event.dagster_event_type != DagsterEventType.ASSET_CHECK_EVALUATION:
-            self._finish(burst_only=True)
-        if not (event.is_dagster_event and event.dagster_event_type in MULTI_ROW_EVENTS):
-            self._store(event)
+        """As Dagster stores it (the event row, then its asset-index or check-execution rows), in one
+        transaction: one commit, and never an event without the rows the asset and check pages read. Inside
+        `evaluations_together` a check evaluation is held; any other event first writes those held."""
+        held = getattr(self._local, "held", None)
+        if held is not None and event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+            held.append(event)
             return
+        self._write_held()
         with self._transaction():
             self._store(event)
 
@@ -88,49 +91,60 @@ class PooledPostgresEventLogStorage(RemembersTables, PostgresEventLogStorage):
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """As Dagster stores a batch (its event rows, then their tags and the asset index), in one
         transaction: if any part fails nothing is kept, and Dagster's fallback of storing the events
-        one by one cannot write a row twice."""
-        self._finish(burst_only=True)
+        one by one cannot write a row twice. Dagster's batch updates the asset index from its last event
+        only, so each run of consecutive events of one asset is its own batch: every asset gets its entry."""
+        self._write_held()
         with self._transaction():
-            super().store_event_batch(events)
+            for _, same_asset in itertools.groupby(events, key=lambda event: event.get_dagster_event().asset_key):
+                super().store_event_batch(list(same_asset))
 
     @contextlib.contextmanager
     def evaluations_together(self) -> Iterator[None]:
-        """The check evaluations this thread stores inside the block, committed at its end in one
-        transaction (a year's range stores thousands). Any other event stored meanwhile (a failure, a
-        cancellation) commits them first; if one cannot be stored, none of them is kept and the error
-        propagates, so no half-written range of evaluations is ever visible."""
-        with self._transaction(burst=True):
+        """The check evaluations this thread stores inside the block, held in memory and written at its end
+        in one short transaction (a multi-row insert, then their check-execution rows): a year's range stores
+        thousands, and no transaction stays open (holding the write lock) while the gate works. Any other
+        event stored meanwhile (a failure, a cancellation) writes them first; if one cannot be stored, or the
+        block fails, none of them is kept and the error propagates: no half-written range is ever visible."""
+        if getattr(self._local, "held", None) is not None:  # nested: the outer block writes them
             yield
+            return
+        self._local.held = []
+        try:
+            yield
+            self._write_held()
+        finally:
+            self._local.held = None
+
+    def _write_held(self) -> None:
+        """Write this thread's held evaluations, if any, in one transaction."""
+        held = getattr(self._local, "held", None)
+        if not held:
+            return
+        self._local.held = []  # kept or not, they are written only once
+        with self._transaction(), self._connect() as conn:
+            for start in range(0, len(held), HELD_EVALUATIONS_PER_INSERT):
+                chunk = held[start:start + HELD_EVALUATIONS_PER_INSERT]
+                insert = self.prepare_insert_event_batch(chunk).returning(SqlEventLogStorageTable.c.id)
+                event_ids = conn.execute(insert).scalars().all()  # in the rows' order, as Dagster's batch relies on
+                for event, event_id in zip(chunk, event_ids, strict=True):
+                    self.store_asset_check_event(event, int(event_id))
 
     @contextlib.contextmanager
-    def _transaction(self, burst: bool = False) -> Iterator[None]:
-        """One transaction for what this thread stores inside it; nested ones join the open one."""
-        if getattr(self._open, "transaction", None):
-            try:
-                yield
-            except BaseException:
-                self._finish(commit=False)  # the database may have aborted it: nothing of it is kept
-                raise
-            return
-        connection = self._engine.connect().execution_options(isolation_level="READ COMMITTED")  # the engine autocommits
-        self._open.transaction = OpenTransaction(connection, connection.begin(), burst)
-        try:
+    def _transaction(self) -> Iterator[None]:
+        """One transaction for what this thread stores inside it (nested ones join it), holding the write
+        lock from before its first insert until it commits or rolls back."""
+        if getattr(self._local, "connection", None) is not None:
             yield
-        except BaseException:
-            self._finish(commit=False)
-            raise
-        self._finish()
-
-    def _finish(self, commit: bool = True, burst_only: bool = False) -> None:
-        """Commit (or roll back) this thread's open transaction, if any (with `burst_only`, only a burst)."""
-        open_transaction = getattr(self._open, "transaction", None)
-        if not open_transaction or (burst_only and not open_transaction.burst):
             return
-        self._open.transaction = None
-        try:
-            open_transaction.transaction.commit() if commit else open_transaction.transaction.rollback()
-        finally:
-            open_transaction.connection.close()
+        with self._engine.connect() as connection:
+            connection.execution_options(isolation_level="READ COMMITTED")  # the engine autocommits
+            with connection.begin():
+                connection.execute(db.select(db.func.pg_advisory_xact_lock(EVENT_LOG_WRITE_LOCK)))
+                self._local.connection = connection
+                try:
+                    yield
+                finally:
+                    self._local.connection = None
 
     @classmethod
     def from_config_value(  # type: ignore[override]
@@ -142,6 +156,13 @@ class PooledPostgresEventLogStorage(RemembersTables, PostgresEventLogStorage):
             inst_data=inst_data,
             token_provider=get_token_provider_from_config(config_value),
         )
+
+    def optimize_for_webserver(self, statement_timeout: int, pool_recycle: int, max_overflow: int) -> None:
+        """Dagster's webserver engine (a statement timeout, its pool sizes) in place of the kept one, whose
+        connection is closed rather than left open until the process ends."""
+        kept = self._engine
+        super().optimize_for_webserver(statement_timeout, pool_recycle, max_overflow)
+        kept.dispose()
 
     def dispose(self) -> None:
         self._engine.dispose()

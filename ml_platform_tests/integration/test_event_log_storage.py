@@ -10,6 +10,7 @@ many events it writes, and survives the server dropping that connection.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
@@ -491,3 +492,165 @@ def test_on_sqlite_a_range_runs_planned_materializations_are_stored_in_one_trans
         assert sorted(record.partition_key for record in records) == days.get_partition_keys()
         assert instance.event_log_storage.get_latest_planned_materialization_info(key).run_id == run.run_id
     assert check_statuses(instance) == {"1999-01-01": "SUCCEEDED"}
+
+
+# --- A reader following a run's log by id, a batch over two assets, engines disposed ----------------------------
+
+# Another process following a run's log by id as Dagster's polling watcher does (the UI's live run log): records
+# after its cursor, every 20 ms, until the event "last"; one line per delivered event.
+RUN_LOG_FOLLOWER = textwrap.dedent('''
+    import sys, time, dagster as dg
+    with dg.DagsterInstance.get() as instance:
+        print("following", flush=True)
+        cursor = None
+        while True:
+            page = instance.get_records_for_run(sys.argv[1], cursor=cursor)
+            cursor = page.cursor
+            for record in page.records:
+                entry = record.event_log_entry  # an engine event by its message, any other by its type
+                print(entry.message or entry.dagster_event.event_type_value, flush=True)
+                if entry.message == "last":
+                    sys.exit(0)
+            time.sleep(0.02)
+''')
+
+
+def until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@contextlib.contextmanager
+def run_log_follower(home: Path, run_id: str) -> Iterator[list[str]]:
+    """What a `RUN_LOG_FOLLOWER` process delivers, filled as it goes; the block ends when it has read "last"."""
+    process = subprocess.Popen([sys.executable, "-c", RUN_LOG_FOLLOWER, run_id], stdout=subprocess.PIPE, text=True,
+                               env={"DAGSTER_HOME": str(home), "PATH": "/usr/bin:/bin"}, cwd=REPO_ROOT)
+    started = threading.Event()
+    delivered: list[str] = []
+
+    def read() -> None:
+        for line in process.stdout:
+            if line.strip() == "following":
+                started.set()
+            else:
+                delivered.append(line.strip())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert started.wait(timeout=60), "the follower process did not start"
+        yield delivered
+        process.wait(timeout=30)
+        reader.join(timeout=5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_on_postgres_a_reader_following_a_runs_log_by_id_gets_the_gates_evaluations_held_while_another_writer_commits(
+    tmp_path: Path, postgres_database: Callable[[], sa.URL], instance_in: Callable[[Path], dg.DagsterInstance],
+) -> None:
+    """A gate's evaluations are held until its block ends; another process commits an event of the run meanwhile
+    and the reader moves its cursor past it. The evaluations must come after it, not before (Dagster's own
+    storage commits each at once: the reader gets them all)."""
+    home = write_home(tmp_path / "home", shipped_config() | postgres.postgres_instance_storage(postgres_database()))
+    worker, other_step = instance_in(home), instance_in(home)  # two processes' storages: a server connection each
+    run = worker.create_run_for_job(dg.GraphDefinition("noop").to_job())
+    days = DAYS.get_partition_keys()[:3]
+
+    with run_log_follower(home, run.run_id) as delivered:
+        with worker.event_log_storage.evaluations_together():
+            for day in days:
+                worker.event_log_storage.store_event(evaluation_entry(run, day))
+            other_step.report_engine_event("meanwhile", run)
+            assert until(lambda: "meanwhile" in delivered, timeout=30), delivered
+        other_step.report_engine_event("last", run)
+
+    assert delivered == ["meanwhile", *["ASSET_CHECK_EVALUATION"] * len(days), "last"]
+    assert check_statuses(worker) == dict.fromkeys(days, "SUCCEEDED")
+
+
+def test_on_postgres_a_reader_following_a_runs_log_by_id_gets_an_event_whose_transaction_another_writer_overtakes(
+    tmp_path: Path, postgres_database: Callable[[], sa.URL], instance_in: Callable[[Path], dg.DagsterInstance],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A materialization is one transaction (its event row, then the asset index): while it is open, another
+    process's event of the run must not become visible with a later id before it, or the reader skips it."""
+    home = write_home(tmp_path / "home", shipped_config() | postgres.postgres_instance_storage(postgres_database()))
+    worker, other_step = instance_in(home), instance_in(home)
+    run = worker.create_run_for_job(dg.GraphDefinition("noop").to_job())
+    row_inserted, go_on = threading.Event(), threading.Event()
+    store_asset_event = worker.event_log_storage._store_asset_event
+
+    def index_write_after_a_pause(conn: sa.Connection, event: dg.EventLogEntry, event_id: int) -> None:
+        row_inserted.set()  # the event row holds its id, uncommitted
+        go_on.wait(timeout=30)
+        store_asset_event(conn, event, event_id)
+
+    monkeypatch.setattr(worker.event_log_storage, "_store_asset_event", index_write_after_a_pause)
+
+    with run_log_follower(home, run.run_id) as delivered:
+        materializing = threading.Thread(target=worker.event_log_storage.store_event,
+                                         args=(materialization_entry(run, dg.AssetKey("daily"), "2025-01-01"),))
+        materializing.start()
+        assert row_inserted.wait(timeout=30)
+        overtaking = threading.Thread(target=other_step.report_engine_event, args=("meanwhile", run))
+        overtaking.start()
+        until(lambda: "meanwhile" in delivered, timeout=2)  # the time for the reader to move past, if it can
+        go_on.set()
+        materializing.join(timeout=30)
+        overtaking.join(timeout=30)
+        other_step.report_engine_event("last", run)
+
+    assert delivered == ["ASSET_MATERIALIZATION", "meanwhile", "last"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_batch_of_materializations_of_two_assets_indexes_both_as_dagsters_sqlite_storage_does(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, instance_in: Callable[[Path], dg.DagsterInstance],
+) -> None:
+    """Dagster batches one asset's materializations today, but nothing in `store_event_batch` says so: each asset
+    of a batch gets its asset record and latest materialization, as storing the events one by one gives."""
+    config = shipped_config()
+    if backend == "postgres":
+        config |= postgres.postgres_instance_storage(request.getfixturevalue("postgres_database")())
+    stock_config = {"event_log_storage": {"module": "dagster._core.storage.event_log", "class": "SqliteEventLogStorage",
+                                          "config": {"base_dir": str(tmp_path / "stock" / "history" / "runs")}}}
+    platform, stock = instance_in(write_home(tmp_path / "home", config)), instance_in(write_home(tmp_path / "stock", stock_config))
+    assets, days = [dg.AssetKey("raw"), dg.AssetKey("features")], DAYS.get_partition_keys()[:2]
+
+    def indexed(instance: dg.DagsterInstance) -> tuple[dict[dg.AssetKey, str], dict[dg.AssetKey, str]]:
+        run = instance.create_run_for_job(dg.GraphDefinition("noop").to_job())
+        instance.event_log_storage.store_event_batch([materialization_entry(run, key, day) for day in days for key in assets])
+        records = {record.asset_entry.asset_key: record.asset_entry.last_materialization.dagster_event.partition
+                   for record in instance.get_asset_records(assets)}
+        latest = {key: event.dagster_event.partition for key, event in instance.get_latest_materialization_events(assets).items()
+                  if event}
+        return records, latest
+
+    assert indexed(platform) == indexed(stock) == (dict.fromkeys(assets, days[-1]), dict.fromkeys(assets, days[-1]))
+
+
+def test_on_postgres_the_webservers_engine_replaces_the_kept_one_and_dispose_closes_every_connection(
+    tmp_path: Path, postgres_database: Callable[[], sa.URL], instance_in: Callable[[Path], dg.DagsterInstance],
+) -> None:
+    """The webserver swaps the storage's engine for its own (`optimize_for_webserver`): the kept engine's connection
+    is closed, not left open for the process's life; `dispose` closes the new one's."""
+    url = postgres_database()
+    instance = instance_in(write_home(tmp_path / "home", shipped_config() | postgres.postgres_instance_storage(url)))
+    run = instance.create_run_for_job(dg.GraphDefinition("noop").to_job())
+    instance.report_engine_event("before", run)
+    assert server_connections(url) == 1
+
+    instance.event_log_storage.optimize_for_webserver(statement_timeout=5000, pool_recycle=3600, max_overflow=20)
+    instance.report_engine_event("after", run)
+    assert [record.event_log_entry.message for record in instance.get_records_for_run(run.run_id).records] == ["before", "after"]
+    assert server_connections(url) == 1  # the webserver engine's
+
+    instance.dispose()
+    assert server_connections(url) == 0
