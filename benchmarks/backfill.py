@@ -275,13 +275,12 @@ def _wait_for_runs(
     """The backfill's runs, once every one is finished (cheap instance reads, 1 s apart) and either the
     backfill says it is done or every day's predictions are recorded."""
     import dagster as dg
-    from dagster._core.storage.tags import BACKFILL_ID_TAG
 
     from ml_platform_tests.support.graphql import get_backfill
 
     deadline = time.monotonic() + timeout
     while True:
-        runs = instance.get_runs(filters=dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
         finished = bool(runs) and all(r.status.value in TERMINAL_RUN_STATUSES for r in runs)
         # The backfill itself only when it matters: polling GraphQL costs the webserver CPU.
         backfill = get_backfill(servers.url, backfill_id) if finished or not runs else {"status": "REQUESTED"}

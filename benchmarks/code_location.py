@@ -53,7 +53,7 @@ import dagster
 marks.append((time.perf_counter(), time.process_time()))
 from ml_platform.definitions import defs
 marks.append((time.perf_counter(), time.process_time()))
-from dagster._core.remote_representation.external_data import RepositorySnap
+from ml_platform.dagster_internals import RepositorySnap
 snapshot = RepositorySnap.from_def(defs.get_repository_def())
 marks.append((time.perf_counter(), time.process_time()))
 phases = {}

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO_ROOT))
 CHECKS_PER_DAY = 13  # churn: eight raw gates, four feature gates, one predictions gate
 STORAGES = ("sqlite-dagster", "sqlite-platform", "postgres-dagster", "postgres-platform")
 DAGSTER_CLASSES = {
-    "sqlite": ("dagster._core.storage.event_log", "SqliteEventLogStorage"),
+    "sqlite": ("dagster.core.storage.event_log", "SqliteEventLogStorage"),  # as Dagster's dagster.yaml reference names it
     "postgres": ("dagster_postgres.event_log", "PostgresEventLogStorage"),
 }
 
@@ -63,8 +63,9 @@ def event_log_config(storage: str, home: Path) -> Iterator[dict[str, Any]]:
 def store_evaluations(instance: Any, partitions: list[str]) -> list[float]:
     """Plan the checks for every partition in one run, then store each evaluation; seconds per store."""
     import dagster as dg
-    from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationPlanned
-    from dagster._core.events import DagsterEvent, DagsterEventType
+    from dagster import DagsterEvent, DagsterEventType
+
+    from ml_platform.dagster_internals import AssetCheckEvaluationPlanned
 
     run = instance.create_run_for_job(dg.GraphDefinition("gates").to_job())
     asset_key = dg.AssetKey(["churn", "raw_events"])

@@ -228,10 +228,10 @@ def _gate_days(spec, instance) -> list[str]:  # noqa: ANN001
     """Each gate's days whose latest evaluation failed, as the check Partitions tab counts them: failures
     (severity ERROR: the day was blocked) apart from warnings (WARN: the day went through)."""
     import dagster as dg
-    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
     from ml_platform.assets import keys
     from ml_platform.checks.rules import DRIFT_CHECK, FEATURE_CHECKS, PREDICTION_CHECKS, raw_checks
+    from ml_platform.dagster_internals import AssetCheckExecutionRecordStatus
 
     gates = {keys.raw_events(spec): raw_checks(spec), keys.features(spec): FEATURE_CHECKS,
              keys.predictions(spec): PREDICTION_CHECKS, keys.drift(spec): [DRIFT_CHECK]}
@@ -256,7 +256,7 @@ def _latest_failed_evaluations(
 ) -> dict[str, dg.AssetCheckEvaluation]:
     """Each of `days`' latest failed evaluation of `check_key` (whose severity says whether it blocked or warned);
     the check's failed records are read newest first, a page at a time, until every day is found."""
-    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+    from ml_platform.dagster_internals import AssetCheckExecutionRecordStatus
 
     found: dict[str, dg.AssetCheckEvaluation] = {}
     cursor, page = None, 1_000

@@ -7,7 +7,6 @@ and schedule comes from the spec.
 from __future__ import annotations
 
 import dagster as dg
-from dagster._core.storage.tags import RETRY_ON_ASSET_OR_OP_FAILURE_TAG
 
 from ml_platform.assets import keys
 from ml_platform.assets.daily import daily_stages
@@ -29,7 +28,7 @@ def daily_partitions(spec: UseCaseSpec) -> dg.DailyPartitionsDefinition:
 
 # Gate failures are deterministic: let run retries (dagster.yaml, the Helm values) redo crashed
 # workers, never runs that a failed gate stopped, whatever the deployed instance's default.
-NO_RETRY_ON_GATE_FAILURE = {RETRY_ON_ASSET_OR_OP_FAILURE_TAG: "false"}
+NO_RETRY_ON_GATE_FAILURE = {"dagster/retry_on_asset_or_op_failure": "false"}
 
 
 def build_use_case(spec: UseCaseSpec, settings: Settings) -> dg.Definitions:

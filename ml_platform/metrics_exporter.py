@@ -84,7 +84,8 @@ class PlatformCollector:
     def _recent_check_failures(self, spec: UseCaseSpec) -> Iterator[tuple[Any, int, int]]:
         """(check, failures, warnings) among each check's recent evaluations."""
         from dagster import AssetCheckSeverity
-        from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+        from ml_platform.dagster_internals import AssetCheckExecutionRecordStatus
 
         storage = self.instance.event_log_storage
         for stage in (*PARTITIONED_STAGES, "model"):

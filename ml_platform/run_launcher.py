@@ -31,17 +31,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dagster._cli.api import ExecuteRunArgs
-from dagster._core.launcher.base import (
+from dagster import DagsterRun
+
+from ml_platform.dagster_internals import (
     CheckRunHealthResult,
+    ConfigurableClass,
+    ConfigurableClassData,
+    ExecuteRunArgs,
     LaunchRunContext,
+    ResumeRunArgs,
     ResumeRunContext,
     RunLauncher,
     WorkerStatus,
 )
-from dagster._core.storage.dagster_run import DagsterRun
-from dagster._grpc.types import ResumeRunArgs
-from dagster._serdes import ConfigurableClass, ConfigurableClassData
 
 WORKER_PID_TAG = "ml_platform/run_worker_pid"
 

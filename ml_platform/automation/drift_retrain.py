@@ -8,10 +8,10 @@ import json
 from collections.abc import Collection
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ml_platform.assets import keys
 from ml_platform.automation.runs import default_status
+from ml_platform.dagster_internals import UnresolvedAssetJobDefinition
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.settings import Settings
 from ml_platform.spec import UseCaseSpec

@@ -21,12 +21,12 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ml_platform.assets import keys
 from ml_platform.automation.runs import (
     content_run_key, contiguous_ranges, current_partition_keys, default_status, range_run_request,
 )
+from ml_platform.dagster_internals import UnresolvedAssetJobDefinition
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources.alerts import AlertResource
 from ml_platform.resources.mlflow_resource import CHAMPION, MlflowResource

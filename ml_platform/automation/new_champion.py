@@ -9,10 +9,10 @@ without it.
 from __future__ import annotations
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ml_platform.assets import keys
 from ml_platform.automation.runs import default_status, range_run_request
+from ml_platform.dagster_internals import UnresolvedAssetJobDefinition
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.settings import Settings
 from ml_platform.spec import UseCaseSpec

@@ -11,11 +11,13 @@ import hashlib
 from collections.abc import Iterator, Sequence
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from ml_platform.settings import Settings
 
 MAX_DAYS_PER_RUN = 366
+# Dagster's documented run tags of a single-run backfill over a partition range.
+ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def default_status(settings: Settings) -> dg.DefaultSensorStatus:

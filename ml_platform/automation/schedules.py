@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ml_platform.automation.runs import default_status
+from ml_platform.dagster_internals import UnresolvedAssetJobDefinition
 from ml_platform.settings import Settings
 from ml_platform.spec import UseCaseSpec
 

@@ -13,13 +13,13 @@
 from __future__ import annotations
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ml_platform.automation.drift_retrain import build_drift_retrain_sensor
 from ml_platform.automation.landed_data import build_landed_data_sensor
 from ml_platform.automation.new_champion import build_new_champion_sensor
 from ml_platform.automation.runs import default_status
 from ml_platform.automation.schedules import build_schedules
+from ml_platform.dagster_internals import UnresolvedAssetJobDefinition
 from ml_platform.settings import Settings
 from ml_platform.spec import UseCaseSpec
 

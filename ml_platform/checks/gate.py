@@ -28,11 +28,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-# not exported by dagster: how an evaluation names the partition's materialization it judged, which
-# is what the UI's per-partition check status counts
-from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
 
 from ml_platform.checks.rules import CheckOutcome, failed
+# how an evaluation names the partition's materialization it judged (what the UI's per-partition check status counts)
+from ml_platform.dagster_internals import AssetCheckEvaluationTargetMaterializationData
 from ml_platform.storage.batches import evaluations_together
 
 if TYPE_CHECKING:

@@ -13,13 +13,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as db
-from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, DagsterEventType
-from dagster._core.events.log import EventLogEntry
-from dagster._core.storage.event_log import SqlEventLogStorageTable
-from dagster._serdes import ConfigurableClassData
-from dagster_postgres.event_log.event_log import PostgresEventLogStorage
-from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
+from dagster import DagsterEventType, EventLogEntry
+from dagster_postgres import PostgresEventLogStorage
 
+from ml_platform.dagster_internals import (
+    ASSET_CHECK_EVENTS,
+    ASSET_EVENTS,
+    ConfigurableClassData,
+    SqlEventLogStorageTable,
+    create_pg_engine,
+    get_token_provider_from_config,
+    pg_url_from_config,
+)
 from ml_platform.storage.batches import ask_dagster_for_batches
 from ml_platform.storage.known_tables import RemembersTables
 

@@ -10,15 +10,16 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as db
-from dagster import Enum, EnumValue, Field, StringSource
-from dagster._core.events import DagsterEventType
-from dagster._core.events.log import EventLogEntry
-from dagster._core.storage.event_log.base import EventHandlerFn
-from dagster._core.storage.event_log.polling_event_watcher import SqlPollingEventWatcher
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
-from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
-from dagster._serdes import ConfigurableClassData
+from dagster import DagsterEventType, Enum, EnumValue, EventLogEntry, Field, StringSource
 
+from ml_platform.dagster_internals import (
+    INDEX_SHARD_NAME,
+    SQLITE_BUSY_TIMEOUT_SECONDS,
+    ConfigurableClassData,
+    EventHandlerFn,
+    SqliteEventLogStorage,
+    SqlPollingEventWatcher,
+)
 from ml_platform.storage.batches import ask_dagster_for_batches
 from ml_platform.storage.known_tables import RemembersTables
 

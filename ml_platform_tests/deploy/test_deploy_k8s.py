@@ -24,9 +24,9 @@ import kubernetes
 import kubernetes_validate
 import pytest
 from dagster_k8s import k8s_job_executor
-from dagster_k8s.client import DagsterKubernetesClient
 
 from ml_platform.assets import keys
+from ml_platform.dagster_internals import DagsterKubernetesClient
 from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.k8s.executors import training_executor
 from ml_platform.k8s.placement import GPU_RESOURCE, training_k8s_config

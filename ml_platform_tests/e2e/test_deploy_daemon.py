@@ -23,7 +23,6 @@ import dagster as dg
 import psutil
 import pytest
 import yaml
-from dagster._core.storage.tags import PARENT_RUN_ID_TAG, RETRY_NUMBER_TAG
 
 from ml_platform.definitions import build_definitions
 from ml_platform.run_launcher import WORKER_PID_TAG
@@ -219,13 +218,13 @@ def test_a_killed_run_worker_is_resumed_then_failed_by_run_monitoring_and_the_ru
         (servers.location_dir / "release").touch()  # type: ignore[attr-defined]
         retry = wait_until(
             lambda: next(
-                (r for r in instance.get_runs(filters=dg.RunsFilter(tags={PARENT_RUN_ID_TAG: run_id})) if r.is_finished),
+                (r for r in instance.get_runs(filters=dg.RunsFilter(tags={"dagster/parent_run_id": run_id})) if r.is_finished),
                 None,
             ),
             servers, "the daemon's automatic retry of the failed run to finish", timeout=90,
         )
         assert retry.status == dg.DagsterRunStatus.SUCCESS
-        assert retry.tags[RETRY_NUMBER_TAG] == "1"
+        assert retry.tags["dagster/retry_number"] == "1"
         assert config["run_retries"]["enabled"] and config["run_retries"]["max_retries"] >= 1
 
 

@@ -23,11 +23,11 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 import pytest
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, BACKFILL_ID_TAG
 
 from demo.generators.churn import write_landing_files
 from ml_platform.assets import keys
+from ml_platform.automation.runs import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from ml_platform.dagster_internals import AssetCheckExecutionRecordStatus
 from ml_platform.factory import daily_partitions
 from ml_platform.spec import UseCaseSpec
 from ml_platform_tests.support.graphql import (
@@ -134,7 +134,7 @@ def test_ui_asset_backfill_runs_once_and_gates_every_partition(backfills: Backfi
     with open_instance(home) as instance:
         run = instance.get_run_by_id(run_id)
         assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS, context
-        assert run.tags[BACKFILL_ID_TAG] == backfill_id
+        assert run.tags["dagster/backfill"] == backfill_id
         assert (run.tags[ASSET_PARTITION_RANGE_START_TAG], run.tags[ASSET_PARTITION_RANGE_END_TAG]) == (days[0], days[-1])
         assert set(run.asset_selection or ()) == {raw_key, features_key}
 

@@ -99,11 +99,9 @@ def check_statuses(instance: dg.DagsterInstance) -> dict[str, str]:
 
 def run_event_entry(run: dg.DagsterRun, event_type: dg.DagsterEventType, data: Any) -> dg.EventLogEntry:
     """An event of `run` as its worker stores it."""
-    from dagster._core.events import DagsterEvent
-
     return dg.EventLogEntry(
         user_message="", level=10, job_name=run.job_name, run_id=run.run_id, error_info=None, timestamp=time.time(),
-        dagster_event=DagsterEvent(event_type.value, run.job_name, event_specific_data=data),
+        dagster_event=dg.DagsterEvent(event_type.value, run.job_name, event_specific_data=data),
     )
 
 
@@ -138,7 +136,7 @@ def test_a_worker_processes_evaluations_read_the_same_in_the_pooled_and_the_stoc
     expected = {f"2025-01-{day:02d}": "SUCCEEDED" for day in range(1, 11)} | {"2025-01-05": "FAILED"}
     assert check_statuses(pooled) == expected
     stock_home = write_home(tmp_path / "stock", {})  # Dagster's own SqliteEventLogStorage on the same files
-    stock_config = {"event_log_storage": {"module": "dagster._core.storage.event_log", "class": "SqliteEventLogStorage",
+    stock_config = {"event_log_storage": {"module": "dagster.core.storage.event_log", "class": "SqliteEventLogStorage",
                                           "config": {"base_dir": str(home / "history" / "runs")}}}
     stock = instance_in(write_home(stock_home, stock_config))
     assert type(stock.event_log_storage).__name__ == "SqliteEventLogStorage"
@@ -302,7 +300,7 @@ def test_on_postgres_a_check_evaluation_or_a_materialization_is_written_whole_or
 
 
 def materialization_entry(run: dg.DagsterRun, key: dg.AssetKey, day: str) -> dg.EventLogEntry:
-    from dagster._core.events import StepMaterializationData
+    from ml_platform.dagster_internals import StepMaterializationData
 
     data = StepMaterializationData(dg.AssetMaterialization(asset_key=key, partition=day))
     return run_event_entry(run, dg.DagsterEventType.ASSET_MATERIALIZATION, data)
@@ -466,7 +464,7 @@ def test_on_sqlite_a_range_runs_planned_materializations_are_stored_in_one_trans
     """A run over a range plans one materialization per asset and day (20,000 for two assets over 10,000 days),
     which Dagster hands over in batches: two commits for a batch instead of two per event, each day planned and
     each asset's latest planned run recorded as Dagster's own storage records them."""
-    from dagster._core.events import AssetMaterializationPlannedData
+    from ml_platform.dagster_internals import AssetMaterializationPlannedData
 
     instance = instance_in(write_home(tmp_path / "home", shipped_config()))
     run = instance.create_run_for_job(dg.GraphDefinition("noop").to_job())
@@ -619,7 +617,7 @@ def test_a_batch_of_materializations_of_two_assets_indexes_both_as_dagsters_sqli
     config = shipped_config()
     if backend == "postgres":
         config |= postgres.postgres_instance_storage(request.getfixturevalue("postgres_database")())
-    stock_config = {"event_log_storage": {"module": "dagster._core.storage.event_log", "class": "SqliteEventLogStorage",
+    stock_config = {"event_log_storage": {"module": "dagster.core.storage.event_log", "class": "SqliteEventLogStorage",
                                           "config": {"base_dir": str(tmp_path / "stock" / "history" / "runs")}}}
     platform, stock = instance_in(write_home(tmp_path / "home", config)), instance_in(write_home(tmp_path / "stock", stock_config))
     assets, days = [dg.AssetKey("raw"), dg.AssetKey("features")], DAYS.get_partition_keys()[:2]

@@ -25,11 +25,11 @@ from types import ModuleType
 import dagster as dg
 import pandas as pd
 import pytest
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from ml_platform.assets import keys
 from ml_platform.checks.rules import FEATURE_CHECKS, PREDICTION_CHECKS, raw_checks
 from ml_platform.cli import main as cli
+from ml_platform.dagster_internals import AssetCheckExecutionRecordStatus
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources import default_resources
 from ml_platform.resources.mlflow_resource import CHAMPION

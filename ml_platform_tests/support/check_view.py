@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
+
+from ml_platform.dagster_internals import define_out_of_process_context, execute_dagster_graphql
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

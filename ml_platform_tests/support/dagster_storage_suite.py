@@ -94,8 +94,7 @@ class PostgresFixtures(TestEventLogStorage):
 
 
 if STORAGE == "sqlite":
-    from dagster._core.storage.event_log import SqliteEventLogStorage
-
+    from ml_platform.dagster_internals import SqliteEventLogStorage
     from ml_platform.storage.sqlite import PooledSqliteEventLogStorage
 
     class TestPlatformSqlite(SqliteFixtures):
