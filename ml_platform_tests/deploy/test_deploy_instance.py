@@ -1,7 +1,7 @@
 """The production instance configuration: Postgres from environment variables, same queue as local.
 
 `deploy/dagster-postgres.yaml` must say exactly what the repo's dagster.yaml says about the run
-queue, run monitoring, run retries and telemetry (only the storages differ), must hold no
+queue, run and pool limits, run monitoring, run retries and telemetry (only the storages differ), must hold no
 credentials, and `dagster instance migrate` must create and upgrade its schema on a real
 Postgres: a fresh database per test session on 127.0.0.1:5432 (ml_platform_tests/support/postgres.py),
 dropped afterwards; skipped locally when Postgres is unreachable, failed when CI=true.
@@ -9,6 +9,7 @@ dropped afterwards; skipped locally when Postgres is unreachable, failed when CI
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Callable
@@ -20,9 +21,17 @@ import sqlalchemy as sa
 import yaml
 from dagster_postgres import PostgresRunStorage, PostgresScheduleStorage
 
+from ml_platform.k8s.placement import GPU_POOL
 from ml_platform.storage.postgres import PooledPostgresEventLogStorage
 from ml_platform_tests.support import postgres
-from ml_platform_tests.support.instance_config import POSTGRES_ENV, SHARED_SECTIONS, load_instance_config, shared_sections
+from ml_platform_tests.support.instance_config import (
+    POSTGRES_ENV,
+    SHARED_SECTIONS,
+    load_instance_config,
+    max_concurrent_runs,
+    postgres_env,
+    shared_sections,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_YAML = REPO_ROOT / "deploy" / "dagster-postgres.yaml"
@@ -56,16 +65,6 @@ def test_production_config_takes_every_credential_from_the_environment() -> None
     assert postgres_db["scheme"] == "postgresql+psycopg2"  # SQLAlchemy 2.1 would otherwise pick psycopg 3
 
 
-def pg_env(url: sa.URL) -> dict[str, str]:
-    return {
-        "DAGSTER_PG_HOST": url.host or "127.0.0.1",
-        "DAGSTER_PG_PORT": str(url.port or 5432),
-        "DAGSTER_PG_DB": url.database or "",
-        "DAGSTER_PG_USERNAME": url.username or "postgres",
-        "DAGSTER_PG_PASSWORD": url.password or "",
-    }
-
-
 def dagster_cli(home: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     scrubbed = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PG_") and k != "DAGSTER_HOME"}
     return subprocess.run(
@@ -86,7 +85,7 @@ def test_dagster_instance_migrate_creates_the_schema_on_a_fresh_postgres_databas
     production_home: Path, postgres_database: Callable[[], sa.URL]
 ) -> None:
     url = postgres_database()
-    env = pg_env(url)
+    env = postgres_env(url)
 
     migrated = dagster_cli(production_home, env, "instance", "migrate")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
@@ -127,7 +126,7 @@ def test_dagster_instance_migrate_creates_the_schema_on_a_fresh_postgres_databas
 
 
 def test_a_missing_credential_variable_fails_loudly_naming_it(production_home: Path) -> None:
-    env = pg_env(sa.make_url("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"))
+    env = postgres_env(sa.make_url("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"))
     env.pop("DAGSTER_PG_PASSWORD")  # fails while reading the config, before any connection
     result = dagster_cli(production_home, env, "instance", "migrate")
     assert result.returncode != 0
@@ -142,14 +141,68 @@ def test_the_queue_section_is_valid_instance_config(tmp_path: Path) -> None:
     (home / "dagster.yaml").write_text(yaml.safe_dump(sections))
     instance = dg.DagsterInstance.from_config(str(home))
     try:
-        queue = instance.run_coordinator.get_run_queue_config()
-        assert queue.max_concurrent_runs == sections["run_coordinator"]["config"]["max_concurrent_runs"]
+        concurrency = instance.get_concurrency_config()
+        queue = concurrency.run_queue_config
+        assert queue is not None and queue.max_concurrent_runs == max_concurrent_runs(sections)
         assert [(limit["key"], limit["value"], limit["limit"]) for limit in queue.tag_concurrency_limits] == [
             (limit["key"], limit["value"], limit["limit"])
-            for limit in sections["run_coordinator"]["config"]["tag_concurrency_limits"]
+            for limit in sections["concurrency"]["runs"]["tag_concurrency_limits"]
         ]
+        pools = concurrency.pool_config
+        assert pools.pool_granularity is not None and pools.pool_granularity.value == sections["concurrency"]["pools"]["granularity"]
+        assert pools.default_pool_limit == sections["concurrency"]["pools"]["default_limit"]
         assert instance.run_retries_max_retries == sections["run_retries"]["max_retries"]
         assert instance.run_retries_retry_on_asset_or_op_failure == sections["run_retries"]["retry_on_asset_or_op_failure"]
         assert instance.run_monitoring_poll_interval_seconds == sections["run_monitoring"]["poll_interval_seconds"]
     finally:
         instance.dispose()
+
+
+# One run of an asset in the `gpu` pool, as a run worker process does it; prints its step's wall-clock span.
+GPU_RUN = """
+import json, sys, time
+import dagster as dg
+
+@dg.asset(pool=sys.argv[1])
+def gpu_step() -> None:
+    start = time.time()
+    time.sleep(1.5)
+    print(json.dumps([start, time.time()]))
+
+with dg.DagsterInstance.get() as instance:
+    assert dg.materialize([gpu_step], instance=instance).success
+"""
+
+
+def test_the_gpu_pool_runs_one_step_at_a_time_across_runs_with_no_manual_setting(
+    production_home: Path, postgres_database: Callable[[], sa.URL]
+) -> None:
+    """The shipped config alone bounds the `gpu` pool: two runs' GPU steps (two processes) never overlap,
+    and the instance reports the pool's limit as the config's default, with nobody having set it."""
+    limit = load_instance_config(PRODUCTION_YAML)["concurrency"]["pools"]["default_limit"]
+    assert limit == 1, "this test proves a limit of one"
+    env = postgres_env(postgres_database())
+    scrubbed = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PG_")}
+    runs = [
+        subprocess.Popen(
+            [str(REPO_ROOT / ".venv" / "bin" / "python"), "-c", GPU_RUN, GPU_POOL],
+            env={**scrubbed, **env, "DAGSTER_HOME": str(production_home)},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=production_home,
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=180) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err[-3000:] for _, err in outputs]
+    first, second = sorted(json.loads(out.strip().splitlines()[-1]) for out, _ in outputs)
+    assert second[0] >= first[1], f"GPU steps overlapped: {first} {second}"
+
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        instance = dg.DagsterInstance.from_config(str(production_home))
+    try:
+        info = instance.event_log_storage.get_concurrency_info(GPU_POOL)
+    finally:
+        instance.dispose()
+    assert (info.slot_count, info.using_default_limit) == (limit, True)
+    assert not info.claimed_slots and not info.pending_steps, "every slot freed"

@@ -27,7 +27,7 @@ import yaml
 from ml_platform.definitions import build_definitions
 from ml_platform.run_launcher import WORKER_PID_TAG
 from ml_platform.spec import ResourceSpec, UseCaseSpec
-from ml_platform_tests.support.instance_config import load_instance_config, tag_limit
+from ml_platform_tests.support.instance_config import load_instance_config, max_concurrent_runs, tag_limit
 from ml_platform_tests.support.servers import REPO_ROOT, DagsterServers, dagster_servers, prepare_dagster_home, wait_until
 
 pytestmark = pytest.mark.slow
@@ -139,7 +139,7 @@ def test_queue_runs_at_most_the_limit_of_gpu_trainings_while_ingestion_flows(
     tags = gpu_training_tags(churn_spec)
     limit = tag_limit(config, "ml_platform/kind", tags["ml_platform/kind"])
     assert limit is not None and limit >= 1, "dagster.yaml must limit concurrent training runs"
-    max_runs = config["run_coordinator"]["config"]["max_concurrent_runs"]
+    max_runs = max_concurrent_runs(config)
 
     training = [launch(servers, "gpu_training") for _ in range(limit + 2)]
     ingestion = [launch(servers, "ingestion") for _ in range(2)]
