@@ -15,23 +15,31 @@ import importlib
 import importlib.metadata
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import kubernetes_validate
 import pytest
+import sqlalchemy as sa
 import yaml
+from dagster_postgres import PostgresRunStorage, PostgresScheduleStorage
 
+from ml_platform.k8s.placement import GPU_POOL
+from ml_platform.storage.postgres import PooledPostgresEventLogStorage
 from ml_platform_tests.support import dagster_chart as charts
 from ml_platform_tests.support.instance_config import (
     chart_values_for,
     instance_sections_from_chart_values,
     load_instance_config,
+    postgres_env,
     shared_sections,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART = REPO_ROOT / "helm" / "ml-platform"
+PRODUCTION_YAML = REPO_ROOT / "deploy" / "dagster-postgres.yaml"
 RELEASE = "ml-platform"
 NAMESPACE = "ml-platform"
 # The chart's minimum (Chart.yaml kubeVersion) and the newest schema kubernetes-validate ships.
@@ -326,6 +334,88 @@ def test_the_dagster_chart_values_wire_our_image_config_secrets_and_volume() -> 
     assert launcher["instance_config_map"] == "ml-platform-dagster-instance"
 
 
+def test_the_release_runs_the_platform_event_log_on_the_chart_postgres_without_a_password_in_values() -> None:
+    """What the chart's instance ConfigMap says about storage: its run and schedule storages, and (last,
+    so the one Dagster keeps) the platform's event log class on the very same database."""
+    dagster_values = default_values()["dagster"]
+    production = load_instance_config(PRODUCTION_YAML)
+    text = charts.instance_storages_yaml(dagster_values)
+    assert text.count("event_log_storage:") == 2, "the chart's own, then ours"
+    loaded = yaml.safe_load(text)
+    ours = loaded["event_log_storage"]
+    assert (ours["module"], ours["class"]) == (production["event_log_storage"]["module"], production["event_log_storage"]["class"])
+    assert ours["config"] == loaded["run_storage"]["config"] == {"postgres_db": charts.postgres_db_config(dagster_values)}, (
+        "dagster.additionalInstanceConfig.event_log_storage must name the database of dagster.postgresql")
+    assert ours["config"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}
+
+    def secrets_in(node: Any, path: str) -> list[str]:
+        if isinstance(node, dict):
+            return [hit for key, value in node.items() for hit in secrets_in(value, f"{path}.{key}")]
+        if isinstance(node, list):
+            return [hit for i, value in enumerate(node) for hit in secrets_in(value, f"{path}[{i}]")]
+        return [path] if path.rsplit(".", 1)[-1].lower().endswith("password") and isinstance(node, str | int) else []
+
+    assert secrets_in(default_values(), "values") == [], "no password in values"
+    # Every process that loads this instance runs our image, which has the class.
+    ours_image = {key: value for key, value in default_values()["image"].items() if key != "digest"}
+    for component in ("dagsterWebserver", "dagsterDaemon"):  # the migrate Job runs the webserver's image
+        assert dagster_values[component]["image"] == ours_image, component
+    assert charts.user_deployment(dagster_values)["image"] == ours_image
+
+
+def test_the_chart_rendered_instance_loads_in_dagster_with_the_platform_storages(
+    tmp_path: Path, postgres_database: Callable[[], sa.URL]
+) -> None:
+    """The chart's dagster.yaml (storages as the chart writes them, duplicate key included, and the shared
+    sections from our values), pointed at a real Postgres, is an instance with the platform's event log, the
+    queue and the pools of dagster.yaml; an asset in the `gpu` pool takes its limit from the config."""
+    url = postgres_database()
+    dagster_values = charts.deep_merge(default_values()["dagster"], {"postgresql": {
+        "postgresqlHost": url.host, "postgresqlUsername": url.username, "postgresqlDatabase": url.database,
+        "service": {"port": url.port or 5432},
+    }})
+    # The shipped values name one database twice (checked above); here both name the test database.
+    ours = dagster_values["additionalInstanceConfig"]["event_log_storage"]
+    ours["config"] = {"postgres_db": charts.postgres_db_config(dagster_values)}
+    sections = instance_sections_from_chart_values(dagster_values)
+    sections["run_monitoring"].pop("max_resume_run_attempts")  # K8sRunLauncher only; this instance launches locally
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(charts.instance_storages_yaml(dagster_values) + yaml.safe_dump(sections))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_PG_PASSWORD", postgres_env(url)["DAGSTER_PG_PASSWORD"])
+        instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        assert isinstance(instance.event_log_storage, PooledPostgresEventLogStorage)
+        assert isinstance(instance.run_storage, PostgresRunStorage)
+        assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
+        local = load_instance_config(REPO_ROOT / "dagster.yaml")
+        pools = instance.get_concurrency_config().pool_config
+        assert pools.default_pool_limit == local["concurrency"]["pools"]["default_limit"]
+
+        @dg.asset(pool=GPU_POOL)
+        def smoke() -> int:
+            return 1
+
+        assert dg.materialize([smoke], instance=instance).success
+        assert instance.get_latest_materialization_event(dg.AssetKey("smoke")) is not None
+        info = instance.event_log_storage.get_concurrency_info(GPU_POOL)
+        assert (info.slot_count, info.using_default_limit) == (pools.default_pool_limit, True)
+    finally:
+        instance.dispose()
+
+
+def test_gpu_values_size_the_gpu_pool_to_the_gpu_quota() -> None:
+    """Dagster's instance config has no per-pool limit; the platform's only pool takes the default one."""
+    values = charts.load_values(CHART / "values.yaml", CHART / "values-gpu.yaml")
+    assert values["dagster"]["concurrency"]["pools"]["defaultLimit"] == values["gpu"]["quota"] > 0
+    rendered = instance_sections_from_chart_values(values["dagster"])
+    assert rendered["concurrency"]["pools"]["default_limit"] == values["gpu"]["quota"]
+    dg_config_keys = {"default_limit", "granularity", "op_granularity_run_buffer"}
+    assert set(rendered["concurrency"]["pools"]) <= dg_config_keys
+
+
 def test_the_whole_release_with_the_fetched_dagster_chart_is_valid() -> None:
     tarballs = sorted((CHART / "charts").glob("dagster-*.tgz"))
     if not tarballs:
@@ -334,10 +424,15 @@ def test_the_whole_release_with_the_fetched_dagster_chart_is_valid() -> None:
     for document in documents:
         kubernetes_validate.validate(document, KUBE_VERSIONS[-1], strict=True)
     instance = next(d for d in documents if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-instance"))
-    rendered = yaml.safe_load(instance["data"]["dagster.yaml"])
+    text = instance["data"]["dagster.yaml"]
+    rendered = yaml.safe_load(text)
     local = load_instance_config(REPO_ROOT / "dagster.yaml")
-    for section in ("run_coordinator", "run_retries", "telemetry", "sensors", "python_logs"):
+    for section in ("run_coordinator", "concurrency", "run_retries", "telemetry", "sensors", "python_logs", "freshness"):
         assert_contains(rendered[section], local[section], section)
+    # the chart's own event log first, ours last: the one Dagster keeps
+    assert text.count("\nevent_log_storage:") == 2
+    assert rendered["event_log_storage"] == charts.instance_storages_yaml_loaded(default_values()["dagster"])["event_log_storage"]
+    assert rendered["event_log_storage"]["class"] == load_instance_config(PRODUCTION_YAML)["event_log_storage"]["class"]
 
 
 # --------------------------------------------------------------------------- hardening

@@ -166,7 +166,7 @@ import dagster as dg
 @dg.asset(pool=sys.argv[1])
 def gpu_step() -> None:
     start = time.time()
-    time.sleep(1.5)
+    time.sleep(3)  # longer than the two workers' start-up skew: unbounded, they would overlap
     print(json.dumps([start, time.time()]))
 
 with dg.DagsterInstance.get() as instance:

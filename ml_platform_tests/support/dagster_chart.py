@@ -114,6 +114,47 @@ def run_launcher_config(dagster_values: Mapping[str, Any], release: str, namespa
     return config
 
 
+def postgres_db_config(dagster_values: Mapping[str, Any]) -> dict[str, Any]:
+    """The `postgres_db` the chart gives each storage (`helpers/instance/_postgresql.tpl`, external Postgres)."""
+    postgres = dagster_values["postgresql"]
+    global_ = dagster_values.get("global", {}) or {}
+    config: dict[str, Any] = {
+        "username": {"env": "DAGSTER_PG_USERNAME"} if global_.get("postgresqlSecretUsernameKey") else postgres["postgresqlUsername"],
+        "password": {"env": "DAGSTER_PG_PASSWORD"},
+        "hostname": postgres["postgresqlHost"],
+        "db_name": postgres["postgresqlDatabase"],
+        "port": postgres["service"]["port"],
+        "params": postgres.get("postgresqlParams") or {},
+    }
+    if postgres.get("postgresqlScheme"):
+        config["scheme"] = postgres["postgresqlScheme"]
+    return config
+
+
+def instance_storages_yaml(dagster_values: Mapping[str, Any]) -> str:
+    """The storage part of the chart's instance ConfigMap `dagster.yaml`, as text in the template's order.
+
+    `configmap-instance.yaml` writes dagster_postgres' three storages, then (last of all) the raw
+    `additionalInstanceConfig`; a key that appears twice keeps its last value when Dagster loads it.
+    The text keeps both occurrences so that a test loads exactly what the chart hands Dagster.
+    """
+    postgres_db = {"postgres_db": postgres_db_config(dagster_values)}
+    chart_storages = {
+        "schedule_storage": {"module": "dagster_postgres.schedule_storage", "class": "PostgresScheduleStorage", "config": postgres_db},
+        "run_storage": {"module": "dagster_postgres.run_storage", "class": "PostgresRunStorage", "config": postgres_db},
+        "event_log_storage": {"module": "dagster_postgres.event_log", "class": "PostgresEventLogStorage", "config": postgres_db},
+    }
+    text = yaml.safe_dump(chart_storages, sort_keys=False)
+    if dagster_values.get("additionalInstanceConfig"):
+        text += yaml.safe_dump(dict(dagster_values["additionalInstanceConfig"]), sort_keys=False)
+    return text
+
+
+def instance_storages_yaml_loaded(dagster_values: Mapping[str, Any]) -> dict[str, Any]:
+    """`instance_storages_yaml` as Dagster reads it (a repeated key keeps its last value)."""
+    return yaml.safe_load(instance_storages_yaml(dagster_values))
+
+
 def user_deployment(dagster_values: Mapping[str, Any], name: str | None = None) -> dict[str, Any]:
     deployments = dagster_values["dagster-user-deployments"]["deployments"]
     return next(d for d in deployments if name is None or d["name"] == name)
