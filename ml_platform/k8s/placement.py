@@ -3,7 +3,9 @@
 The `dagster-k8s/config` op tag is what `k8s_job_executor` reads when it
 creates the step's Job; it is silently ignored by other executors, which is
 why the deployment tests build the real Job from it. GPU training also joins
-the `gpu` concurrency pool so the cluster's GPUs bound how many run at once.
+the `gpu` concurrency pool so the cluster's GPUs bound how many run at once;
+the instance config sizes it (`concurrency.pools.default_limit`: `gpu` is the
+platform's only pool, and Dagster has no per-pool limit in instance config).
 
 The spec says what training needs (GPUs, CPU, memory, and optionally its own
 node selector and tolerations). Where GPU nodes are and which image has the
