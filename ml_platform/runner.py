@@ -105,7 +105,7 @@ def submit_to_webserver(url: str, spec: UseCaseSpec, stages: Sequence[str], days
 def submit_to_instance(workspace: Path, spec: UseCaseSpec, stages: Sequence[str], days: Sequence[str] | None) -> str:
     """Submit the stages' run to $DAGSTER_HOME's instance with `dagster-graphql` on `workspace`: the mutation
     DagsterGraphQLClient sends, executed without a webserver; returns the run id."""
-    from dagster_graphql.client.client_queries import CLIENT_SUBMIT_PIPELINE_RUN_MUTATION
+    from ml_platform.dagster_internals import CLIENT_SUBMIT_PIPELINE_RUN_MUTATION
 
     tags = submit_tags(spec, stages, days)
     variables = {"executionParams": {
