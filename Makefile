@@ -50,7 +50,7 @@ validate: dagster-home
 # Every tier (ml_platform_tests/{unit,integration,e2e,deploy}) in one pytest session, so the
 # session fixtures (the trained churn platform, the Postgres database) are built once.
 test: install browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=30
 
 # One tier. unit: pure and in-process, under a minute. integration: Dagster runs in process,
 # Postgres, MLflow servers, loopback webhooks. e2e: real dagster-webserver/daemon, the browser,
