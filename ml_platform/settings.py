@@ -47,7 +47,8 @@ class Settings:
     mlflow_ui_url: str  # links in asset metadata
     environment: str  # `local` or `k8s` (set by the Helm chart's ConfigMap)
     gpu_image: str  # CUDA image for GPU training steps on Kubernetes (empty: the run's own image)
-    model_cache_dir: Path | None  # loaded registry models kept on local disk (None: off; pods start empty)
+    model_cache_dir: Path | None  # loaded registry models kept on private local disk (None: off; pods start empty)
+    model_cache_key_file: Path  # the cache's HMAC key when ML_PLATFORM_MODEL_CACHE_KEY (a secret) is unset
     gpu_node_selector: dict[str, str] = field(default_factory=dict)
     gpu_tolerations: list[dict[str, Any]] = field(default_factory=list)
 
@@ -66,7 +67,8 @@ class Settings:
             mlflow_ui_url=env.get(MLFLOW_UI_URL_ENV, "http://127.0.0.1:5000"),
             environment=_choice(env, ENVIRONMENT_ENV, ("local", KUBERNETES)),
             gpu_image=env.get(GPU_IMAGE_ENV, "").strip(),
-            model_cache_dir=_model_cache(env, data_dir),
+            model_cache_dir=_model_cache(env),
+            model_cache_key_file=_user_dir(env, "XDG_CONFIG_HOME", ".config") / "ml_platform" / "model_cache.key",
             gpu_node_selector=_json(env, GPU_NODE_SELECTOR_ENV, dict),
             gpu_tolerations=_json(env, GPU_TOLERATIONS_ENV, list),
         )
@@ -85,13 +87,25 @@ class Settings:
         return self.sensor_interval_override or default_seconds
 
 
-def _model_cache(env: Mapping[str, str], data_dir: Path) -> Path | None:
-    """ML_PLATFORM_MODEL_CACHE: a directory, or `off`; default `<data dir>/model_cache`."""
+def _model_cache(env: Mapping[str, str]) -> Path | None:
+    """ML_PLATFORM_MODEL_CACHE: a directory, or `off`; default `<user cache dir>/ml_platform/models`.
+
+    Never the data directory by default: that is the volume every pod shares on Kubernetes, and whoever
+    writes a cache entry chooses what the next reader unpickles. The user's cache directory is private to
+    the user, and on Kubernetes (HOME=/tmp, the chart's per-pod emptyDir) to the pod."""
     raw = env.get(MODEL_CACHE_ENV)
     if raw is None:
-        return data_dir / "model_cache"
+        return _user_dir(env, "XDG_CACHE_HOME", ".cache") / "ml_platform" / "models"
     raw = raw.strip()
     return None if raw.lower() in ("", "off") else Path(raw).resolve()
+
+
+def _user_dir(env: Mapping[str, str], xdg_variable: str, under_home: str) -> Path:
+    """An XDG base directory: the variable if it holds an absolute path (the spec ignores others), else ~/under_home."""
+    raw = env.get(xdg_variable, "").strip()
+    if raw and Path(raw).is_absolute():
+        return Path(raw)
+    return Path(env.get("HOME") or Path.home()) / under_home
 
 
 def _seconds(env: Mapping[str, str], name: str) -> int | None:

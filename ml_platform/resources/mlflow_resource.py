@@ -58,6 +58,8 @@ class MlflowResource(dg.ConfigurableResource):
     http_backoff_factor: int = 1
     http_timeout_s: int = 15
     model_cache_dir: str = ""  # loaded models kept here by registry identity (empty: no cache)
+    model_cache_key: str = ""  # HMAC key of cache entries (dg.EnvVar of a secret); empty: model_cache_key_file
+    model_cache_key_file: str = ""  # a random key created there on first use (ml_platform/models/model_cache.py)
 
     def resolved_tracking_uri(self) -> str:
         if self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
@@ -122,13 +124,18 @@ class MlflowResource(dg.ConfigurableResource):
         uri = f"models:/{model_name}/{version}"
         if not self.model_cache_dir:
             return mlflow.pyfunc.load_model(uri)
-        from ml_platform.models.model_cache import load_through_cache
+        from ml_platform.models.model_cache import CacheKey, load_through_cache
 
         registered = self.client().get_model_version(model_name, str(version))
         identity = {"tracking_uri": self.resolved_tracking_uri(), "name": model_name, "version": str(version),
                     "run_id": str(registered.run_id), "source": str(registered.source),
                     "created": str(registered.creation_timestamp)}
-        return load_through_cache(Path(self.model_cache_dir), identity, lambda: mlflow.pyfunc.load_model(uri))
+        key = CacheKey(self.model_cache_key, Path(self.model_cache_key_file) if self.model_cache_key_file else None)
+        return load_through_cache(
+            Path(self.model_cache_dir), key, identity,
+            download=lambda: Path(mlflow.artifacts.download_artifacts(artifact_uri=uri)),
+            load=lambda artifact: mlflow.pyfunc.load_model(str(artifact)),
+        )
 
     def load_reference(self, run_id: str) -> dict[str, Any]:
         """The drift reference logged with a model's training run."""

@@ -52,3 +52,20 @@ def test_nothing_but_the_settings_module_reads_the_platform_environment() -> Non
         if path.name != "settings.py" and re.search(r"os\.environ(\.get)?\(?\[?[\"']ML_PLATFORM_", path.read_text())
     )
     assert readers == [], readers
+
+
+def test_the_model_cache_defaults_to_the_users_private_cache_never_the_shared_data_dir(tmp_path: Path) -> None:
+    """Whoever writes a cache entry chooses what the next reader unpickles: the data directory is the volume
+    every pod shares on Kubernetes, the user's cache directory (HOME=/tmp, a pod's emptyDir there) is not."""
+    home = {"HOME": str(tmp_path / "home"), settings.DATA_DIR_ENV: str(tmp_path / "data")}
+    defaults = settings.Settings.from_env(home)
+    assert defaults.model_cache_dir == tmp_path / "home" / ".cache" / "ml_platform" / "models"
+    assert defaults.model_cache_key_file == tmp_path / "home" / ".config" / "ml_platform" / "model_cache.key"
+    xdg = settings.Settings.from_env({**home, "XDG_CACHE_HOME": str(tmp_path / "xc"), "XDG_CONFIG_HOME": str(tmp_path / "xk")})
+    assert xdg.model_cache_dir == tmp_path / "xc" / "ml_platform" / "models"
+    assert xdg.model_cache_key_file == tmp_path / "xk" / "ml_platform" / "model_cache.key"
+    assert settings.Settings.from_env({**home, "XDG_CACHE_HOME": "relative"}).model_cache_dir == defaults.model_cache_dir
+    assert settings.Settings.from_env({**home, settings.MODEL_CACHE_ENV: "off"}).model_cache_dir is None
+    assert settings.Settings.from_env({**home, settings.MODEL_CACHE_ENV: ""}).model_cache_dir is None
+    chosen = settings.Settings.from_env({**home, settings.MODEL_CACHE_ENV: str(tmp_path / "shared")})
+    assert chosen.model_cache_dir == tmp_path / "shared"
