@@ -27,6 +27,7 @@ import yaml
 from dagster_postgres import PostgresRunStorage, PostgresScheduleStorage
 
 from ml_platform.k8s.placement import GPU_POOL
+from ml_platform.settings import Settings
 from ml_platform.storage.postgres import PooledPostgresEventLogStorage
 from ml_platform_tests.support import dagster_chart as charts
 from ml_platform_tests.support.instance_config import (
@@ -545,3 +546,25 @@ def test_serving_deploys_one_scoring_service_per_listed_use_case() -> None:
     policy = kinds[("NetworkPolicy", "ml-platform-serve-churn")]["spec"]["ingress"][0]
     assert policy["from"] == [{"namespaceSelector": {"matchLabels": {"name": "apps"}}}]
     assert not [name for kind, name in by_kind(render({})) if "-serve-" in name], "off by default"
+
+
+def test_the_model_cache_and_its_key_live_on_each_pods_own_emptydir_under_the_charts_environment() -> None:
+    """Whoever can write a model cache entry chooses what the next reader unpickles: under the chart's
+    environment the cache and its key file are on the pod's own emptyDir, never on the shared data volume."""
+    values = default_values()
+    configmap = by_kind(render({}))[("ConfigMap", values["platform"]["configMapName"])]["data"]
+    deployment = charts.user_deployment(values["dagster"])  # code server, and its run and step pods
+    serving = by_kind(render(VARIANTS["serving"]))[("Deployment", "ml-platform-serve-churn")]["spec"]["template"]["spec"]
+    [server] = serving["containers"]
+    pods = {
+        "code server, run and step pods": (configmap, deployment["volumes"], deployment["volumeMounts"]),
+        "serving": ({**configmap, **{e["name"]: e["value"] for e in server.get("env", []) if "value" in e}},
+                    serving["volumes"], server["volumeMounts"]),
+    }
+    for pod, (environment, volumes, mounts) in pods.items():
+        settings = Settings.from_env(environment)
+        assert settings.model_cache_dir is not None, pod
+        for path in (settings.model_cache_dir, settings.model_cache_key_file):
+            mount = max((m for m in mounts if path.is_relative_to(m["mountPath"])), key=lambda m: len(m["mountPath"]))
+            [volume] = [v for v in volumes if v["name"] == mount["name"]]
+            assert "emptyDir" in volume and not path.is_relative_to(settings.data_dir), (pod, path, volume)
