@@ -1,50 +1,16 @@
 """Category encodings fitted on the training rows and kept inside the model, so scoring encodes exactly
-as training did: one-hot of the top-k values plus "other", frequency, and out-of-fold target mean."""
+as training did: one-hot of the top-k values plus "other", frequency, and out-of-fold target mean.
+
+The platform-made parts of a fitted encoder live in `portable.encoders` (shipped with the model); their
+names here stay for models registered before they moved, whose files name this module."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
+from ml_platform.models.portable.encoders import MISSING, FrequencyEncoder, as_objects
 
-
-MISSING = "\x00missing"  # a missing value, counted as a value of its own
-
-
-class FrequencyEncoder(TransformerMixin, BaseEstimator):
-    """Each value's share of the training rows (a missing value is a value too); unseen values get 0."""
-
-    def fit(self, X: Any, y: Any = None) -> FrequencyEncoder:  # noqa: N803 - scikit-learn's argument names
-        frame = _with_missing_as_value(pd.DataFrame(X))
-        self.shares_ = [frame[column].value_counts(normalize=True).to_dict() for column in frame.columns]
-        self.n_features_in_ = frame.shape[1]
-        return self
-
-    def transform(self, X: Any) -> np.ndarray:  # noqa: N803
-        frame = _with_missing_as_value(pd.DataFrame(X))
-        return np.column_stack([
-            frame[column].map(lambda value, shares=shares: shares.get(value, 0.0)).to_numpy(dtype=float)
-            for column, shares in zip(frame.columns, self.shares_, strict=True)
-        ])
-
-    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        return np.asarray([f"{name}_frequency" for name in (input_features if input_features is not None else [])], dtype=object)
-
-
-def as_objects(X: Any) -> pd.DataFrame:  # noqa: N803
-    """Category columns as Python objects with NaN for missing (scikit-learn's encoders do not take pd.NA)."""
-    return _as_objects(pd.DataFrame(X))
-
-
-def _as_objects(frame: pd.DataFrame) -> pd.DataFrame:
-    converted = frame.astype(object)
-    return converted.where(frame.notna(), np.nan)
-
-
-def _with_missing_as_value(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.astype(object).where(frame.notna(), MISSING)
+__all__ = ["MISSING", "FrequencyEncoder", "as_objects", "category_encoder"]
 
 
 def category_encoder(encodings: dict[str, tuple[str, int]], seed: int) -> Any:

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 
 
-# the platform's own encoder types inside a model (skops loads only types it is told to trust)
-OWN_ENCODER_TYPES = ["ml_platform.models.encoders.FrequencyEncoder", "ml_platform.models.encoders.as_objects"]
+# the platform's own encoder types inside a model (skops loads only types it is told to trust); they are
+# shipped with the model, so it loads where the platform is not installed
+OWN_ENCODER_TYPES = ["ml_platform.models.portable.encoders.FrequencyEncoder", "ml_platform.models.portable.encoders.as_objects"]
 
 
 class SklearnRandomForestTrainer:
@@ -43,14 +44,18 @@ class SklearnRandomForestTrainer:
     def log_model(self, name: str, input_example: pd.DataFrame, registered_model_name: str) -> Any:
         import mlflow
         import mlflow.sklearn
-        import sklearn
         from mlflow.models import infer_signature
 
+        from ml_platform.models.portable import encoders
+        from ml_platform.models.shipping import SKLEARN_REQUIREMENTS, pinned, portable_code
+
         signature = infer_signature(input_example, self.model.predict_proba(input_example))
-        return mlflow.sklearn.log_model(
-            self.model, name=name, signature=signature, input_example=input_example,
-            registered_model_name=registered_model_name, pyfunc_predict_fn="predict_proba",
-            skops_trusted_types=["sklearn.tree._tree.Tree", *OWN_ENCODER_TYPES],  # written by this trainer
-            # explicit requirements: MLflow's inference re-imports the model in a subprocess (seconds per run)
-            pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"],
-        )
+        with portable_code(*([encoders] if self.categories else [])) as code_paths:
+            return mlflow.sklearn.log_model(
+                self.model, name=name, signature=signature, input_example=input_example,
+                registered_model_name=registered_model_name, pyfunc_predict_fn="predict_proba",
+                skops_trusted_types=["sklearn.tree._tree.Tree", *OWN_ENCODER_TYPES],  # written by this trainer
+                code_paths=code_paths,
+                # explicit requirements: MLflow's inference re-imports the model in a subprocess (seconds per run)
+                pip_requirements=pinned(SKLEARN_REQUIREMENTS),
+            )

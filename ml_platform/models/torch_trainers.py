@@ -4,7 +4,9 @@ Both train on `cuda` when available and the CPU otherwise, are deterministic
 under a fixed seed, stop early on a time-based validation split (the latest
 days of the training window), and log a self-contained module with
 `mlflow.pytorch`: normalisation and the output transform live inside the
-module, so the registered model maps raw feature columns to scores.
+module (`portable.torch_modules`, shipped with the model so that it loads
+without the platform), so the registered model maps raw feature columns to
+scores.
 
 Only `build_trainer` imports this module, so torch is loaded by training runs
 alone, never when the code location loads.
@@ -20,7 +22,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ml_platform.models import shipping
 from ml_platform.models.base import validation_split
+from ml_platform.models.portable import torch_modules
+# the module classes under their old name too: models registered before they moved name them here
+from ml_platform.models.portable.torch_modules import BiGRUForecaster, StandardizedMLP
 
 
 def _device(requested: str) -> str:
@@ -33,43 +39,6 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-class StandardizedMLP(torch.nn.Module):
-    """Standardize -> MLP -> probability of the positive class (logits while training)."""
-
-    def __init__(self, n_inputs: int, hidden: list[int], mean: np.ndarray, std: np.ndarray) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
-        layers: list[torch.nn.Module] = []
-        width = n_inputs
-        for size in hidden:
-            layers += [torch.nn.Linear(width, size), torch.nn.ReLU()]
-            width = size
-        layers.append(torch.nn.Linear(width, 1))
-        self.net = torch.nn.Sequential(*layers)
-        self.emit_logits = False
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.net((x - self.mean) / self.std).squeeze(-1)
-        return logits if self.emit_logits else torch.sigmoid(logits)
-
-
-class BiGRUForecaster(torch.nn.Module):
-    """Lags (most recent first) -> relative changes -> bidirectional GRU -> next value."""
-
-    def __init__(self, hidden: int, layers: int) -> None:
-        super().__init__()
-        self.rnn = torch.nn.GRU(1, hidden, num_layers=layers, batch_first=True, bidirectional=True)
-        self.head = torch.nn.Linear(2 * hidden, 1)
-
-    def forward(self, lags: torch.Tensor) -> torch.Tensor:
-        last = lags[:, :1]
-        relative = (lags / last - 1.0).flip(1).unsqueeze(-1)  # chronological order
-        encoded, _ = self.rnn(relative)
-        change = self.head(encoded[:, -1, :]).squeeze(-1)
-        return last.squeeze(-1) * (1.0 + change)
 
 
 class _TorchTrainer:
@@ -190,15 +159,15 @@ def log_pytorch_model(
 ) -> Any:
     import mlflow
     import mlflow.pytorch
-    import torch
     from mlflow.models import infer_signature
 
     signature = infer_signature(input_example.astype("float64"), predict(input_example))
-    return mlflow.pytorch.log_model(
-        module, name=name, signature=signature, input_example=input_example.astype("float64"),
-        registered_model_name=registered_model_name,
-        # pickle keeps the GRU and buffers as they are (torch.export's pt2 format would re-trace them);
-        # the module classes live in ml_platform.models.torch_trainers, installed wherever the model loads
-        serialization_format="pickle",
-        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"],
-    )
+    with shipping.portable_code(torch_modules) as code_paths:
+        return mlflow.pytorch.log_model(
+            module, name=name, signature=signature, input_example=input_example.astype("float64"),
+            registered_model_name=registered_model_name,
+            # pickle keeps the GRU and buffers as they are (torch.export's pt2 format would re-trace them);
+            # the pickle names the module classes, shipped with the model
+            serialization_format="pickle", code_paths=code_paths,
+            pip_requirements=shipping.pinned(shipping.TORCH_REQUIREMENTS),
+        )

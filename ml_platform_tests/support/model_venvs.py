@@ -1,0 +1,61 @@
+"""Fresh virtualenvs that install only a registered model's own `requirements.txt`, as a consumer without
+the platform would (`mlflow models serve`, another team's batch job).
+
+One venv per distinct requirements set, kept across test sessions under ~/.cache/ml_platform/model-venvs
+(outside the repo; ML_PLATFORM_MODEL_VENVS moves it), keyed by the hash of the requirements and the
+Python version: a changed pin builds a new venv, an unchanged one reuses the installed venv. A venv is
+built in place under a lock (its scripts name their own path, so it cannot be moved into place) and marked
+complete last: a half-built venv left by a killed session is rebuilt.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+CACHE = Path(os.environ.get("ML_PLATFORM_MODEL_VENVS", Path.home() / ".cache" / "ml_platform" / "model-venvs"))
+COMPLETE = "ml-platform-venv-complete"
+
+
+def requirement_lines(requirements: Path) -> list[str]:
+    """The requirement lines of a model's requirements.txt (comments and blank lines dropped), sorted."""
+    lines = (line.split("#", 1)[0].strip() for line in requirements.read_text().splitlines())
+    return sorted(line for line in lines if line)
+
+
+def model_venv(requirements: Path) -> Path:
+    """A venv holding exactly what `pip install -r requirements` installs; built once per requirements set."""
+    lines = requirement_lines(requirements)
+    key = hashlib.sha256("\n".join([sys.version.split()[0], *lines]).encode()).hexdigest()[:16]
+    venv = CACHE / key
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / f"{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent session waits for the build instead of racing it
+        if not (venv / COMPLETE).exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)  # based on the interpreter under .venv
+            (venv / "requirements.txt").write_text("\n".join(lines) + "\n")
+            install = subprocess.run(
+                [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", str(venv / "requirements.txt")],
+                capture_output=True, text=True, env=clean_env(venv),
+            )
+            if install.returncode:
+                raise AssertionError(f"pip install -r {requirements} failed:\n{install.stdout[-3000:]}{install.stderr[-3000:]}")
+            (venv / COMPLETE).write_text("")
+    return venv
+
+
+def clean_env(venv: Path, **extra: str) -> dict[str, str]:
+    """The environment for commands in `venv`: its bin first on PATH, nothing pointing back at the platform."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("PYTHONPATH", "VIRTUAL_ENV", "MLFLOW_TRACKING_URI", "PYTHONHOME")
+           and not key.startswith("ML_PLATFORM_")}
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(venv)
+    env.update(extra)
+    return env
