@@ -6,6 +6,7 @@ The demo and its synthetic data are not part of the platform: `ml-platform-demo`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections import Counter
@@ -73,12 +74,16 @@ def _add_run_commands(commands: argparse._SubParsersAction) -> None:
     for command in (materialize, train, predict):
         _add_where_options(command)
 
-    serve = commands.add_parser("serve", help="score rows online with the current champion (HTTP: /score, /health, /metrics)")
+    serve = commands.add_parser("serve", help="score rows online with the current champion (HTTP: /score, /health, /ready, /metrics)")
     serve.add_argument("use_case", help="the use case, e.g. churn")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
     serve.add_argument("--port", type=positive_int, default=8080, help="port (default 8080)")
     serve.add_argument("--refresh-seconds", type=positive_int, default=5,
                        help="how often to ask the registry who is champion (default 5): promotions need no restart")
+    serve.add_argument("--workers", type=positive_int, default=None,
+                       help=f"gunicorn worker processes, each with the champion loaded (default {settings.SERVE_WORKERS_ENV} or 2)")
+    serve.add_argument("--threads", type=positive_int, default=None,
+                       help=f"threads per worker: its concurrent requests, batched (default {settings.SERVE_THREADS_ENV} or 16)")
 
 
 def _add_where_options(command: argparse.ArgumentParser) -> None:
@@ -107,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
             from ml_platform.resources import default_resources
             from ml_platform.serving import serve
 
-            serve(use_case_spec(args.use_case), default_resources()["mlflow"], args.host, args.port, args.refresh_seconds)
+            config = settings.Settings.from_env().serve
+            config = dataclasses.replace(config, workers=args.workers or config.workers, threads=args.threads or config.threads)
+            serve(use_case_spec(args.use_case), default_resources()["mlflow"], args.host, args.port, args.refresh_seconds, config)
         elif args.command == "summary":
             print(summary(args.use_case))
         elif args.command == "rollback":

@@ -28,12 +28,36 @@ GPU_IMAGE_ENV = "ML_PLATFORM_GPU_IMAGE"
 GPU_NODE_SELECTOR_ENV = "ML_PLATFORM_GPU_NODE_SELECTOR"
 GPU_TOLERATIONS_ENV = "ML_PLATFORM_GPU_TOLERATIONS"
 MODEL_CACHE_ENV = "ML_PLATFORM_MODEL_CACHE"
+SERVE_WORKERS_ENV = "ML_PLATFORM_SERVE_WORKERS"
+SERVE_THREADS_ENV = "ML_PLATFORM_SERVE_THREADS"
+SERVE_BATCH_WAIT_ENV = "ML_PLATFORM_SERVE_BATCH_WAIT_MS"
+SERVE_MAX_BATCH_ENV = "ML_PLATFORM_SERVE_MAX_BATCH_ROWS"
 SHIPPED_SPECS_DIR = Path(__file__).parent / "use_cases"
 KUBERNETES = "k8s"
 
 
 class SettingError(ValueError):
     """An environment variable holds something the platform cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """`ml-platform serve` (ml_platform/serving.py): gunicorn processes and threads (`--workers`/`--threads`
+    override them), and micro-batching: how long a batch waits for requests being parsed, and its rows."""
+
+    workers: int = 2  # each loads the champion; a pod with 1 CPU wants 1-2
+    threads: int = 16  # concurrent requests per worker, which micro-batching coalesces
+    batch_wait_ms: int = 2  # 0..5: the most a request waits for others to join its batch
+    max_batch_rows: int = 256
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ServeSettings:
+        return cls(
+            workers=_int(env, SERVE_WORKERS_ENV, cls.workers, 1, 64),
+            threads=_int(env, SERVE_THREADS_ENV, cls.threads, 1, 256),
+            batch_wait_ms=_int(env, SERVE_BATCH_WAIT_ENV, cls.batch_wait_ms, 0, 5),
+            max_batch_rows=_int(env, SERVE_MAX_BATCH_ENV, cls.max_batch_rows, 1, 10_000),
+        )
 
 
 @dataclass(frozen=True)
@@ -51,6 +75,7 @@ class Settings:
     model_cache_key_file: Path  # the cache's HMAC key when ML_PLATFORM_MODEL_CACHE_KEY (a secret) is unset
     gpu_node_selector: dict[str, str] = field(default_factory=dict)
     gpu_tolerations: list[dict[str, Any]] = field(default_factory=list)
+    serve: ServeSettings = field(default_factory=ServeSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +96,7 @@ class Settings:
             model_cache_key_file=_user_dir(env, "XDG_CONFIG_HOME", ".config") / "ml_platform" / "model_cache.key",
             gpu_node_selector=_json(env, GPU_NODE_SELECTOR_ENV, dict),
             gpu_tolerations=_json(env, GPU_TOLERATIONS_ENV, list),
+            serve=ServeSettings.from_env(env),
         )
 
     @property
@@ -114,6 +140,16 @@ def _seconds(env: Mapping[str, str], name: str) -> int | None:
         return None
     if not raw.isdigit() or int(raw) < 1:
         raise SettingError(f"{name} must be a whole number of seconds >= 1, got '{raw}'")
+    return int(raw)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """A whole number in [low, high]; unset or empty is `default`."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise SettingError(f"{name} must be a whole number from {low} to {high}, got '{raw}'")
     return int(raw)
 
 
