@@ -18,16 +18,20 @@ The key is `ML_PLATFORM_MODEL_CACHE_KEY` (from a Kubernetes Secret: the same in 
 shared cache stays usable across pods, and never logged), else a random key the platform creates once in
 a 0600 file outside the cache (`Settings.model_cache_key_file`: per user locally, per pod on Kubernetes).
 What the check cannot stop: an attacker holding the key (one who runs code in a platform pod already
-runs code there). An entry that does not verify, names another version or cannot be read is refused,
+runs code there), or one putting back an entry the platform wrote earlier for the same version (the same
+model). An entry that does not verify, names another version or cannot be read is refused,
 never unpickled; the refusal is a warning (in the run's log inside a step, naming the entry and why) and
 the model loads from the registry and replaces the entry.
 
 The artifact is hashed when the entry is written and not downloaded again when it is read: the HMAC
 already proves the platform wrote the entry from that artifact, and the registry identity pins the version.
+Verification costs one HMAC pass over the pickle (milliseconds for a forest), not the seconds of a load.
+Beyond MAX_CACHE_BYTES the least recently used entries are deleted when an entry is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -47,6 +51,7 @@ LOG = dg.get_dagster_logger("model_cache")
 KEY_ENV = "ML_PLATFORM_MODEL_CACHE_KEY"
 MIN_KEY_LENGTH = 32  # characters of the key: at least 128 bits however it was written (hex, base64)
 ENTRY_SUFFIX = ".model"
+MAX_CACHE_BYTES = 4 * 2**30  # least recently used entries go beyond this: one user cache serves every store
 
 
 class UnverifiedEntry(Exception):
@@ -80,6 +85,7 @@ def load_through_cache(
     model = load(artifact)
     try:
         _write(entry, secret, identity, artifact_sha256(artifact), pickle.dumps(model))
+        _prune(cache_dir, MAX_CACHE_BYTES)
     except OSError as error:  # a full or read-only disk costs speed, not the run
         LOG.warning("model cache entry %s not written: %s", entry, error)
     return model
@@ -148,6 +154,8 @@ def _read(entry: Path, key: bytes, identity: dict[str, str]) -> Any:
     if header.get("identity") != identity:
         other = header["identity"]  # verified: the platform wrote it
         raise UnverifiedEntry(f"written for another model version: {other.get('name')} version {other.get('version')}")
+    with contextlib.suppress(OSError):  # a read-only cache still serves
+        os.utime(entry)  # recently used: kept by _prune
     return pickle.loads(payload)  # verified above as written by the platform for this version
 
 
@@ -165,6 +173,22 @@ def _write(entry: Path, key: bytes, identity: dict[str, str], artifact_digest: s
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _prune(cache_dir: Path, max_bytes: int) -> None:
+    """Delete the least recently used entries until the rest fit in `max_bytes`."""
+    entries = []
+    for path in cache_dir.glob(f"*{ENTRY_SUFFIX}"):
+        try:
+            entries.append((path.stat(), path))
+        except FileNotFoundError:  # pruned by another process meanwhile
+            continue
+    total = sum(status.st_size for status, _ in entries)
+    for status, path in sorted(entries, key=lambda item: item[0].st_mtime):
+        if total <= max_bytes:
+            break
+        path.unlink(missing_ok=True)
+        total -= status.st_size
 
 
 def _mac(key: bytes, header: dict[str, Any], payload: bytes) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
 import shutil
 import stat
@@ -205,6 +206,28 @@ def test_a_short_deployment_key_fails_naming_the_variable(tmp_path: Path, regist
     mlflow = MlflowResource(data_dir=str(data_dir), model_cache_dir=str(tmp_path / "cache"), model_cache_key="short")
     with pytest.raises(ValueError, match="ML_PLATFORM_MODEL_CACHE_KEY must be at least 32 characters"):
         mlflow.load_model("cached", "1")
+
+
+def test_the_least_recently_used_entries_go_when_the_cache_outgrows_its_limit(
+    tmp_path: Path, registry: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data_dir, _ = registry
+    cache = tmp_path / "cache"
+    mlflow = cached(data_dir, cache)
+    mlflow.load_model("cached", "1")
+    one_entry = entry_of(cache, "1").stat().st_size
+    os.utime(entry_of(cache, "1"), (time.time() - 100, time.time() - 100))
+    monkeypatch.setattr(model_cache, "MAX_CACHE_BYTES", one_entry * 3 // 2)
+    mlflow.load_model("cached", "2")  # written; version 1's older entry makes room
+    assert [json.loads(p.read_bytes().partition(b"\n")[0])["identity"]["version"] for p in cache.glob("*.model")] == ["2"]
+
+    monkeypatch.setattr(model_cache, "MAX_CACHE_BYTES", 10 * one_entry)
+    mlflow.load_model("cached", "1")
+    os.utime(entry_of(cache, "1"), (time.time() - 100, time.time() - 100))
+    os.utime(entry_of(cache, "2"), (time.time() - 50, time.time() - 50))
+    mlflow.load_model("cached", "1")  # a read makes version 1 the most recently used
+    model_cache._prune(cache, one_entry * 3 // 2)
+    assert [json.loads(p.read_bytes().partition(b"\n")[0])["identity"]["version"] for p in cache.glob("*.model")] == ["1"]
 
 
 def test_without_a_cache_directory_nothing_is_written(tmp_path: Path) -> None:
