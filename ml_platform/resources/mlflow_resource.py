@@ -130,7 +130,10 @@ class MlflowResource(dg.ConfigurableResource):
         identity = {"tracking_uri": self.resolved_tracking_uri(), "name": model_name, "version": str(version),
                     "run_id": str(registered.run_id), "source": str(registered.source),
                     "created": str(registered.creation_timestamp)}
-        key = CacheKey(self.model_cache_key, Path(self.model_cache_key_file) if self.model_cache_key_file else None)
+        secret = self.model_cache_key
+        if isinstance(secret, dg.EnvVar):  # outside a run (`serve`, the CLI) Dagster has not resolved it
+            secret = secret.get_value() or ""
+        key = CacheKey(secret, Path(self.model_cache_key_file) if self.model_cache_key_file else None)
         return load_through_cache(
             Path(self.model_cache_dir), key, identity,
             download=lambda: Path(mlflow.artifacts.download_artifacts(artifact_uri=uri)),

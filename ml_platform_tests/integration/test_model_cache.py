@@ -24,6 +24,7 @@ import pytest
 
 from ml_platform.models import model_cache
 from ml_platform.models.sklearn_trainers import SklearnRandomForestTrainer
+from ml_platform.resources import default_resources
 from ml_platform.resources.mlflow_resource import MlflowResource
 
 FEATURES = pd.DataFrame(np.random.default_rng(0).normal(size=(400, 4)), columns=["a", "b", "c", "d"])
@@ -199,6 +200,28 @@ def test_without_a_deployment_key_a_private_key_file_is_created_once_and_reused(
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and len(bytes.fromhex(key)) == 32
     np.testing.assert_array_equal(mlflow.load_model("cached", "1").predict(FEATURES), scores["1"])
     assert key_file.read_text() == key and len(list((tmp_path / "cache").glob("*.model"))) == 1
+
+
+def test_the_deployment_key_from_the_environment_signs_entries_in_and_outside_runs(
+    tmp_path: Path, registry: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`serve` and the CLI use the resources outside a run, where Dagster has not resolved the key's EnvVar."""
+    data_dir, scores = registry
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("ML_PLATFORM_MODEL_CACHE", str(cache))
+    monkeypatch.setenv("ML_PLATFORM_MODEL_CACHE_KEY", KEY)
+    default_resources()["mlflow"].load_model("cached", "1")
+
+    @dg.asset
+    def scores_of_version_1(mlflow: MlflowResource) -> None:
+        np.testing.assert_array_equal(mlflow.load_model("cached", "1").predict(FEATURES), scores["1"])
+
+    with caplog.at_level(logging.WARNING, logger="dagster"):
+        assert dg.materialize([scores_of_version_1], resources={"mlflow": default_resources()["mlflow"]}).success
+        cached(data_dir, cache).load_model("cached", "1")
+    assert not [r for r in caplog.records if "model cache" in r.getMessage()]
+    assert len(list(cache.glob("*.model"))) == 1
 
 
 def test_a_short_deployment_key_fails_naming_the_variable(tmp_path: Path, registry: tuple[Path, dict]) -> None:
