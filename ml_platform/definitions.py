@@ -10,6 +10,7 @@ import dagster as dg
 
 from ml_platform.automation.failure_alerts import build_failure_alert_sensor
 from ml_platform.automation.triggers import build_automation_condition_sensor
+from ml_platform.extras import require_model_extra
 from ml_platform.factory import build_use_case
 from ml_platform.k8s.executors import default_executor
 from ml_platform.resources import default_resources
@@ -19,7 +20,10 @@ from ml_platform.spec import SpecError, UseCaseSpec, load_spec
 
 def load_specs(settings: Settings | None = None) -> list[UseCaseSpec]:
     directories = (settings or Settings.from_env()).spec_dirs
-    specs = [load_spec(path) for directory in directories for path in sorted(directory.glob("*.yaml"))]
+    paths = [path for directory in directories for path in sorted(directory.glob("*.yaml"))]
+    specs = [load_spec(path) for path in paths]
+    for path, spec in zip(paths, specs, strict=True):
+        require_model_extra(spec, path)  # torch, text: extras an image may lack
     names = [spec.name for spec in specs]
     duplicated = sorted({name for name in names if names.count(name) > 1})
     if duplicated:
