@@ -68,8 +68,8 @@ def load_through_cache(
     entry = cache_dir / (hashlib.sha256(_canonical(identity)).hexdigest()[:32] + ENTRY_SUFFIX)
     try:
         secret = key.resolve()
-    except OSError as error:  # no key file can be written: the cache is off for this load, the run goes on
-        LOG.warning("model cache %s not used: its key file %s cannot be created: %s", cache_dir, key.file, error)
+    except OSError as error:  # no key file: the cache is off for this load, the run goes on
+        LOG.warning("model cache %s not used: its key file %s cannot be read or created: %s", cache_dir, key.file, error)
         return load(download())
     try:
         return _read(entry, secret, identity)
@@ -86,8 +86,8 @@ def load_through_cache(
     try:
         _write(entry, secret, identity, artifact_sha256(artifact), pickle.dumps(model))
         _prune(cache_dir, MAX_CACHE_BYTES)
-    except OSError as error:  # a full or read-only disk costs speed, not the run
-        LOG.warning("model cache entry %s not written: %s", entry, error)
+    except Exception as error:  # an unpicklable model or a full, read-only disk costs speed, not the run
+        LOG.warning("model cache entry %s not written (%s: %s)", entry, type(error).__name__, error)
     return model
 
 
