@@ -12,6 +12,7 @@ Runtime (2 shared cores): cold, building the three venvs, about TBD s; warm abou
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -25,7 +26,10 @@ import pandas as pd
 import pytest
 import requests
 
+from ml_platform.models import shipping, sklearn_trainers
 from ml_platform.models.base import Trainer
+from ml_platform.models.portable import encoders as portable_encoders
+from ml_platform.models.portable import torch_modules
 from ml_platform.models.trainers import build_trainer
 from ml_platform_tests.support.model_venvs import clean_env, model_venv
 from ml_platform_tests.support.polling import poll_until
@@ -125,10 +129,11 @@ def _register_all() -> dict[str, Registered]:
 
 def platform_scores(model: Registered) -> np.ndarray:
     """What the platform scores the input example with: the registered model loaded here, checked against the
-    trainer's own scores (a forest's pyfunc answers both class probabilities, the platform scores class 1)."""
+    trainer's own scores (a forest's pyfunc answers both class probabilities, the platform scores class 1; a torch
+    module's, one column)."""
     loaded = np.asarray(mlflow.pyfunc.load_model(f"models:/{model.name}/{model.version}").predict(model.example), dtype=float)
     own = model.trainer.predict(model.example)
-    np.testing.assert_allclose(loaded[:, 1] if model.name == "churn" else loaded, own, rtol=1e-6)
+    np.testing.assert_allclose(loaded[:, 1] if model.trainer.flavor == "sklearn" else loaded.reshape(own.shape), own, rtol=1e-6)
     return loaded
 
 
@@ -177,6 +182,45 @@ def test_mlflow_models_serve_answers_the_champions_input_example(
         np.testing.assert_array_equal(np.asarray(response.json()["predictions"], dtype=float), platform_scores(models["churn"]))
     finally:
         kill_process_group(server)
+
+
+# the models-from-code file that registered text models carry since before the move (stored with each model)
+OLD_TEXT_MODEL_CODE = """
+import mlflow
+from ml_platform.models.text_trainers import ZeroShotTextModel
+mlflow.models.set_model(ZeroShotTextModel())
+"""
+
+
+def test_models_registered_before_the_move_still_load_in_the_platform(
+    registry: tuple[str, dict[str, Registered]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Older models name the platform's classes by their old modules (torch_trainers, encoders, text_trainers)
+    and carry no code: logged here with exactly those names, they load and score as the new ones do."""
+    _, models = registry
+    for cls in (torch_modules.StandardizedMLP, torch_modules.BiGRUForecaster):
+        monkeypatch.setattr(cls, "__module__", "ml_platform.models.torch_trainers")
+    for member in (portable_encoders.FrequencyEncoder, portable_encoders.as_objects):
+        monkeypatch.setattr(member, "__module__", "ml_platform.models.encoders")
+    monkeypatch.setattr(sklearn_trainers, "OWN_ENCODER_TYPES",
+                        ["ml_platform.models.encoders.FrequencyEncoder", "ml_platform.models.encoders.as_objects"])
+    monkeypatch.setattr(shipping, "portable_code", lambda *modules: contextlib.nullcontext(None))
+    for name in ("churn", "fraud", "prices"):
+        model = models[name]
+        with mlflow.start_run():
+            info = model.trainer.log_model("model", model.example, registered_model_name=f"old-{name}")
+        old = Registered(f"old-{name}", str(info.registered_model_version), model.trainer, model.example)
+        assert not (Path(mlflow.pyfunc.get_model_dependencies(f"models:/{old.name}/{old.version}")).parent / "code").exists()
+        np.testing.assert_array_equal(platform_scores(old), platform_scores(model))
+
+    news = models["news"]
+    code = tmp_path / "text_model_code.py"
+    code.write_text(OLD_TEXT_MODEL_CODE)
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(name="model", python_model=str(code), model_config=news.trainer.config,
+                                       registered_model_name="old-news", pip_requirements=["mlflow"])
+    old_news = Registered("old-news", str(info.registered_model_version), news.trainer, news.example.astype(str))
+    np.testing.assert_array_equal(platform_scores(old_news), platform_scores(news))
 
 
 def _running(server: subprocess.Popen) -> None:
