@@ -9,20 +9,27 @@ export ML_PLATFORM_DATA_DIR ?= $(CURDIR)/data
 DEMO_UI ?= 1
 DEMO_DAYS ?= 60
 
-LOCKS := deploy/requirements.lock deploy/requirements-test.lock
+# Hash-locked: the runtime set (every image), then what the torch and text extras and the tests add.
+LOCKS := deploy/requirements.lock deploy/requirements-torch.lock deploy/requirements-text.lock deploy/requirements-test.lock
 
-.PHONY: install lock browser demo ui test test-unit test-integration test-e2e test-deploy bench bench-postgres bench-year bench-latency bench-floor bench-event-log bench-in-run bench-draft bench-load dagster-home validate clean
+.PHONY: install lock browser demo ui test test-unit test-integration test-e2e test-deploy bench bench-postgres bench-year bench-latency bench-floor bench-event-log bench-in-run bench-draft bench-load bench-serve dagster-home validate clean
 
-# Exactly the locked versions: the locks are constraints, so nothing resolves afresh.
+# Exactly the locked files: pip refuses any whose SHA-256 is not in the locks (nothing resolves afresh),
+# then the project itself, editable, built by the locked setuptools. pip itself first (locked too):
+# older pips refuse locked requirements with extras in --require-hashes mode.
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml $(LOCKS)
+$(VENV)/.installed: pyproject.toml deploy/requirements-pip.lock $(LOCKS)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(addprefix -c ,$(LOCKS)) -e '.[test]'
+	$(BIN)/pip install -q --require-hashes -r deploy/requirements-pip.lock
+	$(BIN)/pip install -q --require-hashes $(addprefix -r ,$(LOCKS))
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	touch $@
 
-# Re-resolve both locks to the newest versions pyproject.toml allows (then review, test, commit).
+# Re-resolve every lock to the newest versions pyproject.toml allows and hash their files
+# (then review, test, commit). To add a dependency without moving the others, run
+# `$(BIN)/python deploy/refresh_lock.py PINS.txt` with today's pins (name==version lines) as constraints.
 lock: install
 	$(BIN)/python deploy/refresh_lock.py
 
@@ -101,6 +108,11 @@ bench-load: install
 bench-event-log: install
 	mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/event_log.py --partitions 60 --json benchmarks/results/event_log.json
+
+# `ml-platform serve` under load (churn, fraud, news; 1 and 100 rows at concurrency 1/16/64; a promotion midway)
+bench-serve: install
+	mkdir -p benchmarks/results
+	$(BIN)/python benchmarks/serve.py --json benchmarks/results/serve.json
 
 # Landed file -> predictions recorded, over 5 days landed one at a time (shipped sensor settings).
 bench-latency: install

@@ -5,7 +5,7 @@ model's (sentence-transformers on Hugging Face) and whose declared license (MIT)
 (Apache-2.0). So the package is trusted for nothing but carrying the bytes: each file that decides the
 embeddings must have the SHA-256 the upstream repository publishes for it (for the weights, the Git LFS
 object id of model.safetensors), or the encoder is not loaded. Shipped with the registered text model
-(`code_paths`), so a consumer without the platform checks the same files. docs/text-model.md says where
+(`code_paths`), so a consumer without the platform checks the same files. docs/supply-chain.md says where
 the checksums come from.
 """
 
