@@ -539,7 +539,9 @@ def test_serving_deploys_one_scoring_service_per_listed_use_case() -> None:
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["ml-platform", "serve", "churn"]
     assert "--host=0.0.0.0" in container["args"] and "--port=8080" in container["args"]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"  # a champion loaded
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"  # the server answers
+    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > 30  # gunicorn's graceful 30 s
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert labels["ml-platform.io/mlflow-client"] == "true", "MLflow's NetworkPolicy admits it"
     assert kinds[("Service", "ml-platform-serve-fraud")]["spec"]["ports"][0]["port"] == 8080
