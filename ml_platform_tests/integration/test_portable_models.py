@@ -7,7 +7,8 @@ in a file-based MLflow store. Then, in a fresh virtualenv that installs only tha
 `mlflow.pyfunc.load_model` loads it and scores its input example exactly as the platform does; and
 `mlflow models serve` run from that venv answers the churn champion's input example over HTTP.
 
-Runtime (2 shared cores): cold, building the three venvs, about TBD s; warm about TBD s.
+Runtime (2 shared cores): cold, building the three venvs (pip's own download cache warm), 204 s; warm 45 s.
+The venvs take about 3.4 GB (sklearn 0.5, torch 1.2, text 1.7).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,8 +164,9 @@ def test_a_registered_model_loads_and_scores_in_a_venv_of_its_own_requirements(
 def test_mlflow_models_serve_answers_the_champions_input_example(
     registry: tuple[str, dict[str, Registered]], tmp_path: Path,
 ) -> None:
-    """`mlflow models serve --env-manager local`, run from the model's own venv (local: that venv is the
-    environment; conda and virtualenv managers would build another one, needing pyenv or conda)."""
+    """`mlflow models serve --env-manager local`, run from the model's own venv: that venv is the model's
+    environment. The other managers build a second one from the same requirements (virtualenv through pyenv
+    and the `virtualenv` package; uv and conda are not installed here)."""
     uri, models = registry
     venv = model_venv(requirements(uri, models["churn"]))
     port = free_port()
