@@ -19,8 +19,8 @@ from ml_platform.spec import SpecError, UseCaseSpec, load_spec
 
 
 def load_specs(settings: Settings | None = None) -> list[UseCaseSpec]:
-    directories = (settings or Settings.from_env()).spec_dirs
-    paths = [path for directory in directories for path in sorted(directory.glob("*.yaml"))]
+    settings = settings or Settings.from_env()
+    directories, paths = settings.spec_dirs, settings.spec_paths
     specs = [load_spec(path) for path in paths]
     for path, spec in zip(paths, specs, strict=True):
         require_model_extra(spec, path)  # torch, text: extras an image may lack

@@ -10,6 +10,7 @@ from __future__ import annotations
 from importlib.util import find_spec
 from pathlib import Path
 
+from ml_platform.settings import SHIPPED_SPECS_DIR, SHIPPED_USE_CASES_ENV
 from ml_platform.spec import SpecError, UseCaseSpec
 
 # model.type -> (the extra that provides it, the modules it imports)
@@ -30,4 +31,6 @@ def require_model_extra(spec: UseCaseSpec, path: Path) -> None:
         raise SpecError(
             f"{path}: model.type: {spec.model.type} needs the '{extra}' extra, which is not installed "
             f"(no module {', '.join(missing)}): pip install 'ml_platform[{extra}]' "
-            f"(an image: docker build --build-arg EXTRAS=\"{'torch text' if extra == 'text' else extra}\")")
+            f"(an image: docker build --build-arg EXTRAS=\"{'torch text' if extra == 'text' else extra}\")"
+            + (f"; or leave this shipped example out: {SHIPPED_USE_CASES_ENV}=none (or a list of the ones to load)"
+               if path.parent == SHIPPED_SPECS_DIR else ""))

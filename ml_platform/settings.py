@@ -32,6 +32,7 @@ SERVE_WORKERS_ENV = "ML_PLATFORM_SERVE_WORKERS"
 SERVE_THREADS_ENV = "ML_PLATFORM_SERVE_THREADS"
 SERVE_BATCH_WAIT_ENV = "ML_PLATFORM_SERVE_BATCH_WAIT_MS"
 SERVE_MAX_BATCH_ENV = "ML_PLATFORM_SERVE_MAX_BATCH_ROWS"
+SHIPPED_USE_CASES_ENV = "ML_PLATFORM_SHIPPED_USE_CASES"
 SHIPPED_SPECS_DIR = Path(__file__).parent / "use_cases"
 KUBERNETES = "k8s"
 
@@ -65,6 +66,7 @@ class Settings:
     data_dir: Path  # landed files, the Parquet lake and the local MLflow store
     lake_path: str  # the lake's base path; any fsspec URL (e.g. s3://bucket/lake)
     user_specs_dir: Path | None  # the user's own specs, next to the shipped ones
+    shipped_use_cases: tuple[str, ...]  # which shipped example use cases load (an image without torch: none of theirs)
     sensor_interval_override: int | None  # seconds between every sensor's ticks (tests, demos)
     automation_running: bool  # default status of schedules and sensors
     dagster_ui_url: str  # links in alerts and MLflow runs
@@ -86,6 +88,7 @@ class Settings:
             data_dir=data_dir,
             lake_path=env.get(LAKE_ENV) or str(data_dir / "lake"),
             user_specs_dir=Path(specs) if specs else None,
+            shipped_use_cases=_shipped_use_cases(env),
             sensor_interval_override=_seconds(env, SENSOR_INTERVAL_ENV),
             automation_running=_choice(env, AUTOMATION_ENV, ("stopped", "running")) == "running",
             dagster_ui_url=env.get(UI_URL_ENV, "http://127.0.0.1:3000"),
@@ -103,6 +106,12 @@ class Settings:
     def spec_dirs(self) -> list[Path]:
         """Shipped use cases plus, optionally, a directory of the user's own specs."""
         return [SHIPPED_SPECS_DIR, *([self.user_specs_dir] if self.user_specs_dir else [])]
+
+    @property
+    def spec_paths(self) -> list[Path]:
+        """The selected shipped specs, then every spec of the user's directory, each directory in name order."""
+        shipped = [SHIPPED_SPECS_DIR / f"{name}.yaml" for name in sorted(self.shipped_use_cases)]
+        return shipped + (sorted(self.user_specs_dir.glob("*.yaml")) if self.user_specs_dir else [])
 
     @property
     def on_kubernetes(self) -> bool:
@@ -151,6 +160,25 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise SettingError(f"{name} must be a whole number from {low} to {high}, got '{raw}'")
     return int(raw)
+
+
+def _shipped_use_cases(env: Mapping[str, str]) -> tuple[str, ...]:
+    """ML_PLATFORM_SHIPPED_USE_CASES: `all` (unset), `none`, or a comma-separated list of shipped use cases.
+
+    The shipped examples include torch and text model types; an image built without those extras (only
+    scikit-learn use cases of its own) loads none or some of them."""
+    available = tuple(sorted(path.stem for path in SHIPPED_SPECS_DIR.glob("*.yaml")))
+    raw = env.get(SHIPPED_USE_CASES_ENV, "").strip().lower()
+    if raw in ("", "all"):
+        return available
+    if raw == "none":
+        return ()
+    names = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
+    unknown = [name for name in names if name not in available]
+    if unknown or not names:
+        raise SettingError(f"{SHIPPED_USE_CASES_ENV} must be 'all', 'none' or a comma-separated list of "
+                           f"{', '.join(available)}; got '{raw}'")
+    return names
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
