@@ -114,11 +114,6 @@ bench-serve: install
 	mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/serve.py --json benchmarks/results/serve.json
 
-# `ml-platform serve` under load (churn, fraud, news; 1 and 100 rows at concurrency 1/16/64; a promotion midway)
-bench-serve: install
-	mkdir -p benchmarks/results
-	$(BIN)/python benchmarks/serve.py --json benchmarks/results/serve.json
-
 # Landed file -> predictions recorded, over 5 days landed one at a time (shipped sensor settings).
 bench-latency: install
 	mkdir -p benchmarks/results
