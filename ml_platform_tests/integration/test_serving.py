@@ -43,8 +43,12 @@ def start_server(data: Path, log: Path, *flags: str) -> Server:
     process = spawn([str(BIN / "ml-platform"), "serve", "churn", "--port", str(port), "--refresh-seconds", "1", *flags],
                     environment, log, REPO_ROOT)
     url = f"http://127.0.0.1:{port}"
-    poll_until(lambda: _get(f"{url}/ready") == 200, "the scoring server to be ready", timeout=120, interval=0.5,
-               alive=lambda: _alive(process, log), details=lambda: log.read_text()[-3000:])
+    try:
+        poll_until(lambda: _get(f"{url}/ready") == 200, "the scoring server to be ready", timeout=120, interval=0.5,
+                   alive=lambda: _alive(process, log), details=lambda: log.read_text()[-3000:])
+    except BaseException:
+        kill_process_group(process)
+        raise
     return Server(url, port, process, log)
 
 
