@@ -112,7 +112,9 @@ class Server:
 
 
 def run_load(port: int, body: bytes, concurrency: int, seconds: float, during: Any = None) -> dict[str, Any]:
-    """`concurrency` keep-alive clients for `seconds`; `during()` runs halfway through (the promotion)."""
+    """`concurrency` keep-alive clients for `seconds`; with `during` (the promotion, returning the version it
+    made champion): `during()` after `seconds / 2`, then the load goes on until that version has answered
+    for `seconds / 2` (at most 120 s)."""
     latencies: list[float] = []
     versions: list[tuple[float, str]] = []
     failures: list[str] = []
@@ -145,8 +147,14 @@ def run_load(port: int, body: bytes, concurrency: int, seconds: float, during: A
         thread.start()
     if during is not None:
         time.sleep(seconds / 2)
-        during()
-        time.sleep(seconds / 2)
+        new = during()
+        deadline = time.perf_counter() + 120
+        while time.perf_counter() < deadline:
+            with lock:
+                first_new = next((at for at, version in versions if version == new), None)
+            if first_new is not None and time.perf_counter() - first_new >= seconds / 2:
+                break
+            time.sleep(0.1)
     else:
         time.sleep(seconds)
     stop.set()
@@ -193,7 +201,7 @@ def main() -> int:
                         print(_line(results[-1]), flush=True)
             finally:
                 server.stop()
-        results.append(promotion_run(root, logs, args.seconds * 2))
+        results.append(promotion_run(root, logs, args.seconds))
         print(_line(results[-1]), flush=True)
 
     for result in results:
@@ -207,27 +215,29 @@ def main() -> int:
 
 
 def promotion_run(root: Path, logs: Path, seconds: float) -> dict[str, Any]:
-    """churn, one row, concurrency 16: version 2 promoted halfway; no request may fail, and after the first
-    answer from version 2 every worker must switch within the refresh interval plus the model load."""
+    """churn, one row, concurrency 16: version 2 promoted after `seconds` of load; no request may fail. Reported:
+    seconds from the alias moving to the first answer by version 2, and how long version 1 still answered
+    after that (the other worker's refresh and load)."""
     server = Server(root, "churn", logs)
     promoted: list[float] = []
 
-    def promote() -> None:
-        promoted.append(time.perf_counter())
+    def promote() -> str:
         subprocess.run([str(BIN / "ml-platform"), "promote", "churn", "2", "--reason", "bench-serve"], check=True,
                        env={**os.environ, "ML_PLATFORM_DATA_DIR": str(root)}, capture_output=True)
+        promoted.append(time.perf_counter())  # the alias moved
+        return "2"
 
     try:
         body = json.dumps({"rows": feature_rows(root, "churn", 1)}).encode()
         cpu = server.cpu_seconds()
-        result = run_load(server.port, body, 16, seconds, during=promote)
+        result = run_load(server.port, body, 16, seconds * 2, during=promote)
         result["server_cpu_ms_per_request"] = 1000 * (server.cpu_seconds() - cpu) / max(result["requests"], 1)
     finally:
         server.stop()
     sequence = sorted(result["version_sequence"])
     first_new = next((started for started, version in sequence if version == "2"), None)
     last_old = max((started for started, version in sequence if version == "1"), default=None)
-    result["swap_s"] = None if first_new is None else round(first_new - promoted[0], 2)  # promote call to first answer
+    result["swap_s"] = None if first_new is None else round(first_new - promoted[0], 2)  # alias moved -> first answer
     result["old_version_after_first_new_s"] = None if first_new is None or last_old is None else round(max(0.0, last_old - first_new), 2)
     return {"use_case": "churn", "rows": 1, "concurrency": 16, "promotion": True, **result}
 
