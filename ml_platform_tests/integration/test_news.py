@@ -106,7 +106,9 @@ def test_the_champion_is_served_online_with_a_topic_per_text(news: NewsPlatform)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ML_PLATFORM_DATA_DIR", str(news.root))
-        client = create_app(ChampionScorer(news.spec, news.mlflow)).test_client()
+        scorer = ChampionScorer(news.spec, news.mlflow)
+        scorer.refresh()  # what each server worker does when it starts
+        client = create_app(scorer).test_client()
         answer = client.post("/score", json={"rows": [
             {"article_text": "opec ministers agree to cut crude oil output to lift prices"},
             {"article_text": "xyz corp quarterly net profit rose to mln dlrs shr cts vs cts revenues up"},
