@@ -550,6 +550,31 @@ def test_serving_deploys_one_scoring_service_per_listed_use_case() -> None:
     assert not [name for kind, name in by_kind(render({})) if "-serve-" in name], "off by default"
 
 
+def test_each_scoring_service_is_autoscaled_on_cpu_and_kept_available_through_drains() -> None:
+    kinds = by_kind(render(VARIANTS["serving"]))
+    for use_case in ("churn", "fraud"):
+        name = f"ml-platform-serve-{use_case}"
+        deployment = kinds[("Deployment", name)]
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        assert "replicas" not in deployment["spec"], "the autoscaler owns the pod count"
+        assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
+        assert {"--workers=1", "--threads=16"} <= set(container["args"])
+        autoscaler = kinds[("HorizontalPodAutoscaler", name)]["spec"]
+        assert autoscaler["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert (autoscaler["minReplicas"], autoscaler["maxReplicas"]) == (2, 10)
+        assert autoscaler["metrics"] == [{"type": "Resource", "resource": {
+            "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]
+        budget = kinds[("PodDisruptionBudget", name)]["spec"]
+        assert budget["minAvailable"] == 1
+        assert budget["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    fixed = by_kind(render({"serving": {"enabled": True, "useCases": ["churn"], "replicas": 3,
+                                        "autoscaling": {"enabled": False}, "podDisruptionBudget": {"enabled": False}}}))
+    assert fixed[("Deployment", "ml-platform-serve-churn")]["spec"]["replicas"] == 3
+    assert not [kind for kind, _ in fixed if kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget")]
+    with pytest.raises(Exception, match="minReplicas .* must not exceed maxReplicas"):
+        render({"serving": {"enabled": True, "useCases": ["churn"], "autoscaling": {"minReplicas": 5, "maxReplicas": 2}}})
+
+
 def test_the_model_cache_and_its_key_live_on_each_pods_own_emptydir_under_the_charts_environment() -> None:
     """Whoever can write a model cache entry chooses what the next reader unpickles: under the chart's
     environment the cache and its key file are on the pod's own emptyDir, never on the shared data volume."""
