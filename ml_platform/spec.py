@@ -370,6 +370,10 @@ class GateSpec(StrictModel):
     bootstrap_resamples: Annotated[int, Field(ge=100, le=20_000)] = 1_000
     # per raw-event gate: block (default) or warn; a column's own `severity` overrides it for that column
     severity: dict[str, Severity] = Field(default_factory=dict)
+    # 0: a challenger that passes the holdout gates is promoted at once. N > 0: it waits in shadow
+    # (`<uc>/shadow_predictions`) until its paired comparison with the champion on N or more live days
+    # with matured labels is significantly better (`<uc>/shadow_comparison`), then the live-evidence sensor promotes it.
+    live_evidence_days: Annotated[int, Field(ge=0, le=365)] = 0
 
     @field_validator("min_metrics")
     @classmethod
@@ -443,6 +447,13 @@ class DriftSpec(StrictModel):
     min_rows: Annotated[int, Field(ge=1, le=10_000_000)] = 100
 
 
+class MonitoringSpec(StrictModel):
+    """How the champion is watched on live days."""
+
+    # registered versions that score every new day in shadow besides the newest non-champion version
+    shadow_versions: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
+
+
 class ResourceSpec(StrictModel):
     """What training asks of the cluster; becomes the training step's Kubernetes pod settings."""
 
@@ -476,6 +487,7 @@ class UseCaseSpec(StrictModel):
     gates: GateSpec = GateSpec()
     schedule: ScheduleSpec = ScheduleSpec()
     drift: DriftSpec = DriftSpec()
+    monitoring: MonitoringSpec = MonitoringSpec()
     alerts: AlertSpec = AlertSpec()
     resources: ResourceSpec = ResourceSpec()
 
