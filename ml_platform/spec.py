@@ -452,6 +452,10 @@ class MonitoringSpec(StrictModel):
 
     # registered versions that score every new day in shadow besides the newest non-champion version
     shadow_versions: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
+    # the performance gate: gates.compare_metric below the lower end of the champion's holdout interval on
+    # `consecutive_days` consecutive scored days, realized on matured labels or estimated from the scores
+    performance_source: Literal["realized", "estimated"] = "realized"
+    consecutive_days: Annotated[int, Field(ge=1, le=30)] = 3
 
 
 class ResourceSpec(StrictModel):
