@@ -23,6 +23,7 @@ from ml_platform.models.base import Trainer
 from ml_platform.models.comparison import ImprovementTest, paired_bootstrap_test
 from ml_platform.models.metrics import classification_metrics, multiclass_metrics, regression_metrics
 from ml_platform.models.trainers import build_trainer
+from ml_platform.monitoring.realized import metric_interval
 from ml_platform.models.tuning import Trial, tune
 from ml_platform.resources.mlflow_resource import DRIFT_REFERENCE, MlflowResource
 from ml_platform.spec import LOWER_IS_BETTER, UseCaseSpec
@@ -128,6 +129,7 @@ def register_challenger(
         tracking.log_params({**challenger.params, "model_type": spec.model.type,
                              "decision_threshold": trainer.threshold})
         tracking.log_metrics({f"holdout_{name}": value for name, value in challenger.metrics.items()})
+        tracking.log_metrics(holdout_interval(challenger))
         tracking.set_tags({
             "dagster_run_id": dagster_run_id,
             "dagster_run_url": dagster_run,
@@ -159,6 +161,17 @@ def register_challenger(
         + f". Gates {outcome}."
     ))
     return Registered(version=version, run_id=run.info.run_id, experiment_id=experiment_id)
+
+
+def holdout_interval(challenger: Challenger) -> dict[str, float]:
+    """The compare metric's bootstrap interval on the holdout, as MLflow metrics: what the performance gate
+    holds the model's live days against once it is champion."""
+    spec, holdout = challenger.spec, challenger.holdout
+    metric, gates = spec.gates.compare_metric, spec.gates
+    naive = holdout[spec.label.naive_feature].to_numpy() if spec.label.naive_feature else None
+    low, high = metric_interval(metric, label_values(spec, holdout), challenger.scores, challenger.trainer.threshold, naive,
+                                gates.bootstrap_resamples, 1 - 2 * gates.significance_level, spec.training.seed)
+    return {f"holdout_{metric}_ci_low": low, f"holdout_{metric}_ci_high": high}
 
 
 def evaluate(spec: UseCaseSpec, holdout: pd.DataFrame, scores: np.ndarray, threshold: float | None) -> dict[str, float]:
