@@ -13,8 +13,10 @@ from ml_platform.assets.daily import daily_stages
 from ml_platform.assets.monitoring import drift_stage
 from ml_platform.assets.range_step import build_range_step
 from ml_platform.assets.report import report_stages
+from ml_platform.assets.shadow import build_live_evidence_sensor, shadow_assets
 from ml_platform.assets.training import build_training_assets
 from ml_platform.automation.champion_jobs import build_champion_jobs
+from ml_platform.automation.runs import default_status
 from ml_platform.automation.triggers import build_automation
 from ml_platform.k8s.executors import training_executor
 from ml_platform.resources.sources import source_resource, source_resource_key
@@ -34,7 +36,8 @@ NO_RETRY_ON_GATE_FAILURE = {"dagster/retry_on_asset_or_op_failure": "false"}
 def build_use_case(spec: UseCaseSpec, settings: Settings) -> dg.Definitions:
     partitions_def = daily_partitions(spec)
     stages = [*daily_stages(spec, partitions_def), drift_stage(spec, partitions_def), *report_stages(spec, partitions_def)]
-    assets = [build_range_step(spec, partitions_def, stages), *build_training_assets(spec, settings)]
+    assets = [build_range_step(spec, partitions_def, stages), *build_training_assets(spec, settings),
+              *shadow_assets(spec, partitions_def)]
     reports = [keys.report(spec)] if spec.label.task == "multiclass" else []
     daily_job = dg.define_asset_job(
         f"{spec.name}_daily",
@@ -63,6 +66,8 @@ def build_use_case(spec: UseCaseSpec, settings: Settings) -> dg.Definitions:
         executor_def=dg.in_process_executor,
     )
     schedules, sensors = build_automation(spec, settings, partitions_def, daily_job, training_job, rescore_job)
+    if spec.gates.live_evidence_days:
+        sensors.append(build_live_evidence_sensor(spec, default_status(settings), settings.sensor_interval(60)))
     return dg.Definitions(
         assets=assets, jobs=[daily_job, training_job, rescore_job, *build_champion_jobs(spec)],
         schedules=schedules, sensors=sensors,

@@ -39,9 +39,18 @@ def report(spec: UseCaseSpec) -> dg.AssetKey:
     return dg.AssetKey([spec.name, "report"])
 
 
+def shadow_predictions(spec: UseCaseSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, "shadow_predictions"])
+
+
+def shadow_comparison(spec: UseCaseSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, "shadow_comparison"])
+
+
 STAGES = {
     "raw_events": raw_events, "features": features, "training_set": training_set, "model": model,
     "champion": champion, "predictions": predictions, "drift": drift, "report": report,
+    "shadow_predictions": shadow_predictions, "shadow_comparison": shadow_comparison,
 }
 
 

@@ -271,13 +271,19 @@ def _champion(spec: UseCaseSpec) -> dg.AssetsDefinition:
         kinds={"mlflow"},
         code_version=code_version(spec, "champion"),
         retry_policy=MLFLOW_RETRY,
+        output_required=False,  # not materialized while a challenger waits for live evidence
     )
     def champion(
         context: dg.AssetExecutionContext, model: dict[str, Any], mlflow: MlflowResource, alerts: AlertResource
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult]:
         if not model["gates_passed"]:
             raise dg.Failure(f"{spec.name}: challenger v{model['version']} failed its gates; the champion stays", allow_retries=False)
         comparison = model["comparison"]
+        if comparison is not None and spec.gates.live_evidence_days:
+            context.log.info(f"{spec.name}: challenger v{model['version']} passed its gates and waits in shadow for "
+                             f"{spec.gates.live_evidence_days} live day(s) of significantly better paired evidence "
+                             "(gates.live_evidence_days; the live-evidence sensor promotes it)")
+            return
         reason = "first model; meets the thresholds" if comparison is None else (
             f"meets the thresholds; {spec.gates.compare_metric} {comparison['challenger']:.4f} vs "
             f"{comparison['champion']:.4f}, p = {comparison['p_value']:.3f}"
@@ -292,7 +298,7 @@ def _champion(spec: UseCaseSpec) -> dg.AssetsDefinition:
             details={**change.as_dict(), "use_case": spec.name, "metrics": model["metrics"]},
             link=mlflow.version_url(spec.name, change.champion),
         )
-        return dg.MaterializeResult(metadata={  # the MLflow alias is the champion; this records the change
+        yield dg.MaterializeResult(metadata={  # the MLflow alias is the champion; this records the change
             "champion_version": change.champion,
             "previous_champion": change.previous or "none",
             "reason": reason,
