@@ -1,0 +1,90 @@
+"""Shadow challengers on live days: scores by the non-champion, the paired live comparison once labels mature,
+and `gates.live_evidence_days` holding a passing challenger back until the live evidence is in.
+
+On a copy of the session's trained churn platform (champion v1, 64 days): a weak v2 (one stump) is forced to
+champion, a retrained v3 passes its holdout gates but waits in shadow, scores two live days, is compared with
+v2 on their matured labels, and is promoted by the live-evidence sensor's promote run after the second day.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from ml_platform.assets import keys
+from ml_platform.definitions import build_definitions, load_specs
+from ml_platform.models.registry import change_champion
+from ml_platform.resources.mlflow_resource import CHAMPION
+from ml_platform.runner import TRAINING_STAGES, materialize_stages
+from ml_platform.spec import UseCaseSpec
+from ml_platform.steps import score_frame
+from ml_platform_tests.support.automation import evaluate
+from ml_platform_tests.support.fixtures import TrainedPlatform
+
+WEAK = {"ops": {"churn__model": {"config": {"params": {"n_estimators": 1, "max_depth": 1}}}}}
+
+
+def partition_metadata(instance: dg.DagsterInstance, key: dg.AssetKey, day: str) -> dict[str, object]:
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day]), limit=1).records
+    return {name: value.value for name, value in records[0].asset_materialization.metadata.items()}
+
+
+def test_without_a_challenger_shadow_predictions_is_an_empty_day_with_a_note(
+    trained_copy: Path, trained_platform: TrainedPlatform, churn_spec: UseCaseSpec,
+) -> None:
+    defs, instance, day = build_definitions(load_specs()), dg.DagsterInstance.ephemeral(), trained_platform.days[-1]
+    result = materialize_stages(defs, churn_spec, ["shadow_predictions"], instance, [day])
+    assert result.success
+    stored = defs.resources["lake"].read(keys.shadow_predictions(churn_spec), [day])
+    assert stored.empty and {"score", "model_version"} <= set(stored.columns)
+    note = partition_metadata(instance, keys.shadow_predictions(churn_spec), day)["note"]
+    assert "only registered version is the champion (1)" in str(note), note
+
+
+def test_shadow_version_scores_live_days_is_compared_and_promoted_after_live_evidence(
+    trained_copy: Path, trained_platform: TrainedPlatform, churn_spec: UseCaseSpec,
+) -> None:
+    spec = churn_spec.model_copy(update={"gates": churn_spec.gates.model_copy(update={"live_evidence_days": 2})})
+    defs, instance = build_definitions([spec]), dg.DagsterInstance.ephemeral()
+    mlflow, lake = defs.resources["mlflow"], defs.resources["lake"]
+    materialize_stages(defs, spec, TRAINING_STAGES, instance, run_config=WEAK)  # v2, a stump: fails its gates
+    change_champion(mlflow, "churn", "2", "forced_promotion", "test: a weak champion to beat", "test")
+
+    training = materialize_stages(defs, spec, TRAINING_STAGES, instance)  # v3 passes its gates, waits in shadow
+    checks = {e.check_name: e.passed for e in training.get_asset_check_evaluations()}
+    assert checks == {"meets_thresholds": True, "significantly_better_than_champion": True}, checks
+    assert training.success and not training.asset_materializations_for_node("churn__champion")
+    assert str(mlflow.version_by_alias("churn", CHAMPION).version) == "2"
+
+    days = trained_platform.days[50:52]  # labels mature 7 days later, within the 64 landed days
+    assert materialize_stages(defs, spec, ["predictions"], instance, days).success  # scored by champion v2
+    assert materialize_stages(defs, spec, ["shadow_predictions"], instance, days).success
+    shadow = lake.read(keys.shadow_predictions(spec), days)
+    assert set(shadow["model_version"]) == {"3"}
+    direct = score_frame(mlflow.load_model("churn", "3"), lake.read(keys.features(spec), days), spec, "3")
+    pd.testing.assert_frame_equal(shadow.reset_index(drop=True), direct.reset_index(drop=True), check_dtype=False)
+
+    assert materialize_stages(defs, spec, ["shadow_comparison"], instance, days[:1]).success
+    first = partition_metadata(instance, keys.shadow_comparison(spec), days[0])
+    assert (first["shadow_version"], first["champion_version"], first["live_days"]) == ("3", "2", 1)
+    assert isinstance(first["live_delta_roc_auc"], float) and first["live_delta_roc_auc"] > 0.05, first
+    assert first["live_p_value"] < spec.gates.significance_level and first["day_p_value"] == first["live_p_value"]
+    paired = lake.read(keys.shadow_comparison(spec), days[:1])
+    assert len(paired) == first["rows"] == len(shadow[shadow["day"] == days[0]]) and paired["label"].notna().any()
+    waiting = evaluate(defs, "churn_live_evidence_sensor", instance, None)
+    assert not waiting.run_requests and "needs 2 day(s)" in (waiting.skip_message or ""), waiting.skip_message
+
+    assert materialize_stages(defs, spec, ["shadow_comparison"], instance, days[1:]).success
+    second = partition_metadata(instance, keys.shadow_comparison(spec), days[1])
+    assert second["live_days"] == 2 and second["live_p_value"] < spec.gates.significance_level
+    assert not np.isclose(second["live_delta_roc_auc"], second["day_delta_roc_auc"])  # both days, not the last
+    ready = evaluate(defs, "churn_live_evidence_sensor", instance, None)
+    [request] = ready.run_requests
+    promote = defs.get_job_def("churn_promote").execute_in_process(run_config=request.run_config, instance=instance)
+    assert promote.success
+    champion = mlflow.version_by_alias("churn", CHAMPION)
+    assert str(champion.version) == "3" and champion.tags["champion_reason"].startswith("live evidence: roc_auc +")
+    assert not evaluate(defs, "churn_live_evidence_sensor", instance, None).run_requests  # v3 is champion now
