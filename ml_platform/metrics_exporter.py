@@ -80,6 +80,30 @@ class PlatformCollector:
             if newest is not None and not newest.empty:  # a warm-up day has no measurements
                 drift.add_metric([spec.name, drift_days[-1]], float(newest["psi"].max()))
         yield from (partitions, freshness, failures, warnings, champion, champion_metrics, drift)
+        yield from self._shadow_gauges()
+
+    def _shadow_gauges(self) -> Iterator[Any]:
+        """The newest live comparison of each use case's shadow version with its champion (`<uc>/shadow_comparison`)."""
+        from prometheus_client.core import GaugeMetricFamily
+
+        from ml_platform.assets.shadow import latest_live_comparison
+
+        labels = ["use_case", "shadow_version", "champion_version"]
+        delta = GaugeMetricFamily("ml_platform_shadow_live_delta", "Shadow minus champion compare metric on live labelled "
+                                  "rows, cumulative (positive: the shadow is better)", labels=[*labels, "metric"])
+        p_value = GaugeMetricFamily("ml_platform_shadow_live_p_value", "One-sided paired bootstrap p-value of that delta",
+                                    labels=labels)
+        days = GaugeMetricFamily("ml_platform_shadow_live_days", "Live days with labels in that comparison", labels=labels)
+        for spec in self.specs:
+            newest = latest_live_comparison(self.instance, spec)
+            if newest is None or "live_days" not in newest[1]:
+                continue
+            record, metric = newest[1], spec.gates.compare_metric
+            versions = [spec.name, str(record["shadow_version"]), str(record["champion_version"])]
+            delta.add_metric([*versions, metric], float(record[f"live_delta_{metric}"]))
+            p_value.add_metric(versions, float(record["live_p_value"]))
+            days.add_metric(versions, float(record["live_days"]))
+        yield from (delta, p_value, days)
 
     def _recent_check_failures(self, spec: UseCaseSpec) -> Iterator[tuple[Any, int, int]]:
         """(check, failures, warnings) among each check's recent evaluations."""

@@ -249,6 +249,17 @@ def _table(metric: str, comparisons: Sequence[LiveComparison]) -> str:
     return "\n".join(lines)
 
 
+def latest_live_comparison(instance: dg.DagsterInstance, spec: UseCaseSpec) -> tuple[str, dict[str, Any]] | None:
+    """The newest compared day and its metadata (live_*, shadow and champion versions, or a note); None before any.
+    What the live-evidence sensor, `ml-platform summary` and the Prometheus exporter read."""
+    key = keys.shadow_comparison(spec)
+    days = sorted(instance.get_materialized_partitions(key))
+    if not days:
+        return None
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, asset_partitions=[days[-1]]), limit=1).records
+    return days[-1], {name: value.value for name, value in records[0].asset_materialization.metadata.items()}
+
+
 def build_live_evidence_sensor(spec: UseCaseSpec, default_status: dg.DefaultSensorStatus, interval_s: int) -> dg.SensorDefinition:
     """With `gates.live_evidence_days: N`, requests the audited promote job for a shadow version that passed its
     holdout gates once its cumulative live comparison with the current champion covers >= N days and is
@@ -262,14 +273,12 @@ def build_live_evidence_sensor(spec: UseCaseSpec, default_status: dg.DefaultSens
         f"of significantly better paired {metric} (p < {gates.significance_level}).",
     )
     def live_evidence(context: dg.SensorEvaluationContext, mlflow: MlflowResource) -> dg.RunRequest | dg.SkipReason:
-        days = sorted(context.instance.get_materialized_partitions(key))
-        if not days:
+        newest = latest_live_comparison(context.instance, spec)
+        if newest is None:
             return dg.SkipReason(f"no {key.to_user_string()} yet")
-        records = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[days[-1]]), limit=1).records
-        record = {name: value.value for name, value in records[0].asset_materialization.metadata.items()}
+        day, record = newest
         if "live_days" not in record:
-            return dg.SkipReason(f"{days[-1]}: no live comparison ({record.get('note', 'no labelled paired rows')})")
+            return dg.SkipReason(f"{day}: no live comparison ({record.get('note', 'no labelled paired rows')})")
         version, champion, live_days = str(record["shadow_version"]), str(record["champion_version"]), record["live_days"]
         delta, p_value = float(record[f"live_delta_{metric}"]), float(record["live_p_value"])
         current = mlflow.version_by_alias(spec.name, CHAMPION)
@@ -281,7 +290,7 @@ def build_live_evidence_sensor(spec: UseCaseSpec, default_status: dg.DefaultSens
             return dg.SkipReason(f"v{version} vs v{champion} over {live_days} live day(s): {metric} {delta:+.4f}, "
                                  f"p = {p_value:.3f}; needs {gates.live_evidence_days} day(s) and p < {gates.significance_level}")
         reason = (f"live evidence: {metric} {delta:+.4f} over champion v{champion} on {live_days} live day(s) "
-                  f"through {days[-1]}, paired bootstrap p = {p_value:.3f} (gates.live_evidence_days {gates.live_evidence_days})")
+                  f"through {day}, paired bootstrap p = {p_value:.3f} (gates.live_evidence_days {gates.live_evidence_days})")
         return dg.RunRequest(
             run_key=f"live-evidence-v{version}-over-v{champion}",
             run_config={"ops": {f"{spec.name}__promote_champion": {"config": {
@@ -290,3 +299,23 @@ def build_live_evidence_sensor(spec: UseCaseSpec, default_status: dg.DefaultSens
         )
 
     return live_evidence
+
+
+def shadow_summary(instance: dg.DagsterInstance, spec: UseCaseSpec) -> list[str]:
+    """`ml-platform summary`'s lines: which versions score in shadow, and the newest live comparison."""
+    event = instance.get_latest_materialization_event(keys.shadow_predictions(spec))
+    if event is None or event.asset_materialization is None:
+        return ["  shadow: not scored yet"]
+    scored = event.asset_materialization.metadata.get("shadow_versions")
+    lines = [f"  shadow: version(s) {scored.value if scored else 'none'} scoring live days beside the champion"]
+    newest = latest_live_comparison(instance, spec)
+    metric = spec.gates.compare_metric
+    if newest is None:
+        return [*lines, "  live comparison: none yet (labels not mature)"]
+    day, record = newest
+    if "live_days" not in record:
+        return [*lines, f"  live comparison {day}: {record.get('note', 'no labelled paired rows')}"]
+    waiting = spec.gates.live_evidence_days
+    return [*lines, f"  live comparison through {day}: v{record['shadow_version']} vs champion v{record['champion_version']} "
+            f"{metric} {record[f'live_delta_{metric}']:+.4f} (p = {record['live_p_value']:.3f}) over {record['live_days']} "
+            f"day(s)" + (f"; promotion needs {waiting} day(s) significantly better" if waiting else "")]

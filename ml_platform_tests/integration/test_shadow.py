@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 
 from ml_platform.assets import keys
+from ml_platform.cli import summary
 from ml_platform.definitions import build_definitions, load_specs
+from ml_platform.metrics_exporter import PlatformCollector
 from ml_platform.models.registry import change_champion
 from ml_platform.resources.mlflow_resource import CHAMPION
 from ml_platform.runner import TRAINING_STAGES, materialize_stages
@@ -81,6 +83,14 @@ def test_shadow_version_scores_live_days_is_compared_and_promoted_after_live_evi
     second = partition_metadata(instance, keys.shadow_comparison(spec), days[1])
     assert second["live_days"] == 2 and second["live_p_value"] < spec.gates.significance_level
     assert not np.isclose(second["live_delta_roc_auc"], second["day_delta_roc_auc"])  # both days, not the last
+    metrics = {metric.name: metric for metric in PlatformCollector(instance, [spec], defs).collect()}
+    [delta] = metrics["ml_platform_shadow_live_delta"].samples
+    assert delta.labels == {"use_case": "churn", "shadow_version": "3", "champion_version": "2", "metric": "roc_auc"}
+    assert delta.value == second["live_delta_roc_auc"] and metrics["ml_platform_shadow_live_days"].samples[0].value == 2
+    text = summary("churn", instance)
+    assert "shadow: version(s) 3 scoring live days" in text, text
+    assert f"live comparison through {days[1]}: v3 vs champion v2 roc_auc +" in text and "over 2 day(s)" in text, text
+
     ready = evaluate(defs, "churn_live_evidence_sensor", instance, None)
     [request] = ready.run_requests
     promote = defs.get_job_def("churn_promote").execute_in_process(run_config=request.run_config, instance=instance)
