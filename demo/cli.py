@@ -111,9 +111,11 @@ def _demo(args: argparse.Namespace) -> int:
     trained = run("[3/4] training_set -> model (gated) -> champion", TRAINING_STAGES, None)
     predicted = run(f"[4/4] predictions and drift for {len(days)} days with the champion",
                     [DAILY_STAGES[2], *MONITORING_STAGES], days)
+    # one registered version after one training: every day is stored empty, noting there is no version to shadow
+    shadowed = run(f"[4/4] shadow predictions for {len(days)} days (non-champion versions)", ["shadow_predictions"], days)
     print()
     print(summary(spec.name, instance, checks))
-    return 0 if ingested and trained and predicted else 1
+    return 0 if ingested and trained and predicted and shadowed else 1
 
 
 if __name__ == "__main__":

@@ -307,11 +307,13 @@ def shadow_summary(instance: dg.DagsterInstance, spec: UseCaseSpec) -> list[str]
     if event is None or event.asset_materialization is None:
         return ["  shadow: not scored yet"]
     scored = event.asset_materialization.metadata.get("shadow_versions")
-    lines = [f"  shadow: version(s) {scored.value if scored else 'none'} scoring live days beside the champion"]
+    versions = scored.value if scored else "none"
+    lines = [f"  shadow: version(s) {versions} scoring live days beside the champion" if versions != "none"
+             else "  shadow: no registered version besides the champion to score live days"]
     newest = latest_live_comparison(instance, spec)
     metric = spec.gates.compare_metric
     if newest is None:
-        return [*lines, "  live comparison: none yet (labels not mature)"]
+        return [*lines, f"  live comparison: none yet ({keys.shadow_comparison(spec).to_user_string()} not materialized)"]
     day, record = newest
     if "live_days" not in record:
         return [*lines, f"  live comparison {day}: {record.get('note', 'no labelled paired rows')}"]
