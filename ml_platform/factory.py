@@ -11,6 +11,7 @@ import dagster as dg
 from ml_platform.assets import keys
 from ml_platform.assets.daily import daily_stages
 from ml_platform.assets.monitoring import drift_stage
+from ml_platform.assets.performance import build_performance_asset
 from ml_platform.assets.range_step import build_range_step
 from ml_platform.assets.report import report_stages
 from ml_platform.assets.shadow import build_live_evidence_sensor, shadow_assets
@@ -37,7 +38,7 @@ def build_use_case(spec: UseCaseSpec, settings: Settings) -> dg.Definitions:
     partitions_def = daily_partitions(spec)
     stages = [*daily_stages(spec, partitions_def), drift_stage(spec, partitions_def), *report_stages(spec, partitions_def)]
     assets = [build_range_step(spec, partitions_def, stages), *build_training_assets(spec, settings),
-              *shadow_assets(spec, partitions_def)]
+              *shadow_assets(spec, partitions_def), build_performance_asset(spec, partitions_def)]
     reports = [keys.report(spec)] if spec.label.task == "multiclass" else []
     daily_job = dg.define_asset_job(
         f"{spec.name}_daily",

@@ -31,6 +31,7 @@ DEFINED_BY: dict[str, tuple[str, ...]] = {
     "predictions": ("grain", "entity_column", "event_id_column", "columns", "label", "features"),
     "drift": ("features", "drift"),
     "report": ("columns", "label", "features"),
+    "performance": ("label", "gates.compare_metric", "monitoring.performance_source", "monitoring.consecutive_days"),
     "training_set": ("label", "features", "training.window_days", "training.holdout_days", "training.max_rows",
                      "training.seed"),
     "model": ("label", "features", "model", "training", "gates.min_metrics", "gates.max_metrics", "gates.compare_metric",

@@ -47,9 +47,13 @@ def shadow_comparison(spec: UseCaseSpec) -> dg.AssetKey:
     return dg.AssetKey([spec.name, "shadow_comparison"])
 
 
+def performance(spec: UseCaseSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, "performance"])
+
+
 STAGES = {
     "raw_events": raw_events, "features": features, "training_set": training_set, "model": model,
-    "champion": champion, "predictions": predictions, "drift": drift, "report": report,
+    "champion": champion, "predictions": predictions, "drift": drift, "report": report, "performance": performance,
     "shadow_predictions": shadow_predictions, "shadow_comparison": shadow_comparison,
 }
 

@@ -11,3 +11,19 @@ BLOCKING_CHECK_FAILED_UPSTREAM = dg.AutomationCondition.any_deps_match(
     dg.AutomationCondition.any_checks_match(dg.AutomationCondition.check_failed(), blocking_only=True)
 ).with_label("any_dep_blocking_check_failed")
 FEATURES_FOLLOW_RAW = dg.AutomationCondition.eager() & ~BLOCKING_CHECK_FAILED_UPSTREAM
+
+
+def performance_condition(predictions: dg.AssetKey, raw_events: dg.AssetKey) -> dg.AutomationCondition:
+    """A performance day runs when its predictions are (re)written, for the estimate, and when a raw day that
+    decides its labels lands with all the others there, for the realized metrics. Eager would wait for every
+    label day before the first estimate, so the two triggers are composed here; neither runs while an input
+    is missing or being written, nor while the day itself is running."""
+    deps = dg.AutomationCondition.any_deps_match
+    scored = deps(dg.AutomationCondition.newly_updated()).allow(dg.AssetSelection.assets(predictions))
+    label_day_landed = deps(dg.AutomationCondition.newly_updated()).allow(dg.AssetSelection.assets(raw_events))
+    label_days_missing = deps(dg.AutomationCondition.missing()).allow(dg.AssetSelection.assets(raw_events))
+    unscored = deps(dg.AutomationCondition.missing()).allow(dg.AssetSelection.assets(predictions))
+    return (
+        (scored.with_label("predictions_updated") | (label_day_landed & ~label_days_missing).with_label("labels_matured"))
+        & ~unscored & ~dg.AutomationCondition.any_deps_in_progress() & ~dg.AutomationCondition.in_progress()
+    ).with_label("performance_follows_scores_and_labels")

@@ -4,6 +4,8 @@
 - `landed_data`: new or changed source days run as partition ranges;
 - `new_champion`: a new champion rescores the last `rescore_days` days in one ranged run;
 - `drift_retrain`: PSI above the spec's limit on consecutive days retrains, once per episode;
+- `performance_retrain`: the champion's live metric outside its holdout interval on consecutive days
+  retrains, once per episode, with an alert;
 - the automation-condition sensor evaluates conditions such as
   `conditions.FEATURES_FOLLOW_RAW` on the assets.
 
@@ -17,6 +19,7 @@ import dagster as dg
 from ml_platform.automation.drift_retrain import build_drift_retrain_sensor
 from ml_platform.automation.landed_data import build_landed_data_sensor
 from ml_platform.automation.new_champion import build_new_champion_sensor
+from ml_platform.automation.performance_retrain import build_performance_retrain_sensor
 from ml_platform.automation.runs import default_status
 from ml_platform.automation.schedules import build_schedules
 from ml_platform.dagster_internals import UnresolvedAssetJobDefinition
@@ -36,6 +39,7 @@ def build_automation(
         build_landed_data_sensor(spec, settings, partitions_def, daily_job),
         build_new_champion_sensor(spec, settings, rescore_job),
         build_drift_retrain_sensor(spec, settings, training_job),
+        build_performance_retrain_sensor(spec, settings, training_job),
     ]
     return build_schedules(spec, settings, daily_job, training_job), sensors
 

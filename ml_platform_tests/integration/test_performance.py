@@ -1,0 +1,120 @@
+"""`<use case>/performance`: realized metrics as labels mature, estimates before, and the degradation gate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics
+
+from ml_platform.assets import keys
+from ml_platform.definitions import build_definitions, load_specs
+from ml_platform.io.parquet_lake import DataLake
+from ml_platform.models.challenger import THRESHOLD_TAG
+from ml_platform.monitoring.degradation import PERFORMANCE_CHECK
+from ml_platform.monitoring.realized import estimated_metrics, expected_roc_auc
+from ml_platform.runner import materialize_stages
+from ml_platform.spec import UseCaseSpec
+from ml_platform_tests.support.automation import evaluate
+from ml_platform_tests.support.fixtures import day_keys
+from ml_platform_tests.support.webhook import Webhook
+
+MATURED = "2025-02-24"  # labels from raw 02-25..03-03: landed (the fixture lands through 2025-03-05)
+PENDING = "2025-03-01"  # labels need raw up to 03-08: not landed
+
+
+def partition_metadata(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict[str, dict[str, object]]:
+    return {m.partition: {name: value.value for name, value in m.metadata.items()}
+            for m in result.asset_materializations_for_node(key.to_python_identifier())}
+
+
+def test_realized_metrics_equal_a_hand_computation_and_estimates_come_before_labels(
+    trained_copy: Path, churn_spec: UseCaseSpec,
+) -> None:
+    defs = build_definitions(load_specs())
+    days = day_keys()[-10:]  # 2025-02-24 .. 2025-03-05
+    result = materialize_stages(defs, churn_spec, ("performance",), dg.DagsterInstance.ephemeral(), days)
+    assert result.success
+    by_day = partition_metadata(result, keys.performance(churn_spec))
+    assert set(by_day) == set(days), "every scored day is recorded"
+
+    lake = DataLake(base_path=str(trained_copy / "lake"))
+    predictions = lake.read(keys.predictions(churn_spec), [MATURED])
+    raw = lake.read(keys.raw_events(churn_spec), day_keys()[-9:-2])  # 02-25 .. 03-03, the 7 days after
+    churned = set(raw.loc[raw["cancelled"] == 1, "customer_id"])
+    labels = predictions["customer_id"].isin(churned).astype(int).to_numpy()
+    scores = predictions["score"].to_numpy()
+    version = str(predictions["model_version"].iloc[0])
+    client = defs.resources["mlflow"].client()
+    threshold = float(client.get_model_version("churn", version).tags[THRESHOLD_TAG])
+    matured = by_day[MATURED]
+    assert matured["labels"] == "complete" and matured["champion_version"] == version
+    assert matured["rows"] == len(predictions) and matured["label_coverage"] == 1.0
+    assert matured["realized_roc_auc"] == pytest.approx(metrics.roc_auc_score(labels, scores))
+    assert matured["realized_f1"] == pytest.approx(metrics.f1_score(labels, scores >= threshold))
+    assert matured["realized_precision"] == pytest.approx(metrics.precision_score(labels, scores >= threshold))
+    assert matured["realized_recall"] == pytest.approx(metrics.recall_score(labels, scores >= threshold))
+    bins = np.minimum((scores * 10).astype(int), 9)
+    ece = sum(abs(scores[bins == b].mean() - labels[bins == b].mean()) * (bins == b).sum() for b in set(bins)) / len(labels)
+    assert matured["realized_calibration_error"] == pytest.approx(ece)
+    assert matured["estimation_error_roc_auc"] == pytest.approx(matured["estimated_roc_auc"] - matured["realized_roc_auc"])
+
+    pending = by_day[PENDING]
+    assert pending["labels"] == "pending until raw day 2025-03-08 lands"
+    assert not [name for name in pending if name.startswith(("realized_", "estimation_error_"))]
+    assert {"estimated_roc_auc", "estimated_f1", "estimated_precision", "estimated_recall", "estimated_accuracy"} <= set(pending)
+    assert all(isinstance(by_day[day]["estimated_roc_auc"], float) for day in days), "floats: the Plots tab draws them"
+    evaluations = [e for e in result.get_asset_check_evaluations() if e.check_name == PERFORMANCE_CHECK]
+    assert {e.partition for e in evaluations} == set(days) and all(e.passed for e in evaluations)
+
+
+def test_cbpe_estimates_match_the_realized_metrics_of_calibrated_scores() -> None:
+    rng = np.random.default_rng(1)
+    scores = rng.beta(1, 3, 50_000)
+    labels = (rng.uniform(size=scores.size) < scores).astype(int)  # calibrated by construction
+    spec = next(spec for spec in load_specs() if spec.name == "churn")
+    estimated = estimated_metrics(spec, pd.DataFrame({"score": scores}), 0.4, {})
+    assert estimated["roc_auc"] == pytest.approx(metrics.roc_auc_score(labels, scores), abs=0.01)
+    assert estimated["f1"] == pytest.approx(metrics.f1_score(labels, scores >= 0.4), abs=0.01)
+    assert estimated["precision"] == pytest.approx(metrics.precision_score(labels, scores >= 0.4), abs=0.01)
+    assert expected_roc_auc(np.zeros(5)) is None, "no positive expected: no AUC"
+
+
+def test_a_degraded_stretch_fails_the_gate_and_retrains_once_with_the_numbers(
+    trained_copy: Path, churn_spec: UseCaseSpec, webhook: Webhook,
+) -> None:
+    lake = DataLake(base_path=str(trained_copy / "lake"))
+    raw_key = keys.raw_events(churn_spec)
+    for day in day_keys()[day_keys().index("2025-02-20"):]:  # every customer active after 02-20 "cancels", none else
+        events = lake.read(raw_key, [day])
+        lake.write_partition(raw_key, day, events.assign(cancelled=1 - events["cancelled"]))
+    defs = build_definitions(load_specs())
+    instance = dg.DagsterInstance.ephemeral()
+    days = day_keys()[day_keys().index("2025-02-01"):day_keys().index("2025-02-26") + 1]
+    result = materialize_stages(defs, churn_spec, ("performance",), instance, days)
+    assert not result.success, "the gate fails the run, naming the days"
+    failure = result.failure_data_for_node("churn__performance").user_failure_data
+    assert "churn/performance: " in failure.description and "performance_within_holdout" in failure.description
+    recorded = partition_metadata(result, keys.performance(churn_spec))
+    assert set(recorded) == set(days), "every day is measured and recorded, degraded or not"
+    auc = {day: meta["realized_roc_auc"] for day, meta in recorded.items()}
+    outcome = {e.partition: e.passed for e in result.get_asset_check_evaluations() if e.check_name == PERFORMANCE_CHECK}
+    assert all(outcome[day] for day in days if day <= "2025-02-10"), auc
+    assert not any(outcome[day] for day in days if day >= "2025-02-19"), auc
+    first_fail = min(day for day, ok in outcome.items() if not ok)
+    assert all(not outcome[day] for day in days if day >= first_fail), "one stretch, to the newest day"
+
+    tick = evaluate(defs, "churn_performance_retrain_sensor", instance, None)
+    [request] = tick.run_requests
+    assert request.tags["ml_platform/trigger"] == "performance"
+    episode_start = request.tags["ml_platform/performance_days"].split("..")[0]
+    assert request.run_key == f"performance-episode-{episode_start}" and episode_start < first_fail
+    repeat = evaluate(defs, "churn_performance_retrain_sensor", instance, tick.cursor)
+    assert repeat.run_requests == [] and "already requested" in repeat.skip_message, "once per episode"
+    [alert] = [a for a in webhook.received if a.get("event") == "performance_degraded"]
+    assert alert["details"]["days"]["2025-02-26"] == pytest.approx(auc["2025-02-26"], abs=1e-4), json.dumps(alert)
+    assert alert["details"]["bound"] > max(alert["details"]["days"].values())
