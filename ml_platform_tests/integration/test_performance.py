@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -118,3 +119,33 @@ def test_a_degraded_stretch_fails_the_gate_and_retrains_once_with_the_numbers(
     [alert] = [a for a in webhook.received if a.get("event") == "performance_degraded"]
     assert alert["details"]["days"]["2025-02-26"] == pytest.approx(auc["2025-02-26"], abs=1e-4), json.dumps(alert)
     assert alert["details"]["bound"] > max(alert["details"]["days"].values())
+
+
+def test_automation_runs_a_day_when_it_is_scored_and_again_when_its_last_label_day_lands(
+    trained_copy: Path, churn_spec: UseCaseSpec,
+) -> None:
+    defs = build_definitions(load_specs())
+    instance = dg.DagsterInstance.ephemeral()
+    performance = keys.performance(churn_spec)
+    at = dt.datetime(2025, 3, 6, 0, 30, tzinfo=dt.timezone.utc)  # the newest partition is 2025-03-05
+    cursor = None
+
+    def tick() -> set[str]:
+        nonlocal cursor
+        result = dg.evaluate_automation_conditions(defs, instance, evaluation_time=at, cursor=cursor)
+        cursor = result.cursor
+        return set(result.get_requested_partitions(performance))
+
+    def materialize(stage: str, days: list[str]) -> None:
+        assert materialize_stages(defs, churn_spec, [stage], instance, days).success
+
+    tick()
+    materialize("predictions", [MATURED])
+    assert tick() == {MATURED}, "scored: the estimate runs at once"
+    materialize("performance", [MATURED])
+    assert tick() == set()
+    label_days = day_keys()[-9:-2]  # 02-25 .. 03-03
+    materialize("raw_events", label_days[:-1])
+    assert tick() == set(), "a label day is still missing"
+    materialize("raw_events", label_days[-1:])
+    assert tick() == {MATURED}, "the last label day landed: the realized metrics run"
