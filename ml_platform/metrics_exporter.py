@@ -3,7 +3,8 @@
 `ml-platform metrics --port 9108` serves `/metrics`, computed at each scrape
 from the Dagster instance, the lake and MLflow: run counts by status, per-asset
 partition counts and freshness, recent gate failures and warnings, each
-champion's version and holdout metrics, and the newest day's worst feature drift.
+champion's version and holdout metrics, the newest day's worst feature drift, and the champion's live
+performance (realized on the newest day whose labels matured, estimated on the newest scored day).
 
 A failed evaluation counts as a failure when its severity is ERROR (the gate
 blocked its day) and as a warning when it is WARN (a check set to `severity:
@@ -21,8 +22,9 @@ from typing import Any
 from ml_platform.assets import keys
 from ml_platform.spec import UseCaseSpec
 
-PARTITIONED_STAGES = ("raw_events", "features", "predictions", "drift")
+PARTITIONED_STAGES = ("raw_events", "features", "predictions", "drift", "performance")
 RECENT_CHECK_EVALUATIONS = 200
+PERFORMANCE_LOOKBACK_DAYS = 60  # the newest matured day lies a label horizon back
 
 
 class PlatformCollector:
@@ -81,6 +83,38 @@ class PlatformCollector:
                 drift.add_metric([spec.name, drift_days[-1]], float(newest["psi"].max()))
         yield from (partitions, freshness, failures, warnings, champion, champion_metrics, drift)
         yield from self._shadow_gauges()
+        yield from self._performance_gauges()
+
+    def _performance_gauges(self) -> Iterator[Any]:
+        """The champion's realized metrics on the newest day whose labels matured, and its estimated metrics on the
+        newest scored day (`<uc>/performance`)."""
+        from prometheus_client.core import GaugeMetricFamily
+
+        labels = ["use_case", "metric", "day", "champion_version"]
+        gauges = {
+            "realized": GaugeMetricFamily("ml_platform_realized_metric", "Champion's metric on the newest scored day "
+                                          "whose labels matured", labels=labels),
+            "estimated": GaugeMetricFamily("ml_platform_estimated_metric", "Champion's metric estimated from the scores "
+                                           "of the newest scored day", labels=labels),
+        }
+        coverage = GaugeMetricFamily("ml_platform_label_coverage", "Share of the newest matured day's scored rows with a "
+                                     "known label", labels=["use_case", "day"])
+        for spec in self.specs:
+            days = self.lake.existing_partitions(keys.performance(spec))[-PERFORMANCE_LOOKBACK_DAYS:]
+            table = self.lake.read(keys.performance(spec), days) if days else None
+            for source, gauge in gauges.items():
+                columns = [c for c in (table.columns if table is not None else []) if c.startswith(f"{source}_")]
+                measured = table.dropna(subset=columns, how="all") if columns else None
+                if measured is None or measured.empty:
+                    continue
+                newest = measured.sort_values("day").iloc[-1]
+                for column in columns:
+                    if newest[column] == newest[column]:  # not NaN
+                        gauge.add_metric([spec.name, column.removeprefix(f"{source}_"), newest["day"],
+                                          str(newest["champion_version"])], float(newest[column]))
+                if source == "realized" and "label_coverage" in newest:
+                    coverage.add_metric([spec.name, newest["day"]], float(newest["label_coverage"]))
+        yield from (*gauges.values(), coverage)
 
     def _shadow_gauges(self) -> Iterator[Any]:
         """The newest live comparison of each use case's shadow version with its champion (`<uc>/shadow_comparison`)."""

@@ -149,3 +149,22 @@ def test_automation_runs_a_day_when_it_is_scored_and_again_when_its_last_label_d
     assert tick() == set(), "a label day is still missing"
     materialize("raw_events", label_days[-1:])
     assert tick() == {MATURED}, "the last label day landed: the realized metrics run"
+
+
+def test_prometheus_gauges_show_the_newest_realized_and_estimated_metrics(
+    trained_copy: Path, churn_spec: UseCaseSpec,
+) -> None:
+    from ml_platform.metrics_exporter import PlatformCollector
+
+    defs = build_definitions(load_specs())
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize_stages(defs, churn_spec, ("performance",), instance, day_keys()[-10:-4])  # 02-24..03-01
+    by_day = partition_metadata(result, keys.performance(churn_spec))
+    gauges = {metric.name: metric.samples for metric in PlatformCollector(instance, [churn_spec], defs).collect()}
+    realized = {s.labels["metric"]: s for s in gauges["ml_platform_realized_metric"]}
+    estimated = {s.labels["metric"]: s for s in gauges["ml_platform_estimated_metric"]}
+    assert realized["roc_auc"].labels["day"] == "2025-02-26", "the newest day whose labels matured"
+    assert realized["roc_auc"].value == pytest.approx(by_day["2025-02-26"]["realized_roc_auc"])
+    assert estimated["f1"].labels["day"] == PENDING and estimated["f1"].value == pytest.approx(by_day[PENDING]["estimated_f1"])
+    [coverage] = gauges["ml_platform_label_coverage"]
+    assert coverage.value == 1.0
