@@ -8,6 +8,7 @@ v2 on their matured labels, and is promoted by the live-evidence sensor's promot
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import dagster as dg
@@ -44,6 +45,11 @@ def test_without_a_challenger_shadow_predictions_is_an_empty_day_with_a_note(
     assert stored.empty and {"score", "model_version"} <= set(stored.columns)
     note = partition_metadata(instance, keys.shadow_predictions(churn_spec), day)["note"]
     assert "only registered version is the champion (1)" in str(note), note
+
+    listed = churn_spec.model_copy(update={"monitoring": churn_spec.monitoring.model_copy(update={"shadow_versions": [5]})})
+    refused = materialize_stages(build_definitions([listed]), listed, ["shadow_predictions"], instance, [day])
+    failure = next(event for event in refused.all_events if event.is_step_failure).step_failure_data.error.message
+    assert "monitoring.shadow_versions lists version(s) [5] that are not registered; expected some of [1]" in failure
 
 
 def test_shadow_version_scores_live_days_is_compared_and_promoted_after_live_evidence(
@@ -98,3 +104,25 @@ def test_shadow_version_scores_live_days_is_compared_and_promoted_after_live_evi
     champion = mlflow.version_by_alias("churn", CHAMPION)
     assert str(champion.version) == "3" and champion.tags["champion_reason"].startswith("live evidence: roc_auc +")
     assert not evaluate(defs, "churn_live_evidence_sensor", instance, None).run_requests  # v3 is champion now
+
+
+def test_automation_scores_the_newest_day_in_shadow_and_compares_a_day_once_its_labels_mature(
+    trained_copy: Path, trained_platform: TrainedPlatform, churn_spec: UseCaseSpec,
+) -> None:
+    defs, instance, spec = build_definitions([churn_spec]), dg.DagsterInstance.ephemeral(), churn_spec
+    days, shadow, compared = trained_platform.days, keys.shadow_predictions(spec), keys.shadow_comparison(spec)
+    day, newest = days[55], days[-1]  # day's labels mature with raw day 62 (7-day horizon)
+    selection = dg.AssetSelection.assets(shadow, compared)
+    noon_after = dt.datetime.fromisoformat(newest).replace(hour=12, tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
+    start = dg.evaluate_automation_conditions(defs, instance, selection, evaluation_time=noon_after)
+    assert materialize_stages(defs, spec, ["raw_events"], instance, days[55:62]).success  # a run is a range
+    assert materialize_stages(defs, spec, ["raw_events"], instance, [newest]).success
+    assert materialize_stages(defs, spec, ["predictions", "shadow_predictions"], instance, [day]).success
+    waiting = dg.evaluate_automation_conditions(defs, instance, selection, evaluation_time=noon_after, cursor=start.cursor)
+    assert waiting.total_requested == 0, [(k, waiting.get_requested_partitions(k)) for k in (shadow, compared)]  # raw day 62 is missing (labels not mature), the newest features too
+
+    assert materialize_stages(defs, spec, ["raw_events"], instance, [days[62]]).success
+    assert materialize_stages(defs, spec, ["features"], instance, [newest]).success
+    ready = dg.evaluate_automation_conditions(defs, instance, selection, evaluation_time=noon_after, cursor=waiting.cursor)
+    assert ready.get_requested_partitions(shadow) == {newest}  # eager: the newest day's features landed
+    assert ready.get_requested_partitions(compared) == {day}  # every raw day through day + 7 landed
