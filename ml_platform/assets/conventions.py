@@ -37,6 +37,10 @@ DEFINED_BY: dict[str, tuple[str, ...]] = {
     "model": ("label", "features", "model", "training", "gates.min_metrics", "gates.max_metrics", "gates.compare_metric",
               "gates.significance_level", "gates.bootstrap_resamples"),
     "champion": ("gates.compare_metric",),
+    "shadow_predictions": ("grain", "entity_column", "event_id_column", "columns", "label", "features",
+                           "monitoring.shadow_versions"),
+    "shadow_comparison": ("label", "gates.compare_metric", "gates.significance_level", "gates.bootstrap_resamples",
+                          "training.seed"),
 }
 
 

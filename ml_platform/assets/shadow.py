@@ -27,6 +27,7 @@ import pandas as pd
 
 from ml_platform import steps
 from ml_platform.assets import keys
+from ml_platform.assets.conventions import code_version, daily_conventions
 from ml_platform.features.compute import DAY
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.models.challenger import THRESHOLD_TAG
@@ -67,7 +68,7 @@ def _shadow_predictions(spec: UseCaseSpec, partitions_def: dg.TimeWindowPartitio
         "compared with the champion in shadow_comparison once the labels mature.",
         deps=[features_key],
         automation_condition=dg.AutomationCondition.eager(),
-        group_name=spec.name, owners=spec.owners, kinds={"parquet", "mlflow"},
+        group_name=spec.name, owners=spec.owners, kinds={"parquet", "mlflow"}, **daily_conventions(spec, "shadow_predictions"),
         partitions_def=partitions_def, backfill_policy=dg.BackfillPolicy.single_run(),
     )
     def shadow_predictions(context: dg.AssetExecutionContext, lake: DataLake, mlflow: MlflowResource) -> dg.MaterializeResult:
@@ -133,6 +134,7 @@ def _shadow_comparison(spec: UseCaseSpec, partitions_def: dg.TimeWindowPartition
               dg.AssetDep(raw_key, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=0, end_offset=horizon))],
         automation_condition=labels_matured,
         group_name=spec.name, owners=spec.owners, kinds={"parquet", "pandas"},
+        code_version=code_version(spec, "shadow_comparison"),  # no freshness: it lags the newest day by the horizon
         partitions_def=partitions_def, backfill_policy=dg.BackfillPolicy.single_run(),
     )
     def shadow_comparison(context: dg.AssetExecutionContext, lake: DataLake, mlflow: MlflowResource) -> dg.MaterializeResult:

@@ -130,10 +130,12 @@ def test_each_asset_s_code_version_changes_exactly_with_the_spec_fields_that_def
 
     window = spec.features[0].model_copy(update={"window_days": spec.features[0].window_days + 1})
     assert changed(drift=spec.drift.model_copy(update={"psi_threshold": 0.3})) == {"drift"}
-    assert changed(gates=spec.gates.model_copy(update={"significance_level": 0.01})) == {"model"}
+    assert changed(gates=spec.gates.model_copy(update={"significance_level": 0.01})) == {"model", "shadow_comparison"}
     assert changed(gates=spec.gates.model_copy(update={"min_rows_per_day": 5})) == {"raw_events"}
-    assert changed(training=spec.training.model_copy(update={"seed": 8})) == {"training_set", "model"}
-    assert changed(features=[window, *spec.features[1:]]) == {"features", "predictions", "drift", "training_set", "model"}
+    assert changed(training=spec.training.model_copy(update={"seed": 8})) == {"training_set", "model", "shadow_comparison"}
+    assert changed(features=[window, *spec.features[1:]]) == {"features", "predictions", "drift", "training_set", "model",
+                                                              "shadow_predictions"}
+    assert changed(monitoring=spec.monitoring.model_copy(update={"shadow_versions": [1]})) == {"shadow_predictions"}
     assert changed(description="same assets, other words", schedule=spec.schedule.model_copy(update={"daily_at": "04:00"})) == set()
 
 
