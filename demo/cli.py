@@ -113,9 +113,11 @@ def _demo(args: argparse.Namespace) -> int:
                     [DAILY_STAGES[2], *MONITORING_STAGES], days)
     # one registered version after one training: every day is stored empty, noting there is no version to shadow
     shadowed = run(f"[4/4] shadow predictions for {len(days)} days (non-champion versions)", ["shadow_predictions"], days)
+    measured = run(f"[4/4] performance for {len(days)} days: estimated from the scores, realized where labels matured",
+                   ["performance"], days)
     print()
     print(summary(spec.name, instance, checks))
-    return 0 if ingested and trained and predicted and shadowed else 1
+    return 0 if ingested and trained and predicted and shadowed and measured else 1
 
 
 if __name__ == "__main__":

@@ -26,15 +26,16 @@ from ml_platform.assets.conventions import code_version
 from ml_platform.assets.range_step import ranged
 from ml_platform.automation.conditions import performance_condition
 from ml_platform.checks.gate import PartitionGate, gate_failure, partitioned_check_spec
-from ml_platform.features.compute import DAY, label_input_days
+from ml_platform.features.compute import DAY, first_complete_day, label_input_days
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.models.challenger import THRESHOLD_TAG
 from ml_platform.monitoring import realized as perf
-from ml_platform.monitoring.degradation import BOUND, PERFORMANCE_CHECK, VERSION, day_outcome, gate_column
+from ml_platform.monitoring.degradation import BOUND, PERFORMANCE_CHECK, VERSION, WARM_UP, day_outcome, gate_column
 from ml_platform.resources.mlflow_resource import MlflowResource
 from ml_platform.spec import UseCaseSpec
 
 HISTORY_DAYS = 60  # earlier days read for an episode that started before the run's range
+DAY_RESAMPLES = 200  # a day's own interval: enough for its 1 - 2 * significance_level percentiles, cheap per day
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,9 @@ def day_performance(
     """One day's row: rows, coverage, the version, its bound, estimated and (labels complete) realized metrics."""
     predictions = lake.read(keys.predictions(spec), [day])
     estimated = perf.estimated_metrics(spec, predictions, champion.threshold, champion.holdout)
+    warm_from = first_complete_day(spec, sorted(raw_days))
     row: dict[str, Any] = {DAY: day, VERSION: champion.version, "rows": len(predictions), BOUND: champion.bound,
+                           WARM_UP: warm_from is None or day < warm_from,
                            **{f"estimated_{name}": value for name, value in estimated.items()}}
     if not perf.labels_complete(spec, day, raw_days):
         return row
@@ -72,6 +75,11 @@ def day_performance(
     features = lake.read(keys.features(spec), [day]) if spec.label.naive_feature else None
     joined = perf.join_labels(spec, predictions, events, features)
     realized = perf.realized_metrics(spec, joined, champion.threshold)
+    gates, metric = spec.gates, spec.gates.compare_metric
+    interval = perf.realized_interval(spec, joined, metric, champion.threshold, DAY_RESAMPLES,
+                                      1 - 2 * gates.significance_level, spec.training.seed)
+    if interval is not None:
+        realized.update({f"{metric}_ci_low": interval[0], f"{metric}_ci_high": interval[1]})
     return {
         **row, "labelled_rows": int(joined[perf.LABEL].notna().sum()), "label_coverage": perf.coverage(joined),
         **{f"realized_{name}": value for name, value in realized.items()},
@@ -164,4 +172,4 @@ def _metadata(spec: UseCaseSpec, row: dict[str, Any]) -> dict[str, Any]:
     extra = {"label_coverage": float(row["label_coverage"]), "labelled_rows": int(row["labelled_rows"])} \
         if "label_coverage" in row else {}
     bound = {"holdout_bound": float(row[BOUND])} if row[BOUND] is not None else {}
-    return {"champion_version": row[VERSION], "labels": labels, **extra, **bound, **numbers}
+    return {"champion_version": row[VERSION], "labels": labels, "warm_up": bool(row[WARM_UP]), **extra, **bound, **numbers}

@@ -155,6 +155,23 @@ def estimation_errors(realized: Mapping[str, float], estimated: Mapping[str, flo
     return {name: estimated[name] - realized[name] for name in estimated if name in realized}
 
 
+def realized_interval(
+    spec: UseCaseSpec, joined: pd.DataFrame, metric: str, threshold: float | None, resamples: int, level: float, seed: int,
+) -> tuple[float, float] | None:
+    """Bootstrap interval of one realized metric over the day's labelled rows (None without any)."""
+    rows = joined[joined[LABEL].notna()]
+    if rows.empty:
+        return None
+    naive = rows[NAIVE].to_numpy(dtype=float) if NAIVE in rows else None
+    if spec.label.task == "multiclass":  # the predicted class as a one-hot "probability": metric_value takes its argmax
+        codes = {name: index for index, name in enumerate(spec.classes)}
+        labels = rows[LABEL].map(codes).to_numpy(dtype=np.int64)
+        scores = np.eye(len(spec.classes))[rows[PREDICTED_CLASS].map(codes).to_numpy(dtype=np.int64)]
+    else:
+        labels, scores = rows[LABEL].to_numpy(dtype=float), rows["score"].to_numpy(dtype=float)
+    return metric_interval(metric, labels, scores, threshold, naive, resamples, level, seed)
+
+
 def metric_interval(
     metric: str, labels: np.ndarray, scores: np.ndarray, threshold: float | None, naive: np.ndarray | None,
     resamples: int, level: float, seed: int,
