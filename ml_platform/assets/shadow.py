@@ -17,7 +17,7 @@ does not promote it) until the live-evidence sensor sees it significantly better
 
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,19 +137,26 @@ def _shadow_comparison(spec: UseCaseSpec, partitions_def: dg.TimeWindowPartition
         code_version=code_version(spec, "shadow_comparison"),  # no freshness: it lags the newest day by the horizon
         partitions_def=partitions_def, backfill_policy=dg.BackfillPolicy.single_run(),
     )
-    def shadow_comparison(context: dg.AssetExecutionContext, lake: DataLake, mlflow: MlflowResource) -> dg.MaterializeResult:
+    def shadow_comparison(context: dg.AssetExecutionContext, lake: DataLake, mlflow: MlflowResource) -> Iterator[Any]:
         raw_days = set(lake.existing_partitions(raw_key))
         thresholds: dict[str, float | None] = {}
-        for day in sorted(context.partition_keys):
-            if not labels_complete(spec, day, raw_days):
-                raise dg.Failure(f"{key.to_user_string()} {day}: labels not mature (raw days up to {horizon} day(s) "
-                                 "later are not all materialized)", allow_retries=False)
+        recorded: dict[str, dict[str, Any]] = {}
+        immature = [day for day in context.partition_keys if not labels_complete(spec, day, raw_days)]
+        for day in sorted(set(context.partition_keys) - set(immature)):
             paired = paired_rows(spec, lake, day)
             lake.write_partition(key, day, paired)
             comparisons = [_compare(spec, lake, key, paired, version, thresholds, mlflow)
                            for version in sorted(paired["shadow_version"].unique(), key=int)]
-            context.add_asset_metadata(_day_metadata(spec, day, len(paired), comparisons), partition_key=day)
-        return dg.MaterializeResult()
+            recorded[day] = _day_metadata(spec, day, len(paired), comparisons)
+        if immature:  # a backfill reaching the newest days: the compared days are recorded, the step fails naming the rest
+            for day, metadata in recorded.items():
+                yield dg.AssetMaterialization(key, partition=day, metadata=metadata)
+            raise dg.Failure(f"{key.to_user_string()}: labels not mature for {len(immature)} day(s) {immature[0]}.."
+                             f"{immature[-1]} (the raw days through {horizon} day(s) later are not all materialized); "
+                             f"{len(recorded)} day(s) compared", allow_retries=False)
+        for day, metadata in recorded.items():
+            context.add_asset_metadata(metadata, partition_key=day)
+        yield dg.MaterializeResult()
 
     return shadow_comparison
 
@@ -163,13 +170,15 @@ def paired_rows(spec: UseCaseSpec, lake: DataLake, day: str) -> pd.DataFrame:
     features = lake.read(keys.features(spec), [day]) if spec.label.naive_feature else None
     labelled = join_labels(spec, champion, events, features)
     columns = ["score", "model_version", *([steps.PREDICTED_CLASS] if spec.label.task == "multiclass" else [])]
+    if shadow.empty:  # nothing to shadow that day, or shadow_predictions not materialized for it
+        shadow = pd.DataFrame(columns=[*on, *columns])
     pairs = labelled.rename(columns={c: f"{CHAMPION_SIDE}_{c}" for c in columns}).merge(
         shadow[[*on, *columns]].rename(columns={c: f"{SHADOW}_{c}" for c in columns}), on=on, how="inner")
     pairs = pairs.rename(columns={f"{CHAMPION_SIDE}_model_version": "champion_version",
                                   f"{SHADOW}_model_version": "shadow_version"})
     keep = [*on, LABEL, *([NAIVE] if NAIVE in pairs else []), "champion_version", "shadow_version",
             *[f"{side}_{c}" for side in (CHAMPION_SIDE, SHADOW) for c in columns if c != "model_version"]]
-    pairs = pairs[keep]
+    pairs = pairs.loc[pairs["shadow_version"] != pairs["champion_version"], keep]  # a shadow that became champion
     if spec.label.task != "multiclass":
         pairs[LABEL] = pairs[LABEL].astype("float64")
     return pairs

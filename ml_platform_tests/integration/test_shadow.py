@@ -126,3 +126,10 @@ def test_automation_scores_the_newest_day_in_shadow_and_compares_a_day_once_its_
     ready = dg.evaluate_automation_conditions(defs, instance, selection, evaluation_time=noon_after, cursor=waiting.cursor)
     assert ready.get_requested_partitions(shadow) == {newest}  # eager: the newest day's features landed
     assert ready.get_requested_partitions(compared) == {day}  # every raw day through day + 7 landed
+
+    # a backfill reaching the newest days compares the matured ones and fails naming the others
+    backfill = materialize_stages(defs, spec, ["shadow_comparison"], instance, days[55:])
+    failure = next(event for event in backfill.all_events if event.is_step_failure).step_failure_data.error.message
+    assert f"labels not mature for 7 day(s) {days[57]}..{days[63]}" in failure and "2 day(s) compared" in failure
+    assert instance.get_materialized_partitions(compared) == {day, days[56]}
+    assert partition_metadata(instance, compared, days[56])["note"] == f"no shadow version scored {days[56]}: nothing to compare"
