@@ -82,8 +82,8 @@ def _shadow_predictions(spec: UseCaseSpec, partitions_def: dg.TimeWindowPartitio
                     problems = "; ".join(o.message for o in result.outcomes if not o.passed)
                     raise dg.Failure(f"{key.to_user_string()} {result.day}: version {version} not scored: {problems}")
                 scored[result.day].append(result.frame)
-        note = None if versions else (f"no version to shadow: the only registered version is the champion "
-                                      f"({champion or 'none'}) and monitoring.shadow_versions is empty")
+        note = None if versions else (f"no version to shadow: none is registered besides the champion "
+                                      f"(v{champion})" if champion else "no version to shadow: no registered version")
         for day in days:
             frame = pd.concat(scored[day], ignore_index=True) if scored[day] else _no_scores(spec, lake, features_key, day)
             lake.write_partition(key, day, frame)

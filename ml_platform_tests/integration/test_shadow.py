@@ -44,7 +44,7 @@ def test_without_a_challenger_shadow_predictions_is_an_empty_day_with_a_note(
     stored = defs.resources["lake"].read(keys.shadow_predictions(churn_spec), [day])
     assert stored.empty and {"score", "model_version"} <= set(stored.columns)
     note = partition_metadata(instance, keys.shadow_predictions(churn_spec), day)["note"]
-    assert "only registered version is the champion (1)" in str(note), note
+    assert note == "no version to shadow: none is registered besides the champion (v1)", note
 
     listed = churn_spec.model_copy(update={"monitoring": churn_spec.monitoring.model_copy(update={"shadow_versions": [5]})})
     refused = materialize_stages(build_definitions([listed]), listed, ["shadow_predictions"], instance, [day])
