@@ -264,7 +264,10 @@ def _champion(spec: UseCaseSpec) -> dg.AssetsDefinition:
         key=keys.champion(spec),
         description=f"{spec.name}: the registered version at MLflow alias '{CHAMPION}'. Moves only when the challenger "
         f"passed its gates (or by an audited `{spec.name}_promote` / `{spec.name}_rollback` run); the version it "
-        f"replaces keeps alias '{PREVIOUS_CHAMPION}' for rollback.",
+        f"replaces keeps alias '{PREVIOUS_CHAMPION}' for rollback."
+        + (f" With gates.live_evidence_days {spec.gates.live_evidence_days}, a challenger that passed its gates waits in "
+           f"shadow and `{spec.name}_live_evidence_sensor` promotes it once it is significantly better on that many "
+           "live days." if spec.gates.live_evidence_days else ""),
         ins={"model": dg.AssetIn(keys.model(spec))},
         group_name=spec.name,
         owners=spec.owners,
