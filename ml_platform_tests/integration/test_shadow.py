@@ -16,10 +16,12 @@ import numpy as np
 import pandas as pd
 
 from ml_platform.assets import keys
+from ml_platform.assets.shadow import CHAMPION_SIDE, SHADOW, paired_test
 from ml_platform.cli import summary
 from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.metrics_exporter import PlatformCollector
 from ml_platform.models.registry import change_champion
+from ml_platform.monitoring.realized import LABEL, NAIVE
 from ml_platform.resources.mlflow_resource import CHAMPION
 from ml_platform.runner import TRAINING_STAGES, materialize_stages
 from ml_platform.spec import UseCaseSpec
@@ -119,7 +121,7 @@ def test_automation_scores_the_newest_day_in_shadow_and_compares_a_day_once_its_
     assert materialize_stages(defs, spec, ["raw_events"], instance, [newest]).success
     assert materialize_stages(defs, spec, ["predictions", "shadow_predictions"], instance, [day]).success
     waiting = dg.evaluate_automation_conditions(defs, instance, selection, evaluation_time=noon_after, cursor=start.cursor)
-    assert waiting.total_requested == 0, [(k, waiting.get_requested_partitions(k)) for k in (shadow, compared)]  # raw day 62 is missing (labels not mature), the newest features too
+    assert waiting.total_requested == 0  # raw day 62 is missing (labels not mature), the newest features too
 
     assert materialize_stages(defs, spec, ["raw_events"], instance, [days[62]]).success
     assert materialize_stages(defs, spec, ["features"], instance, [newest]).success
@@ -133,3 +135,31 @@ def test_automation_scores_the_newest_day_in_shadow_and_compares_a_day_once_its_
     assert f"labels not mature for 7 day(s) {days[57]}..{days[63]}" in failure and "2 day(s) compared" in failure
     assert instance.get_materialized_partitions(compared) == {day, days[56]}
     assert partition_metadata(instance, compared, days[56])["note"] == f"no shadow version scored {days[56]}: nothing to compare"
+
+
+def test_the_live_test_reads_each_task_as_its_promotion_does() -> None:
+    """News compares predicted classes, prices forecasts against the naive last value, fraud F1 at each version's
+    threshold: a shadow that is right where the champion is wrong is significantly better, and not the reverse."""
+    rng = np.random.default_rng(0)
+    for spec in (s for s in load_specs() if s.name in ("news", "prices", "fraud")):
+        rows = 400
+        if spec.label.task == "multiclass":
+            truth = rng.choice(spec.classes, rows)
+            frame = pd.DataFrame({LABEL: truth, f"{SHADOW}_predicted_class": truth,
+                                  f"{CHAMPION_SIDE}_predicted_class": rng.choice(spec.classes, rows)})
+        elif spec.label.task == "regression":
+            truth = rng.normal(100, 10, rows)
+            frame = pd.DataFrame({LABEL: truth, NAIVE: truth + rng.normal(0, 5, rows),
+                                  f"{SHADOW}_score": truth + rng.normal(0, 1, rows),
+                                  f"{CHAMPION_SIDE}_score": truth + rng.normal(0, 8, rows)})
+        else:
+            truth = (rng.random(rows) < 0.3).astype(float)
+            frame = pd.DataFrame({LABEL: truth, f"{SHADOW}_score": np.where(truth == 1, 0.7, 0.2),
+                                  f"{CHAMPION_SIDE}_score": rng.random(rows)})
+        better = paired_test(spec, frame, 0.5, 0.5)
+        assert better is not None and better.significant(spec.gates.significance_level), (spec.name, better)
+        swapped = frame.rename(columns={f"{mine}_{column}": f"{theirs}_{column}" for column in ("score", "predicted_class")
+                                        for mine, theirs in ((SHADOW, CHAMPION_SIDE), (CHAMPION_SIDE, SHADOW))})
+        worse = paired_test(spec, swapped, 0.5, 0.5)
+        assert worse is not None and worse.improvement < 0 and not worse.significant(spec.gates.significance_level)
+    assert paired_test(spec, frame.iloc[:0], 0.5, 0.5) is None
