@@ -13,45 +13,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from demo.generators.news import TOPICS, generate_news_events
-from demo.landing import land_days
+from demo.generators.news import TOPICS
 from ml_platform.assets import keys
-from ml_platform.definitions import build_definitions, load_specs
-from ml_platform.io.parquet_lake import DataLake
-from ml_platform.resources import default_resources
 from ml_platform.resources.mlflow_resource import CHAMPION
-from ml_platform.resources.sources import EventSource
-from ml_platform.runner import DAILY_STAGES, MONITORING_STAGES, TRAINING_STAGES, materialize_stages
+from ml_platform.runner import materialize_stages
 from ml_platform.spec import load_spec
 from ml_platform.steps import PREDICTED_CLASS
-from ml_platform_tests.support.fixtures import START, day_keys
-
-DAYS, ARTICLES_PER_DAY = 16, 30
-
-
-class NewsPlatform:
-    """Sixteen days of news landed, ingested, the encoder registered and promoted, the last days scored and reported."""
-
-    def __init__(self, root: Path) -> None:
-        self.root, self.days = root, day_keys(count=DAYS)
-        self.spec = next(spec for spec in load_specs() if spec.name == "news")
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("ML_PLATFORM_DATA_DIR", str(root))
-            land_days(EventSource(data_dir=str(root)).landing_dir(self.spec.source),
-                      generate_news_events(START, DAYS, ARTICLES_PER_DAY, 5))
-            self.defs = build_definitions(load_specs())
-            self.instance = dg.DagsterInstance.ephemeral()
-            self.daily = materialize_stages(self.defs, self.spec, DAILY_STAGES[:2], self.instance, self.days)
-            self.training = materialize_stages(self.defs, self.spec, TRAINING_STAGES, self.instance)
-            self.scored = materialize_stages(self.defs, self.spec, [DAILY_STAGES[2], *MONITORING_STAGES, "report"],
-                                             self.instance, self.days[-3:])
-            self.mlflow = default_resources()["mlflow"]
-        self.lake = DataLake(base_path=str(root / "lake"))
+from ml_platform_tests.support.use_cases import ARTICLES_PER_DAY, NewsPlatform
 
 
 @pytest.fixture(scope="module")
-def news(tmp_path_factory: pytest.TempPathFactory) -> NewsPlatform:
-    return NewsPlatform(tmp_path_factory.mktemp("news") / "data")
+def news(news_platform: NewsPlatform) -> NewsPlatform:
+    """The session's news platform (test_serving_batching scores its champion too)."""
+    return news_platform
 
 
 def test_the_pretrained_encoder_is_measured_registered_and_promoted_like_any_model(news: NewsPlatform) -> None:

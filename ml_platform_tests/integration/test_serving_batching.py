@@ -6,59 +6,52 @@ every row alone; another type's each request alone); forests are in fact batched
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from demo.generators import generators
-from demo.landing import land_days
 from ml_platform.assets import keys
-from ml_platform.definitions import build_definitions, load_specs
+from ml_platform.definitions import build_definitions
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources import default_resources
-from ml_platform.resources.sources import EventSource
 from ml_platform.runner import DAILY_STAGES, TRAINING_STAGES, materialize_stages
 from ml_platform.serving import BATCH_INVARIANT_TYPES, Batcher, ChampionScorer, _rows
 from ml_platform.spec import UseCaseSpec
 from ml_platform_tests.integration.test_categories import categorical_spec
-from ml_platform_tests.support.fixtures import START
 from ml_platform_tests.support.fraud_csv import land_with_unknown_labels
+from ml_platform_tests.support.use_cases import NewsPlatform, UseCasePlatform
 
-SIZES = {"fraud": (60, 1_500), "prices": (130, 25), "news": (16, 30)}  # days, events per day (as test_use_cases)
 REQUESTS = [1, 1, 3, 1, 7, 1, 2, 1, 1, 5, 1, 1, 4, 1, 1, 1]  # rows per request, sent by 16 threads at once
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, UseCaseSpec]]]:
-    """One data dir with a champion of each model type."""
+def trained(
+    tmp_path_factory: pytest.TempPathFactory, use_case_platform: Callable[[str], UseCasePlatform], news_platform: NewsPlatform
+) -> dict[str, tuple[Path, UseCaseSpec]]:
+    """The data dir and spec of a champion of each model type: the forest trained here, the others the
+    session's fraud, prices and news platforms (only read)."""
     root = tmp_path_factory.mktemp("batching") / "data"
-    specs = {spec.name: spec for spec in load_specs() if spec.name in SIZES}
-    specs["fraud_csv"] = categorical_spec()
+    spec = categorical_spec()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ML_PLATFORM_DATA_DIR", str(root))
-        instance, source = dg.DagsterInstance.ephemeral(), EventSource(data_dir=str(root))
-        days = {"fraud_csv": sorted(land_with_unknown_labels(root, share=0.1))}
-        for name, (count, per_day) in SIZES.items():
-            land_days(source.landing_dir(specs[name].source), generators()[name](START, count, per_day, 3))
-            days[name] = [(START + dt.timedelta(days=i)).isoformat() for i in range(count)]
-        defs = build_definitions(list(specs.values()))
-        for name, spec in specs.items():
-            assert materialize_stages(defs, spec, DAILY_STAGES[:2], instance, days[name]).success, name
-            assert materialize_stages(defs, spec, TRAINING_STAGES, instance).success, name
-        yield root, specs
+        days = sorted(land_with_unknown_labels(root, share=0.1))
+        defs, instance = build_definitions([spec]), dg.DagsterInstance.ephemeral()
+        assert materialize_stages(defs, spec, DAILY_STAGES[:2], instance, days).success
+        assert materialize_stages(defs, spec, TRAINING_STAGES, instance).success
+    platforms = {name: use_case_platform(name) for name in ("fraud", "prices")}
+    return {"fraud_csv": (root, spec), "news": (news_platform.root, news_platform.spec),
+           **{name: (platform.root, platform.spec) for name, platform in platforms.items()}}
 
 
 @pytest.mark.parametrize("use_case", ["fraud_csv", "fraud", "prices", "news"])
 def test_batched_scores_are_byte_identical_to_scoring_each_row_alone(
-    trained: tuple[Path, dict[str, UseCaseSpec]], use_case: str, monkeypatch: pytest.MonkeyPatch
+    trained: dict[str, tuple[Path, UseCaseSpec]], use_case: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root, specs = trained
-    spec = specs[use_case]
+    root, spec = trained[use_case]
     monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(root))
     batcher = Batcher(max_wait_s=0.005, max_rows=256)
     scorer = ChampionScorer(spec, default_resources()["mlflow"], batcher=batcher)

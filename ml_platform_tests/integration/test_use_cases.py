@@ -4,6 +4,7 @@ use case, all through the same factory, gates and registry as churn."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -11,9 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from demo.generators import generators
 from demo.generators.fraud import generate_fraud_events
-from demo.landing import land_days
 from ml_platform.assets import keys
 from ml_platform.assets.training import SIGNIFICANCE_CHECK
 from ml_platform.cli import main as cli
@@ -22,39 +21,15 @@ from ml_platform.features.compute import compute_features
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.resources import default_resources
 from ml_platform.resources.mlflow_resource import CHAMPION
-from ml_platform.resources.sources import EventSource
-from ml_platform.runner import DAILY_STAGES, TRAINING_STAGES, materialize_stages
+from ml_platform.runner import TRAINING_STAGES, materialize_stages
 from ml_platform.spec import load_spec
-from ml_platform_tests.support.fixtures import CLASSIFIER_PLOTS, FORECAST_PLOTS, START, assert_evaluation_plots, day_keys
+from ml_platform_tests.support.fixtures import CLASSIFIER_PLOTS, FORECAST_PLOTS, START, assert_evaluation_plots
 from ml_platform_tests.support.corrupt import scramble_labels
+from ml_platform_tests.support.use_cases import USE_CASE_SIZES, UseCasePlatform
 
-SIZES = {"fraud": (60, 1_500), "prices": (130, 25)}
-
-
-class UseCasePlatform:
-    """One use case landed, backfilled, trained and scored in its own data dir."""
-
-    def __init__(self, root: Path, name: str, days: int, events_per_day: int) -> None:
-        self.root, self.name = root, name
-        self.days = day_keys(count=days)
-        self.spec = next(spec for spec in load_specs() if spec.name == name)
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("ML_PLATFORM_DATA_DIR", str(root))
-            land_days(EventSource(data_dir=str(root)).landing_dir(self.spec.source),
-                      generators()[name](START, days, events_per_day, 3))
-            defs = build_definitions(load_specs())
-            instance = dg.DagsterInstance.ephemeral()
-            self.daily = materialize_stages(defs, self.spec, DAILY_STAGES[:2], instance, self.days)
-            self.training = materialize_stages(defs, self.spec, TRAINING_STAGES, instance)
-            self.predictions = materialize_stages(defs, self.spec, DAILY_STAGES[2:], instance, self.days[-3:])
-        self.lake = DataLake(base_path=str(root / "lake"))
-        self.summary = self.lake.read_json(keys.model(self.spec)) if self.training.success else None
-
-
-@pytest.fixture(scope="module", params=sorted(SIZES))
-def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> UseCasePlatform:
-    days, events = SIZES[request.param]
-    return UseCasePlatform(tmp_path_factory.mktemp(request.param) / "data", request.param, days, events)
+@pytest.fixture(scope="module", params=sorted(USE_CASE_SIZES))
+def platform(request: pytest.FixtureRequest, use_case_platform: Callable[[str], UseCasePlatform]) -> UseCasePlatform:
+    return use_case_platform(request.param)
 
 
 def retrain(
