@@ -1,8 +1,8 @@
 """Automation end to end: real `dagster-webserver` + `dagster-daemon` drive the automation.
 
 One scenario on a private copy of the trained churn data dir (64 days, champion version 1) and a
-fresh DAGSTER_HOME, with every sensor RUNNING at a 5 s interval and alerts going to a loopback
-webhook:
+fresh DAGSTER_HOME, the code location loading churn alone, with every sensor RUNNING at a 2 s interval
+and alerts going to a loopback webhook:
 
 0. in-process, before the servers: a challenger (version 2) is trained and refused by its gates;
 1. a file for a new day lands -> the landed-data sensor runs that day, predictions included
@@ -58,7 +58,7 @@ from ml_platform_tests.support.webhook import Webhook
 pytestmark = pytest.mark.slow
 
 LOCATION = "ml_platform"
-SENSOR_INTERVAL_S = 5
+SENSOR_INTERVAL_S = 2
 NEW_DAY = "2025-03-06"
 BAD_DAY = "2025-03-07"
 RESCORED_DAYS = [(dt.date(2025, 2, 28) + dt.timedelta(days=i)).isoformat() for i in range(7)]  # 02-28..03-06
@@ -167,6 +167,8 @@ def test_sensors_land_rescore_retrain_and_alert_through_real_webserver_and_daemo
     with Webhook() as webhook:
         env = {
             "ML_PLATFORM_DATA_DIR": str(trained_copy),
+            # churn alone: the other use cases' sensors would tick every 2 s too, on the same 2 cores
+            "ML_PLATFORM_SHIPPED_USE_CASES": "churn",
             "ML_PLATFORM_AUTOMATION": "running",
             "ML_PLATFORM_SENSOR_INTERVAL": str(SENSOR_INTERVAL_S),
             "ML_PLATFORM_ALERT_WEBHOOK": webhook.url,
