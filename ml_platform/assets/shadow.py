@@ -305,7 +305,8 @@ def build_live_evidence_sensor(spec: UseCaseSpec, default_status: dg.DefaultSens
         return dg.RunRequest(
             run_key=f"live-evidence-v{version}-over-v{champion}",
             run_config={"ops": {f"{spec.name}__promote_champion": {"config": {
-                "version": version, "reason": reason, "requested_by": f"{spec.name}_live_evidence_sensor"}}}},
+                "version": version, "reason": reason, "requested_by": f"{spec.name}_live_evidence_sensor",
+                "live_evidence": True}}}},
             tags={"ml_platform/use_case": spec.name},
         )
 

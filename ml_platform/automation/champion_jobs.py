@@ -27,6 +27,9 @@ class PromoteConfig(dg.Config):
     version: str = Field(description="Registered version to make champion, whatever its gates said.")
     reason: str = Field(description="Why the gates are overridden; recorded on the MLflow version and in the run.")
     requested_by: str = Field(default="", description="Who asked for it; empty: this Dagster run.")
+    live_evidence: bool = Field(
+        default=False, description="Set by the live-evidence sensor: the version passed its gates and then proved "
+        "better on live days (recorded as promoted_on_live_evidence, not as a forced promotion).")
 
 
 def build_champion_jobs(spec: UseCaseSpec) -> list[dg.JobDefinition]:
@@ -48,7 +51,8 @@ def build_champion_jobs(spec: UseCaseSpec) -> list[dg.JobDefinition]:
         context: dg.OpExecutionContext, config: PromoteConfig, mlflow: MlflowResource, alerts: AlertResource,
     ) -> None:
         try:
-            change = change_champion(mlflow, spec.name, config.version.strip(), "forced_promotion", config.reason,
+            action = "promoted_on_live_evidence" if config.live_evidence else "forced_promotion"
+            change = change_champion(mlflow, spec.name, config.version.strip(), action, config.reason,
                                      _actor(context, config.requested_by))
         except ValueError as error:
             raise dg.Failure(str(error), allow_retries=False) from None
@@ -91,9 +95,9 @@ def _record(
         },
     ))
     event = "champion_rolled_back" if change.action == "rolled_back" else "champion_promoted"
+    headlines = {"rolled_back": "is champion again", "promoted_on_live_evidence": "promoted on live evidence"}
     alerts.send(
-        event, f"{spec.name}: version {change.champion} is champion again" if change.action == "rolled_back"
-        else f"{spec.name}: version {change.champion} forced to champion",
+        event, f"{spec.name}: version {change.champion} {headlines.get(change.action, 'forced to champion')}",
         f"{change.action} by {change.actor}, replacing version {change.previous or 'none'}: {change.reason}",
         severity="warning", details={**change.as_dict(), "use_case": spec.name},
         link=mlflow.version_url(spec.name, change.champion),

@@ -19,7 +19,7 @@ from ml_platform.resources.mlflow_resource import (
     does_not_exist,
 )
 
-Action = Literal["promoted", "forced_promotion", "rolled_back"]
+Action = Literal["promoted", "forced_promotion", "promoted_on_live_evidence", "rolled_back"]
 
 
 @dataclass(frozen=True)

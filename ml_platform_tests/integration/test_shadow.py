@@ -105,6 +105,7 @@ def test_shadow_version_scores_live_days_is_compared_and_promoted_after_live_evi
     assert promote.success
     champion = mlflow.version_by_alias("churn", CHAMPION)
     assert str(champion.version) == "3" and champion.tags["champion_reason"].startswith("live evidence: roc_auc +")
+    assert champion.tags["champion_action"] == "promoted_on_live_evidence"  # not recorded as a forced promotion
     assert not evaluate(defs, "churn_live_evidence_sensor", instance, None).run_requests  # v3 is champion now
 
 
