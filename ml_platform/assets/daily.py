@@ -124,7 +124,8 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
         mlflow: MlflowResource = context.resources.mlflow
         champion = mlflow.version_by_alias(spec.name, CHAMPION)
         if champion is None:
-            raise dg.Failure(f"{spec.name}: no model has alias '{CHAMPION}' yet; materialize {spec.name}/champion first")
+            raise dg.Failure(f"{spec.name}: no model has alias '{CHAMPION}' yet; materialize {spec.name}/champion first",
+                             allow_retries=False)  # a definite answer: retrying cannot change it
         model = mlflow.load_model(spec.name, champion.version)
         gate, failed_features = step.gate(key), step.failed_days(features_key)
         days = [day for day in context.partition_keys if day not in failed_features]
