@@ -196,6 +196,7 @@ def summary(use_case: str, instance=None, checks: Counter | None = None) -> str:
     """What is materialized, checked (the given check counts, as the demo collects them) and promoted; a gate's
     days that failed are listed apart from the days it only warned about."""
     from ml_platform.assets import keys
+    from ml_platform.assets.performance import performance_summary
     from ml_platform.assets.shadow import shadow_summary
     from ml_platform.resources import default_resources
     from ml_platform.resources.mlflow_resource import CHAMPION, PREVIOUS_CHAMPION
@@ -216,7 +217,8 @@ def summary(use_case: str, instance=None, checks: Counter | None = None) -> str:
             counts.append(f"{sum(n for (_, o), n in checks.items() if o == outcome)} {outcome}" + (f" {names}" if names else ""))
         lines.append(f"  checks: {', '.join(counts)}")
     lines += _gate_days(spec, instance) + _failed_runs(spec, instance)
-    mlflow = default_resources()["mlflow"]
+    resources = default_resources()
+    mlflow = resources["mlflow"]
     champion = mlflow.version_by_alias(spec.name, CHAMPION)
     previous = mlflow.version_by_alias(spec.name, PREVIOUS_CHAMPION)
     if champion is None:
@@ -229,7 +231,7 @@ def summary(use_case: str, instance=None, checks: Counter | None = None) -> str:
             tags = champion.tags
             lines.append(f"  since {tags['champion_since']}: {tags['champion_action']} by {tags['champion_by']}: {tags['champion_reason']}")
         lines.append(f"  previous champion: {previous.version if previous else 'none'}; tracking {mlflow.resolved_tracking_uri()}")
-    return "\n".join(lines + shadow_summary(instance, spec))
+    return "\n".join(lines + performance_summary(resources["lake"], spec) + shadow_summary(instance, spec))
 
 
 def _gate_days(spec, instance) -> list[str]:  # noqa: ANN001

@@ -90,6 +90,8 @@ class PlatformCollector:
         newest scored day (`<uc>/performance`)."""
         from prometheus_client.core import GaugeMetricFamily
 
+        from ml_platform.assets.performance import newest_measured
+
         labels = ["use_case", "metric", "day", "champion_version"]
         gauges = {
             "realized": GaugeMetricFamily("ml_platform_realized_metric", "Champion's metric on the newest scored day "
@@ -100,15 +102,9 @@ class PlatformCollector:
         coverage = GaugeMetricFamily("ml_platform_label_coverage", "Share of the newest matured day's scored rows with a "
                                      "known label", labels=["use_case", "day"])
         for spec in self.specs:
-            days = self.lake.existing_partitions(keys.performance(spec))[-PERFORMANCE_LOOKBACK_DAYS:]
-            table = self.lake.read(keys.performance(spec), days) if days else None
-            for source, gauge in gauges.items():
-                columns = [c for c in (table.columns if table is not None else []) if c.startswith(f"{source}_")]
-                measured = table.dropna(subset=columns, how="all") if columns else None
-                if measured is None or measured.empty:
-                    continue
-                newest = measured.sort_values("day").iloc[-1]
-                for column in columns:
+            for source, newest in newest_measured(self.lake, spec, PERFORMANCE_LOOKBACK_DAYS).items():
+                gauge = gauges[source]
+                for column in [c for c in newest.index if c.startswith(f"{source}_")]:
                     if newest[column] == newest[column]:  # not NaN
                         gauge.add_metric([spec.name, column.removeprefix(f"{source}_"), newest["day"],
                                           str(newest["champion_version"])], float(newest[column]))

@@ -173,3 +173,32 @@ def _metadata(spec: UseCaseSpec, row: dict[str, Any]) -> dict[str, Any]:
         if "label_coverage" in row else {}
     bound = {"holdout_bound": float(row[BOUND])} if row[BOUND] is not None else {}
     return {"champion_version": row[VERSION], "labels": labels, "warm_up": bool(row[WARM_UP]), **extra, **bound, **numbers}
+
+
+def newest_measured(lake: DataLake, spec: UseCaseSpec, lookback_days: int = HISTORY_DAYS) -> dict[str, pd.Series]:
+    """The newest stored day with realized metrics and the newest with estimated ones (either may be absent)."""
+    days = lake.existing_partitions(keys.performance(spec))[-lookback_days:]
+    table = lake.read(keys.performance(spec), days) if days else pd.DataFrame()
+    newest = {}
+    for source in ("realized", "estimated"):
+        columns = [column for column in table.columns if column.startswith(f"{source}_")]
+        measured = table.dropna(subset=columns, how="all") if columns else pd.DataFrame()
+        if not measured.empty:
+            newest[source] = measured.sort_values(DAY).iloc[-1]
+    return newest
+
+
+def performance_summary(lake: DataLake, spec: UseCaseSpec) -> list[str]:
+    """`ml-platform summary`'s lines: the champion's realized and estimated compare metric on the newest days."""
+    newest, metric = newest_measured(lake, spec), spec.gates.compare_metric
+    if not newest:
+        return [f"  performance: none yet ({keys.performance(spec).to_user_string()} not materialized)"]
+    lines = []
+    for source, row in newest.items():
+        value = row.get(f"{source}_{metric}")
+        shown = f"{metric} {value:.4f}" if pd.notna(value) else f"no {metric}"
+        coverage = f", label coverage {row['label_coverage']:.0%}" if source == "realized" and "label_coverage" in row else ""
+        lines.append(f"  performance {source} on {row[DAY]}: {shown} (champion v{row[VERSION]}{coverage})")
+    if "realized" not in newest:
+        lines.append(f"  performance realized: no day's labels matured yet (label horizon {spec.label.horizon_days} day(s))")
+    return lines

@@ -168,3 +168,9 @@ def test_prometheus_gauges_show_the_newest_realized_and_estimated_metrics(
     assert estimated["f1"].labels["day"] == PENDING and estimated["f1"].value == pytest.approx(by_day[PENDING]["estimated_f1"])
     [coverage] = gauges["ml_platform_label_coverage"]
     assert coverage.value == 1.0
+    from ml_platform.cli import summary
+
+    lines = summary("churn", instance).splitlines()
+    assert f"  performance realized on 2025-02-26: roc_auc {by_day['2025-02-26']['realized_roc_auc']:.4f} " \
+           f"(champion v{realized['roc_auc'].labels['champion_version']}, label coverage 100%)" in lines
+    assert any(line.startswith(f"  performance estimated on {PENDING}: roc_auc ") for line in lines), lines
