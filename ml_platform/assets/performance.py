@@ -13,6 +13,7 @@ naming those days, as every gate's does, but they are recorded all the same (a m
 input to refuse), and the sensor retrains once per such episode.
 """
 
+import json
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from ml_platform.automation.conditions import performance_condition
 from ml_platform.checks.gate import PartitionGate, gate_failure, partitioned_check_spec
 from ml_platform.features.compute import DAY, first_complete_day, label_input_days
 from ml_platform.io.parquet_lake import DataLake
-from ml_platform.models.challenger import THRESHOLD_TAG
+from ml_platform.models.challenger import CALIBRATION_TAG, THRESHOLD_TAG
 from ml_platform.monitoring import realized as perf
 from ml_platform.monitoring.degradation import BOUND, PERFORMANCE_CHECK, VERSION, WARM_UP, day_outcome, gate_column
 from ml_platform.resources.mlflow_resource import MlflowResource
@@ -44,6 +45,7 @@ class ChampionRecord:
 
     version: str
     threshold: float | None
+    calibration: dict[str, list[float]] | None  # holdout scores -> positive rates (None: registered before it was kept)
     holdout: dict[str, float]
     bound: float | None  # the compare metric's holdout interval end the gate holds live days against
 
@@ -56,7 +58,9 @@ def champion_record(mlflow: MlflowResource, spec: UseCaseSpec, version: str) -> 
     holdout = {name.removeprefix("holdout_"): value for name, value in metrics.items() if name.startswith("holdout_")}
     metric = spec.gates.compare_metric
     bound = holdout.get(f"{metric}_ci_high" if perf.lower_is_better(metric) else f"{metric}_ci_low")
-    return ChampionRecord(version, float(threshold) if threshold else None, holdout, bound)
+    calibration = registered.tags.get(CALIBRATION_TAG)
+    return ChampionRecord(version, float(threshold) if threshold else None, json.loads(calibration) if calibration else None,
+                          holdout, bound)
 
 
 def day_performance(
@@ -64,7 +68,7 @@ def day_performance(
 ) -> dict[str, Any]:
     """One day's row: rows, coverage, the version, its bound, estimated and (labels complete) realized metrics."""
     predictions = lake.read(keys.predictions(spec), [day])
-    estimated = perf.estimated_metrics(spec, predictions, champion.threshold, champion.holdout)
+    estimated = perf.estimated_metrics(spec, predictions, champion.threshold, champion.holdout, champion.calibration)
     warm_from = first_complete_day(spec, sorted(raw_days))
     row: dict[str, Any] = {DAY: day, VERSION: champion.version, "rows": len(predictions), BOUND: champion.bound,
                            WARM_UP: warm_from is None or day < warm_from,

@@ -8,6 +8,7 @@ calls both and turns the result into its output and its two blocking checks.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +24,14 @@ from ml_platform.models.base import Trainer
 from ml_platform.models.comparison import ImprovementTest, paired_bootstrap_test
 from ml_platform.models.metrics import classification_metrics, multiclass_metrics, regression_metrics
 from ml_platform.models.trainers import build_trainer
-from ml_platform.monitoring.realized import metric_interval
+from ml_platform.monitoring.realized import fit_calibration, metric_interval
 from ml_platform.models.tuning import Trial, tune
 from ml_platform.resources.mlflow_resource import DRIFT_REFERENCE, MlflowResource
 from ml_platform.spec import LOWER_IS_BETTER, UseCaseSpec
 from ml_platform.steps import class_probabilities, score_frame
 
 THRESHOLD_TAG = "decision_threshold"
+CALIBRATION_TAG = "score_calibration"  # JSON {"x": [...], "y": [...]}: holdout scores -> observed positive rate
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,10 @@ def register_challenger(
     client.set_model_version_tag(spec.name, version, "gates", outcome)
     if trainer.threshold is not None:
         client.set_model_version_tag(spec.name, version, THRESHOLD_TAG, str(trainer.threshold))
+    if spec.label.task == "classification":
+        calibration = fit_calibration(challenger.scores, label_values(spec, challenger.holdout))
+        if calibration is not None:
+            client.set_model_version_tag(spec.name, version, CALIBRATION_TAG, json.dumps(calibration))
     client.update_model_version(spec.name, version, description=(
         f"{spec.model.type} trained by Dagster run {dagster_run_id} ({dagster_run}) on {window['train_days']}; "
         f"holdout {window['holdout_days']}: " + ", ".join(f"{m} {v:.4f}" for m, v in challenger.metrics.items())

@@ -9,13 +9,16 @@ stay in the frame with a NaN label and count against the coverage.
 The metrics per task are the holdout's (`models/metrics.py`) plus the calibration error of a
 classifier. `estimated_metrics` needs no label:
 
-- classifiers: confidence-based performance estimation (NannyML's CBPE). Taking each score as the
-  probability that the row is positive (a calibrated model), a row predicted positive adds its score
-  to the expected true positives and the rest to the expected false positives, a row predicted negative
-  its score to the expected false negatives; precision, recall, F1 and accuracy follow from that
-  expected confusion matrix. The expected ROC AUC is the area under the curve of expected true and false
-  positive rates as the threshold sweeps the sorted scores. An uncalibrated model's estimate is off by
-  its miscalibration, which `estimation_error_<metric>` shows once labels arrive.
+- classifiers: confidence-based performance estimation (NannyML's CBPE). Each score is first mapped to
+  the probability that the row is positive through the champion's holdout calibration (`fit_calibration`:
+  isotonic, kept with the registered version as a tag, as CBPE calibrates on its reference set), so a
+  model whose scores are not probabilities (a sharp MLP) is estimated fairly. A row predicted positive
+  (by the model's own threshold on its raw score) adds its probability to the expected true positives
+  and the rest to the expected false positives, a row predicted negative its probability to the expected
+  false negatives; precision, recall, F1 and accuracy follow from that expected confusion matrix. The
+  expected ROC AUC is the area under the curve of expected true and false positive rates as the threshold
+  sweeps the rows in the model's score order. A version registered before calibrations were kept is
+  estimated on its raw scores; `estimation_error_<metric>` shows any miss once labels arrive.
 - classes: expected accuracy is the mean probability of the predicted class (the predictions keep only
   that one, so no macro F1 is estimated).
 - forecasts: a forecast's score says nothing about its own error, so the estimate is the champion's
@@ -44,6 +47,8 @@ ESTIMATED = {  # what `estimated_metrics` returns, per task
     "regression": ("mae", "skill_vs_naive"),
 }
 
+
+CALIBRATION_KNOTS = 40  # a model-version tag holds the map: small, and fine enough for a day's expectation
 
 def lower_is_better(metric: str) -> bool:
     return metric in LOWER_IS_BETTER or metric == "calibration_error"
@@ -112,20 +117,39 @@ def calibration_error(labels: np.ndarray, scores: np.ndarray, bins: int = CALIBR
     return error / len(labels)
 
 
+def fit_calibration(scores: np.ndarray, labels: np.ndarray) -> dict[str, list[float]] | None:
+    """The champion's holdout scores mapped to observed positive rates (isotonic, at most CALIBRATION_KNOTS knots):
+    CBPE's reference calibration, so a model whose scores are not probabilities is still estimated fairly.
+    None when the holdout holds one class only."""
+    from sklearn.isotonic import IsotonicRegression
+
+    if len(np.unique(labels)) < 2:
+        return None
+    isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, labels)
+    xs, ys = isotonic.X_thresholds_, isotonic.y_thresholds_
+    if len(xs) > CALIBRATION_KNOTS:
+        keep = np.unique(np.linspace(0, len(xs) - 1, CALIBRATION_KNOTS).round().astype(int))
+        xs, ys = xs[keep], ys[keep]
+    return {"x": [round(float(x), 6) for x in xs], "y": [round(float(y), 6) for y in ys]}
+
+
 def estimated_metrics(
     spec: UseCaseSpec, predictions: pd.DataFrame, threshold: float | None, holdout: Mapping[str, float],
+    calibration: Mapping[str, list[float]] | None = None,
 ) -> dict[str, float]:
     """The day's metrics expected from its scores alone (see the module docstring for the method per task);
-    `holdout` is the champion's registered holdout metrics (the forecast's estimate)."""
+    `holdout` is the champion's registered holdout metrics (the forecast's estimate), `calibration` its holdout
+    calibration (`fit_calibration`; None: the scores are taken as probabilities)."""
     task = spec.label.task
     if task == "regression":
         return {name: float(holdout[name]) for name in ESTIMATED[task] if name in holdout}
     if predictions.empty:
         return {}
-    scores = predictions["score"].to_numpy(dtype=float)
+    raw = predictions["score"].to_numpy(dtype=float)
     if task == "multiclass":
-        return {"accuracy": float(scores.mean())}
-    predicted = scores >= (0.5 if threshold is None else threshold)
+        return {"accuracy": float(raw.mean())}
+    predicted = raw >= (0.5 if threshold is None else threshold)  # the model's own decisions
+    scores = np.interp(raw, calibration["x"], calibration["y"]) if calibration else raw  # their probabilities
     true_pos, false_pos = scores[predicted].sum(), (1 - scores[predicted]).sum()
     false_neg, true_neg = scores[~predicted].sum(), (1 - scores[~predicted]).sum()
     estimated = {
@@ -134,17 +158,18 @@ def estimated_metrics(
         "recall": float(true_pos / (true_pos + false_neg)) if true_pos + false_neg > 0 else 0.0,
         "f1": float(2 * true_pos / (2 * true_pos + false_pos + false_neg)) if true_pos + false_pos + false_neg > 0 else 0.0,
     }
-    auc = expected_roc_auc(scores)
+    auc = expected_roc_auc(scores, order=raw)
     return {**estimated, **({"roc_auc": auc} if auc is not None else {})}
 
 
-def expected_roc_auc(scores: np.ndarray) -> float | None:
-    """CBPE's expected ROC AUC: the area under (expected FPR, expected TPR) as the threshold sweeps the scores
-    from the highest down (tied scores move together); None when no positive or no negative is expected."""
+def expected_roc_auc(scores: np.ndarray, order: np.ndarray | None = None) -> float | None:
+    """CBPE's expected ROC AUC: the area under (expected FPR, expected TPR) as the threshold sweeps the rows
+    from the highest `order` (the model's raw scores; default the probabilities themselves) down, tied rows
+    moving together; None when no positive or no negative is expected."""
     positives, negatives = scores.sum(), (1 - scores).sum()
     if positives <= 0 or negatives <= 0:
         return None
-    distinct, inverse = np.unique(-scores, return_inverse=True)  # descending
+    distinct, inverse = np.unique(-(scores if order is None else order), return_inverse=True)  # descending
     tp = np.concatenate([[0.0], np.cumsum(np.bincount(inverse, weights=scores, minlength=len(distinct)))])
     fp = np.concatenate([[0.0], np.cumsum(np.bincount(inverse, weights=1 - scores, minlength=len(distinct)))])
     return float(np.trapezoid(tp / positives, fp / negatives))

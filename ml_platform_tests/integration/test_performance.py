@@ -15,9 +15,9 @@ from sklearn import metrics
 from ml_platform.assets import keys
 from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.io.parquet_lake import DataLake
-from ml_platform.models.challenger import THRESHOLD_TAG
+from ml_platform.models.challenger import CALIBRATION_TAG, THRESHOLD_TAG
 from ml_platform.monitoring.degradation import PERFORMANCE_CHECK
-from ml_platform.monitoring.realized import estimated_metrics, expected_roc_auc
+from ml_platform.monitoring.realized import estimated_metrics, expected_roc_auc, fit_calibration
 from ml_platform.runner import materialize_stages
 from ml_platform.spec import UseCaseSpec
 from ml_platform_tests.support.automation import evaluate
@@ -52,6 +52,8 @@ def test_realized_metrics_equal_a_hand_computation_and_estimates_come_before_lab
     version = str(predictions["model_version"].iloc[0])
     client = defs.resources["mlflow"].client()
     threshold = float(client.get_model_version("churn", version).tags[THRESHOLD_TAG])
+    calibration = json.loads(client.get_model_version("churn", version).tags[CALIBRATION_TAG])  # kept at registration
+    assert len(calibration["x"]) == len(calibration["y"]) and calibration["y"] == sorted(calibration["y"])
     matured = by_day[MATURED]
     assert matured["labels"] == "complete" and matured["champion_version"] == version
     assert matured["rows"] == len(predictions) and matured["label_coverage"] == 1.0
@@ -83,6 +85,31 @@ def test_cbpe_estimates_match_the_realized_metrics_of_calibrated_scores() -> Non
     assert estimated["f1"] == pytest.approx(metrics.f1_score(labels, scores >= 0.4), abs=0.01)
     assert estimated["precision"] == pytest.approx(metrics.precision_score(labels, scores >= 0.4), abs=0.01)
     assert expected_roc_auc(np.zeros(5)) is None, "no positive expected: no AUC"
+
+
+def test_scores_that_are_not_probabilities_are_estimated_through_the_holdout_calibration() -> None:
+    """A model whose scores are not probabilities (fraud's MLP is sharper than its rates): taken at face value
+    its expected recall and F1 are far off; through the isotonic map fitted on a holdout they match."""
+    rng = np.random.default_rng(2)
+    spec = next(spec for spec in load_specs() if spec.name == "churn")
+
+    def day(size: int) -> tuple[np.ndarray, np.ndarray]:
+        probabilities = rng.beta(1, 6, size)
+        return probabilities ** 0.3, (rng.uniform(size=size) < probabilities).astype(int)  # scores inflated, rank kept
+
+    holdout_scores, holdout_labels = day(20_000)
+    scores, labels = day(50_000)
+    threshold = 0.6
+    calibration = fit_calibration(holdout_scores, holdout_labels)
+    assert calibration is not None and len(calibration["x"]) <= 40 and len(json.dumps(calibration)) < 5000  # an MLflow tag
+    naive = estimated_metrics(spec, pd.DataFrame({"score": scores}), threshold, {})
+    calibrated = estimated_metrics(spec, pd.DataFrame({"score": scores}), threshold, {}, calibration)
+    realized = {"f1": metrics.f1_score(labels, scores >= threshold), "recall": metrics.recall_score(labels, scores >= threshold),
+                "precision": metrics.precision_score(labels, scores >= threshold), "roc_auc": metrics.roc_auc_score(labels, scores)}
+    for name, value in realized.items():
+        assert calibrated[name] == pytest.approx(value, abs=0.02), name
+    assert abs(naive["precision"] - realized["precision"]) > 0.1, "the uncalibrated estimate was off: the test can fail"
+    assert fit_calibration(holdout_scores, np.zeros(holdout_scores.size)) is None, "one class: nothing to calibrate on"
 
 
 def test_a_degraded_stretch_fails_the_gate_and_retrains_once_with_the_numbers(
