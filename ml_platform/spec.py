@@ -152,6 +152,12 @@ AS_OF_AGGS = ("count", "sum", "mean")
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 REGRESSION_METRICS = ("mae", "rmse", "skill_vs_naive")
 MULTICLASS_METRICS = ("accuracy", "macro_f1")
+# what `<uc>/performance` can estimate from a day's scores alone, per task (ml_platform/monitoring/realized.py)
+ESTIMATED_METRICS = {
+    "classification": ("accuracy", "precision", "recall", "f1", "roc_auc"),
+    "multiclass": ("accuracy",),
+    "regression": ("mae", "skill_vs_naive"),
+}
 TASK_METRICS = {"classification": CLASSIFICATION_METRICS, "regression": REGRESSION_METRICS, "multiclass": MULTICLASS_METRICS}
 LOWER_IS_BETTER = frozenset({"mae", "rmse"})
 Metric = Literal["accuracy", "precision", "recall", "f1", "roc_auc", "macro_f1", "mae", "rmse", "skill_vs_naive"]
@@ -541,6 +547,11 @@ class UseCaseSpec(StrictModel):
                                    *[("gates.max_metrics", m) for m in self.gates.max_metrics]]:
             if metric not in metrics:
                 raise ValueError(f"{field_name}: '{metric}' is not a {self.label.task} metric, expected one of {list(metrics)}")
+        estimable = ESTIMATED_METRICS[self.label.task]
+        if self.monitoring.performance_source == "estimated" and self.gates.compare_metric not in estimable:
+            raise ValueError(f"monitoring.performance_source: 'estimated' gates on gates.compare_metric "
+                             f"'{self.gates.compare_metric}', which is not estimated from scores for a {self.label.task} "
+                             f"task (estimated: {list(estimable)}); use 'realized' or one of those as the compare metric")
         if self.alerts.high_score_threshold is not None and self.label.task != "classification":
             raise ValueError("alerts.high_score_threshold: only classifiers produce scores in [0, 1]")
         self._tuning_space_fits_model()

@@ -36,16 +36,12 @@ import pandas as pd
 from ml_platform.features.compute import DAY, compute_labels, label_input_days
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.models.metrics import class_metric_value, classification_metrics, metric_value, regression_metrics
-from ml_platform.spec import LOWER_IS_BETTER, UseCaseSpec
+from ml_platform.spec import ESTIMATED_METRICS, LOWER_IS_BETTER, UseCaseSpec
 from ml_platform.steps import PREDICTED_CLASS
 
 LABEL, NAIVE = "label", "naive"
 CALIBRATION_BINS = 10
-ESTIMATED = {  # what `estimated_metrics` returns, per task
-    "classification": ("accuracy", "precision", "recall", "f1", "roc_auc"),
-    "multiclass": ("accuracy",),
-    "regression": ("mae", "skill_vs_naive"),
-}
+ESTIMATED = ESTIMATED_METRICS  # what `estimated_metrics` returns, per task
 
 
 CALIBRATION_KNOTS = 40  # a model-version tag holds the map: small, and fine enough for a day's expectation

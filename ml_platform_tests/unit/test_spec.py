@@ -168,3 +168,17 @@ def test_an_unquoted_malformed_date_names_file_and_field(tmp_path: Path, written
     with pytest.raises(SpecError) as raised:
         load_spec(path)
     assert str(path) in str(raised.value) and "start_date: " in str(raised.value) and words in str(raised.value)
+
+
+def test_an_estimated_performance_gate_on_a_metric_scores_cannot_estimate_is_refused(tmp_path: Path) -> None:
+    document = yaml.safe_load((SHIPPED_SPECS_DIR / "news.yaml").read_text())
+    document.setdefault("gates", {})["compare_metric"] = "macro_f1"
+    document.setdefault("monitoring", {})["performance_source"] = "estimated"
+    path = tmp_path / "news.yaml"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(SpecError, match=r"news.yaml.*monitoring.performance_source: 'estimated' gates on gates.compare_metric "
+                                        r"'macro_f1', which is not estimated from scores for a multiclass task"):
+        load_spec(path)
+    document["gates"]["compare_metric"] = "accuracy"
+    path.write_text(yaml.safe_dump(document))
+    assert load_spec(path).monitoring.performance_source == "estimated"
