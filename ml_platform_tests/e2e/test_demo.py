@@ -46,3 +46,16 @@ def test_the_demo_shows_every_day_passed_in_the_check_partition_views(tmp_path: 
     assert len(gated) == 12, sorted(gated)
     for (asset, check), by_day in gated.items():
         assert by_day == dict.fromkeys(days, "SUCCEEDED"), (asset, check, sorted(set(by_day.items()) - {(d, "SUCCEEDED") for d in days})[:5])
+
+    # Does the champion still work: every demo day estimated, every day whose labels matured (D + 7 landed) measured
+    from ml_platform.assets import keys
+    from ml_platform.definitions import load_specs
+    from ml_platform.io.parquet_lake import DataLake
+
+    churn = next(spec for spec in load_specs() if spec.name == "churn")
+    lake = DataLake(base_path=str(data / "lake"))
+    performance = lake.read(keys.performance(churn), sorted(days)).set_index("day")
+    assert set(performance.index) == days and performance["estimated_roc_auc"].notna().all()
+    matured = {day for day in days if dt.date.fromisoformat(day) + dt.timedelta(days=churn.label.horizon_days) <= end}
+    assert set(performance.index[performance["realized_roc_auc"].notna()]) == matured
+    assert set(lake.existing_partitions(keys.shadow_predictions(churn))) == days, "churn/shadow_predictions exists"
