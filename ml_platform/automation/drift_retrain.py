@@ -4,12 +4,12 @@ once per drift episode (a calm newest day ends the episode)."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Collection
 
 import dagster as dg
 
 from ml_platform.assets import keys
+from ml_platform.automation.episodes import retrain_once_per_episode
 from ml_platform.automation.runs import default_status
 from ml_platform.dagster_internals import UnresolvedAssetJobDefinition
 from ml_platform.io.parquet_lake import DataLake
@@ -35,23 +35,7 @@ def build_drift_retrain_sensor(spec: UseCaseSpec, settings: Settings, training_j
         if not worst_psi:
             return dg.SkipReason(f"no {spec.name}/drift partitions yet")
         episode = drift_episode(worst_psi, threshold, unmeasured)
-        retrained_for = json.loads(context.cursor)["episode"] if context.cursor else None
-        if not episode:  # a calm newest day ends any episode: the next one retrains again
-            return dg.SensorResult(skip_reason=f"newest drift day within PSI {threshold}",
-                                   cursor=json.dumps({"episode": None}))
-        since = f"{episode[0]}..{episode[-1]}"
-        if len(episode) < spec.drift.consecutive_days:
-            return dg.SkipReason(f"PSI above {threshold} on {len(episode)} day(s) ({since}); "
-                                 f"retraining after {spec.drift.consecutive_days}")
-        if retrained_for == episode[0]:
-            return dg.SkipReason(f"retraining already requested for the drift episode {since}")
-        return dg.SensorResult(
-            run_requests=[dg.RunRequest(
-                run_key=f"drift-episode-{episode[0]}",
-                tags={"ml_platform/trigger": "drift", "ml_platform/drift_days": since},
-            )],
-            cursor=json.dumps({"episode": episode[0]}),
-        )
+        return retrain_once_per_episode(context, "drift", episode, spec.drift.consecutive_days, f"PSI above {threshold}")
 
     return drift_retrain
 

@@ -6,11 +6,11 @@ numbers. The days and the rule are those of the `performance_within_holdout` che
 
 from __future__ import annotations
 
-import json
 
 import dagster as dg
 
 from ml_platform.assets import keys
+from ml_platform.automation.episodes import retrain_once_per_episode
 from ml_platform.automation.runs import default_status
 from ml_platform.dagster_internals import UnresolvedAssetJobDefinition
 from ml_platform.io.parquet_lake import DataLake
@@ -43,33 +43,21 @@ def build_performance_retrain_sensor(
             return dg.SkipReason(f"no {spec.name}/performance partitions yet")
         table = lake.read(keys.performance(spec), days)
         below = episode(spec, table)
-        retrained_for = json.loads(context.cursor)["episode"] if context.cursor else None
-        if not below:  # the newest measured day within the bound ends any episode: the next one retrains again
-            return dg.SensorResult(skip_reason=f"newest measured {column} within the champion's holdout interval",
-                                   cursor=json.dumps({"episode": None}))
-        since = f"{below[0]}..{below[-1]}"
-        if len(below) < needed:
-            return dg.SkipReason(f"{column} outside the holdout interval on {len(below)} day(s) ({since}); "
-                                 f"retraining after {needed}")
-        if retrained_for == below[0]:
-            return dg.SkipReason(f"retraining already requested for the degradation episode {since}")
-        rows = table[table["day"].isin(below)].sort_values("day")
-        values = {row.day: round(float(getattr(row, column)), 4) for row in rows.itertuples(index=False)}
-        version, bound = str(rows[VERSION].iloc[-1]), float(rows[BOUND].iloc[-1])
-        alerts.send(
-            "performance_degraded",
-            f"{spec.name}: champion v{version} below its holdout interval on {len(below)} days, retraining",
-            f"{column} per day {values}; holdout bound {bound:.4f} (monitoring.consecutive_days {needed}).",
-            severity="warning", dedup_key=f"{spec.name}-performance-{below[0]}",
-            details={"use_case": spec.name, "metric": column, "champion_version": version, "bound": bound,
-                     "days": values},
-        )
-        return dg.SensorResult(
-            run_requests=[dg.RunRequest(
-                run_key=f"performance-episode-{below[0]}",
-                tags={"ml_platform/trigger": "performance", "ml_platform/performance_days": since},
-            )],
-            cursor=json.dumps({"episode": below[0]}),
-        )
+
+        def alert() -> None:
+            rows = table[table["day"].isin(below)].sort_values("day")
+            values = {row.day: round(float(getattr(row, column)), 4) for row in rows.itertuples(index=False)}
+            version, bound = str(rows[VERSION].iloc[-1]), float(rows[BOUND].iloc[-1])
+            alerts.send(
+                "performance_degraded",
+                f"{spec.name}: champion v{version} below its holdout interval on {len(below)} days, retraining",
+                f"{column} per day {values}; holdout bound {bound:.4f} (monitoring.consecutive_days {needed}).",
+                severity="warning", dedup_key=f"{spec.name}-performance-{below[0]}",
+                details={"use_case": spec.name, "metric": column, "champion_version": version, "bound": bound,
+                         "days": values},
+            )
+
+        return retrain_once_per_episode(context, "performance", below, needed,
+                                        f"{column} outside the champion's holdout interval", on_retrain=alert)
 
     return performance_retrain
