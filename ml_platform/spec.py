@@ -464,6 +464,13 @@ class MonitoringSpec(StrictModel):
     consecutive_days: Annotated[int, Field(ge=1, le=30)] = 3
 
 
+class BackfillSpec(StrictModel):
+    """How a backfill of the daily step is split into runs: none, the whole range is one run; N, runs of N
+    days that the run queue runs side by side (on Kubernetes, one pod each)."""
+
+    max_days_per_run: Annotated[int, Field(ge=1, le=3660)] | None = None
+
+
 class ResourceSpec(StrictModel):
     """What training asks of the cluster; becomes the training step's Kubernetes pod settings."""
 
@@ -500,6 +507,7 @@ class UseCaseSpec(StrictModel):
     monitoring: MonitoringSpec = MonitoringSpec()
     alerts: AlertSpec = AlertSpec()
     resources: ResourceSpec = ResourceSpec()
+    backfill: BackfillSpec = BackfillSpec()
 
     @field_validator("start_date", mode="wrap")
     @classmethod

@@ -75,9 +75,12 @@ class DailyStage:
         return self.spec.key
 
 
-def ranged(partitions_def: dg.PartitionsDefinition) -> dict[str, Any]:
-    """How every daily asset runs: a backfill of any range is one run, and any subset of its assets."""
-    return {"partitions_def": partitions_def, "backfill_policy": dg.BackfillPolicy.single_run(), "can_subset": True}
+def ranged(partitions_def: dg.PartitionsDefinition, max_days_per_run: int | None = None) -> dict[str, Any]:
+    """How every daily asset runs: any subset of its assets; a backfill of any range is one run, or runs of
+    `max_days_per_run` days that the run queue starts side by side (spec `backfill.max_days_per_run`)."""
+    policy = (dg.BackfillPolicy.single_run() if max_days_per_run is None
+              else dg.BackfillPolicy.multi_run(max_partitions_per_run=max_days_per_run))
+    return {"partitions_def": partitions_def, "backfill_policy": policy, "can_subset": True}
 
 
 SOURCE_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
@@ -92,7 +95,7 @@ def build_range_step(
         name=f"{spec.name}__daily",
         specs=[stage.spec for stage in stages],
         check_specs=[check for stage in stages for check in stage.check_specs],
-        **ranged(partitions_def),
+        **ranged(partitions_def, spec.backfill.max_days_per_run),
         retry_policy=SOURCE_RETRY,  # the source and the registry can fail transiently; gate failures never retry
         required_resource_keys={"lake"}.union(*(stage.resource_keys for stage in stages)),
     )
