@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from ml_platform.checks.rules import (
@@ -96,6 +97,9 @@ RAW_CASES = [
      {"column": "customer_id", "observed": "float64", "expected": "int64"}, "block"),
     ("schema_arrow_string_is_named_string", spec(),
      churn_with(customer_id=lambda f: f["customer_id"].astype("string[pyarrow]")), "schema", False,
+     "column 'customer_id' has dtype string, expected int64", {"observed": "string"}, "block"),
+    ("schema_arrow_string_as_read_from_parquet", spec(),
+     churn_with(customer_id=lambda f: f["customer_id"].astype(str).astype(pd.ArrowDtype(pa.string()))), "schema", False,
      "column 'customer_id' has dtype string, expected int64", {"observed": "string"}, "block"),
     ("schema_mixed_object_is_not_string", spec(), at(churn_events().astype({"event_id": object}), "event_id", [0], 7),
      "schema", False, "column 'event_id' has dtype object, expected string", {"column": "event_id"}, "block"),
@@ -205,6 +209,39 @@ def test_raw_gate(use_case: UseCaseSpec, frame: pd.DataFrame, check: str, passed
     outcomes = validate_events(frame, use_case, DAY)
     assert [o.check for o in outcomes] == list(raw_checks(use_case)), "one outcome per raw gate, in the documented order"
     assert_outcome(next(o for o in outcomes if o.check == check), passed, message, metadata, severity)
+
+
+def with_nulls(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["plan"] = frame["plan"].where(np.arange(len(frame)) % 3 != 0, None)
+    return frame
+
+
+def with_future_events(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.loc[:9, "event_time"] = frame.loc[:9, "event_time"] + pd.Timedelta(days=3)
+    return frame
+
+
+def with_label(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.loc[:2, "cancelled"] = 2
+    return frame
+
+
+# Moved from integration/test_bad_inputs.py: bad landing files whose only difference from the cases kept there
+# is which rule fails (gate.py blocks a day on any blocking outcome alike), with that test's expected messages.
+BAD_INPUT_CASES = {
+    "nulls_above_limit": (with_nulls, "null_fraction", "column 'plan' is 33.", "plan"),
+    "non_binary_label": (with_label, "binary_label", "label column 'cancelled' has non-binary values ['2']", "cancelled"),
+    "future_dated_events": (with_future_events, "timestamps_in_partition",
+                            "column 'event_time' has 10 timestamp(s) outside the day", "event_time"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUT_CASES))
+def test_bad_landing_file_fails_its_blocking_gate(case: str) -> None:
+    corrupt, check, message, column = BAD_INPUT_CASES[case]
+    [failed] = [o for o in validate_events(corrupt(churn_events(21)), spec(), DAY) if not o.passed]
+    assert (failed.check, failed.blocks, failed.metadata["partition"], failed.metadata["column"]) == (check, True, DAY, column)
+    assert failed.message.startswith(f"partition {DAY}: {message}")
 
 
 @pytest.mark.parametrize(("name", "label_check"), [("churn", "binary_label"), ("fraud", "binary_label"),
