@@ -17,6 +17,7 @@ does not promote it) until the live-evidence sensor sees it significantly better
 
 
 import datetime as dt
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +42,9 @@ SHADOW, CHAMPION_SIDE = "shadow", "champion"
 
 
 def shadow_assets(spec: UseCaseSpec, partitions_def: dg.TimeWindowPartitionsDefinition) -> list[dg.AssetsDefinition]:
-    return [_shadow_predictions(spec, partitions_def), _shadow_comparison(spec, partitions_def)]
+    with warnings.catch_warnings():  # beta, knowingly: a single-run backfill policy on @asset (every CLI call loads them)
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return [_shadow_predictions(spec, partitions_def), _shadow_comparison(spec, partitions_def)]
 
 
 def versions_in_shadow(spec: UseCaseSpec, mlflow: MlflowResource) -> tuple[str | None, list[str]]:

@@ -149,7 +149,7 @@ def test_the_freshness_deadline_is_the_daily_schedule_plus_late_after_minutes(ch
         "15 0 * * *", dt.timedelta(minutes=90), "Europe/Berlin")
     nodes = build_use_case(churn_spec, Settings.from_env()).assets or []
     policies = {key.path[-1]: asset.specs_by_key[key].freshness_policy for asset in nodes for key in asset.keys}
-    assert {stage for stage, policy in policies.items() if policy} == set(DAILY_ASSETS) - {"report"}
+    assert {stage for stage, policy in policies.items() if policy} == set(DAILY_ASSETS) - {"report"} | {"shadow_predictions"}
     assert policies["raw_events"] == daily_freshness(churn_spec)  # 01:30 + 120 minutes
     assert policies["raw_events"].deadline_cron == "30 3 * * *"
 
