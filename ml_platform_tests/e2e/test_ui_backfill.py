@@ -239,9 +239,12 @@ def test_the_ui_serves_the_lineage_and_descriptions_of_every_use_case(backfills:
         assert parents["drift"] == {f"{use_case}/features", f"{use_case}/predictions", f"{use_case}/champion"}
         if use_case == "news":  # the daily report of a multiclass use case
             assert parents["report"] == {f"{use_case}/features", f"{use_case}/predictions"}
+        assert parents["performance"] == {f"{use_case}/predictions", f"{use_case}/raw_events"}  # labels: later raw days
+        assert parents["shadow_predictions"] == {f"{use_case}/features"}
         for stage in parents:
             node = nodes[f"{use_case}/{stage}"]
             assert node["groupName"] == use_case and node["description"] and node["kinds"] and node["owners"], node
-            assert node["isPartitioned"] == (stage in ("raw_events", "features", "predictions", "drift", "report"))
+            assert node["isPartitioned"] == (stage in ("raw_events", "features", "predictions", "drift", "report",
+                                                       "performance", "shadow_predictions", "shadow_comparison"))
         for stage in ("raw_events", "features", "predictions"):
             assert "dagster/column_schema" in {entry["label"] for entry in nodes[f"{use_case}/{stage}"]["metadataEntries"]}
