@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -103,12 +104,16 @@ def _register(name: str, trainer: Trainer, features: pd.DataFrame, labels: pd.Se
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, Registered]]]:
     """A file-based MLflow store with one registered model per type; churn's is its champion."""
     uri = (tmp_path_factory.mktemp("portable") / "mlruns").as_uri()
-    mlflow.set_tracking_uri(uri)
     with pytest.MonkeyPatch.context() as env:
+        for key in [key for key in os.environ if key.startswith("MLFLOW_")]:  # an earlier test's store, exported by MLflow
+            env.delenv(key)
         for key, value in FILE_STORE.items():
             env.setenv(key, value)
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
         yield uri, _register_all()
-    mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+        mlflow.set_tracking_uri(None)
 
 
 def _register_all() -> dict[str, Registered]:

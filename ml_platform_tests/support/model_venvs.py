@@ -52,9 +52,9 @@ def model_venv(requirements: Path) -> Path:
 
 def clean_env(venv: Path, **extra: str) -> dict[str, str]:
     """The environment for commands in `venv`: its bin first on PATH, nothing pointing back at the platform."""
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("PYTHONPATH", "VIRTUAL_ENV", "MLFLOW_TRACKING_URI", "PYTHONHOME")
-           and not key.startswith("ML_PLATFORM_")}
+    env = {key: value for key, value in os.environ.items()  # MLflow exports its URIs to os.environ when set in-process
+           if key not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
+           and not key.startswith(("ML_PLATFORM_", "MLFLOW_"))}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(venv)
     env.update(extra)
