@@ -4,6 +4,7 @@ champions under concurrent load without losing a request, and shuts down gracefu
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -153,6 +154,22 @@ def load(port: int, body: bytes, stop: threading.Event, answers: list[Answer], l
             answers.append(answer)
 
 
+@contextlib.contextmanager
+def concurrent_load(port: int, body: bytes, clients: int) -> Iterator[list[Answer]]:
+    """`clients` threads sending `body` back to back until the block ends; their answers, as they come."""
+    answers: list[Answer] = []
+    lock, stop = threading.Lock(), threading.Event()
+    threads = [threading.Thread(target=load, args=(port, body, stop, answers, lock)) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield answers
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+
+
 def test_a_promotion_under_concurrent_load_loses_no_request_and_each_answer_names_its_version(
     trained_copy: Path, churn_spec: UseCaseSpec, dagster_home: Path, tmp_path: Path
 ) -> None:
@@ -160,21 +177,14 @@ def test_a_promotion_under_concurrent_load_loses_no_request_and_each_answer_name
     # one worker: "after the swap" is then one instant (each worker swaps on its own refresh)
     server = start_server(trained_copy, tmp_path / "serve.log", "--workers", "1", "--threads", "16")
     body = json.dumps({"rows": feature_rows(trained_copy, churn_spec, 1)}).encode()
-    answers: list[Answer] = []
-    lock, stop = threading.Lock(), threading.Event()
-    clients = [threading.Thread(target=load, args=(server.port, body, stop, answers, lock)) for _ in range(16)]
     try:
-        for client in clients:
-            client.start()
-        time.sleep(2)
-        assert cli(["promote", "churn", "2", "--reason", "swap under load"]) == 0
-        poll_until(lambda: any(a.version == "2" for a in list(answers)), "version 2 to answer", timeout=60,
-                   interval=0.2, details=lambda: server.log.read_text()[-3000:])
-        time.sleep(2)
+        with concurrent_load(server.port, body, 16) as answers:
+            time.sleep(2)
+            assert cli(["promote", "churn", "2", "--reason", "swap under load"]) == 0
+            poll_until(lambda: any(a.version == "2" for a in list(answers)), "version 2 to answer", timeout=60,
+                       interval=0.2, details=lambda: server.log.read_text()[-3000:])
+            time.sleep(2)
     finally:
-        stop.set()
-        for client in clients:
-            client.join(timeout=60)
         kill_process_group(server.process)
 
     failed = [a for a in answers if a.status != 200]
@@ -191,22 +201,15 @@ def test_sigterm_stops_accepting_finishes_in_flight_requests_and_exits_0(
 ) -> None:
     server = start_server(trained_copy, tmp_path / "serve.log", "--workers", "2", "--threads", "8")
     body = json.dumps({"rows": feature_rows(trained_copy, churn_spec, 100)}).encode()
-    answers: list[Answer] = []
-    lock, stop = threading.Lock(), threading.Event()
-    clients = [threading.Thread(target=load, args=(server.port, body, stop, answers, lock)) for _ in range(8)]
     try:
-        for client in clients:
-            client.start()
-        poll_until(lambda: len(answers) >= 50, "the server to answer under load", timeout=60, interval=0.1)
-        terminated = time.monotonic()
-        server.process.send_signal(signal.SIGTERM)  # the gunicorn master alone, as Kubernetes does
-        assert server.process.wait(timeout=60) == 0, server.log.read_text()[-3000:]
-        exited = time.monotonic()
-        time.sleep(0.5)
+        with concurrent_load(server.port, body, 8) as answers:
+            poll_until(lambda: len(answers) >= 50, "the server to answer under load", timeout=60, interval=0.1)
+            terminated = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)  # the gunicorn master alone, as Kubernetes does
+            assert server.process.wait(timeout=60) == 0, server.log.read_text()[-3000:]
+            exited = time.monotonic()
+            time.sleep(0.5)
     finally:
-        stop.set()
-        for client in clients:
-            client.join(timeout=60)
         kill_process_group(server.process)
 
     sent_before = [a for a in answers if a.started < terminated]
