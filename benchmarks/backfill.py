@@ -49,9 +49,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -131,8 +131,10 @@ def pure_compute(days: list[str], data_dir: str, lake_path: str, chunk_days: int
     from ml_platform_tests.support.servers import process_peak_rss_mb
 
     run = PureComputeRun(
-        spec=next(s for s in load_specs() if s.name == "churn"), days=days,
-        source=EventSource(data_dir=data_dir), lake=DataLake(base_path=lake_path),
+        spec=next(s for s in load_specs() if s.name == "churn"),
+        days=days,
+        source=EventSource(data_dir=data_dir),
+        lake=DataLake(base_path=lake_path),
         mlflow=default_resources(Settings.from_env())["mlflow"],  # as the run has it: the local model cache included
         chunk_days=chunk_days or ChunkConfig().chunk_days,
     )
@@ -156,10 +158,16 @@ def pure_compute(days: list[str], data_dir: str, lake_path: str, chunk_days: int
 def run_pure_compute_subprocess(days: list[str], data_dir: Path, lake_path: Path, chunk_days: int) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k not in ("ML_PLATFORM_LAKE", "MLFLOW_TRACKING_URI")}
     env["ML_PLATFORM_DATA_DIR"] = str(data_dir)
-    payload = json.dumps({"days": days, "data_dir": str(data_dir), "lake_path": str(lake_path), "chunk_days": chunk_days})
+    payload = json.dumps(
+        {"days": days, "data_dir": str(data_dir), "lake_path": str(lake_path), "chunk_days": chunk_days}
+    )
     result = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--compute-only", payload],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=False,
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         raise SystemExit(f"pure compute failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -173,10 +181,9 @@ def land_and_train(data_dir: Path, days: list[str], train_days: list[str], event
     """Land every day, then train and promote a champion on `train_days`."""
     import dagster as dg
 
-    from ml_platform.assets import keys
+    from demo.generators.churn import write_landing_files
     from ml_platform.definitions import build_definitions, load_specs
     from ml_platform.runner import DAILY_STAGES, TRAINING_STAGES, materialize_stages
-    from demo.generators.churn import write_landing_files
 
     os.environ["ML_PLATFORM_DATA_DIR"] = str(data_dir)
     spec = next(s for s in load_specs() if s.name == "churn")
@@ -217,7 +224,11 @@ def champion_version(data_dir: Path) -> str | None:
 
 
 def run_ui_backfill(
-    data_dir: Path, home: Path, days: list[str], timeout: float, instance_yaml: Path = REPO_ROOT / "dagster.yaml",
+    data_dir: Path,
+    home: Path,
+    days: list[str],
+    timeout: float,
+    instance_yaml: Path = REPO_ROOT / "dagster.yaml",
 ) -> dict[str, Any]:
     from ml_platform.assets import keys
     from ml_platform.definitions import load_specs
@@ -230,7 +241,10 @@ def run_ui_backfill(
     prepare_dagster_home(home, instance_yaml)
     out: dict[str, Any] = {}
     load_before = os.getloadavg()
-    environment = {"ML_PLATFORM_DATA_DIR": str(data_dir), **{k: v for k, v in os.environ.items() if k.startswith("DAGSTER_PG_")}}
+    environment = {
+        "ML_PLATFORM_DATA_DIR": str(data_dir),
+        **{k: v for k, v in os.environ.items() if k.startswith("DAGSTER_PG_")},
+    }
     with dagster_servers(home, environment, wait_for_daemon=True) as servers:
         time.sleep(2.0)  # let the daemons finish their first iterations: measure a steady-state launch
         import psutil
@@ -270,7 +284,12 @@ def run_ui_backfill(
 
 
 def _wait_for_runs(
-    servers: Any, instance: Any, backfill_id: str, days: list[str], predictions_key: Any, timeout: float,
+    servers: Any,
+    instance: Any,
+    backfill_id: str,
+    days: list[str],
+    predictions_key: Any,
+    timeout: float,
 ) -> list[Any]:
     """The backfill's runs, once every one is finished (cheap instance reads, 1 s apart) and either the
     backfill says it is done or every day's predictions are recorded."""
@@ -306,9 +325,13 @@ def instance_storage(kind: str) -> Iterator[Path]:
     from ml_platform_tests.support import postgres
 
     with postgres.scratch_database("ml_platform_bench") as url:
-        variables = {"DAGSTER_PG_HOST": url.host or "127.0.0.1", "DAGSTER_PG_PORT": str(url.port or 5432),
-                     "DAGSTER_PG_DB": url.database or "", "DAGSTER_PG_USERNAME": url.username or "postgres",
-                     "DAGSTER_PG_PASSWORD": url.password or ""}
+        variables = {
+            "DAGSTER_PG_HOST": url.host or "127.0.0.1",
+            "DAGSTER_PG_PORT": str(url.port or 5432),
+            "DAGSTER_PG_DB": url.database or "",
+            "DAGSTER_PG_USERNAME": url.username or "postgres",
+            "DAGSTER_PG_PASSWORD": url.password or "",
+        }
         os.environ.update(variables)
         try:
             yield REPO_ROOT / "deploy" / "dagster-postgres.yaml"
@@ -353,9 +376,13 @@ class RunEvents:
         event, kind, ts = entry.dagster_event, entry.dagster_event.event_type_value, entry.timestamp
         # Consecutive evaluations of one partition are yielded back to back (the gate computes all of
         # a day's outcomes first), so the gap between them is what storing one event costs.
-        if kind == "ASSET_CHECK_EVALUATION" and previous is not None and (
-            previous.dagster_event.event_type_value == kind
-            and previous.dagster_event.event_specific_data.partition == event.event_specific_data.partition
+        if (
+            kind == "ASSET_CHECK_EVALUATION"
+            and previous is not None
+            and (
+                previous.dagster_event.event_type_value == kind
+                and previous.dagster_event.event_specific_data.partition == event.event_specific_data.partition
+            )
         ):
             self.check_gaps.append(ts - previous.timestamp)
         if kind in RUN_PHASES:
@@ -379,8 +406,10 @@ class RunEvents:
             previous_end = self.steps.get(step, {}).get("STEP_START")
             for asset, (first, last) in sorted(spans.items(), key=lambda item: item[1][0]):
                 if previous_end is not None:
-                    phases[f"{step}:{asset}"] = {"compute": round(first - previous_end, 2),
-                                                 "stage": round(last - previous_end, 2)}
+                    phases[f"{step}:{asset}"] = {
+                        "compute": round(first - previous_end, 2),
+                        "stage": round(last - previous_end, 2),
+                    }
                 previous_end = last
         return phases
 
@@ -391,8 +420,11 @@ class RunEvents:
         if not self.check_gaps:
             return None
         ordered = sorted(self.check_gaps)
-        return {"median": round(1000 * ordered[len(ordered) // 2], 1),
-                "p90": round(1000 * ordered[int(len(ordered) * 0.9)], 1), "samples": len(ordered)}
+        return {
+            "median": round(1000 * ordered[len(ordered) // 2], 1),
+            "p90": round(1000 * ordered[int(len(ordered) * 0.9)], 1),
+            "samples": len(ordered),
+        }
 
 
 def _run_timeline(instance: Any, runs: list[Any], predictions_key: Any, launched_at: float) -> dict[str, Any]:
@@ -406,8 +438,10 @@ def _run_timeline(instance: Any, runs: list[Any], predictions_key: Any, launched
         "runs": len(runs),
         "run_ids": [r.run_id for r in runs],
         "run_statuses": [r.status.value for r in runs],
-        "run_ranges": [[r.tags.get("dagster/asset_partition_range_start"), r.tags.get("dagster/asset_partition_range_end")]
-                       for r in runs],
+        "run_ranges": [
+            [r.tags.get("dagster/asset_partition_range_start"), r.tags.get("dagster/asset_partition_range_end")]
+            for r in runs
+        ],
         "timeline_s": {
             **{name: rel(events.first.get(name)) for name in ("run_created", *RUN_PHASES.values())},
             **{f"{step}:{phase}": rel(ts) for step, phases in ordered_steps for phase, ts in phases.items()},
@@ -416,7 +450,8 @@ def _run_timeline(instance: Any, runs: list[Any], predictions_key: Any, launched
         },
         "step_s": {
             step: round(phases.get("STEP_SUCCESS", phases.get("STEP_FAILURE", 0)) - phases["STEP_START"], 2)
-            for step, phases in events.steps.items() if "STEP_START" in phases
+            for step, phases in events.steps.items()
+            if "STEP_START" in phases
         },
         "stage_phase_s": events.stage_phases(),
         "check_event_store_ms": events.check_store_ms(),
@@ -465,7 +500,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "dagster_version": dagster.__version__,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         **_git_state(),
     }
 
@@ -492,16 +527,23 @@ def table(result: dict[str, Any]) -> str:
         ("  of which daemon pickup (launch -> RUN_START)", f"{result['daemon_pickup_s']:.1f} s"),
         ("  overhead per partition excluding pickup", f"{result['overhead_per_partition_excl_pickup_s']:.3f} s"),
         ("  in-run overhead (RUN_START -> last materialization - compute)", f"{result['in_run_overhead_s']:.1f} s"),
-        ("  the same minus the run's own compute phases (Dagster's time)",
-         f"{result['in_run_dagster_s']:.1f} s = {result['in_run_dagster_ms_per_partition']:.0f} ms a partition"),
+        (
+            "  the same minus the run's own compute phases (Dagster's time)",
+            f"{result['in_run_dagster_s']:.1f} s = {result['in_run_dagster_ms_per_partition']:.0f} ms a partition",
+        ),
         ("backfill COMPLETED (daemon's next loop)", f"{result['backfill_completed_s']:.1f} s"),
         ("peak RSS run worker", f"{result['peak_rss_mb']:.0f} MB"),
         ("peak RSS all server processes", f"{result['peak_rss_tree_mb']:.0f} MB"),
-        ("peak RSS pure compute (process peak after raw / features / predictions)",
-         " / ".join(f"{mb:.0f}" for mb in result["compute_peak_rss_mb_after_stage"].values()) + " MB"),
+        (
+            "peak RSS pure compute (process peak after raw / features / predictions)",
+            " / ".join(f"{mb:.0f}" for mb in result["compute_peak_rss_mb_after_stage"].values()) + " MB",
+        ),
         ("other users' CPU load during the backfill", f"{result['foreign_busy_cores_during_backfill']:.2f} cores"),
         ("events written by the run", result["events_total"]),
-        ("  storing one check evaluation (median)", f"{(result['check_event_store_ms'] or {}).get('median', float('nan'))} ms"),
+        (
+            "  storing one check evaluation (median)",
+            f"{(result['check_event_store_ms'] or {}).get('median', float('nan'))} ms",
+        ),
     ]
     width = max(len(name) for name, _ in rows)
     lines = [f"{name:<{width}}  {value}" for name, value in rows]
@@ -519,25 +561,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--events-per-day", type=int, default=100_000)
     parser.add_argument(
-        "--json", type=Path, default=None,
+        "--json",
+        type=Path,
+        default=None,
         help="write the result here (with several --instance values: one file each, <stem>_<instance>.json)",
     )
     parser.add_argument(
-        "--train-days", type=int, default=0,
+        "--train-days",
+        type=int,
+        default=0,
         help="days before the range to train the champion on (default: the spec's minimum + 7)",
     )
-    parser.add_argument("--chunk-days", type=int, default=0, help="features/predictions chunking (default: the assets')")
-    parser.add_argument("--timeout", type=float, default=1800.0)
-    parser.add_argument("--workdir", type=Path, default=None, help="keep data and DAGSTER_HOME here (default: temp, removed)")
     parser.add_argument(
-        "--instance", choices=["sqlite", "postgres"], nargs="+", default=["sqlite"],
+        "--chunk-days", type=int, default=0, help="features/predictions chunking (default: the assets')"
+    )
+    parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="keep data and DAGSTER_HOME here (default: temp, removed)"
+    )
+    parser.add_argument(
+        "--instance",
+        choices=["sqlite", "postgres"],
+        nargs="+",
+        default=["sqlite"],
         help="Dagster instance storage: the embedded SQLite default, and/or Postgres as in production "
         "(deploy/dagster-postgres.yaml on a fresh database of the server at ML_PLATFORM_TEST_POSTGRES_URL, "
         "default 127.0.0.1:5432, dropped afterwards); several run one after another on the same landed data, "
         "champion and pure-compute measurement",
     )
     parser.add_argument(
-        "--compute-before-each", action="store_true",
+        "--compute-before-each",
+        action="store_true",
         help="with several --instance values, measure the pure compute again before each backfill and set each "
         "against the measurement next to it (default: one measurement for all)",
     )
@@ -567,7 +621,11 @@ def plan_days(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 
 
 def summarize(
-    args: argparse.Namespace, instance: str, days: list[str], compute: dict[str, Any], backfill: dict[str, Any],
+    args: argparse.Namespace,
+    instance: str,
+    days: list[str],
+    compute: dict[str, Any],
+    backfill: dict[str, Any],
     cpu: dict[str, float],
 ) -> dict[str, Any]:
     """One instance's result: the backfill's timeline set against the pure compute of the same days."""
@@ -610,11 +668,24 @@ def summarize(
         "compute_peak_rss_mb_after_stage": {k: round(v, 1) for k, v in compute["peak_rss_mb_after_stage"].items()},
         "compute_timings_s": {k: round(v, 2) for k, v in compute["timings_s"].items()},
         "stages": stages,
-        **{key: backfill[key] for key in (
-            "runs", "run_statuses", "run_ranges", "backfill_status", "backfill_completed_s", "launch_call_s",
-            "timeline_s", "events_total", "event_counts", "materialized_partitions", "cpu_s_by_role",
-            "loadavg_before", "loadavg_after",
-        )},
+        **{
+            key: backfill[key]
+            for key in (
+                "runs",
+                "run_statuses",
+                "run_ranges",
+                "backfill_status",
+                "backfill_completed_s",
+                "launch_call_s",
+                "timeline_s",
+                "events_total",
+                "event_counts",
+                "materialized_partitions",
+                "cpu_s_by_role",
+                "loadavg_before",
+                "loadavg_after",
+            )
+        },
         "check_event_store_ms": backfill.get("check_event_store_ms"),
         "foreign_busy_cores_during_backfill": backfill["foreign_busy_cores"],
         **cpu,
@@ -627,17 +698,25 @@ def json_path(requested: Path | None, instance: str, instances: list[str]) -> Pa
     return requested.with_name(f"{requested.stem}_{instance}{requested.suffix}")
 
 
-def prepare(args: argparse.Namespace, days: list[str], train_days: list[str], workdir: Path, steps: int) -> dict[str, Any]:
+def prepare(
+    args: argparse.Namespace, days: list[str], train_days: list[str], workdir: Path, steps: int
+) -> dict[str, Any]:
     """Land, train the champion, and measure the pure compute once for every instance storage to come."""
     data_dir = workdir / "data"
-    print(f"[1/{steps}] landing {len(train_days)} + {len(days)} days x {args.events_per_day:,} events, training a "
-          f"champion on {train_days[0]}..{train_days[-1]} (in-process) ...", flush=True)
+    print(
+        f"[1/{steps}] landing {len(train_days)} + {len(days)} days x {args.events_per_day:,} events, training a "
+        f"champion on {train_days[0]}..{train_days[-1]} (in-process) ...",
+        flush=True,
+    )
     setup = land_and_train(data_dir, days, train_days, args.events_per_day)
     version = champion_version(data_dir)
     if version is None:
         raise SystemExit("setup trained no champion (gates failed?)")
     setup.update(champion_version=version, train_days=[train_days[0], train_days[-1]])
-    print(f"      landed in {setup['landing_s']} s, trained champion v{version} in {setup['training_setup_s']} s", flush=True)
+    print(
+        f"      landed in {setup['landing_s']} s, trained champion v{version} in {setup['training_setup_s']} s",
+        flush=True,
+    )
     print(f"[2/{steps}] pure compute of {days[0]}..{days[-1]} in a fresh process ...", flush=True)
     return {"setup": setup, **measure_compute(args, days, workdir)}
 
@@ -653,8 +732,14 @@ def measure_compute(args: argparse.Namespace, days: list[str], workdir: Path) ->
     return {"compute": compute, "compute_busy_cores": compute_cpu.busy_cores}
 
 
-def measure_instance(args: argparse.Namespace, instance: str, days: list[str], workdir: Path,
-                     prepared: dict[str, Any], machine: dict[str, Any]) -> dict[str, Any]:
+def measure_instance(
+    args: argparse.Namespace,
+    instance: str,
+    days: list[str],
+    workdir: Path,
+    prepared: dict[str, Any],
+    machine: dict[str, Any],
+) -> dict[str, Any]:
     """The UI backfill on one instance storage, on an emptied lake, set against the pure compute."""
     data_dir = workdir / "data"
     empty_daily_assets(data_dir)  # every run computes every day afresh
@@ -662,8 +747,10 @@ def measure_instance(args: argparse.Namespace, instance: str, days: list[str], w
         backfill = run_ui_backfill(data_dir, workdir / f"dagster_home_{instance}", days, args.timeout, instance_yaml)
     if backfill["_last_prediction_ts"] is None:
         raise SystemExit(f"the backfill materialized no predictions: {json.dumps(backfill, default=str)[:3000]}")
-    cpu = {"busy_cores_during_compute": prepared["compute_busy_cores"],
-           "busy_cores_during_backfill_phase": backfill_cpu.busy_cores}
+    cpu = {
+        "busy_cores_during_compute": prepared["compute_busy_cores"],
+        "busy_cores_during_backfill_phase": backfill_cpu.busy_cores,
+    }
     summary = summarize(args, instance, days, prepared["compute"], backfill, cpu)
     return {**summary, "setup": prepared["setup"], "machine": machine}
 
@@ -676,8 +763,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     for variable in (
-        "ML_PLATFORM_LAKE", "MLFLOW_TRACKING_URI", "ML_PLATFORM_AUTOMATION", "ML_PLATFORM_SPECS_DIR", "ML_PLATFORM_ENV",
-        "ML_PLATFORM_ALERT_WEBHOOK", "ML_PLATFORM_SOURCE_DSN", "ML_PLATFORM_MODEL_CACHE",
+        "ML_PLATFORM_LAKE",
+        "MLFLOW_TRACKING_URI",
+        "ML_PLATFORM_AUTOMATION",
+        "ML_PLATFORM_SPECS_DIR",
+        "ML_PLATFORM_ENV",
+        "ML_PLATFORM_ALERT_WEBHOOK",
+        "ML_PLATFORM_SOURCE_DSN",
+        "ML_PLATFORM_MODEL_CACHE",
     ):
         os.environ.pop(variable, None)
     days, train_days = plan_days(args)
@@ -694,8 +787,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"      pure compute again, before the {instance} backfill ...", flush=True)
                 prepared.update(measure_compute(args, days, workdir))
                 compute_totals.append(prepared["compute"]["timings_s"]["total"])
-            print(f"[{3 + 2 * number}/{steps}] webserver + daemon on {instance} instance storage, launching the "
-                  "backfill as the UI does ...", flush=True)
+            print(
+                f"[{3 + 2 * number}/{steps}] webserver + daemon on {instance} instance storage, launching the "
+                "backfill as the UI does ...",
+                flush=True,
+            )
             result = measure_instance(args, instance, days, workdir, prepared, machine)
             result["compute_measurements_s"] = [round(total, 2) for total in compute_totals]
             print(f"[{4 + 2 * number}/{steps}] result\n")
@@ -705,8 +801,10 @@ def main(argv: list[str] | None = None) -> int:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(result, indent=2) + "\n")
                 print(f"\nwrote {path}")
-            ok = ok and result["backfill_status"] == "COMPLETED_SUCCESS" and all(
-                n == len(days) for n in result["materialized_partitions"].values()
+            ok = (
+                ok
+                and result["backfill_status"] == "COMPLETED_SUCCESS"
+                and all(n == len(days) for n in result["materialized_partitions"].values())
             )
         return 0 if ok else 1
     finally:

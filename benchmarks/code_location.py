@@ -41,8 +41,16 @@ EVENTS_PER_DAY = 4
 EARLIEST = dt.date(1900, 1, 1)
 # the phases inside the process (CPU; load: import dagster + the definitions), then the whole process and
 # `dagster definitions validate` (wall, CPU); the JSON has each phase's wall time too
-COLUMNS = ("import_dagster_cpu_s", "definitions_cpu_s", "load_cpu_s", "snapshot_cpu_s", "process_s", "process_cpu_s",
-           "validate_s", "validate_cpu_s")
+COLUMNS = (
+    "import_dagster_cpu_s",
+    "definitions_cpu_s",
+    "load_cpu_s",
+    "snapshot_cpu_s",
+    "process_s",
+    "process_cpu_s",
+    "validate_s",
+    "validate_cpu_s",
+)
 PHASES = ("import_dagster_s", "definitions_s", "snapshot_s")
 
 # Runs in each fresh process: the phases of loading the code location, as JSON on the last line.
@@ -64,7 +72,7 @@ print(json.dumps({**phases, "load_cpu_s": marks[2][1] - marks[0][1], "assets": l
 
 
 def yesterday() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
 
 def history_specs(directory: Path, start: dt.date) -> Path:
@@ -95,7 +103,10 @@ def measure_loads(root: Path, partitions: int, rounds: int) -> dict[str, dict[st
     configurations = {
         "shipped use cases": {},
         f"+ {partitions:,} daily partitions": {
-            "ML_PLATFORM_SPECS_DIR": str(history_specs(root / "specs-long", yesterday() - dt.timedelta(days=partitions - 1)))},
+            "ML_PLATFORM_SPECS_DIR": str(
+                history_specs(root / "specs-long", yesterday() - dt.timedelta(days=partitions - 1))
+            )
+        },
         f"+ partitions from {EARLIEST}": {"ML_PLATFORM_SPECS_DIR": str(history_specs(root / "specs-1900", EARLIEST))},
     }
     validated = list(configurations)[:2]
@@ -107,7 +118,15 @@ def measure_loads(root: Path, partitions: int, rounds: int) -> dict[str, dict[st
             sample = {**json.loads(out.strip().splitlines()[-1]), "process_s": wall, "process_cpu_s": cpu}
             if name in validated:
                 sample["validate_s"], sample["validate_cpu_s"], _ = timed_process(
-                    [str(REPO_ROOT / ".venv" / "bin" / "dagster"), "definitions", "validate", "-w", str(REPO_ROOT / "workspace.yaml")], env)
+                    [
+                        str(REPO_ROOT / ".venv" / "bin" / "dagster"),
+                        "definitions",
+                        "validate",
+                        "-w",
+                        str(REPO_ROOT / "workspace.yaml"),
+                    ],
+                    env,
+                )
             samples[name].append(sample)
     return {name: summarise(rows) for name, rows in samples.items()}
 
@@ -128,7 +147,9 @@ def backfill(root: Path, partitions: int) -> dict[str, Any]:
 
     start = yesterday() - dt.timedelta(days=partitions - 1)
     data = root / "backfill-data"
-    os.environ.update(ML_PLATFORM_DATA_DIR=str(data), ML_PLATFORM_SPECS_DIR=str(history_specs(root / "specs-backfill", start)))
+    os.environ.update(
+        ML_PLATFORM_DATA_DIR=str(data), ML_PLATFORM_SPECS_DIR=str(history_specs(root / "specs-backfill", start))
+    )
     land_history(data / "landing" / NAME, days_from(start, partitions), EVENTS_PER_DAY)
 
     from ml_platform.assets import keys
@@ -145,14 +166,24 @@ def backfill(root: Path, partitions: int) -> dict[str, Any]:
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         record = instance.get_run_record_by_id(result.run_id)
         runs = instance.get_runs_count()
-        materialized = {stage: len(instance.get_materialized_partitions(keys.of_stage(spec, stage)))
-                        for stage in ("raw_events", "features")}
+        materialized = {
+            stage: len(instance.get_materialized_partitions(keys.of_stage(spec, stage)))
+            for stage in ("raw_events", "features")
+        }
     return {
-        "partitions": partitions, "first_day": days[0], "last_day": days[-1], "events_per_day": EVENTS_PER_DAY,
-        "runs": runs, "success": result.success, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+        "partitions": partitions,
+        "first_day": days[0],
+        "last_day": days[-1],
+        "events_per_day": EVENTS_PER_DAY,
+        "runs": runs,
+        "success": result.success,
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
         # creating the run (one planned materialization per asset and day, the checks' planned rows) until RUN_START
-        "until_run_start_s": round(record.start_time - epoch, 1), "run_s": round(record.end_time - record.start_time, 1),
-        "per_partition_ms": round(1000 * wall / partitions, 1), "cpu_per_partition_ms": round(1000 * cpu / partitions, 1),
+        "until_run_start_s": round(record.start_time - epoch, 1),
+        "run_s": round(record.end_time - record.start_time, 1),
+        "per_partition_ms": round(1000 * wall / partitions, 1),
+        "cpu_per_partition_ms": round(1000 * cpu / partitions, 1),
         "materialized": materialized,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
@@ -161,10 +192,14 @@ def backfill(root: Path, partitions: int) -> dict[str, Any]:
 def print_loads(loads: dict[str, dict[str, Any]]) -> None:
     print(f"{'configuration':<34}{'assets':>7}" + "".join(f"{c.removesuffix('_s'):>20}" for c in COLUMNS))
     for name, row in loads.items():
-        cells = "".join(f"{row[c]['median']:>13.2f} ({row[c]['min']:.2f})" if c in row else f"{'-':>20}" for c in COLUMNS)
+        cells = "".join(
+            f"{row[c]['median']:>13.2f} ({row[c]['min']:.2f})" if c in row else f"{'-':>20}" for c in COLUMNS
+        )
         print(f"{name:<34}{row['assets']:>7}{cells}")
-    print("seconds, median (min) of the rounds; process: a fresh interpreter from start to exit; cpu: user + system;\n"
-          "load: import dagster + import the definitions (specs read, every asset, check, job and trigger built)")
+    print(
+        "seconds, median (min) of the rounds; process: a fresh interpreter from start to exit; cpu: user + system;\n"
+        "load: import dagster + import the definitions (specs read, every asset, check, job and trigger built)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,10 +220,16 @@ def main(argv: list[str] | None = None) -> int:
             result["backfill"] = backfill(root, args.partitions)
             print(json.dumps(result["backfill"], indent=2))
     result.update(
-        date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        commit=subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip(),
-        machine={"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                 "load_average_after": [round(x, 2) for x in os.getloadavg()]},
+        date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        commit=subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+        machine={
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        },
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -74,16 +74,18 @@ def land(directory: Path, days: int, rows: int, formats: list[str]) -> None:
         turn = int(rng.integers(0, rows))
         column = {name: np.roll(values, turn) for name, values in pool.items()}
         channels = ["web", "app"] + (["partner"] if offset >= days * 3 // 4 else [])  # a value of the last quarter
-        table = pa.table({
-            "event_id": pc.binary_join_element_wise(day.strftime("%Y%m%d-"), numbers, ""),
-            "customer_id": column["customer_id"],
-            "event_time": pa.array(np.datetime64(day, "s") + seconds).cast(pa.timestamp("s", "UTC")),
-            "event_type": strings(column["event_type"], EVENT_TYPES),
-            "channel": strings(column["channel"] % len(channels), channels),
-            "amount": pa.array(column["amount"], from_pandas=True),
-            "items": pa.array(column["items"], mask=rng.random(rows) < rng.uniform(0.01, 0.05)),
-            "cancelled": column["cancelled"],
-        })
+        table = pa.table(
+            {
+                "event_id": pc.binary_join_element_wise(day.strftime("%Y%m%d-"), numbers, ""),
+                "customer_id": column["customer_id"],
+                "event_time": pa.array(np.datetime64(day, "s") + seconds).cast(pa.timestamp("s", "UTC")),
+                "event_type": strings(column["event_type"], EVENT_TYPES),
+                "channel": strings(column["channel"] % len(channels), channels),
+                "amount": pa.array(column["amount"], from_pandas=True),
+                "items": pa.array(column["items"], mask=rng.random(rows) < rng.uniform(0.01, 0.05)),
+                "cancelled": column["cancelled"],
+            }
+        )
         if "parquet" in paths:
             pq.write_table(table, paths["parquet"])
         if "csv" in paths:
@@ -117,18 +119,27 @@ def child(directory: Path, data_dir: Path) -> None:
     from ml_platform_tests.support.servers import process_peak_rss_mb
 
     started, cpu = time.perf_counter(), time.process_time()
-    text = draft_spec("bench", data_dir, directory, label="cancelled", timestamp="event_time", entity="customer_id",
-                      progress=False)
+    text = draft_spec(
+        "bench", data_dir, directory, label="cancelled", timestamp="event_time", entity="customer_id", progress=False
+    )
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     spec = yaml.safe_load(text)
     columns = {column["name"]: column for column in spec["columns"]}
-    print(json.dumps({
-        "seconds": seconds, "cpu_seconds": cpu_seconds, "load_average_1m": os.getloadavg()[0],
-        "peak_rss_mb": process_peak_rss_mb(), "event_id": spec.get("event_id_column"),
-        "event_type_allowed": columns["event_type"].get("allowed_values"),
-        "channel_allowed": columns["channel"].get("allowed_values"),
-        "items_max_null_fraction": columns["items"].get("max_null_fraction"), "items_dtype": columns["items"]["dtype"],
-    }))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "cpu_seconds": cpu_seconds,
+                "load_average_1m": os.getloadavg()[0],
+                "peak_rss_mb": process_peak_rss_mb(),
+                "event_id": spec.get("event_id_column"),
+                "event_type_allowed": columns["event_type"].get("allowed_values"),
+                "channel_allowed": columns["channel"].get("allowed_values"),
+                "items_max_null_fraction": columns["items"].get("max_null_fraction"),
+                "items_dtype": columns["items"]["dtype"],
+            }
+        )
+    )
 
 
 def read_floor(directory: Path) -> None:
@@ -146,13 +157,25 @@ def read_floor(directory: Path) -> None:
             csv.read_csv(path, read_options=csv.ReadOptions(block_size=CSV_BLOCK_BYTES))
         else:
             pq.read_table(path)
-    print(json.dumps({"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
-                      "load_average_1m": os.getloadavg()[0], "peak_rss_mb": process_peak_rss_mb()}))
+    print(
+        json.dumps(
+            {
+                "seconds": time.perf_counter() - started,
+                "cpu_seconds": time.process_time() - cpu,
+                "load_average_1m": os.getloadavg()[0],
+                "peak_rss_mb": process_peak_rss_mb(),
+            }
+        )
+    )
 
 
 def measure(directory: Path, data_dir: Path, floor: bool = False) -> dict[str, Any]:
-    completed = subprocess.run([sys.executable, __file__, "--child", str(directory), "--data", str(data_dir),
-                                *(["--floor"] if floor else [])], capture_output=True, text=True, check=False)
+    completed = subprocess.run(
+        [sys.executable, __file__, "--child", str(directory), "--data", str(data_dir), *(["--floor"] if floor else [])],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if completed.returncode != 0:
         raise SystemExit(f"drafting from {directory} failed:\n{completed.stderr[-4000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
@@ -180,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows-per-day", type=int, default=1_000_000)
     parser.add_argument("--short-days", type=int, default=30, help="the month drafted to compare memory (default 30)")
     parser.add_argument("--formats", nargs="+", choices=["parquet", "csv"], default=["parquet", "csv"])
-    parser.add_argument("--data", type=Path, default=None, help="where the day files are landed and kept (default: a temp dir)")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="where the day files are landed and kept (default: a temp dir)"
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
@@ -200,13 +225,30 @@ def main(argv: list[str] | None = None) -> int:
     print("drafts as expected" if not failures else "WRONG DRAFTS:\n  " + "\n  ".join(failures))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "days": args.days, "rows_per_day": args.rows_per_day, "results": rows, "drafts_as_expected": not failures,
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                     cwd=REPO_ROOT, check=False).stdout.strip(),
-            "date": dt.date.today().isoformat(),
-        }, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "days": args.days,
+                    "rows_per_day": args.rows_per_day,
+                    "results": rows,
+                    "drafts_as_expected": not failures,
+                    "machine": {
+                        "cpus": os.cpu_count(),
+                        "python": platform.python_version(),
+                        "platform": platform.platform(),
+                    },
+                    "commit": subprocess.run(
+                        ["git", "rev-parse", "--short", "HEAD"],
+                        capture_output=True,
+                        text=True,
+                        cwd=REPO_ROOT,
+                        check=False,
+                    ).stdout.strip(),
+                    "date": dt.date.today().isoformat(),
+                },
+                indent=2,
+            )
+        )
     return 0 if not failures else 1
 
 
@@ -217,8 +259,10 @@ def run(data: Path, args: argparse.Namespace) -> tuple[list[dict[str, Any]], lis
     land(lake, args.days, args.rows_per_day, args.formats)
     rows, failures = [], []
     for file_format in args.formats:
-        for days, directory in ((min(args.short_days, args.days), first_days(lake / file_format, args.short_days)),
-                                (args.days, lake / file_format)):
+        for days, directory in (
+            (min(args.short_days, args.days), first_days(lake / file_format, args.short_days)),
+            (args.days, lake / file_format),
+        ):
             result = measure(directory, data)
             wrong = problems(result, file_format) if days == args.days else []
             failures += [f"{file_format} {days} d: {problem}" for problem in wrong]
@@ -228,10 +272,13 @@ def run(data: Path, args: argparse.Namespace) -> tuple[list[dict[str, Any]], lis
             rows.append({"format": file_format, "days": days, "rows": days * args.rows_per_day, "gib": size, **result})
             for what, measured in (("draft", result), ("read", result.get("floor"))):
                 if measured:
-                    print(f"  {file_format:<8} {days:>4} d  {size:5.1f} GiB  {what:<5} {measured['seconds']:6.1f} s "
-                          f"(CPU {measured['cpu_seconds']:5.1f} s, load {measured['load_average_1m']:4.1f})  "
-                          f"{days * args.rows_per_day / measured['seconds'] / 1e6:5.1f} M rows/s  "
-                          f"peak RSS {measured['peak_rss_mb']:5.0f} MB", flush=True)
+                    print(
+                        f"  {file_format:<8} {days:>4} d  {size:5.1f} GiB  {what:<5} {measured['seconds']:6.1f} s "
+                        f"(CPU {measured['cpu_seconds']:5.1f} s, load {measured['load_average_1m']:4.1f})  "
+                        f"{days * args.rows_per_day / measured['seconds'] / 1e6:5.1f} M rows/s  "
+                        f"peak RSS {measured['peak_rss_mb']:5.0f} MB",
+                        flush=True,
+                    )
     return rows, failures
 
 

@@ -35,7 +35,10 @@ sys.path.insert(0, str(REPO_ROOT))
 CHECKS_PER_DAY = 13  # churn: eight raw gates, four feature gates, one predictions gate
 STORAGES = ("sqlite-dagster", "sqlite-platform", "postgres-dagster", "postgres-platform")
 DAGSTER_CLASSES = {
-    "sqlite": ("dagster.core.storage.event_log", "SqliteEventLogStorage"),  # as Dagster's dagster.yaml reference names it
+    "sqlite": (
+        "dagster.core.storage.event_log",
+        "SqliteEventLogStorage",
+    ),  # as Dagster's dagster.yaml reference names it
     "postgres": ("dagster_postgres.event_log", "PostgresEventLogStorage"),
 }
 
@@ -73,20 +76,32 @@ def store_evaluations(instance: Any, partitions: list[str]) -> list[float]:
 
     def store(event_type: DagsterEventType, data: Any) -> None:
         event = DagsterEvent(event_type.value, run.job_name, event_specific_data=data)
-        instance.handle_new_event(dg.EventLogEntry(
-            user_message="", level=10, job_name=run.job_name, run_id=run.run_id, error_info=None,
-            timestamp=time.time(), dagster_event=event,
-        ))
+        instance.handle_new_event(
+            dg.EventLogEntry(
+                user_message="",
+                level=10,
+                job_name=run.job_name,
+                run_id=run.run_id,
+                error_info=None,
+                timestamp=time.time(),
+                dagster_event=event,
+            )
+        )
 
     checks = [f"check_{number}" for number in range(CHECKS_PER_DAY)]
     for check in checks:
-        store(DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED,
-              AssetCheckEvaluationPlanned(asset_key=asset_key, check_name=check, partitions_subset=subset))
+        store(
+            DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED,
+            AssetCheckEvaluationPlanned(asset_key=asset_key, check_name=check, partitions_subset=subset),
+        )
     seconds = []
     for partition in partitions:
         for check in checks:
             evaluation = dg.AssetCheckEvaluation(
-                asset_key=asset_key, check_name=check, passed=True, partition=partition,
+                asset_key=asset_key,
+                check_name=check,
+                passed=True,
+                partition=partition,
                 metadata={"observed": dg.MetadataValue.int(1000), "limit": dg.MetadataValue.int(10)},
             )
             started = time.perf_counter()
@@ -101,15 +116,20 @@ def measure(storage: str, partitions: list[str]) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp, event_log_config(storage, Path(tmp)) as block:
         home = Path(tmp)
-        (home / "dagster.yaml").write_text(yaml.safe_dump({"event_log_storage": block, "telemetry": {"enabled": False}}))
+        (home / "dagster.yaml").write_text(
+            yaml.safe_dump({"event_log_storage": block, "telemetry": {"enabled": False}})
+        )
         instance = dg.DagsterInstance.from_config(str(home))
         try:
             seconds = sorted(store_evaluations(instance, partitions))
         finally:
             instance.dispose()
     return {
-        "storage": storage, "evaluations": len(seconds), "median_ms": 1000 * statistics.median(seconds),
-        "p90_ms": 1000 * seconds[int(0.9 * (len(seconds) - 1))], "total_s": sum(seconds),
+        "storage": storage,
+        "evaluations": len(seconds),
+        "median_ms": 1000 * statistics.median(seconds),
+        "p90_ms": 1000 * seconds[int(0.9 * (len(seconds) - 1))],
+        "total_s": sum(seconds),
     }
 
 
@@ -127,16 +147,29 @@ def main(argv: list[str] | None = None) -> int:
     for storage in args.storage:
         row = measure(storage, partitions)
         rows.append(row)
-        print(f"{storage:<18} {row['evaluations']:>11} {row['median_ms']:>7.2f}ms {row['p90_ms']:>7.2f}ms "
-              f"{row['total_s']:>7.2f}s", flush=True)
+        print(
+            f"{storage:<18} {row['evaluations']:>11} {row['median_ms']:>7.2f}ms {row['p90_ms']:>7.2f}ms "
+            f"{row['total_s']:>7.2f}s",
+            flush=True,
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "partitions": args.partitions, "checks_per_day": CHECKS_PER_DAY, "rows": rows,
-            "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
-                        "platform": platform.platform()},
-            "date": time.strftime("%Y-%m-%d"),
-        }, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "partitions": args.partitions,
+                    "checks_per_day": CHECKS_PER_DAY,
+                    "rows": rows,
+                    "machine": {
+                        "cpus": __import__("os").cpu_count(),
+                        "python": platform.python_version(),
+                        "platform": platform.platform(),
+                    },
+                    "date": time.strftime("%Y-%m-%d"),
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -49,10 +49,17 @@ def environment() -> dict[str, Any]:
     import torch
 
     info: dict[str, Any] = {
-        "python": platform.python_version(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
-        "torch": torch.__version__, "torch_cuda": torch.version.cuda, "torch_threads": torch.get_num_threads(),
-        "dagster": dagster.__version__, "mlflow": mlflow.__version__, "numpy": numpy.__version__,
-        "pandas": pandas.__version__, "cuda_available": torch.cuda.is_available(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "torch_threads": torch.get_num_threads(),
+        "dagster": dagster.__version__,
+        "mlflow": mlflow.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+        "cuda_available": torch.cuda.is_available(),
         "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
     }
     if torch.cuda.is_available():
@@ -61,7 +68,11 @@ def environment() -> dict[str, Any]:
     try:
         info["nvidia_smi"] = subprocess.run(
             ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         pass
     return info
@@ -75,7 +86,7 @@ def instrument_fit(fits: list[dict[str, Any]]) -> None:
 
     original = TorchMLPTrainer.fit
 
-    def fit(self, features, labels, days):  # noqa: ANN001, ANN202
+    def fit(self, features, labels, days):
         cuda = torch.cuda.is_available() and self.device.startswith("cuda")
         if cuda:
             torch.cuda.reset_peak_memory_stats()
@@ -88,14 +99,22 @@ def instrument_fit(fits: list[dict[str, Any]]) -> None:
             elapsed = time.perf_counter() - start
         parameter = next(self.module.parameters())
         best = min(range(len(self.history)), key=self.history.__getitem__)
-        fits.append({
-            "trainer_device": self.device, "parameters_device": str(parameter.device),
-            "buffers_device": str(self.module.mean.device), "fit_s": round(elapsed, 3),
-            "rows": len(features), "epochs_run": len(self.history), "max_epochs": self.epochs, "best_epoch": best + 1,
-            "best_validation_loss": self.history[best], "decision_threshold": self.threshold,
-            "cuda_peak_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
-            "warnings": sorted({f"{w.category.__name__}: {str(w.message)[:300]}" for w in caught}),
-        })
+        fits.append(
+            {
+                "trainer_device": self.device,
+                "parameters_device": str(parameter.device),
+                "buffers_device": str(self.module.mean.device),
+                "fit_s": round(elapsed, 3),
+                "rows": len(features),
+                "epochs_run": len(self.history),
+                "max_epochs": self.epochs,
+                "best_epoch": best + 1,
+                "best_validation_loss": self.history[best],
+                "decision_threshold": self.threshold,
+                "cuda_peak_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
+                "warnings": sorted({f"{w.category.__name__}: {str(w.message)[:300]}" for w in caught}),
+            }
+        )
         return result
 
     TorchMLPTrainer.fit = fit
@@ -103,8 +122,11 @@ def instrument_fit(fits: list[dict[str, Any]]) -> None:
 
 def step_seconds(instance: Any, run_id: str, step_key: str) -> float | None:
     """STEP_START -> STEP_SUCCESS of one step, from the run's event log."""
-    events = [(e.timestamp, e.dagster_event.event_type_value) for e in instance.all_logs(run_id)
-              if e.dagster_event is not None and e.dagster_event.step_key == step_key]
+    events = [
+        (e.timestamp, e.dagster_event.event_type_value)
+        for e in instance.all_logs(run_id)
+        if e.dagster_event is not None and e.dagster_event.step_key == step_key
+    ]
     starts = [t for t, kind in events if kind == "STEP_START"]
     ends = [t for t, kind in events if kind == "STEP_SUCCESS"]
     return round(max(ends) - min(starts), 3) if starts and ends else None
@@ -126,15 +148,21 @@ def train(data_dir: Path, label: str, params: dict[str, Any], fits: list[dict[st
     before = len(fits)
     start = time.perf_counter()
     instance = dg.DagsterInstance.ephemeral()
-    result = materialize_stages(build_definitions(load_specs()), spec, TRAINING_STAGES, instance,
-                                run_config=run_config, log_level="ERROR")
+    result = materialize_stages(
+        build_definitions(load_specs()), spec, TRAINING_STAGES, instance, run_config=run_config, log_level="ERROR"
+    )
     wall = time.perf_counter() - start
     out: dict[str, Any] = {
-        "label": label, "run_config_params": params, "success": result.success, "run_wall_s": round(wall, 3),
+        "label": label,
+        "run_config_params": params,
+        "success": result.success,
+        "run_wall_s": round(wall, 3),
         "model_step_s": step_seconds(instance, result.run_id, f"{USE_CASE}__model"),
         "checks": {e.check_name: e.passed for e in result.get_asset_check_evaluations()},
         "fits": fits[before:],
-        "step_failures": [e.step_failure_data.error.message.strip()[:2000] for e in result.all_events if e.is_step_failure],
+        "step_failures": [
+            e.step_failure_data.error.message.strip()[:2000] for e in result.all_events if e.is_step_failure
+        ],
     }
     lake = DataLake(base_path=str(data_dir / "lake"))
     if lake.has_json(keys.model(spec)):
@@ -185,10 +213,15 @@ def serve_on_cpu(spec: Any, holdout: Any, version: str | None) -> dict[str, Any]
     metrics = classification_metrics(holdout["label"].to_numpy(), scores, threshold)
     logged = mlflow.client().get_run(registered.run_id).data.metrics
     return {
-        "cuda_available": torch.cuda.is_available(), "version": version, "load_s": round(load_s, 3),
-        "module_device": str(next(module.parameters()).device), "rows_scored": len(scores),
-        "score_s": round(score_s, 3), "decision_threshold": threshold,
-        "holdout_f1_recomputed": metrics["f1"], "holdout_f1_logged": logged.get("holdout_f1"),
+        "cuda_available": torch.cuda.is_available(),
+        "version": version,
+        "load_s": round(load_s, 3),
+        "module_device": str(next(module.parameters()).device),
+        "rows_scored": len(scores),
+        "score_s": round(score_s, 3),
+        "decision_threshold": threshold,
+        "holdout_f1_recomputed": metrics["f1"],
+        "holdout_f1_logged": logged.get("holdout_f1"),
         "f1_matches_logged": abs(metrics["f1"] - logged.get("holdout_f1", float("nan"))) < 1e-9,
     }
 
@@ -213,16 +246,26 @@ def refit_twice(spec: Any, train: Any, holdout: Any, device: str) -> dict[str, A
             runs.append((trainer.history, trainer.predict(holdout[spec.feature_names]), elapsed, trainer.device))
     (history_a, scores_a, fit_a, device), (history_b, scores_b, fit_b, _) = runs
     return {
-        "device": device, "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
-        "fit_s": [round(fit_a, 3), round(fit_b, 3)], "epochs_run": [len(history_a), len(history_b)],
-        "histories_identical": history_a == history_b, "holdout_scores_identical": bool(np.array_equal(scores_a, scores_b)),
-        "holdout_scores_max_abs_diff": float(np.max(np.abs(scores_a - scores_b))) if len(scores_a) == len(scores_b) else None,
+        "device": device,
+        "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        "fit_s": [round(fit_a, 3), round(fit_b, 3)],
+        "epochs_run": [len(history_a), len(history_b)],
+        "histories_identical": history_a == history_b,
+        "holdout_scores_identical": bool(np.array_equal(scores_a, scores_b)),
+        "holdout_scores_max_abs_diff": float(np.max(np.abs(scores_a - scores_b)))
+        if len(scores_a) == len(scores_b)
+        else None,
         "warnings": sorted({f"{w.category.__name__}: {str(w.message)[:300]}" for w in caught}),
     }
 
 
-def run_child(mode: str, data_dir: Path, version: str | None = None, env: dict[str, str | None] | None = None,
-              device: str = "auto") -> dict:
+def run_child(
+    mode: str,
+    data_dir: Path,
+    version: str | None = None,
+    env: dict[str, str | None] | None = None,
+    device: str = "auto",
+) -> dict:
     environ = dict(os.environ)
     for name, value in (env or {}).items():
         if value is None:
@@ -243,8 +286,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--events-per-day", type=int, default=5_000)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--skip-determinism", action="store_true", help="no repeated fits in child processes")
-    parser.add_argument("--order", default="auto,cpu", choices=["auto,cpu", "cpu,auto"],
-                        help="which training runs first in this process (the first pays the imports and start-up)")
+    parser.add_argument(
+        "--order",
+        default="auto,cpu",
+        choices=["auto,cpu", "cpu,auto"],
+        help="which training runs first in this process (the first pays the imports and start-up)",
+    )
     parser.add_argument("--child", choices=["serve", "determinism"], help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--version", help=argparse.SUPPRESS)
@@ -262,15 +309,30 @@ def land_and_build_features(days_count: int, events_per_day: int, data_dir: Path
 
     os.environ["ML_PLATFORM_DATA_DIR"] = str(data_dir)
     start = time.perf_counter()
-    if demo(["generate", "--use-case", USE_CASE, "--days", str(days_count), "--events-per-day",
-             str(events_per_day), "--end", END]) != 0:
+    if (
+        demo(
+            [
+                "generate",
+                "--use-case",
+                USE_CASE,
+                "--days",
+                str(days_count),
+                "--events-per-day",
+                str(events_per_day),
+                "--end",
+                END,
+            ]
+        )
+        != 0
+    ):
         raise SystemExit("landing failed")
     result["landing_s"] = round(time.perf_counter() - start, 3)
     spec = next(s for s in load_specs() if s.name == USE_CASE)
     days = [(dt.date.fromisoformat(END) - dt.timedelta(days=i)).isoformat() for i in reversed(range(days_count))]
     start = time.perf_counter()
-    daily = materialize_stages(build_definitions(load_specs()), spec, DAILY_STAGES[:2], dg.DagsterInstance.ephemeral(),
-                               days, log_level="ERROR")
+    daily = materialize_stages(
+        build_definitions(load_specs()), spec, DAILY_STAGES[:2], dg.DagsterInstance.ephemeral(), days, log_level="ERROR"
+    )
     result["raw_events_features_s"] = round(time.perf_counter() - start, 3)
     if not daily.success:
         raise SystemExit("raw_events/features failed")
@@ -285,8 +347,12 @@ def main() -> int:
         return 0
 
     started = time.perf_counter()
-    result: dict[str, Any] = {"days": args.days, "events_per_day": args.events_per_day, "end": END,
-                              "environment": environment()}
+    result: dict[str, Any] = {
+        "days": args.days,
+        "events_per_day": args.events_per_day,
+        "end": END,
+        "environment": environment(),
+    }
     work = Path(tempfile.mkdtemp(prefix="gpu-training-"))
     try:
         auto, cpu = work / "auto", work / "cpu"
@@ -297,13 +363,20 @@ def main() -> int:
         instrument_fit(fits)
         trainings = {"auto": (auto, {}), "cpu": (cpu, {"device": "cpu"})}
         result["order"] = args.order
-        result["runs"] = [train(trainings[label][0], label, trainings[label][1], fits) for label in args.order.split(",")]
-        result["serve_on_cpu"] = [run_child("serve", trainings[run["label"]][0], run["version"], {"CUDA_VISIBLE_DEVICES": ""})
-                                  for run in result["runs"] if run.get("version")]
+        result["runs"] = [
+            train(trainings[label][0], label, trainings[label][1], fits) for label in args.order.split(",")
+        ]
+        result["serve_on_cpu"] = [
+            run_child("serve", trainings[run["label"]][0], run["version"], {"CUDA_VISIBLE_DEVICES": ""})
+            for run in result["runs"]
+            if run.get("version")
+        ]
         if not args.skip_determinism:
-            result["determinism"] = [run_child("determinism", auto, env={"CUBLAS_WORKSPACE_CONFIG": None}),
-                                     run_child("determinism", auto, env={"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}),
-                                     run_child("determinism", auto, device="cpu")]
+            result["determinism"] = [
+                run_child("determinism", auto, env={"CUBLAS_WORKSPACE_CONFIG": None}),
+                run_child("determinism", auto, env={"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}),
+                run_child("determinism", auto, device="cpu"),
+            ]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["total_s"] = round(time.perf_counter() - started, 3)
@@ -316,10 +389,14 @@ def main() -> int:
 
 def print_table(result: dict[str, Any]) -> None:
     env = result["environment"]
-    print(f"\nfraud, {result['days']} days x {result['events_per_day']} events/day; {env.get('gpu', 'no GPU')}; "
-          f"torch {env['torch']} (CUDA {env['torch_cuda']}), {env['torch_threads']} CPU threads")
-    print(f"landing {result['landing_s']} s, raw_events + features {result['raw_events_features_s']} s; "
-          f"training runs in this order: {result['order']}")
+    print(
+        f"\nfraud, {result['days']} days x {result['events_per_day']} events/day; {env.get('gpu', 'no GPU')}; "
+        f"torch {env['torch']} (CUDA {env['torch_cuda']}), {env['torch_threads']} CPU threads"
+    )
+    print(
+        f"landing {result['landing_s']} s, raw_events + features {result['raw_events_features_s']} s; "
+        f"training runs in this order: {result['order']}"
+    )
     rows = [("", *(run["label"] for run in result["runs"]))]
     fit = [run["fits"][0] if run["fits"] else {} for run in result["runs"]]
     metric_names = sorted({m for run in result["runs"] for m in run.get("metrics", {})})
@@ -329,15 +406,28 @@ def print_table(result: dict[str, Any]) -> None:
         ("parameters after fit", *(f.get("parameters_device", "-") for f in fit)),
         ("training rows", *(str(f.get("rows", "-")) for f in fit)),
         ("fit wall (s)", *(str(f.get("fit_s", "-")) for f in fit)),
-        ("epochs run / max (best)", *(f"{f.get('epochs_run')} / {f.get('max_epochs')} ({f.get('best_epoch')})" for f in fit)),
+        (
+            "epochs run / max (best)",
+            *(f"{f.get('epochs_run')} / {f.get('max_epochs')} ({f.get('best_epoch')})" for f in fit),
+        ),
         ("model step (s)", *(str(run["model_step_s"]) for run in result["runs"])),
         ("training run wall (s)", *(str(run["run_wall_s"]) for run in result["runs"])),
         ("decision threshold", *(f"{f.get('decision_threshold', float('nan')):.4f}" for f in fit)),
-        *((f"holdout {m}", *(f"{run.get('metrics', {}).get(m, float('nan')):.4f}" for run in result["runs"]))
-          for m in metric_names),
-        ("gates", *(", ".join(f"{name} {'passed' if ok else 'FAILED'}" for name, ok in run["checks"].items()) or "-"
-                    for run in result["runs"])),
-        ("registered version / champion", *(f"{run.get('version')} / {run.get('champion_version')}" for run in result["runs"])),
+        *(
+            (f"holdout {m}", *(f"{run.get('metrics', {}).get(m, float('nan')):.4f}" for run in result["runs"]))
+            for m in metric_names
+        ),
+        (
+            "gates",
+            *(
+                ", ".join(f"{name} {'passed' if ok else 'FAILED'}" for name, ok in run["checks"].items()) or "-"
+                for run in result["runs"]
+            ),
+        ),
+        (
+            "registered version / champion",
+            *(f"{run.get('version')} / {run.get('champion_version')}" for run in result["runs"]),
+        ),
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:

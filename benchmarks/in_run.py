@@ -52,11 +52,15 @@ def instance_for(kind: str, home: Path) -> Iterator[Any]:
 
     shipped = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
     with postgres.scratch_database("ml_platform_in_run") if kind == "postgres" else contextlib.nullcontext() as url:
-        storage = (postgres.postgres_instance_storage(url, durable_commits=True) if url is not None else
-                   {"event_log_storage": {**shipped["event_log_storage"], "config": {"base_dir": str(home / "runs")}}})
+        storage = (
+            postgres.postgres_instance_storage(url, durable_commits=True)
+            if url is not None
+            else {"event_log_storage": {**shipped["event_log_storage"], "config": {"base_dir": str(home / "runs")}}}
+        )
         home.mkdir(parents=True, exist_ok=True)
-        (home / "dagster.yaml").write_text(yaml.safe_dump({**storage, "python_logs": shipped["python_logs"],
-                                                           "telemetry": {"enabled": False}}))
+        (home / "dagster.yaml").write_text(
+            yaml.safe_dump({**storage, "python_logs": shipped["python_logs"], "telemetry": {"enabled": False}})
+        )
         instance = dg.DagsterInstance.from_config(str(home))
         try:
             yield instance
@@ -65,8 +69,11 @@ def instance_for(kind: str, home: Path) -> Iterator[Any]:
 
 
 def step_seconds(instance: Any, run_id: str) -> float:
-    phases = {entry.dagster_event.event_type_value: entry.timestamp for entry in instance.all_logs(run_id)
-              if entry.dagster_event and entry.dagster_event.event_type_value in ("STEP_START", "STEP_SUCCESS")}
+    phases = {
+        entry.dagster_event.event_type_value: entry.timestamp
+        for entry in instance.all_logs(run_id)
+        if entry.dagster_event and entry.dagster_event.event_type_value in ("STEP_START", "STEP_SUCCESS")
+    }
     return phases["STEP_SUCCESS"] - phases["STEP_START"]
 
 
@@ -107,12 +114,22 @@ def measure(kind: str, spec: Any, stage_days: dict[str, list[str]], workdir: Pat
                 raise SystemExit(f"{kind} {stage}: the run failed")
             step = step_seconds(instance, result.run_id)
             bare = bare_seconds(stage, spec, days, workdir / "data", workdir / f"bare_lake_{kind}")
-            evaluations = len(instance.get_records_for_run(
-                result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=100_000
-            ).records)
-            rows.append({"instance": kind, "stage": stage, "partitions": len(days), "step_s": round(step, 2),
-                         "bare_s": round(bare, 2), "per_partition_ms": round(1000 * (step - bare) / len(days), 1),
-                         "evaluations_per_partition": evaluations / len(days)})
+            evaluations = len(
+                instance.get_records_for_run(
+                    result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=100_000
+                ).records
+            )
+            rows.append(
+                {
+                    "instance": kind,
+                    "stage": stage,
+                    "partitions": len(days),
+                    "step_s": round(step, 2),
+                    "bare_s": round(bare, 2),
+                    "per_partition_ms": round(1000 * (step - bare) / len(days), 1),
+                    "evaluations_per_partition": evaluations / len(days),
+                }
+            )
     return rows
 
 
@@ -137,23 +154,37 @@ def main(argv: list[str] | None = None) -> int:
         spec = next(s for s in load_specs() if s.name == "churn")
         landed = [(FIRST_DAY + dt.timedelta(days=i)).isoformat() for i in range(spec.lookback_days - 1 + args.days)]
         write_landing_files(workdir / "data" / "landing" / spec.name, FIRST_DAY, len(landed), args.events_per_day, SEED)
-        stage_days = {"raw_events": landed, "features": landed[spec.lookback_days - 1:]}
+        stage_days = {"raw_events": landed, "features": landed[spec.lookback_days - 1 :]}
         rows: list[dict[str, Any]] = []
         print(f"{'instance':<9}{'stage':<12}{'days':>5}{'step':>9}{'bare':>9}{'per day':>10}{'evals/day':>10}")
         for kind in args.instance:
             shutil.rmtree(workdir / "data" / "lake", ignore_errors=True)  # each instance computes every day afresh
             for row in measure(kind, spec, stage_days, workdir):
                 rows.append(row)
-                print(f"{row['instance']:<9}{row['stage']:<12}{row['partitions']:>5}{row['step_s']:>8.2f}s"
-                      f"{row['bare_s']:>8.2f}s{row['per_partition_ms']:>8.1f}ms{row['evaluations_per_partition']:>10.0f}",
-                      flush=True)
+                print(
+                    f"{row['instance']:<9}{row['stage']:<12}{row['partitions']:>5}{row['step_s']:>8.2f}s"
+                    f"{row['bare_s']:>8.2f}s{row['per_partition_ms']:>8.1f}ms{row['evaluations_per_partition']:>10.0f}",
+                    flush=True,
+                )
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps({
-                "days": args.days, "events_per_day": args.events_per_day, "rows": rows,
-                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            }, indent=2) + "\n")
+            args.json.write_text(
+                json.dumps(
+                    {
+                        "days": args.days,
+                        "events_per_day": args.events_per_day,
+                        "rows": rows,
+                        "machine": {
+                            "cpus": os.cpu_count(),
+                            "python": platform.python_version(),
+                            "platform": platform.platform(),
+                        },
+                        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
         return 0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

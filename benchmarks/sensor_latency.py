@@ -36,7 +36,9 @@ def prepare(data_dir: Path, history: list[str], events_per_day: int) -> None:
     from ml_platform.runner import DAILY_STAGES, TRAINING_STAGES, materialize_stages
 
     spec = next(s for s in load_specs() if s.name == "churn")
-    write_landing_files(data_dir / "landing" / "churn", dt.date.fromisoformat(history[0]), len(history), events_per_day, SEED)
+    write_landing_files(
+        data_dir / "landing" / "churn", dt.date.fromisoformat(history[0]), len(history), events_per_day, SEED
+    )
     defs = build_definitions(load_specs())
     with dg.DagsterInstance.ephemeral() as instance:
         for stages, days in ((DAILY_STAGES[:2], history), (TRAINING_STAGES, None)):
@@ -44,7 +46,9 @@ def prepare(data_dir: Path, history: list[str], events_per_day: int) -> None:
                 raise SystemExit(f"setup failed at {stages}")
 
 
-def measure(data_dir: Path, home: Path, new_days: list[str], events_per_day: int, timeout: float) -> list[dict[str, Any]]:
+def measure(
+    data_dir: Path, home: Path, new_days: list[str], events_per_day: int, timeout: float
+) -> list[dict[str, Any]]:
     import dagster as dg
 
     from demo.generators.churn import write_landing_files
@@ -67,7 +71,8 @@ def measure(data_dir: Path, home: Path, new_days: list[str], events_per_day: int
             deadline = time.monotonic() + timeout
             while True:
                 records = instance.fetch_materializations(
-                    dg.AssetRecordsFilter(asset_key=keys.predictions(spec), asset_partitions=[day]), limit=1).records
+                    dg.AssetRecordsFilter(asset_key=keys.predictions(spec), asset_partitions=[day]), limit=1
+                ).records
                 if records:
                     break
                 servers.assert_alive()
@@ -77,8 +82,11 @@ def measure(data_dir: Path, home: Path, new_days: list[str], events_per_day: int
             latency = records[0].timestamp - landed_at
             phases = _phases(instance, records[0].event_log_entry.run_id, landed_at, records[0].timestamp)
             results.append({"day": day, "latency_s": round(latency, 2), **phases})
-            print(f"      {day}: predictions recorded {latency:.1f} s after the file landed "
-                  f"({', '.join(f'{name} {seconds:.1f} s' for name, seconds in phases.items())})", flush=True)
+            print(
+                f"      {day}: predictions recorded {latency:.1f} s after the file landed "
+                f"({', '.join(f'{name} {seconds:.1f} s' for name, seconds in phases.items())})",
+                flush=True,
+            )
             time.sleep(3)  # let the run finish its drift step before the next day lands
     return results
 
@@ -103,8 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
-    for variable in ("ML_PLATFORM_LAKE", "MLFLOW_TRACKING_URI", "ML_PLATFORM_SPECS_DIR", "ML_PLATFORM_ENV",
-                     "ML_PLATFORM_SENSOR_INTERVAL", "ML_PLATFORM_MODEL_CACHE", "ML_PLATFORM_ALERT_WEBHOOK"):
+    for variable in (
+        "ML_PLATFORM_LAKE",
+        "MLFLOW_TRACKING_URI",
+        "ML_PLATFORM_SPECS_DIR",
+        "ML_PLATFORM_ENV",
+        "ML_PLATFORM_SENSOR_INTERVAL",
+        "ML_PLATFORM_MODEL_CACHE",
+        "ML_PLATFORM_ALERT_WEBHOOK",
+    ):
         os.environ.pop(variable, None)
 
     from ml_platform.definitions import load_specs
@@ -116,14 +131,26 @@ def main(argv: list[str] | None = None) -> int:
     history, new_days = every[: -args.days], every[-args.days :]
     workdir = Path(tempfile.mkdtemp(prefix="ml-platform-latency-"))
     os.environ["ML_PLATFORM_DATA_DIR"] = str(workdir / "data")
-    print(f"[1/2] history {history[0]}..{history[-1]} x {args.events_per_day:,} events, champion trained in-process", flush=True)
+    print(
+        f"[1/2] history {history[0]}..{history[-1]} x {args.events_per_day:,} events, champion trained in-process",
+        flush=True,
+    )
     prepare(workdir / "data", history, args.events_per_day)
-    print(f"[2/2] landing {new_days[0]}..{new_days[-1]} one at a time, daemon + webserver with the shipped settings", flush=True)
+    print(
+        f"[2/2] landing {new_days[0]}..{new_days[-1]} one at a time, daemon + webserver with the shipped settings",
+        flush=True,
+    )
     results = measure(workdir / "data", workdir / "dagster_home", new_days, args.events_per_day, args.timeout)
     latencies = [r["latency_s"] for r in results]
-    summary = {"days": results, "p50_s": round(statistics.median(latencies), 2), "max_s": max(latencies),
-               "events_per_day": args.events_per_day}
-    print(f"\nlanded file -> predictions recorded over {len(latencies)} days: p50 {summary['p50_s']} s, max {summary['max_s']} s")
+    summary = {
+        "days": results,
+        "p50_s": round(statistics.median(latencies), 2),
+        "max_s": max(latencies),
+        "events_per_day": args.events_per_day,
+    }
+    print(
+        f"\nlanded file -> predictions recorded over {len(latencies)} days: p50 {summary['p50_s']} s, max {summary['max_s']} s"
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(summary, indent=2))

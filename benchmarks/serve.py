@@ -56,13 +56,23 @@ def train(root: Path) -> None:
     specs = {spec.name: spec for spec in load_specs()}
     defs, instance = build_definitions(list(specs.values())), dg.DagsterInstance.ephemeral()
     for name, (count, per_day) in USE_CASES.items():
-        land_days(EventSource(data_dir=str(root)).landing_dir(specs[name].source), generators()[name](START, count, per_day, 3))
+        land_days(
+            EventSource(data_dir=str(root)).landing_dir(specs[name].source),
+            generators()[name](START, count, per_day, 3),
+        )
         days = [(START + dt.timedelta(days=i)).isoformat() for i in range(count)]
-        if not (materialize_stages(defs, specs[name], DAILY_STAGES[:2], instance, days).success
-                and materialize_stages(defs, specs[name], TRAINING_STAGES, instance).success):
+        if not (
+            materialize_stages(defs, specs[name], DAILY_STAGES[:2], instance, days).success
+            and materialize_stages(defs, specs[name], TRAINING_STAGES, instance).success
+        ):
             raise SystemExit(f"training {name} failed")
-    materialize_stages(defs, specs["churn"], TRAINING_STAGES, instance,
-                       run_config={"ops": {"churn__model": {"config": {"params": {"random_state": 9}}}}})
+    materialize_stages(
+        defs,
+        specs["churn"],
+        TRAINING_STAGES,
+        instance,
+        run_config={"ops": {"churn__model": {"config": {"params": {"random_state": 9}}}}},
+    )
 
 
 def feature_rows(root: Path, name: str, count: int) -> list[dict[str, Any]]:
@@ -81,10 +91,19 @@ class Server:
         self.port = free_port()
         env = {**os.environ, "ML_PLATFORM_DATA_DIR": str(root), "MLFLOW_LOGGING_LEVEL": "WARNING"}
         self.log = logs / f"serve-{name}.log"
-        self.process = spawn([str(BIN / "ml-platform"), "serve", name, "--port", str(self.port), "--refresh-seconds", "1"],
-                             env, self.log, REPO_ROOT)
-        poll_until(self._ready, f"ml-platform serve {name} to be ready", timeout=180, interval=0.5,
-                   details=lambda: self.log.read_text()[-3000:])
+        self.process = spawn(
+            [str(BIN / "ml-platform"), "serve", name, "--port", str(self.port), "--refresh-seconds", "1"],
+            env,
+            self.log,
+            REPO_ROOT,
+        )
+        poll_until(
+            self._ready,
+            f"ml-platform serve {name} to be ready",
+            timeout=180,
+            interval=0.5,
+            details=lambda: self.log.read_text()[-3000:],
+        )
 
     def _ready(self) -> bool:
         if self.process.poll() is not None:
@@ -164,7 +183,9 @@ def run_load(port: int, body: bytes, concurrency: int, seconds: float, during: A
     latencies.sort()
     answered = len(latencies)
     return {
-        "requests": answered, "failed": len(failures), "failures": failures[:5],
+        "requests": answered,
+        "failed": len(failures),
+        "failures": failures[:5],
         "throughput_rps": answered / elapsed,
         "p50_ms": 1000 * latencies[answered // 2] if answered else None,
         "p99_ms": 1000 * latencies[min(answered - 1, int(answered * 0.99))] if answered else None,
@@ -196,7 +217,9 @@ def main() -> int:
                     for concurrency in (1, 16, 64):
                         cpu = server.cpu_seconds()
                         result = run_load(server.port, body, concurrency, args.seconds)
-                        result["server_cpu_ms_per_request"] = 1000 * (server.cpu_seconds() - cpu) / max(result["requests"], 1)
+                        result["server_cpu_ms_per_request"] = (
+                            1000 * (server.cpu_seconds() - cpu) / max(result["requests"], 1)
+                        )
                         results.append({"use_case": name, "rows": row_count, "concurrency": concurrency, **result})
                         print(_line(results[-1]), flush=True)
             finally:
@@ -222,8 +245,12 @@ def promotion_run(root: Path, logs: Path, seconds: float) -> dict[str, Any]:
     promoted: list[float] = []
 
     def promote() -> str:
-        subprocess.run([str(BIN / "ml-platform"), "promote", "churn", "2", "--reason", "bench-serve"], check=True,
-                       env={**os.environ, "ML_PLATFORM_DATA_DIR": str(root)}, capture_output=True)
+        subprocess.run(
+            [str(BIN / "ml-platform"), "promote", "churn", "2", "--reason", "bench-serve"],
+            check=True,
+            env={**os.environ, "ML_PLATFORM_DATA_DIR": str(root)},
+            capture_output=True,
+        )
         promoted.append(time.perf_counter())  # the alias moved
         return "2"
 
@@ -238,37 +265,57 @@ def promotion_run(root: Path, logs: Path, seconds: float) -> dict[str, Any]:
     first_new = next((started for started, version in sequence if version == "2"), None)
     last_old = max((started for started, version in sequence if version == "1"), default=None)
     result["swap_s"] = None if first_new is None else round(first_new - promoted[0], 2)  # alias moved -> first answer
-    result["old_version_after_first_new_s"] = None if first_new is None or last_old is None else round(max(0.0, last_old - first_new), 2)
+    result["old_version_after_first_new_s"] = (
+        None if first_new is None or last_old is None else round(max(0.0, last_old - first_new), 2)
+    )
     return {"use_case": "churn", "rows": 1, "concurrency": 16, "promotion": True, **result}
 
 
 def _line(result: dict[str, Any]) -> str:
     extra = f" versions {result['versions']}" + (f" swap {result.get('swap_s')} s" if result.get("promotion") else "")
-    return (f"{result['use_case']:6} rows {result['rows']:3} c {result['concurrency']:2}: {result['throughput_rps']:7.1f} req/s "
-            f"p50 {result['p50_ms'] or 0:8.1f} ms p99 {result['p99_ms'] or 0:8.1f} ms server cpu "
-            f"{result['server_cpu_ms_per_request']:6.2f} ms/req client cpu {result['client_cpu_ms_per_request']:5.2f} ms/req "
-            f"failed {result['failed']}{extra}")
+    return (
+        f"{result['use_case']:6} rows {result['rows']:3} c {result['concurrency']:2}: {result['throughput_rps']:7.1f} req/s "
+        f"p50 {result['p50_ms'] or 0:8.1f} ms p99 {result['p99_ms'] or 0:8.1f} ms server cpu "
+        f"{result['server_cpu_ms_per_request']:6.2f} ms/req client cpu {result['client_cpu_ms_per_request']:5.2f} ms/req "
+        f"failed {result['failed']}{extra}"
+    )
 
 
 def _table(results: list[dict[str, Any]]) -> str:
-    header = "| use case | rows | concurrency | req/s | p50 ms | p99 ms | server CPU ms/req | client CPU ms/req | failed |"
+    header = (
+        "| use case | rows | concurrency | req/s | p50 ms | p99 ms | server CPU ms/req | client CPU ms/req | failed |"
+    )
     lines = [header, "|" + "---|" * 9]
     for r in results:
         name = r["use_case"] + (" (promotion midway)" if r.get("promotion") else "")
-        lines.append(f"| {name} | {r['rows']} | {r['concurrency']} | {r['throughput_rps']:.0f} | {r['p50_ms'] or 0:.1f} | "
-                     f"{r['p99_ms'] or 0:.1f} | {r['server_cpu_ms_per_request']:.2f} | {r['client_cpu_ms_per_request']:.2f} | {r['failed']} |")
+        lines.append(
+            f"| {name} | {r['rows']} | {r['concurrency']} | {r['throughput_rps']:.0f} | {r['p50_ms'] or 0:.1f} | "
+            f"{r['p99_ms'] or 0:.1f} | {r['server_cpu_ms_per_request']:.2f} | {r['client_cpu_ms_per_request']:.2f} | {r['failed']} |"
+        )
     return "\n".join(lines)
 
 
 def _machine() -> dict[str, Any]:
-    model = next((line.split(":", 1)[1].strip() for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-                  if line.startswith("Model name")), platform.processor())
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+            if line.startswith("Model name")
+        ),
+        platform.processor(),
+    )
     from ml_platform.settings import Settings
 
     serve = Settings.from_env().serve
-    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
-            "workers": serve.workers, "threads": serve.threads, "batch_wait_ms": serve.batch_wait_ms,
-            "load_average_at_end": os.getloadavg()}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "workers": serve.workers,
+        "threads": serve.threads,
+        "batch_wait_ms": serve.batch_wait_ms,
+        "load_average_at_end": os.getloadavg(),
+    }
 
 
 if __name__ == "__main__":

@@ -135,8 +135,8 @@ def _raw_gate_query(spec: Any, day: str) -> str:
     label, stamp = spec.label.column, spec.timestamp_column
     return f"""SELECT count(*) >= {spec.gates.min_rows_per_day},
         count(DISTINCT {spec.event_id_column}) = count(*),
-        {' AND '.join(nulls)},
-        {' AND '.join(ranges)},
+        {" AND ".join(nulls)},
+        {" AND ".join(ranges)},
         count(*) FILTER (WHERE {label} NOT IN (0, 1)) = 0,
         count(*) FILTER (WHERE {stamp} < TIMESTAMPTZ '{day} 00:00:00+00'
                           OR {stamp} >= TIMESTAMPTZ '{day} 00:00:00+00' + INTERVAL 1 DAY) = 0
@@ -154,8 +154,10 @@ def floor_features(work: Path, days: list[str], name: str) -> dict[str, Any]:
     started = time.perf_counter()
     for chunk in [days[i : i + FEATURES_PER_RANGE_READ] for i in range(0, len(days), FEATURES_PER_RANGE_READ)]:
         first = dt.date.fromisoformat(chunk[0]) - dt.timedelta(days=LOOKBACK_DAYS - 1)
-        inputs = [work / "ours" / "churn" / "raw_events" / f"{day}.parquet"
-                  for day in day_range(dt.date.fromisoformat(chunk[-1]), (dt.date.fromisoformat(chunk[-1]) - first).days + 1)]
+        inputs = [
+            work / "ours" / "churn" / "raw_events" / f"{day}.parquet"
+            for day in day_range(dt.date.fromisoformat(chunk[-1]), (dt.date.fromisoformat(chunk[-1]) - first).days + 1)
+        ]
         files = ", ".join(f"'{path}'" for path in inputs if path.exists())
         frame = connection.execute(_features_query(spec, files, chunk, first)).df()
         for day, rows in frame.groupby("day", sort=False):
@@ -175,22 +177,26 @@ def _features_query(spec: Any, files: str, days: list[str], first: dt.date) -> s
             features.append(f"coalesce(sum(a{index}) FILTER (WHERE {in_window}), 0)::DOUBLE AS {feature.name}")
         elif feature.agg == "sum":
             daily.append(f"sum({feature.column}) FILTER (WHERE {where}) AS a{index}")
-            features.append(f"round(coalesce(sum(a{index}) FILTER (WHERE {in_window}), 0), 6)::DOUBLE AS {feature.name}")
+            features.append(
+                f"round(coalesce(sum(a{index}) FILTER (WHERE {in_window}), 0), 6)::DOUBLE AS {feature.name}"
+            )
         elif feature.agg == "days_since_last":
             daily.append(f"count(*) FILTER (WHERE {where}) AS a{index}")
-            features.append(f"coalesce(t - max(d) FILTER (WHERE a{index} > 0 AND {in_window}), "
-                            f"{feature.window_days})::DOUBLE AS {feature.name}")
+            features.append(
+                f"coalesce(t - max(d) FILTER (WHERE a{index} > 0 AND {in_window}), "
+                f"{feature.window_days})::DOUBLE AS {feature.name}"
+            )
         else:
             raise SystemExit(f"the floor implements count/sum/days_since_last, not {feature.agg}")
     targets = ", ".join(f"DATE '{day}'" for day in days)
     entity, stamp, label = spec.entity_column, spec.timestamp_column, spec.label.column
     return f"""
     WITH daily AS (
-        SELECT {entity} AS k, CAST({stamp} AS DATE) AS d, max({label}) AS fired, {', '.join(daily)}
+        SELECT {entity} AS k, CAST({stamp} AS DATE) AS d, max({label}) AS fired, {", ".join(daily)}
         FROM read_parquet([{files}]) GROUP BY ALL),
     targets AS (SELECT unnest([{targets}]) AS t),
     active AS (SELECT DISTINCT k, t FROM daily JOIN targets ON d BETWEEN t - {LOOKBACK_DAYS - 1} AND t)
-    SELECT active.k AS {entity}, strftime(active.t, '%Y-%m-%d') AS day, {', '.join(features)}
+    SELECT active.k AS {entity}, strftime(active.t, '%Y-%m-%d') AS day, {", ".join(features)}
     FROM active JOIN daily ON daily.k = active.k AND d BETWEEN DATE '{first}' AND active.t
     GROUP BY active.k, active.t
     HAVING coalesce(max(fired), 0) = 0
@@ -212,8 +218,14 @@ def floor_predictions(work: Path, days: list[str]) -> dict[str, Any]:
     for day in days:
         features = pq.read_table(work / "ours" / "range" / "churn" / "features" / f"{day}.parquet").to_pandas()
         scores = model.predict_proba(features[names])[:, 1]
-        pd.DataFrame({spec.entity_column: features[spec.entity_column], "day": features["day"], "score": scores,
-                      "model_version": "1"}).to_parquet(out / f"{day}.parquet", index=False)
+        pd.DataFrame(
+            {
+                spec.entity_column: features[spec.entity_column],
+                "day": features["day"],
+                "score": scores,
+                "model_version": "1",
+            }
+        ).to_parquet(out / f"{day}.parquet", index=False)
     return {"seconds": time.perf_counter() - loaded, "model_load_seconds": loaded - started, "failed_gates": []}
 
 
@@ -236,7 +248,9 @@ def measure(work: Path, stage: str, implementation: str) -> dict[str, Any]:
     """One stage by one implementation in a fresh process: its result and the process's peak RSS."""
     completed = subprocess.run(
         [sys.executable, __file__, "--child", stage, implementation, "--work", str(work)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if completed.returncode != 0:
         raise SystemExit(f"{stage}/{implementation} failed:\n{completed.stderr[-4000:]}")
@@ -249,11 +263,17 @@ def measure_stage(work: Path, plan: dict[str, Any], stage: str) -> dict[str, Any
         fit_and_register_model(work, plan["range"])
     measured = {implementation: measure(work, stage, implementation) for implementation in ("ours", "floor")}
     days = len(plan["all_days"]) if stage == "raw" else 1 if stage == "features_one_day" else len(plan["range"])
-    row = {"stage": stage, "days": days,
-           **{f"{impl}_{key}": value for impl, result in measured.items() for key, value in result.items()}}
+    row = {
+        "stage": stage,
+        "days": days,
+        **{f"{impl}_{key}": value for impl, result in measured.items() for key, value in result.items()},
+    }
     row["ratio"] = row["ours_seconds"] / row["floor_seconds"]
-    print(f"  {stage:<17} {days:>3} d  ours {row['ours_seconds']:7.2f} s ({row['ours_peak_rss_mb']:6.0f} MB)"
-          f"  floor {row['floor_seconds']:7.2f} s ({row['floor_peak_rss_mb']:6.0f} MB)  {row['ratio']:.2f}x", flush=True)
+    print(
+        f"  {stage:<17} {days:>3} d  ours {row['ours_seconds']:7.2f} s ({row['ours_peak_rss_mb']:6.0f} MB)"
+        f"  floor {row['floor_seconds']:7.2f} s ({row['floor_peak_rss_mb']:6.0f} MB)  {row['ratio']:.2f}x",
+        flush=True,
+    )
     if row["ours_failed_gates"] or row["floor_failed_gates"]:
         print(f"    failed gates: ours {row['ours_failed_gates'][:5]}, floor {row['floor_failed_gates'][:5]}")
     return row
@@ -278,7 +298,9 @@ def fit_and_register_model(work: Path, days: list[str]) -> None:
     from ml_platform.resources.mlflow_resource import MlflowResource
 
     spec = churn()
-    frame = pd.concat(pd.read_parquet(work / "ours" / "range" / "churn" / "features" / f"{day}.parquet") for day in days)
+    frame = pd.concat(
+        pd.read_parquet(work / "ours" / "range" / "churn" / "features" / f"{day}.parquet") for day in days
+    )
     sample = frame.sample(min(len(frame), 100_000), random_state=SEED)
     trainer = build_trainer(spec.model.type, spec.model.params)
     trainer.fit(sample[spec.feature_names], (sample["logins_7d"] == 0).astype(int), sample["day"])
@@ -295,22 +317,34 @@ def compare(work: Path, plan: dict[str, Any]) -> list[str]:
 
     spec, problems = churn(), []
     pairs = [("raw", plan["all_days"], "ours/churn/raw_events", "floor/raw", [spec.event_id_column])]
-    pairs += [(name, days, f"ours/{name}/churn/features", f"floor/{name}", ["day", spec.entity_column])
-              for name, days in (("range", plan["range"]), ("one_day", plan["range"][-1:]))]
-    pairs.append(("predictions", plan["range"], "ours/churn/predictions", "floor/predictions", ["day", spec.entity_column]))
+    pairs += [
+        (name, days, f"ours/{name}/churn/features", f"floor/{name}", ["day", spec.entity_column])
+        for name, days in (("range", plan["range"]), ("one_day", plan["range"][-1:]))
+    ]
+    pairs.append(
+        ("predictions", plan["range"], "ours/churn/predictions", "floor/predictions", ["day", spec.entity_column])
+    )
     for name, days, ours_dir, floor_dir, order in pairs:
         for day in days:
             ours = pd.read_parquet(work / ours_dir / f"{day}.parquet").sort_values(order).reset_index(drop=True)
             floor = pd.read_parquet(work / floor_dir / f"{day}.parquet").sort_values(order).reset_index(drop=True)
             if list(ours.columns) != list(floor.columns) or len(ours) != len(floor):
-                problems.append(f"{name} {day}: columns/rows {list(ours.columns)}/{len(ours)} vs {list(floor.columns)}/{len(floor)}")
+                problems.append(
+                    f"{name} {day}: columns/rows {list(ours.columns)}/{len(ours)} vs {list(floor.columns)}/{len(floor)}"
+                )
                 continue
             for column in ours.columns:
                 left, right = ours[column], floor[column]
                 if pd.api.types.is_float_dtype(left):
-                    same = np.allclose(left.to_numpy(), right.to_numpy(dtype=float), rtol=1e-9, atol=1e-6, equal_nan=True)
+                    same = np.allclose(
+                        left.to_numpy(), right.to_numpy(dtype=float), rtol=1e-9, atol=1e-6, equal_nan=True
+                    )
                 elif pd.api.types.is_datetime64_any_dtype(left):  # DuckDB writes microseconds, pandas nanoseconds
-                    same = bool((left.dt.tz_convert("UTC").dt.as_unit("us") == right.dt.tz_convert("UTC").dt.as_unit("us")).all())
+                    same = bool(
+                        (
+                            left.dt.tz_convert("UTC").dt.as_unit("us") == right.dt.tz_convert("UTC").dt.as_unit("us")
+                        ).all()
+                    )
                 else:
                     same = left.astype(object).equals(right.astype(object))
                 if not same:
@@ -340,18 +374,35 @@ def main(argv: list[str] | None = None) -> int:
     plan = {"all_days": all_days, "range": all_days[-args.days :]}
     (work / "plan.json").write_text(json.dumps(plan))
     print(f"landing {len(all_days)} days x {args.events_per_day:,} events in {work}", flush=True)
-    write_landing_files(work / "data" / spec.source.directory, dt.date.fromisoformat(all_days[0]), len(all_days),
-                        args.events_per_day, SEED)
+    write_landing_files(
+        work / "data" / spec.source.directory,
+        dt.date.fromisoformat(all_days[0]),
+        len(all_days),
+        args.events_per_day,
+        SEED,
+    )
     rows = [measure_stage(work, plan, stage) for stage in ("raw", "features_range", "features_one_day", "predictions")]
     problems = compare(work, plan)
     print("outputs equal" if not problems else "OUTPUTS DIFFER:\n  " + "\n  ".join(problems[:20]))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "events_per_day": args.events_per_day, "range_days": args.days, "stages": rows, "outputs_equal": not problems,
-            "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-            "date": dt.date.today().isoformat(),
-        }, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "events_per_day": args.events_per_day,
+                    "range_days": args.days,
+                    "stages": rows,
+                    "outputs_equal": not problems,
+                    "machine": {
+                        "cpus": __import__("os").cpu_count(),
+                        "python": platform.python_version(),
+                        "platform": platform.platform(),
+                    },
+                    "date": dt.date.today().isoformat(),
+                },
+                indent=2,
+            )
+        )
     return 0 if not problems else 1
 
 

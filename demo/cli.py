@@ -9,8 +9,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from ml_platform.settings import Settings
 from ml_platform.cli import local_instance, positive_int, summary, use_case_spec
+from ml_platform.settings import Settings
 
 PROG = "ml-platform-demo"
 
@@ -44,10 +44,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--use-case", default="churn", help="a shipped use case: churn, fraud or prices (default churn)")
+    parser.add_argument(
+        "--use-case", default="churn", help="a shipped use case: churn, fraud or prices (default churn)"
+    )
     parser.add_argument("--days", type=positive_int, default=60, help="number of days (default 60)")
-    parser.add_argument("--events-per-day", type=positive_int, default=5_000,
-                        help="events per day (for prices: the number of series)")
+    parser.add_argument(
+        "--events-per-day", type=positive_int, default=5_000, help="events per day (for prices: the number of series)"
+    )
     parser.add_argument("--end", type=_iso_date, default=None, help="last day, YYYY-MM-DD (default: yesterday, UTC)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (default 0)")
     parser.add_argument("--format", choices=["parquet", "csv"], default=None, help="default: the spec's source format")
@@ -67,7 +70,7 @@ def _landing_dir(use_case: str) -> Path:
 
 
 def _days(args: argparse.Namespace) -> list[str]:
-    end = args.end or (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1))
+    end = args.end or (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1))
     start = end - dt.timedelta(days=args.days - 1)
     return [(start + dt.timedelta(days=i)).isoformat() for i in range(args.days)]
 
@@ -81,7 +84,9 @@ def _generate(args: argparse.Namespace) -> list[Path]:
         raise ValueError(f"use case '{spec.name}' reads from {spec.source.kind}; generate lands files only")
     generate = generators().get(spec.name)
     if generate is None:
-        raise ValueError(f"no synthetic data generator for '{spec.name}'; land your own files in {_landing_dir(spec.name)}")
+        raise ValueError(
+            f"no synthetic data generator for '{spec.name}'; land your own files in {_landing_dir(spec.name)}"
+        )
     days = _days(args)
     if dt.date.fromisoformat(days[0]) < spec.start_date:
         raise ValueError(f"first day {days[0]} is before the spec's start_date {spec.start_date}")
@@ -109,12 +114,20 @@ def _demo(args: argparse.Namespace) -> int:
 
     ingested = run(f"[2/4] range backfill of {len(days)} days, raw_events -> features", list(DAILY_STAGES[:2]), days)
     trained = run("[3/4] training_set -> model (gated) -> champion", TRAINING_STAGES, None)
-    predicted = run(f"[4/4] predictions and drift for {len(days)} days with the champion",
-                    [DAILY_STAGES[2], *MONITORING_STAGES], days)
+    predicted = run(
+        f"[4/4] predictions and drift for {len(days)} days with the champion",
+        [DAILY_STAGES[2], *MONITORING_STAGES],
+        days,
+    )
     # one registered version after one training: every day is stored empty, noting there is no version to shadow
-    shadowed = run(f"[4/4] shadow predictions for {len(days)} days (non-champion versions)", ["shadow_predictions"], days)
-    measured = run(f"[4/4] performance for {len(days)} days: estimated from the scores, realized where labels matured",
-                   ["performance"], days)
+    shadowed = run(
+        f"[4/4] shadow predictions for {len(days)} days (non-champion versions)", ["shadow_predictions"], days
+    )
+    measured = run(
+        f"[4/4] performance for {len(days)} days: estimated from the scores, realized where labels matured",
+        ["performance"],
+        days,
+    )
     print()
     print(summary(spec.name, instance, checks))
     return 0 if ingested and trained and predicted and shadowed and measured else 1

@@ -10,7 +10,9 @@ from pathlib import Path
 import pandas as pd
 
 
-def land_days(directory: str | Path, days: Iterable[tuple[dt.date, pd.DataFrame]], file_format: str = "parquet") -> list[Path]:
+def land_days(
+    directory: str | Path, days: Iterable[tuple[dt.date, pd.DataFrame]], file_format: str = "parquet"
+) -> list[Path]:
     """Write each (day, events) as `<directory>/<day>.<format>`; existing files are kept."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -36,7 +38,9 @@ def at_most(rows: pd.DataFrame, count: int | None, seed: int = 0) -> pd.DataFram
     return rows.sample(count, random_state=seed).sort_index()
 
 
-def run_lander(description: str, land: Callable[[Path, int, int | None], list[Path]], days_help: str, unit: str) -> None:
+def run_lander(
+    description: str, land: Callable[[Path, int, int | None], list[Path]], days_help: str, unit: str
+) -> None:
     """The command line of an example's `land.py`: DIRECTORY --days N --per-day M."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("directory", type=Path, help="where the day files go (inside $ML_PLATFORM_DATA_DIR)")

@@ -23,8 +23,8 @@ import tempfile
 import tomllib
 import urllib.error
 import urllib.request
-from importlib import metadata
 from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
@@ -42,7 +42,11 @@ BUILDS = {"torch": "cpu"}
 SUPPORTED = frozenset(sys_tags())  # this interpreter's tags: CPython 3.11, glibc 2.36 as the CPU image's base
 # (lock file, the extras resolved with the project, what it holds); each adds to the ones above it.
 LOCKS = (
-    ("requirements.lock", "image", "Runtime dependencies of every image (scikit-learn use cases) and of `make install`"),
+    (
+        "requirements.lock",
+        "image",
+        "Runtime dependencies of every image (scikit-learn use cases) and of `make install`",
+    ),
     ("requirements-torch.lock", "image,torch", "What the `torch` extra (model.type torch_mlp, torch_birnn) adds"),
     ("requirements-text.lock", "image,text", "What the `text` extra (model.type pretrained_text) adds"),
     ("requirements-test.lock", "image,test", "What the test suite adds (`make install`)"),
@@ -63,10 +67,22 @@ def resolve(extras: str, build_requires: list[str], constraints: list[str]) -> d
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "report.json"
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
-             "--report", str(report), f".[{extras}]", *build_requires,
-             *[arg for path in constraints for arg in ("-c", path)]],
-            cwd=ROOT, check=True,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--dry-run",
+                "--ignore-installed",
+                "--report",
+                str(report),
+                f".[{extras}]",
+                *build_requires,
+                *[arg for path in constraints for arg in ("-c", path)],
+            ],
+            cwd=ROOT,
+            check=True,
         )
         installs = json.loads(report.read_text())["install"]
     pins = {}
@@ -79,8 +95,9 @@ def resolve(extras: str, build_requires: list[str], constraints: list[str]) -> d
 
 def pip_sources() -> list[str]:
     """The indexes (URLs) and find-links folders (paths) pip is configured with here, PyPI first."""
-    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True,
-                            check=True).stdout
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=True
+    ).stdout
     sources = [PYPI]
     for line in listed.splitlines():
         key, _, value = line.partition("=")
@@ -99,7 +116,7 @@ def fetch(url: str) -> tuple[str, str] | None:
         return (page.read_text(), "text/html") if page.is_file() else None
     request = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"})
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - index URLs from pip's config
+        with urllib.request.urlopen(request, timeout=60) as response:
             return response.read().decode(), response.headers.get_content_type()
     except urllib.error.HTTPError as error:
         if error.code == 404:
@@ -111,17 +128,25 @@ def files_on(source: str, name: str) -> dict[str, str]:
     """filename -> sha256 of `name`'s files on one index or find-links folder."""
     if not re.match(r"[a-z]+://", source):  # a find-links folder
         folder = Path(source)
-        return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in folder.iterdir()
-                if path.is_file() and distribution_of(path.name)[0] == name}
+        return {
+            path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in folder.iterdir()
+            if path.is_file() and distribution_of(path.name)[0] == name
+        }
     page = fetch(f"{source.rstrip('/')}/{name}/")
     if page is None:
         return {}
     body, content_type = page
     if content_type.endswith("json"):
-        return {item["filename"]: item["hashes"]["sha256"] for item in json.loads(body)["files"]
-                if "sha256" in item["hashes"] and not item.get("yanked")}
-    return {html.unescape(filename): digest for digest, filename in
-            re.findall(r'href="[^"#]*#sha256=([0-9a-f]{64})"[^>]*>([^<]+)</a>', body)}
+        return {
+            item["filename"]: item["hashes"]["sha256"]
+            for item in json.loads(body)["files"]
+            if "sha256" in item["hashes"] and not item.get("yanked")
+        }
+    return {
+        html.unescape(filename): digest
+        for digest, filename in re.findall(r'href="[^"#]*#sha256=([0-9a-f]{64})"[^>]*>([^<]+)</a>', body)
+    }
 
 
 def distribution_of(filename: str) -> tuple[str, str, bool]:
@@ -169,7 +194,9 @@ def main() -> None:
     pinned: dict[str, str] = {}
     per_lock = []
     for path, what, pins in resolved:
-        moved = {name: (pinned[name], version) for name, version in pins.items() if pinned.get(name, version) != version}
+        moved = {
+            name: (pinned[name], version) for name, version in pins.items() if pinned.get(name, version) != version
+        }
         if moved:
             raise SystemExit(f"{path} moves pins of the locks before it {moved}: pin them in pyproject.toml")
         per_lock.append((path, what, {name: version for name, version in pins.items() if name not in pinned}))
@@ -198,9 +225,14 @@ def main() -> None:
         for name, version in sorted(pins.items()):
             digests = hashes(name, version, every_source, pages)
             lines.append(" \\\n".join([f"{name}=={version}", *[f"    --hash=sha256:{digest}" for digest in digests]]))
-        note = f"\n# Unreachable when locked (their files are refused until `make lock` reads them): {', '.join(sorted(unreachable))}." if unreachable else ""
-        (DEPLOY / path).write_text(HEADER.format(what=what, sources=", ".join(every_source), unreachable=note)
-                                   + "\n" + "\n".join(lines) + "\n")
+        note = (
+            f"\n# Unreachable when locked (their files are refused until `make lock` reads them): {', '.join(sorted(unreachable))}."
+            if unreachable
+            else ""
+        )
+        (DEPLOY / path).write_text(
+            HEADER.format(what=what, sources=", ".join(every_source), unreachable=note) + "\n" + "\n".join(lines) + "\n"
+        )
         print(f"deploy/{path}: {len(pins)} pins")
 
 

@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     rollback = commands.add_parser("rollback", help="make the previous champion (or --to VERSION) the champion again")
     rollback.add_argument("use_case", help="the use case whose champion goes back, e.g. churn")
-    rollback.add_argument("--to", type=positive_int, default=None, help="a registered version that passed its gates or was champion")
+    rollback.add_argument(
+        "--to", type=positive_int, default=None, help="a registered version that passed its gates or was champion"
+    )
     rollback.add_argument("--reason", default="manual rollback from the command line", help="recorded on the version")
 
     promote = commands.add_parser("promote", help="force a registered version to champion past its gates (audited)")
@@ -37,33 +39,62 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("version", type=positive_int, help="the registered MLflow version to make champion")
     promote.add_argument("--reason", required=True, help="why the gates are overridden; recorded on the version")
 
-    metrics = commands.add_parser("metrics", help="serve Prometheus metrics of runs, partitions, gates, champions, drift")
+    metrics = commands.add_parser(
+        "metrics", help="serve Prometheus metrics of runs, partitions, gates, champions, drift"
+    )
     metrics.add_argument("--port", type=positive_int, default=9108, help="port to serve /metrics on (default 9108)")
     metrics.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
 
     scaffold = commands.add_parser("new-use-case", help="write a commented spec to start your own use case from")
     scaffold.add_argument("name", help="lower_snake_case name, also the asset-key prefix")
-    scaffold.add_argument("--dir", type=Path, default=None, help="where to write NAME.yaml (default: $ML_PLATFORM_SPECS_DIR or ./specs)")
-    scaffold.add_argument("--from-data", type=Path, default=None, metavar="DIR",
-                          help="draft the spec from the day files in DIR (inside $ML_PLATFORM_DATA_DIR) instead of a template")
-    scaffold.add_argument("--label", default=None,
-                          help="with --from-data: the outcome column, 0/1 or two strings (default: the only such column)")
-    scaffold.add_argument("--positive", default=None,
-                          help="with --from-data and a string label: the value that means 1 (default: the yes-like one)")
-    scaffold.add_argument("--timestamp", default=None, help="with --from-data: the event time column (default: the only one)")
-    scaffold.add_argument("--entity", default=None, help="with --from-data: whose history becomes features (default: guessed)")
+    scaffold.add_argument(
+        "--dir", type=Path, default=None, help="where to write NAME.yaml (default: $ML_PLATFORM_SPECS_DIR or ./specs)"
+    )
+    scaffold.add_argument(
+        "--from-data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="draft the spec from the day files in DIR (inside $ML_PLATFORM_DATA_DIR) instead of a template",
+    )
+    scaffold.add_argument(
+        "--label",
+        default=None,
+        help="with --from-data: the outcome column, 0/1 or two strings (default: the only such column)",
+    )
+    scaffold.add_argument(
+        "--positive",
+        default=None,
+        help="with --from-data and a string label: the value that means 1 (default: the yes-like one)",
+    )
+    scaffold.add_argument(
+        "--timestamp", default=None, help="with --from-data: the event time column (default: the only one)"
+    )
+    scaffold.add_argument(
+        "--entity", default=None, help="with --from-data: whose history becomes features (default: guessed)"
+    )
 
     return parser
 
 
 def _add_run_commands(commands: argparse._SubParsersAction) -> None:
     """The commands that run a use case: its stages from a shell, and the online scoring service."""
-    materialize = commands.add_parser("materialize", help="ingest, compute features, score: daily stages over a day range")
+    materialize = commands.add_parser(
+        "materialize", help="ingest, compute features, score: daily stages over a day range"
+    )
     materialize.add_argument("use_case", help="the use case, e.g. churn")
-    materialize.add_argument("--stages", type=stage_list, default=["raw_events", "features"],
-                             help=f"comma-separated, in order, from {','.join(RANGE_STAGES)} (default raw_events,features)")
-    materialize.add_argument("--from", dest="first", type=iso_day, default=None, help="first day YYYY-MM-DD (default: the source's first)")
-    materialize.add_argument("--to", dest="last", type=iso_day, default=None, help="last day YYYY-MM-DD (default: the source's last)")
+    materialize.add_argument(
+        "--stages",
+        type=stage_list,
+        default=["raw_events", "features"],
+        help=f"comma-separated, in order, from {','.join(RANGE_STAGES)} (default raw_events,features)",
+    )
+    materialize.add_argument(
+        "--from", dest="first", type=iso_day, default=None, help="first day YYYY-MM-DD (default: the source's first)"
+    )
+    materialize.add_argument(
+        "--to", dest="last", type=iso_day, default=None, help="last day YYYY-MM-DD (default: the source's last)"
+    )
 
     train = commands.add_parser("train", help="training set -> challenger (gated) -> champion if it passes")
     train.add_argument("use_case", help="the use case, e.g. churn")
@@ -74,16 +105,30 @@ def _add_run_commands(commands: argparse._SubParsersAction) -> None:
     for command in (materialize, train, predict):
         _add_where_options(command)
 
-    serve = commands.add_parser("serve", help="score rows online with the current champion (HTTP: /score, /health, /ready, /metrics)")
+    serve = commands.add_parser(
+        "serve", help="score rows online with the current champion (HTTP: /score, /health, /ready, /metrics)"
+    )
     serve.add_argument("use_case", help="the use case, e.g. churn")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
     serve.add_argument("--port", type=positive_int, default=8080, help="port (default 8080)")
-    serve.add_argument("--refresh-seconds", type=positive_int, default=5,
-                       help="how often to ask the registry who is champion (default 5): promotions need no restart")
-    serve.add_argument("--workers", type=positive_int, default=None,
-                       help=f"gunicorn worker processes, each with the champion loaded (default {settings.SERVE_WORKERS_ENV} or 2)")
-    serve.add_argument("--threads", type=positive_int, default=None,
-                       help=f"threads per worker: its concurrent requests, batched (default {settings.SERVE_THREADS_ENV} or 16)")
+    serve.add_argument(
+        "--refresh-seconds",
+        type=positive_int,
+        default=5,
+        help="how often to ask the registry who is champion (default 5): promotions need no restart",
+    )
+    serve.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        help=f"gunicorn worker processes, each with the champion loaded (default {settings.SERVE_WORKERS_ENV} or 2)",
+    )
+    serve.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help=f"threads per worker: its concurrent requests, batched (default {settings.SERVE_THREADS_ENV} or 16)",
+    )
 
 
 def _add_where_options(command: argparse.ArgumentParser) -> None:
@@ -91,13 +136,24 @@ def _add_where_options(command: argparse.ArgumentParser) -> None:
     its run queue, else in this process."""
     where = command.add_mutually_exclusive_group()
     where.add_argument("--in-process", action="store_true", help="execute in this process even if a daemon is running")
-    where.add_argument("--submit", action="store_true",
-                       help="submit to the instance's run queue (its daemon launches the run); fail if no daemon serves it")
-    where.add_argument("--url", default=None, metavar="URL",
-                       help="submit to the deployment whose dagster-webserver answers at URL (e.g. http://localhost:3000) "
-                            "and follow the run through its GraphQL")
-    command.add_argument("--workspace", default="workspace.yaml", metavar="PATH",
-                         help="the workspace.yaml a run submitted to the instance is created from (default ./workspace.yaml)")
+    where.add_argument(
+        "--submit",
+        action="store_true",
+        help="submit to the instance's run queue (its daemon launches the run); fail if no daemon serves it",
+    )
+    where.add_argument(
+        "--url",
+        default=None,
+        metavar="URL",
+        help="submit to the deployment whose dagster-webserver answers at URL (e.g. http://localhost:3000) "
+        "and follow the run through its GraphQL",
+    )
+    command.add_argument(
+        "--workspace",
+        default="workspace.yaml",
+        metavar="PATH",
+        help="the workspace.yaml a run submitted to the instance is created from (default ./workspace.yaml)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,12 +169,23 @@ def main(argv: list[str] | None = None) -> int:
             from ml_platform.serving import serve
 
             config = settings.Settings.from_env().serve
-            config = dataclasses.replace(config, workers=args.workers or config.workers, threads=args.threads or config.threads)
-            serve(use_case_spec(args.use_case), default_resources()["mlflow"], args.host, args.port, args.refresh_seconds, config)
+            config = dataclasses.replace(
+                config, workers=args.workers or config.workers, threads=args.threads or config.threads
+            )
+            serve(
+                use_case_spec(args.use_case),
+                default_resources()["mlflow"],
+                args.host,
+                args.port,
+                args.refresh_seconds,
+                config,
+            )
         elif args.command == "summary":
             print(summary(args.use_case))
         elif args.command == "rollback":
-            return _change_champion(args.use_case, "rollback", {"to_version": str(args.to or ""), "reason": args.reason})
+            return _change_champion(
+                args.use_case, "rollback", {"to_version": str(args.to or ""), "reason": args.reason}
+            )
         elif args.command == "promote":
             return _change_champion(args.use_case, "promote", {"version": str(args.version), "reason": args.reason})
         elif args.command == "metrics":
@@ -133,11 +200,21 @@ def main(argv: list[str] | None = None) -> int:
             config = settings.Settings.from_env()
             target = args.dir or config.user_specs_dir or Path("specs")
             if args.from_data is not None:
-                path = write_drafted_spec(args.name, args.from_data, config.data_dir, target, label=args.label,
-                                          timestamp=args.timestamp, entity=args.entity, positive=args.positive)
+                path = write_drafted_spec(
+                    args.name,
+                    args.from_data,
+                    config.data_dir,
+                    target,
+                    label=args.label,
+                    timestamp=args.timestamp,
+                    entity=args.entity,
+                    positive=args.positive,
+                )
             else:
                 path = write_scaffold(args.name, target)
-            print(f"wrote {path}; edit it, then: export {settings.SPECS_DIR_ENV}={path.parent.resolve()} && make validate")
+            print(
+                f"wrote {path}; edit it, then: export {settings.SPECS_DIR_ENV}={path.parent.resolve()} && make validate"
+            )
     except (ValueError, FileNotFoundError) as error:
         print(f"ml-platform {args.command}: {error}", file=sys.stderr)
         return 2
@@ -174,7 +251,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def use_case_spec(name: str):  # noqa: ANN202 - returns UseCaseSpec; import kept lazy for a fast --help
+def use_case_spec(name: str):
     from ml_platform.definitions import load_specs
 
     specs = {spec.name: spec for spec in load_specs()}
@@ -183,7 +260,7 @@ def use_case_spec(name: str):  # noqa: ANN202 - returns UseCaseSpec; import kept
     return specs[name]
 
 
-def local_instance():  # noqa: ANN202
+def local_instance():
     """The Dagster instance of $DAGSTER_HOME (default ./.dagster_home, created if missing)."""
     import dagster as dg
 
@@ -192,7 +269,7 @@ def local_instance():  # noqa: ANN202
     return dg.DagsterInstance.get()
 
 
-def summary(use_case: str, instance=None, checks: Counter | None = None) -> str:  # noqa: ANN001
+def summary(use_case: str, instance=None, checks: Counter | None = None) -> str:
     """What is materialized, checked (the given check counts, as the demo collects them) and promoted; a gate's
     days that failed are listed apart from the days it only warned about."""
     from ml_platform.assets import keys
@@ -214,7 +291,9 @@ def summary(use_case: str, instance=None, checks: Counter | None = None) -> str:
         counts = []
         for outcome in ("passed", "warned", "failed"):
             names = sorted({name for name, o in checks if o == outcome}) if outcome != "passed" else []
-            counts.append(f"{sum(n for (_, o), n in checks.items() if o == outcome)} {outcome}" + (f" {names}" if names else ""))
+            counts.append(
+                f"{sum(n for (_, o), n in checks.items() if o == outcome)} {outcome}" + (f" {names}" if names else "")
+            )
         lines.append(f"  checks: {', '.join(counts)}")
     lines += _gate_days(spec, instance) + _failed_runs(spec, instance)
     resources = default_resources()
@@ -229,12 +308,16 @@ def summary(use_case: str, instance=None, checks: Counter | None = None) -> str:
         lines.append(f"  champion: MLflow model '{spec.name}' version {champion.version} ({metrics})")
         if "champion_action" in champion.tags:
             tags = champion.tags
-            lines.append(f"  since {tags['champion_since']}: {tags['champion_action']} by {tags['champion_by']}: {tags['champion_reason']}")
-        lines.append(f"  previous champion: {previous.version if previous else 'none'}; tracking {mlflow.resolved_tracking_uri()}")
+            lines.append(
+                f"  since {tags['champion_since']}: {tags['champion_action']} by {tags['champion_by']}: {tags['champion_reason']}"
+            )
+        lines.append(
+            f"  previous champion: {previous.version if previous else 'none'}; tracking {mlflow.resolved_tracking_uri()}"
+        )
     return "\n".join(lines + performance_summary(resources["lake"], spec) + shadow_summary(instance, spec))
 
 
-def _gate_days(spec, instance) -> list[str]:  # noqa: ANN001
+def _gate_days(spec, instance) -> list[str]:
     """Each gate's days whose latest evaluation failed, as the check Partitions tab counts them: failures
     (severity ERROR: the day was blocked) apart from warnings (WARN: the day went through)."""
     import dagster as dg
@@ -243,8 +326,12 @@ def _gate_days(spec, instance) -> list[str]:  # noqa: ANN001
     from ml_platform.checks.rules import DRIFT_CHECK, FEATURE_CHECKS, PREDICTION_CHECKS, raw_checks
     from ml_platform.dagster_internals import AssetCheckExecutionRecordStatus
 
-    gates = {keys.raw_events(spec): raw_checks(spec), keys.features(spec): FEATURE_CHECKS,
-             keys.predictions(spec): PREDICTION_CHECKS, keys.drift(spec): [DRIFT_CHECK]}
+    gates = {
+        keys.raw_events(spec): raw_checks(spec),
+        keys.features(spec): FEATURE_CHECKS,
+        keys.predictions(spec): PREDICTION_CHECKS,
+        keys.drift(spec): [DRIFT_CHECK],
+    }
     check_keys = [dg.AssetCheckKey(asset, name) for asset, names in gates.items() for name in names]
     failing: dict[dg.AssetCheckKey, set[str]] = {}
     for info in instance.event_log_storage.get_asset_check_partition_info(check_keys):
@@ -257,7 +344,8 @@ def _gate_days(spec, instance) -> list[str]:  # noqa: ANN001
             into = warned if evaluation.severity == dg.AssetCheckSeverity.WARN else failed
             into.setdefault(check_key, {})[day] = evaluation.description or ""
     lines = _gate_lines("failing gates (latest evaluation per day):", "", failed) or [
-        "  gates: no day's latest evaluation failed"]
+        "  gates: no day's latest evaluation failed"
+    ]
     return lines + _gate_lines("warnings (latest evaluation per day; these days went through):", " warned", warned)
 
 
@@ -272,7 +360,8 @@ def _latest_failed_evaluations(
     cursor, page = None, 1_000
     while len(found) < len(days):
         records = instance.event_log_storage.get_asset_check_execution_history(
-            check_key, limit=page, cursor=cursor, status={AssetCheckExecutionRecordStatus.FAILED})
+            check_key, limit=page, cursor=cursor, status={AssetCheckExecutionRecordStatus.FAILED}
+        )
         for record in records:
             if record.partition in days and record.partition not in found and record.event:
                 found[record.partition] = record.event.dagster_event.event_specific_data
@@ -290,16 +379,21 @@ def _gate_lines(title: str, verb: str, days_by_check: dict[dg.AssetCheckKey, dic
     for check_key, reasons in sorted(days_by_check.items(), key=lambda item: item[0].to_user_string()):
         days = sorted(reasons)
         shown = ", ".join(days[:3]) + (f" and {len(days) - 3} more" if len(days) > 3 else "")
-        lines.append(f"    {check_key.to_user_string()}: {len(days)} day(s){verb} ({shown}); latest: {reasons[days[-1]]}")
+        lines.append(
+            f"    {check_key.to_user_string()}: {len(days)} day(s){verb} ({shown}); latest: {reasons[days[-1]]}"
+        )
     return lines
 
 
-def _failed_runs(spec, instance, limit: int = 5) -> list[str]:  # noqa: ANN001
+def _failed_runs(spec, instance, limit: int = 5) -> list[str]:
     import dagster as dg
 
-    failed = [run for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=50)
-              if run.tags.get("ml_platform/use_case") == spec.name
-              or any(key.path[0] == spec.name for key in run.asset_selection or ())][:limit]
+    failed = [
+        run
+        for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=50)
+        if run.tags.get("ml_platform/use_case") == spec.name
+        or any(key.path[0] == spec.name for key in run.asset_selection or ())
+    ][:limit]
     if not failed:
         return []
     lines = [f"  failed runs (latest {len(failed)}):"]
@@ -327,10 +421,14 @@ def _change_champion(use_case: str, action: str, config: dict[str, str]) -> int:
     else:
         promotable_version(mlflow, spec.name, config["version"])
     op_name = f"{spec.name}__{action}_champion"
-    run_config = {"ops": {op_name: {"config": {**config, "requested_by": f"{getpass.getuser()} (ml-platform {action})"}}}}
+    run_config = {
+        "ops": {op_name: {"config": {**config, "requested_by": f"{getpass.getuser()} (ml-platform {action})"}}}
+    }
     # built now, not the module-level `defs`: resources read the environment (data dir, alert sinks) when built
-    result = build_definitions(load_specs()).get_job_def(f"{spec.name}_{action}").execute_in_process(
-        run_config=run_config, instance=local_instance(), raise_on_error=False
+    result = (
+        build_definitions(load_specs())
+        .get_job_def(f"{spec.name}_{action}")
+        .execute_in_process(run_config=run_config, instance=local_instance(), raise_on_error=False)
     )
     if not result.success:
         failure = result.failure_data_for_node(op_name)
@@ -338,8 +436,10 @@ def _change_champion(use_case: str, action: str, config: dict[str, str]) -> int:
         return 1
     [event] = result.asset_materializations_for_node(op_name)
     metadata = {name: value.value for name, value in event.metadata.items()}
-    print(f"{spec.name}: champion is now version {metadata['champion_version']} (was {metadata['previous_champion']}); "
-          f"the new-champion sensor rescores the last {spec.schedule.rescore_days} days (run {result.run_id[:8]})")
+    print(
+        f"{spec.name}: champion is now version {metadata['champion_version']} (was {metadata['previous_champion']}); "
+        f"the new-champion sensor rescores the last {spec.schedule.rescore_days} days (run {result.run_id[:8]})"
+    )
     return 0
 
 

@@ -31,82 +31,111 @@ SYMBOLS: dict[str, Private] = {
     # Assets and checks
     "UnresolvedAssetJobDefinition": Private(
         "dagster._core.definitions.unresolved_asset_job_definition",
-        "the type `dg.define_asset_job` returns; dagster exports the function, not the class (annotations only)"),
+        "the type `dg.define_asset_job` returns; dagster exports the function, not the class (annotations only)",
+    ),
     "AssetCheckEvaluationTargetMaterializationData": Private(
         "dagster._core.definitions.asset_checks.asset_check_evaluation",
         "the materialization a range gate's per-day evaluation judges; `dg.AssetCheckEvaluation` takes one but "
-        "dagster exports no constructor for it"),
+        "dagster exports no constructor for it",
+    ),
     "AssetCheckExecutionRecordStatus": Private(
         "dagster._core.storage.asset_check_execution_record",
         "the status filter and field of a check's per-partition history (event_log_storage.get_asset_check_*), "
-        "which has no public reader"),
+        "which has no public reader",
+    ),
     # Event payloads, to store events as a run worker does (tests, benchmarks)
     "StepMaterializationData": Private(
-        "dagster._core.events", "the payload of an ASSET_MATERIALIZATION `dg.DagsterEvent`; not exported"),
+        "dagster._core.events", "the payload of an ASSET_MATERIALIZATION `dg.DagsterEvent`; not exported"
+    ),
     "AssetMaterializationPlannedData": Private(
-        "dagster._core.events", "the payload of an ASSET_MATERIALIZATION_PLANNED `dg.DagsterEvent`; not exported"),
+        "dagster._core.events", "the payload of an ASSET_MATERIALIZATION_PLANNED `dg.DagsterEvent`; not exported"
+    ),
     "AssetCheckEvaluationPlanned": Private(
         "dagster._core.definitions.asset_checks.asset_check_evaluation",
-        "the payload of an ASSET_CHECK_EVALUATION_PLANNED `dg.DagsterEvent`; not exported"),
+        "the payload of an ASSET_CHECK_EVALUATION_PLANNED `dg.DagsterEvent`; not exported",
+    ),
     # Event-log storages (ml_platform/storage): subclasses of Dagster's own
     "ConfigurableClass": Private(
-        "dagster._serdes", "the contract of a class named in dagster.yaml (module/class/config); not exported"),
+        "dagster._serdes", "the contract of a class named in dagster.yaml (module/class/config); not exported"
+    ),
     "ConfigurableClassData": Private(
-        "dagster._serdes", "what a dagster.yaml class receives as `inst_data`; not exported"),
+        "dagster._serdes", "what a dagster.yaml class receives as `inst_data`; not exported"
+    ),
     "SqliteEventLogStorage": Private(
         "dagster._core.storage.event_log",
-        "the base of the platform's SQLite event log; dagster exports no event-log class"),
+        "the base of the platform's SQLite event log; dagster exports no event-log class",
+    ),
     "INDEX_SHARD_NAME": Private(
         "dagster._core.storage.event_log.sqlite.sqlite_event_log",
-        "the name of the SQLite event log's cross-run shard, whose engine is never evicted"),
+        "the name of the SQLite event log's cross-run shard, whose engine is never evicted",
+    ),
     "SQLITE_BUSY_TIMEOUT_SECONDS": Private(
-        "dagster._core.storage.sqlite", "the busy timeout Dagster gives every SQLite connection, kept the same"),
+        "dagster._core.storage.sqlite", "the busy timeout Dagster gives every SQLite connection, kept the same"
+    ),
     "SqlPollingEventWatcher": Private(
         "dagster._core.storage.event_log.polling_event_watcher",
-        "Dagster's polling run-log watcher (its Postgres one), for SQLite shards whose commits stay in the WAL"),
+        "Dagster's polling run-log watcher (its Postgres one), for SQLite shards whose commits stay in the WAL",
+    ),
     "EventHandlerFn": Private(
-        "dagster._core.storage.event_log.base", "the type of a run-log watcher's callback (annotations only)",
-        prefer="Callable[[dg.EventLogEntry, str], None]"),
+        "dagster._core.storage.event_log.base",
+        "the type of a run-log watcher's callback (annotations only)",
+        prefer="Callable[[dg.EventLogEntry, str], None]",
+    ),
     "ASSET_EVENTS": Private(
-        "dagster._core.events", "the event types Dagster indexes per asset; copying the set would drift silently"),
+        "dagster._core.events", "the event types Dagster indexes per asset; copying the set would drift silently"
+    ),
     "ASSET_CHECK_EVENTS": Private(
         "dagster._core.events",
-        "the event types Dagster writes check-execution rows for; copying the set would drift silently"),
+        "the event types Dagster writes check-execution rows for; copying the set would drift silently",
+    ),
     "SqlEventLogStorageTable": Private(
-        "dagster._core.storage.event_log", "the event_logs table, whose id the Postgres insert returns"),
+        "dagster._core.storage.event_log", "the event_logs table, whose id the Postgres insert returns"
+    ),
     "create_pg_engine": Private(
-        "dagster_postgres.utils", "builds the Postgres engine as dagster-postgres does (token provider included)"),
+        "dagster_postgres.utils", "builds the Postgres engine as dagster-postgres does (token provider included)"
+    ),
     "pg_url_from_config": Private(
-        "dagster_postgres.utils", "the `postgres_db`/`postgres_url` config block read as dagster-postgres reads it"),
+        "dagster_postgres.utils", "the `postgres_db`/`postgres_url` config block read as dagster-postgres reads it"
+    ),
     "get_token_provider_from_config": Private(
-        "dagster_postgres.utils", "the config block's token provider, read as dagster-postgres reads it"),
+        "dagster_postgres.utils", "the config block's token provider, read as dagster-postgres reads it"
+    ),
     # Run launcher (ml_platform/run_launcher.py)
     "RunLauncher": Private(
-        "dagster._core.launcher.base", "the base of every run launcher; dagster exports only the default one"),
+        "dagster._core.launcher.base", "the base of every run launcher; dagster exports only the default one"
+    ),
     "LaunchRunContext": Private("dagster._core.launcher.base", "what `RunLauncher.launch_run` receives"),
     "ResumeRunContext": Private("dagster._core.launcher.base", "what `RunLauncher.resume_run` receives"),
     "CheckRunHealthResult": Private(
-        "dagster._core.launcher.base", "what `RunLauncher.check_run_worker_health` returns to run monitoring"),
+        "dagster._core.launcher.base", "what `RunLauncher.check_run_worker_health` returns to run monitoring"
+    ),
     "WorkerStatus": Private("dagster._core.launcher.base", "the worker state inside a CheckRunHealthResult"),
     "ExecuteRunArgs": Private(
-        "dagster._cli.api", "the `dagster api execute_run` command line, built as Dagster's own launchers build it"),
+        "dagster._cli.api", "the `dagster api execute_run` command line, built as Dagster's own launchers build it"
+    ),
     "ResumeRunArgs": Private(
-        "dagster._grpc.types", "the `dagster api resume_run` command line, built as Dagster's own launchers build it"),
+        "dagster._grpc.types", "the `dagster api resume_run` command line, built as Dagster's own launchers build it"
+    ),
     # Run submission (ml_platform/runner.py)
     "CLIENT_SUBMIT_PIPELINE_RUN_MUTATION": Private(
         "dagster_graphql.client.client_queries",
         "the launch mutation `DagsterGraphQLClient` sends, sent here by `dagster-graphql` without a webserver",
-        prefer="dagster_graphql.DagsterGraphQLClient.submit_job_execution where a webserver runs"),
+        prefer="dagster_graphql.DagsterGraphQLClient.submit_job_execution where a webserver runs",
+    ),
     # Tests and benchmarks
     "RepositorySnap": Private(
         "dagster._core.remote_representation.external_data",
-        "the snapshot a code server serves for the UI, whose cost benchmarks/code_location.py measures"),
+        "the snapshot a code server serves for the UI, whose cost benchmarks/code_location.py measures",
+    ),
     "DagsterKubernetesClient": Private(
-        "dagster_k8s.client", "the client K8sRunLauncher builds, replaced in the tests by one over recorded APIs"),
+        "dagster_k8s.client", "the client K8sRunLauncher builds, replaced in the tests by one over recorded APIs"
+    ),
     "define_out_of_process_context": Private(
-        "dagster_graphql.test.utils", "a GraphQL context over a code location loaded as the webserver loads it"),
+        "dagster_graphql.test.utils", "a GraphQL context over a code location loaded as the webserver loads it"
+    ),
     "execute_dagster_graphql": Private(
-        "dagster_graphql.test.utils", "runs a query against that context as the UI's requests do"),
+        "dagster_graphql.test.utils", "runs a query against that context as the UI's requests do"
+    ),
 }
 
 

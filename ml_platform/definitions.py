@@ -37,7 +37,8 @@ def build_definitions(specs: list[UseCaseSpec], settings: Settings | None = None
     return dg.Definitions.merge(
         *[build_use_case(spec, settings) for spec in specs],
         dg.Definitions(
-            resources=default_resources(settings), executor=default_executor(settings),
+            resources=default_resources(settings),
+            executor=default_executor(settings),
             sensors=[build_failure_alert_sensor(settings), build_automation_condition_sensor(settings)],
         ),
     )

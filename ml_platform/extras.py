@@ -31,6 +31,10 @@ def require_model_extra(spec: UseCaseSpec, path: Path) -> None:
         raise SpecError(
             f"{path}: model.type: {spec.model.type} needs the '{extra}' extra, which is not installed "
             f"(no module {', '.join(missing)}): pip install 'ml_platform[{extra}]' "
-            f"(an image: docker build --build-arg EXTRAS=\"{'torch text' if extra == 'text' else extra}\")"
-            + (f"; or leave this shipped example out: {SHIPPED_USE_CASES_ENV}=none (or a list of the ones to load)"
-               if path.parent == SHIPPED_SPECS_DIR else ""))
+            f'(an image: docker build --build-arg EXTRAS="{"torch text" if extra == "text" else extra}")'
+            + (
+                f"; or leave this shipped example out: {SHIPPED_USE_CASES_ENV}=none (or a list of the ones to load)"
+                if path.parent == SHIPPED_SPECS_DIR
+                else ""
+            )
+        )

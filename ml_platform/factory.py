@@ -36,9 +36,17 @@ NO_RETRY_ON_GATE_FAILURE = {"dagster/retry_on_asset_or_op_failure": "false"}
 
 def build_use_case(spec: UseCaseSpec, settings: Settings) -> dg.Definitions:
     partitions_def = daily_partitions(spec)
-    stages = [*daily_stages(spec, partitions_def), drift_stage(spec, partitions_def), *report_stages(spec, partitions_def)]
-    assets = [build_range_step(spec, partitions_def, stages), *build_training_assets(spec, settings),
-              *shadow_assets(spec, partitions_def), build_performance_asset(spec, partitions_def)]
+    stages = [
+        *daily_stages(spec, partitions_def),
+        drift_stage(spec, partitions_def),
+        *report_stages(spec, partitions_def),
+    ]
+    assets = [
+        build_range_step(spec, partitions_def, stages),
+        *build_training_assets(spec, settings),
+        *shadow_assets(spec, partitions_def),
+        build_performance_asset(spec, partitions_def),
+    ]
     reports = [keys.report(spec)] if spec.label.task == "multiclass" else []
     daily_job = dg.define_asset_job(
         f"{spec.name}_daily",
@@ -70,7 +78,9 @@ def build_use_case(spec: UseCaseSpec, settings: Settings) -> dg.Definitions:
     if spec.gates.live_evidence_days:
         sensors.append(build_live_evidence_sensor(spec, default_status(settings), settings.sensor_interval(60)))
     return dg.Definitions(
-        assets=assets, jobs=[daily_job, training_job, rescore_job, *build_champion_jobs(spec)],
-        schedules=schedules, sensors=sensors,
+        assets=assets,
+        jobs=[daily_job, training_job, rescore_job, *build_champion_jobs(spec)],
+        schedules=schedules,
+        sensors=sensors,
         resources={source_resource_key(spec): source_resource(spec, settings.data_dir)},
     )

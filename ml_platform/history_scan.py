@@ -26,8 +26,27 @@ ALLOWED_VALUES_AT_MOST = 10  # a string column with more values than this is not
 CSV_BLOCK_BYTES = 16 << 20
 # what pandas reads as NaN in a CSV, in a text column too (as the runtime reads the files): pyarrow's own list
 # lacks the last two and keeps an empty text as ""
-CSV_NULLS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "N/A", "NA",
-             "NULL", "NaN", "n/a", "nan", "null", "<NA>", "None"]
+CSV_NULLS = [
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "n/a",
+    "nan",
+    "null",
+    "<NA>",
+    "None",
+]
 ID_HASHES_AT_MOST = 1 << 21  # 16 MB of 64-bit hashes per possible event id; beyond that, a hash sample
 
 
@@ -95,7 +114,9 @@ class ColumnHistory:
 
     def wants_values(self) -> bool:
         """Whether the footer's statistics are not enough for this column (Parquet)."""
-        return self.dtype == "float64" or self.ids is not None or (self.dtype == "string" and self.first_seen is not None)
+        return (
+            self.dtype == "float64" or self.ids is not None or (self.dtype == "string" and self.first_seen is not None)
+        )
 
     def merge_type(self, dtype: str | None, source: Path, csv: bool) -> None:
         """One type over every file: an integer column with a decimal anywhere is a float; a CSV column that
@@ -110,8 +131,10 @@ class ColumnHistory:
             self.dtype = "string"
             self.close_open("numbers in some files, text in others")
         else:
-            raise ValueError(f"{source}: column '{self.name}' is {dtype} here but {self.dtype} in earlier files; "
-                             "a column keeps one type in every day file")
+            raise ValueError(
+                f"{source}: column '{self.name}' is {dtype} here but {self.dtype} in earlier files; "
+                "a column keeps one type in every day file"
+            )
         if self.dtype not in ("int64", "string"):
             self.not_an_id(f"a {self.dtype} column")
 
@@ -194,8 +217,11 @@ class History:
     def _add_csv(self, path: Path, day: str) -> int:
         from pyarrow import csv
 
-        table = csv.read_csv(path, read_options=csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-                             convert_options=csv.ConvertOptions(null_values=CSV_NULLS, strings_can_be_null=True))
+        table = csv.read_csv(
+            path,
+            read_options=csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+            convert_options=csv.ConvertOptions(null_values=CSV_NULLS, strings_can_be_null=True),
+        )
         for name, values in zip(table.column_names, table.columns):
             column = self.column(name)
             column.merge_type(_dtype(values.type, csv=True), path, csv=True)
@@ -213,8 +239,11 @@ class History:
         rows, read = parquet.metadata.num_rows, []
         written_by_pandas = parquet.schema_arrow.pandas_metadata or {}
         index = written_by_pandas.get("index_columns", [])
-        nullable = {column["name"] for column in written_by_pandas.get("columns", [])
-                    if str(column.get("numpy_type")).startswith(("Int", "UInt", "boolean"))}
+        nullable = {
+            column["name"]
+            for column in written_by_pandas.get("columns", [])
+            if str(column.get("numpy_type")).startswith(("Int", "UInt", "boolean"))
+        }
         for name, dtype in zip(parquet.schema_arrow.names, parquet.schema_arrow.types):
             if name in index:  # a pandas index: pandas reads it back as the index, not as a column
                 continue
@@ -285,14 +314,20 @@ def _footer_statistics(metadata: Any) -> dict[str, tuple[int, Any, Any] | None]:
             name, stats = chunk.path_in_schema, chunk.statistics
             if name in found and found[name] is None:
                 continue
-            if stats is None or not stats.has_null_count or (not stats.has_min_max and stats.null_count < group.num_rows):
+            if (
+                stats is None
+                or not stats.has_null_count
+                or (not stats.has_min_max and stats.null_count < group.num_rows)
+            ):
                 found[name] = None
                 continue
             low, high = (stats.min, stats.max) if stats.has_min_max else (None, None)
             nulls, known_low, known_high = found.get(name, (0, None, None))
-            found[name] = (nulls + stats.null_count,
-                           low if known_low is None else known_low if low is None else min(low, known_low),
-                           high if known_high is None else known_high if high is None else max(high, known_high))
+            found[name] = (
+                nulls + stats.null_count,
+                low if known_low is None else known_low if low is None else min(low, known_low),
+                high if known_high is None else known_high if high is None else max(high, known_high),
+            )
     return found
 
 
@@ -323,14 +358,16 @@ def _hashes(values: pa.ChunkedArray) -> np.ndarray:
         if pa.types.is_integer(chunk.type):
             parts.append(_mix(chunk.to_numpy().astype(np.int64).view(np.uint64)))
         else:
-            parts.append(_string_hashes(chunk if pa.types.is_large_string(chunk.type) else chunk.cast(pa.large_string())))
+            parts.append(
+                _string_hashes(chunk if pa.types.is_large_string(chunk.type) else chunk.cast(pa.large_string()))
+            )
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
 
 
 def _string_hashes(strings: pa.Array) -> np.ndarray:
     """Each string's length mixed with its bytes eight at a time (read as unaligned words of the data buffer)."""
     _, offsets_buffer, data_buffer = strings.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[strings.offset: strings.offset + len(strings) + 1]
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[strings.offset : strings.offset + len(strings) + 1]
     starts, lengths = offsets[:-1], np.diff(offsets)
     data = np.zeros(offsets[-1] + 8, dtype=np.uint8)  # 8 bytes of padding: the last word reads past the end
     data[: offsets[-1]] = np.frombuffer(data_buffer, dtype=np.uint8)[: offsets[-1]] if data_buffer else []
@@ -342,7 +379,9 @@ def _string_hashes(strings: pa.Array) -> np.ndarray:
             continue
         rows = np.flatnonzero(lengths > at)
         kept_bytes = np.minimum(lengths[rows] - at, 8).astype(np.uint64)
-        mask = np.where(kept_bytes == 8, np.uint64(2**64 - 1), (np.uint64(1) << (kept_bytes * np.uint64(8))) - np.uint64(1))
+        mask = np.where(
+            kept_bytes == 8, np.uint64(2**64 - 1), (np.uint64(1) << (kept_bytes * np.uint64(8))) - np.uint64(1)
+        )
         hashes[rows] = _mix(hashes[rows] ^ (words[starts[rows] + at] & mask))
     return hashes
 

@@ -46,27 +46,43 @@ class PlatformCollector:
             runs.add_metric([status.value], self.instance.get_runs_count(RunsFilter(statuses=[status])))
         yield runs
 
-        partitions = GaugeMetricFamily("ml_platform_materialized_partitions", "Materialized daily partitions", labels=["use_case", "asset"])
-        freshness = GaugeMetricFamily("ml_platform_latest_partition_timestamp_seconds",
-                                      "Start of the newest materialized partition (UTC)", labels=["use_case", "asset"])
-        failures = GaugeMetricFamily("ml_platform_check_recent_failures",
-                                     f"Failed evaluations (severity ERROR) among each check's last {RECENT_CHECK_EVALUATIONS}",
-                                     labels=["use_case", "asset", "check"])
-        warnings = GaugeMetricFamily("ml_platform_check_recent_warnings",
-                                     f"Failed evaluations with severity WARN (the day went through) among each check's "
-                                     f"last {RECENT_CHECK_EVALUATIONS}", labels=["use_case", "asset", "check"])
-        champion = GaugeMetricFamily("ml_platform_champion_version", "Registered version at alias champion", labels=["use_case"])
-        champion_metrics = GaugeMetricFamily("ml_platform_champion_holdout_metric", "Champion's holdout metrics",
-                                             labels=["use_case", "metric"])
-        drift = GaugeMetricFamily("ml_platform_max_feature_psi", "Worst PSI (any feature or the scores) of the newest drift partition",
-                                  labels=["use_case", "day"])
+        partitions = GaugeMetricFamily(
+            "ml_platform_materialized_partitions", "Materialized daily partitions", labels=["use_case", "asset"]
+        )
+        freshness = GaugeMetricFamily(
+            "ml_platform_latest_partition_timestamp_seconds",
+            "Start of the newest materialized partition (UTC)",
+            labels=["use_case", "asset"],
+        )
+        failures = GaugeMetricFamily(
+            "ml_platform_check_recent_failures",
+            f"Failed evaluations (severity ERROR) among each check's last {RECENT_CHECK_EVALUATIONS}",
+            labels=["use_case", "asset", "check"],
+        )
+        warnings = GaugeMetricFamily(
+            "ml_platform_check_recent_warnings",
+            f"Failed evaluations with severity WARN (the day went through) among each check's "
+            f"last {RECENT_CHECK_EVALUATIONS}",
+            labels=["use_case", "asset", "check"],
+        )
+        champion = GaugeMetricFamily(
+            "ml_platform_champion_version", "Registered version at alias champion", labels=["use_case"]
+        )
+        champion_metrics = GaugeMetricFamily(
+            "ml_platform_champion_holdout_metric", "Champion's holdout metrics", labels=["use_case", "metric"]
+        )
+        drift = GaugeMetricFamily(
+            "ml_platform_max_feature_psi",
+            "Worst PSI (any feature or the scores) of the newest drift partition",
+            labels=["use_case", "day"],
+        )
         for spec in self.specs:
             for stage in PARTITIONED_STAGES:
                 key = keys.of_stage(spec, stage)
                 materialized = self.instance.get_materialized_partitions(key)
                 partitions.add_metric([spec.name, stage], len(materialized))
                 if materialized:
-                    newest = dt.datetime.fromisoformat(max(materialized)).replace(tzinfo=dt.timezone.utc)
+                    newest = dt.datetime.fromisoformat(max(materialized)).replace(tzinfo=dt.UTC)
                     freshness.add_metric([spec.name, stage], newest.timestamp())
             for check_key, failed, warned in self._recent_check_failures(spec):
                 labels = [spec.name, check_key.asset_key.path[-1], check_key.name]
@@ -94,20 +110,36 @@ class PlatformCollector:
 
         labels = ["use_case", "metric", "day", "champion_version"]
         gauges = {
-            "realized": GaugeMetricFamily("ml_platform_realized_metric", "Champion's metric on the newest scored day "
-                                          "whose labels matured", labels=labels),
-            "estimated": GaugeMetricFamily("ml_platform_estimated_metric", "Champion's metric estimated from the scores "
-                                           "of the newest scored day", labels=labels),
+            "realized": GaugeMetricFamily(
+                "ml_platform_realized_metric",
+                "Champion's metric on the newest scored day whose labels matured",
+                labels=labels,
+            ),
+            "estimated": GaugeMetricFamily(
+                "ml_platform_estimated_metric",
+                "Champion's metric estimated from the scores of the newest scored day",
+                labels=labels,
+            ),
         }
-        coverage = GaugeMetricFamily("ml_platform_label_coverage", "Share of the newest matured day's scored rows with a "
-                                     "known label", labels=["use_case", "day"])
+        coverage = GaugeMetricFamily(
+            "ml_platform_label_coverage",
+            "Share of the newest matured day's scored rows with a known label",
+            labels=["use_case", "day"],
+        )
         for spec in self.specs:
             for source, newest in newest_measured(self.lake, spec, PERFORMANCE_LOOKBACK_DAYS).items():
                 gauge = gauges[source]
                 for column in [c for c in newest.index if c.startswith(f"{source}_")]:
                     if newest[column] == newest[column]:  # not NaN
-                        gauge.add_metric([spec.name, column.removeprefix(f"{source}_"), newest["day"],
-                                          str(newest["champion_version"])], float(newest[column]))
+                        gauge.add_metric(
+                            [
+                                spec.name,
+                                column.removeprefix(f"{source}_"),
+                                newest["day"],
+                                str(newest["champion_version"]),
+                            ],
+                            float(newest[column]),
+                        )
                 if source == "realized" and "label_coverage" in newest:
                     coverage.add_metric([spec.name, newest["day"]], float(newest["label_coverage"]))
         yield from (*gauges.values(), coverage)
@@ -119,11 +151,17 @@ class PlatformCollector:
         from ml_platform.assets.shadow import latest_live_comparison
 
         labels = ["use_case", "shadow_version", "champion_version"]
-        delta = GaugeMetricFamily("ml_platform_shadow_live_delta", "Shadow minus champion compare metric on live labelled "
-                                  "rows, cumulative (positive: the shadow is better)", labels=[*labels, "metric"])
-        p_value = GaugeMetricFamily("ml_platform_shadow_live_p_value", "One-sided paired bootstrap p-value of that delta",
-                                    labels=labels)
-        days = GaugeMetricFamily("ml_platform_shadow_live_days", "Live days with labels in that comparison", labels=labels)
+        delta = GaugeMetricFamily(
+            "ml_platform_shadow_live_delta",
+            "Shadow minus champion compare metric on live labelled rows, cumulative (positive: the shadow is better)",
+            labels=[*labels, "metric"],
+        )
+        p_value = GaugeMetricFamily(
+            "ml_platform_shadow_live_p_value", "One-sided paired bootstrap p-value of that delta", labels=labels
+        )
+        days = GaugeMetricFamily(
+            "ml_platform_shadow_live_days", "Live days with labels in that comparison", labels=labels
+        )
         for spec in self.specs:
             newest = latest_live_comparison(self.instance, spec)
             if newest is None or "live_days" not in newest[1]:
@@ -147,8 +185,11 @@ class PlatformCollector:
             for check_key in self.checks_by_asset.get(key, []):
                 history = storage.get_asset_check_execution_history(check_key, limit=RECENT_CHECK_EVALUATIONS)
                 failed = [r for r in history if r.status == AssetCheckExecutionRecordStatus.FAILED]
-                warned = sum(r.event is not None and r.event.dagster_event.event_specific_data.severity == AssetCheckSeverity.WARN
-                             for r in failed)
+                warned = sum(
+                    r.event is not None
+                    and r.event.dagster_event.event_specific_data.severity == AssetCheckSeverity.WARN
+                    for r in failed
+                )
                 yield check_key, len(failed) - warned, warned
 
 

@@ -66,10 +66,16 @@ def _shares(frame: pd.DataFrame, classes: list[str]) -> dict[str, tuple[int, flo
 
 def _least_confident(spec: UseCaseSpec, scored: pd.DataFrame) -> list[str]:
     rows = scored.nsmallest(LOW_CONFIDENCE_ROWS, "score")
-    lines = [f"## Least confident ({len(rows)} of {len(scored)}: read these first)", "",
-             f"| {spec.subject} | predicted | probability | text |", "|---|---|---:|---|"]
-    lines += [f"| {row[spec.subject]} | {row[PREDICTED_CLASS]} | {row['score']:.2f} | {_snippet(row[text_feature(spec)])} |"
-              for _, row in rows.iterrows()]
+    lines = [
+        f"## Least confident ({len(rows)} of {len(scored)}: read these first)",
+        "",
+        f"| {spec.subject} | predicted | probability | text |",
+        "|---|---|---:|---|",
+    ]
+    lines += [
+        f"| {row[spec.subject]} | {row[PREDICTED_CLASS]} | {row['score']:.2f} | {_snippet(row[text_feature(spec)])} |"
+        for _, row in rows.iterrows()
+    ]
     return lines
 
 
@@ -80,7 +86,10 @@ def _examples(spec: UseCaseSpec, scored: pd.DataFrame) -> list[str]:
         if rows.empty:
             continue
         lines += ["", f"**{name}**", ""]
-        lines += [f"- {row['score']:.2f} `{row[spec.subject]}`: {_snippet(row[text_feature(spec)])}" for _, row in rows.iterrows()]
+        lines += [
+            f"- {row['score']:.2f} `{row[spec.subject]}`: {_snippet(row[text_feature(spec)])}"
+            for _, row in rows.iterrows()
+        ]
     return lines
 
 

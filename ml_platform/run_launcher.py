@@ -75,7 +75,9 @@ class LocalProcessRunLauncher(RunLauncher, ConfigurableClass):
         }
 
     @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]) -> LocalProcessRunLauncher:
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]
+    ) -> LocalProcessRunLauncher:
         return cls(inst_data=inst_data, **config_value)
 
     # launching ------------------------------------------------------------------------------------

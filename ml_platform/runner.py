@@ -52,8 +52,11 @@ def materialize_stages(
         # one day runs as a plain partitioned run (as schedules and sensors launch it), more as a range
         partition_key=days[0] if days and len(days) == 1 else None,
         # readable in the UI's run list: which use case, which stages
-        tags={"ml_platform/use_case": spec.name, "ml_platform/stage": " -> ".join(stages),
-              **(range_tags(days) if days and len(days) > 1 else {})},
+        tags={
+            "ml_platform/use_case": spec.name,
+            "ml_platform/stage": " -> ".join(stages),
+            **(range_tags(days) if days and len(days) > 1 else {}),
+        },
         run_config=run_config,
         raise_on_error=raise_on_error,
     )
@@ -93,11 +96,15 @@ def submit_to_webserver(url: str, spec: UseCaseSpec, stages: Sequence[str], days
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"--url: expected the webserver's address as http(s)://host[:port][/prefix], got '{url}'")
-    client = DagsterGraphQLClient(parts.hostname, port_number=parts.port, use_https=parts.scheme == "https",
-                                  path_prefix=parts.path.rstrip("/"))
+    client = DagsterGraphQLClient(
+        parts.hostname, port_number=parts.port, use_https=parts.scheme == "https", path_prefix=parts.path.rstrip("/")
+    )
     try:
-        return client.submit_job_execution(stage_job(spec, stages), tags=submit_tags(spec, stages, days),
-                                           asset_selection=[keys.of_stage(spec, stage) for stage in stages])
+        return client.submit_job_execution(
+            stage_job(spec, stages),
+            tags=submit_tags(spec, stages, days),
+            asset_selection=[keys.of_stage(spec, stage) for stage in stages],
+        )
     except DagsterGraphQLClientError as error:  # the job is unknown there, or the run was refused
         raise ValueError(f"{url} refused the run of {stage_job(spec, stages)}: {error}") from None
 
@@ -108,24 +115,43 @@ def submit_to_instance(workspace: Path, spec: UseCaseSpec, stages: Sequence[str]
     from ml_platform.dagster_internals import CLIENT_SUBMIT_PIPELINE_RUN_MUTATION
 
     tags = submit_tags(spec, stages, days)
-    variables = {"executionParams": {
-        "selector": {"repositoryLocationName": workspace_location(workspace), "repositoryName": "__repository__",
-                     "pipelineName": stage_job(spec, stages),
-                     "assetSelection": [{"path": keys.of_stage(spec, stage).path} for stage in stages]},
-        "runConfigData": {}, "mode": "default",
-        "executionMetadata": {"tags": [{"key": key, "value": value} for key, value in tags.items()]},
-    }}
+    variables = {
+        "executionParams": {
+            "selector": {
+                "repositoryLocationName": workspace_location(workspace),
+                "repositoryName": "__repository__",
+                "pipelineName": stage_job(spec, stages),
+                "assetSelection": [{"path": keys.of_stage(spec, stage).path} for stage in stages],
+            },
+            "runConfigData": {},
+            "mode": "default",
+            "executionMetadata": {"tags": [{"key": key, "value": value} for key, value in tags.items()]},
+        }
+    }
     with tempfile.TemporaryDirectory() as directory:
         response = Path(directory) / "response.json"
-        command = [str(Path(sys.executable).parent / "dagster-graphql"), "-w", str(workspace),
-                   "-t", CLIENT_SUBMIT_PIPELINE_RUN_MUTATION, "-v", json.dumps(variables), "--output", str(response)]
+        command = [
+            str(Path(sys.executable).parent / "dagster-graphql"),
+            "-w",
+            str(workspace),
+            "-t",
+            CLIENT_SUBMIT_PIPELINE_RUN_MUTATION,
+            "-v",
+            json.dumps(variables),
+            "--output",
+            str(response),
+        ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0 or not response.exists():
-            raise ValueError(f"dagster-graphql -w {workspace} exited with {done.returncode}: {done.stderr.strip()[-2000:]}")
+            raise ValueError(
+                f"dagster-graphql -w {workspace} exited with {done.returncode}: {done.stderr.strip()[-2000:]}"
+            )
         answer = json.loads(response.read_text())
     launched = (answer.get("data") or {}).get("launchPipelineExecution") or {}
     if launched.get("__typename") not in ("LaunchRunSuccess", "LaunchPipelineRunSuccess"):
-        raise ValueError(f"the instance refused the run of {stage_job(spec, stages)}: {launched or answer.get('errors')}")
+        raise ValueError(
+            f"the instance refused the run of {stage_job(spec, stages)}: {launched or answer.get('errors')}"
+        )
     return launched["run"]["runId"]
 
 

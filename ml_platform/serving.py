@@ -75,8 +75,9 @@ class _State:
 class ChampionScorer:
     """The champion of one use case, asked of the registry at most every `refresh_s` seconds."""
 
-    def __init__(self, spec: UseCaseSpec, mlflow: MlflowResource, refresh_s: float = 5.0,
-                 batcher: Batcher | None = None) -> None:
+    def __init__(
+        self, spec: UseCaseSpec, mlflow: MlflowResource, refresh_s: float = 5.0, batcher: Batcher | None = None
+    ) -> None:
         self.spec, self.mlflow, self.refresh_s, self.batcher = spec, mlflow, refresh_s, batcher
         self._state = _State(None, "not loaded yet")
         self._refresher: threading.Thread | None = None
@@ -89,7 +90,11 @@ class ChampionScorer:
                 self._state = _State(None, f"{self.spec.name}: no model has alias '{CHAMPION}' yet")
             else:
                 serving = self._state.loaded
-                fresh = serving if serving and serving.version == str(champion.version) else self._load(str(champion.version))
+                fresh = (
+                    serving
+                    if serving and serving.version == str(champion.version)
+                    else self._load(str(champion.version))
+                )
                 self._state = _State(fresh, None)
         except RegistryUnavailable as error:
             self._state = _State(None, str(error))
@@ -197,7 +202,11 @@ class Batcher:
                 self._changed.wait(remaining)
             batch = [self._queue.popleft()]
             rows = len(batch[0].frame)
-            while self._queue and self._queue[0].loaded is batch[0].loaded and rows + len(self._queue[0].frame) <= self.max_rows:
+            while (
+                self._queue
+                and self._queue[0].loaded is batch[0].loaded
+                and rows + len(self._queue[0].frame) <= self.max_rows
+            ):
                 rows += len(self._queue[0].frame)
                 batch.append(self._queue.popleft())
             return batch
@@ -214,7 +223,7 @@ class Batcher:
                     end = start + len(pending.frame)
                     pending.result = raw.iloc[start:end] if isinstance(raw, pd.DataFrame) else raw[start:end]
                     start = end
-            except Exception as error:  # noqa: BLE001 - each waiting request answers with it
+            except Exception as error:
                 for pending in batch:
                     pending.error = error
             for pending in batch:
@@ -269,14 +278,25 @@ def _rows(body: Any, loaded: Loaded) -> pd.DataFrame:
 def create_app(scorer: ChampionScorer) -> Any:
     """The Flask app: /score, /health, /ready, /metrics (summed over the processes of PROMETHEUS_MULTIPROC_DIR)."""
     from flask import Flask, jsonify, request
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-    from prometheus_client import multiprocess
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        CollectorRegistry,
+        Counter,
+        Gauge,
+        Histogram,
+        generate_latest,
+        multiprocess,
+    )
 
     registry = CollectorRegistry()
     requests = Counter("ml_platform_serving_requests", "Scoring requests by outcome", ["outcome"], registry=registry)
     latency = Histogram("ml_platform_serving_seconds", "Time to score one request", registry=registry)
-    version = Gauge("ml_platform_serving_model_version", "Registered version serving", registry=registry,
-                    multiprocess_mode="livemostrecent")
+    version = Gauge(
+        "ml_platform_serving_model_version",
+        "Registered version serving",
+        registry=registry,
+        multiprocess_mode="livemostrecent",
+    )
     app = Flask(f"ml_platform_serving_{scorer.spec.name}")
 
     @app.post("/score")
@@ -326,8 +346,9 @@ def worker_app(spec: UseCaseSpec, mlflow: MlflowResource, refresh_s: float, conf
     return create_app(scorer)
 
 
-def serve(spec: UseCaseSpec, mlflow: MlflowResource, host: str, port: int, refresh_s: float,
-          config: ServeSettings) -> None:
+def serve(
+    spec: UseCaseSpec, mlflow: MlflowResource, host: str, port: int, refresh_s: float, config: ServeSettings
+) -> None:
     """Serve with gunicorn until SIGTERM (graceful: stop accepting, finish in-flight requests, exit 0)."""
     from gunicorn.app.base import BaseApplication
 
@@ -340,13 +361,23 @@ def serve(spec: UseCaseSpec, mlflow: MlflowResource, host: str, port: int, refre
         multiprocess.mark_process_dead(worker.pid)
 
     def when_ready(_server: Any) -> None:
-        print(f"serving {spec.name} on http://{host}:{port} (/score, /health, /ready, /metrics) with "
-              f"{config.workers} worker(s) x {config.threads} thread(s)", flush=True)
+        print(
+            f"serving {spec.name} on http://{host}:{port} (/score, /health, /ready, /metrics) with "
+            f"{config.workers} worker(s) x {config.threads} thread(s)",
+            flush=True,
+        )
 
     options: dict[str, Any] = {
-        "bind": f"{host}:{port}", "workers": config.workers, "threads": config.threads, "worker_class": "gthread",
-        "graceful_timeout": 30, "timeout": 120, "keepalive": 5, "control_socket_disable": True,  # no shared ~/.gunicorn socket
-         "child_exit": child_exit, "when_ready": when_ready,
+        "bind": f"{host}:{port}",
+        "workers": config.workers,
+        "threads": config.threads,
+        "worker_class": "gthread",
+        "graceful_timeout": 30,
+        "timeout": 120,
+        "keepalive": 5,
+        "control_socket_disable": True,  # no shared ~/.gunicorn socket
+        "child_exit": child_exit,
+        "when_ready": when_ready,
     }
 
     class Server(BaseApplication):

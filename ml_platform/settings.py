@@ -176,8 +176,10 @@ def _shipped_use_cases(env: Mapping[str, str]) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
     unknown = [name for name in names if name not in available]
     if unknown or not names:
-        raise SettingError(f"{SHIPPED_USE_CASES_ENV} must be 'all', 'none' or a comma-separated list of "
-                           f"{', '.join(available)}; got '{raw}'")
+        raise SettingError(
+            f"{SHIPPED_USE_CASES_ENV} must be 'all', 'none' or a comma-separated list of "
+            f"{', '.join(available)}; got '{raw}'"
+        )
     return names
 
 

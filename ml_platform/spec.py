@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 # Any real history: daily partitions from here on load and run alike (pandas reaches back to 1677, Dagster to 1900).
@@ -101,8 +109,9 @@ class FileSourceSpec(StrictModel):
                 raise ValueError(value)
             dt.datetime.strptime(sample.strftime(value), value)
         except (ValueError, TypeError):
-            raise ValueError(f"'{value}' is not a strftime format that reads back what it writes, "
-                             "e.g. '%m/%d/%Y %H:%M:%S'") from None
+            raise ValueError(
+                f"'{value}' is not a strftime format that reads back what it writes, e.g. '%m/%d/%Y %H:%M:%S'"
+            ) from None
         return value
 
     @model_validator(mode="after")
@@ -158,7 +167,11 @@ ESTIMATED_METRICS = {
     "multiclass": ("accuracy",),
     "regression": ("mae", "skill_vs_naive"),
 }
-TASK_METRICS = {"classification": CLASSIFICATION_METRICS, "regression": REGRESSION_METRICS, "multiclass": MULTICLASS_METRICS}
+TASK_METRICS = {
+    "classification": CLASSIFICATION_METRICS,
+    "regression": REGRESSION_METRICS,
+    "multiclass": MULTICLASS_METRICS,
+}
 LOWER_IS_BETTER = frozenset({"mae", "rmse"})
 Metric = Literal["accuracy", "precision", "recall", "f1", "roc_auc", "macro_f1", "mae", "rmse", "skill_vs_naive"]
 
@@ -179,7 +192,9 @@ class FeatureSpec(StrictModel):
     """
 
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
-    agg: Literal["count", "sum", "mean", "max", "min", "days_since_last", "last", "value", "flag", "hour", "category", "text"]
+    agg: Literal[
+        "count", "sum", "mean", "max", "min", "days_since_last", "last", "value", "flag", "hour", "category", "text"
+    ]
     column: str | None = None
     where: EventFilter | None = None
     window_days: Annotated[int, Field(ge=1, le=365)] = 1
@@ -205,7 +220,10 @@ class FeatureSpec(StrictModel):
         if (self.lags or self.lag_days) and self.agg != "last":
             raise ValueError("lags/lag_days are only valid with agg 'last'")
         defaults = FeatureSpec.model_fields
-        if self.agg != "category" and (self.encoding, self.top_k) != (defaults["encoding"].default, defaults["top_k"].default):
+        if self.agg != "category" and (self.encoding, self.top_k) != (
+            defaults["encoding"].default,
+            defaults["top_k"].default,
+        ):
             raise ValueError("encoding/top_k are only valid with agg 'category'")
         if self.agg in ("category", "text") and self.transform != "none":
             raise ValueError(f"a {self.agg} is read by the model as it is: transform must be none")
@@ -313,14 +331,18 @@ class PretrainedTextParams(StrictModel):
     nothing is learned from the training days, the holdout measures it like any model."""
 
     encoder: Literal["all-MiniLM-L6-v2"] = "all-MiniLM-L6-v2"  # shipped inside its PyPI package: no download
-    descriptions: dict[str, Annotated[str, Field(min_length=1, max_length=2_000)]] = {}  # class -> words (default: its name)
+    descriptions: dict[
+        str, Annotated[str, Field(min_length=1, max_length=2_000)]
+    ] = {}  # class -> words (default: its name)
     max_chars: Annotated[int, Field(ge=16, le=100_000)] = 1_000  # of each text, read by the encoder
     temperature: Annotated[float, Field(gt=0.0, le=10.0)] = 0.05  # softmax over cosine similarities
     batch_size: BatchSize = 64
 
 
 MODEL_PARAMS: dict[str, type[StrictModel]] = {
-    "sklearn_random_forest": RandomForestParams, "torch_mlp": TorchMLPParams, "torch_birnn": TorchBiRNNParams,
+    "sklearn_random_forest": RandomForestParams,
+    "torch_mlp": TorchMLPParams,
+    "torch_birnn": TorchBiRNNParams,
     "pretrained_text": PretrainedTextParams,
 }
 
@@ -336,7 +358,8 @@ class ModelSpec(StrictModel):
             MODEL_PARAMS[self.type].model_validate(self.params)
         except ValidationError as error:
             problems = "; ".join(
-                f"params.{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}" for issue in error.errors(include_url=False)
+                f"params.{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}"
+                for issue in error.errors(include_url=False)
             )
             raise ValueError(f"{problems} (model type {self.type})") from None
         return self
@@ -550,16 +573,22 @@ class UseCaseSpec(StrictModel):
             raise ValueError(f"label.naive_feature: '{self.label.naive_feature}' is not one of the features")
         self._text_model_fits()
         metrics = TASK_METRICS[self.label.task]
-        for field_name, metric in [("gates.compare_metric", self.gates.compare_metric),
-                                   *[("gates.min_metrics", m) for m in self.gates.min_metrics],
-                                   *[("gates.max_metrics", m) for m in self.gates.max_metrics]]:
+        for field_name, metric in [
+            ("gates.compare_metric", self.gates.compare_metric),
+            *[("gates.min_metrics", m) for m in self.gates.min_metrics],
+            *[("gates.max_metrics", m) for m in self.gates.max_metrics],
+        ]:
             if metric not in metrics:
-                raise ValueError(f"{field_name}: '{metric}' is not a {self.label.task} metric, expected one of {list(metrics)}")
+                raise ValueError(
+                    f"{field_name}: '{metric}' is not a {self.label.task} metric, expected one of {list(metrics)}"
+                )
         estimable = ESTIMATED_METRICS[self.label.task]
         if self.monitoring.performance_source == "estimated" and self.gates.compare_metric not in estimable:
-            raise ValueError(f"monitoring.performance_source: 'estimated' gates on gates.compare_metric "
-                             f"'{self.gates.compare_metric}', which is not estimated from scores for a {self.label.task} "
-                             f"task (estimated: {list(estimable)}); use 'realized' or one of those as the compare metric")
+            raise ValueError(
+                f"monitoring.performance_source: 'estimated' gates on gates.compare_metric "
+                f"'{self.gates.compare_metric}', which is not estimated from scores for a {self.label.task} "
+                f"task (estimated: {list(estimable)}); use 'realized' or one of those as the compare metric"
+            )
         if self.alerts.high_score_threshold is not None and self.label.task != "classification":
             raise ValueError("alerts.high_score_threshold: only classifiers produce scores in [0, 1]")
         self._tuning_space_fits_model()
@@ -606,17 +635,23 @@ class UseCaseSpec(StrictModel):
 
     def _event_identity_resolves(self, by_name: dict[str, ColumnSpec]) -> None:
         if self.event_id_column is not None and self.unique_columns:
-            raise ValueError("unique_columns: only for specs without event_id_column (the id already identifies an event)")
+            raise ValueError(
+                "unique_columns: only for specs without event_id_column (the id already identifies an event)"
+            )
         unknown = [name for name in self.unique_columns if name not in by_name]
         if unknown:
             raise ValueError(f"unique_columns: {unknown} not among the columns {sorted(by_name)}")
         if ROW_ID in by_name and self.event_id_column is None:
-            raise ValueError(f"columns: '{ROW_ID}' is the name of the derived event id; name event_id_column: {ROW_ID} "
-                             "if it is your id column")
+            raise ValueError(
+                f"columns: '{ROW_ID}' is the name of the derived event id; name event_id_column: {ROW_ID} "
+                "if it is your id column"
+            )
         if self.entity_column == self.event_key and any(f.agg not in EVENT_AGGS for f in self.features):
-            raise ValueError(f"entity_column: '{self.entity_column}' identifies single events, so every window feature "
-                             "would count one event: aggregate by the entity whose history matters (a customer, a card), "
-                             "or use only event features (value, flag, hour)")
+            raise ValueError(
+                f"entity_column: '{self.entity_column}' identifies single events, so every window feature "
+                "would count one event: aggregate by the entity whose history matters (a customer, a card), "
+                "or use only event features (value, flag, hour)"
+            )
 
     def _label_resolves(self, by_name: dict[str, ColumnSpec]) -> None:
         label_column = by_name.get(self.label.column)
@@ -624,24 +659,38 @@ class UseCaseSpec(StrictModel):
             raise ValueError(f"label.column: '{self.label.column}' is not one of the columns {sorted(by_name)}")
         if self.label.positive is not None:
             if label_column.dtype != "string":
-                raise ValueError(f"label.positive: only for a string label column; '{self.label.column}' is "
-                                 f"{label_column.dtype} (0/1 already says which outcome is positive)")
+                raise ValueError(
+                    f"label.positive: only for a string label column; '{self.label.column}' is "
+                    f"{label_column.dtype} (0/1 already says which outcome is positive)"
+                )
             allowed = label_column.allowed_values
             if allowed is None or self.label.positive not in allowed or len(allowed) != 2:
-                raise ValueError(f"label.positive: '{self.label.positive}' must be one of exactly two allowed_values of "
-                                 f"column '{self.label.column}' (got {allowed}), so no other value counts as negative")
-        elif self.label.kind in ("future_flag", "event_flag") and label_column.dtype not in ("int64", "float64", "bool"):
-            raise ValueError(f"label.column: '{self.label.column}' must be int64 or float64 (0/1; null where the "
-                             f"outcome is unknown) or bool for a {self.label.kind} label, or a string column "
-                             "with label.positive naming the value that means 1")
+                raise ValueError(
+                    f"label.positive: '{self.label.positive}' must be one of exactly two allowed_values of "
+                    f"column '{self.label.column}' (got {allowed}), so no other value counts as negative"
+                )
+        elif self.label.kind in ("future_flag", "event_flag") and label_column.dtype not in (
+            "int64",
+            "float64",
+            "bool",
+        ):
+            raise ValueError(
+                f"label.column: '{self.label.column}' must be int64 or float64 (0/1; null where the "
+                f"outcome is unknown) or bool for a {self.label.kind} label, or a string column "
+                "with label.positive naming the value that means 1"
+            )
         if self.label.is_event_label and self.grain != "event":
             raise ValueError(f"label.kind: {self.label.kind} labels need grain: event")
         if not self.label.is_event_label and self.grain == "event":
             raise ValueError(f"label.kind: grain event needs an event_flag or event_class label, not {self.label.kind}")
-        if self.label.kind == "event_class" and (label_column.dtype != "string" or len(label_column.allowed_values or []) < 2):
-            raise ValueError(f"label.column: an event_class label needs a string column whose allowed_values are the "
-                             f"classes (at least two); '{self.label.column}' is {label_column.dtype} with allowed_values "
-                             f"{label_column.allowed_values}")
+        if self.label.kind == "event_class" and (
+            label_column.dtype != "string" or len(label_column.allowed_values or []) < 2
+        ):
+            raise ValueError(
+                f"label.column: an event_class label needs a string column whose allowed_values are the "
+                f"classes (at least two); '{self.label.column}' is {label_column.dtype} with allowed_values "
+                f"{label_column.allowed_values}"
+            )
         if self.label.kind == "next_value" and by_name[self.label.column].dtype not in ("int64", "float64"):
             raise ValueError(f"label.column: '{self.label.column}' must be numeric for a next_value label")
 
@@ -655,16 +704,27 @@ class UseCaseSpec(StrictModel):
             for ref in (feature.column, feature.where.column if feature.where else None):
                 if ref is not None and ref not in by_name:
                     raise ValueError(f"{where}: unknown column '{ref}', expected one of {sorted(by_name)}")
-            if feature.agg in ("sum", "mean", "max", "min", "last", "value") and by_name[feature.column].dtype not in ("int64", "float64", "bool"):
+            if feature.agg in ("sum", "mean", "max", "min", "last", "value") and by_name[feature.column].dtype not in (
+                "int64",
+                "float64",
+                "bool",
+            ):
                 raise ValueError(f"{where}: column '{feature.column}' is not numeric")
             if feature.agg in ("category", "text") and by_name[feature.column].dtype != "string":
-                raise ValueError(f"{where}: agg '{feature.agg}' needs a string column, '{feature.column}' is {by_name[feature.column].dtype}")
+                raise ValueError(
+                    f"{where}: agg '{feature.agg}' needs a string column, '{feature.column}' is {by_name[feature.column].dtype}"
+                )
             if feature.agg == "category" and not self.model.type.startswith("sklearn"):
-                raise ValueError(f"{where}: category features are encoded by scikit-learn models; model.type "
-                                 f"'{self.model.type}' reads numbers only (use value/flag features for it)")
-            if (feature.by or feature.window_ends == "event") and (self.grain != "event" or feature.agg not in WINDOW_AGGS):
-                raise ValueError(f"{where}: by/window_ends are for window aggregates ({', '.join(WINDOW_AGGS)}) "
-                                 "at grain: event")
+                raise ValueError(
+                    f"{where}: category features are encoded by scikit-learn models; model.type "
+                    f"'{self.model.type}' reads numbers only (use value/flag features for it)"
+                )
+            if (feature.by or feature.window_ends == "event") and (
+                self.grain != "event" or feature.agg not in WINDOW_AGGS
+            ):
+                raise ValueError(
+                    f"{where}: by/window_ends are for window aggregates ({', '.join(WINDOW_AGGS)}) at grain: event"
+                )
             if feature.window_ends == "event" and feature.agg not in AS_OF_AGGS:
                 raise ValueError(f"{where}: as-of windows (window_ends: event) support {list(AS_OF_AGGS)}")
             for ref in feature.by:
@@ -680,8 +740,10 @@ class UseCaseSpec(StrictModel):
         texts = [feature.name for feature in self.features if feature.agg == "text"]
         if self.model.type != "pretrained_text":
             if self.label.task == "multiclass":
-                raise ValueError(f"model.type: {self.model.type} predicts flags or numbers; event_class labels are "
-                                 "classified by model.type pretrained_text")
+                raise ValueError(
+                    f"model.type: {self.model.type} predicts flags or numbers; event_class labels are "
+                    "classified by model.type pretrained_text"
+                )
             if texts:
                 raise ValueError(f"features: text feature(s) {texts} are read by model.type pretrained_text only")
             return
@@ -691,8 +753,10 @@ class UseCaseSpec(StrictModel):
             raise ValueError("model.type: pretrained_text classifies into classes: it needs an event_class label")
         unknown = sorted(set(self.model.params.get("descriptions", {})) - set(self.classes))
         if unknown:
-            raise ValueError(f"model.params.descriptions: {unknown} are not classes of label column "
-                             f"'{self.label.column}' (allowed_values {self.classes})")
+            raise ValueError(
+                f"model.params.descriptions: {unknown} are not classes of label column "
+                f"'{self.label.column}' (allowed_values {self.classes})"
+            )
         if self.training.tuning is not None:
             raise ValueError("training.tuning: a pretrained_text model learns nothing from the training days to tune")
 
@@ -707,15 +771,18 @@ class UseCaseSpec(StrictModel):
                     MODEL_PARAMS[self.model.type].model_validate({**self.model.params, name: value})
                 except ValidationError as error:
                     issue = error.errors(include_url=False)[0]
-                    raise ValueError(f"training.tuning.space.{name}: {value!r}: {issue['msg']} "
-                                     f"(model type {self.model.type})") from None
+                    raise ValueError(
+                        f"training.tuning.space.{name}: {value!r}: {issue['msg']} (model type {self.model.type})"
+                    ) from None
 
     def _severities_resolve(self) -> None:
         warnable = [*WARNABLE_CHECKS, LABEL_CHECKS[self.label.task]]
         for check in self.gates.severity:
             if check not in warnable:
-                raise ValueError(f"gates.severity.{check}: not a raw-event gate that may warn; expected one of "
-                                 f"{warnable} (landed and schema always block)")
+                raise ValueError(
+                    f"gates.severity.{check}: not a raw-event gate that may warn; expected one of "
+                    f"{warnable} (landed and schema always block)"
+                )
 
     def check_severity(self, check: str) -> Severity:
         """How a raw-event gate's failure acts: `gates.severity.<check>`, default block."""
@@ -737,8 +804,10 @@ class UseCaseSpec(StrictModel):
             raise ValueError("entity_column: Field required (one row per entity and day needs the entity)")
         for index, feature in enumerate(self.features):
             if feature.agg not in EVENT_AGGS and not feature.by:
-                raise ValueError(f"features[{index}] ({feature.name}): with no entity_column, a window feature needs "
-                                 "by: [columns] naming whose history it aggregates")
+                raise ValueError(
+                    f"features[{index}] ({feature.name}): with no entity_column, a window feature needs "
+                    "by: [columns] naming whose history it aggregates"
+                )
 
     @property
     def subject(self) -> str:
@@ -773,7 +842,9 @@ class _SpecLoader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             raise yaml.composer.ComposerError(
-                None, None, "anchors and aliases (*name) are not allowed in a spec; write the values out",
+                None,
+                None,
+                "anchors and aliases (*name) are not allowed in a spec; write the values out",
                 self.peek_event().start_mark,
             )
         return super().compose_node(parent, index)
@@ -801,7 +872,7 @@ def load_spec(path: str | Path) -> UseCaseSpec:
     try:
         if path.stat().st_size > MAX_SPEC_BYTES:
             raise SpecError(f"{path}: {path.stat().st_size} bytes; a spec is at most {MAX_SPEC_BYTES} bytes")
-        raw = yaml.load(path.read_text(), Loader=_SpecLoader)  # noqa: S506 - a SafeLoader subclass
+        raw = yaml.load(path.read_text(), Loader=_SpecLoader)
     except (OSError, yaml.YAMLError) as error:
         raise SpecError(f"{path}: cannot read spec: {error}") from error
     if not isinstance(raw, dict):

@@ -32,8 +32,19 @@ ROWS_PER_ALLOWED_VALUE = 20  # a closed set needs this many rows a value: fewer,
 NULL_MARGIN = 0.25  # a null limit is the worst day's fraction plus this share of it ...
 NULL_MARGIN_AT_LEAST = 0.01  # ... and at least this, rounded up to a whole percent
 # text timestamps beyond ISO 8601 that exports commonly use; one that reads every sampled value is taken
-TIMESTAMP_FORMATS = ["%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%Y/%m/%d %H:%M:%S",
-                     "%Y/%m/%d %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%m/%d/%Y", "%d/%m/%Y", "%Y%m%d%H%M%S"]
+TIMESTAMP_FORMATS = [
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%d.%m.%Y %H:%M:%S",
+    "%d.%m.%Y %H:%M",
+    "%m/%d/%Y",
+    "%d/%m/%Y",
+    "%Y%m%d%H%M%S",
+]
 POSITIVE_WORDS = {"yes", "y", "true", "t", "positive", "pos"}  # a string label's value that reads as 1
 MARGINS = (
     f"Limits come from every day file. A null limit is the worst day's null fraction plus {NULL_MARGIN:.0%} of it "
@@ -60,8 +71,16 @@ class Roles:
     entity: str | None
 
 
-def draft_spec(name: str, data_dir: Path, directory: Path, label: str | None = None, timestamp: str | None = None,
-               entity: str | None = None, positive: str | None = None, progress: bool = True) -> str:
+def draft_spec(
+    name: str,
+    data_dir: Path,
+    directory: Path,
+    label: str | None = None,
+    timestamp: str | None = None,
+    entity: str | None = None,
+    positive: str | None = None,
+    progress: bool = True,
+) -> str:
     """The YAML text of a spec for the day files in `directory` (which must lie inside `data_dir`)."""
     if not re.fullmatch(NAME_PATTERN, name):
         raise ValueError(f"use-case name '{name}' must match {NAME_PATTERN} (lower_snake_case)")
@@ -95,7 +114,9 @@ def read_sample(files: list[Path], history: History, columns: list[str]) -> pd.D
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    dtypes = {name: CSV_DTYPES[history.columns[name].dtype] for name in columns if history.columns[name].dtype in CSV_DTYPES}
+    dtypes = {
+        name: CSV_DTYPES[history.columns[name].dtype] for name in columns if history.columns[name].dtype in CSV_DTYPES
+    }
     frames = []
     for path in files[:: max(1, len(files) // SAMPLE_DAYS)][:SAMPLE_DAYS]:
         try:
@@ -104,8 +125,11 @@ def read_sample(files: list[Path], history: History, columns: list[str]) -> pd.D
             else:
                 batches = pq.ParquetFile(path).iter_batches(batch_size=SAMPLE_ROWS_PER_DAY, columns=columns)
                 first = next(batches, None)
-                frames.append(pa.Table.from_batches([first]).to_pandas() if first is not None
-                              else pq.read_schema(path).empty_table().select(columns).to_pandas())
+                frames.append(
+                    pa.Table.from_batches([first]).to_pandas()
+                    if first is not None
+                    else pq.read_schema(path).empty_table().select(columns).to_pandas()
+                )
         except Exception as error:  # any parser error: name the file
             raise ValueError(f"{path}: cannot read: {type(error).__name__}: {error}") from error
     return pd.concat(frames, ignore_index=True)[columns]
@@ -113,12 +137,16 @@ def read_sample(files: list[Path], history: History, columns: list[str]) -> pd.D
 
 def _declarable(column: ColumnHistory, history: History) -> bool:
     """A spec column: in every day file, with values of a type the platform reads."""
-    return (column.files == len(history.days) and column.dtype not in (None, "unsupported")
-            and not (column.dtype == "bool" and column.widened_by_nulls))
+    return (
+        column.files == len(history.days)
+        and column.dtype not in (None, "unsupported")
+        and not (column.dtype == "bool" and column.widened_by_nulls)
+    )
 
 
-def _roles(frame: pd.DataFrame, history: History, directory: Path, label: str | None, timestamp: str | None,
-           entity: str | None) -> Roles:
+def _roles(
+    frame: pd.DataFrame, history: History, directory: Path, label: str | None, timestamp: str | None, entity: str | None
+) -> Roles:
     timestamp = timestamp or _only(_timestamp_candidates(frame), "timestamp", "--timestamp")
     label = label or _only(_binary_columns(frame, history), "label (a 0/1 outcome)", "--label")
     for role, column in (("--timestamp", timestamp), ("--label", label), ("--entity", entity)):
@@ -127,11 +155,15 @@ def _roles(frame: pd.DataFrame, history: History, directory: Path, label: str | 
     times = frame[timestamp]
     form = None if pd.api.types.is_datetime64_any_dtype(times) else _timestamp_format(times)
     if not pd.api.types.is_datetime64_any_dtype(times) and form is None:
-        raise ValueError(f"--timestamp '{timestamp}': values such as {times.dropna().astype(str).head(3).tolist()} read "
-                         f"as neither ISO 8601 nor exactly one of {TIMESTAMP_FORMATS} (day-first and month-first "
-                         "both fit when every day is 12 or less: land days after the 12th, or set "
-                         "source.timestamp_format in a scaffolded spec)")
-    event_id = next((name for name in frame.columns if name not in (timestamp, label) and history.columns[name].is_id), None)
+        raise ValueError(
+            f"--timestamp '{timestamp}': values such as {times.dropna().astype(str).head(3).tolist()} read "
+            f"as neither ISO 8601 nor exactly one of {TIMESTAMP_FORMATS} (day-first and month-first "
+            "both fit when every day is 12 or less: land days after the 12th, or set "
+            "source.timestamp_format in a scaffolded spec)"
+        )
+    event_id = next(
+        (name for name in frame.columns if name not in (timestamp, label) and history.columns[name].is_id), None
+    )
     candidates = _entity_candidates(frame, {timestamp, label, event_id})
     entity = entity or (_only(candidates, "entity (whose history matters)", "--entity") if candidates else None)
     return Roles(timestamp, form, label, event_id, entity)
@@ -142,20 +174,25 @@ def _label_values(column: ColumnHistory, positive: str | None) -> str | None:
     if column.dtype == "string":
         values = sorted(column.first_seen or ())
         if column.first_seen is None or len(values) != 2:
-            raise ValueError(f"--label '{column.name}' is a string column with "
-                             f"{column.open_because or f'{len(values)} values {values}'} over the day files; a "
-                             "label needs exactly two (null where the outcome is unknown)")
+            raise ValueError(
+                f"--label '{column.name}' is a string column with "
+                f"{column.open_because or f'{len(values)} values {values}'} over the day files; a "
+                "label needs exactly two (null where the outcome is unknown)"
+            )
         return _positive_value(values, column.name, positive)
     if positive is not None:
         raise ValueError(f"--positive is for a string label; '{column.name}' is {column.dtype} (1 is positive)")
     if column.dtype != "bool" and column.minimum is not None and (column.minimum < 0 or column.maximum > 1):
-        raise ValueError(f"--label '{column.name}' ranges from {column.minimum} to {column.maximum} over the day "
-                         "files; a flag is 0/1 (null where the outcome is unknown)")
+        raise ValueError(
+            f"--label '{column.name}' ranges from {column.minimum} to {column.maximum} over the day "
+            "files; a flag is 0/1 (null where the outcome is unknown)"
+        )
     return None
 
 
-def _spec(name: str, history: History, declared: list[ColumnHistory], frame: pd.DataFrame, roles: Roles,
-          directory: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
+def _spec(
+    name: str, history: History, declared: list[ColumnHistory], frame: pd.DataFrame, roles: Roles, directory: str
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """The spec, and the comments that go above its keys (a column's under `columns.<name>`)."""
     dtypes = {column.name: _spec_dtype(column, roles) for column in declared}
     notes: dict[str, list[str]] = {"columns": [MARGINS]}
@@ -166,12 +203,20 @@ def _spec(name: str, history: History, declared: list[ColumnHistory], frame: pd.
         notes[f"columns.{column.name}"] = [f"{column.name}: {'; '.join(facts)}"]
     entity = roles.entity
     nullable = {column.name for column in declared if column.worst_null}
-    features = _features(frame, dtypes, nullable, {roles.timestamp, roles.label, roles.event_id, entity},
-                         reserved={"day", "row_id", entity, roles.event_id}, history=entity is not None)
+    features = _features(
+        frame,
+        dtypes,
+        nullable,
+        {roles.timestamp, roles.label, roles.event_id, entity},
+        reserved={"day", "row_id", entity, roles.event_id},
+        history=entity is not None,
+    )
     unused = [name for name in nullable - {roles.label} if dtypes[name] in ("int64", "float64", "bool")]
     if unused:
-        notes["features"] = [f"Not features: {sorted(unused)}, numbers with nulls on some days (a null feature value "
-                             "fails the blocking feature_nulls gate): fill them in the export to use them."]
+        notes["features"] = [
+            f"Not features: {sorted(unused)}, numbers with nulls on some days (a null feature value "
+            "fails the blocking feature_nulls gate): fill them in the export to use them."
+        ]
     source: dict[str, Any] = {"kind": "files", "directory": directory, "format": history.file_format}
     if roles.timestamp_format not in (None, "ISO8601"):
         source["timestamp_format"] = roles.timestamp_format
@@ -179,22 +224,27 @@ def _spec(name: str, history: History, declared: list[ColumnHistory], frame: pd.
     span = (last - first).days + 1
     if span > len(history.days):
         source["missing_days"] = "empty"
-        notes["source"] = [f"source.missing_days: empty: {span - len(history.days):,} of the {span:,} days from {first} "
-                           f"to {last} have no file (weekends, holidays, field campaigns?): a day without a file is a "
-                           "day without events, stored empty. Set it to fail if every day must deliver a file."]
+        notes["source"] = [
+            f"source.missing_days: empty: {span - len(history.days):,} of the {span:,} days from {first} "
+            f"to {last} have no file (weekends, holidays, field campaigns?): a day without a file is a "
+            "day without events, stored empty. Set it to fail if every day must deliver a file."
+        ]
     fewest, smallest_day = history.fewest_rows
     notes["gates"] = [SEVERITIES]
     if not fewest:
         notes["gates"].append(f"gates.min_rows_per_day: 0: {smallest_day}.{history.file_format} has no rows")
-    left_out = [f"'{column.name}' ({_why_left_out(column, history)})" for column in history.columns.values()
-                if not _declarable(column, history)]
+    left_out = [
+        f"'{column.name}' ({_why_left_out(column, history)})"
+        for column in history.columns.values()
+        if not _declarable(column, history)
+    ]
     if left_out:
         notes["columns"].append(f"Left out: {', '.join(left_out)}.")
     return {
         "name": name,
         "description": f"{name}: predicts '{roles.label}' for each event from its own attributes"
-                       + (f" and the history of its '{entity}'" if entity else "")
-                       + f" (drafted from {len(history.days)} day files; edit to say what it means).",
+        + (f" and the history of its '{entity}'" if entity else "")
+        + f" (drafted from {len(history.days)} day files; edit to say what it means).",
         "owners": ["team:ml-platform"],
         "start_date": history.days[0],
         "grain": "event",
@@ -205,10 +255,17 @@ def _spec(name: str, history: History, declared: list[ColumnHistory], frame: pd.
         "columns": columns,
         "label": {"kind": "event_flag", "column": roles.label, "horizon_days": 0},
         "features": features,
-        "model": {"type": "sklearn_random_forest", "params": {"n_estimators": 100, "max_depth": 12, "min_samples_leaf": 5}},
+        "model": {
+            "type": "sklearn_random_forest",
+            "params": {"n_estimators": 100, "max_depth": 12, "min_samples_leaf": 5},
+        },
         "training": {"window_days": 28, "holdout_days": 7, "seed": 7},
-        "gates": {"min_rows_per_day": 1 if fewest else 0, "min_metrics": {"roc_auc": 0.55}, "compare_metric": "roc_auc",
-                  "severity": {"null_fraction": "warn", "value_ranges": "warn"}},
+        "gates": {
+            "min_rows_per_day": 1 if fewest else 0,
+            "min_metrics": {"roc_auc": 0.55},
+            "compare_metric": "roc_auc",
+            "severity": {"null_fraction": "warn", "value_ranges": "warn"},
+        },
     }, notes
 
 
@@ -225,8 +282,10 @@ def _column(column: ColumnHistory, dtype: str, roles: Roles, history: History) -
     facts = []
     if column.worst_null:
         spec["max_null_fraction"] = _null_limit(column.worst_null)
-        facts.append(f"{column.worst_null:.1%} null on its worst day ({column.worst_null_day}), limit "
-                     f"{spec['max_null_fraction']:.0%}")
+        facts.append(
+            f"{column.worst_null:.1%} null on its worst day ({column.worst_null_day}), limit "
+            f"{spec['max_null_fraction']:.0%}"
+        )
     else:
         facts.append("never null")
     if dtype in ("int64", "float64") and column.minimum is not None and column.name != roles.event_id:
@@ -238,8 +297,10 @@ def _column(column: ColumnHistory, dtype: str, roles: Roles, history: History) -
         spec["severity"] = "warn"
         if dtype == "string":
             spec["allowed_values"] = sorted(column.first_seen)
-        facts.append(f"the label: more unknown outcomes than its limit warn, values other than "
-                     f"{spec.get('allowed_values', '0/1')} block")
+        facts.append(
+            f"the label: more unknown outcomes than its limit warn, values other than "
+            f"{spec.get('allowed_values', '0/1')} block"
+        )
     elif column.name == roles.event_id:
         spec["severity"] = "block"
         facts.append(f"the event id: unique within every day and across all days ({_id_check(column)})")
@@ -269,8 +330,10 @@ def _closed_set(column: ColumnHistory, days: list[str]) -> tuple[list[str] | Non
     halfway = days[(len(days) - 1) // 2]  # the last day of the history's first half
     late = sorted(value for value, day in column.first_seen.items() if day > halfway)
     if late:
-        return None, (f"allowed_values left open: {len(late)} of its {len(values)} values first appeared after "
-                      f"{halfway} (the first half of the history): {late[:5]}")
+        return None, (
+            f"allowed_values left open: {len(late)} of its {len(values)} values first appeared after "
+            f"{halfway} (the first half of the history): {late[:5]}"
+        )
     if not values or column.known < ROWS_PER_ALLOWED_VALUE * len(values):
         return None, f"allowed_values left open: {column.known:,} values known, too few to close a set of {len(values)}"
     return values, f"allowed_values: its {len(values)} values, every one seen by {halfway}, none new since"
@@ -278,7 +341,7 @@ def _closed_set(column: ColumnHistory, days: list[str]) -> tuple[list[str] | Non
 
 def _id_check(column: ColumnHistory) -> str:
     bits = column.ids.sample_bits
-    return "exact" if not bits else f"across days on a 1 in {2 ** bits:,} hash sample of the values"
+    return "exact" if not bits else f"across days on a 1 in {2**bits:,} hash sample of the values"
 
 
 def _why_left_out(column: ColumnHistory, history: History) -> str:
@@ -286,11 +349,19 @@ def _why_left_out(column: ColumnHistory, history: History) -> str:
         return f"in {column.files} of {len(history.days)} files"
     if column.dtype == "bool":
         return "booleans with nulls, which pandas reads from Parquet as objects: no dtype matches them"
-    return "always null" if column.dtype is None else "not a type the platform reads (numbers, text, booleans, timestamps)"
+    return (
+        "always null" if column.dtype is None else "not a type the platform reads (numbers, text, booleans, timestamps)"
+    )
 
 
-def _features(frame: pd.DataFrame, dtypes: dict[str, str], nullable: set[str], roles: set[str | None],
-              reserved: set[str | None], history: bool) -> list[dict[str, Any]]:
+def _features(
+    frame: pd.DataFrame,
+    dtypes: dict[str, str],
+    nullable: set[str],
+    roles: set[str | None],
+    reserved: set[str | None],
+    history: bool,
+) -> list[dict[str, Any]]:
     """The event's own numbers (never null: a null feature value fails the blocking feature_nulls gate) and
     categories, its hour, and (with an entity) its entity's recent activity."""
     features: list[dict[str, Any]] = []
@@ -316,8 +387,11 @@ def _feature_name(column: str) -> str:
 
 
 def _timestamp_candidates(frame: pd.DataFrame) -> list[str]:
-    return [column for column in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[column])
-            or _timestamp_format(frame[column]) is not None]
+    return [
+        column
+        for column in frame.columns
+        if pd.api.types.is_datetime64_any_dtype(frame[column]) or _timestamp_format(frame[column]) is not None
+    ]
 
 
 def _timestamp_format(series: pd.Series) -> str | None:
@@ -329,8 +403,11 @@ def _timestamp_format(series: pd.Series) -> str | None:
     values = values.astype(str).sample(min(len(values), 5000), random_state=0)  # from every sampled day
     if pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601").notna().mean() > 0.95:
         return "ISO8601"
-    fitting = [form for form in TIMESTAMP_FORMATS
-               if pd.to_datetime(values, errors="coerce", utc=True, format=form).notna().all()]
+    fitting = [
+        form
+        for form in TIMESTAMP_FORMATS
+        if pd.to_datetime(values, errors="coerce", utc=True, format=form).notna().all()
+    ]
     return fitting[0] if len(fitting) == 1 else None
 
 
@@ -386,8 +463,10 @@ def _only(candidates: list[str], what: str, option: str, argument: str = "COLUMN
 def _relative(directory: Path, data_dir: Path) -> str:
     resolved, root = directory.resolve(), data_dir.resolve()
     if not resolved.is_relative_to(root):
-        raise ValueError(f"{directory} is outside the data directory {root}: land the files under it "
-                         "(or set ML_PLATFORM_DATA_DIR to a directory above them)")
+        raise ValueError(
+            f"{directory} is outside the data directory {root}: land the files under it "
+            "(or set ML_PLATFORM_DATA_DIR to a directory above them)"
+        )
     return str(resolved.relative_to(root))
 
 

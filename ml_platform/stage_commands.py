@@ -62,14 +62,24 @@ def run_mode(args: argparse.Namespace, instance: Any) -> Mode:
         return "in-process"
     serving = daemon_serves_queue(instance)
     if args.submit and not serving:
-        raise ValueError(f"--submit: the instance in {instance.root_directory} has no dagster-daemon serving a run "
-                         "queue (QueuedRunCoordinator with a queue heartbeat in the last 2 minutes); start "
-                         "`dagster-daemon run`, or leave --submit out to run in this process")
+        raise ValueError(
+            f"--submit: the instance in {instance.root_directory} has no dagster-daemon serving a run "
+            "queue (QueuedRunCoordinator with a queue heartbeat in the last 2 minutes); start "
+            "`dagster-daemon run`, or leave --submit out to run in this process"
+        )
     return "submit" if serving else "in-process"
 
 
-def _run(mode: Mode, args: argparse.Namespace, defs: Any, spec: UseCaseSpec, label: str, stages: list[str],
-         instance: Any, days: list[str] | None) -> Any:
+def _run(
+    mode: Mode,
+    args: argparse.Namespace,
+    defs: Any,
+    spec: UseCaseSpec,
+    label: str,
+    stages: list[str],
+    instance: Any,
+    days: list[str] | None,
+) -> Any:
     """Execute in this process, or submit the same run and follow it to its end; returns its StageRun."""
     from ml_platform.runner import submit_to_instance, submit_to_webserver
     from ml_platform.stage_runs import follow_on_instance, follow_on_webserver, run_stages
@@ -78,11 +88,14 @@ def _run(mode: Mode, args: argparse.Namespace, defs: Any, spec: UseCaseSpec, lab
         return run_stages(defs, spec, label, stages, instance, days)
     if mode == "url":
         print(f"{label}: submitting to the run queue of {args.url}")
-        return follow_on_webserver(args.url, spec, label, stages, days,
-                                   lambda: submit_to_webserver(args.url, spec, stages, days))
+        return follow_on_webserver(
+            args.url, spec, label, stages, days, lambda: submit_to_webserver(args.url, spec, stages, days)
+        )
     workspace = Path(args.workspace)
     print(f"{label}: submitting to the run queue of the instance in {instance.root_directory} ({workspace})")
-    return follow_on_instance(spec, label, stages, instance, days, lambda: submit_to_instance(workspace, spec, stages, days))
+    return follow_on_instance(
+        spec, label, stages, instance, days, lambda: submit_to_instance(workspace, spec, stages, days)
+    )
 
 
 def failed_day_lines(failed_days: dict[str, dict[str, list[str]]], listed: int = 10) -> list[str]:
@@ -110,7 +123,9 @@ def _source_days(defs: Any, spec: UseCaseSpec, first: str | None, last: str | No
     days = sorted(set(days) & set(partitions))
     if not days:
         window = f"{first or 'the start'}..{last or 'the latest partition'}"
-        raise ValueError(f"{spec.name}: the source has no day in {window} within the partitions (start_date {spec.start_date})")
+        raise ValueError(
+            f"{spec.name}: the source has no day in {window} within the partitions (start_date {spec.start_date})"
+        )
     return days
 
 
@@ -121,4 +136,3 @@ def _newest_feature_days(spec: UseCaseSpec, count: int) -> list[str]:
     if not days:
         raise ValueError(f"{spec.name}: no feature days yet; run `ml-platform materialize {spec.name}` first")
     return days
-

@@ -18,7 +18,6 @@ import dagster as dg
 
 from ml_platform.runner import materialize_stages
 
-
 # an evaluation's outcome: passed, failed with severity WARN (its day went through) or failed (ERROR: blocked)
 Outcome = Literal["passed", "warned", "failed"]
 
@@ -48,15 +47,23 @@ class RunEvent:
     counts_failed_days: bool = False  # a step failure that only reports the run's failed days (see PartitionGate)
 
 
-def run_stages(defs: Any, spec: Any, label: str, stages: Sequence[str], instance: Any, days: list[str] | None) -> StageRun:
+def run_stages(
+    defs: Any, spec: Any, label: str, stages: Sequence[str], instance: Any, days: list[str] | None
+) -> StageRun:
     """Materialize `stages` over `days` (None: unpartitioned stages) in this process, showing progress."""
     with StageProgress(spec, label, stages, days or [], instance_counter(instance, days or [])):
         result = materialize_stages(defs, spec, stages, instance, days, log_level="ERROR")
     return summarise(result.run_id, result.success, dagster_run_events(result.all_events))
 
 
-def follow_on_instance(spec: Any, label: str, stages: Sequence[str], instance: dg.DagsterInstance,
-                       days: list[str] | None, submit: Callable[[], str]) -> StageRun:
+def follow_on_instance(
+    spec: Any,
+    label: str,
+    stages: Sequence[str],
+    instance: dg.DagsterInstance,
+    days: list[str] | None,
+    submit: Callable[[], str],
+) -> StageRun:
     """Submit with `submit` (returns the run id), then follow the run in `instance` to its end, showing progress."""
     with StageProgress(spec, label, stages, days or [], instance_counter(instance, days or [])) as progress:
         run_id = submit()
@@ -64,14 +71,24 @@ def follow_on_instance(spec: Any, label: str, stages: Sequence[str], instance: d
         while not (run := instance.get_run_by_id(run_id)).is_finished:
             progress.note(f"run {run_id[:8]} {run.status.value.lower()}")
             time.sleep(FOLLOW_POLL_S)
-    logged = instance.all_logs(run_id, of_type={dg.DagsterEventType.ASSET_MATERIALIZATION,
-                                                dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.STEP_FAILURE})
-    return summarise(run_id, run.status == dg.DagsterRunStatus.SUCCESS,
-                     dagster_run_events(entry.dagster_event for entry in logged if entry.dagster_event))
+    logged = instance.all_logs(
+        run_id,
+        of_type={
+            dg.DagsterEventType.ASSET_MATERIALIZATION,
+            dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+            dg.DagsterEventType.STEP_FAILURE,
+        },
+    )
+    return summarise(
+        run_id,
+        run.status == dg.DagsterRunStatus.SUCCESS,
+        dagster_run_events(entry.dagster_event for entry in logged if entry.dagster_event),
+    )
 
 
-def follow_on_webserver(url: str, spec: Any, label: str, stages: Sequence[str], days: list[str] | None,
-                        submit: Callable[[], str]) -> StageRun:
+def follow_on_webserver(
+    url: str, spec: Any, label: str, stages: Sequence[str], days: list[str] | None, submit: Callable[[], str]
+) -> StageRun:
     """Submit with `submit`, then follow the run's status and event log through the webserver's GraphQL at `url`
     (where the deployment's instance is out of reach, as from a laptop to Kubernetes), showing progress."""
     events: list[RunEvent] = []
@@ -138,16 +155,35 @@ def dagster_run_events(events: Iterable[dg.DagsterEvent]) -> list[RunEvent]:
             seen.append(RunEvent("materialized", event.asset_key.path[-1], event.partition))
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
-            outcome: Outcome = ("passed" if evaluation.passed
-                                else "warned" if evaluation.severity == dg.AssetCheckSeverity.WARN else "failed")
-            seen.append(RunEvent("evaluated", evaluation.asset_key.path[-1], evaluation.partition,
-                                 evaluation.check_name, outcome, evaluation.description or ""))
+            outcome: Outcome = (
+                "passed"
+                if evaluation.passed
+                else "warned"
+                if evaluation.severity == dg.AssetCheckSeverity.WARN
+                else "failed"
+            )
+            seen.append(
+                RunEvent(
+                    "evaluated",
+                    evaluation.asset_key.path[-1],
+                    evaluation.partition,
+                    evaluation.check_name,
+                    outcome,
+                    evaluation.description or "",
+                )
+            )
         elif event.is_step_failure:
             failure = event.step_failure_data
-            seen.append(RunEvent("step_failed", step_key=event.step_key or "",
-                                 text=failure.error.message.strip().splitlines()[0] if failure.error else "",
-                                 counts_failed_days=bool(failure.user_failure_data and
-                                                         GATE_FAILURE_METADATA in failure.user_failure_data.metadata)))
+            seen.append(
+                RunEvent(
+                    "step_failed",
+                    step_key=event.step_key or "",
+                    text=failure.error.message.strip().splitlines()[0] if failure.error else "",
+                    counts_failed_days=bool(
+                        failure.user_failure_data and GATE_FAILURE_METADATA in failure.user_failure_data.metadata
+                    ),
+                )
+            )
     return seen
 
 
@@ -158,15 +194,26 @@ def graphql_run_event(event: Mapping[str, Any]) -> RunEvent | None:
         return RunEvent("materialized", event["assetKey"]["path"][-1], event["partition"])
     if kind == "AssetCheckEvaluationEvent":
         evaluation = event["evaluation"]
-        outcome: Outcome = ("passed" if evaluation["success"] else "warned" if evaluation["severity"] == "WARN"
-                            else "failed")
-        return RunEvent("evaluated", evaluation["assetKey"]["path"][-1], evaluation["partition"],
-                        evaluation["checkName"], outcome, evaluation["description"] or "")
+        outcome: Outcome = (
+            "passed" if evaluation["success"] else "warned" if evaluation["severity"] == "WARN" else "failed"
+        )
+        return RunEvent(
+            "evaluated",
+            evaluation["assetKey"]["path"][-1],
+            evaluation["partition"],
+            evaluation["checkName"],
+            outcome,
+            evaluation["description"] or "",
+        )
     if kind == "ExecutionStepFailureEvent":
         labels = {entry["label"] for entry in (event["failureMetadata"] or {}).get("metadataEntries", [])}
         message = (event["error"] or {}).get("message") or ""
-        return RunEvent("step_failed", step_key=event["stepKey"] or "", text=(message.strip().splitlines() or [""])[0],
-                        counts_failed_days=GATE_FAILURE_METADATA in labels)
+        return RunEvent(
+            "step_failed",
+            step_key=event["stepKey"] or "",
+            text=(message.strip().splitlines() or [""])[0],
+            counts_failed_days=GATE_FAILURE_METADATA in labels,
+        )
     return None
 
 
@@ -216,10 +263,14 @@ def _graphql(url: str, query: str, variables: Mapping[str, Any]) -> dict[str, An
     """One query to the webserver's /graphql; its `data`, or an error naming the answer."""
     import requests
 
-    response = requests.post(f"{url.rstrip('/')}/graphql", json={"query": query, "variables": dict(variables)}, timeout=60)
+    response = requests.post(
+        f"{url.rstrip('/')}/graphql", json={"query": query, "variables": dict(variables)}, timeout=60
+    )
     payload = response.json() if response.ok else {}
     if not response.ok or payload.get("errors") or "data" not in payload:
-        raise RuntimeError(f"{url}/graphql answered HTTP {response.status_code}: {payload.get('errors') or response.text[:500]}")
+        raise RuntimeError(
+            f"{url}/graphql answered HTTP {response.status_code}: {payload.get('errors') or response.text[:500]}"
+        )
     return payload["data"]
 
 
@@ -230,10 +281,14 @@ def instance_counter(instance: dg.DagsterInstance, days: list[str]) -> Callable[
 
     def count(key: dg.AssetKey) -> int:
         if wanted:
-            return len(instance.event_log_storage.get_latest_storage_id_by_partition(
-                key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=wanted, after_cursor=cursor
-            ))
-        records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, after_storage_id=cursor), limit=1)
+            return len(
+                instance.event_log_storage.get_latest_storage_id_by_partition(
+                    key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=wanted, after_cursor=cursor
+                )
+            )
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, after_storage_id=cursor), limit=1
+        )
         return len(records.records)
 
     return count
@@ -244,13 +299,15 @@ class StageProgress:
 
     A poller thread counts; an in-process run itself stays on the main thread, as Dagster expects."""
 
-    def __init__(self, spec, label: str, stages, days: list[str], count: Callable[[dg.AssetKey], int]) -> None:  # noqa: ANN001
+    def __init__(self, spec, label: str, stages, days: list[str], count: Callable[[dg.AssetKey], int]) -> None:
         from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         from ml_platform.assets import keys
 
         self.count = count
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), MofNCompleteColumn(), TimeElapsedColumn())
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), MofNCompleteColumn(), TimeElapsedColumn()
+        )
         self.tasks = {
             keys.of_stage(spec, stage): self.progress.add_task(f"{label}: {stage}", total=len(days) or 1)
             for stage in stages

@@ -53,7 +53,13 @@ WINDOW_ROWS_BUDGET = 25_000_000
 # How a day without events is stored, whatever the source's types: Arrow reads a range of days with the
 # first day's schema, so an empty day's columns must carry the types of a day with data (an empty object
 # column would be Arrow's null type).
-EMPTY_DTYPES = {"string": "string", "int64": "int64", "float64": "float64", "bool": "bool", "timestamp": "datetime64[ns, UTC]"}
+EMPTY_DTYPES = {
+    "string": "string",
+    "int64": "int64",
+    "float64": "float64",
+    "bool": "bool",
+    "timestamp": "datetime64[ns, UTC]",
+}
 
 
 @dataclass
@@ -82,8 +88,11 @@ def ingest(source: EventSource, spec: UseCaseSpec, days: Sequence[str]) -> Itera
         try:
             frame = source.read_day(spec, day)
         except NoDataForDay as error:
-            yield day_without_events(spec, day, "no file") if without_events_ok else DayResult(
-                day, None, unreadable_source(day, str(error)))
+            yield (
+                day_without_events(spec, day, "no file")
+                if without_events_ok
+                else DayResult(day, None, unreadable_source(day, str(error)))
+            )
             continue
         except SourceError as error:
             yield DayResult(day, None, unreadable_source(day, str(error)))
@@ -101,9 +110,16 @@ def day_without_events(spec: UseCaseSpec, day: str, reason: str) -> DayResult:
     frame = empty_events(spec)
     setting = "source.missing_days: empty"
     outcomes = [
-        passed("landed", day, f"{reason}: a day without events ({setting})") if outcome.check == "landed"
-        else passed("min_rows", day, f"0 rows: a day without events ({setting}); min_rows_per_day applies to days "
-                    "with events", observed=0, limit=spec.gates.min_rows_per_day) if outcome.check == "min_rows"
+        passed("landed", day, f"{reason}: a day without events ({setting})")
+        if outcome.check == "landed"
+        else passed(
+            "min_rows",
+            day,
+            f"0 rows: a day without events ({setting}); min_rows_per_day applies to days with events",
+            observed=0,
+            limit=spec.gates.min_rows_per_day,
+        )
+        if outcome.check == "min_rows"
         else outcome
         for outcome in validate_events(frame, spec, day)
     ]
@@ -167,17 +183,25 @@ def build_features(
         elif spec.grain == "event":
             frame = compute_features(lake.read(raw_key, inputs, columns=needed, categories=categories), spec, chunk)
         else:  # one raw day in memory at a time, reduced to per-entity daily aggregates as it is read
-            entities = known_entities(np.concatenate(  # each day's distinct entities: never a window of ids at once
-                [lake.read(raw_key, [day], columns=[spec.entity_column])[spec.entity_column].unique() for day in inputs]
-            ))
+            entities = known_entities(
+                np.concatenate(  # each day's distinct entities: never a window of ids at once
+                    [
+                        lake.read(raw_key, [day], columns=[spec.entity_column])[spec.entity_column].unique()
+                        for day in inputs
+                    ]
+                )
+            )
             frames = (lake.read(raw_key, [day], columns=needed, categories=categories) for day in inputs)
             frame = entity_day_features(frames, spec, chunk, entities)
         bounds = day_bounds(frame)
         empty = frame.iloc[0:0].copy()  # a copy: a zero-row view would keep the whole chunk alive
         without_events = days_without_events(lake, spec, raw_key, chunk)
         for number, day in enumerate(chunk):
-            missing = [d for d in feature_input_days(spec, [day])
-                       if d not in available and (history_start is None or d >= history_start)]
+            missing = [
+                d
+                for d in feature_input_days(spec, [day])
+                if d not in available and (history_start is None or d >= history_start)
+            ]
             start, end = bounds.get(day, (0, 0))
             day_frame = frame.iloc[start:end].copy() if end > start else empty  # a day held never holds the chunk
             note = None
@@ -198,7 +222,12 @@ def days_without_events(lake: DataLake, spec: UseCaseSpec, raw_key: Any, days: S
 
 
 def score(
-    model: Any, version: str, lake: DataLake, features_key: Any, spec: UseCaseSpec, days: Sequence[str],
+    model: Any,
+    version: str,
+    lake: DataLake,
+    features_key: Any,
+    spec: UseCaseSpec,
+    days: Sequence[str],
 ) -> Iterator[DayResult]:
     """Every row of each day's features scored by `model`, one day's file at a time (a day is one predict call
     whatever the range, so it scores the same in a backfill and a daily run); a day without features fails
@@ -206,7 +235,9 @@ def score(
     available = set(lake.existing_partitions(features_key))
     for day in days:
         if day not in available:
-            yield DayResult(day, None, [failed("scores_valid", day, "features are not materialized", column="features")])
+            yield DayResult(
+                day, None, [failed("scores_valid", day, "features are not materialized", column="features")]
+            )
             continue
         scored = score_frame(model, lake.read(features_key, [day]), spec, version)
         if scored.empty and spec.missing_days == "empty":
@@ -217,15 +248,22 @@ def score(
 
 
 def score_frame(
-    model: Any, features: pd.DataFrame, spec: UseCaseSpec, version: str, feature_names: Sequence[str] | None = None,
+    model: Any,
+    features: pd.DataFrame,
+    spec: UseCaseSpec,
+    version: str,
+    feature_names: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Scores as probabilities of the positive class, whatever the model flavor returns; for a multiclass label,
     the most probable class (`predicted_class`) and its probability. The model reads `feature_names` (default:
     the spec's features; a champion trained on another feature set reads its own)."""
     scored = features[[*spec.key_columns, DAY]].copy()
     if spec.label.task == "multiclass":
-        probabilities = class_probabilities(model.predict(features[list(feature_names or spec.feature_names)]),
-                                            spec.classes) if len(features) else np.zeros((0, len(spec.classes)))
+        probabilities = (
+            class_probabilities(model.predict(features[list(feature_names or spec.feature_names)]), spec.classes)
+            if len(features)
+            else np.zeros((0, len(spec.classes)))
+        )
         scored[PREDICTED_CLASS] = np.asarray(spec.classes, dtype=object)[probabilities.argmax(axis=1)]
         scored["score"] = probabilities.max(axis=1)
     elif features.empty:
@@ -243,13 +281,20 @@ def class_probabilities(predicted: Any, classes: Sequence[str]) -> np.ndarray:
     if isinstance(predicted, pd.DataFrame):
         missing = [name for name in classes if name not in predicted.columns]
         if missing:
-            raise ValueError(f"the model answers no probability for class(es) {missing}; it answers {list(predicted.columns)}")
+            raise ValueError(
+                f"the model answers no probability for class(es) {missing}; it answers {list(predicted.columns)}"
+            )
         return predicted[list(classes)].to_numpy(dtype=float)
     return np.asarray(predicted, dtype=float)
 
 
 def measure_drift(
-    lake: DataLake, keys: DriftInputs, spec: UseCaseSpec, reference: dict[str, Any], version: str, days: Sequence[str],
+    lake: DataLake,
+    keys: DriftInputs,
+    spec: UseCaseSpec,
+    reference: dict[str, Any],
+    version: str,
+    days: Sequence[str],
 ) -> Iterator[DayResult]:
     """Each day's PSI per feature against the champion's training bins, and of the day's scores against its
     holdout scores when the champion itself scored that day; warm-up days and days without events
@@ -267,12 +312,16 @@ def measure_drift(
             yield DayResult(day, _drift_frame(day, {}, version), [passed(DRIFT_CHECK, day, note, measured=False)], note)
             continue
         if len(features) < spec.drift.min_rows:
-            yield DayResult(day, _drift_frame(day, {}, version), drift_too_few_rows(day, len(features), spec.drift.min_rows))
+            yield DayResult(
+                day, _drift_frame(day, {}, version), drift_too_few_rows(day, len(features), spec.drift.min_rows)
+            )
             continue
         psi = population_stability(features_reference, features)
         if SCORE in reference and day in scored_days:
             psi.update(_score_psi(lake, keys.predictions, day, reference[SCORE], version))
-        yield DayResult(day, _drift_frame(day, psi, version), validate_drift(psi, spec.drift.psi_threshold, day, METHOD))
+        yield DayResult(
+            day, _drift_frame(day, psi, version), validate_drift(psi, spec.drift.psi_threshold, day, METHOD)
+        )
 
 
 @dataclass(frozen=True)
@@ -290,11 +339,14 @@ def _typed_strings(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _drift_frame(day: str, psi: dict[str, float], version: str) -> pd.DataFrame:
-    return pd.DataFrame({
-        DAY: pd.Series([day] * len(psi), dtype="string"), "feature": pd.Series(list(psi), dtype="string"),
-        "psi": pd.Series(list(psi.values()), dtype="float64"),
-        "champion_version": pd.Series([version] * len(psi), dtype="string"),
-    })
+    return pd.DataFrame(
+        {
+            DAY: pd.Series([day] * len(psi), dtype="string"),
+            "feature": pd.Series(list(psi), dtype="string"),
+            "psi": pd.Series(list(psi.values()), dtype="float64"),
+            "champion_version": pd.Series([version] * len(psi), dtype="string"),
+        }
+    )
 
 
 def _score_psi(lake: DataLake, predictions_key: Any, day: str, bins: dict, version: str) -> dict[str, float]:

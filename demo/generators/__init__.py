@@ -23,5 +23,9 @@ Generator = Callable[..., Iterator[tuple[dt.date, pd.DataFrame]]]
 
 def generators() -> dict[str, Generator]:
     """Data of the shipped use cases, by use-case name."""
-    return {"churn": generate_churn_events, "fraud": generate_fraud_events, "prices": generate_price_events,
-            "news": generate_news_events}
+    return {
+        "churn": generate_churn_events,
+        "fraud": generate_fraud_events,
+        "prices": generate_price_events,
+        "news": generate_news_events,
+    }

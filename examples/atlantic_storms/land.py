@@ -26,8 +26,16 @@ import pandas as pd
 from demo.landing import land_days
 
 HURRICANE_KNOTS = 64  # maximum sustained wind of a hurricane (Saffir-Simpson category 1 and above)
-KEPT = ["name", "time", "lat", "long", "pressure", "tropicalstorm_force_diameter", "hurricane_force_diameter",
-        "hurricane"]
+KEPT = [
+    "name",
+    "time",
+    "lat",
+    "long",
+    "pressure",
+    "tropicalstorm_force_diameter",
+    "hurricane_force_diameter",
+    "hurricane",
+]
 
 
 def storms() -> pd.DataFrame:
@@ -48,19 +56,34 @@ def land(directory: Path, first_day: str | None = None, last_day: str | None = N
     last = dt.date.fromisoformat(last_day) if last_day else dt.date.max
     frame = storms()
     day = frame["time"].dt.date
-    return land_days(directory, (
-        (name, frame[day == name].sort_values("time", kind="stable"))
-        for name in sorted(day.unique()) if first <= name <= last
-    ), file_format="parquet")
+    return land_days(
+        directory,
+        (
+            (name, frame[day == name].sort_values("time", kind="stable"))
+            for name in sorted(day.unique())
+            if first <= name <= last
+        ),
+        file_format="parquet",
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("directory", type=Path, help="where the day files go (inside $ML_PLATFORM_DATA_DIR)")
-    parser.add_argument("--from", dest="first", type=dt.date.fromisoformat, default=None,
-                        help="first day YYYY-MM-DD (default: the first, 1975-06-27)")
-    parser.add_argument("--to", dest="last", type=dt.date.fromisoformat, default=None,
-                        help="last day YYYY-MM-DD (default: the last, 2022-11-11)")
+    parser.add_argument(
+        "--from",
+        dest="first",
+        type=dt.date.fromisoformat,
+        default=None,
+        help="first day YYYY-MM-DD (default: the first, 1975-06-27)",
+    )
+    parser.add_argument(
+        "--to",
+        dest="last",
+        type=dt.date.fromisoformat,
+        default=None,
+        help="last day YYYY-MM-DD (default: the last, 2022-11-11)",
+    )
     args = parser.parse_args()
     paths = land(args.directory, args.first and args.first.isoformat(), args.last and args.last.isoformat())
     if not paths:

@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 
-def generate_telemetry(start: dt.date, days: int, machines: int = 80, seed: int = 0) -> Iterator[tuple[dt.date, pd.DataFrame]]:
+def generate_telemetry(
+    start: dt.date, days: int, machines: int = 80, seed: int = 0
+) -> Iterator[tuple[dt.date, pd.DataFrame]]:
     rng = np.random.default_rng(seed)
     base_temperature = rng.normal(60, 5, size=machines)
     base_vibration = rng.uniform(2, 4, size=machines)
@@ -32,20 +34,35 @@ def generate_telemetry(start: dt.date, days: int, machines: int = 80, seed: int 
         stress = np.clip(1 - to_failure / 8, 0, 1)  # rises over the 8 days before a failure
         temperature = base_temperature[machine] + 25 * stress + rng.normal(0, 3, size=len(machine))
         vibration = base_vibration[machine] * (1 + 2.5 * stress) + rng.normal(0, 0.5, size=len(machine))
-        frame = pd.DataFrame({
-            "machine_id": machine, "hour": hour, "kind": "reading",
-            "temperature_c": temperature.round(2), "vibration_mm_s": np.abs(vibration).round(3), "failed": 0,
-        })
+        frame = pd.DataFrame(
+            {
+                "machine_id": machine,
+                "hour": hour,
+                "kind": "reading",
+                "temperature_c": temperature.round(2),
+                "vibration_mm_s": np.abs(vibration).round(3),
+                "failed": 0,
+            }
+        )
         failing = np.flatnonzero(failure_day == offset)
-        events = pd.DataFrame({
-            "machine_id": np.concatenate([failing, failing]), "hour": np.concatenate([np.full(len(failing), 12), np.full(len(failing), 18)]),
-            "kind": ["failure"] * len(failing) + ["maintenance"] * len(failing),
-            "temperature_c": np.nan, "vibration_mm_s": np.nan,
-            "failed": np.array([1] * len(failing) + [0] * len(failing), dtype=np.int64),
-        })
+        events = pd.DataFrame(
+            {
+                "machine_id": np.concatenate([failing, failing]),
+                "hour": np.concatenate([np.full(len(failing), 12), np.full(len(failing), 18)]),
+                "kind": ["failure"] * len(failing) + ["maintenance"] * len(failing),
+                "temperature_c": np.nan,
+                "vibration_mm_s": np.nan,
+                "failed": np.array([1] * len(failing) + [0] * len(failing), dtype=np.int64),
+            }
+        )
         failure_day[failing] = offset + rng.integers(15, 70, size=len(failing))
         frame = pd.concat([frame, events], ignore_index=True).sort_values(["hour", "machine_id"], kind="stable")
-        frame.insert(0, "event_time", pd.Timestamp(day, tz="UTC") + pd.to_timedelta(frame.pop("hour") * 3600 + rng.integers(0, 3600, size=len(frame)), unit="s"))
+        frame.insert(
+            0,
+            "event_time",
+            pd.Timestamp(day, tz="UTC")
+            + pd.to_timedelta(frame.pop("hour") * 3600 + rng.integers(0, 3600, size=len(frame)), unit="s"),
+        )
         frame.insert(0, "reading_id", [f"m{day:%Y%m%d}-{i:06d}" for i in range(len(frame))])
         yield day, frame.reset_index(drop=True)
 

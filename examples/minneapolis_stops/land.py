@@ -31,16 +31,21 @@ def stops() -> pd.DataFrame:
     return frame.assign(date=pd.to_datetime(frame["date"], utc=True))
 
 
-def land(directory: Path, days: int, per_day: int | None = None, first_day: str = FIRST_FULL_DAY,
-         seed: int = 0) -> list[Path]:
+def land(
+    directory: Path, days: int, per_day: int | None = None, first_day: str = FIRST_FULL_DAY, seed: int = 0
+) -> list[Path]:
     """`days` UTC days from `first_day` as `<directory>/YYYY-MM-DD.parquet` (at most `per_day` stops a day)."""
     dt.date.fromisoformat(first_day)  # a clear error for a malformed date
     frame = stops()
     day = frame["date"].dt.date.astype(str)
-    return land_days(directory, (
-        (dt.date.fromisoformat(name), at_most(frame[day == name], per_day, seed).sort_values("date", kind="stable"))
-        for name in sorted(day[day >= first_day].unique())[:days]
-    ), file_format="parquet")
+    return land_days(
+        directory,
+        (
+            (dt.date.fromisoformat(name), at_most(frame[day == name], per_day, seed).sort_values("date", kind="stable"))
+            for name in sorted(day[day >= first_day].unique())[:days]
+        ),
+        file_format="parquet",
+    )
 
 
 def main() -> None:

@@ -35,10 +35,17 @@ def land(directory: Path, days: int, per_day: int | None = None, seed: int = 0) 
     """The first `days` UTC days as `<directory>/YYYY-MM-DD.csv` (at most `per_day` flights a day, sampled)."""
     frame = flights()
     day = pd.to_datetime(frame["departure"], utc=True).dt.date.astype(str)
-    return land_days(directory, (
-        (dt.date.fromisoformat(name), at_most(frame[day == name], per_day, seed).sort_values("departure", kind="stable"))
-        for name in sorted(day.unique())[:days]
-    ), file_format="csv")
+    return land_days(
+        directory,
+        (
+            (
+                dt.date.fromisoformat(name),
+                at_most(frame[day == name], per_day, seed).sort_values("departure", kind="stable"),
+            )
+            for name in sorted(day.unique())[:days]
+        ),
+        file_format="csv",
+    )
 
 
 def main() -> None:

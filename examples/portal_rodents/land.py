@@ -40,23 +40,40 @@ def land(directory: Path, first_day: str | None = None, last_day: str | None = N
     first = (dt.date.fromisoformat(first_day) if first_day else dt.date.min).isoformat()
     last = (dt.date.fromisoformat(last_day) if last_day else dt.date.max).isoformat()
     frame = captures()
-    return land_days(directory, (
-        (dt.date.fromisoformat(day), frame[frame["date"] == day].sort_values("record_id", kind="stable"))
-        for day in sorted(frame["date"].unique()) if first <= day <= last
-    ), file_format="csv")
+    return land_days(
+        directory,
+        (
+            (dt.date.fromisoformat(day), frame[frame["date"] == day].sort_values("record_id", kind="stable"))
+            for day in sorted(frame["date"].unique())
+            if first <= day <= last
+        ),
+        file_format="csv",
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("directory", type=Path, help="where the day files go (inside $ML_PLATFORM_DATA_DIR)")
-    parser.add_argument("--from", dest="first", type=dt.date.fromisoformat, default=None,
-                        help="first day YYYY-MM-DD (default: the first, 1977-07-16)")
-    parser.add_argument("--to", dest="last", type=dt.date.fromisoformat, default=None,
-                        help="last day YYYY-MM-DD (default: the last, 2002-12-31)")
+    parser.add_argument(
+        "--from",
+        dest="first",
+        type=dt.date.fromisoformat,
+        default=None,
+        help="first day YYYY-MM-DD (default: the first, 1977-07-16)",
+    )
+    parser.add_argument(
+        "--to",
+        dest="last",
+        type=dt.date.fromisoformat,
+        default=None,
+        help="last day YYYY-MM-DD (default: the last, 2002-12-31)",
+    )
     args = parser.parse_args()
     paths = land(args.directory, args.first and args.first.isoformat(), args.last and args.last.isoformat())
     if not paths:
-        parser.error(f"nothing landed in {args.directory}: no trapping night in that range, or the days are there already")
+        parser.error(
+            f"nothing landed in {args.directory}: no trapping night in that range, or the days are there already"
+        )
     print(f"landed {len(paths)} day files in {args.directory} ({paths[0].stem}..{paths[-1].stem})")
 
 

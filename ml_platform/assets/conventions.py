@@ -24,23 +24,66 @@ PLATFORM_VERSION = importlib.metadata.version("ml_platform")
 
 # The spec fields (dotted paths) each asset's own computation reads, by stage; the use case's name is in the key.
 DEFINED_BY: dict[str, tuple[str, ...]] = {
-    "raw_events": ("source", "columns", "timestamp_column", "event_id_column", "unique_columns", "label",
-                   "gates.min_rows_per_day", "gates.severity"),
-    "features": ("grain", "entity_column", "columns", "timestamp_column", "event_id_column", "unique_columns", "label",
-                 "features"),
+    "raw_events": (
+        "source",
+        "columns",
+        "timestamp_column",
+        "event_id_column",
+        "unique_columns",
+        "label",
+        "gates.min_rows_per_day",
+        "gates.severity",
+    ),
+    "features": (
+        "grain",
+        "entity_column",
+        "columns",
+        "timestamp_column",
+        "event_id_column",
+        "unique_columns",
+        "label",
+        "features",
+    ),
     "predictions": ("grain", "entity_column", "event_id_column", "columns", "label", "features"),
     "drift": ("features", "drift"),
     "report": ("columns", "label", "features"),
     "performance": ("label", "gates.compare_metric", "monitoring.performance_source", "monitoring.consecutive_days"),
-    "training_set": ("label", "features", "training.window_days", "training.holdout_days", "training.max_rows",
-                     "training.seed"),
-    "model": ("label", "features", "model", "training", "gates.min_metrics", "gates.max_metrics", "gates.compare_metric",
-              "gates.significance_level", "gates.bootstrap_resamples"),
+    "training_set": (
+        "label",
+        "features",
+        "training.window_days",
+        "training.holdout_days",
+        "training.max_rows",
+        "training.seed",
+    ),
+    "model": (
+        "label",
+        "features",
+        "model",
+        "training",
+        "gates.min_metrics",
+        "gates.max_metrics",
+        "gates.compare_metric",
+        "gates.significance_level",
+        "gates.bootstrap_resamples",
+    ),
     "champion": ("gates.compare_metric",),
-    "shadow_predictions": ("grain", "entity_column", "event_id_column", "columns", "label", "features",
-                           "monitoring.shadow_versions"),
-    "shadow_comparison": ("label", "gates.compare_metric", "gates.significance_level", "gates.bootstrap_resamples",
-                          "training.seed"),
+    "shadow_predictions": (
+        "grain",
+        "entity_column",
+        "event_id_column",
+        "columns",
+        "label",
+        "features",
+        "monitoring.shadow_versions",
+    ),
+    "shadow_comparison": (
+        "label",
+        "gates.compare_metric",
+        "gates.significance_level",
+        "gates.bootstrap_resamples",
+        "training.seed",
+    ),
 }
 
 
@@ -79,5 +122,6 @@ def daily_freshness(spec: UseCaseSpec) -> dg.FreshnessPolicy:
 def _cron_freshness(daily_at: str, late_after_minutes: int, timezone: str) -> dg.FreshnessPolicy:
     late = dt.timedelta(minutes=late_after_minutes)
     deadline = dt.datetime.combine(dt.date.min, dt.time.fromisoformat(daily_at)) + late
-    return dg.FreshnessPolicy.cron(deadline_cron=f"{deadline.minute} {deadline.hour} * * *", lower_bound_delta=late,
-                                   timezone=timezone)
+    return dg.FreshnessPolicy.cron(
+        deadline_cron=f"{deadline.minute} {deadline.hour} * * *", lower_bound_delta=late, timezone=timezone
+    )

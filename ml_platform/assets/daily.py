@@ -8,7 +8,6 @@ each day passes its `PartitionGate` before its file is written, and a day
 that depends on a day an earlier stage failed fails too.
 """
 
-
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -80,8 +79,10 @@ def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> Dai
         columns=[
             *[dg.TableColumn(name, spec.column(name).dtype) for name in spec.key_columns],
             dg.TableColumn(DAY, "string", description="Partition day (features use events up to and including it)"),
-            *[dg.TableColumn(f.name, "string" if f.agg == "category" else "float64", description=describe_feature(f))
-              for f in spec.expanded_features],
+            *[
+                dg.TableColumn(f.name, "string" if f.agg == "category" else "float64", description=describe_feature(f))
+                for f in spec.expanded_features
+            ],
         ]
     )
 
@@ -124,8 +125,10 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
         mlflow: MlflowResource = context.resources.mlflow
         champion = mlflow.version_by_alias(spec.name, CHAMPION)
         if champion is None:
-            raise dg.Failure(f"{spec.name}: no model has alias '{CHAMPION}' yet; materialize {spec.name}/champion first",
-                             allow_retries=False)  # a definite answer: retrying cannot change it
+            raise dg.Failure(
+                f"{spec.name}: no model has alias '{CHAMPION}' yet; materialize {spec.name}/champion first",
+                allow_retries=False,
+            )  # a definite answer: retrying cannot change it
         model = mlflow.load_model(spec.name, champion.version)
         gate, failed_features = step.gate(key), step.failed_days(features_key)
         days = [day for day in context.partition_keys if day not in failed_features]
@@ -160,19 +163,29 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
 
 
 def _predictions_schema(spec: UseCaseSpec) -> dg.TableSchema:
-    return dg.TableSchema(columns=[
-        *[dg.TableColumn(name, spec.column(name).dtype) for name in spec.key_columns],
-        dg.TableColumn(DAY, "string"),
-        *([dg.TableColumn(steps.PREDICTED_CLASS, "string", description="The most probable class")]
-          if spec.label.task == "multiclass" else []),
-        dg.TableColumn("score", "float64", description="Predicted probability of the label (of the predicted class), "
-                       "or the forecast value"),
-        dg.TableColumn("model_version", "string", description="Registered MLflow version that scored the row"),
-    ])
+    return dg.TableSchema(
+        columns=[
+            *[dg.TableColumn(name, spec.column(name).dtype) for name in spec.key_columns],
+            dg.TableColumn(DAY, "string"),
+            *(
+                [dg.TableColumn(steps.PREDICTED_CLASS, "string", description="The most probable class")]
+                if spec.label.task == "multiclass"
+                else []
+            ),
+            dg.TableColumn(
+                "score",
+                "float64",
+                description="Predicted probability of the label (of the predicted class), or the forecast value",
+            ),
+            dg.TableColumn("model_version", "string", description="Registered MLflow version that scored the row"),
+        ]
+    )
 
 
 def _store(
-    gate: PartitionGate, lake: DataLake, result: steps.DayResult,
+    gate: PartitionGate,
+    lake: DataLake,
+    result: steps.DayResult,
     describe: Callable[[pd.DataFrame], dict[str, Any]] = lambda frame: {},
 ) -> bool:
     """Write a step's day to the lake if its gate admits it and note it as written, with the day's

@@ -52,9 +52,17 @@ def performance(spec: UseCaseSpec) -> dg.AssetKey:
 
 
 STAGES = {
-    "raw_events": raw_events, "features": features, "training_set": training_set, "model": model,
-    "champion": champion, "predictions": predictions, "drift": drift, "report": report, "performance": performance,
-    "shadow_predictions": shadow_predictions, "shadow_comparison": shadow_comparison,
+    "raw_events": raw_events,
+    "features": features,
+    "training_set": training_set,
+    "model": model,
+    "champion": champion,
+    "predictions": predictions,
+    "drift": drift,
+    "report": report,
+    "performance": performance,
+    "shadow_predictions": shadow_predictions,
+    "shadow_comparison": shadow_comparison,
 }
 
 

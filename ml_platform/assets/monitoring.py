@@ -17,10 +17,14 @@ from ml_platform.features.drift import METHOD, SCORE
 from ml_platform.resources.mlflow_resource import CHAMPION, MlflowResource
 from ml_platform.spec import UseCaseSpec
 
-SCHEMA = dg.TableSchema(columns=[
-    dg.TableColumn(DAY, "string"), dg.TableColumn("feature", "string", description=f"a feature, or {SCORE}"),
-    dg.TableColumn("psi", "float64"), dg.TableColumn("champion_version", "string"),
-])
+SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn(DAY, "string"),
+        dg.TableColumn("feature", "string", description=f"a feature, or {SCORE}"),
+        dg.TableColumn("psi", "float64"),
+        dg.TableColumn("champion_version", "string"),
+    ]
+)
 
 
 def drift_stage(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> DailyStage:
@@ -48,8 +52,12 @@ def drift_stage(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> D
             gate.evaluate(result.day, [replace(outcome, severity="warn") for outcome in result.outcomes])
             lake.write_partition(key, result.day, result.frame)
             day_worst = float(result.frame["psi"].max()) if len(result.frame) else None
-            gate.record_written(result.day, len(result.frame), **({"max_psi": day_worst} if day_worst is not None else {}),
-                                **result.note_metadata)
+            gate.record_written(
+                result.day,
+                len(result.frame),
+                **({"max_psi": day_worst} if day_worst is not None else {}),
+                **result.note_metadata,
+            )
             worst = max(worst, day_worst or 0.0)
         yield from gate.conclude(max_psi=worst, champion_version=version, method=METHOD)
 
@@ -60,12 +68,22 @@ def drift_stage(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> D
             f"champion's training data, and of the day's scores ('{SCORE}') against the champion's holdout "
             f"scores. PSI above {limit} on {spec.drift.consecutive_days} consecutive days triggers retraining "
             "once per drift episode (the drift sensor).",
-            kinds={"parquet", "pandas"}, deps=[inputs.features, inputs.predictions, keys.champion(spec)],
-            group_name=spec.name, owners=spec.owners, metadata={"dagster/column_schema": SCHEMA},
+            kinds={"parquet", "pandas"},
+            deps=[inputs.features, inputs.predictions, keys.champion(spec)],
+            group_name=spec.name,
+            owners=spec.owners,
+            metadata={"dagster/column_schema": SCHEMA},
             **daily_conventions(spec, "drift"),
         ),
-        [partitioned_check_spec(DRIFT_CHECK, key, partitions_def,
-                                f"Every feature's PSI is at most {limit} (warning, not blocking)", blocking=False)],
+        [
+            partitioned_check_spec(
+                DRIFT_CHECK,
+                key,
+                partitions_def,
+                f"Every feature's PSI is at most {limit} (warning, not blocking)",
+                blocking=False,
+            )
+        ],
         drift,
         resource_keys=frozenset({"mlflow"}),
     )

@@ -59,20 +59,34 @@ def champion_record(mlflow: MlflowResource, spec: UseCaseSpec, version: str) -> 
     metric = spec.gates.compare_metric
     bound = holdout.get(f"{metric}_ci_high" if perf.lower_is_better(metric) else f"{metric}_ci_low")
     calibration = registered.tags.get(CALIBRATION_TAG)
-    return ChampionRecord(version, float(threshold) if threshold else None, json.loads(calibration) if calibration else None,
-                          holdout, bound)
+    return ChampionRecord(
+        version,
+        float(threshold) if threshold else None,
+        json.loads(calibration) if calibration else None,
+        holdout,
+        bound,
+    )
 
 
 def day_performance(
-    spec: UseCaseSpec, lake: DataLake, day: str, champion: ChampionRecord, raw_days: set[str],
+    spec: UseCaseSpec,
+    lake: DataLake,
+    day: str,
+    champion: ChampionRecord,
+    raw_days: set[str],
 ) -> dict[str, Any]:
     """One day's row: rows, coverage, the version, its bound, estimated and (labels complete) realized metrics."""
     predictions = lake.read(keys.predictions(spec), [day])
     estimated = perf.estimated_metrics(spec, predictions, champion.threshold, champion.holdout, champion.calibration)
     warm_from = first_complete_day(spec, sorted(raw_days))
-    row: dict[str, Any] = {DAY: day, VERSION: champion.version, "rows": len(predictions), BOUND: champion.bound,
-                           WARM_UP: warm_from is None or day < warm_from,
-                           **{f"estimated_{name}": value for name, value in estimated.items()}}
+    row: dict[str, Any] = {
+        DAY: day,
+        VERSION: champion.version,
+        "rows": len(predictions),
+        BOUND: champion.bound,
+        WARM_UP: warm_from is None or day < warm_from,
+        **{f"estimated_{name}": value for name, value in estimated.items()},
+    }
     if not perf.labels_complete(spec, day, raw_days):
         return row
     events = perf.read_label_events(lake, spec, keys.raw_events(spec), [day])
@@ -80,18 +94,23 @@ def day_performance(
     joined = perf.join_labels(spec, predictions, events, features)
     realized = perf.realized_metrics(spec, joined, champion.threshold)
     gates, metric = spec.gates, spec.gates.compare_metric
-    interval = perf.realized_interval(spec, joined, metric, champion.threshold, DAY_RESAMPLES,
-                                      1 - 2 * gates.significance_level, spec.training.seed)
+    interval = perf.realized_interval(
+        spec, joined, metric, champion.threshold, DAY_RESAMPLES, 1 - 2 * gates.significance_level, spec.training.seed
+    )
     if interval is not None:
         realized.update({f"{metric}_ci_low": interval[0], f"{metric}_ci_high": interval[1]})
     return {
-        **row, "labelled_rows": int(joined[perf.LABEL].notna().sum()), "label_coverage": perf.coverage(joined),
+        **row,
+        "labelled_rows": int(joined[perf.LABEL].notna().sum()),
+        "label_coverage": perf.coverage(joined),
         **{f"realized_{name}": value for name, value in realized.items()},
         **{f"estimation_error_{name}": value for name, value in perf.estimation_errors(realized, estimated).items()},
     }
 
 
-def build_performance_asset(spec: UseCaseSpec, partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.AssetsDefinition:
+def build_performance_asset(
+    spec: UseCaseSpec, partitions_def: dg.TimeWindowPartitionsDefinition
+) -> dg.AssetsDefinition:
     with warnings.catch_warnings():  # beta, knowingly: a single-run backfill policy on @asset, and label days
         warnings.simplefilter("ignore", dg.BetaWarning)  # that do not exist yet for the newest days
         return _performance_asset(spec, partitions_def)
@@ -107,23 +126,32 @@ def _performance_asset(spec: UseCaseSpec, partitions_def: dg.TimeWindowPartition
 
     @dg.multi_asset(  # one skippable spec: a run over a range records each day's materialization itself
         name=f"{spec.name}__performance",
-        specs=[dg.AssetSpec(
-            key, skippable=True,
-            deps=[dg.AssetDep(predictions_key), dg.AssetDep(raw_key, partition_mapping=label_days)],
-            automation_condition=performance_condition(predictions_key, raw_key),
-            group_name=spec.name, owners=spec.owners, code_version=code_version(spec, "performance"),
-            kinds={"parquet", "mlflow"},
-            description=f"{spec.name}: realized metrics of each scored day once its labels matured (raw days up to "
-            f"D+{horizon}), metrics estimated from the scores before that (confidence-based for classifiers), the "
-            f"estimation error, rows, label coverage and the champion version that scored the day.",
-        )],
+        specs=[
+            dg.AssetSpec(
+                key,
+                skippable=True,
+                deps=[dg.AssetDep(predictions_key), dg.AssetDep(raw_key, partition_mapping=label_days)],
+                automation_condition=performance_condition(predictions_key, raw_key),
+                group_name=spec.name,
+                owners=spec.owners,
+                code_version=code_version(spec, "performance"),
+                kinds={"parquet", "mlflow"},
+                description=f"{spec.name}: realized metrics of each scored day once its labels matured (raw days up to "
+                f"D+{horizon}), metrics estimated from the scores before that (confidence-based for classifiers), the "
+                f"estimation error, rows, label coverage and the champion version that scored the day.",
+            )
+        ],
         **ranged(partitions_def),  # as the daily step: a range is one run, and its outputs are optional
-        check_specs=[partitioned_check_spec(
-            PERFORMANCE_CHECK, key, partitions_def,
-            f"{gate_column(spec)} within the champion's holdout interval of {metric} on at least one of "
-            f"{needed} consecutive scored days (the performance sensor retrains once per failing episode)",
-            blocking=True,
-        )],
+        check_specs=[
+            partitioned_check_spec(
+                PERFORMANCE_CHECK,
+                key,
+                partitions_def,
+                f"{gate_column(spec)} within the champion's holdout interval of {metric} on at least one of "
+                f"{needed} consecutive scored days (the performance sensor retrains once per failing episode)",
+                blocking=True,
+            )
+        ],
         required_resource_keys={"lake", "mlflow"},
     )
     def performance(context: dg.AssetExecutionContext) -> Iterator[Any]:
@@ -169,14 +197,27 @@ def _with_history(lake: DataLake, key: dg.AssetKey, rows: pd.DataFrame, first: s
 
 def _metadata(spec: UseCaseSpec, row: dict[str, Any]) -> dict[str, Any]:
     """The day's partition metadata: numbers as floats (plotted), the version as text, where labels stand."""
-    numbers = {name: float(value) for name, value in row.items()
-               if name.startswith(("realized_", "estimated_", "estimation_error_")) and pd.notna(value)}
+    numbers = {
+        name: float(value)
+        for name, value in row.items()
+        if name.startswith(("realized_", "estimated_", "estimation_error_")) and pd.notna(value)
+    }
     last_label_day = label_input_days(spec, [row[DAY]])[-1]
     labels = "complete" if "label_coverage" in row else f"pending until raw day {last_label_day} lands"
-    extra = {"label_coverage": float(row["label_coverage"]), "labelled_rows": int(row["labelled_rows"])} \
-        if "label_coverage" in row else {}
+    extra = (
+        {"label_coverage": float(row["label_coverage"]), "labelled_rows": int(row["labelled_rows"])}
+        if "label_coverage" in row
+        else {}
+    )
     bound = {"holdout_bound": float(row[BOUND])} if row[BOUND] is not None else {}
-    return {"champion_version": row[VERSION], "labels": labels, "warm_up": bool(row[WARM_UP]), **extra, **bound, **numbers}
+    return {
+        "champion_version": row[VERSION],
+        "labels": labels,
+        "warm_up": bool(row[WARM_UP]),
+        **extra,
+        **bound,
+        **numbers,
+    }
 
 
 def newest_measured(lake: DataLake, spec: UseCaseSpec, lookback_days: int = HISTORY_DAYS) -> dict[str, pd.Series]:
@@ -201,8 +242,12 @@ def performance_summary(lake: DataLake, spec: UseCaseSpec) -> list[str]:
     for source, row in newest.items():
         value = row.get(f"{source}_{metric}")
         shown = f"{metric} {value:.4f}" if pd.notna(value) else f"no {metric}"
-        coverage = f", label coverage {row['label_coverage']:.0%}" if source == "realized" and "label_coverage" in row else ""
+        coverage = (
+            f", label coverage {row['label_coverage']:.0%}" if source == "realized" and "label_coverage" in row else ""
+        )
         lines.append(f"  performance {source} on {row[DAY]}: {shown} (champion v{row[VERSION]}{coverage})")
     if "realized" not in newest:
-        lines.append(f"  performance realized: no day's labels matured yet (label horizon {spec.label.horizon_days} day(s))")
+        lines.append(
+            f"  performance realized: no day's labels matured yet (label horizon {spec.label.horizon_days} day(s))"
+        )
     return lines

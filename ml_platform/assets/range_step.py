@@ -78,8 +78,11 @@ class DailyStage:
 def ranged(partitions_def: dg.PartitionsDefinition, max_days_per_run: int | None = None) -> dict[str, Any]:
     """How every daily asset runs: any subset of its assets; a backfill of any range is one run, or runs of
     `max_days_per_run` days that the run queue starts side by side (spec `backfill.max_days_per_run`)."""
-    policy = (dg.BackfillPolicy.single_run() if max_days_per_run is None
-              else dg.BackfillPolicy.multi_run(max_partitions_per_run=max_days_per_run))
+    policy = (
+        dg.BackfillPolicy.single_run()
+        if max_days_per_run is None
+        else dg.BackfillPolicy.multi_run(max_partitions_per_run=max_days_per_run)
+    )
     return {"partitions_def": partitions_def, "backfill_policy": policy, "can_subset": True}
 
 

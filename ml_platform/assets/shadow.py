@@ -15,7 +15,6 @@ With `gates.live_evidence_days: N > 0`, a challenger that passed its holdout gat
 does not promote it) until the live-evidence sensor sees it significantly better over >= N live days.
 """
 
-
 import datetime as dt
 import warnings
 from collections.abc import Iterator, Sequence
@@ -42,7 +41,9 @@ SHADOW, CHAMPION_SIDE = "shadow", "champion"
 
 
 def shadow_assets(spec: UseCaseSpec, partitions_def: dg.TimeWindowPartitionsDefinition) -> list[dg.AssetsDefinition]:
-    with warnings.catch_warnings():  # beta, knowingly: a single-run backfill policy on @asset (every CLI call loads them)
+    with (
+        warnings.catch_warnings()
+    ):  # beta, knowingly: a single-run backfill policy on @asset (every CLI call loads them)
         warnings.simplefilter("ignore", dg.BetaWarning)
         return [_shadow_predictions(spec, partitions_def), _shadow_comparison(spec, partitions_def)]
 
@@ -54,10 +55,15 @@ def versions_in_shadow(spec: UseCaseSpec, mlflow: MlflowResource) -> tuple[str |
     existing = sorted(int(v.version) for v in mlflow.client().search_model_versions(f"name='{spec.name}'"))
     missing = [v for v in spec.monitoring.shadow_versions if v not in existing]
     if missing:
-        raise dg.Failure(f"{spec.name}: spec field monitoring.shadow_versions lists version(s) {missing} that are not "
-                         f"registered; expected some of {existing or 'none'}", allow_retries=False)
+        raise dg.Failure(
+            f"{spec.name}: spec field monitoring.shadow_versions lists version(s) {missing} that are not "
+            f"registered; expected some of {existing or 'none'}",
+            allow_retries=False,
+        )
     challengers = [v for v in existing if str(v) != champion_version]
-    chosen = {*challengers[-1:], *spec.monitoring.shadow_versions} - ({int(champion_version)} if champion_version else set())
+    chosen = {*challengers[-1:], *spec.monitoring.shadow_versions} - (
+        {int(champion_version)} if champion_version else set()
+    )
     return champion_version, [str(v) for v in sorted(chosen)]
 
 
@@ -71,10 +77,16 @@ def _shadow_predictions(spec: UseCaseSpec, partitions_def: dg.TimeWindowPartitio
         "compared with the champion in shadow_comparison once the labels mature.",
         deps=[features_key],
         automation_condition=dg.AutomationCondition.eager(),
-        group_name=spec.name, owners=spec.owners, kinds={"parquet", "mlflow"}, **daily_conventions(spec, "shadow_predictions"),
-        partitions_def=partitions_def, backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name=spec.name,
+        owners=spec.owners,
+        kinds={"parquet", "mlflow"},
+        **daily_conventions(spec, "shadow_predictions"),
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
     )
-    def shadow_predictions(context: dg.AssetExecutionContext, lake: DataLake, mlflow: MlflowResource) -> dg.MaterializeResult:
+    def shadow_predictions(
+        context: dg.AssetExecutionContext, lake: DataLake, mlflow: MlflowResource
+    ) -> dg.MaterializeResult:
         champion, versions = versions_in_shadow(spec, mlflow)
         days = context.partition_keys
         scored: dict[str, list[pd.DataFrame]] = {day: [] for day in days}
@@ -85,15 +97,31 @@ def _shadow_predictions(spec: UseCaseSpec, partitions_def: dg.TimeWindowPartitio
                     problems = "; ".join(o.message for o in result.outcomes if not o.passed)
                     raise dg.Failure(f"{key.to_user_string()} {result.day}: version {version} not scored: {problems}")
                 scored[result.day].append(result.frame)
-        note = None if versions else (f"no version to shadow: none is registered besides the champion "
-                                      f"(v{champion})" if champion else "no version to shadow: no registered version")
+        note = (
+            None
+            if versions
+            else (
+                f"no version to shadow: none is registered besides the champion (v{champion})"
+                if champion
+                else "no version to shadow: no registered version"
+            )
+        )
         for day in days:
-            frame = pd.concat(scored[day], ignore_index=True) if scored[day] else _no_scores(spec, lake, features_key, day)
+            frame = (
+                pd.concat(scored[day], ignore_index=True) if scored[day] else _no_scores(spec, lake, features_key, day)
+            )
             lake.write_partition(key, day, frame)
-            context.add_asset_metadata({"rows": len(frame), "dagster/row_count": dg.MetadataValue.int(len(frame)),
-                                        **({"note": note} if note else {})}, partition_key=day)
-        return dg.MaterializeResult(metadata={"shadow_versions": ", ".join(versions) or "none",
-                                              "champion_version": champion or "none"})
+            context.add_asset_metadata(
+                {
+                    "rows": len(frame),
+                    "dagster/row_count": dg.MetadataValue.int(len(frame)),
+                    **({"note": note} if note else {}),
+                },
+                partition_key=day,
+            )
+        return dg.MaterializeResult(
+            metadata={"shadow_versions": ", ".join(versions) or "none", "champion_version": champion or "none"}
+        )
 
     return shadow_predictions
 
@@ -124,7 +152,8 @@ def _shadow_comparison(spec: UseCaseSpec, partitions_def: dg.TimeWindowPartition
     labels_matured = (
         dg.AutomationCondition.in_latest_time_window(dt.timedelta(days=horizon + 2))
         & (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
-        & ~dg.AutomationCondition.any_deps_missing() & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
     ).with_label("labels_matured")
 
@@ -133,12 +162,18 @@ def _shadow_comparison(spec: UseCaseSpec, partitions_def: dg.TimeWindowPartition
         description=f"{spec.name}: each shadow version against the champion on the same live rows once their labels "
         f"mature ({horizon} day(s) later): {metric} difference and p-value of the promotion's one-sided paired bootstrap, "
         "for the day and cumulatively over the days the same pair scored (metadata live_*; the Plots tab draws them).",
-        deps=[shadow_key, predictions_key,
-              dg.AssetDep(raw_key, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=0, end_offset=horizon))],
+        deps=[
+            shadow_key,
+            predictions_key,
+            dg.AssetDep(raw_key, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=0, end_offset=horizon)),
+        ],
         automation_condition=labels_matured,
-        group_name=spec.name, owners=spec.owners, kinds={"parquet", "pandas"},
+        group_name=spec.name,
+        owners=spec.owners,
+        kinds={"parquet", "pandas"},
         code_version=code_version(spec, "shadow_comparison"),  # no freshness: it lags the newest day by the horizon
-        partitions_def=partitions_def, backfill_policy=dg.BackfillPolicy.single_run(),
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
     )
     def shadow_comparison(context: dg.AssetExecutionContext, lake: DataLake, mlflow: MlflowResource) -> Iterator[Any]:
         raw_days = set(lake.existing_partitions(raw_key))
@@ -148,15 +183,22 @@ def _shadow_comparison(spec: UseCaseSpec, partitions_def: dg.TimeWindowPartition
         for day in sorted(set(context.partition_keys) - set(immature)):
             paired = paired_rows(spec, lake, day)
             lake.write_partition(key, day, paired)
-            comparisons = [_compare(spec, lake, key, paired, version, thresholds, mlflow)
-                           for version in sorted(paired["shadow_version"].unique(), key=int)]
+            comparisons = [
+                _compare(spec, lake, key, paired, version, thresholds, mlflow)
+                for version in sorted(paired["shadow_version"].unique(), key=int)
+            ]
             recorded[day] = _day_metadata(spec, day, len(paired), comparisons)
-        if immature:  # a backfill reaching the newest days: the compared days are recorded, the step fails naming the rest
+        if (
+            immature
+        ):  # a backfill reaching the newest days: the compared days are recorded, the step fails naming the rest
             for day, metadata in recorded.items():
                 yield dg.AssetMaterialization(key, partition=day, metadata=metadata)
-            raise dg.Failure(f"{key.to_user_string()}: labels not mature for {len(immature)} day(s) {immature[0]}.."
-                             f"{immature[-1]} (the raw days through {horizon} day(s) later are not all materialized); "
-                             f"{len(recorded)} day(s) compared", allow_retries=False)
+            raise dg.Failure(
+                f"{key.to_user_string()}: labels not mature for {len(immature)} day(s) {immature[0]}.."
+                f"{immature[-1]} (the raw days through {horizon} day(s) later are not all materialized); "
+                f"{len(recorded)} day(s) compared",
+                allow_retries=False,
+            )
         for day, metadata in recorded.items():
             context.add_asset_metadata(metadata, partition_key=day)
         yield dg.MaterializeResult()
@@ -176,11 +218,19 @@ def paired_rows(spec: UseCaseSpec, lake: DataLake, day: str) -> pd.DataFrame:
     if shadow.empty:  # nothing to shadow that day, or shadow_predictions not materialized for it
         shadow = pd.DataFrame(columns=[*on, *columns])
     pairs = labelled.rename(columns={c: f"{CHAMPION_SIDE}_{c}" for c in columns}).merge(
-        shadow[[*on, *columns]].rename(columns={c: f"{SHADOW}_{c}" for c in columns}), on=on, how="inner")
-    pairs = pairs.rename(columns={f"{CHAMPION_SIDE}_model_version": "champion_version",
-                                  f"{SHADOW}_model_version": "shadow_version"})
-    keep = [*on, LABEL, *([NAIVE] if NAIVE in pairs else []), "champion_version", "shadow_version",
-            *[f"{side}_{c}" for side in (CHAMPION_SIDE, SHADOW) for c in columns if c != "model_version"]]
+        shadow[[*on, *columns]].rename(columns={c: f"{SHADOW}_{c}" for c in columns}), on=on, how="inner"
+    )
+    pairs = pairs.rename(
+        columns={f"{CHAMPION_SIDE}_model_version": "champion_version", f"{SHADOW}_model_version": "shadow_version"}
+    )
+    keep = [
+        *on,
+        LABEL,
+        *([NAIVE] if NAIVE in pairs else []),
+        "champion_version",
+        "shadow_version",
+        *[f"{side}_{c}" for side in (CHAMPION_SIDE, SHADOW) for c in columns if c != "model_version"],
+    ]
     pairs = pairs.loc[pairs["shadow_version"] != pairs["champion_version"], keep]  # a shadow that became champion
     if spec.label.task != "multiclass":
         pairs[LABEL] = pairs[LABEL].astype("float64")
@@ -188,8 +238,13 @@ def paired_rows(spec: UseCaseSpec, lake: DataLake, day: str) -> pd.DataFrame:
 
 
 def _compare(
-    spec: UseCaseSpec, lake: DataLake, key: dg.AssetKey, day_rows: pd.DataFrame, version: str,
-    thresholds: dict[str, float | None], mlflow: MlflowResource,
+    spec: UseCaseSpec,
+    lake: DataLake,
+    key: dg.AssetKey,
+    day_rows: pd.DataFrame,
+    version: str,
+    thresholds: dict[str, float | None],
+    mlflow: MlflowResource,
 ) -> LiveComparison:
     """The day's and the cumulative test of `version` against the day's champion, on their labelled paired rows."""
     mine = day_rows[day_rows["shadow_version"] == version]
@@ -204,7 +259,9 @@ def _compare(
             thresholds[v] = float(tag) if tag is not None else None
     history = history[history[LABEL].notna()]
     return LiveComparison(
-        shadow_version=version, champion_version=champion, rows=len(mine),
+        shadow_version=version,
+        champion_version=champion,
+        rows=len(mine),
         day=paired_test(spec, mine[mine[LABEL].notna()], thresholds[version], thresholds[champion]),
         cumulative=paired_test(spec, history, thresholds[version], thresholds[champion]),
         days=int(history[DAY].nunique()),
@@ -212,7 +269,10 @@ def _compare(
 
 
 def paired_test(
-    spec: UseCaseSpec, rows: pd.DataFrame, shadow_threshold: float | None, champion_threshold: float | None,
+    spec: UseCaseSpec,
+    rows: pd.DataFrame,
+    shadow_threshold: float | None,
+    champion_threshold: float | None,
 ) -> ImprovementTest | None:
     """The promotion's paired bootstrap (shadow as challenger) on labelled paired rows; None without any."""
     if rows.empty:
@@ -221,16 +281,24 @@ def paired_test(
     if spec.label.task == "multiclass":
         codes = {name: index for index, name in enumerate(spec.classes)}
         labels = rows[LABEL].map(codes).to_numpy(dtype=np.int64)
-        shadow, champion = (np.eye(len(spec.classes))[rows[f"{side}_{steps.PREDICTED_CLASS}"].map(codes).to_numpy(dtype=np.int64)]
-                            for side in (SHADOW, CHAMPION_SIDE))
+        shadow, champion = (
+            np.eye(len(spec.classes))[rows[f"{side}_{steps.PREDICTED_CLASS}"].map(codes).to_numpy(dtype=np.int64)]
+            for side in (SHADOW, CHAMPION_SIDE)
+        )
     else:
         labels = rows[LABEL].to_numpy(dtype=float)
         shadow, champion = (rows[f"{side}_score"].to_numpy(dtype=float) for side in (SHADOW, CHAMPION_SIDE))
     naive = rows[NAIVE].to_numpy(dtype=float) if NAIVE in rows else None
     return paired_bootstrap_test(
-        gates.compare_metric, gates.compare_metric in LOWER_IS_BETTER, labels, naive,
-        (shadow, shadow_threshold), (champion, champion_threshold),
-        resamples=gates.bootstrap_resamples, alpha=gates.significance_level, seed=spec.training.seed,
+        gates.compare_metric,
+        gates.compare_metric in LOWER_IS_BETTER,
+        labels,
+        naive,
+        (shadow, shadow_threshold),
+        (champion, champion_threshold),
+        resamples=gates.bootstrap_resamples,
+        alpha=gates.significance_level,
+        seed=spec.training.seed,
     )
 
 
@@ -240,22 +308,35 @@ def _day_metadata(spec: UseCaseSpec, day: str, rows: int, comparisons: Sequence[
     if not comparisons:
         return {"rows": rows, "note": f"no shadow version scored {day}: nothing to compare"}
     newest = comparisons[-1]
-    metadata: dict[str, Any] = {"shadow_version": newest.shadow_version, "champion_version": newest.champion_version,
-                                "rows": rows, "dagster/row_count": dg.MetadataValue.int(rows)}
+    metadata: dict[str, Any] = {
+        "shadow_version": newest.shadow_version,
+        "champion_version": newest.champion_version,
+        "rows": rows,
+        "dagster/row_count": dg.MetadataValue.int(rows),
+    }
     if newest.day:
-        metadata.update({f"day_delta_{metric}": float(newest.day.improvement), "day_p_value": float(newest.day.p_value)})
+        metadata.update(
+            {f"day_delta_{metric}": float(newest.day.improvement), "day_p_value": float(newest.day.p_value)}
+        )
     if newest.cumulative:
-        metadata.update({f"live_delta_{metric}": float(newest.cumulative.improvement),
-                         "live_p_value": float(newest.cumulative.p_value), "live_days": int(newest.days),
-                         f"live_shadow_{metric}": float(newest.cumulative.challenger),
-                         f"live_champion_{metric}": float(newest.cumulative.champion)})
+        metadata.update(
+            {
+                f"live_delta_{metric}": float(newest.cumulative.improvement),
+                "live_p_value": float(newest.cumulative.p_value),
+                "live_days": int(newest.days),
+                f"live_shadow_{metric}": float(newest.cumulative.challenger),
+                f"live_champion_{metric}": float(newest.cumulative.champion),
+            }
+        )
     metadata["versions"] = dg.MetadataValue.md(_table(metric, comparisons))
     return metadata
 
 
 def _table(metric: str, comparisons: Sequence[LiveComparison]) -> str:
-    lines = [f"| shadow | champion | rows | day {metric} delta (p) | live {metric} delta (p) | live days |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"| shadow | champion | rows | day {metric} delta (p) | live {metric} delta (p) | live days |",
+        "|---|---|---|---|---|---|",
+    ]
     for c in comparisons:
         day = f"{c.day.improvement:+.4f} ({c.day.p_value:.3f})" if c.day else "no labels"
         live = f"{c.cumulative.improvement:+.4f} ({c.cumulative.p_value:.3f})" if c.cumulative else "no labels"
@@ -270,18 +351,24 @@ def latest_live_comparison(instance: dg.DagsterInstance, spec: UseCaseSpec) -> t
     days = sorted(instance.get_materialized_partitions(key))
     if not days:
         return None
-    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, asset_partitions=[days[-1]]), limit=1).records
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[days[-1]]), limit=1
+    ).records
     return days[-1], {name: value.value for name, value in records[0].asset_materialization.metadata.items()}
 
 
-def build_live_evidence_sensor(spec: UseCaseSpec, default_status: dg.DefaultSensorStatus, interval_s: int) -> dg.SensorDefinition:
+def build_live_evidence_sensor(
+    spec: UseCaseSpec, default_status: dg.DefaultSensorStatus, interval_s: int
+) -> dg.SensorDefinition:
     """With `gates.live_evidence_days: N`, requests the audited promote job for a shadow version that passed its
     holdout gates once its cumulative live comparison with the current champion covers >= N days and is
     significantly better (the newest compared day's record); one request per version and champion."""
     key, metric, gates = keys.shadow_comparison(spec), spec.gates.compare_metric, spec.gates
 
     @dg.sensor(
-        name=f"{spec.name}_live_evidence_sensor", job_name=f"{spec.name}_promote", minimum_interval_seconds=interval_s,
+        name=f"{spec.name}_live_evidence_sensor",
+        job_name=f"{spec.name}_promote",
+        minimum_interval_seconds=interval_s,
         default_status=default_status,
         description=f"Promotes a {spec.name} challenger waiting in shadow after {gates.live_evidence_days} live day(s) "
         f"of significantly better paired {metric} (p < {gates.significance_level}).",
@@ -293,7 +380,11 @@ def build_live_evidence_sensor(spec: UseCaseSpec, default_status: dg.DefaultSens
         day, record = newest
         if "live_days" not in record:
             return dg.SkipReason(f"{day}: no live comparison ({record.get('note', 'no labelled paired rows')})")
-        version, champion, live_days = str(record["shadow_version"]), str(record["champion_version"]), record["live_days"]
+        version, champion, live_days = (
+            str(record["shadow_version"]),
+            str(record["champion_version"]),
+            record["live_days"],
+        )
         delta, p_value = float(record[f"live_delta_{metric}"]), float(record["live_p_value"])
         current = mlflow.version_by_alias(spec.name, CHAMPION)
         if current is None or str(current.version) != champion:
@@ -301,15 +392,28 @@ def build_live_evidence_sensor(spec: UseCaseSpec, default_status: dg.DefaultSens
         if registered_version(mlflow, spec.name, version).tags.get("gates") != "passed":
             return dg.SkipReason(f"v{version} did not pass its holdout gates: it only shadows")
         if live_days < gates.live_evidence_days or not (delta > 0 and p_value < gates.significance_level):
-            return dg.SkipReason(f"v{version} vs v{champion} over {live_days} live day(s): {metric} {delta:+.4f}, "
-                                 f"p = {p_value:.3f}; needs {gates.live_evidence_days} day(s) and p < {gates.significance_level}")
-        reason = (f"live evidence: {metric} {delta:+.4f} over champion v{champion} on {live_days} live day(s) "
-                  f"through {day}, paired bootstrap p = {p_value:.3f} (gates.live_evidence_days {gates.live_evidence_days})")
+            return dg.SkipReason(
+                f"v{version} vs v{champion} over {live_days} live day(s): {metric} {delta:+.4f}, "
+                f"p = {p_value:.3f}; needs {gates.live_evidence_days} day(s) and p < {gates.significance_level}"
+            )
+        reason = (
+            f"live evidence: {metric} {delta:+.4f} over champion v{champion} on {live_days} live day(s) "
+            f"through {day}, paired bootstrap p = {p_value:.3f} (gates.live_evidence_days {gates.live_evidence_days})"
+        )
         return dg.RunRequest(
             run_key=f"live-evidence-v{version}-over-v{champion}",
-            run_config={"ops": {f"{spec.name}__promote_champion": {"config": {
-                "version": version, "reason": reason, "requested_by": f"{spec.name}_live_evidence_sensor",
-                "live_evidence": True}}}},
+            run_config={
+                "ops": {
+                    f"{spec.name}__promote_champion": {
+                        "config": {
+                            "version": version,
+                            "reason": reason,
+                            "requested_by": f"{spec.name}_live_evidence_sensor",
+                            "live_evidence": True,
+                        }
+                    }
+                }
+            },
             tags={"ml_platform/use_case": spec.name},
         )
 
@@ -323,16 +427,25 @@ def shadow_summary(instance: dg.DagsterInstance, spec: UseCaseSpec) -> list[str]
         return ["  shadow: not scored yet"]
     scored = event.asset_materialization.metadata.get("shadow_versions")
     versions = scored.value if scored else "none"
-    lines = [f"  shadow: version(s) {versions} scoring live days beside the champion" if versions != "none"
-             else "  shadow: no registered version besides the champion to score live days"]
+    lines = [
+        f"  shadow: version(s) {versions} scoring live days beside the champion"
+        if versions != "none"
+        else "  shadow: no registered version besides the champion to score live days"
+    ]
     newest = latest_live_comparison(instance, spec)
     metric = spec.gates.compare_metric
     if newest is None:
-        return [*lines, f"  live comparison: none yet ({keys.shadow_comparison(spec).to_user_string()} not materialized)"]
+        return [
+            *lines,
+            f"  live comparison: none yet ({keys.shadow_comparison(spec).to_user_string()} not materialized)",
+        ]
     day, record = newest
     if "live_days" not in record:
         return [*lines, f"  live comparison {day}: {record.get('note', 'no labelled paired rows')}"]
     waiting = spec.gates.live_evidence_days
-    return [*lines, f"  live comparison through {day}: v{record['shadow_version']} vs champion v{record['champion_version']} "
-            f"{metric} {record[f'live_delta_{metric}']:+.4f} (p = {record['live_p_value']:.3f}) over {record['live_days']} "
-            f"day(s)" + (f"; promotion needs {waiting} day(s) significantly better" if waiting else "")]
+    return [
+        *lines,
+        f"  live comparison through {day}: v{record['shadow_version']} vs champion v{record['champion_version']} "
+        f"{metric} {record[f'live_delta_{metric}']:+.4f} (p = {record['live_p_value']:.3f}) over {record['live_days']} "
+        f"day(s)" + (f"; promotion needs {waiting} day(s) significantly better" if waiting else ""),
+    ]

@@ -7,7 +7,6 @@ test). Only then does the champion asset move the MLflow alias, keeping the
 previous champion under its own alias for rollback.
 """
 
-
 import base64
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -68,22 +67,29 @@ def _training_set(spec: UseCaseSpec) -> dg.AssetsDefinition:
     )
     def training_set(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Output[pd.DataFrame]:
         try:
-            window = choose_window(spec, lake.existing_partitions(raw_key), lake.existing_partitions(features_key),
-                                   steps.days_without_events(lake, spec, raw_key))
+            window = choose_window(
+                spec,
+                lake.existing_partitions(raw_key),
+                lake.existing_partitions(features_key),
+                steps.days_without_events(lake, spec, raw_key),
+            )
             frame, unlabelled = assemble(lake, spec, features_key, raw_key, window)
         except NotEnoughHistory as error:
             raise dg.Failure(str(error), allow_retries=False) from None
-        return dg.Output(frame, metadata={
-            "rows": len(frame),
-            "dagster/row_count": dg.MetadataValue.int(len(frame)),
-            "unlabelled_rows": dg.MetadataValue.int(unlabelled),  # outcome unknown: scored daily, not trained on
-            "train_days": f"{window.train[0]}..{window.train[-1]}",
-            "holdout_days": f"{window.holdout[0]}..{window.holdout[-1]}",
-            **_label_summary(frame["label"], spec),
-            "dagster/column_schema": dg.TableSchema(
-                columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.dtypes.items()]
-            ),
-        })
+        return dg.Output(
+            frame,
+            metadata={
+                "rows": len(frame),
+                "dagster/row_count": dg.MetadataValue.int(len(frame)),
+                "unlabelled_rows": dg.MetadataValue.int(unlabelled),  # outcome unknown: scored daily, not trained on
+                "train_days": f"{window.train[0]}..{window.train[-1]}",
+                "holdout_days": f"{window.holdout[0]}..{window.holdout[-1]}",
+                **_label_summary(frame["label"], spec),
+                "dagster/column_schema": dg.TableSchema(
+                    columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.dtypes.items()]
+                ),
+            },
+        )
 
     return training_set
 
@@ -141,7 +147,9 @@ def _model(spec: UseCaseSpec, settings: Settings) -> dg.AssetsDefinition:
         except NotEnoughHistory as error:  # e.g. too few training days for the tuning folds: retrying cannot help
             raise dg.Failure(f"{spec.name}: {error}", allow_retries=False) from None
         registered = register_challenger(mlflow, challenger, training_set, context.run_id)
-        yield dg.Output(_model_summary(challenger, registered), metadata=_model_metadata(spec, mlflow, challenger, registered))
+        yield dg.Output(
+            _model_summary(challenger, registered), metadata=_model_metadata(spec, mlflow, challenger, registered)
+        )
         yield _thresholds_result(spec, registered.version, challenger)
         yield _significance_result(spec, registered.version, challenger)
 
@@ -163,8 +171,11 @@ def _current_champion(spec: UseCaseSpec, mlflow: MlflowResource) -> ReferenceMod
 def _model_summary(challenger: Challenger, registered: Registered) -> dict[str, Any]:
     """The model asset's stored value: what the champion asset needs to decide and to record."""
     return {
-        "version": registered.version, "run_id": registered.run_id, "experiment_id": registered.experiment_id,
-        "metrics": challenger.metrics, "champion_version": challenger.champion_version,
+        "version": registered.version,
+        "run_id": registered.run_id,
+        "experiment_id": registered.experiment_id,
+        "metrics": challenger.metrics,
+        "champion_version": challenger.champion_version,
         "comparison": asdict(challenger.comparison) if challenger.comparison else None,
         "gates_passed": challenger.gates_passed,
     }
@@ -178,18 +189,25 @@ def _comparison_table(spec: UseCaseSpec, version: str, challenger: Challenger) -
     if comparison is None:
         return f"Version {version} is the first model of `{spec.name}`: the thresholds alone decide."
     metric = spec.gates.compare_metric
-    verdict = ("significantly better: may become champion" if challenger.significant
-               else "not significantly better: champion stays")
-    return "\n".join([
-        f"| holdout {metric} | value |", "|---|---|",
-        f"| challenger v{version} | {comparison.challenger:.4f} |",
-        f"| champion v{champion_version} | {comparison.champion:.4f} |",
-        f"| improvement | {comparison.improvement:+.4f} |",
-        f"| {comparison.ci_level:.0%} interval | {comparison.ci_low:+.4f} .. {comparison.ci_high:+.4f} |",
-        f"| p-value ({comparison.method}, {comparison.resamples} resamples) | {comparison.p_value:.3f} |",
-        f"| decision at alpha {spec.gates.significance_level} | {verdict} |",
-        "", "All challenger metrics: " + ", ".join(f"{name} {value:.4f}" for name, value in metrics.items()),
-    ])
+    verdict = (
+        "significantly better: may become champion"
+        if challenger.significant
+        else "not significantly better: champion stays"
+    )
+    return "\n".join(
+        [
+            f"| holdout {metric} | value |",
+            "|---|---|",
+            f"| challenger v{version} | {comparison.challenger:.4f} |",
+            f"| champion v{champion_version} | {comparison.champion:.4f} |",
+            f"| improvement | {comparison.improvement:+.4f} |",
+            f"| {comparison.ci_level:.0%} interval | {comparison.ci_low:+.4f} .. {comparison.ci_high:+.4f} |",
+            f"| p-value ({comparison.method}, {comparison.resamples} resamples) | {comparison.p_value:.3f} |",
+            f"| decision at alpha {spec.gates.significance_level} | {verdict} |",
+            "",
+            "All challenger metrics: " + ", ".join(f"{name} {value:.4f}" for name, value in metrics.items()),
+        ]
+    )
 
 
 def _model_metadata(
@@ -204,8 +222,10 @@ def _model_metadata(
         **challenger.window,
         "params": dg.MetadataValue.json(challenger.params),
         "versus_champion": dg.MetadataValue.md(_comparison_table(spec, registered.version, challenger)),
-        **{f"plot_{name}": dg.MetadataValue.md(f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})")
-           for name, png in challenger.plots.items()},
+        **{
+            f"plot_{name}": dg.MetadataValue.md(f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})")
+            for name, png in challenger.plots.items()
+        },
     }
 
 
@@ -214,12 +234,13 @@ def _thresholds_result(spec: UseCaseSpec, version: str, challenger: Challenger) 
     return dg.AssetCheckResult(
         check_name="meets_thresholds",
         passed=not failed,
-        metadata={**{m: round(challenger.metrics[m], 4) for m in [*gates.min_metrics, *gates.max_metrics]},
-                  "limits": dg.MetadataValue.json({"min": gates.min_metrics, "max": gates.max_metrics}),
-                  "failed": dg.MetadataValue.json(failed)},
-        description=f"version {version}: " + (
-            "meets all thresholds" if not failed else "; ".join(f"{m} {observed}" for m, observed in failed.items())
-        ),
+        metadata={
+            **{m: round(challenger.metrics[m], 4) for m in [*gates.min_metrics, *gates.max_metrics]},
+            "limits": dg.MetadataValue.json({"min": gates.min_metrics, "max": gates.max_metrics}),
+            "failed": dg.MetadataValue.json(failed),
+        },
+        description=f"version {version}: "
+        + ("meets all thresholds" if not failed else "; ".join(f"{m} {observed}" for m, observed in failed.items())),
     )
 
 
@@ -228,21 +249,29 @@ def _significance_result(spec: UseCaseSpec, version: str, challenger: Challenger
     comparison, champion_version, passed = challenger.comparison, challenger.champion_version, challenger.significant
     if challenger.incomparable:
         return dg.AssetCheckResult(
-            check_name=SIGNIFICANCE_CHECK, passed=False, metadata={"champion_version": str(champion_version)},
+            check_name=SIGNIFICANCE_CHECK,
+            passed=False,
+            metadata={"champion_version": str(champion_version)},
             description=f"version {version}: {challenger.incomparable}",
         )
     if comparison is None:
         return dg.AssetCheckResult(
-            check_name=SIGNIFICANCE_CHECK, passed=True, metadata={"champion_version": "none"},
+            check_name=SIGNIFICANCE_CHECK,
+            passed=True,
+            metadata={"champion_version": "none"},
             description=f"version {version}: first model of {spec.name}, so the thresholds alone decide",
         )
     return dg.AssetCheckResult(
         check_name=SIGNIFICANCE_CHECK,
         passed=passed,
         metadata={
-            "method": comparison.method, "resamples": comparison.resamples, "alpha": alpha,
-            "p_value": round(comparison.p_value, 4), f"challenger_{metric}": round(comparison.challenger, 4),
-            f"champion_{metric}": round(comparison.champion, 4), "improvement": round(comparison.improvement, 4),
+            "method": comparison.method,
+            "resamples": comparison.resamples,
+            "alpha": alpha,
+            "p_value": round(comparison.p_value, 4),
+            f"challenger_{metric}": round(comparison.challenger, 4),
+            f"champion_{metric}": round(comparison.champion, 4),
+            "improvement": round(comparison.improvement, 4),
             "improvement_interval": dg.MetadataValue.json(
                 {"level": comparison.ci_level, "low": round(comparison.ci_low, 4), "high": round(comparison.ci_high, 4)}
             ),
@@ -253,8 +282,13 @@ def _significance_result(spec: UseCaseSpec, version: str, challenger: Challenger
             f"{comparison.champion:.4f}: improvement {comparison.improvement:+.4f} ({comparison.ci_level:.0%} interval "
             f"{comparison.ci_low:+.4f}.."
             f"{comparison.ci_high:+.4f}), p = {comparison.p_value:.3f}: "
-            + (f"significantly better at alpha {alpha}" if passed else
-               f"not significantly better at alpha {alpha}" if comparison.improvement > 0 else "not better")
+            + (
+                f"significantly better at alpha {alpha}"
+                if passed
+                else f"not significantly better at alpha {alpha}"
+                if comparison.improvement > 0
+                else "not better"
+            )
         ),
     )
 
@@ -265,9 +299,13 @@ def _champion(spec: UseCaseSpec) -> dg.AssetsDefinition:
         description=f"{spec.name}: the registered version at MLflow alias '{CHAMPION}'. Moves only when the challenger "
         f"passed its gates (or by an audited `{spec.name}_promote` / `{spec.name}_rollback` run); the version it "
         f"replaces keeps alias '{PREVIOUS_CHAMPION}' for rollback."
-        + (f" With gates.live_evidence_days {spec.gates.live_evidence_days}, a challenger that passed its gates waits in "
-           f"shadow and `{spec.name}_live_evidence_sensor` promotes it once it is significantly better on that many "
-           "live days." if spec.gates.live_evidence_days else ""),
+        + (
+            f" With gates.live_evidence_days {spec.gates.live_evidence_days}, a challenger that passed its gates waits in "
+            f"shadow and `{spec.name}_live_evidence_sensor` promotes it once it is significantly better on that many "
+            "live days."
+            if spec.gates.live_evidence_days
+            else ""
+        ),
         ins={"model": dg.AssetIn(keys.model(spec))},
         group_name=spec.name,
         owners=spec.owners,
@@ -280,33 +318,47 @@ def _champion(spec: UseCaseSpec) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, model: dict[str, Any], mlflow: MlflowResource, alerts: AlertResource
     ) -> Iterator[dg.MaterializeResult]:
         if not model["gates_passed"]:
-            raise dg.Failure(f"{spec.name}: challenger v{model['version']} failed its gates; the champion stays", allow_retries=False)
+            raise dg.Failure(
+                f"{spec.name}: challenger v{model['version']} failed its gates; the champion stays", allow_retries=False
+            )
         comparison = model["comparison"]
         if comparison is not None and spec.gates.live_evidence_days:
-            context.log.info(f"{spec.name}: challenger v{model['version']} passed its gates and waits in shadow for "
-                             f"{spec.gates.live_evidence_days} live day(s) of significantly better paired evidence "
-                             "(gates.live_evidence_days; the live-evidence sensor promotes it)")
+            context.log.info(
+                f"{spec.name}: challenger v{model['version']} passed its gates and waits in shadow for "
+                f"{spec.gates.live_evidence_days} live day(s) of significantly better paired evidence "
+                "(gates.live_evidence_days; the live-evidence sensor promotes it)"
+            )
             return
-        reason = "first model; meets the thresholds" if comparison is None else (
-            f"meets the thresholds; {spec.gates.compare_metric} {comparison['challenger']:.4f} vs "
-            f"{comparison['champion']:.4f}, p = {comparison['p_value']:.3f}"
+        reason = (
+            "first model; meets the thresholds"
+            if comparison is None
+            else (
+                f"meets the thresholds; {spec.gates.compare_metric} {comparison['challenger']:.4f} vs "
+                f"{comparison['champion']:.4f}, p = {comparison['p_value']:.3f}"
+            )
         )
         # Loaded from the registry before the alias moves: a version that does not load never becomes champion,
         # and the first scoring run after the promotion finds it in the local model cache (no registry load).
         mlflow.load_model(spec.name, model["version"])
-        change = change_champion(mlflow, spec.name, model["version"], "promoted", reason, actor=f"dagster run {context.run_id}")
+        change = change_champion(
+            mlflow, spec.name, model["version"], "promoted", reason, actor=f"dagster run {context.run_id}"
+        )
         alerts.send(
-            "champion_promoted", f"{spec.name}: version {change.champion} is the new champion",
-            f"replaces {change.previous or 'nothing (first model)'}: {reason}", severity="info",
+            "champion_promoted",
+            f"{spec.name}: version {change.champion} is the new champion",
+            f"replaces {change.previous or 'nothing (first model)'}: {reason}",
+            severity="info",
             details={**change.as_dict(), "use_case": spec.name, "metrics": model["metrics"]},
             link=mlflow.version_url(spec.name, change.champion),
         )
-        yield dg.MaterializeResult(metadata={  # the MLflow alias is the champion; this records the change
-            "champion_version": change.champion,
-            "previous_champion": change.previous or "none",
-            "reason": reason,
-            "mlflow_model": dg.MetadataValue.url(mlflow.version_url(spec.name, change.champion)),
-            **{f"holdout_{name}": round(value, 4) for name, value in model["metrics"].items()},
-        })
+        yield dg.MaterializeResult(
+            metadata={  # the MLflow alias is the champion; this records the change
+                "champion_version": change.champion,
+                "previous_champion": change.previous or "none",
+                "reason": reason,
+                "mlflow_model": dg.MetadataValue.url(mlflow.version_url(spec.name, change.champion)),
+                **{f"holdout_{name}": round(value, 4) for name, value in model["metrics"].items()},
+            }
+        )
 
     return champion

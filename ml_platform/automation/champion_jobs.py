@@ -6,7 +6,6 @@ same instance. Each records a materialization of `<use case>/champion`, so the
 new-champion sensor rescores the recent days exactly as after a training.
 """
 
-
 import dagster as dg
 from pydantic import Field
 
@@ -28,8 +27,10 @@ class PromoteConfig(dg.Config):
     reason: str = Field(description="Why the gates are overridden; recorded on the MLflow version and in the run.")
     requested_by: str = Field(default="", description="Who asked for it; empty: this Dagster run.")
     live_evidence: bool = Field(
-        default=False, description="Set by the live-evidence sensor: the version passed its gates and then proved "
-        "better on live days (recorded as promoted_on_live_evidence, not as a forced promotion).")
+        default=False,
+        description="Set by the live-evidence sensor: the version passed its gates and then proved "
+        "better on live days (recorded as promoted_on_live_evidence, not as a forced promotion).",
+    )
 
 
 def build_champion_jobs(spec: UseCaseSpec) -> list[dg.JobDefinition]:
@@ -37,35 +38,52 @@ def build_champion_jobs(spec: UseCaseSpec) -> list[dg.JobDefinition]:
 
     @dg.op(name=f"{spec.name}__rollback_champion")
     def rollback_champion(
-        context: dg.OpExecutionContext, config: RollbackConfig, mlflow: MlflowResource, alerts: AlertResource,
+        context: dg.OpExecutionContext,
+        config: RollbackConfig,
+        mlflow: MlflowResource,
+        alerts: AlertResource,
     ) -> None:
         try:
             version = rollback_target(mlflow, spec.name, config.to_version.strip() or None)
-            change = change_champion(mlflow, spec.name, version, "rolled_back", config.reason, _actor(context, config.requested_by))
+            change = change_champion(
+                mlflow, spec.name, version, "rolled_back", config.reason, _actor(context, config.requested_by)
+            )
         except ValueError as error:  # no such version, nothing to roll back to, no reason: say so, never retry
             raise dg.Failure(str(error), allow_retries=False) from None
         _record(context, spec, change, mlflow, alerts)
 
     @dg.op(name=f"{spec.name}__promote_champion")
     def promote_champion(
-        context: dg.OpExecutionContext, config: PromoteConfig, mlflow: MlflowResource, alerts: AlertResource,
+        context: dg.OpExecutionContext,
+        config: PromoteConfig,
+        mlflow: MlflowResource,
+        alerts: AlertResource,
     ) -> None:
         try:
             action = "promoted_on_live_evidence" if config.live_evidence else "forced_promotion"
-            change = change_champion(mlflow, spec.name, config.version.strip(), action, config.reason,
-                                     _actor(context, config.requested_by))
+            change = change_champion(
+                mlflow, spec.name, config.version.strip(), action, config.reason, _actor(context, config.requested_by)
+            )
         except ValueError as error:
             raise dg.Failure(str(error), allow_retries=False) from None
         _record(context, spec, change, mlflow, alerts)
 
-    @dg.job(name=f"{spec.name}_rollback", tags=tags, executor_def=dg.in_process_executor,
-            description=f"{spec.name}: make the previous champion (or a given, once-trusted version) champion again; "
-            "the recent predictions are then rescored by the new-champion sensor.")
+    @dg.job(
+        name=f"{spec.name}_rollback",
+        tags=tags,
+        executor_def=dg.in_process_executor,
+        description=f"{spec.name}: make the previous champion (or a given, once-trusted version) champion again; "
+        "the recent predictions are then rescored by the new-champion sensor.",
+    )
     def rollback_job() -> None:
         rollback_champion()
 
-    @dg.job(name=f"{spec.name}_promote", tags=tags, executor_def=dg.in_process_executor,
-            description=f"{spec.name}: force a registered version to champion past its gates, with a recorded reason.")
+    @dg.job(
+        name=f"{spec.name}_promote",
+        tags=tags,
+        executor_def=dg.in_process_executor,
+        description=f"{spec.name}: force a registered version to champion past its gates, with a recorded reason.",
+    )
     def promote_job() -> None:
         promote_champion()
 
@@ -77,29 +95,39 @@ def _actor(context: dg.OpExecutionContext, requested_by: str) -> str:
 
 
 def _record(
-    context: dg.OpExecutionContext, spec: UseCaseSpec, change: ChampionChange, mlflow: MlflowResource,
+    context: dg.OpExecutionContext,
+    spec: UseCaseSpec,
+    change: ChampionChange,
+    mlflow: MlflowResource,
     alerts: AlertResource,
 ) -> None:
     """Record the change as a materialization of the champion asset (the MLflow alias itself is the
     champion: this is its history in the UI, and what the new-champion sensor reacts to) and alert."""
     run = mlflow.client().get_run(registered_version(mlflow, spec.name, change.champion).run_id)
     metrics = {name.removeprefix("holdout_"): value for name, value in run.data.metrics.items()}
-    context.log_event(dg.AssetMaterialization(
-        asset_key=keys.champion(spec),
-        description=f"{change.action}: version {change.champion} (was {change.previous or 'none'}): {change.reason}",
-        metadata={
-            "champion_version": change.champion, "previous_champion": change.previous or "none",
-            "action": change.action, "reason": change.reason, "requested_by": change.actor,
-            "mlflow_model": dg.MetadataValue.url(mlflow.version_url(spec.name, change.champion)),
-            **{f"holdout_{name}": value for name, value in metrics.items()},
-        },
-    ))
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=keys.champion(spec),
+            description=f"{change.action}: version {change.champion} (was {change.previous or 'none'}): {change.reason}",
+            metadata={
+                "champion_version": change.champion,
+                "previous_champion": change.previous or "none",
+                "action": change.action,
+                "reason": change.reason,
+                "requested_by": change.actor,
+                "mlflow_model": dg.MetadataValue.url(mlflow.version_url(spec.name, change.champion)),
+                **{f"holdout_{name}": value for name, value in metrics.items()},
+            },
+        )
+    )
     event = "champion_rolled_back" if change.action == "rolled_back" else "champion_promoted"
     headlines = {"rolled_back": "is champion again", "promoted_on_live_evidence": "promoted on live evidence"}
     alerts.send(
-        event, f"{spec.name}: version {change.champion} {headlines.get(change.action, 'forced to champion')}",
+        event,
+        f"{spec.name}: version {change.champion} {headlines.get(change.action, 'forced to champion')}",
         f"{change.action} by {change.actor}, replacing version {change.previous or 'none'}: {change.reason}",
-        severity="warning", details={**change.as_dict(), "use_case": spec.name},
+        severity="warning",
+        details={**change.as_dict(), "use_case": spec.name},
         link=mlflow.version_url(spec.name, change.champion),
     )
     context.log.info(f"{spec.name}: champion is version {change.champion} ({change.action}, was {change.previous})")

@@ -24,6 +24,11 @@ def performance_condition(predictions: dg.AssetKey, raw_events: dg.AssetKey) -> 
     label_days_missing = deps(dg.AutomationCondition.missing()).allow(dg.AssetSelection.assets(raw_events))
     unscored = deps(dg.AutomationCondition.missing()).allow(dg.AssetSelection.assets(predictions))
     return (
-        (scored.with_label("predictions_updated") | (label_day_landed & ~label_days_missing).with_label("labels_matured"))
-        & ~unscored & ~dg.AutomationCondition.any_deps_in_progress() & ~dg.AutomationCondition.in_progress()
+        (
+            scored.with_label("predictions_updated")
+            | (label_day_landed & ~label_days_missing).with_label("labels_matured")
+        )
+        & ~unscored
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
     ).with_label("performance_follows_scores_and_labels")

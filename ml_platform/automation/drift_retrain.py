@@ -19,7 +19,9 @@ from ml_platform.spec import UseCaseSpec
 DRIFT_LOOKBACK_DAYS = 60  # an episode longer than this is still one episode: it started before the window
 
 
-def build_drift_retrain_sensor(spec: UseCaseSpec, settings: Settings, training_job: UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+def build_drift_retrain_sensor(
+    spec: UseCaseSpec, settings: Settings, training_job: UnresolvedAssetJobDefinition
+) -> dg.SensorDefinition:
     threshold = spec.drift.psi_threshold
 
     @dg.sensor(
@@ -35,7 +37,9 @@ def build_drift_retrain_sensor(spec: UseCaseSpec, settings: Settings, training_j
         if not worst_psi:
             return dg.SkipReason(f"no {spec.name}/drift partitions yet")
         episode = drift_episode(worst_psi, threshold, unmeasured)
-        return retrain_once_per_episode(context, "drift", episode, spec.drift.consecutive_days, f"PSI above {threshold}")
+        return retrain_once_per_episode(
+            context, "drift", episode, spec.drift.consecutive_days, f"PSI above {threshold}"
+        )
 
     return drift_retrain
 

@@ -14,7 +14,11 @@ import dagster as dg
 
 
 def retrain_once_per_episode(
-    context: dg.SensorEvaluationContext, trigger: str, episode: list[str], needed: int, what: str,
+    context: dg.SensorEvaluationContext,
+    trigger: str,
+    episode: list[str],
+    needed: int,
+    what: str,
     on_retrain: Callable[[], None] = lambda: None,
 ) -> dg.SensorResult | dg.SkipReason:
     """Request the sensor's job for `episode` (days, oldest first; empty: the newest day is good) when it is due;
@@ -29,7 +33,11 @@ def retrain_once_per_episode(
         return dg.SkipReason(f"retraining already requested for the {trigger} episode {since}")
     on_retrain()
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=f"{trigger}-episode-{episode[0]}",
-                                    tags={"ml_platform/trigger": trigger, f"ml_platform/{trigger}_days": since})],
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"{trigger}-episode-{episode[0]}",
+                tags={"ml_platform/trigger": trigger, f"ml_platform/{trigger}_days": since},
+            )
+        ],
         cursor=json.dumps({"episode": episode[0]}),
     )

@@ -12,8 +12,8 @@ from typing import Any
 import dagster as dg
 
 from ml_platform.automation.runs import default_status
-from ml_platform.settings import Settings
 from ml_platform.resources.alerts import AlertResource
+from ml_platform.settings import Settings
 
 # How our gates word their step failures: PartitionGate, the champion asset, Dagster's own blocking checks.
 GATE_FAILURE_MARKERS = ("partition(s) failed", "failed its gates", "blocking asset check")
@@ -35,31 +35,48 @@ def build_failure_alert_sensor(settings: Settings) -> dg.SensorDefinition:
         evaluations = _failed_evaluations(context.instance, run.run_id)
         checks = failed_checks(evaluations, partitions)
         blocked = sum(_is_consequence(evaluation) for evaluation in evaluations)
-        details = {"run_id": run.run_id, "job": run.job_name, "partitions": partitions,
-                   "failed_steps": sorted(k for k in errors if k != "run"), "errors": errors,
-                   "failed_checks": checks, "days_failed_downstream": blocked,
-                   "tags": {name: value for name, value in run.tags.items() if not name.startswith(".")}}  # no internals
+        details = {
+            "run_id": run.run_id,
+            "job": run.job_name,
+            "partitions": partitions,
+            "failed_steps": sorted(k for k in errors if k != "run"),
+            "errors": errors,
+            "failed_checks": checks,
+            "days_failed_downstream": blocked,
+            "tags": {name: value for name, value in run.tags.items() if not name.startswith(".")},
+        }  # no internals
         where = f" for {partitions}" if partitions else ""
         reasons = "\n".join(f"• {step}: {message}" for step, message in errors.items())
         reasons = reasons or _first_line(context.failure_event.message or "")
-        gate_failed = checks or any(marker in message.lower() for message in errors.values() for marker in GATE_FAILURE_MARKERS)
+        gate_failed = checks or any(
+            marker in message.lower() for message in errors.values() for marker in GATE_FAILURE_MARKERS
+        )
         if gate_failed:
             names = sorted({f"{check['asset']} {check['check']}" for check in checks}) or sorted(errors)
-            lines = [f"• {c['asset']} `{c['check']}` [{c['partition'] or 'unpartitioned'}]: {c['description']}" for c in checks]
+            lines = [
+                f"• {c['asset']} `{c['check']}` [{c['partition'] or 'unpartitioned'}]: {c['description']}"
+                for c in checks
+            ]
             alerts.send(
-                "gate_failed", f"Gate failed: {', '.join(names)}{where}",
+                "gate_failed",
+                f"Gate failed: {', '.join(names)}{where}",
                 f"run {run.run_id} ({run.job_name}) failed at a blocking gate; what depends on the failed days was "
                 f"not computed{f' ({blocked} asset day(s))' if blocked else ''}, every other day went through.\n"
                 + "\n".join(lines or [reasons]),
-                severity="warning", details=details, link=alerts.run_url(run.run_id),
-                dedup_key="gate_failed:" + ",".join(sorted(
-                    f"{c['asset']}:{c['check']}:{c['partition'] or '-'}" for c in checks) or names),
+                severity="warning",
+                details=details,
+                link=alerts.run_url(run.run_id),
+                dedup_key="gate_failed:"
+                + ",".join(sorted(f"{c['asset']}:{c['check']}:{c['partition'] or '-'}" for c in checks) or names),
             )
         else:
             alerts.send(
-                "run_failed", f"Run failed: {run.job_name}{where}",
+                "run_failed",
+                f"Run failed: {run.job_name}{where}",
                 f"run {run.run_id} failed in {', '.join(details['failed_steps']) or 'setup'}{where}:\n{reasons}",
-                severity="error", details=details, link=alerts.run_url(run.run_id),
+                severity="error",
+                details=details,
+                link=alerts.run_url(run.run_id),
                 dedup_key=f"run_failed:{run.job_name}:{partitions or '-'}:{','.join(details['failed_steps'])}",
             )
 
@@ -68,8 +85,10 @@ def build_failure_alert_sensor(settings: Settings) -> dg.SensorDefinition:
 
 def _failed_evaluations(instance: dg.DagsterInstance, run_id: str) -> list[Any]:
     """The run's failed blocking check evaluations."""
-    evaluations = (record.get_dagster_event().event_specific_data
-                   for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION))
+    evaluations = (
+        record.get_dagster_event().event_specific_data
+        for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    )
     return [evaluation for evaluation in evaluations if not evaluation.passed and evaluation.blocking is not False]
 
 
@@ -85,9 +104,14 @@ def failed_checks(evaluations: list[Any], run_partitions: str) -> list[dict[str,
     for evaluation in evaluations:
         if _is_consequence(evaluation):
             continue
-        checks.append({"asset": evaluation.asset_key.to_user_string(), "check": evaluation.check_name,
-                       "partition": getattr(evaluation, "partition", None) or run_partitions or None,
-                       "description": evaluation.description or ""})
+        checks.append(
+            {
+                "asset": evaluation.asset_key.to_user_string(),
+                "check": evaluation.check_name,
+                "partition": getattr(evaluation, "partition", None) or run_partitions or None,
+                "description": evaluation.description or "",
+            }
+        )
     return checks
 
 

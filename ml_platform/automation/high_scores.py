@@ -10,7 +10,9 @@ from ml_platform.resources.alerts import AlertResource
 from ml_platform.spec import UseCaseSpec
 
 
-def alert_high_scores(alerts: AlertResource, spec: UseCaseSpec, day: str, scored: pd.DataFrame, link: str) -> dict[str, Any]:
+def alert_high_scores(
+    alerts: AlertResource, spec: UseCaseSpec, day: str, scored: pd.DataFrame, link: str
+) -> dict[str, Any]:
     """Send the day's entities at or above the threshold if at least `min_count` qualify; returns the
     predictions asset's metadata about it (count, alerted, or the delivery error)."""
     threshold = spec.alerts.high_score_threshold
@@ -27,11 +29,19 @@ def alert_high_scores(alerts: AlertResource, spec: UseCaseSpec, day: str, scored
         f"{spec.name}: {count} high-risk {spec.subject}s on {day}",
         f"score >= {threshold}: {listed}" + (" ..." if count > len(top) else ""),
         severity="warning",
-        details={"use_case": spec.name, "partition": day, "count": count, "threshold": threshold,
-                 "model_version": str(scored["model_version"].iloc[0]),
-                 "entities": top[[spec.subject, "score"]].to_dict("records")},
+        details={
+            "use_case": spec.name,
+            "partition": day,
+            "count": count,
+            "threshold": threshold,
+            "model_version": str(scored["model_version"].iloc[0]),
+            "entities": top[[spec.subject, "score"]].to_dict("records"),
+        },
         link=link,
     )
     if delivered:
         return {"high_score_count": count, "high_score_alerted": count}
-    return {"high_score_count": count, "high_score_alert_error": "no sink received it after retries; see the step's logs"}
+    return {
+        "high_score_count": count,
+        "high_score_alert_error": "no sink received it after retries; see the step's logs",
+    }

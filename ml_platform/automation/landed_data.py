@@ -24,7 +24,11 @@ import dagster as dg
 
 from ml_platform.assets import keys
 from ml_platform.automation.runs import (
-    content_run_key, contiguous_ranges, current_partition_keys, default_status, range_run_request,
+    content_run_key,
+    contiguous_ranges,
+    current_partition_keys,
+    default_status,
+    range_run_request,
 )
 from ml_platform.dagster_internals import UnresolvedAssetJobDefinition
 from ml_platform.io.parquet_lake import DataLake
@@ -42,7 +46,11 @@ LANDED_DATA_INTERVAL_S = 1
 DayVersion = tuple[str, str]  # (cheap version, content digest)
 
 
-def build_landed_data_sensor(spec: UseCaseSpec, settings: Settings, partitions_def: dg.TimeWindowPartitionsDefinition, daily_job: UnresolvedAssetJobDefinition
+def build_landed_data_sensor(
+    spec: UseCaseSpec,
+    settings: Settings,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+    daily_job: UnresolvedAssetJobDefinition,
 ) -> dg.SensorDefinition:
     source_key = source_resource_key(spec)
 
@@ -60,12 +68,16 @@ def build_landed_data_sensor(spec: UseCaseSpec, settings: Settings, partitions_d
         lake, alerts, mlflow = context.resources.lake, context.resources.alerts, context.resources.mlflow
         seen = _LandedCursor.parse(context.cursor, lake, spec)
         if seen.lost:
-            context.log.warning(f"{spec.name}: the landed days named by the cursor are not in the lake; "
-                                "adopting the days already ingested, as on a first tick")
+            context.log.warning(
+                f"{spec.name}: the landed days named by the cursor are not in the lake; "
+                "adopting the days already ingested, as on a first tick"
+            )
         partition_keys = current_partition_keys(partitions_def)
         landed, unpartitioned = _split_unpartitioned(spec, events, _landed_days(events, seen.days), partition_keys)
         rejected = {**events.rejected(), **unpartitioned}
-        _report_rejected(context, alerts, spec, {name: why for name, why in rejected.items() if seen.reported.get(name) != why})
+        _report_rejected(
+            context, alerts, spec, {name: why for name, why in rejected.items() if seen.reported.get(name) != why}
+        )
         adopted = _already_in_lake(spec, events, lake, landed) if context.cursor is None or seen.lost else set()
         before = {day: digest for day, (_, digest) in seen.days.items()}
         changed = [day for day, (_, digest) in landed.items() if day not in adopted and before.get(day) != digest]
@@ -77,15 +89,25 @@ def build_landed_data_sensor(spec: UseCaseSpec, settings: Settings, partitions_d
         changed += _windows_containing(spec, [day for day in changed if day in processed], processed, changed)
         selection = _landed_run_selection(spec, mlflow)
         requests = [
-            range_run_request(days, asset_selection=selection, run_key=content_run_key(
-                days, [landed[day][1] if day in landed else "" for day in days], [before.get(day, "") for day in days]))
+            range_run_request(
+                days,
+                asset_selection=selection,
+                run_key=content_run_key(
+                    days,
+                    [landed[day][1] if day in landed else "" for day in days],
+                    [before.get(day, "") for day in days],
+                ),
+            )
             for days in contiguous_ranges(changed, partition_keys)
         ]
         cursor = _LandedCursor(days=landed, reported=rejected).dump(lake, spec, seen)
         if requests:
             return dg.SensorResult(run_requests=requests, cursor=cursor)
-        return dg.SensorResult(skip_reason=f"no new or changed {spec.name} days"
-                               + (f"; not processed: {sorted(rejected)}" if rejected else ""), cursor=cursor)
+        return dg.SensorResult(
+            skip_reason=f"no new or changed {spec.name} days"
+            + (f"; not processed: {sorted(rejected)}" if rejected else ""),
+            cursor=cursor,
+        )
 
     return landed_data
 
@@ -117,8 +139,12 @@ class _LandedCursor:
         if days is None and saved.get("state"):
             days = lake.read_state(_state_name(spec), saved["state"])
         lost = days is None and bool(saved.get("state"))
-        return cls({day: tuple(pair) for day, pair in (days or {}).items()}, saved.get("reported", {}),
-                   None if lost else saved.get("state"), lost)
+        return cls(
+            {day: tuple(pair) for day, pair in (days or {}).items()},
+            saved.get("reported", {}),
+            None if lost else saved.get("state"),
+            lost,
+        )
 
     def dump(self, lake: DataLake, spec: UseCaseSpec, previous: _LandedCursor) -> str:
         """The cursor; the days are written to the lake only when they changed (a quiet tick writes nothing)."""
@@ -152,8 +178,10 @@ def _split_unpartitioned(
     kept = {day: version for day, version in landed.items() if day in partitioned}
     rejected = {
         events.entry_name(day): f"day {day} is outside the partitions {partition_keys[0]}..{partition_keys[-1]}"
-        if partition_keys else f"no partition exists yet (start_date {spec.start_date})"
-        for day in sorted(set(landed) - partitioned) if day != in_progress
+        if partition_keys
+        else f"no partition exists yet (start_date {spec.start_date})"
+        for day in sorted(set(landed) - partitioned)
+        if day != in_progress
     }
     return kept, rejected
 
@@ -174,7 +202,9 @@ def _days_without_file(landed: list[str], changed: list[str], stored: set[str], 
     return sorted(gaps - stored - set(changed))
 
 
-def _windows_containing(spec: UseCaseSpec, corrected: list[str], processed: Collection[str], changed: list[str]) -> list[str]:
+def _windows_containing(
+    spec: UseCaseSpec, corrected: list[str], processed: Collection[str], changed: list[str]
+) -> list[str]:
     """Processed days after a corrected one whose feature windows contain it: they are rerun with it (features
     declare raw day D as their input, so Dagster itself would not see them as stale)."""
     followers = {
@@ -193,10 +223,15 @@ def _report_rejected(
     if not new:
         return
     lines = [f"{name}: {why}" for name, why in sorted(new.items())]
-    context.log.warning(f"{spec.name}: not processing {len(new)} landed entr(y/ies), left in place:\n" + "\n".join(lines))
+    context.log.warning(
+        f"{spec.name}: not processing {len(new)} landed entr(y/ies), left in place:\n" + "\n".join(lines)
+    )
     alerts.send(
-        "landing_rejected", f"{spec.name}: {len(new)} landed entr(y/ies) cannot be processed", "\n".join(lines),
-        severity="warning", details={"use_case": spec.name, "rejected": new},
+        "landing_rejected",
+        f"{spec.name}: {len(new)} landed entr(y/ies) cannot be processed",
+        "\n".join(lines),
+        severity="warning",
+        details={"use_case": spec.name, "rejected": new},
     )
 
 
@@ -206,6 +241,7 @@ def _already_in_lake(spec: UseCaseSpec, events: Source, lake: DataLake, landed: 
     storage) must not reprocess a year of history."""
     written = lake.modified_times(keys.raw_events(spec))
     return {
-        day for day in landed
+        day
+        for day in landed
         if day in written and ((changed := events.changed_at(day)) is None or written[day] >= changed)
     }

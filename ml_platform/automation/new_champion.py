@@ -18,7 +18,9 @@ from ml_platform.settings import Settings
 from ml_platform.spec import UseCaseSpec
 
 
-def build_new_champion_sensor(spec: UseCaseSpec, settings: Settings, rescore_job: UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+def build_new_champion_sensor(
+    spec: UseCaseSpec, settings: Settings, rescore_job: UnresolvedAssetJobDefinition
+) -> dg.SensorDefinition:
     @dg.sensor(
         name=f"{spec.name}_new_champion_sensor",
         job=rescore_job,
@@ -35,8 +37,10 @@ def build_new_champion_sensor(spec: UseCaseSpec, settings: Settings, rescore_job
         if not days:
             return dg.SensorResult(skip_reason="new champion, but no feature days to rescore", cursor=str(changed))
         if _scored_since(context.instance, spec, days, changed):  # e.g. the demo: trained, then scored them
-            return dg.SensorResult(skip_reason=f"the last {len(days)} days were scored after the latest champion change",
-                                   cursor=str(changed))
+            return dg.SensorResult(
+                skip_reason=f"the last {len(days)} days were scored after the latest champion change",
+                cursor=str(changed),
+            )
         request = range_run_request(days, run_key=f"champion-{changed}")
         return dg.SensorResult(run_requests=[request], cursor=str(changed))
 

@@ -6,7 +6,6 @@ numbers. The days and the rule are those of the `performance_within_holdout` che
 
 from __future__ import annotations
 
-
 import dagster as dg
 
 from ml_platform.assets import keys
@@ -52,12 +51,19 @@ def build_performance_retrain_sensor(
                 "performance_degraded",
                 f"{spec.name}: champion v{version} below its holdout interval on {len(below)} days, retraining",
                 f"{column} per day {values}; holdout bound {bound:.4f} (monitoring.consecutive_days {needed}).",
-                severity="warning", dedup_key=f"{spec.name}-performance-{below[0]}",
-                details={"use_case": spec.name, "metric": column, "champion_version": version, "bound": bound,
-                         "days": values},
+                severity="warning",
+                dedup_key=f"{spec.name}-performance-{below[0]}",
+                details={
+                    "use_case": spec.name,
+                    "metric": column,
+                    "champion_version": version,
+                    "bound": bound,
+                    "days": values,
+                },
             )
 
-        return retrain_once_per_episode(context, "performance", below, needed,
-                                        f"{column} outside the champion's holdout interval", on_retrain=alert)
+        return retrain_once_per_episode(
+            context, "performance", below, needed, f"{column} outside the champion's holdout interval", on_retrain=alert
+        )
 
     return performance_retrain

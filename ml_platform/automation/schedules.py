@@ -11,7 +11,10 @@ from ml_platform.spec import UseCaseSpec
 
 
 def build_schedules(
-    spec: UseCaseSpec, settings: Settings, daily_job: UnresolvedAssetJobDefinition, training_job: UnresolvedAssetJobDefinition
+    spec: UseCaseSpec,
+    settings: Settings,
+    daily_job: UnresolvedAssetJobDefinition,
+    training_job: UnresolvedAssetJobDefinition,
 ) -> list[dg.ScheduleDefinition]:
     status = dg.DefaultScheduleStatus(default_status(settings).value)
     daily = dg.build_schedule_from_partitioned_job(
@@ -21,8 +24,12 @@ def build_schedules(
         minute_of_hour=int(spec.schedule.daily_at[3:]),
         default_status=status,
         description=f"Yesterday's {spec.name} partition: ingest, features, predictions."
-        + (" A day without a file is stored as a day without events (source.missing_days: empty); if its file lands "
-           "later, the landed-data sensor reruns it." if spec.missing_days == "empty" else ""),
+        + (
+            " A day without a file is stored as a day without events (source.missing_days: empty); if its file lands "
+            "later, the landed-data sensor reruns it."
+            if spec.missing_days == "empty"
+            else ""
+        ),
     )
     retrain = dg.ScheduleDefinition(
         name=f"{spec.name}_retrain_schedule",

@@ -47,6 +47,8 @@ def build_automation(
 def build_automation_condition_sensor(settings: Settings) -> dg.AutomationConditionSensorDefinition:
     """Evaluates the assets' automation conditions (features following raw events) for every use case."""
     return dg.AutomationConditionSensorDefinition(
-        "automation_conditions", target=dg.AssetSelection.all(), default_status=default_status(settings),
+        "automation_conditions",
+        target=dg.AssetSelection.all(),
+        default_status=default_status(settings),
         minimum_interval_seconds=settings.sensor_interval(30),
     )

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from ml_platform.checks.rules import CheckOutcome, failed
+
 # how an evaluation names the partition's materialization it judged (what the UI's per-partition check status counts)
 from ml_platform.dagster_internals import AssetCheckEvaluationTargetMaterializationData
 from ml_platform.storage.batches import evaluations_together
@@ -47,13 +48,17 @@ def partitioned_check_spec(
 ) -> dg.AssetCheckSpec:
     with warnings.catch_warnings():  # partitioned check specs are a Dagster preview; we rely on them knowingly
         warnings.simplefilter("ignore", dg.PreviewWarning)
-        return dg.AssetCheckSpec(name, asset=asset_key, description=description, blocking=blocking, partitions_def=partitions_def)
+        return dg.AssetCheckSpec(
+            name, asset=asset_key, description=description, blocking=blocking, partitions_def=partitions_def
+        )
 
 
 def gate_check_specs(
     asset_key: dg.AssetKey, checks: Mapping[str, str], partitions_def: dg.PartitionsDefinition
 ) -> list[dg.AssetCheckSpec]:
-    return [partitioned_check_spec(name, asset_key, partitions_def, text, blocking=True) for name, text in checks.items()]
+    return [
+        partitioned_check_spec(name, asset_key, partitions_def, text, blocking=True) for name, text in checks.items()
+    ]
 
 
 class PartitionGate:
@@ -103,7 +108,9 @@ class PartitionGate:
         under Dagster's standard key too, which the UI shows as "Row count")."""
         self.rows[partition] = rows
         self.partition_metadata[partition] = {"rows": rows, "dagster/row_count": dg.MetadataValue.int(rows), **metadata}
-        self.context.add_asset_metadata(self.partition_metadata[partition], asset_key=self.asset_key, partition_key=partition)
+        self.context.add_asset_metadata(
+            self.partition_metadata[partition], asset_key=self.asset_key, partition_key=partition
+        )
 
     def conclude(self, **range_metadata: Any) -> Iterator[Any]:
         """Materializations of the good days, then check evaluations, then (all passed) check outputs."""
@@ -112,7 +119,9 @@ class PartitionGate:
         else:
             for partition in sorted(self.rows):
                 yield dg.AssetMaterialization(
-                    self.asset_key, partition=partition, metadata={**range_metadata, **self.partition_metadata[partition]}
+                    self.asset_key,
+                    partition=partition,
+                    metadata={**range_metadata, **self.partition_metadata[partition]},
                 )
         with evaluations_together(self.context.instance):  # thousands in a year's range
             yield from self._evaluations()
@@ -129,8 +138,13 @@ class PartitionGate:
                 metadata = {k: _metadata_value(v) for k, v in outcome.metadata.items()}
                 blocking = outcome.severity == "block"
                 yield dg.AssetCheckEvaluation(
-                    asset_key=self.asset_key, check_name=outcome.check, passed=outcome.passed, metadata=metadata,
-                    description=outcome.message, partition=partition, blocking=blocking,
+                    asset_key=self.asset_key,
+                    check_name=outcome.check,
+                    passed=outcome.passed,
+                    metadata=metadata,
+                    description=outcome.message,
+                    partition=partition,
+                    blocking=blocking,
                     severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
                     target_materialization_data=targets.get(partition),
                 )
@@ -149,7 +163,7 @@ def latest_materializations(
         record
         for start in range(0, len(ids), FETCH_LIMIT)  # Dagster fetches at most 10,000 records a call
         for record in instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=ids[start:start + FETCH_LIMIT]), limit=FETCH_LIMIT
+            dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=ids[start : start + FETCH_LIMIT]), limit=FETCH_LIMIT
         ).records
     ]
     return {
@@ -172,8 +186,11 @@ def gate_failure(
         shown = days[:LISTED_PARTITIONS]
         more = f" and {len(days) - len(shown)} more" if len(days) > len(shown) else ""
         summaries.append(f"{key.to_user_string()}: {len(days)} partition(s) failed ({', '.join(shown)}{more})")
-        lines += [f"{key.to_user_string()}: {outcome.message} [check {outcome.check}]"
-                  for day in shown for outcome in failed_days[day]]
+        lines += [
+            f"{key.to_user_string()}: {outcome.message} [check {outcome.check}]"
+            for day in shown
+            for outcome in failed_days[day]
+        ]
     return dg.Failure(
         description=(
             "; ".join(summaries) + ". Every other day went through; a failed day keeps its earlier good data and "
@@ -182,12 +199,15 @@ def gate_failure(
         metadata={
             "failed_partition_count": sum(len(days) for days in failures.values()),
             "failed_partitions": dg.MetadataValue.json({k.to_user_string(): sorted(v) for k, v in failures.items()}),
-            "failures": dg.MetadataValue.json({
-                key.to_user_string(): {day: [o.message for o in bad] for day, bad in failed_days.items()}
-                for key, failed_days in failures.items()
-            }),
+            "failures": dg.MetadataValue.json(
+                {
+                    key.to_user_string(): {day: [o.message for o in bad] for day, bad in failed_days.items()}
+                    for key, failed_days in failures.items()
+                }
+            ),
             "materialized_partition_count": dg.MetadataValue.json(
-                {key.to_user_string(): count for key, count in materialized.items()}),
+                {key.to_user_string(): count for key, count in materialized.items()}
+            ),
         },
         allow_retries=False,
     )

@@ -25,7 +25,7 @@ RAW_CHECKS: dict[str, str] = {
     "unique_event_ids": "No event id appears twice.",
     "value_ranges": "Values lie within min/max and allowed categories.",
     "label_values": "The label column holds valid labels: only 0/1 for classifiers, finite numbers for forecasts, "
-                    "at most max_null_fraction unknown (a class label's values are checked by value_ranges).",
+    "at most max_null_fraction unknown (a class label's values are checked by value_ranges).",
     "timestamps_in_partition": "Every event timestamp falls inside the partition's day.",
 }
 
@@ -72,7 +72,9 @@ def validate_events(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> list[Ch
         _check_nulls(frame, spec, day),
         passed("min_rows", day, f"{len(frame)} rows", observed=len(frame), limit=minimum)
         if len(frame) >= minimum
-        else failed("min_rows", day, f"{len(frame)} rows, expected at least {minimum}", observed=len(frame), limit=minimum),
+        else failed(
+            "min_rows", day, f"{len(frame)} rows, expected at least {minimum}", observed=len(frame), limit=minimum
+        ),
         _check_unique_ids(frame, spec, day),
         _check_value_ranges(frame, spec, day),
         _check_label(frame, spec, day),
@@ -95,7 +97,9 @@ class ColumnViolation(NamedTuple):
     details: dict[str, Any]
 
 
-def _column_gate(check: str, day: str, violations: list[ColumnViolation], severity_if_passed: Severity, ok: str) -> CheckOutcome:
+def _column_gate(
+    check: str, day: str, violations: list[ColumnViolation], severity_if_passed: Severity, ok: str
+) -> CheckOutcome:
     """One outcome for a per-column gate: blocking if any violating column blocks, a warning if all only warn.
 
     Every violating column is named, the blocking ones first, so one fix-and-rerun cycle is enough; in a
@@ -105,9 +109,13 @@ def _column_gate(check: str, day: str, violations: list[ColumnViolation], severi
     ordered = sorted(violations, key=lambda v: v.severity != "block")  # stable: each group keeps its order
     first = ordered[0]
     outcome = failed(
-        check, day,
-        "; ".join(v.message + (" (warns)" if first.severity == "block" and v.severity == "warn" else "") for v in ordered),
-        column=first.column, **first.details,
+        check,
+        day,
+        "; ".join(
+            v.message + (" (warns)" if first.severity == "block" and v.severity == "warn" else "") for v in ordered
+        ),
+        column=first.column,
+        **first.details,
         violations=[{"column": v.column, **v.details, "severity": v.severity} for v in ordered],
     )
     return replace(outcome, severity=first.severity)
@@ -146,13 +154,19 @@ def _dtype_name(series: pd.Series) -> str:
 def _check_schema(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
     missing = [c.name for c in spec.columns if c.name not in frame.columns]
     if missing:
-        return failed("schema", day, f"missing column(s) {missing}", column=missing[0], observed="absent", expected="present")
+        return failed(
+            "schema", day, f"missing column(s) {missing}", column=missing[0], observed="absent", expected="present"
+        )
     for column in spec.columns:
         if not _dtype_matches(frame[column.name], column.dtype):
             observed = _dtype_name(frame[column.name])
             return failed(
-                "schema", day, f"column '{column.name}' has dtype {observed}, expected {column.dtype}",
-                column=column.name, observed=observed, expected=column.dtype,
+                "schema",
+                day,
+                f"column '{column.name}' has dtype {observed}, expected {column.dtype}",
+                column=column.name,
+                observed=observed,
+                expected=column.dtype,
             )
     return passed("schema", day, f"{len(spec.columns)} columns as declared")
 
@@ -168,12 +182,18 @@ def _check_nulls(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutco
             over.append((fraction, column))
     over.sort(key=lambda item: -item[0])
     violations = [
-        ColumnViolation(c.name, f"column '{c.name}' is {f:.1%} null, limit {c.max_null_fraction:.1%}",
-                        spec.column_severity(c, "null_fraction"), {"observed": round(f, 6), "limit": c.max_null_fraction})
+        ColumnViolation(
+            c.name,
+            f"column '{c.name}' is {f:.1%} null, limit {c.max_null_fraction:.1%}",
+            spec.column_severity(c, "null_fraction"),
+            {"observed": round(f, 6), "limit": c.max_null_fraction},
+        )
         for f, c in over
     ]
     severities = [spec.column_severity(c, "null_fraction") for c in spec.columns]
-    return _column_gate("null_fraction", day, violations, _strictest(severities), "all columns within their null limits")
+    return _column_gate(
+        "null_fraction", day, violations, _strictest(severities), "all columns within their null limits"
+    )
 
 
 def _check_unique_ids(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
@@ -189,8 +209,13 @@ def _check_unique_ids(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> Check
     if count:
         example = str(frame.loc[duplicated, column].iloc[0])
         return failed(
-            "unique_event_ids", day, f"column '{column}' has {count} duplicated id(s), e.g. '{example}'",
-            column=column, observed=count, limit=0, example=example,
+            "unique_event_ids",
+            day,
+            f"column '{column}' has {count} duplicated id(s), e.g. '{example}'",
+            column=column,
+            observed=count,
+            limit=0,
+            example=example,
         )
     return passed("unique_event_ids", day, f"{len(frame)} unique ids", column=column)
 
@@ -202,9 +227,13 @@ def _check_unique_rows(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> Chec
     duplicated = int(frame.duplicated(columns).sum())
     if duplicated:
         return failed(
-            "unique_event_ids", day, f"{duplicated} row(s) repeat an earlier row in {what}; if such repeats are "
+            "unique_event_ids",
+            day,
+            f"{duplicated} row(s) repeat an earlier row in {what}; if such repeats are "
             "distinct events, name an event_id_column or the unique_columns that tell them apart",
-            column=columns[0], observed=duplicated, limit=0,
+            column=columns[0],
+            observed=duplicated,
+            limit=0,
         )
     return passed("unique_event_ids", day, f"{len(frame)} distinct rows ({what})")
 
@@ -221,21 +250,32 @@ def _check_value_ranges(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> Che
         if column.allowed_values is not None:
             unexpected = sorted({str(value) for value in values.unique()} - set(column.allowed_values))
             if unexpected:
-                violations.append(ColumnViolation(
-                    column.name, f"column '{column.name}' has values {unexpected[:5]} outside {column.allowed_values}",
-                    "block" if column.name == spec.label.column else severity,
-                    {"observed": unexpected[:5], "expected": column.allowed_values},
-                ))
+                violations.append(
+                    ColumnViolation(
+                        column.name,
+                        f"column '{column.name}' has values {unexpected[:5]} outside {column.allowed_values}",
+                        "block" if column.name == spec.label.column else severity,
+                        {"observed": unexpected[:5], "expected": column.allowed_values},
+                    )
+                )
         if column.min_value is not None and len(values) and values.min() < column.min_value:
-            violations.append(ColumnViolation(
-                column.name, f"column '{column.name}' minimum {values.min()} is below {column.min_value}", severity,
-                {"observed": float(values.min()), "limit": column.min_value},
-            ))
+            violations.append(
+                ColumnViolation(
+                    column.name,
+                    f"column '{column.name}' minimum {values.min()} is below {column.min_value}",
+                    severity,
+                    {"observed": float(values.min()), "limit": column.min_value},
+                )
+            )
         if column.max_value is not None and len(values) and values.max() > column.max_value:
-            violations.append(ColumnViolation(
-                column.name, f"column '{column.name}' maximum {values.max()} is above {column.max_value}", severity,
-                {"observed": float(values.max()), "limit": column.max_value},
-            ))
+            violations.append(
+                ColumnViolation(
+                    column.name,
+                    f"column '{column.name}' maximum {values.max()} is above {column.max_value}",
+                    severity,
+                    {"observed": float(values.max()), "limit": column.max_value},
+                )
+            )
     severities = [spec.column_severity(c, "value_ranges") for c in spec.columns]
     return _column_gate("value_ranges", day, violations, _strictest(severities), "all values within declared ranges")
 
@@ -258,9 +298,13 @@ def _check_label(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutco
     outcome = _label_values(values.dropna(), spec, check, day, unknown)
     if outcome.passed and unknown > limit:
         outcome = failed(
-            check, day, f"label column '{column}' is {unknown:.1%} null (unknown outcomes), limit {limit:.1%}; "
-            "raise the column's max_null_fraction if unknown outcomes are expected", column=column,
-            observed=round(unknown, 6), limit=limit,
+            check,
+            day,
+            f"label column '{column}' is {unknown:.1%} null (unknown outcomes), limit {limit:.1%}; "
+            "raise the column's max_null_fraction if unknown outcomes are expected",
+            column=column,
+            observed=round(unknown, 6),
+            limit=limit,
         )
         return replace(outcome, severity=spec.column_severity(spec.column(column), check))
     return outcome
@@ -271,25 +315,49 @@ def _label_values(known: pd.Series, spec: UseCaseSpec, check: str, day: str, unk
     column = spec.label.column
     if check == "class_label":  # that every known class is one of the allowed values is the value_ranges gate's
         counts = {str(name): int(count) for name, count in known.value_counts().items()}
-        return passed(check, day, f"{len(counts)} of {len(spec.classes)} classes present"
-                      + (f", {unknown:.1%} unknown" if unknown else ""), column=column, counts=counts, unknown=round(unknown, 6))
+        return passed(
+            check,
+            day,
+            f"{len(counts)} of {len(spec.classes)} classes present" + (f", {unknown:.1%} unknown" if unknown else ""),
+            column=column,
+            counts=counts,
+            unknown=round(unknown, 6),
+        )
     if check == "finite_label":
         numeric = pd.to_numeric(known, errors="coerce").to_numpy(dtype=float)
         bad = int((~np.isfinite(numeric)).sum())
         if bad:
-            return failed(check, day, f"label column '{column}' has {bad} non-finite value(s)", column=column, observed=bad, limit=0)
-        return passed(check, day, f"mean {numeric.mean() if len(numeric) else 0:.4f}", column=column, unknown=round(unknown, 6))
+            return failed(
+                check,
+                day,
+                f"label column '{column}' has {bad} non-finite value(s)",
+                column=column,
+                observed=bad,
+                limit=0,
+            )
+        return passed(
+            check, day, f"mean {numeric.mean() if len(numeric) else 0:.4f}", column=column, unknown=round(unknown, 6)
+        )
     if spec.label.positive is not None:  # a string flag: its two values are the column's allowed_values gate
         known = known.eq(spec.label.positive)
     observed = sorted({str(v) for v in known.unique()} - {"0", "1", "True", "False", "0.0", "1.0"})
     if observed:
         return failed(
-            check, day, f"label column '{column}' has non-binary values {observed[:5]}, expected 0/1",
-            column=column, observed=observed[:5], expected=[0, 1],
+            check,
+            day,
+            f"label column '{column}' has non-binary values {observed[:5]}, expected 0/1",
+            column=column,
+            observed=observed[:5],
+            expected=[0, 1],
         )
     rate = float(known.astype(float).mean()) if len(known) else 0.0
-    return passed(check, day, f"positive rate {rate:.4f}" + (f", {unknown:.1%} unknown" if unknown else ""),
-                  column=column, unknown=round(unknown, 6))
+    return passed(
+        check,
+        day,
+        f"positive rate {rate:.4f}" + (f", {unknown:.1%} unknown" if unknown else ""),
+        column=column,
+        unknown=round(unknown, 6),
+    )
 
 
 def _check_timestamps(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
@@ -304,8 +372,13 @@ def _check_timestamps(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> Check
     if count:
         example = str(stamps[outside].iloc[0])
         return failed(
-            "timestamps_in_partition", day, f"column '{column}' has {count} timestamp(s) outside the day, e.g. {example}",
-            column=column, observed=count, limit=0, example=example,
+            "timestamps_in_partition",
+            day,
+            f"column '{column}' has {count} timestamp(s) outside the day, e.g. {example}",
+            column=column,
+            observed=count,
+            limit=0,
+            example=example,
         )
     return passed("timestamps_in_partition", day, "all timestamps inside the day", column=column)
 
@@ -315,30 +388,64 @@ def validate_features(
 ) -> list[CheckOutcome]:
     """Gates on one day of features; `missing_inputs` are raw days of the window that are absent."""
     outcomes = [
-        failed("inputs_complete", day, f"raw_events missing for {missing_inputs[:5]} inside the feature window",
-               observed=missing_inputs[:10], expected="every window day materialized")
+        failed(
+            "inputs_complete",
+            day,
+            f"raw_events missing for {missing_inputs[:5]} inside the feature window",
+            observed=missing_inputs[:10],
+            expected="every window day materialized",
+        )
         if missing_inputs
         else passed("inputs_complete", day, f"{spec.lookback_days}-day lookback complete")
     ]
     expected = [*spec.key_columns, "day", *spec.feature_names]
     absent = [name for name in expected if name not in frame.columns]
-    non_numeric = [name for name in spec.numeric_feature_names if name in frame.columns and not ptypes.is_numeric_dtype(frame[name])]
+    non_numeric = [
+        name
+        for name in spec.numeric_feature_names
+        if name in frame.columns and not ptypes.is_numeric_dtype(frame[name])
+    ]
     if absent or non_numeric:
         column = (absent or non_numeric)[0]
-        outcomes.append(failed("feature_schema", day, f"feature column '{column}' is {'missing' if absent else 'not numeric'}", column=column))
+        outcomes.append(
+            failed(
+                "feature_schema",
+                day,
+                f"feature column '{column}' is {'missing' if absent else 'not numeric'}",
+                column=column,
+            )
+        )
     else:
         outcomes.append(passed("feature_schema", day, f"{len(spec.feature_names)} features"))
     present = [name for name in spec.numeric_feature_names if name in frame.columns and name not in non_numeric]
     nulls = {name: int(frame[name].isna().sum()) for name in present}
     worst = max(nulls, key=nulls.get, default=None)
     if worst is not None and nulls[worst]:
-        outcomes.append(failed("feature_nulls", day, f"feature '{worst}' has {nulls[worst]} null(s)", column=worst, observed=nulls[worst], limit=0))
+        outcomes.append(
+            failed(
+                "feature_nulls",
+                day,
+                f"feature '{worst}' has {nulls[worst]} null(s)",
+                column=worst,
+                observed=nulls[worst],
+                limit=0,
+            )
+        )
     else:
         outcomes.append(passed("feature_nulls", day, "no nulls"))
     infinite = {name: int(np.isinf(frame[name].to_numpy(dtype=float)).sum()) for name in present}
     worst = max(infinite, key=infinite.get, default=None)
     if worst is not None and infinite[worst]:
-        outcomes.append(failed("feature_finite", day, f"feature '{worst}' has {infinite[worst]} infinite value(s)", column=worst, observed=infinite[worst], limit=0))
+        outcomes.append(
+            failed(
+                "feature_finite",
+                day,
+                f"feature '{worst}' has {infinite[worst]} infinite value(s)",
+                column=worst,
+                observed=infinite[worst],
+                limit=0,
+            )
+        )
     else:
         outcomes.append(passed("feature_finite", day, "all finite"))
     return outcomes
@@ -349,8 +456,15 @@ def validate_predictions(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> li
     duplicates = int(frame.duplicated(spec.key_columns).sum())
     out_of_range = spec.label.task != "regression" and bool(((scores < 0) | (scores > 1)).any())
     if scores.isna().any() or np.isinf(scores).any() or out_of_range or duplicates:
-        return [failed("scores_valid", day, f"{int(scores.isna().sum())} null score(s), "
-                       f"range [{scores.min()}, {scores.max()}], {duplicates} duplicated row(s)", column="score")]
+        return [
+            failed(
+                "scores_valid",
+                day,
+                f"{int(scores.isna().sum())} null score(s), "
+                f"range [{scores.min()}, {scores.max()}], {duplicates} duplicated row(s)",
+                column="score",
+            )
+        ]
     return [passed("scores_valid", day, f"{len(frame)} rows scored")]
 
 
@@ -368,10 +482,24 @@ def validate_drift(psi: dict[str, float], limit: float, day: str, method: str) -
 
 
 def drift_warm_up(day: str) -> list[CheckOutcome]:
-    return [passed(DRIFT_CHECK, day, "warm-up day, its feature windows reach before the first raw day; not measured",
-                   measured=False)]
+    return [
+        passed(
+            DRIFT_CHECK,
+            day,
+            "warm-up day, its feature windows reach before the first raw day; not measured",
+            measured=False,
+        )
+    ]
 
 
 def drift_too_few_rows(day: str, rows: int, min_rows: int) -> list[CheckOutcome]:
-    return [passed(DRIFT_CHECK, day, f"{rows} row(s), fewer than drift.min_rows {min_rows}: too few for a stable PSI; "
-                   "not measured", measured=False, rows=rows, min_rows=min_rows)]
+    return [
+        passed(
+            DRIFT_CHECK,
+            day,
+            f"{rows} row(s), fewer than drift.min_rows {min_rows}: too few for a stable PSI; not measured",
+            measured=False,
+            rows=rows,
+            min_rows=min_rows,
+        )
+    ]

@@ -74,7 +74,10 @@ def compute_features(events: pd.DataFrame, spec: UseCaseSpec, days: Sequence[str
 
 
 def entity_day_features(
-    frames: Iterable[pd.DataFrame], spec: UseCaseSpec, days: Sequence[str], entities: np.ndarray | None = None,
+    frames: Iterable[pd.DataFrame],
+    spec: UseCaseSpec,
+    days: Sequence[str],
+    entities: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Entity-day feature rows for `days` from the raw events of their windows, given as frames of whole days
     in day order (one frame, or one per day to hold a single day of events in memory at a time). Each frame
@@ -93,8 +96,9 @@ def entity_day_features(
         if frame.empty:
             continue
         span = _day_span(frame, spec, first, n_days)
-        grid = _Grid(frame, spec, first + dt.timedelta(days=span.start), first + dt.timedelta(days=span.stop - 1),
-                     entities=index)
+        grid = _Grid(
+            frame, spec, first + dt.timedelta(days=span.start), first + dt.timedelta(days=span.stop - 1), entities=index
+        )
         daily.add(span, {**_activity(grid, frame, spec), **_aggregates(grid, frame, spec.expanded_features)})
     if entities is None or not daily.arrays:
         return pd.DataFrame(columns=[spec.entity_column, DAY, *spec.feature_names])
@@ -124,7 +128,9 @@ def _prepared(events: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
 def _day_span(frame: pd.DataFrame, spec: UseCaseSpec, first: dt.date, n_days: int) -> range:
     """The window's day indexes a frame's events fall on (clipped to the window)."""
     stamps = _utc_stamps(frame, spec)
-    offsets = (stamps.to_numpy(dtype=stamps.dtype.base).astype("datetime64[D]") - np.datetime64(first, "D")).astype(np.int64)
+    offsets = (stamps.to_numpy(dtype=stamps.dtype.base).astype("datetime64[D]") - np.datetime64(first, "D")).astype(
+        np.int64
+    )
     return range(int(np.clip(offsets.min(), 0, n_days - 1)), int(np.clip(offsets.max(), 0, n_days - 1)) + 1)
 
 
@@ -158,8 +164,14 @@ class _Grid:
     """Maps events onto a dense (day, entity) grid spanning [first, last]."""
 
     def __init__(
-        self, events: pd.DataFrame, spec: UseCaseSpec, first: dt.date, last: dt.date, extra_entities: np.ndarray | None = None,
-        keys: np.ndarray | None = None, entities: pd.Index | None = None,
+        self,
+        events: pd.DataFrame,
+        spec: UseCaseSpec,
+        first: dt.date,
+        last: dt.date,
+        extra_entities: np.ndarray | None = None,
+        keys: np.ndarray | None = None,
+        entities: pd.Index | None = None,
     ) -> None:
         """`keys`: each event's entity (default the spec's entity column; a `by` feature's key codes).
         `entities`: the grid's columns, sorted, when they are known beyond these events (a window read day by day)."""
@@ -170,12 +182,16 @@ class _Grid:
         epoch_days = stamps.to_numpy(dtype=stamps.dtype.base).astype("datetime64[D]")  # UTC, no copy via objects
         self.offsets = (epoch_days - np.datetime64(first, "D")).astype(np.int64)
         if keys is None:  # the entity's events; with no entity, one history for all (only day offsets are used)
-            keys = events[spec.entity_column].to_numpy() if spec.entity_column else np.zeros(len(events), dtype=np.int64)
+            keys = (
+                events[spec.entity_column].to_numpy() if spec.entity_column else np.zeros(len(events), dtype=np.int64)
+            )
         if entities is not None:  # a hash lookup: searchsorted's random probes into a large sorted array are slower
             self.entities, self.codes = entities.to_numpy(), entities.get_indexer(keys)
         else:
             known = keys if extra_entities is None else np.concatenate([keys, extra_entities])
-            codes, uniques = pd.factorize(known, sort=True, use_na_sentinel=False)  # one hash pass, sorted like np.unique
+            codes, uniques = pd.factorize(
+                known, sort=True, use_na_sentinel=False
+            )  # one hash pass, sorted like np.unique
             self.entities, self.codes = np.asarray(uniques), codes[: len(keys)]
         self.in_range = (self.offsets >= 0) & (self.offsets < self.n_days)
         self.all_in_range = bool(self.in_range.all())  # usual: the read covered exactly the grid's days
@@ -269,8 +285,11 @@ class _DailyAggregates:
             stored = self.arrays.get(key)
             if stored is None:
                 shape = (self.n_days, values.shape[1])
-                stored = self.arrays[key] = (np.zeros(shape, dtype=np.int32 if key[0] in COUNTED else float)
-                                             if key[0] in ADDITIVE else np.full(shape, np.nan))
+                stored = self.arrays[key] = (
+                    np.zeros(shape, dtype=np.int32 if key[0] in COUNTED else float)
+                    if key[0] in ADDITIVE
+                    else np.full(shape, np.nan)
+                )
             part = stored[span.start : span.stop]
             if key[0] in COUNTED:
                 part += values.astype(np.int32)
@@ -340,8 +359,14 @@ def _event_rows(events: pd.DataFrame, spec: UseCaseSpec, grid: _Grid, days: list
             by = tuple(feature.by)
             if by not in keyed:
                 codes.setdefault(by, _key_codes(events, list(by)))
-                keyed[by] = _Grid(events, spec, grid.first, grid.first + dt.timedelta(days=grid.n_days - 1), keys=codes[by])
-            values = _window_grid(keyed[by], events, feature)[previous_day, keyed[by].codes[rows]] if len(rows) else np.array([])
+                keyed[by] = _Grid(
+                    events, spec, grid.first, grid.first + dt.timedelta(days=grid.n_days - 1), keys=codes[by]
+                )
+            values = (
+                _window_grid(keyed[by], events, feature)[previous_day, keyed[by].codes[rows]]
+                if len(rows)
+                else np.array([])
+            )
         else:
             values = _window_grid(grid, events, feature)[previous_day, grid.codes[rows]] if len(rows) else np.array([])
         out[feature.name] = _transform(np.asarray(values, dtype=float), feature)
@@ -357,7 +382,9 @@ def _as_of_window(events: pd.DataFrame, spec: UseCaseSpec, feature: FeatureSpec,
     """Per event: the count/sum/mean over its key's events in [t - window, t), t its own timestamp: history
     up to the instant before the event (earlier the same day included), never the event itself or later."""
     stamps = _utc_stamps(events, spec).dt.tz_localize(None).to_numpy()
-    millis = (stamps - stamps.min()).astype("timedelta64[ms]").astype(np.int64) if len(stamps) else np.array([], np.int64)
+    millis = (
+        (stamps - stamps.min()).astype("timedelta64[ms]").astype(np.int64) if len(stamps) else np.array([], np.int64)
+    )
     span = int(millis.max()) + feature.window_days * 86_400_000 + 1 if len(millis) else 1
     position = keys.astype(np.int64) * span + millis  # sorted by key, then time; keys never overlap
     order = np.argsort(position, kind="stable")
@@ -393,8 +420,11 @@ def _matches(events: pd.DataFrame, where: EventFilter | None) -> np.ndarray:
 def filter_only_columns(spec: UseCaseSpec) -> list[str]:
     """String columns that only `where` filters read: read and compared as categories, a filter compares
     integer codes instead of every event's string (ten filters on event_type: ten passes over strings)."""
-    other_uses = {*spec.key_columns, *(f.column for f in spec.features if f.column),
-                  *(column for f in spec.features for column in f.by or [])}
+    other_uses = {
+        *spec.key_columns,
+        *(f.column for f in spec.features if f.column),
+        *(column for f in spec.features for column in f.by or []),
+    }
     filtered = {f.where.column for f in spec.expanded_features if f.where} - other_uses
     return sorted(column.name for column in spec.columns if column.name in filtered and column.dtype == "string")
 

@@ -8,7 +8,6 @@ Paths go through fsspec, so `s3://` and other object stores work the same as
 local directories.
 """
 
-
 import errno
 import hashlib
 import json
@@ -76,7 +75,11 @@ class DataLake(dg.ConfigurableResource):
             self._write_atomically(f"{directory}/{digest}.json", lambda f: f.write(payload))
         kept = {f"{directory}/{key}.json" for key in (*keep, digest) if key}
         for path in fs.ls(directory, detail=False):
-            if path.endswith(".json") and path not in kept and fs.modified(path).timestamp() < time.time() - STATE_KEPT_S:
+            if (
+                path.endswith(".json")
+                and path not in kept
+                and fs.modified(path).timestamp() < time.time() - STATE_KEPT_S
+            ):
                 _remove_if_present(fs, path)
         return digest
 
@@ -108,12 +111,17 @@ class DataLake(dg.ConfigurableResource):
         if not fs.exists(directory):
             return []
         names = (path.rsplit("/", 1)[-1] for path in fs.ls(directory, detail=False))
-        return sorted(name[: -len(".parquet")] for name in names if name.endswith(".parquet") and name != "__all__.parquet")
+        return sorted(
+            name[: -len(".parquet")] for name in names if name.endswith(".parquet") and name != "__all__.parquet"
+        )
 
     def modified_times(self, asset_key: dg.AssetKey) -> dict[str, float]:
         """Each partition's last write, as a POSIX timestamp."""
         fs, _ = self._fs()
-        return {day: fs.modified(self.partition_path(asset_key, day)).timestamp() for day in self.existing_partitions(asset_key)}
+        return {
+            day: fs.modified(self.partition_path(asset_key, day)).timestamp()
+            for day in self.existing_partitions(asset_key)
+        }
 
     def read(
         self,
@@ -171,10 +179,20 @@ class DataLake(dg.ConfigurableResource):
 
 
 # errnos that another attempt cannot fix (a full or read-only disk, missing rights, a broken lake root)
-PERMANENT_ERRNOS = frozenset({
-    errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR,
-    errno.EISDIR, errno.EEXIST,
-})
+PERMANENT_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EFBIG,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EEXIST,
+    }
+)
 
 
 def plain_strings(table: pa.Table) -> pa.Table:
@@ -185,7 +203,9 @@ def plain_strings(table: pa.Table) -> pa.Table:
     if b"pandas" not in metadata:
         return table
     pandas_metadata = json.loads(metadata[b"pandas"])
-    arrow_backed = [c for c in pandas_metadata["columns"] if c["pandas_type"] == "unicode" and c["numpy_type"] != "object"]
+    arrow_backed = [
+        c for c in pandas_metadata["columns"] if c["pandas_type"] == "unicode" and c["numpy_type"] != "object"
+    ]
     if not arrow_backed:
         return table
     for column in arrow_backed:
@@ -199,8 +219,11 @@ def lake_write_error(path: str, error: OSError) -> Exception:
     code = errno.errorcode.get(error.errno or 0, "no errno")
     cause = f"cannot write {path}: [{code}] {error.strerror or error}"
     if error.errno in PERMANENT_ERRNOS or isinstance(error, (PermissionError, FileNotFoundError, NotADirectoryError)):
-        return dg.Failure(description=f"{cause} (permanent: not retried; earlier files are unchanged)",
-                          metadata={"path": path, "errno": code}, allow_retries=False)
+        return dg.Failure(
+            description=f"{cause} (permanent: not retried; earlier files are unchanged)",
+            metadata={"path": path, "errno": code},
+            allow_retries=False,
+        )
     return OSError(error.errno, f"{cause} (transient: retried)")
 
 
@@ -225,8 +248,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         key = context.asset_key
         if context.has_asset_partitions:
-            raise dg.Failure(f"{key.to_user_string()}: partitioned assets write their days through DataLake "
-                             "after their gate; the IO manager stores unpartitioned values only")
+            raise dg.Failure(
+                f"{key.to_user_string()}: partitioned assets write their days through DataLake "
+                "after their gate; the IO manager stores unpartitioned values only"
+            )
         if isinstance(obj, dict):
             context.add_output_metadata({"path": self.lake.write_json(key, obj)})
             return

@@ -30,6 +30,8 @@ GPU_RESOURCE = "nvidia.com/gpu"
 GPU_POOL = "gpu"
 K8S_CONFIG_TAG = "dagster-k8s/config"
 DEFAULT_GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+
+
 def training_k8s_config(spec: UseCaseSpec, settings: Settings) -> dict[str, Any]:
     """Container resources, node selector and tolerations for the training step's pod."""
     wanted = spec.resources

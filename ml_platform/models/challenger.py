@@ -19,13 +19,13 @@ import pandas as pd
 
 from ml_platform.features.compute import DAY
 from ml_platform.features.drift import SCORE, reference_bins
-from ml_platform.models.evaluation_plots import holdout_plots
 from ml_platform.models.base import Trainer
 from ml_platform.models.comparison import ImprovementTest, paired_bootstrap_test
+from ml_platform.models.evaluation_plots import holdout_plots
 from ml_platform.models.metrics import classification_metrics, multiclass_metrics, regression_metrics
 from ml_platform.models.trainers import build_trainer
-from ml_platform.monitoring.realized import fit_calibration, metric_interval
 from ml_platform.models.tuning import Trial, tune
+from ml_platform.monitoring.realized import fit_calibration, metric_interval
 from ml_platform.resources.mlflow_resource import DRIFT_REFERENCE, MlflowResource
 from ml_platform.spec import LOWER_IS_BETTER, UseCaseSpec
 from ml_platform.steps import class_probabilities, score_frame
@@ -77,7 +77,8 @@ class Challenger:
         return {
             "train_days": f"{self.train[DAY].min()}..{self.train[DAY].max()}",
             "holdout_days": f"{self.holdout[DAY].min()}..{self.holdout[DAY].max()}",
-            "train_rows": len(self.train), "holdout_rows": len(self.holdout),
+            "train_rows": len(self.train),
+            "holdout_rows": len(self.holdout),
         }
 
 
@@ -89,7 +90,10 @@ class Registered:
 
 
 def train_challenger(
-    spec: UseCaseSpec, training_set: pd.DataFrame, params: dict[str, Any], champion: ReferenceModel | None,
+    spec: UseCaseSpec,
+    training_set: pd.DataFrame,
+    params: dict[str, Any],
+    champion: ReferenceModel | None,
 ) -> Challenger:
     """Fit on the training split, evaluate on the holdout, compare with `champion` on the same rows."""
     train = training_set[training_set["split"] == "train"]
@@ -107,19 +111,38 @@ def train_challenger(
     incomparable = _incomparable(spec, champion, holdout) if champion else None
     comparison = _compare(spec, champion, holdout, scores, trainer.threshold) if champion and not incomparable else None
     plots, importance = holdout_plots(
-        spec.label.task, labels, scores, trainer.threshold, trainer.predict,
-        holdout[spec.feature_names], spec.training.seed, spec.classes,
+        spec.label.task,
+        labels,
+        scores,
+        trainer.threshold,
+        trainer.predict,
+        holdout[spec.feature_names],
+        spec.training.seed,
+        spec.classes,
     )
     return Challenger(
-        spec=spec, trainer=trainer, params=params, train=train, holdout=holdout, scores=scores, metrics=metrics,
-        champion_version=champion.version if champion else None, comparison=comparison,
-        failed_thresholds=spec.gates.failures(metrics), plots=plots, importance=importance, incomparable=incomparable,
+        spec=spec,
+        trainer=trainer,
+        params=params,
+        train=train,
+        holdout=holdout,
+        scores=scores,
+        metrics=metrics,
+        champion_version=champion.version if champion else None,
+        comparison=comparison,
+        failed_thresholds=spec.gates.failures(metrics),
+        plots=plots,
+        importance=importance,
+        incomparable=incomparable,
         trials=trials,
     )
 
 
 def register_challenger(
-    mlflow: MlflowResource, challenger: Challenger, training_set: pd.DataFrame, dagster_run_id: str,
+    mlflow: MlflowResource,
+    challenger: Challenger,
+    training_set: pd.DataFrame,
+    dagster_run_id: str,
 ) -> Registered:
     """One MLflow run (params, metrics, tags, plots, drift reference, model) and a registered version."""
     spec, trainer, window = challenger.spec, challenger.trainer, challenger.window
@@ -128,31 +151,38 @@ def register_challenger(
     client, tracking = mlflow.client(), mlflow.configure()
     experiment_id = mlflow.experiment_id(spec.name)
     with tracking.start_run(experiment_id=experiment_id, run_name=f"{spec.name}-{dagster_run_id[:8]}") as run:
-        tracking.log_params({**challenger.params, "model_type": spec.model.type,
-                             "decision_threshold": trainer.threshold})
+        tracking.log_params(
+            {**challenger.params, "model_type": spec.model.type, "decision_threshold": trainer.threshold}
+        )
         tracking.log_metrics({f"holdout_{name}": value for name, value in challenger.metrics.items()})
         tracking.log_metrics(holdout_interval(challenger))
-        tracking.set_tags({
-            "dagster_run_id": dagster_run_id,
-            "dagster_run_url": dagster_run,
-            "mlflow.note.content": f"{spec.name} challenger trained by Dagster run [{dagster_run_id[:8]}]({dagster_run}) "
-            f"on {window['train_days']}, evaluated on the holdout {window['holdout_days']}. Plots: `evaluation/`.",
-            "use_case": spec.name,
-            **{name: str(value) for name, value in window.items()},
-            "training_set_hash": str(pd.util.hash_pandas_object(training_set, index=False).sum()),
-            "gates": outcome,
-            "promotion_champion_version": challenger.champion_version or "none",
-            **({"promotion_incomparable": challenger.incomparable} if challenger.incomparable else {}),
-            **(challenger.comparison.as_tags() if challenger.comparison else {}),
-        })
+        tracking.set_tags(
+            {
+                "dagster_run_id": dagster_run_id,
+                "dagster_run_url": dagster_run,
+                "mlflow.note.content": f"{spec.name} challenger trained by Dagster run [{dagster_run_id[:8]}]({dagster_run}) "
+                f"on {window['train_days']}, evaluated on the holdout {window['holdout_days']}. Plots: `evaluation/`.",
+                "use_case": spec.name,
+                **{name: str(value) for name, value in window.items()},
+                "training_set_hash": str(pd.util.hash_pandas_object(training_set, index=False).sum()),
+                "gates": outcome,
+                "promotion_champion_version": challenger.champion_version or "none",
+                **({"promotion_incomparable": challenger.incomparable} if challenger.incomparable else {}),
+                **(challenger.comparison.as_tags() if challenger.comparison else {}),
+            }
+        )
         _log_plots(tracking, challenger.plots)
         _log_trials(tracking, spec, challenger)
         tracking.log_dict(challenger.importance, "evaluation/permutation_importance.json")
         reference = reference_bins(challenger.train, spec.numeric_feature_names)
-        top_scores = challenger.scores.max(axis=1) if challenger.scores.ndim == 2 else challenger.scores  # as predictions' score
+        top_scores = (
+            challenger.scores.max(axis=1) if challenger.scores.ndim == 2 else challenger.scores
+        )  # as predictions' score
         reference.update(reference_bins(pd.DataFrame({SCORE: top_scores}), [SCORE]))  # out-of-sample scores
         tracking.log_dict(reference, DRIFT_REFERENCE)
-        logged = trainer.log_model("model", challenger.train[spec.feature_names].head(5), registered_model_name=spec.name)
+        logged = trainer.log_model(
+            "model", challenger.train[spec.feature_names].head(5), registered_model_name=spec.name
+        )
     version = str(logged.registered_model_version)
     client.set_model_version_tag(spec.name, version, "gates", outcome)
     if trainer.threshold is not None:
@@ -161,11 +191,16 @@ def register_challenger(
         calibration = fit_calibration(challenger.scores, label_values(spec, challenger.holdout))
         if calibration is not None:
             client.set_model_version_tag(spec.name, version, CALIBRATION_TAG, json.dumps(calibration))
-    client.update_model_version(spec.name, version, description=(
-        f"{spec.model.type} trained by Dagster run {dagster_run_id} ({dagster_run}) on {window['train_days']}; "
-        f"holdout {window['holdout_days']}: " + ", ".join(f"{m} {v:.4f}" for m, v in challenger.metrics.items())
-        + f". Gates {outcome}."
-    ))
+    client.update_model_version(
+        spec.name,
+        version,
+        description=(
+            f"{spec.model.type} trained by Dagster run {dagster_run_id} ({dagster_run}) on {window['train_days']}; "
+            f"holdout {window['holdout_days']}: "
+            + ", ".join(f"{m} {v:.4f}" for m, v in challenger.metrics.items())
+            + f". Gates {outcome}."
+        ),
+    )
     return Registered(version=version, run_id=run.info.run_id, experiment_id=experiment_id)
 
 
@@ -175,8 +210,16 @@ def holdout_interval(challenger: Challenger) -> dict[str, float]:
     spec, holdout = challenger.spec, challenger.holdout
     metric, gates = spec.gates.compare_metric, spec.gates
     naive = holdout[spec.label.naive_feature].to_numpy() if spec.label.naive_feature else None
-    low, high = metric_interval(metric, label_values(spec, holdout), challenger.scores, challenger.trainer.threshold, naive,
-                                gates.bootstrap_resamples, 1 - 2 * gates.significance_level, spec.training.seed)
+    low, high = metric_interval(
+        metric,
+        label_values(spec, holdout),
+        challenger.scores,
+        challenger.trainer.threshold,
+        naive,
+        gates.bootstrap_resamples,
+        1 - 2 * gates.significance_level,
+        spec.training.seed,
+    )
     return {f"holdout_{metric}_ci_low": low, f"holdout_{metric}_ci_high": high}
 
 
@@ -198,13 +241,21 @@ def _compare(
     if spec.label.task == "multiclass":
         champion_scores = class_probabilities(champion.model.predict(holdout[champion.features]), spec.classes)
     else:
-        champion_scores = score_frame(champion.model, holdout, spec, champion.version, champion.features)["score"].to_numpy()
+        champion_scores = score_frame(champion.model, holdout, spec, champion.version, champion.features)[
+            "score"
+        ].to_numpy()
     naive = holdout[spec.label.naive_feature].to_numpy() if spec.label.naive_feature else None
     gates = spec.gates
     return paired_bootstrap_test(
-        gates.compare_metric, gates.compare_metric in LOWER_IS_BETTER, label_values(spec, holdout), naive,
-        (scores, threshold), (champion_scores, champion.threshold),
-        resamples=gates.bootstrap_resamples, alpha=gates.significance_level, seed=spec.training.seed,
+        gates.compare_metric,
+        gates.compare_metric in LOWER_IS_BETTER,
+        label_values(spec, holdout),
+        naive,
+        (scores, threshold),
+        (champion_scores, champion.threshold),
+        resamples=gates.bootstrap_resamples,
+        alpha=gates.significance_level,
+        seed=spec.training.seed,
     )
 
 

@@ -31,9 +31,15 @@ class ImprovementTest:
 
 
 def paired_bootstrap_test(
-    metric: str, lower_is_better: bool, labels: np.ndarray, naive: np.ndarray | None,
-    challenger: tuple[np.ndarray, float | None], champion: tuple[np.ndarray, float | None],
-    resamples: int = 1000, alpha: float = 0.05, seed: int = 0,
+    metric: str,
+    lower_is_better: bool,
+    labels: np.ndarray,
+    naive: np.ndarray | None,
+    challenger: tuple[np.ndarray, float | None],
+    champion: tuple[np.ndarray, float | None],
+    resamples: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
 ) -> ImprovementTest:
     """Resample holdout rows with replacement, score both models on each resample, and test whether
     the challenger's metric is higher (lower, for errors) than the champion's beyond resampling noise."""

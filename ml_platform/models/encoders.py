@@ -31,5 +31,6 @@ def category_encoder(encodings: dict[str, tuple[str, int]], seed: int) -> Any:
     objects = FunctionTransformer(as_objects, feature_names_out="one-to-one")
     return ColumnTransformer(
         [(name, make_pipeline(objects, encoder(*spec)), [name]) for name, spec in encodings.items()],
-        remainder="passthrough", verbose_feature_names_out=False,
+        remainder="passthrough",
+        verbose_feature_names_out=False,
     )

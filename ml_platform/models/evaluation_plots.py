@@ -48,10 +48,22 @@ def classification_plots(labels: np.ndarray, scores: np.ndarray, threshold: floa
     with _figure(f"Confusion matrix at threshold {threshold:.2f}") as (figure, axes):
         axes.imshow(matrix, cmap="Blues")
         for (row, column), count in np.ndenumerate(matrix):
-            axes.text(column, row, f"{count:,}", ha="center", va="center",
-                      color="white" if count > matrix.max() / 2 else "black")
-        axes.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["0", "1"], yticklabels=["0", "1"],
-                 xlabel="predicted", ylabel="actual")
+            axes.text(
+                column,
+                row,
+                f"{count:,}",
+                ha="center",
+                va="center",
+                color="white" if count > matrix.max() / 2 else "black",
+            )
+        axes.set(
+            xticks=[0, 1],
+            yticks=[0, 1],
+            xticklabels=["0", "1"],
+            yticklabels=["0", "1"],
+            xlabel="predicted",
+            ylabel="actual",
+        )
         plots["confusion_matrix"] = _png(figure)
     observed, predicted = calibration_curve(labels, scores, n_bins=10, strategy="quantile")
     with _figure("Calibration (holdout, 10 quantile bins)") as (figure, axes):
@@ -81,8 +93,11 @@ def regression_plots(labels: np.ndarray, predictions: np.ndarray) -> dict[str, b
 
 
 def permutation_importance(
-    predict: Callable[[pd.DataFrame], np.ndarray], features: pd.DataFrame, score: Callable[[np.ndarray], float],
-    higher_is_better: bool, seed: int,
+    predict: Callable[[pd.DataFrame], np.ndarray],
+    features: pd.DataFrame,
+    score: Callable[[np.ndarray], float],
+    higher_is_better: bool,
+    seed: int,
 ) -> dict[str, float]:
     """Drop in `score` when each feature's holdout column is shuffled (one repeat; positive = the feature helps)."""
     rng = np.random.default_rng(seed)
@@ -142,8 +157,15 @@ def multiclass_plots(labels: np.ndarray, probabilities: np.ndarray, classes: Seq
     with _figure("Confusion matrix (holdout)") as (figure, axes):
         axes.imshow(matrix, cmap="Blues")
         for (row, column), count in np.ndenumerate(matrix):
-            axes.text(column, row, f"{count:,}", ha="center", va="center", fontsize=7,
-                      color="white" if count > matrix.max() / 2 else "black")
+            axes.text(
+                column,
+                row,
+                f"{count:,}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if count > matrix.max() / 2 else "black",
+            )
         ticks = list(range(len(classes)))
         axes.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="actual")
         axes.set_xticklabels(classes, rotation=45, ha="right", fontsize=7)
@@ -152,8 +174,14 @@ def multiclass_plots(labels: np.ndarray, probabilities: np.ndarray, classes: Seq
 
 
 def holdout_plots(
-    task: str, labels: np.ndarray, scores: np.ndarray, threshold: float | None,
-    predict: Callable[[pd.DataFrame], np.ndarray], features: pd.DataFrame, seed: int, classes: Sequence[str] = (),
+    task: str,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    threshold: float | None,
+    predict: Callable[[pd.DataFrame], np.ndarray],
+    features: pd.DataFrame,
+    seed: int,
+    classes: Sequence[str] = (),
 ) -> tuple[dict[str, bytes], dict[str, float]]:
     """Every plot of a model's holdout evaluation, and its permutation importance by feature (none for a text
     model: its one input is the text)."""

@@ -49,7 +49,9 @@ def regression_metrics(labels: np.ndarray, predictions: np.ndarray, naive: np.nd
     }
 
 
-def metric_value(name: str, labels: np.ndarray, scores: np.ndarray, threshold: float | None, naive: np.ndarray | None) -> float:
+def metric_value(
+    name: str, labels: np.ndarray, scores: np.ndarray, threshold: float | None, naive: np.ndarray | None
+) -> float:
     """One metric with numpy alone: cheap enough to recompute on hundreds of bootstrap resamples."""
     if scores.ndim == 2:  # class probabilities (labels are class indexes): the most probable class is predicted
         return class_metric_value(name, labels, scores.argmax(axis=1))

@@ -69,18 +69,31 @@ def load_through_cache(
     try:
         secret = key.resolve()
     except OSError as error:  # no key file: the cache is off for this load, the run goes on
-        LOG.warning("model cache %s not used: its key file %s cannot be read or created: %s", cache_dir, key.file, error)
+        LOG.warning(
+            "model cache %s not used: its key file %s cannot be read or created: %s", cache_dir, key.file, error
+        )
         return load(download())
     try:
         return _read(entry, secret, identity)
     except FileNotFoundError:
         pass
     except UnverifiedEntry as error:
-        LOG.warning("model cache entry %s refused, not unpickled (%s); loading %s version %s from the registry",
-                    entry, error, identity.get("name"), identity.get("version"))
+        LOG.warning(
+            "model cache entry %s refused, not unpickled (%s); loading %s version %s from the registry",
+            entry,
+            error,
+            identity.get("name"),
+            identity.get("version"),
+        )
     except Exception as error:  # a verified entry this code can no longer read (an upgrade moved a class)
-        LOG.warning("model cache entry %s unreadable (%s: %s); loading %s version %s from the registry",
-                    entry, type(error).__name__, error, identity.get("name"), identity.get("version"))
+        LOG.warning(
+            "model cache entry %s unreadable (%s: %s); loading %s version %s from the registry",
+            entry,
+            type(error).__name__,
+            error,
+            identity.get("name"),
+            identity.get("version"),
+        )
     artifact = download()
     model = load(artifact)
     try:
@@ -101,8 +114,10 @@ class CacheKey:
 
     def __post_init__(self) -> None:
         if self.secret and len(self.secret) < MIN_KEY_LENGTH:
-            raise ValueError(f"{KEY_ENV} must be at least {MIN_KEY_LENGTH} characters (e.g. `openssl rand -hex 32`), "
-                             f"got {len(self.secret)}")
+            raise ValueError(
+                f"{KEY_ENV} must be at least {MIN_KEY_LENGTH} characters (e.g. `openssl rand -hex 32`), "
+                f"got {len(self.secret)}"
+            )
         if not self.secret and self.file is None:
             raise ValueError(f"the model cache needs a key to verify its entries: {KEY_ENV} or a key file")
 
@@ -114,8 +129,10 @@ class CacheKey:
         try:
             return bytes.fromhex(self.file.read_text().strip())
         except ValueError:
-            raise ValueError(f"{self.file}: expected the model cache key as hex digits (delete the file to "
-                             "get a new key; entries written under the old one are then reloaded)") from None
+            raise ValueError(
+                f"{self.file}: expected the model cache key as hex digits (delete the file to "
+                "get a new key; entries written under the old one are then reloaded)"
+            ) from None
 
 
 def _create_key_file(path: Path) -> None:

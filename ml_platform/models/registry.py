@@ -47,11 +47,20 @@ def change_champion(
         client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, previous)
     client.set_registered_model_alias(model_name, CHAMPION, str(registered.version))
     change = ChampionChange(
-        champion=str(registered.version), previous=previous, action=action, reason=reason.strip(), actor=actor,
-        at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        champion=str(registered.version),
+        previous=previous,
+        action=action,
+        reason=reason.strip(),
+        actor=actor,
+        at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
-    for name, value in {"champion_action": action, "champion_reason": change.reason, "champion_by": actor,
-                        "champion_since": change.at, "champion_replaced": previous or "none"}.items():
+    for name, value in {
+        "champion_action": action,
+        "champion_reason": change.reason,
+        "champion_by": actor,
+        "champion_since": change.at,
+        "champion_replaced": previous or "none",
+    }.items():
         client.set_model_version_tag(model_name, change.champion, name, value)
     return change
 
@@ -91,7 +100,9 @@ def registered_version(mlflow: MlflowResource, model_name: str, version: str) ->
         return client.get_model_version(model_name, str(version))
     except MlflowException as error:
         if not does_not_exist(error):
-            raise RegistryUnavailable(mlflow.resolved_tracking_uri(), f"version {version} of '{model_name}'", error) from error
+            raise RegistryUnavailable(
+                mlflow.resolved_tracking_uri(), f"version {version} of '{model_name}'", error
+            ) from error
     try:
         existing = sorted(int(v.version) for v in client.search_model_versions(f"name='{model_name}'"))
     except MlflowException as error:

@@ -17,8 +17,17 @@ from ml_platform.models import portable
 # what each model type imports when it is loaded, beside the modules it ships
 SKLEARN_REQUIREMENTS = ("mlflow-skinny", "scikit-learn", "scipy", "skops", "numpy", "pandas")
 TORCH_REQUIREMENTS = ("mlflow-skinny", "torch", "cloudpickle", "numpy", "pandas")
-TEXT_REQUIREMENTS = ("mlflow-skinny", "sentence-transformers", "transformers", "tokenizers", "huggingface-hub",
-                     "safetensors", "torch", "numpy", "pandas")
+TEXT_REQUIREMENTS = (
+    "mlflow-skinny",
+    "sentence-transformers",
+    "transformers",
+    "tokenizers",
+    "huggingface-hub",
+    "safetensors",
+    "torch",
+    "numpy",
+    "pandas",
+)
 
 
 def pinned(distributions: tuple[str, ...] | list[str]) -> list[str]:

@@ -7,10 +7,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-
 # the platform's own encoder types inside a model (skops loads only types it is told to trust); they are
 # shipped with the model, so it loads where the platform is not installed
-OWN_ENCODER_TYPES = ["ml_platform.models.portable.encoders.FrequencyEncoder", "ml_platform.models.portable.encoders.as_objects"]
+OWN_ENCODER_TYPES = [
+    "ml_platform.models.portable.encoders.FrequencyEncoder",
+    "ml_platform.models.portable.encoders.as_objects",
+]
 
 
 class SklearnRandomForestTrainer:
@@ -52,8 +54,12 @@ class SklearnRandomForestTrainer:
         signature = infer_signature(input_example, self.model.predict_proba(input_example))
         with portable_code(*([encoders] if self.categories else [])) as code_paths:
             return mlflow.sklearn.log_model(
-                self.model, name=name, signature=signature, input_example=input_example,
-                registered_model_name=registered_model_name, pyfunc_predict_fn="predict_proba",
+                self.model,
+                name=name,
+                signature=signature,
+                input_example=input_example,
+                registered_model_name=registered_model_name,
+                pyfunc_predict_fn="predict_proba",
                 skops_trusted_types=["sklearn.tree._tree.Tree", *OWN_ENCODER_TYPES],  # written by this trainer
                 code_paths=code_paths,
                 # explicit requirements: MLflow's inference re-imports the model in a subprocess (seconds per run)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ml_platform.models import shipping
 from ml_platform.models.portable import text, text_weights
+
 # the names models registered before the move import from here (their stored model code names this module)
 from ml_platform.models.portable.text import ENCODERS, ZeroShotTextClassifier, ZeroShotTextModel, load_encoder
 from ml_platform.spec import PretrainedTextParams
@@ -52,13 +53,18 @@ class PretrainedTextTrainer:
         from mlflow.models import infer_signature
 
         example = input_example.iloc[:, :1].astype(str)  # the spec's text feature: the model's one input
-        probabilities = pd.DataFrame(self._fitted().predict_proba(example.iloc[:, 0].tolist()), columns=self.config["classes"])
+        probabilities = pd.DataFrame(
+            self._fitted().predict_proba(example.iloc[:, 0].tolist()), columns=self.config["classes"]
+        )
         _, _, distribution = ENCODERS[self.config["encoder"]]
         with shipping.portable_code(text, text_weights) as code_paths:
             return mlflow.pyfunc.log_model(
-                name=name, python_model=str(Path(text.__file__).with_name("text_model_code.py")),
-                model_config=self.config, code_paths=code_paths,
-                signature=infer_signature(example, probabilities), input_example=example,
+                name=name,
+                python_model=str(Path(text.__file__).with_name("text_model_code.py")),
+                model_config=self.config,
+                code_paths=code_paths,
+                signature=infer_signature(example, probabilities),
+                input_example=example,
                 registered_model_name=registered_model_name,
                 pip_requirements=shipping.pinned([*shipping.TEXT_REQUIREMENTS, distribution]),
             )

@@ -25,6 +25,7 @@ import torch
 from ml_platform.models import shipping
 from ml_platform.models.base import validation_split
 from ml_platform.models.portable import torch_modules
+
 # the module classes under their old name too: models registered before they moved name them here
 from ml_platform.models.portable.torch_modules import BiGRUForecaster, StandardizedMLP
 
@@ -44,15 +45,27 @@ def _seed(seed: int) -> None:
 class _TorchTrainer:
     flavor = "pytorch"
 
-    def __init__(self, *, epochs: int, batch_size: int, lr: float, patience: int, weight_decay: float,
-                 validation_fraction: float, random_state: int, device: str) -> None:
+    def __init__(
+        self,
+        *,
+        epochs: int,
+        batch_size: int,
+        lr: float,
+        patience: int,
+        weight_decay: float,
+        validation_fraction: float,
+        random_state: int,
+        device: str,
+    ) -> None:
         self.epochs, self.batch_size, self.lr, self.patience = epochs, batch_size, lr, patience
         self.weight_decay, self.validation_fraction, self.seed = weight_decay, validation_fraction, random_state
         self.device = _device(device)
         self.module: Any = None
         self.history: list[float] = []
 
-    def _train(self, module: Any, loss_fn: Any, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> Any:
+    def _train(
+        self, module: Any, loss_fn: Any, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray
+    ) -> Any:
         module = module.to(self.device)
         optimizer = torch.optim.Adam(module.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         x_t, y_t = (torch.tensor(a, dtype=torch.float32, device=self.device) for a in (x, y))
@@ -93,11 +106,28 @@ class _TorchTrainer:
 class TorchMLPTrainer(_TorchTrainer):
     """Class-weighted MLP classifier; the decision threshold is chosen on validation, never the holdout."""
 
-    def __init__(self, hidden: list[int] | tuple[int, ...] = (64, 32), epochs: int = 60, batch_size: int = 512,
-                 lr: float = 2e-3, patience: int = 6, weight_decay: float = 1e-5, validation_fraction: float = 0.2,
-                 random_state: int = 0, device: str = "auto") -> None:
-        super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, weight_decay=weight_decay,
-                         validation_fraction=validation_fraction, random_state=random_state, device=device)
+    def __init__(
+        self,
+        hidden: list[int] | tuple[int, ...] = (64, 32),
+        epochs: int = 60,
+        batch_size: int = 512,
+        lr: float = 2e-3,
+        patience: int = 6,
+        weight_decay: float = 1e-5,
+        validation_fraction: float = 0.2,
+        random_state: int = 0,
+        device: str = "auto",
+    ) -> None:
+        super().__init__(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            patience=patience,
+            weight_decay=weight_decay,
+            validation_fraction=validation_fraction,
+            random_state=random_state,
+            device=device,
+        )
         self.hidden = list(hidden)
         self.threshold = 0.5
 
@@ -125,19 +155,43 @@ class TorchBiRNNTrainer(_TorchTrainer):
 
     threshold = None
 
-    def __init__(self, hidden: int = 32, layers: int = 1, epochs: int = 80, batch_size: int = 256, lr: float = 3e-3,
-                 patience: int = 8, weight_decay: float = 0.0, validation_fraction: float = 0.2,
-                 random_state: int = 0, device: str = "auto") -> None:
-        super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, weight_decay=weight_decay,
-                         validation_fraction=validation_fraction, random_state=random_state, device=device)
+    def __init__(
+        self,
+        hidden: int = 32,
+        layers: int = 1,
+        epochs: int = 80,
+        batch_size: int = 256,
+        lr: float = 3e-3,
+        patience: int = 8,
+        weight_decay: float = 0.0,
+        validation_fraction: float = 0.2,
+        random_state: int = 0,
+        device: str = "auto",
+    ) -> None:
+        super().__init__(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            patience=patience,
+            weight_decay=weight_decay,
+            validation_fraction=validation_fraction,
+            random_state=random_state,
+            device=device,
+        )
         self.hidden, self.layers = hidden, layers
 
     def fit(self, features: pd.DataFrame, labels: pd.Series, days: pd.Series) -> TorchBiRNNTrainer:
         _seed(self.seed)
         train, validation = validation_split(days, self.validation_fraction)
         x, y = features.to_numpy(dtype=np.float32), labels.to_numpy(dtype=np.float32)
-        self.module = self._train(BiGRUForecaster(self.hidden, self.layers), torch.nn.L1Loss(), x[train], y[train],
-                                  x[validation], y[validation])
+        self.module = self._train(
+            BiGRUForecaster(self.hidden, self.layers),
+            torch.nn.L1Loss(),
+            x[train],
+            y[train],
+            x[validation],
+            y[validation],
+        )
         return self
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
@@ -154,7 +208,10 @@ def _best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def log_pytorch_model(
-    module: Any, name: str, input_example: pd.DataFrame, registered_model_name: str,
+    module: Any,
+    name: str,
+    input_example: pd.DataFrame,
+    registered_model_name: str,
     predict: Callable[[pd.DataFrame], np.ndarray],
 ) -> Any:
     import mlflow
@@ -164,10 +221,14 @@ def log_pytorch_model(
     signature = infer_signature(input_example.astype("float64"), predict(input_example))
     with shipping.portable_code(torch_modules) as code_paths:
         return mlflow.pytorch.log_model(
-            module, name=name, signature=signature, input_example=input_example.astype("float64"),
+            module,
+            name=name,
+            signature=signature,
+            input_example=input_example.astype("float64"),
             registered_model_name=registered_model_name,
             # pickle keeps the GRU and buffers as they are (torch.export's pt2 format would re-trace them);
             # the pickle names the module classes, shipped with the model
-            serialization_format="pickle", code_paths=code_paths,
+            serialization_format="pickle",
+            code_paths=code_paths,
             pip_requirements=shipping.pinned(shipping.TORCH_REQUIREMENTS),
         )

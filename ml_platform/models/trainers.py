@@ -10,7 +10,9 @@ from ml_platform.models.base import Trainer
 
 
 def build_trainer(
-    model_type: str, params: dict[str, Any], categories: dict[str, tuple[str, int]] | None = None,
+    model_type: str,
+    params: dict[str, Any],
+    categories: dict[str, tuple[str, int]] | None = None,
     classes: Sequence[str] = (),
 ) -> Trainer:
     """The trainer of `model_type`; `categories` (feature -> (encoding, top_k)) are encoded inside the model;

@@ -40,21 +40,29 @@ class TrainingWindow:
 
 
 def choose_window(
-    spec: UseCaseSpec, raw_days: Sequence[str], feature_days: Sequence[str], without_events: Collection[str] = (),
+    spec: UseCaseSpec,
+    raw_days: Sequence[str],
+    feature_days: Sequence[str],
+    without_events: Collection[str] = (),
 ) -> TrainingWindow:
     """Training and holdout days from what the lake holds; `NotEnoughHistory` if they do not fit. Days
     `without_events` (`steps.days_without_events`) are stored but add no rows: they are not counted."""
     raw, skipped = set(raw_days), set(without_events)
     warm = first_complete_day(spec, sorted(raw))
     complete = [
-        day for day in feature_days
-        if warm is not None and day >= warm and day not in skipped
+        day
+        for day in feature_days
+        if warm is not None
+        and day >= warm
+        and day not in skipped
         and all(later in raw for later in label_input_days(spec, [day]))
     ]
     training = spec.training
     window = complete[-training.window_days :]
     holdout = window[-training.holdout_days :]
-    purge_start = (dt.date.fromisoformat(holdout[0]) - dt.timedelta(days=spec.label.horizon_days)).isoformat() if holdout else ""
+    purge_start = (
+        (dt.date.fromisoformat(holdout[0]) - dt.timedelta(days=spec.label.horizon_days)).isoformat() if holdout else ""
+    )
     train = [day for day in window if day < purge_start]
     if not train or len(holdout) < training.holdout_days:
         raise NotEnoughHistory(
@@ -81,9 +89,11 @@ def assemble(
     for split in ("train", "holdout"):  # a model needs both; say so here rather than let the trainer crash on none
         if not (frame["split"] == split).any():
             days = window.train if split == "train" else window.holdout
-            raise NotEnoughHistory(f"{spec.name}: no labelled row in the {split} days {days[0]}..{days[-1]} "
-                                   f"({int((~labelled).sum())} row(s) of the window have an unknown outcome); "
-                                   "land more days with known outcomes")
+            raise NotEnoughHistory(
+                f"{spec.name}: no labelled row in the {split} days {days[0]}..{days[-1]} "
+                f"({int((~labelled).sum())} row(s) of the window have an unknown outcome); "
+                "land more days with known outcomes"
+            )
     is_train = frame["split"] == "train"
     if is_train.sum() > spec.training.max_rows:
         keep = frame[is_train].sample(spec.training.max_rows, random_state=spec.training.seed).index

@@ -56,13 +56,16 @@ def time_folds(days: Sequence[str], folds: int, purge_days: int) -> list[tuple[l
         if train:
             out.append((train, validation))
     if len(out) < folds:
-        raise NotEnoughHistory(f"{len(ordered)} training day(s) are too few for {folds} time-ordered folds with a "
-                         f"{purge_days}-day purge: lower training.tuning.folds or widen training.window_days")
+        raise NotEnoughHistory(
+            f"{len(ordered)} training day(s) are too few for {folds} time-ordered folds with a "
+            f"{purge_days}-day purge: lower training.tuning.folds or widen training.window_days"
+        )
     return out
 
 
-def tune(spec: UseCaseSpec, train: pd.DataFrame, base_params: dict[str, Any],
-         categories: dict[str, tuple[str, int]]) -> tuple[dict[str, Any], list[Trial]]:
+def tune(
+    spec: UseCaseSpec, train: pd.DataFrame, base_params: dict[str, Any], categories: dict[str, tuple[str, int]]
+) -> tuple[dict[str, Any], list[Trial]]:
     """The best parameters (base params updated by the best candidate) and every trial, in order."""
     tuning = spec.training.tuning
     assert tuning is not None
@@ -80,8 +83,14 @@ def tune(spec: UseCaseSpec, train: pd.DataFrame, base_params: dict[str, Any],
     return best.params, trials
 
 
-def _fold_score(spec: UseCaseSpec, train: pd.DataFrame, params: dict[str, Any], categories: dict[str, tuple[str, int]],
-                fold: tuple[list[str], list[str]], metric: str) -> float:
+def _fold_score(
+    spec: UseCaseSpec,
+    train: pd.DataFrame,
+    params: dict[str, Any],
+    categories: dict[str, tuple[str, int]],
+    fold: tuple[list[str], list[str]],
+    metric: str,
+) -> float:
     fit_days, validation_days = fold
     fit, validation = train[train[DAY].isin(fit_days)], train[train[DAY].isin(validation_days)]
     trainer = build_trainer(spec.model.type, params, categories).fit(fit[spec.feature_names], fit["label"], fit[DAY])

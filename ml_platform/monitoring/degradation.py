@@ -76,22 +76,48 @@ def day_outcome(spec: UseCaseSpec, day: str, table: pd.DataFrame) -> CheckOutcom
 
     value, bound, seen = number(column), number(BOUND), number(evidence)
     if WARM_UP in row and len(row) and bool(row[WARM_UP].iloc[0]):
-        return passed(PERFORMANCE_CHECK, day, "warm-up day (its feature windows reach before the first raw day): "
-                      "not held against the holdout", metric=column)
+        return passed(
+            PERFORMANCE_CHECK,
+            day,
+            "warm-up day (its feature windows reach before the first raw day): not held against the holdout",
+            metric=column,
+        )
     if math.isnan(bound):
-        return passed(PERFORMANCE_CHECK, day, f"the champion that scored {day} has no recorded holdout interval of "
-                      f"{spec.gates.compare_metric}; retrain to record one", metric=column)
+        return passed(
+            PERFORMANCE_CHECK,
+            day,
+            f"the champion that scored {day} has no recorded holdout interval of "
+            f"{spec.gates.compare_metric}; retrain to record one",
+            metric=column,
+        )
     if math.isnan(seen):
-        return passed(PERFORMANCE_CHECK, day, f"{column} not known yet (labels not matured)", metric=column, bound=bound)
+        return passed(
+            PERFORMANCE_CHECK, day, f"{column} not known yet (labels not matured)", metric=column, bound=bound
+        )
     days = episode(spec, table[table["day"] <= day])
-    numbers = {"metric": column, "value": value, "evidence": evidence, "evidence_value": seen, "bound": bound,
-               "below_days": len(days)}
+    numbers = {
+        "metric": column,
+        "value": value,
+        "evidence": evidence,
+        "evidence_value": seen,
+        "bound": bound,
+        "below_days": len(days),
+    }
     side = "above the upper" if lower_is_better(spec.gates.compare_metric) else "below the lower"
     shown = f"{column} {value:.4f}" + (f" ({evidence} {seen:.4f})" if evidence != column else "")
     if len(days) >= needed:
-        return failed(PERFORMANCE_CHECK, day, f"{shown} {side} end {bound:.4f} of the champion's holdout "
-                      f"interval on {len(days)} consecutive day(s) {days[0]}..{days[-1]} (limit {needed})", **numbers)
+        return failed(
+            PERFORMANCE_CHECK,
+            day,
+            f"{shown} {side} end {bound:.4f} of the champion's holdout "
+            f"interval on {len(days)} consecutive day(s) {days[0]}..{days[-1]} (limit {needed})",
+            **numbers,
+        )
     if days:
-        return passed(PERFORMANCE_CHECK, day, f"{shown} {side} end {bound:.4f} on {len(days)} day(s), "
-                      f"fewer than monitoring.consecutive_days {needed}", **numbers)
+        return passed(
+            PERFORMANCE_CHECK,
+            day,
+            f"{shown} {side} end {bound:.4f} on {len(days)} day(s), fewer than monitoring.consecutive_days {needed}",
+            **numbers,
+        )
     return passed(PERFORMANCE_CHECK, day, f"{shown} within the champion's holdout bound {bound:.4f}", **numbers)

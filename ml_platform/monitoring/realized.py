@@ -46,6 +46,7 @@ ESTIMATED = ESTIMATED_METRICS  # what `estimated_metrics` returns, per task
 
 CALIBRATION_KNOTS = 40  # a model-version tag holds the map: small, and fine enough for a day's expectation
 
+
 def lower_is_better(metric: str) -> bool:
     return metric in LOWER_IS_BETTER or metric == "calibration_error"
 
@@ -62,7 +63,10 @@ def read_label_events(lake: DataLake, spec: UseCaseSpec, raw_key: Any, days: lis
 
 
 def join_labels(
-    spec: UseCaseSpec, predictions: pd.DataFrame, events: pd.DataFrame, features: pd.DataFrame | None = None,
+    spec: UseCaseSpec,
+    predictions: pd.DataFrame,
+    events: pd.DataFrame,
+    features: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The scored rows with their matured `label` (NaN/None where unknown) and, for a forecast, the `naive`
     last observed value from the same day's `features` (matched on the key columns and the day)."""
@@ -70,8 +74,10 @@ def join_labels(
     joined[LABEL] = compute_labels(events, spec, joined).to_numpy() if len(joined) else []
     if spec.label.naive_feature:
         if features is None:
-            raise ValueError(f"{spec.name}: a forecast's realized skill needs the day's features "
-                             f"(label.naive_feature '{spec.label.naive_feature}')")
+            raise ValueError(
+                f"{spec.name}: a forecast's realized skill needs the day's features "
+                f"(label.naive_feature '{spec.label.naive_feature}')"
+            )
         keys = [*spec.key_columns, DAY]
         naive = features[[*keys, spec.label.naive_feature]].rename(columns={spec.label.naive_feature: NAIVE})
         joined = joined.merge(naive, on=keys, how="left", validate="one_to_one")
@@ -130,7 +136,10 @@ def fit_calibration(scores: np.ndarray, labels: np.ndarray) -> dict[str, list[fl
 
 
 def estimated_metrics(
-    spec: UseCaseSpec, predictions: pd.DataFrame, threshold: float | None, holdout: Mapping[str, float],
+    spec: UseCaseSpec,
+    predictions: pd.DataFrame,
+    threshold: float | None,
+    holdout: Mapping[str, float],
     calibration: Mapping[str, list[float]] | None = None,
 ) -> dict[str, float]:
     """The day's metrics expected from its scores alone (see the module docstring for the method per task);
@@ -152,7 +161,9 @@ def estimated_metrics(
         "accuracy": float((true_pos + true_neg) / len(scores)),
         "precision": float(true_pos / (true_pos + false_pos)) if predicted.any() else 0.0,
         "recall": float(true_pos / (true_pos + false_neg)) if true_pos + false_neg > 0 else 0.0,
-        "f1": float(2 * true_pos / (2 * true_pos + false_pos + false_neg)) if true_pos + false_pos + false_neg > 0 else 0.0,
+        "f1": float(2 * true_pos / (2 * true_pos + false_pos + false_neg))
+        if true_pos + false_pos + false_neg > 0
+        else 0.0,
     }
     auc = expected_roc_auc(scores, order=raw)
     return {**estimated, **({"roc_auc": auc} if auc is not None else {})}
@@ -177,7 +188,13 @@ def estimation_errors(realized: Mapping[str, float], estimated: Mapping[str, flo
 
 
 def realized_interval(
-    spec: UseCaseSpec, joined: pd.DataFrame, metric: str, threshold: float | None, resamples: int, level: float, seed: int,
+    spec: UseCaseSpec,
+    joined: pd.DataFrame,
+    metric: str,
+    threshold: float | None,
+    resamples: int,
+    level: float,
+    seed: int,
 ) -> tuple[float, float] | None:
     """Bootstrap interval of one realized metric over the day's labelled rows (None without any)."""
     rows = joined[joined[LABEL].notna()]
@@ -194,8 +211,14 @@ def realized_interval(
 
 
 def metric_interval(
-    metric: str, labels: np.ndarray, scores: np.ndarray, threshold: float | None, naive: np.ndarray | None,
-    resamples: int, level: float, seed: int,
+    metric: str,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    threshold: float | None,
+    naive: np.ndarray | None,
+    resamples: int,
+    level: float,
+    seed: int,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of one holdout metric (rows resampled with replacement): the range a
     model's metric takes on other days like its holdout, what a live day's value is held against."""
@@ -203,6 +226,8 @@ def metric_interval(
     values = []
     for _ in range(resamples):
         rows = rng.integers(0, len(labels), size=len(labels))
-        values.append(metric_value(metric, labels[rows], scores[rows], threshold, naive[rows] if naive is not None else None))
+        values.append(
+            metric_value(metric, labels[rows], scores[rows], threshold, naive[rows] if naive is not None else None)
+        )
     tail = (1 - level) / 2
     return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))

@@ -14,7 +14,9 @@ from ml_platform.resources.mlflow_resource import MlflowResource
 from ml_platform.settings import Settings
 
 
-def default_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManager]:
+def default_resources(
+    settings: Settings | None = None,
+) -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManager]:
     settings = settings or Settings.from_env()
     data_dir = str(settings.data_dir)
     lake = DataLake(base_path=settings.lake_path)
@@ -22,7 +24,9 @@ def default_resources(settings: Settings | None = None) -> dict[str, dg.Configur
         "lake": lake,
         "io_manager": LakeIOManager(lake=lake),
         "mlflow": MlflowResource(
-            data_dir=data_dir, ui_url=settings.mlflow_ui_url, dagster_ui_url=settings.dagster_ui_url,
+            data_dir=data_dir,
+            ui_url=settings.mlflow_ui_url,
+            dagster_ui_url=settings.dagster_ui_url,
             model_cache_dir=str(settings.model_cache_dir or ""),
             # a secret: by reference (Dagster shows the variable's name), and only when set (EnvVar fails on unset ones)
             model_cache_key=dg.EnvVar(MODEL_CACHE_KEY_ENV) if os.environ.get(MODEL_CACHE_KEY_ENV) else "",

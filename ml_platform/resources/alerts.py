@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 
 import dagster as dg
 
-
 if TYPE_CHECKING:
     import requests
 
@@ -68,8 +67,14 @@ class AlertResource(dg.ConfigurableResource):
         return f"{self.ui_url.rstrip('/')}/runs/{run_id}"
 
     def send(
-        self, event: str, title: str, text: str, severity: Severity = "error",
-        details: dict[str, Any] | None = None, link: str | None = None, dedup_key: str | None = None,
+        self,
+        event: str,
+        title: str,
+        text: str,
+        severity: Severity = "error",
+        details: dict[str, Any] | None = None,
+        link: str | None = None,
+        dedup_key: str | None = None,
     ) -> bool:
         """Deliver to every configured sink; True if at least one received it. Never raises. `dedup_key`
         names what failed (e.g. a gate and its partitions): PagerDuty keeps one incident per key, so a
@@ -100,8 +105,11 @@ class AlertResource(dg.ConfigurableResource):
         from urllib3.util.retry import Retry
 
         retry = Retry(
-            total=self.max_attempts - 1, backoff_factor=self.backoff_seconds, allowed_methods=None,
-            status_forcelist=[429, *range(500, 600)], raise_on_status=False,
+            total=self.max_attempts - 1,
+            backoff_factor=self.backoff_seconds,
+            allowed_methods=None,
+            status_forcelist=[429, *range(500, 600)],
+            raise_on_status=False,
         )
         session = requests.Session()
         for scheme in ("http://", "https://"):
@@ -109,36 +117,56 @@ class AlertResource(dg.ConfigurableResource):
         return session
 
     def _sinks(
-        self, event: str, title: str, text: str, severity: str, details: dict[str, Any] | None, link: str | None,
+        self,
+        event: str,
+        title: str,
+        text: str,
+        severity: str,
+        details: dict[str, Any] | None,
+        link: str | None,
         dedup_key: str | None = None,
     ) -> list[tuple[str, str, dict[str, Any], dict[str, str]]]:
         """(name, url, payload, extra headers) per configured sink."""
         sinks = []
         if self.pagerduty_routing_key and event in PAGED_EVENTS:
-            payload = _pagerduty_payload(self.pagerduty_routing_key, event, title, text, severity, details, link, dedup_key)
+            payload = _pagerduty_payload(
+                self.pagerduty_routing_key, event, title, text, severity, details, link, dedup_key
+            )
             sinks.append(("pagerduty", self.pagerduty_url, payload, {}))
         if self.slack_webhook_url:
             sinks.append(("slack", self.slack_webhook_url, _slack_payload(event, title, text, severity, link), {}))
         if self.webhook_url:
             payload = {
-                "event": event, "title": title, "text": text, "severity": severity, "details": details or {},
-                "link": link, "sent_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "event": event,
+                "title": title,
+                "text": text,
+                "severity": severity,
+                "details": details or {},
+                "link": link,
+                "sent_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             }
             auth = {"Authorization": f"Bearer {self.webhook_token}"} if self.webhook_token else {}
             sinks.append(("webhook", self.webhook_url, payload, auth))
         return sinks
 
-    def _post(self, session: requests.Session, sink: str, url: str, payload: dict[str, Any], headers: dict[str, str]) -> bool:
+    def _post(
+        self, session: requests.Session, sink: str, url: str, payload: dict[str, Any], headers: dict[str, str]
+    ) -> bool:
         """POST once through the retrying session; log why the sink did not take it."""
         import requests
 
         body = json.dumps(payload, default=str)  # details may hold numpy scalars or timestamps
         try:
-            response = session.post(url, data=body, headers={"Content-Type": "application/json", **headers},
-                                    timeout=self.timeout_seconds)
+            response = session.post(
+                url, data=body, headers={"Content-Type": "application/json", **headers}, timeout=self.timeout_seconds
+            )
         except requests.RequestException as exc:
-            LOG.warning("alert to the %s sink failed after %d attempt(s): %s", sink, self.max_attempts,
-                        _redacted(f"{type(exc).__name__}: {exc}", url))
+            LOG.warning(
+                "alert to the %s sink failed after %d attempt(s): %s",
+                sink,
+                self.max_attempts,
+                _redacted(f"{type(exc).__name__}: {exc}", url),
+            )
             return False
         if not response.ok:
             LOG.warning("alert to the %s sink refused: HTTP %s %r", sink, response.status_code, response.text[:200])
@@ -152,8 +180,14 @@ def _redacted(message: str, url: str) -> str:
 
 
 def _pagerduty_payload(
-    routing_key: str, event: str, title: str, text: str, severity: str, details: dict[str, Any] | None,
-    link: str | None, dedup_key: str | None,
+    routing_key: str,
+    event: str,
+    title: str,
+    text: str,
+    severity: str,
+    details: dict[str, Any] | None,
+    link: str | None,
+    dedup_key: str | None,
 ) -> dict[str, Any]:
     """A PagerDuty Events API v2 trigger; the same `dedup_key` joins the open incident instead of paging again."""
     key = dedup_key or f"{event}:{title}"
@@ -161,9 +195,14 @@ def _pagerduty_payload(
         "routing_key": routing_key,
         "event_action": "trigger",
         "dedup_key": f"ml_platform/{key}"[:255],
-        "payload": {"summary": title[:1024], "source": "ml_platform", "severity": severity,
-                    "component": str((details or {}).get("use_case", "")) or None, "class": event,
-                    "custom_details": {"text": text, **(details or {})}},
+        "payload": {
+            "summary": title[:1024],
+            "source": "ml_platform",
+            "severity": severity,
+            "component": str((details or {}).get("use_case", "")) or None,
+            "class": event,
+            "custom_details": {"text": text, **(details or {})},
+        },
         "links": [{"href": link, "text": "Open in Dagster"}] if link else [],
     }
 

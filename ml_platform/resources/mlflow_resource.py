@@ -42,7 +42,8 @@ class RegistryUnavailable(dg.Failure):
     def __init__(self, tracking_uri: str, what: str, error: Exception) -> None:
         super().__init__(
             description=redact(
-                f"MLflow registry at {tracking_uri} is unavailable ({what}): {type(error).__name__}: {error}", tracking_uri
+                f"MLflow registry at {tracking_uri} is unavailable ({what}): {type(error).__name__}: {error}",
+                tracking_uri,
             ),
             allow_retries=False,
         )
@@ -72,11 +73,13 @@ class MlflowResource(dg.ConfigurableResource):
         """Point the mlflow module at our store; returns the imported module."""
         mlflow = _import_mlflow()
         uri = self.resolved_tracking_uri()
-        os.environ.update({  # read by MLflow's HTTP client on every request
-            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(self.http_max_retries),
-            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(self.http_backoff_factor),
-            "MLFLOW_HTTP_REQUEST_TIMEOUT": str(self.http_timeout_s),
-        })
+        os.environ.update(
+            {  # read by MLflow's HTTP client on every request
+                "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(self.http_max_retries),
+                "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(self.http_backoff_factor),
+                "MLFLOW_HTTP_REQUEST_TIMEOUT": str(self.http_timeout_s),
+            }
+        )
         user_setting = os.environ.get("MLFLOW_TRACKING_URI")
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
@@ -115,7 +118,9 @@ class MlflowResource(dg.ConfigurableResource):
         except MlflowException as error:
             if does_not_exist(error):
                 return None
-            raise RegistryUnavailable(self.resolved_tracking_uri(), f"alias '{alias}' of '{model_name}'", error) from error
+            raise RegistryUnavailable(
+                self.resolved_tracking_uri(), f"alias '{alias}' of '{model_name}'", error
+            ) from error
 
     def load_model(self, model_name: str, version: str) -> Any:
         """Load a registered version as a pyfunc model (its predict gives scores), through the local model
@@ -127,15 +132,22 @@ class MlflowResource(dg.ConfigurableResource):
         from ml_platform.models.model_cache import CacheKey, load_through_cache
 
         registered = self.client().get_model_version(model_name, str(version))
-        identity = {"tracking_uri": self.resolved_tracking_uri(), "name": model_name, "version": str(version),
-                    "run_id": str(registered.run_id), "source": str(registered.source),
-                    "created": str(registered.creation_timestamp)}
+        identity = {
+            "tracking_uri": self.resolved_tracking_uri(),
+            "name": model_name,
+            "version": str(version),
+            "run_id": str(registered.run_id),
+            "source": str(registered.source),
+            "created": str(registered.creation_timestamp),
+        }
         secret = self.model_cache_key
         if isinstance(secret, dg.EnvVar):  # outside a run (`serve`, the CLI) Dagster has not resolved it
             secret = secret.get_value() or ""
         key = CacheKey(secret, Path(self.model_cache_key_file) if self.model_cache_key_file else None)
         return load_through_cache(
-            Path(self.model_cache_dir), key, identity,
+            Path(self.model_cache_dir),
+            key,
+            identity,
             download=lambda: Path(mlflow.artifacts.download_artifacts(artifact_uri=uri)),
             load=lambda artifact: mlflow.pyfunc.load_model(str(artifact)),
         )

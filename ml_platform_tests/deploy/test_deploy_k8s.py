@@ -57,7 +57,11 @@ def platform_env(*files: str) -> dict[str, str]:
     values = chart_values(*files)
     overrides = dagster_chart.load_values(*(CHART / name for name in files if name != "values.yaml"), keep_nulls=True)
     documents = dagster_chart.render_manifests(CHART, overrides, RELEASE, NAMESPACE)
-    (configmap,) = [d for d in documents if d["kind"] == "ConfigMap" and d["metadata"]["name"] == values["platform"]["configMapName"]]
+    (configmap,) = [
+        d
+        for d in documents
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"] == values["platform"]["configMapName"]
+    ]
     return configmap["data"]
 
 
@@ -127,8 +131,11 @@ def k8s_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Record
         "production_client",
         staticmethod(
             lambda batch_api_override=None, core_api_override=None: DagsterKubernetesClient(
-                batch_api=batch, core_api=EmptyCoreApi(), logger=lambda *a, **k: None,
-                sleeper=lambda *_: None, timer=__import__("time").time,
+                batch_api=batch,
+                core_api=EmptyCoreApi(),
+                logger=lambda *a, **k: None,
+                sleeper=lambda *_: None,
+                timer=__import__("time").time,
             )
         ),
     )
@@ -139,8 +146,14 @@ def k8s_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Record
 
 
 def launch_steps(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, values_files: tuple[str, ...], job_name: str, gpu: bool,
-    selection: list[dg.AssetKey], tags: dict[str, str] | None = None, use_case: str = "churn",
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    values_files: tuple[str, ...],
+    job_name: str,
+    gpu: bool,
+    selection: list[dg.AssetKey],
+    tags: dict[str, str] | None = None,
+    use_case: str = "churn",
 ) -> None:
     """Execute `job_name` as its run pod would, on the instance the Dagster chart configures."""
     values = chart_values(*values_files)["dagster"]
@@ -160,7 +173,11 @@ def launch_steps(
     overrides = {"run_launcher": {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": launcher}}
     with dg.instance_for_test(overrides=overrides) as instance:
         result = dg.execute_job(
-            recon, instance=instance, asset_selection=selection, tags=tags or {}, raise_on_error=False,
+            recon,
+            instance=instance,
+            asset_selection=selection,
+            tags=tags or {},
+            raise_on_error=False,
             run_config={"execution": {"config": {"retries": {"disabled": {}}}}},
         )
         assert not result.success  # the recorded Jobs are refused, so the run fails
@@ -197,8 +214,14 @@ def env_sources(manifest: dict[str, Any]) -> tuple[set[str], set[str]]:
 def test_a_data_step_gets_an_ordinary_pod_with_the_platform_image_env_and_secrets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, churn_spec: UseCaseSpec, k8s_jobs: RecordingBatchApi
 ) -> None:
-    launch_steps(tmp_path, monkeypatch, ("values.yaml",), f"{churn_spec.name}_training", gpu=True,
-                 selection=[keys.training_set(churn_spec)])
+    launch_steps(
+        tmp_path,
+        monkeypatch,
+        ("values.yaml",),
+        f"{churn_spec.name}_training",
+        gpu=True,
+        selection=[keys.training_set(churn_spec)],
+    )
     (job,) = k8s_jobs.jobs
     manifest = job_manifest(job)
     validate_manifest(manifest)
@@ -219,7 +242,8 @@ def test_a_data_step_gets_an_ordinary_pod_with_the_platform_image_env_and_secret
     assert values["secrets"]["platform"] in secrets
     env = {item["name"]: item for item in main["env"]}
     assert env["DAGSTER_PG_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-        "name": values["secrets"]["postgres"], "key": "postgresql-password",
+        "name": values["secrets"]["postgres"],
+        "key": "postgresql-password",
     }
     assert env["DAGSTER_HOME"]["value"] == dagster_chart.DAGSTER_HOME
     run_k8s = values["dagster"]["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]
@@ -230,17 +254,27 @@ def test_a_data_step_gets_an_ordinary_pod_with_the_platform_image_env_and_secret
     assert mounts["data"] == values["platform"]["dataDir"]
     claims = {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in pod["volumes"]}
     assert claims["data"] == values["data"]["claimName"]
-    assert pod["serviceAccountName"] == dagster_chart.user_deployment_container_context(
-        values["dagster"], RELEASE, NAMESPACE)["k8s"]["service_account_name"]
+    assert (
+        pod["serviceAccountName"]
+        == dagster_chart.user_deployment_container_context(values["dagster"], RELEASE, NAMESPACE)["k8s"][
+            "service_account_name"
+        ]
+    )
 
 
-@pytest.mark.parametrize("values_files", [("values.yaml",), ("values.yaml", "values-gpu.yaml")], ids=["default", "gpu-pool"])
+@pytest.mark.parametrize(
+    "values_files", [("values.yaml",), ("values.yaml", "values-gpu.yaml")], ids=["default", "gpu-pool"]
+)
 def test_the_gpu_training_step_gets_its_own_gpu_pod_from_the_spec_and_the_cluster_gpu_settings(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, churn_spec: UseCaseSpec, k8s_jobs: RecordingBatchApi,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    churn_spec: UseCaseSpec,
+    k8s_jobs: RecordingBatchApi,
     values_files: tuple[str, ...],
 ) -> None:
-    launch_steps(tmp_path, monkeypatch, values_files, f"{churn_spec.name}_training", gpu=True,
-                 selection=[keys.model(churn_spec)])
+    launch_steps(
+        tmp_path, monkeypatch, values_files, f"{churn_spec.name}_training", gpu=True, selection=[keys.model(churn_spec)]
+    )
     (job,) = k8s_jobs.jobs
     manifest = job_manifest(job)
     validate_manifest(manifest)
@@ -268,8 +302,15 @@ def test_shipped_gpu_and_cpu_use_cases_get_and_do_not_get_gpu_training_pods(
     specs = {spec.name: spec for spec in load_specs()}
     values = chart_values("values.yaml")
     for use_case in ("fraud", "churn"):
-        launch_steps(tmp_path, monkeypatch, ("values.yaml",), f"{use_case}_training", gpu=False,
-                     selection=[keys.model(specs[use_case])], use_case=use_case)
+        launch_steps(
+            tmp_path,
+            monkeypatch,
+            ("values.yaml",),
+            f"{use_case}_training",
+            gpu=False,
+            selection=[keys.model(specs[use_case])],
+            use_case=use_case,
+        )
     fraud_job, churn_job = (job_manifest(job) for job in k8s_jobs.jobs)
     for manifest in (fraud_job, churn_job):
         validate_manifest(manifest)
@@ -295,10 +336,15 @@ def test_a_gpu_spec_with_its_own_placement_overrides_the_cluster_defaults(
 ) -> None:
     for name, value in platform_env("values.yaml", "values-gpu.yaml").items():
         monkeypatch.setenv(name, value)
-    own = churn_spec.model_copy(update={"resources": ResourceSpec(
-        gpu=1, node_selector={"pool": "a100"},
-        tolerations=[{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoExecute"}],
-    )})
+    own = churn_spec.model_copy(
+        update={
+            "resources": ResourceSpec(
+                gpu=1,
+                node_selector={"pool": "a100"},
+                tolerations=[{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoExecute"}],
+            )
+        }
+    )
     config = training_k8s_config(own, Settings.from_env())
     pod = config["pod_spec_config"]
     assert pod["tolerations"] == [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoExecute"}]
@@ -308,15 +354,21 @@ def test_a_gpu_spec_with_its_own_placement_overrides_the_cluster_defaults(
         Settings.from_env()
 
 
-def test_a_cpu_spec_keeps_the_training_step_off_gpu_nodes(churn_spec: UseCaseSpec, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cpu_spec_keeps_the_training_step_off_gpu_nodes(
+    churn_spec: UseCaseSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name, value in platform_env("values.yaml").items():
         monkeypatch.setenv(name, value)
     cpu_only = churn_spec.model_copy(update={"resources": ResourceSpec(gpu=0, cpu="2", memory="4Gi")})
     config = training_k8s_config(cpu_only, Settings.from_env())
-    assert config == {"container_config": {"resources": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "4Gi"}}}}
+    assert config == {
+        "container_config": {"resources": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "4Gi"}}}
+    }
 
 
-def test_training_jobs_get_the_k8s_executor_on_kubernetes(monkeypatch: pytest.MonkeyPatch, churn_spec: UseCaseSpec) -> None:
+def test_training_jobs_get_the_k8s_executor_on_kubernetes(
+    monkeypatch: pytest.MonkeyPatch, churn_spec: UseCaseSpec
+) -> None:
     monkeypatch.delenv(ENV_VAR, raising=False)
     assert training_executor(Settings.from_env()) is None
     monkeypatch.setenv(ENV_VAR, "k8s")
@@ -326,9 +378,15 @@ def test_training_jobs_get_the_k8s_executor_on_kubernetes(monkeypatch: pytest.Mo
 def test_an_invalid_job_fails_schema_validation() -> None:
     """The validator is not vacuous: a Job with a misspelled field and a bad type is rejected."""
     broken = {
-        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "x"},
-        "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i", "resource": {}}],
-                                       "restartPolicy": "Never"}}, "backoffLimit": "zero"},
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "x"},
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"name": "c", "image": "i", "resource": {}}], "restartPolicy": "Never"}
+            },
+            "backoffLimit": "zero",
+        },
     }
     with pytest.raises(kubernetes_validate.ValidationError):
         validate_manifest(broken)

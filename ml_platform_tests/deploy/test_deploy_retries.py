@@ -59,10 +59,15 @@ def test_a_step_that_fails_once_is_retried_after_a_jittered_exponential_delay_an
             for event in result.all_events
             if event.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY
         }
-        restarts = [event.step_key for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_RESTARTED]
+        restarts = [
+            event.step_key for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_RESTARTED
+        ]
 
     assert sorted(retries) == sorted(restarts) == ["flaky_source", "flaky_tracking_call"]
-    for step, policy, name in (("flaky_source", SOURCE_RETRY, "source"), ("flaky_tracking_call", MLFLOW_RETRY, "mlflow")):
+    for step, policy, name in (
+        ("flaky_source", SOURCE_RETRY, "source"),
+        ("flaky_tracking_call", MLFLOW_RETRY, "mlflow"),
+    ):
         waited = retries[step]
         low, high = delay_bounds(policy, attempt=1)
         assert low <= waited <= high, (step, waited)

@@ -94,7 +94,9 @@ query SensorTicks($selector: SensorSelector!, $limit: Int) {
 def sensor_ticks(servers: DagsterServers, sensor: str, limit: int = 100) -> list[dict[str, Any]]:
     """The sensor's ticks as its page in the UI lists them, oldest first."""
     selector = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "sensorName": sensor}
-    result = graphql(servers.url, SENSOR_TICKS_QUERY, {"selector": selector, "limit": limit}, "SensorTicks")["sensorOrError"]
+    result = graphql(servers.url, SENSOR_TICKS_QUERY, {"selector": selector, "limit": limit}, "SensorTicks")[
+        "sensorOrError"
+    ]
     assert result["__typename"] == "Sensor", result
     assert result["sensorState"]["status"] == "RUNNING", f"{sensor} is not running: {result['sensorState']}"
     return sorted(result["sensorState"]["ticks"], key=lambda tick: tick["timestamp"])
@@ -109,7 +111,9 @@ def describe(instance: dg.DagsterInstance, webhook: Webhook) -> str:
         f" trigger={run.tags.get('ml_platform/trigger')}"
         for run in reversed(instance.get_runs())
     ]
-    alerts = [f"  {alert['event']}: {alert['title']} run={alert['details'].get('run_id')}" for alert in webhook.received]
+    alerts = [
+        f"  {alert['event']}: {alert['title']} run={alert['details'].get('run_id')}" for alert in webhook.received
+    ]
     return "runs:\n" + "\n".join(runs or ["  (none)"]) + "\nalerts:\n" + "\n".join(alerts or ["  (none)"])
 
 
@@ -149,7 +153,10 @@ def test_sensors_land_rescore_retrain_and_alert_through_real_webserver_and_daemo
 
     # 0. A challenger the gates refuse: registered as version 2, champion stays 1.
     refused = materialize_stages(
-        build_definitions(load_specs()), spec, TRAINING_STAGES, dg.DagsterInstance.ephemeral(),
+        build_definitions(load_specs()),
+        spec,
+        TRAINING_STAGES,
+        dg.DagsterInstance.ephemeral(),
         run_config={"ops": {"churn__model": {"config": {"params": {"random_state": 9}}}}},
     )
     assert not refused.success, "the random_state=9 challenger was expected to be refused by the champion gates"
@@ -188,7 +195,9 @@ def test_sensors_land_rescore_retrain_and_alert_through_real_webserver_and_daemo
             # 1. The landed-data sensor's first tick adopts the 64 days in the lake: nothing runs ...
             first_tick = wait_until(
                 lambda: next((t for t in sensor_ticks(servers, LANDED_SENSOR) if t["status"] != "STARTED"), None),
-                servers, f"the first tick of {LANDED_SENSOR}", context,
+                servers,
+                f"the first tick of {LANDED_SENSOR}",
+                context,
             )
             assert first_tick["status"] == "SKIPPED" and not first_tick["runIds"], first_tick
             assert instance.get_runs(filters=dg.RunsFilter(tags={SENSOR_NAME_TAG: LANDED_SENSOR})) == []
@@ -198,7 +207,9 @@ def test_sensors_land_rescore_retrain_and_alert_through_real_webserver_and_daemo
             predictions_key = keys.predictions(spec)
             wait_until(
                 lambda: NEW_DAY in instance.get_materialized_partitions(predictions_key),
-                servers, f"{NEW_DAY} predictions to be materialized after its file landed", context,
+                servers,
+                f"{NEW_DAY} predictions to be materialized after its file landed",
+                context,
             )
             [materialization] = instance.fetch_materializations(
                 dg.AssetRecordsFilter(asset_key=predictions_key, asset_partitions=[NEW_DAY]), limit=10
@@ -207,8 +218,12 @@ def test_sensors_land_rescore_retrain_and_alert_through_real_webserver_and_daemo
             assert landed_run.tags.get(SENSOR_NAME_TAG) == LANDED_SENSOR, landed_run.tags
             assert landed_run.job_name == "churn_daily" and landed_run.tags["dagster/partition"] == NEW_DAY
             assert landed_run.tags["dagster/run_key"].startswith(f"{NEW_DAY}..{NEW_DAY}@"), landed_run.tags
-            wait_until(lambda: finished(instance.get_run_by_id(landed_run.run_id)), servers,
-                       f"the landed run {landed_run.run_id} to finish", context)
+            wait_until(
+                lambda: finished(instance.get_run_by_id(landed_run.run_id)),
+                servers,
+                f"the landed run {landed_run.run_id} to finish",
+                context,
+            )
             assert instance.get_run_by_id(landed_run.run_id).status == dg.DagsterRunStatus.SUCCESS, context()
             landed_runs = instance.get_runs(filters=dg.RunsFilter(tags={SENSOR_NAME_TAG: LANDED_SENSOR}))
             assert [run.run_id for run in landed_runs] == [landed_run.run_id], context()
@@ -220,32 +235,57 @@ def test_sensors_land_rescore_retrain_and_alert_through_real_webserver_and_daemo
             # 2. Customers of the newest two days suddenly log in ten times as often.
             for day in DRIFTED_DAYS:
                 features = lake.read(keys.features(spec), [day])
-                lake.write_partition(keys.features(spec), day, features.assign(logins_7d=features["logins_7d"] * 10 + 5))
+                lake.write_partition(
+                    keys.features(spec), day, features.assign(logins_7d=features["logins_7d"] * 10 + 5)
+                )
 
             # 3. Promote the refused challenger from the command line, on the servers' instance.
             promoted = subprocess.run(
                 [str(BIN / "ml-platform"), "promote", spec.name, challenger, "--reason", "e2e"],
-                env=servers.env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                env=servers.env,
+                cwd=REPO_ROOT,
+                capture_output=True,
+                text=True,
+                timeout=300,
             )
             assert promoted.returncode == 0, f"promote failed:\n{promoted.stdout}\n{promoted.stderr}"
             assert str(mlflow.version_by_alias(spec.name, CHAMPION).version) == challenger
-            [promotion_alert] = [alert for alert in webhook.received if alert["event"] == "champion_promoted"
-                                 and alert["details"].get("action") == "forced_promotion"]
+            [promotion_alert] = [
+                alert
+                for alert in webhook.received
+                if alert["event"] == "champion_promoted" and alert["details"].get("action") == "forced_promotion"
+            ]
             assert promotion_alert["details"]["champion"] == challenger
             assert promotion_alert["details"]["previous"] == "1"
             assert promotion_alert["details"]["reason"] == "e2e"
 
             rescore = wait_until(
-                lambda: finished(next(iter(instance.get_runs(
-                    filters=dg.RunsFilter(job_name="churn_rescore", tags={SENSOR_NAME_TAG: CHAMPION_SENSOR}), limit=1
-                )), None)),
-                servers, f"the rescore run launched by {CHAMPION_SENSOR} to finish", context,
+                lambda: finished(
+                    next(
+                        iter(
+                            instance.get_runs(
+                                filters=dg.RunsFilter(
+                                    job_name="churn_rescore", tags={SENSOR_NAME_TAG: CHAMPION_SENSOR}
+                                ),
+                                limit=1,
+                            )
+                        ),
+                        None,
+                    )
+                ),
+                servers,
+                f"the rescore run launched by {CHAMPION_SENSOR} to finish",
+                context,
             )
             assert rescore.status == dg.DagsterRunStatus.SUCCESS, context()
-            assert (rescore.tags["dagster/asset_partition_range_start"],
-                    rescore.tags["dagster/asset_partition_range_end"]) == (RESCORED_DAYS[0], RESCORED_DAYS[-1])
-            versions = {day: set(pd.read_parquet(lake_dir / "predictions" / f"{day}.parquet")["model_version"])
-                        for day in RESCORED_DAYS}
+            assert (
+                rescore.tags["dagster/asset_partition_range_start"],
+                rescore.tags["dagster/asset_partition_range_end"],
+            ) == (RESCORED_DAYS[0], RESCORED_DAYS[-1])
+            versions = {
+                day: set(pd.read_parquet(lake_dir / "predictions" / f"{day}.parquet")["model_version"])
+                for day in RESCORED_DAYS
+            }
             assert versions == dict.fromkeys(RESCORED_DAYS, {challenger}), versions
             assert not (lake_dir / "predictions" / "2025-02-27.parquet").exists() or set(
                 pd.read_parquet(lake_dir / "predictions" / "2025-02-27.parquet")["model_version"]
@@ -256,7 +296,9 @@ def test_sensors_land_rescore_retrain_and_alert_through_real_webserver_and_daemo
             drift_runs_filter = dg.RunsFilter(job_name="churn_training", tags={"ml_platform/trigger": "drift"})
             [drift_run] = wait_until(
                 lambda: instance.get_runs(filters=drift_runs_filter),
-                servers, f"{DRIFT_SENSOR} to launch a retraining run", context,
+                servers,
+                f"{DRIFT_SENSOR} to launch a retraining run",
+                context,
             )
             assert drift_run.tags[SENSOR_NAME_TAG] == DRIFT_SENSOR
             assert drift_run.tags["ml_platform/drift_days"] == f"{DRIFTED_DAYS[0]}..{DRIFTED_DAYS[-1]}"
@@ -265,12 +307,16 @@ def test_sensors_land_rescore_retrain_and_alert_through_real_webserver_and_daemo
 
             # ... and none more on the sensor's following ticks (the drift episode is still going on).
             def quiet_ticks() -> list[dict[str, Any]]:
-                later = [t for t in sensor_ticks(servers, DRIFT_SENSOR) if t["timestamp"] > launched_at
-                         and t["status"] != "STARTED" and drift_run.run_id not in t["runIds"]]
+                later = [
+                    t
+                    for t in sensor_ticks(servers, DRIFT_SENSOR)
+                    if t["timestamp"] > launched_at and t["status"] != "STARTED" and drift_run.run_id not in t["runIds"]
+                ]
                 return later if len(later) >= QUIET_DRIFT_TICKS else []
 
-            later_ticks = wait_until(quiet_ticks, servers, f"{QUIET_DRIFT_TICKS} more ticks of {DRIFT_SENSOR}", context,
-                                     timeout=120)
+            later_ticks = wait_until(
+                quiet_ticks, servers, f"{QUIET_DRIFT_TICKS} more ticks of {DRIFT_SENSOR}", context, timeout=120
+            )
             assert all(t["status"] == "SKIPPED" and not t["runIds"] for t in later_ticks), later_ticks
             assert [run.run_id for run in instance.get_runs(filters=drift_runs_filter)] == [drift_run.run_id], context()
             drift_ticks_with_runs = [t for t in sensor_ticks(servers, DRIFT_SENSOR) if t["runIds"]]
@@ -280,10 +326,23 @@ def test_sensors_land_rescore_retrain_and_alert_through_real_webserver_and_daemo
             good = generated_day(staging, BAD_DAY, seed=5)
             land(landing, staging, BAD_DAY, good.drop(columns=["plan"]))
             failed_run = wait_until(
-                lambda: finished(next(iter(instance.get_runs(filters=dg.RunsFilter(
-                    job_name="churn_daily", tags={SENSOR_NAME_TAG: LANDED_SENSOR, "dagster/partition": BAD_DAY}
-                ), limit=1)), None)),
-                servers, f"the landed run of the bad {BAD_DAY} file to finish", context,
+                lambda: finished(
+                    next(
+                        iter(
+                            instance.get_runs(
+                                filters=dg.RunsFilter(
+                                    job_name="churn_daily",
+                                    tags={SENSOR_NAME_TAG: LANDED_SENSOR, "dagster/partition": BAD_DAY},
+                                ),
+                                limit=1,
+                            )
+                        ),
+                        None,
+                    )
+                ),
+                servers,
+                f"the landed run of the bad {BAD_DAY} file to finish",
+                context,
             )
             remember_processes()
             assert failed_run.status == dg.DagsterRunStatus.FAILURE, context()
@@ -306,8 +365,12 @@ def test_sensors_land_rescore_retrain_and_alert_through_real_webserver_and_daemo
             assert [a for a in webhook.received if a["details"].get("run_id") == failed_run.run_id] == [alert]
 
             # The drift retraining finishes too, whatever its gates decide, before the servers stop.
-            drift_done = wait_until(lambda: finished(instance.get_run_by_id(drift_run.run_id)), servers,
-                                    f"the drift retraining {drift_run.run_id} to finish", context)
+            drift_done = wait_until(
+                lambda: finished(instance.get_run_by_id(drift_run.run_id)),
+                servers,
+                f"the drift retraining {drift_run.run_id} to finish",
+                context,
+            )
             assert drift_done.status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE), context()
             remember_processes()
 

@@ -43,8 +43,15 @@ def data(tmp_path: Path) -> Path:
 
 
 def ml_platform(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "ml-platform"), *args], env=env, cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=300, check=False)
+    return subprocess.run(
+        [str(BIN / "ml-platform"), *args],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def summary(done: subprocess.CompletedProcess) -> list[str]:
@@ -102,12 +109,26 @@ def test_with_a_daemon_the_command_submits_to_the_queue_and_reports_as_in_proces
                 assert (run.job_name, run.remote_job_origin.location_name) == ("churn_daily", "ml_platform")
                 assert run.status == dg.DagsterRunStatus.FAILURE
                 assert run.tags["ml_platform/stage"] == "raw_events"
-                assert (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"]) == (
-                    FIRST, LAST)
-                lifecycle = [entry.dagster_event.event_type for entry in instance.all_logs(run.run_id, of_type={
-                    dg.DagsterEventType.RUN_ENQUEUED, dg.DagsterEventType.RUN_STARTING, dg.DagsterEventType.RUN_START})]
-                assert lifecycle == [dg.DagsterEventType.RUN_ENQUEUED, dg.DagsterEventType.RUN_STARTING,
-                                     dg.DagsterEventType.RUN_START], lifecycle  # queued, then launched by the daemon
+                assert (
+                    run.tags["dagster/asset_partition_range_start"],
+                    run.tags["dagster/asset_partition_range_end"],
+                ) == (FIRST, LAST)
+                lifecycle = [
+                    entry.dagster_event.event_type
+                    for entry in instance.all_logs(
+                        run.run_id,
+                        of_type={
+                            dg.DagsterEventType.RUN_ENQUEUED,
+                            dg.DagsterEventType.RUN_STARTING,
+                            dg.DagsterEventType.RUN_START,
+                        },
+                    )
+                ]
+                assert lifecycle == [
+                    dg.DagsterEventType.RUN_ENQUEUED,
+                    dg.DagsterEventType.RUN_STARTING,
+                    dg.DagsterEventType.RUN_START,
+                ], lifecycle  # queued, then launched by the daemon
             assert instance.get_materialized_partitions(dg.AssetKey(["churn", "raw_events"])) == {FIRST, LAST}
 
     # --in-process: the stopped daemon's last heartbeat is younger than DAEMON_ALIVE_S, the default would submit

@@ -20,23 +20,33 @@ import pytest
 
 from ml_platform_tests.support.graphql import graphql, wait_for_code_location
 from ml_platform_tests.support.servers import (
-    REPO_ROOT, free_port, kill_process_group, open_instance, prepare_dagster_home, spawn, wait_for_server_info,
+    REPO_ROOT,
+    free_port,
+    kill_process_group,
+    open_instance,
+    prepare_dagster_home,
+    spawn,
+    wait_for_server_info,
 )
 
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 # Every asset of each shipped use case's daily step; `dg list defs` must list them all.
-DAILY_ASSETS = [f"{use_case}/{name}" for use_case in ("churn", "fraud", "prices", "news")
-                for name in ("raw_events", "features", "predictions", "drift")]
+DAILY_ASSETS = [
+    f"{use_case}/{name}"
+    for use_case in ("churn", "fraud", "prices", "news")
+    for name in ("raw_events", "features", "predictions", "drift")
+]
 
 
 def _fresh_clone(tmp_path: Path) -> Path:
     """The committed tree plus this working tree's changes, as a clone would have them, without any state."""
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(clone)], check=True)
-    changed = subprocess.run(["git", "ls-files", "-m", "-o", "--exclude-standard"], cwd=REPO_ROOT, check=True,
-                             capture_output=True, text=True).stdout.split()
+    changed = subprocess.run(
+        ["git", "ls-files", "-m", "-o", "--exclude-standard"], cwd=REPO_ROOT, check=True, capture_output=True, text=True
+    ).stdout.split()
     for name in changed:  # uncommitted work under test travels along
         source, target = REPO_ROOT / name, clone / name
         if source.is_file():
@@ -67,15 +77,22 @@ def _dg(clone: Path, env: dict[str, str], *args: str) -> subprocess.CompletedPro
 def test_dagster_dev_serves_the_ui_from_a_fresh_clone_without_dagster_home(tmp_path: Path) -> None:
     clone = _fresh_clone(tmp_path)
     env = _bare_env(clone)
-    validate = subprocess.run([str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
-                              cwd=clone, env=env, capture_output=True, text=True, timeout=300)
+    validate = subprocess.run(
+        [str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert validate.returncode == 0, validate.stdout[-3000:] + validate.stderr[-3000:]
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "dagster_dev.log"
-    process = spawn([str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
-                     "-p", str(port)], env, log, clone)
+    process = spawn(
+        [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], env, log, clone
+    )
     try:
         assert wait_for_server_info(url, process, timeout=180), log.read_text()[-3000:]
         [location] = wait_for_code_location(url, timeout=180)
@@ -103,15 +120,20 @@ def test_dg_check_defs_names_a_broken_specs_file_and_field(clone: Path, tmp_path
     specs = tmp_path / "specs"
     specs.mkdir()
     churn = (clone / "ml_platform" / "use_cases" / "churn.yaml").read_text()
-    broken = churn.replace("name: churn", "name: broken", 1).replace("{name: customer_id, dtype: int64,",
-                                                                    "{name: customer_id, dtype: int65,", 1)
+    broken = churn.replace("name: churn", "name: broken", 1).replace(
+        "{name: customer_id, dtype: int64,", "{name: customer_id, dtype: int65,", 1
+    )
     assert broken.count("int65") == 1
     (specs / "broken.yaml").write_text(broken)
     env = {**_bare_env(clone), "ML_PLATFORM_SPECS_DIR": str(specs)}
-    result = subprocess.run([str(BIN / "dg"), "check", "defs"], cwd=clone, env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [str(BIN / "dg"), "check", "defs"], cwd=clone, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 1, result.stdout[-3000:]
-    assert f"{specs / 'broken.yaml'}: invalid use-case spec: columns[1].dtype: Input should be" in result.stdout + result.stderr
+    assert (
+        f"{specs / 'broken.yaml'}: invalid use-case spec: columns[1].dtype: Input should be"
+        in result.stdout + result.stderr
+    )
 
 
 def test_dg_dev_serves_the_code_location(clone: Path, tmp_path: Path) -> None:
@@ -135,8 +157,24 @@ def test_dg_launch_a_partition_range_of_landed_days(clone: Path, tmp_path: Path)
     single-run backfill policy), in Dagster's temporary home and then in a DAGSTER_HOME that keeps it."""
     env = _bare_env(clone)
     days = ["2026-01-01", "2026-01-02", "2026-01-03"]
-    subprocess.run([str(BIN / "ml-platform-demo"), "generate", "--use-case", "churn", "--days", "3",
-                    "--events-per-day", "200", "--end", days[-1]], cwd=clone, env=env, check=True, timeout=120)
+    subprocess.run(
+        [
+            str(BIN / "ml-platform-demo"),
+            "generate",
+            "--use-case",
+            "churn",
+            "--days",
+            "3",
+            "--events-per-day",
+            "200",
+            "--end",
+            days[-1],
+        ],
+        cwd=clone,
+        env=env,
+        check=True,
+        timeout=120,
+    )
     launch = ("launch", "--assets", "churn/raw_events", "--partition-range", f"{days[0]}...{days[-1]}")
 
     _dg(clone, env, *launch)
@@ -148,5 +186,8 @@ def test_dg_launch_a_partition_range_of_landed_days(clone: Path, tmp_path: Path)
     with open_instance(home) as instance:
         [run] = instance.get_runs()
         assert run.is_success, run.status
-        assert (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"]) == (days[0], days[-1])
+        assert (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"]) == (
+            days[0],
+            days[-1],
+        )
         assert instance.get_materialized_partitions(dg.AssetKey(["churn", "raw_events"])) == set(days)

@@ -25,14 +25,18 @@ def test_the_demo_shows_every_day_passed_in_the_check_partition_views(tmp_path: 
     env = server_env(home, {"ML_PLATFORM_DATA_DIR": str(data)})
     demo = subprocess.run(
         [str(REPO_ROOT / ".venv" / "bin" / "ml-platform-demo"), "run", "--days", str(DAYS), "--events-per-day", "1500"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     output = demo.stdout + demo.stderr
     assert demo.returncode == 0, output
     assert "emitted no result" not in output and "did not yield" not in output, output
     assert "WARNING" not in output, output
 
-    end = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     days = {(end - dt.timedelta(days=i)).isoformat() for i in range(DAYS)}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DAGSTER_HOME", str(home))
@@ -45,7 +49,11 @@ def test_the_demo_shows_every_day_passed_in_the_check_partition_views(tmp_path: 
     gated = {key: view for key, view in statuses.items() if key[0] in ("raw_events", "features")}
     assert len(gated) == 12, sorted(gated)
     for (asset, check), by_day in gated.items():
-        assert by_day == dict.fromkeys(days, "SUCCEEDED"), (asset, check, sorted(set(by_day.items()) - {(d, "SUCCEEDED") for d in days})[:5])
+        assert by_day == dict.fromkeys(days, "SUCCEEDED"), (
+            asset,
+            check,
+            sorted(set(by_day.items()) - {(d, "SUCCEEDED") for d in days})[:5],
+        )
 
     # Does the champion still work: every demo day estimated, every day whose labels matured (D + 7 landed) measured
     from ml_platform.assets import keys

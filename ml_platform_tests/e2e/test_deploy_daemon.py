@@ -28,7 +28,13 @@ from ml_platform.definitions import build_definitions
 from ml_platform.run_launcher import WORKER_PID_TAG
 from ml_platform.spec import ResourceSpec, UseCaseSpec
 from ml_platform_tests.support.instance_config import load_instance_config, max_concurrent_runs, tag_limit
-from ml_platform_tests.support.servers import REPO_ROOT, DagsterServers, dagster_servers, prepare_dagster_home, wait_until
+from ml_platform_tests.support.servers import (
+    REPO_ROOT,
+    DagsterServers,
+    dagster_servers,
+    prepare_dagster_home,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -85,6 +91,7 @@ def long_running():
 
 defs = dg.Definitions(jobs=[gpu_training, ingestion, long_running], executor=dg.in_process_executor)
 '''
+
 
 def gpu_training_tags(spec: UseCaseSpec) -> dict[str, str]:
     """The run tags of the platform's training job for a GPU variant of the spec."""
@@ -146,8 +153,12 @@ def test_queue_runs_at_most_the_limit_of_gpu_trainings_while_ingestion_flows(
 
     with servers.instance() as instance:
         finished = wait_until(
-            lambda: (rs := records(instance, training + ingestion)) and all(r.dagster_run.is_finished for r in rs) and rs,
-            servers, timeout=120, what="every queued run to finish",
+            lambda: (
+                (rs := records(instance, training + ingestion)) and all(r.dagster_run.is_finished for r in rs) and rs
+            ),
+            servers,
+            timeout=120,
+            what="every queued run to finish",
         )
         statuses = {r.dagster_run.run_id: r.dagster_run.status for r in finished}
         assert set(statuses.values()) == {dg.DagsterRunStatus.SUCCESS}, statuses
@@ -158,8 +169,10 @@ def test_queue_runs_at_most_the_limit_of_gpu_trainings_while_ingestion_flows(
     assert all(start and end for start, end in intervals.values()), intervals
 
     def most_at_once(run_ids: list[str]) -> int:
-        edges = sorted([(intervals[i][0], 1) for i in run_ids] + [(intervals[i][1], -1) for i in run_ids],
-                       key=lambda edge: (edge[0], edge[1]))
+        edges = sorted(
+            [(intervals[i][0], 1) for i in run_ids] + [(intervals[i][1], -1) for i in run_ids],
+            key=lambda edge: (edge[0], edge[1]),
+        )
         running = peak = 0
         for _, step in edges:
             running += step
@@ -190,18 +203,24 @@ def test_a_killed_run_worker_is_resumed_then_failed_by_run_monitoring_and_the_ru
     config = load_instance_config(REPO_ROOT / "dagster.yaml")
     run_id = launch(servers, "long_running")
     with servers.instance() as instance:
-        first = wait_until(lambda: _worker_pid(instance, run_id), servers, "the run worker to start its step", timeout=60)
+        first = wait_until(
+            lambda: _worker_pid(instance, run_id), servers, "the run worker to start its step", timeout=60
+        )
         os.kill(first, signal.SIGKILL)
 
         second = wait_until(
-            lambda: (pid := _worker_pid(instance, run_id)) and pid != first and pid, servers,
-            "run monitoring to resume the run with a new worker that re-runs the interrupted step", timeout=60,
+            lambda: (pid := _worker_pid(instance, run_id)) and pid != first and pid,
+            servers,
+            "run monitoring to resume the run with a new worker that re-runs the interrupted step",
+            timeout=60,
         )
         os.kill(second, signal.SIGKILL)
 
         failed = wait_until(
-            lambda: (run := instance.get_run_by_id(run_id)).is_finished and run, servers,
-            "run monitoring to fail the run once its resume attempts are used up", timeout=60,
+            lambda: (run := instance.get_run_by_id(run_id)).is_finished and run,
+            servers,
+            "run monitoring to fail the run once its resume attempts are used up",
+            timeout=60,
         )
         assert failed.status == dg.DagsterRunStatus.FAILURE
         engine_messages = [
@@ -218,10 +237,16 @@ def test_a_killed_run_worker_is_resumed_then_failed_by_run_monitoring_and_the_ru
         (servers.location_dir / "release").touch()  # type: ignore[attr-defined]
         retry = wait_until(
             lambda: next(
-                (r for r in instance.get_runs(filters=dg.RunsFilter(tags={"dagster/parent_run_id": run_id})) if r.is_finished),
+                (
+                    r
+                    for r in instance.get_runs(filters=dg.RunsFilter(tags={"dagster/parent_run_id": run_id}))
+                    if r.is_finished
+                ),
                 None,
             ),
-            servers, "the daemon's automatic retry of the failed run to finish", timeout=90,
+            servers,
+            "the daemon's automatic retry of the failed run to finish",
+            timeout=90,
         )
         assert retry.status == dg.DagsterRunStatus.SUCCESS
         assert retry.tags["dagster/retry_number"] == "1"

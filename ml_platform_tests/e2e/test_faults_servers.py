@@ -39,15 +39,21 @@ def test_the_source_dsn_password_never_reaches_the_ui(tmp_path: Path) -> None:
         """{ runConfigSchemaOrError(selector: {repositoryLocationName: "ml_platform", repositoryName: "__repository__",
              pipelineName: "churn_daily"}) { ... on RunConfigSchema { rootDefaultYaml } } }""",
     ]
-    environment = {"ML_PLATFORM_DATA_DIR": str(tmp_path / "data"), "ML_PLATFORM_SPECS_DIR": str(specs),
-                   "ML_PLATFORM_SOURCE_DSN": dsn}
+    environment = {
+        "ML_PLATFORM_DATA_DIR": str(tmp_path / "data"),
+        "ML_PLATFORM_SPECS_DIR": str(specs),
+        "ML_PLATFORM_SOURCE_DSN": dsn,
+    }
     with dagster_servers(home, environment, daemon=False) as servers:
         answers = [graphql(servers.url, query) for query in queries]
         logs = servers.logs(400)
     served = json.dumps(answers)
-    resources = {resource["name"]: resource for location in answers[0]["workspaceOrError"]["locationEntries"]
-                 for repository in location["locationOrLoadError"]["repositories"]
-                 for resource in repository["allTopLevelResourceDetails"]}
+    resources = {
+        resource["name"]: resource
+        for location in answers[0]["workspaceOrError"]["locationEntries"]
+        for repository in location["locationOrLoadError"]["repositories"]
+        for resource in repository["allTopLevelResourceDetails"]
+    }
     dsn_value = {value["key"]: value for value in resources["churn_table_source"]["configuredValues"]}["postgres_dsn"]
     assert dsn_value["type"] == "ENV_VAR" and dsn_value["value"] == "ML_PLATFORM_SOURCE_DSN", dsn_value
     assert "rootDefaultYaml" in served
@@ -65,15 +71,25 @@ def test_killing_the_daemon_while_a_run_writes_loses_nothing(tmp_path: Path, chu
     raw_dir = data / "lake" / "churn" / "raw_events"
     home = prepare_dagster_home(tmp_path / "dagster_home")
     with dagster_servers(home, {"ML_PLATFORM_DATA_DIR": str(data)}) as servers:
-        backfill_id = launch_partition_backfill(servers.url, [keys.raw_events(churn_spec), keys.features(churn_spec)], days)
-        poll_until(lambda: raw_dir.is_dir() and len(list(raw_dir.glob("*.parquet"))) >= 5, "the run to start writing",
-                   timeout=180, interval=0.2, alive=servers.assert_alive, details=lambda: servers.logs(80))
+        backfill_id = launch_partition_backfill(
+            servers.url, [keys.raw_events(churn_spec), keys.features(churn_spec)], days
+        )
+        poll_until(
+            lambda: raw_dir.is_dir() and len(list(raw_dir.glob("*.parquet"))) >= 5,
+            "the run to start writing",
+            timeout=180,
+            interval=0.2,
+            alive=servers.assert_alive,
+            details=lambda: servers.logs(80),
+        )
         written_when_killed = len(list(raw_dir.glob("*.parquet")))
         servers.kill_daemon_alone_and_restart()
         backfill = wait_for_backfill(servers.url, backfill_id, timeout=300, alive=servers.assert_alive)
         with servers.instance() as instance:
-            materialized = {key: instance.get_materialized_partitions(key)
-                            for key in (keys.raw_events(churn_spec), keys.features(churn_spec))}
+            materialized = {
+                key: instance.get_materialized_partitions(key)
+                for key in (keys.raw_events(churn_spec), keys.features(churn_spec))
+            }
             runs = instance.get_runs()
         logs = servers.logs(120)
     context = f"killed at {written_when_killed} raw days; backfill {backfill}; runs {[(r.run_id[:8], r.status) for r in runs]}\n{logs}"
@@ -83,5 +99,7 @@ def test_killing_the_daemon_while_a_run_writes_loses_nothing(tmp_path: Path, chu
     lake = data / "lake" / "churn"
     assert not list(lake.rglob("*.tmp")), "no temporary file left behind"
     for day in days:
-        assert len(pd.read_parquet(raw_dir / f"{day}.parquet")) == len(pd.read_parquet(data / "landing" / "churn" / f"{day}.parquet"))
+        assert len(pd.read_parquet(raw_dir / f"{day}.parquet")) == len(
+            pd.read_parquet(data / "landing" / "churn" / f"{day}.parquet")
+        )
         assert (lake / "features" / f"{day}.parquet").is_file()

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 NAME = "history"
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium")
 FIRST = dt.date(1999, 1, 1)
-PARTITIONS = (dt.datetime.now(dt.timezone.utc).date() - FIRST).days  # up to yesterday: 10,202 on 2026-12-07
+PARTITIONS = (dt.datetime.now(dt.UTC).date() - FIRST).days  # up to yesterday: 10,202 on 2026-12-07
 EARLY = [day.isoformat() for day in days_from(FIRST, 3)]
 NEWEST = [day.isoformat() for day in days_from(FIRST + dt.timedelta(days=PARTITIONS - 2), 2)]
 BAD_DAY = EARLY[1]
@@ -44,8 +44,6 @@ query HistoryPartitions($assetKey: AssetKeyInput!) {
   }
 }
 """
-
-
 
 
 @pytest.fixture(scope="module")
@@ -78,18 +76,27 @@ def test_the_partitions_view_counts_every_day_and_the_ingested_ones(ui: str) -> 
     [node] = graphql(ui, PARTITIONS_VIEW, {"assetKey": {"path": [NAME, "raw_events"]}})["assetNodes"]
     elapsed = time.perf_counter() - started
 
-    assert node["partitionStats"] == {"numPartitions": PARTITIONS, "numMaterialized": 4, "numFailed": 1, "numMaterializing": 0}
+    assert node["partitionStats"] == {
+        "numPartitions": PARTITIONS,
+        "numMaterialized": 4,
+        "numFailed": 1,
+        "numMaterializing": 0,
+    }
     keys = node["partitionKeysByDimension"][0]["partitionKeys"]
     assert len(keys) == PARTITIONS and keys[0] == FIRST.isoformat() and keys[-1] == NEWEST[-1]
     assert ranges(node) == [
-        ("MATERIALIZED", EARLY[0], EARLY[0]), ("FAILED", BAD_DAY, BAD_DAY), ("MATERIALIZED", EARLY[2], EARLY[2]),
+        ("MATERIALIZED", EARLY[0], EARLY[0]),
+        ("FAILED", BAD_DAY, BAD_DAY),
+        ("MATERIALIZED", EARLY[2], EARLY[2]),
         ("MATERIALIZED", NEWEST[0], NEWEST[1]),
     ]
     print(f"the Partitions view's query answered in {elapsed:.1f} s")
     assert elapsed < 10, f"the Partitions view's query took {elapsed:.1f} s"
 
 
-def test_the_asset_partitions_page_renders_its_count_and_health(ui: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_the_asset_partitions_page_renders_its_count_and_health(
+    ui: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
@@ -113,7 +120,12 @@ def test_the_asset_partitions_page_renders_its_count_and_health(ui: str, tmp_pat
         page.screenshot(path=str(shot))
         browser.close()
     print(f"screenshot: {shot} (counts drawn {elapsed:.1f} s after opening the page)")
-    for shown in (f"{PARTITIONS:,} Partitions Selected", "Failed (1)", "Materialized (4)", f"Missing ({PARTITIONS - 5})"):
+    for shown in (
+        f"{PARTITIONS:,} Partitions Selected",
+        "Failed (1)",
+        "Materialized (4)",
+        f"Missing ({PARTITIONS - 5})",
+    ):
         assert shown in body, f"{shown!r} not on the page:\n{body[:3000]}"
     assert elapsed < 30, f"the Partitions page took {elapsed:.1f} s to draw its counts"
 

@@ -49,7 +49,13 @@ def test_the_plots_tab_of_performance_draws_realized_and_estimated_metrics(ui: s
     page.wait_for_timeout(2_000)  # the charts draw after their titles
     page.screenshot(path=str(ARTIFACTS / "performance_plots.png"), full_page=True)
     body = page.inner_text("body")
-    for name in ("realized_roc_auc", "realized_f1", "realized_calibration_error", "estimated_roc_auc",
-                 "estimation_error_roc_auc", "label_coverage"):
+    for name in (
+        "realized_roc_auc",
+        "realized_f1",
+        "realized_calibration_error",
+        "estimated_roc_auc",
+        "estimation_error_roc_auc",
+        "label_coverage",
+    ):
         assert name in body, body[:3000]
     assert page.locator("canvas").count() >= 6, "one chart per numeric metadata key"

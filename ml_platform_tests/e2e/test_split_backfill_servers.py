@@ -46,7 +46,9 @@ def _check_outcomes(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[tu
 
 
 def test_ui_backfill_split_into_runs_of_four_days_writes_what_one_run_writes(
-    churn_spec: UseCaseSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    churn_spec: UseCaseSpec,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     days = [(churn_spec.start_date + dt.timedelta(days=i)).isoformat() for i in range(DAYS)]
     raw = yaml.safe_load((REPO_ROOT / "ml_platform" / "use_cases" / "churn.yaml").read_text())
@@ -61,7 +63,9 @@ def test_ui_backfill_split_into_runs_of_four_days_writes_what_one_run_writes(
 
     home = prepare_dagster_home(tmp_path / "home")
     with dagster_servers(home, {"ML_PLATFORM_DATA_DIR": str(data), "ML_PLATFORM_SPECS_DIR": str(specs_dir)}) as servers:
-        backfill_id = launch_partition_backfill(servers.url, [keys.raw_events(split_spec), keys.features(split_spec)], days)
+        backfill_id = launch_partition_backfill(
+            servers.url, [keys.raw_events(split_spec), keys.features(split_spec)], days
+        )
         backfill = wait_for_backfill(servers.url, backfill_id, timeout=300, alive=servers.assert_alive)
         logs = servers.logs()
     assert backfill["status"] == "COMPLETED_SUCCESS", f"{backfill}\n{logs}"

@@ -24,7 +24,9 @@ def tutorial_commands() -> str:
 
 def copy_of_repository(target: Path) -> Path:
     """The tracked files with their timestamps (so make sees the shared .venv as up to date)."""
-    tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     for name in tracked:
         if (REPO_ROOT / name).is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
@@ -38,11 +40,18 @@ def test_the_tutorial_commands_run_verbatim_and_end_with_a_champion_and_predicti
     repo = copy_of_repository(tmp_path / "repo")
     up_to_date = subprocess.run(["make", "-q", ".venv/.installed"], cwd=repo)
     assert up_to_date.returncode == 0, "run `make install` first: this test must not reinstall the shared .venv"
-    environment = {name: value for name, value in os.environ.items()
-                   if not name.startswith(("ML_PLATFORM_", "DAGSTER_", "MLFLOW_"))}
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("ML_PLATFORM_", "DAGSTER_", "MLFLOW_"))
+    }
     result = subprocess.run(
-        ["bash", "-c", "set -euo pipefail\n" + tutorial_commands()], cwd=repo, env=environment,
-        capture_output=True, text=True, timeout=900,
+        ["bash", "-c", "set -euo pipefail\n" + tutorial_commands()],
+        cwd=repo,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]

@@ -80,7 +80,9 @@ def backfills(tmp_path_factory: pytest.TempPathFactory, churn_spec: UseCaseSpec)
     last_partition = daily_partitions(spec).get_last_partition_key()
     recent = _day_range(dt.date.fromisoformat(last_partition) - dt.timedelta(days=DAYS - 1), DAYS)
     historical = _day_range(spec.start_date + dt.timedelta(days=30), 20)
-    write_landing_files(root / "recent" / "landing" / spec.name, dt.date.fromisoformat(recent[0]), DAYS, EVENTS_PER_DAY, seed=11)
+    write_landing_files(
+        root / "recent" / "landing" / spec.name, dt.date.fromisoformat(recent[0]), DAYS, EVENTS_PER_DAY, seed=11
+    )
     # the historical range and the 20 days after it, one day of the range with a repeated event id
     files = write_landing_files(root / "historical" / "landing" / spec.name, spec.start_date, 70, 300, seed=4)
     bad = next(path for path in files if path.stem == historical[BAD_INDEX])
@@ -92,22 +94,33 @@ def backfills(tmp_path_factory: pytest.TempPathFactory, churn_spec: UseCaseSpec)
     with contextlib.ExitStack() as stack:
         for name, days in (("recent", recent), ("historical", historical)):
             data = root / name
-            servers = stack.enter_context(dagster_servers(prepare_dagster_home(root / f"{name}_home"),
-                                                          {"ML_PLATFORM_DATA_DIR": str(data)}))
+            servers = stack.enter_context(
+                dagster_servers(prepare_dagster_home(root / f"{name}_home"), {"ML_PLATFORM_DATA_DIR": str(data)})
+            )
             backfill_id = launch_partition_backfill(servers.url, selection, days)
-            launched[name] = Backfill(servers, data, days, backfill_id, get_backfill_targets(servers.url, backfill_id, selection))
+            launched[name] = Backfill(
+                servers, data, days, backfill_id, get_backfill_targets(servers.url, backfill_id, selection)
+            )
         yield Backfills(recent=launched["recent"], historical=launched["historical"], last_partition=last_partition)
 
 
 def _materialized_by_run(instance: dg.DagsterInstance, run_id: str, key: dg.AssetKey) -> set[str]:
     records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
-    return {r.event_log_entry.dagster_event.partition for r in records if r.event_log_entry.dagster_event.asset_key == key}
+    return {
+        r.event_log_entry.dagster_event.partition for r in records if r.event_log_entry.dagster_event.asset_key == key
+    }
 
 
 def test_ui_asset_backfill_runs_once_and_gates_every_partition(backfills: Backfills, churn_spec: UseCaseSpec) -> None:
     """The common UI backfill: the latest 16 days (up to the last partition), raw_events + features."""
     spec, launched = churn_spec, backfills.recent
-    servers, days, backfill_id, data, home = launched.servers, launched.days, launched.backfill_id, launched.data, launched.servers.dagster_home
+    servers, days, backfill_id, data, home = (
+        launched.servers,
+        launched.days,
+        launched.backfill_id,
+        launched.data,
+        launched.servers.dagster_home,
+    )
     landing = data / "landing" / spec.name
     raw_key, features_key, predictions_key = keys.raw_events(spec), keys.features(spec), keys.predictions(spec)
     # The partitioned gates as the code location defines them (landed, schema, ..., inputs_complete, ...).
@@ -135,7 +148,10 @@ def test_ui_asset_backfill_runs_once_and_gates_every_partition(backfills: Backfi
         run = instance.get_run_by_id(run_id)
         assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS, context
         assert run.tags["dagster/backfill"] == backfill_id
-        assert (run.tags[ASSET_PARTITION_RANGE_START_TAG], run.tags[ASSET_PARTITION_RANGE_END_TAG]) == (days[0], days[-1])
+        assert (run.tags[ASSET_PARTITION_RANGE_START_TAG], run.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
+            days[0],
+            days[-1],
+        )
         assert set(run.asset_selection or ()) == {raw_key, features_key}
 
         # Every partition recorded as materialized by that run, for both assets, and nothing downstream.
@@ -191,26 +207,36 @@ def test_ui_asset_backfill_of_a_historical_range_fails_only_the_bad_day_and_what
     servers, days, targets = launched.servers, launched.days, launched.targets
     raw_key, features_key = keys.raw_events(spec), keys.features(spec)
     bad_day, blocked = days[BAD_INDEX], days[BAD_INDEX:]  # the window reaches past the range's end
-    backfill = wait_for_backfill(servers.url, launched.backfill_id, timeout=BACKFILL_TIMEOUT_S, alive=servers.assert_alive)
+    backfill = wait_for_backfill(
+        servers.url, launched.backfill_id, timeout=BACKFILL_TIMEOUT_S, alive=servers.assert_alive
+    )
     server_logs = servers.logs()
     context = f"backfill {launched.backfill_id}: {backfill}\n{server_logs}"
     assert targets[raw_key.to_user_string()]["ranges"] == [(days[0], days[-1])], targets
     assert targets[features_key.to_user_string()]["ranges"] == [(days[0], days[-1])], targets
     assert backfill["status"] == "COMPLETED_FAILED", context
     assert len(backfill["runs"]) == 1, context
-    counts = {"/".join(status["assetKey"]["path"]): status for status in backfill["assetBackfillData"]["assetBackfillStatuses"]}
+    counts = {
+        "/".join(status["assetKey"]["path"]): status
+        for status in backfill["assetBackfillData"]["assetBackfillStatuses"]
+    }
     expected = {raw_key: (len(days) - 1, 1), features_key: (len(days) - len(blocked), len(blocked))}
     for key, (materialized, failed) in expected.items():
         status = counts[key.to_user_string()]
-        assert (status["numPartitionsTargeted"], status["numPartitionsMaterialized"], status["numPartitionsFailed"]) == (
-            len(days), materialized, failed), status
+        assert (
+            status["numPartitionsTargeted"],
+            status["numPartitionsMaterialized"],
+            status["numPartitionsFailed"],
+        ) == (len(days), materialized, failed), status
     run_id = backfill["runs"][0]["runId"]
     with servers.instance() as instance:
         assert _materialized_by_run(instance, run_id, raw_key) == set(days) - {bad_day}
         assert _materialized_by_run(instance, run_id, features_key) == set(days) - set(blocked)
-        failed = {(e.dagster_event.event_specific_data.check_name, e.dagster_event.event_specific_data.partition)
-                  for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
-                  if not e.dagster_event.event_specific_data.passed}
+        failed = {
+            (e.dagster_event.event_specific_data.check_name, e.dagster_event.event_specific_data.partition)
+            for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+            if not e.dagster_event.event_specific_data.passed
+        }
         assert failed == {("unique_event_ids", bad_day), *(("inputs_complete", day) for day in blocked)}, failed
     assert "emitted no result" not in server_logs
 
@@ -227,10 +253,15 @@ def test_the_ui_serves_the_lineage_and_descriptions_of_every_use_case(backfills:
       }
     }
     """
-    nodes = {"/".join(node["assetKey"]["path"]): node for node in graphql(backfills.recent.servers.url, query)["assetNodes"]}
+    nodes = {
+        "/".join(node["assetKey"]["path"]): node for node in graphql(backfills.recent.servers.url, query)["assetNodes"]
+    }
     for use_case in ("churn", "fraud", "prices", "news"):
-        parents = {name.split("/", 1)[1]: {"/".join(d["path"]) for d in node["dependencyKeys"]}
-                   for name, node in nodes.items() if name.startswith(f"{use_case}/")}
+        parents = {
+            name.split("/", 1)[1]: {"/".join(d["path"]) for d in node["dependencyKeys"]}
+            for name, node in nodes.items()
+            if name.startswith(f"{use_case}/")
+        }
         assert parents["features"] == {f"{use_case}/raw_events"}
         assert parents["training_set"] == {f"{use_case}/raw_events", f"{use_case}/features"}
         assert parents["model"] == {f"{use_case}/training_set"}
@@ -244,7 +275,20 @@ def test_the_ui_serves_the_lineage_and_descriptions_of_every_use_case(backfills:
         for stage in parents:
             node = nodes[f"{use_case}/{stage}"]
             assert node["groupName"] == use_case and node["description"] and node["kinds"] and node["owners"], node
-            assert node["isPartitioned"] == (stage in ("raw_events", "features", "predictions", "drift", "report",
-                                                       "performance", "shadow_predictions", "shadow_comparison"))
+            assert node["isPartitioned"] == (
+                stage
+                in (
+                    "raw_events",
+                    "features",
+                    "predictions",
+                    "drift",
+                    "report",
+                    "performance",
+                    "shadow_predictions",
+                    "shadow_comparison",
+                )
+            )
         for stage in ("raw_events", "features", "predictions"):
-            assert "dagster/column_schema" in {entry["label"] for entry in nodes[f"{use_case}/{stage}"]["metadataEntries"]}
+            assert "dagster/column_schema" in {
+                entry["label"] for entry in nodes[f"{use_case}/{stage}"]["metadataEntries"]
+            }

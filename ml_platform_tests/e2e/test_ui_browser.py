@@ -146,8 +146,9 @@ def test_the_days_that_depend_on_a_bad_day_show_failed_and_the_rest_went_through
     check.get_by_text("Description").first.wait_for(timeout=30_000)
     check.screenshot(path=str(ARTIFACTS / "features_blocked_partition.png"))
     panel = check.inner_text("body")
-    assert f"its window holds a failed raw day: churn/raw_events {BAD_DAY} failed in this run (unique_event_ids)" in panel, \
-        panel[-1500:]
+    assert (
+        f"its window holds a failed raw day: churn/raw_events {BAD_DAY} failed in this run (unique_event_ids)" in panel
+    ), panel[-1500:]
 
 
 def test_the_model_asset_shows_the_evaluation_plots(ui: str, browser: object) -> None:
@@ -166,8 +167,9 @@ def test_the_model_asset_shows_the_evaluation_plots(ui: str, browser: object) ->
             page.screenshot(path=str(ARTIFACTS / "model_plot.png"))
         page.keyboard.press("Escape")
         images.first.wait_for(state="detached", timeout=10_000)
-    assert sorted(shown) == sorted(["roc_curve", "precision_recall_curve", "confusion_matrix", "calibration",
-                                    "feature_importance"]), shown
+    assert sorted(shown) == sorted(
+        ["roc_curve", "precision_recall_curve", "confusion_matrix", "calibration", "feature_importance"]
+    ), shown
 
 
 def test_the_report_asset_shows_the_days_report(ui: str, browser: object) -> None:

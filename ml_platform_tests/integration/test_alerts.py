@@ -22,21 +22,31 @@ from ml_platform_tests.support.webhook import Webhook
 
 
 def run_failure_sensor(
-    defs: dg.Definitions, instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult, alerts: AlertResource | None = None
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    result: dg.ExecuteInProcessResult,
+    alerts: AlertResource | None = None,
 ) -> None:
     """Evaluate `run_failure_alerts` on a failed run, as the daemon would."""
     failure_event = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
     sensor = defs.get_sensor_def("run_failure_alerts")
     context = dg.build_run_status_sensor_context(
-        sensor_name=sensor.name, dagster_event=failure_event, dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(result.run_id), resources={"alerts": alerts or defs.resources["alerts"]},
+        sensor_name=sensor.name,
+        dagster_event=failure_event,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id),
+        resources={"alerts": alerts or defs.resources["alerts"]},
     ).for_run_failure()
     sensor(context)
 
 
-def test_high_risk_customers_of_the_newest_day_are_alerted_once(trained_copy: Path, churn_spec: UseCaseSpec, webhook: Webhook) -> None:
+def test_high_risk_customers_of_the_newest_day_are_alerted_once(
+    trained_copy: Path, churn_spec: UseCaseSpec, webhook: Webhook
+) -> None:
     defs = build_definitions(load_specs())
-    result = materialize_stages(defs, churn_spec, DAILY_STAGES[2:], dg.DagsterInstance.ephemeral(), ["2025-03-03", "2025-03-04"])
+    result = materialize_stages(
+        defs, churn_spec, DAILY_STAGES[2:], dg.DagsterInstance.ephemeral(), ["2025-03-03", "2025-03-04"]
+    )
     assert result.success
     assert len(webhook.received) == 1, "a range run alerts for its newest day only"
     [alert] = webhook.received
@@ -51,7 +61,9 @@ def test_high_risk_customers_of_the_newest_day_are_alerted_once(trained_copy: Pa
     assert metadata["high_score_alerted"].value == details["count"] == metadata["high_score_count"].value
 
 
-def test_a_run_stopped_by_a_data_gate_is_posted_as_gate_failed(trained_copy: Path, churn_spec: UseCaseSpec, webhook: Webhook) -> None:
+def test_a_run_stopped_by_a_data_gate_is_posted_as_gate_failed(
+    trained_copy: Path, churn_spec: UseCaseSpec, webhook: Webhook
+) -> None:
     path = landing_dir(trained_copy) / "2025-03-04.parquet"
     pd.read_parquet(path).drop(columns=["plan"]).to_parquet(path, index=False)
     defs = build_definitions(load_specs())
@@ -67,10 +79,14 @@ def test_a_run_stopped_by_a_data_gate_is_posted_as_gate_failed(trained_copy: Pat
     assert "missing column(s) ['plan']" in alert["text"]
     details = alert["details"]
     assert details["run_id"] == failed.run_id and details["failed_steps"] == ["churn__daily"]
-    assert [(c["asset"], c["check"], c["partition"]) for c in details["failed_checks"]] == [("churn/raw_events", "schema", "2025-03-04")]
+    assert [(c["asset"], c["check"], c["partition"]) for c in details["failed_checks"]] == [
+        ("churn/raw_events", "schema", "2025-03-04")
+    ]
 
 
-def test_a_run_that_breaks_for_other_reasons_is_posted_as_run_failed(data_dir: Path, churn_spec: UseCaseSpec, webhook: Webhook) -> None:
+def test_a_run_that_breaks_for_other_reasons_is_posted_as_run_failed(
+    data_dir: Path, churn_spec: UseCaseSpec, webhook: Webhook
+) -> None:
     defs = build_definitions(load_specs())
     instance = dg.DagsterInstance.ephemeral()
     failed = materialize_stages(defs, churn_spec, DAILY_STAGES[2:], instance, ["2025-03-04"])  # no model trained yet
@@ -85,11 +101,15 @@ def test_a_run_that_breaks_for_other_reasons_is_posted_as_run_failed(data_dir: P
     assert alert["link"] == f"{UI_URL}/runs/{failed.run_id}"
 
 
-def test_an_unreachable_webhook_does_not_fail_the_predictions(trained_copy: Path, churn_spec: UseCaseSpec, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreachable_webhook_does_not_fail_the_predictions(
+    trained_copy: Path, churn_spec: UseCaseSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with Webhook() as hook:
         dead = hook.url  # the server stops at the end of the block: nothing listens there afterwards
     monkeypatch.setenv("ML_PLATFORM_ALERT_WEBHOOK", dead)
-    result = materialize_stages(build_definitions(load_specs()), churn_spec, DAILY_STAGES[2:], dg.DagsterInstance.ephemeral(), ["2025-03-04"])
+    result = materialize_stages(
+        build_definitions(load_specs()), churn_spec, DAILY_STAGES[2:], dg.DagsterInstance.ephemeral(), ["2025-03-04"]
+    )
     assert result.success
     metadata = materializations(result, keys.predictions(churn_spec))[0].metadata
     assert "high_score_alert_error" in metadata and "high_score_alerted" not in metadata
@@ -123,8 +143,14 @@ def test_both_sinks_get_their_own_shape_from_the_environment(monkeypatch: pytest
         monkeypatch.setenv("ML_PLATFORM_UI_URL", UI_URL)
         with dg.build_resources({"alerts": default_resources()["alerts"]}) as resources:
             alerts = resources.alerts
-            sent = alerts.send("champion_promoted", "churn: v3 is champion", "roc_auc 0.81 > 0.79", severity="info",
-                               details={"version": 3}, link=alerts.run_url("abc"))
+            sent = alerts.send(
+                "champion_promoted",
+                "churn: v3 is champion",
+                "roc_auc 0.81 > 0.79",
+                severity="info",
+                details={"version": 3},
+                link=alerts.run_url("abc"),
+            )
         assert sent is True
 
     [message] = slack.received
@@ -135,8 +161,12 @@ def test_both_sinks_get_their_own_shape_from_the_environment(monkeypatch: pytest
 
     [alert] = generic.received
     assert {k: v for k, v in alert.items() if k != "sent_at"} == {
-        "event": "champion_promoted", "title": "churn: v3 is champion", "text": "roc_auc 0.81 > 0.79",
-        "severity": "info", "details": {"version": 3}, "link": f"{UI_URL}/runs/abc",
+        "event": "champion_promoted",
+        "title": "churn: v3 is champion",
+        "text": "roc_auc 0.81 > 0.79",
+        "severity": "info",
+        "details": {"version": 3},
+        "link": f"{UI_URL}/runs/abc",
     }
     assert alert["sent_at"].endswith("+00:00")
     assert generic.headers[0]["Authorization"] == "Bearer s3cret"
@@ -153,8 +183,13 @@ def test_no_sink_configured_only_logs(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_high_risk_alert_needs_min_count_entities(churn_spec: UseCaseSpec, min_count: int, alerted: bool) -> None:
     spec = churn_spec.model_copy(update={"alerts": churn_spec.alerts.model_copy(update={"min_count": min_count})})
     threshold = spec.alerts.high_score_threshold
-    scored = pd.DataFrame({spec.entity_column: ["a", "b", "c", "d"], "score": [threshold, 0.99, 0.95, threshold - 0.01],
-                           "model_version": "7"})
+    scored = pd.DataFrame(
+        {
+            spec.entity_column: ["a", "b", "c", "d"],
+            "score": [threshold, 0.99, 0.95, threshold - 0.01],
+            "model_version": "7",
+        }
+    )
     with Webhook() as hook:
         metadata = alert_high_scores(AlertResource(webhook_url=hook.url), spec, "2025-03-04", scored, "link")
     assert metadata["high_score_count"] == 3
@@ -170,7 +205,9 @@ def test_pagerduty_is_paged_once_per_failing_gate_and_partition(trained_copy: Pa
         pd.read_parquet(path).drop(columns=["plan"]).to_parquet(path, index=False)
     defs, instance = build_definitions(load_specs()), dg.DagsterInstance.ephemeral()
     with Webhook() as pagerduty:
-        alerts = AlertResource(pagerduty_routing_key="routing-key-for-tests", pagerduty_url=pagerduty.url, ui_url=UI_URL)
+        alerts = AlertResource(
+            pagerduty_routing_key="routing-key-for-tests", pagerduty_url=pagerduty.url, ui_url=UI_URL
+        )
         for day in ("2025-03-04", "2025-03-04", "2025-03-03"):
             failed = materialize_stages(defs, churn_spec, DAILY_STAGES[:1], instance, [day])
             run_failure_sensor(defs, instance, failed, alerts)

@@ -61,7 +61,9 @@ def test_landed_data_sensor_requests_contiguous_ranges_and_reruns_changed_conten
     changed.write_bytes(original)  # the correction was wrong: back to the first file, which must run again
     [reverted] = evaluate(defs, "churn_landed_data_sensor", instance, third.cursor).run_requests
     assert reverted.run_key.startswith(f"2025-01-09..2025-01-09@{sha256(original)[:16]}~") and reverted.run_key not in (
-        request.run_key, *(r.run_key for r in first.run_requests))
+        request.run_key,
+        *(r.run_key for r in first.run_requests),
+    )
 
 
 def test_a_corrected_day_reruns_the_processed_days_whose_feature_windows_contain_it(data_dir: Path) -> None:
@@ -70,7 +72,9 @@ def test_a_corrected_day_reruns_the_processed_days_whose_feature_windows_contain
     corrected = landing_dir(data_dir) / "2025-01-03.parquet"
     pd.read_parquet(corrected).head(50).to_parquet(corrected, index=False)
     requests = evaluate(defs, "churn_landed_data_sensor", instance, first.cursor).run_requests
-    assert requested_ranges(requests) == [("2025-01-03", "2025-01-05"), ("2025-01-08", "2025-01-09")], "days 1-2 do not read day 3"
+    assert requested_ranges(requests) == [("2025-01-03", "2025-01-05"), ("2025-01-08", "2025-01-09")], (
+        "days 1-2 do not read day 3"
+    )
 
 
 def test_landed_entries_that_are_no_day_are_reported_once_and_left_alone(data_dir: Path, tmp_path: Path) -> None:
@@ -85,7 +89,7 @@ def test_landed_entries_that_are_no_day_are_reported_once_and_left_alone(data_di
     (landing / "2024-12-31.parquet").write_bytes(b"x")  # before the spec's start_date
     (landing / "2099-01-01.parquet").write_bytes(b"x")  # a day that has not happened
     (landing / ".2025-01-03.parquet.uploading").write_bytes(b"x")  # a hidden temporary file: ignored
-    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    today = dt.datetime.now(dt.UTC).date().isoformat()
     (landing / f"{today}.parquet").write_bytes(b"x")  # the day in progress: waits for its partition, no alarm
     before = sorted(p.name for p in landing.iterdir())
     defs = build_definitions(load_specs())
@@ -98,12 +102,19 @@ def test_landed_entries_that_are_no_day_are_reported_once_and_left_alone(data_di
         second = evaluate(defs, "churn_landed_data_sensor", instance, first.cursor)
     [request] = first.run_requests
     assert (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]) == (
-        "2025-01-01", "2025-01-02")
+        "2025-01-01",
+        "2025-01-02",
+    )
     [alert] = hook.received  # reported once, not on every tick
     rejected = alert["details"]["rejected"]
     assert alert["event"] == "landing_rejected" and set(rejected) == {
-        "2025-01-20.parquet", "2025-01-21.parquet", "notes.txt", "2025-02-30.parquet", "2024-12-31.parquet",
-        "2099-01-01.parquet"}
+        "2025-01-20.parquet",
+        "2025-01-21.parquet",
+        "notes.txt",
+        "2025-02-30.parquet",
+        "2024-12-31.parquet",
+        "2099-01-01.parquet",
+    }
     assert "outside the landing directory" in rejected["2025-01-20.parquet"]
     assert "not a regular file" in rejected["2025-01-21.parquet"]
     assert "YYYY-MM-DD.parquet" in rejected["notes.txt"] and "not a calendar date" in rejected["2025-02-30.parquet"]
@@ -114,7 +125,7 @@ def test_landed_entries_that_are_no_day_are_reported_once_and_left_alone(data_di
     assert sorted(p.name for p in landing.iterdir()) == before and outside.exists(), "nothing is deleted"
 
 
-def test_first_tick_adopts_days_already_in_the_lake_and_runs_only_new_ones(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
+def test_first_tick_adopts_days_already_in_the_lake_and_runs_only_new_ones(trained_copy: Path, churn_spec) -> None:
     defs = build_definitions(load_specs())
     instance = dg.DagsterInstance.ephemeral()
     first = evaluate(defs, "churn_landed_data_sensor", instance, None)
@@ -126,12 +137,17 @@ def test_first_tick_adopts_days_already_in_the_lake_and_runs_only_new_ones(train
     assert request.asset_selection is None  # a champion exists: the whole daily job, raw -> ... -> predictions
 
 
-def test_new_champion_sensor_rescores_recent_days_once(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
+def test_new_champion_sensor_rescores_recent_days_once(trained_copy: Path, churn_spec) -> None:
     defs = build_definitions(load_specs())
     instance = dg.DagsterInstance.ephemeral()
     assert not evaluate(defs, "churn_new_champion_sensor", instance, None).run_requests
-    refused = materialize_stages(defs, churn_spec, TRAINING_STAGES, instance,
-                                 run_config={"ops": {"churn__model": {"config": {"params": {"random_state": 9}}}}})
+    refused = materialize_stages(
+        defs,
+        churn_spec,
+        TRAINING_STAGES,
+        instance,
+        run_config={"ops": {"churn__model": {"config": {"params": {"random_state": 9}}}}},
+    )
     assert not refused.success, "not significantly better: no new champion, nothing to rescore"
     assert not evaluate(defs, "churn_new_champion_sensor", instance, None).run_requests
 
@@ -153,8 +169,9 @@ def test_new_champion_sensor_rescores_recent_days_once(trained_copy: Path, churn
     assert materialize_stages(defs, churn_spec, ["predictions"], instance, ["2025-03-05"]).success
     assert len(evaluate(defs, "churn_new_champion_sensor", instance, None).run_requests) == 1
     days = [request.tags["dagster/asset_partition_range_start"], "2025-03-05"]
-    assert materialize_stages(defs, churn_spec, ["predictions"], instance,
-                              [d.isoformat() for d in pd.date_range(*days).date]).success
+    assert materialize_stages(
+        defs, churn_spec, ["predictions"], instance, [d.isoformat() for d in pd.date_range(*days).date]
+    ).success
     quiet = evaluate(defs, "churn_new_champion_sensor", instance, None)
     assert quiet.run_requests == [] and "scored after the latest champion change" in quiet.skip_message
 
@@ -162,14 +179,20 @@ def test_new_champion_sensor_rescores_recent_days_once(trained_copy: Path, churn
 def test_schedules_use_the_spec_timezone_and_cron(tmp_path: Path) -> None:
     defs = build_definitions(load_specs())
     daily = defs.get_schedule_def("churn_daily_schedule")
-    when = dt.datetime(2025, 2, 10, 1, 30, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2025, 2, 10, 1, 30, tzinfo=dt.UTC)
     with dg.instance_for_test() as instance:
         result = daily.evaluate_tick(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
     assert [r.partition_key for r in result.run_requests] == ["2025-02-09"]
     assert (daily.cron_schedule, daily.execution_timezone) == ("30 1 * * *", "UTC")
     retrain = defs.get_schedule_def("churn_retrain_schedule")
-    assert (retrain.cron_schedule, retrain.execution_timezone, retrain.job_name) == ("0 3 * * 1", "UTC", "churn_training")
-    assert defs.get_schedule_def("fraud_retrain_schedule").cron_schedule == "0 2 * * 1"  # the fraud spec retrains Mondays 02:00
+    assert (retrain.cron_schedule, retrain.execution_timezone, retrain.job_name) == (
+        "0 3 * * 1",
+        "UTC",
+        "churn_training",
+    )
+    assert (
+        defs.get_schedule_def("fraud_retrain_schedule").cron_schedule == "0 2 * * 1"
+    )  # the fraud spec retrains Mondays 02:00
 
     berlin = next(s for s in load_specs() if s.name == "churn")
     berlin = berlin.model_copy(update={"schedule": berlin.schedule.model_copy(update={"timezone": "Europe/Berlin"})})
@@ -187,7 +210,11 @@ def test_dagster_definitions_validate_on_the_workspace(tmp_path: Path) -> None:
     (tmp_path / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
     completed = subprocess.run(
         [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=REPO, capture_output=True, text=True, timeout=180, env=environment,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=environment,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "ml_platform" in completed.stdout + completed.stderr
@@ -202,7 +229,7 @@ def test_features_follow_raw_events_but_never_past_a_failed_blocking_gate(data_d
     defs = build_definitions(load_specs())
     instance = dg.DagsterInstance.ephemeral()
     features, newest = dg.AssetKey(["churn", "features"]), "2025-01-10"
-    at = dt.datetime(2025, 1, 11, 0, 30, tzinfo=dt.timezone.utc)  # the newest complete partition is 2025-01-10
+    at = dt.datetime(2025, 1, 11, 0, 30, tzinfo=dt.UTC)  # the newest complete partition is 2025-01-10
     cursor = None
 
     def tick() -> set[str]:

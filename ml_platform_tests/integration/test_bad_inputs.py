@@ -46,9 +46,18 @@ def with_duplicate_ids(frame: pd.DataFrame) -> pd.DataFrame:
 # Which rule fails for which bad value (nulls, labels, timestamps, ...) is unit/test_rules.py's table.
 CASES = {
     "missing_column": (rewrite(lambda f: f.drop(columns=["plan"])), "schema", "missing column(s) ['plan']", "plan"),
-    "wrong_dtype": (rewrite(lambda f: f.assign(customer_id=f["customer_id"].astype(str))), "schema",
-                    "column 'customer_id' has dtype string, expected int64", "customer_id"),
-    "duplicate_ids": (rewrite(with_duplicate_ids), "unique_event_ids", "column 'event_id' has 1 duplicated id", "event_id"),
+    "wrong_dtype": (
+        rewrite(lambda f: f.assign(customer_id=f["customer_id"].astype(str))),
+        "schema",
+        "column 'customer_id' has dtype string, expected int64",
+        "customer_id",
+    ),
+    "duplicate_ids": (
+        rewrite(with_duplicate_ids),
+        "unique_event_ids",
+        "column 'event_id' has 1 duplicated id",
+        "event_id",
+    ),
     "empty_file": (rewrite(lambda f: f.iloc[0:0]), "min_rows", "0 rows, expected at least 10", None),
     "unparsable_file": (lambda path: path.write_bytes(b"PAR1 this is not parquet"), "landed", "cannot parse", None),
 }
@@ -66,29 +75,37 @@ def check_evaluations(result: dg.ExecuteInProcessResult, check: str) -> list:
     return [e for e in result.get_asset_check_evaluations() if e.check_name == check]
 
 
-def run_day(day: str, spec) -> dg.ExecuteInProcessResult:  # noqa: ANN001
-    return materialize_stages(build_definitions(load_specs()), spec, DAILY_STAGES, dg.DagsterInstance.ephemeral(), [day])
+def run_day(day: str, spec) -> dg.ExecuteInProcessResult:
+    return materialize_stages(
+        build_definitions(load_specs()), spec, DAILY_STAGES, dg.DagsterInstance.ephemeral(), [day]
+    )
 
 
-def snapshot(data: Path, spec, day: str) -> dict:  # noqa: ANN001
+def snapshot(data: Path, spec, day: str) -> dict:
     mlflow = default_resources()["mlflow"]
     files = {stage: digest(lake_file(data, keys.of_stage(spec, stage), day)) for stage in DAILY_STAGES}
     other_day_predictions = digest(lake_file(data, keys.predictions(spec), "2025-02-14"))
-    return {**files, "other_day_predictions": other_day_predictions,
-            "champion": mlflow.version_by_alias(spec.name, CHAMPION).version}
+    return {
+        **files,
+        "other_day_predictions": other_day_predictions,
+        "champion": mlflow.version_by_alias(spec.name, CHAMPION).version,
+    }
 
 
-def assert_blocked(result: dg.ExecuteInProcessResult, spec) -> None:  # noqa: ANN001
+def assert_blocked(result: dg.ExecuteInProcessResult, spec) -> None:
     assert not result.success
     materialized = [e.asset_key for e in result.get_asset_materialization_events()]
     assert materialized == [], f"nothing may materialize downstream of a failed gate, got {materialized}"
-    blocked = {(e.asset_key, e.check_name) for e in result.get_asset_check_evaluations()
-               if not e.passed and e.metadata.get("upstream_failed")}
+    blocked = {
+        (e.asset_key, e.check_name)
+        for e in result.get_asset_check_evaluations()
+        if not e.passed and e.metadata.get("upstream_failed")
+    }
     assert blocked == {(keys.features(spec), "inputs_complete"), (keys.predictions(spec), "scores_valid")}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_landing_file_fails_its_gate_and_keeps_previous_state(case: str, trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
+def test_bad_landing_file_fails_its_gate_and_keeps_previous_state(case: str, trained_copy: Path, churn_spec) -> None:
     corrupt, check, message, column = CASES[case]
     landed = landing_dir(trained_copy) / f"{BAD_DAY}.parquet"
     corrupt(landed)
@@ -107,12 +124,14 @@ def test_bad_landing_file_fails_its_gate_and_keeps_previous_state(case: str, tra
     if column is not None:
         assert evaluation.metadata["column"].value == column or column in str(evaluation.metadata["column"].value)
     failure = result.failure_data_for_node(daily_step(churn_spec.name))
-    assert BAD_DAY in str(failure.user_failure_data.description) and message in str(failure.user_failure_data.description)
+    assert BAD_DAY in str(failure.user_failure_data.description) and message in str(
+        failure.user_failure_data.description
+    )
     assert digest(landed) == landed_before, "the platform must never modify landed files"
     assert snapshot(trained_copy, churn_spec, BAD_DAY) == before, "previous good state must stay in place"
 
 
-def test_missing_day_fails_landed_gate(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
+def test_missing_day_fails_landed_gate(trained_copy: Path, churn_spec) -> None:
     landing = sorted(p.name for p in landing_dir(trained_copy).iterdir())
     before = snapshot(trained_copy, churn_spec, UNLANDED_DAY)
     result = run_day(UNLANDED_DAY, churn_spec)
@@ -125,11 +144,13 @@ def test_missing_day_fails_landed_gate(trained_copy: Path, churn_spec) -> None: 
     assert before["raw_events"] is None
 
 
-def test_one_bad_day_in_a_range_keeps_the_good_days(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
+def test_one_bad_day_in_a_range_keeps_the_good_days(trained_copy: Path, churn_spec) -> None:
     """A range run records the good days and fails naming only the bad one."""
     days = ["2025-02-14", BAD_DAY, "2025-02-16"]
     CASES["duplicate_ids"][0](landing_dir(trained_copy) / f"{BAD_DAY}.parquet")
-    result = materialize_stages(build_definitions(load_specs()), churn_spec, ["raw_events"], dg.DagsterInstance.ephemeral(), days)
+    result = materialize_stages(
+        build_definitions(load_specs()), churn_spec, ["raw_events"], dg.DagsterInstance.ephemeral(), days
+    )
     assert not result.success
     recorded = sorted(m.partition for m in materializations(result, keys.raw_events(churn_spec)))
     assert recorded == ["2025-02-14", "2025-02-16"]
@@ -139,24 +160,32 @@ def test_one_bad_day_in_a_range_keeps_the_good_days(trained_copy: Path, churn_sp
     assert f"churn/raw_events: 1 partition(s) failed ({BAD_DAY})" in description and "duplicated id" in description
 
 
-def test_a_failure_message_lists_a_few_bad_days_and_counts_the_rest(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
+def test_a_failure_message_lists_a_few_bad_days_and_counts_the_rest(trained_copy: Path, churn_spec) -> None:
     """Eight days without landed files: the step's message names five with their reasons and counts the others,
     the metadata lists all eight."""
     days = [f"2025-02-{day:02d}" for day in range(10, 18)]
     for day in days:
         (landing_dir(trained_copy) / f"{day}.parquet").unlink()
-    result = materialize_stages(build_definitions(load_specs()), churn_spec, ["raw_events"], dg.DagsterInstance.ephemeral(), days)
+    result = materialize_stages(
+        build_definitions(load_specs()), churn_spec, ["raw_events"], dg.DagsterInstance.ephemeral(), days
+    )
     failure = result.failure_data_for_node(daily_step(churn_spec.name)).user_failure_data
     assert f"8 partition(s) failed ({', '.join(days[:5])} and 3 more)" in failure.description
     assert failure.description.count("[check landed]") == 5 and days[5] not in failure.description
     assert failure.metadata["failed_partitions"].value == {"churn/raw_events": days}
 
 
-def test_features_gate_blocks_days_whose_window_has_a_gap(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
+def test_features_gate_blocks_days_whose_window_has_a_gap(trained_copy: Path, churn_spec) -> None:
     """A missing raw day inside the window fails inputs_complete rather than silently undercounting."""
     gap = lake_file(trained_copy, keys.raw_events(churn_spec), "2025-02-10")
     gap.unlink()
-    result = materialize_stages(build_definitions(load_specs()), churn_spec, ["features"], dg.DagsterInstance.ephemeral(), ["2025-02-09", "2025-02-12"])
+    result = materialize_stages(
+        build_definitions(load_specs()),
+        churn_spec,
+        ["features"],
+        dg.DagsterInstance.ephemeral(),
+        ["2025-02-09", "2025-02-12"],
+    )
     failed = {e.partition: e.description for e in result.get_asset_check_evaluations() if not e.passed}
     assert set(failed) == {"2025-02-10", "2025-02-11", "2025-02-12"}, "2025-02-09's window ends before the gap"
     assert all("2025-02-10" in description for description in failed.values())

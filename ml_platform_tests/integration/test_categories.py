@@ -30,12 +30,16 @@ def categorical_spec() -> UseCaseSpec:
     data = csv_fraud_spec(max_null_fraction=0.5).model_dump()
     numeric = [f for f in data["features"] if f["agg"] != "flag"]
     columns = [{**c, "allowed_values": None} if c["name"] == "merchant_category" else c for c in data["columns"]]
-    return UseCaseSpec.model_validate({
-        **data, "columns": columns, "features": [*numeric, *CATEGORIES],
-        "model": {"type": "sklearn_random_forest", "params": {"n_estimators": 60, "max_depth": 8}},
-        "gates": {**data["gates"], "min_metrics": {"roc_auc": 0.8}, "compare_metric": "roc_auc"},
-        "resources": {"gpu": 0},
-    })
+    return UseCaseSpec.model_validate(
+        {
+            **data,
+            "columns": columns,
+            "features": [*numeric, *CATEGORIES],
+            "model": {"type": "sklearn_random_forest", "params": {"n_estimators": 60, "max_depth": 8}},
+            "gates": {**data["gates"], "min_metrics": {"roc_auc": 0.8}, "compare_metric": "roc_auc"},
+            "resources": {"gpu": 0},
+        }
+    )
 
 
 def test_categories_train_register_and_score_unseen_values(data_dir: Path) -> None:
@@ -51,7 +55,15 @@ def test_categories_train_register_and_score_unseen_values(data_dir: Path) -> No
     assert materialize_stages(defs, spec, ["raw_events", "features"], instance, days[:-1]).success
     features = DataLake(base_path=str(data_dir / "lake")).read(keys.features(spec), [days[-2]])
     assert pd.api.types.is_string_dtype(features["merchant"]) and set(features["merchant"]) <= {
-        "grocery", "restaurant", "fuel", "retail", "travel", "electronics", "gift_cards", "online_services"}
+        "grocery",
+        "restaurant",
+        "fuel",
+        "retail",
+        "travel",
+        "electronics",
+        "gift_cards",
+        "online_services",
+    }
 
     training = materialize_stages(defs, spec, TRAINING_STAGES, instance)
     assert training.success, [e.description for e in training.get_asset_check_evaluations()]
@@ -59,7 +71,8 @@ def test_categories_train_register_and_score_unseen_values(data_dir: Path) -> No
     champion = mlflow.version_by_alias(spec.name, CHAMPION)
     inputs = mlflow.load_model(spec.name, champion.version).metadata.get_input_schema().input_types_dict()
     assert {name: inputs[name].name for name in ("merchant", "merchant_share", "channel_risk")} == dict.fromkeys(
-        ("merchant", "merchant_share", "channel_risk"), "string"), inputs
+        ("merchant", "merchant_share", "channel_risk"), "string"
+    ), inputs
 
     scored = materialize_stages(defs, spec, ["raw_events", "features", "predictions"], instance, [days[-1]])
     assert scored.success

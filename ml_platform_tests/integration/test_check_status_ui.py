@@ -31,7 +31,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def instance(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
+def instance(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dg.DagsterInstance]:
     """The shipped dagster.yaml (SQLite under DAGSTER_HOME), or the same with storage on a fresh Postgres database."""
     config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
     if request.param == "postgres":
@@ -68,7 +70,9 @@ def test_check_partitions_show_passed_failed_and_fixed_days(
         assert statuses[("raw_events", check)] == dict.fromkeys(days[:5], "SUCCEEDED"), check
     for check in features:
         assert statuses[("features", check)] == dict.fromkeys(days[:5], "SUCCEEDED"), check
-    assert {view.latest[("raw_events", c)] for c in raw} | {view.latest[("features", c)] for c in features} == {"SUCCEEDED"}
+    assert {view.latest[("raw_events", c)] for c in raw} | {view.latest[("features", c)] for c in features} == {
+        "SUCCEEDED"
+    }
 
     # a range with a day whose file never landed: that day fails `landed` only; the rest pass
     assert not run(days[5:])
@@ -78,11 +82,13 @@ def test_check_partitions_show_passed_failed_and_fixed_days(
         if check != "landed":
             # could not evaluate a day without data; the run failed, so Dagster says "Execution failed"
             assert statuses[("raw_events", check)] == {**dict.fromkeys(days, "SUCCEEDED"), days[5]: "EXECUTION_FAILED"}
-    blocked = days[5:5 + spec.lookback_days]  # the feature days whose window holds the failed raw day
+    blocked = days[5 : 5 + spec.lookback_days]  # the feature days whose window holds the failed raw day
     for check in features:  # those fail (inputs_complete says why, the others could not run); the rest went through
         expected = "FAILED" if check == "inputs_complete" else "EXECUTION_FAILED"
-        assert statuses[("features", check)] == {**dict.fromkeys(days, "SUCCEEDED"),
-                                                 **dict.fromkeys(blocked, expected)}, check
+        assert statuses[("features", check)] == {
+            **dict.fromkeys(days, "SUCCEEDED"),
+            **dict.fromkeys(blocked, expected),
+        }, check
     blocked_panel = view.partition_panel(keys.features(spec), "inputs_complete", blocked[-1])
     assert f"churn/raw_events {days[5]} failed" in blocked_panel["evaluation"]["description"]
     panel = view.partition_panel(keys.raw_events(spec), "landed", days[5])
@@ -103,4 +109,6 @@ def test_check_partitions_show_passed_failed_and_fixed_days(
         assert statuses[("raw_events", check)] == dict.fromkeys(days, "SUCCEEDED"), check
     for check in features:
         assert statuses[("features", check)] == dict.fromkeys(days, "SUCCEEDED"), check
-    assert {view.latest[("raw_events", c)] for c in raw} | {view.latest[("features", c)] for c in features} == {"SUCCEEDED"}
+    assert {view.latest[("raw_events", c)] for c in raw} | {view.latest[("features", c)] for c in features} == {
+        "SUCCEEDED"
+    }

@@ -15,8 +15,14 @@ def test_champion_changes_that_cannot_happen_fail_fast_without_a_run(data_dir: P
     env = {**os.environ, "DAGSTER_HOME": str(home), "ML_PLATFORM_DATA_DIR": str(data_dir)}
     cli_path = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "ml-platform"
     for arguments, message in [
-        (["rollback", "churn"], "ml-platform rollback: churn: no 'previous_champion' alias to roll back to; pass a version with --to"),
-        (["promote", "churn", "99", "--reason", "try"], "ml-platform promote: churn: no registered version '99' (versions: none)"),
+        (
+            ["rollback", "churn"],
+            "ml-platform rollback: churn: no 'previous_champion' alias to roll back to; pass a version with --to",
+        ),
+        (
+            ["promote", "churn", "99", "--reason", "try"],
+            "ml-platform promote: churn: no registered version '99' (versions: none)",
+        ),
     ]:
         done = subprocess.run([str(cli_path), *arguments], env=env, capture_output=True, text=True, timeout=120)
         assert (done.returncode, done.stdout, done.stderr.strip()) == (2, "", message), done.stderr

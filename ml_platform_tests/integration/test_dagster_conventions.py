@@ -75,12 +75,17 @@ def news_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NewsHome]:
     days = day_keys(count=DAYS)
     with pytest.MonkeyPatch.context() as patch, open_instance(home) as instance:
         patch.setenv("ML_PLATFORM_DATA_DIR", str(data))
-        land_days(EventSource(data_dir=str(data)).landing_dir(spec.source), generate_news_events(START, DAYS, ARTICLES_PER_DAY, 5))
+        land_days(
+            EventSource(data_dir=str(data)).landing_dir(spec.source),
+            generate_news_events(START, DAYS, ARTICLES_PER_DAY, 5),
+        )
         defs = build_definitions([spec])
         results = [
             materialize_stages(defs, spec, DAILY_STAGES[:2], instance, days),
             materialize_stages(defs, spec, TRAINING_STAGES, instance),
-            materialize_stages(defs, spec, [DAILY_STAGES[2], *MONITORING_STAGES, "report"], instance, days[-SCORED_DAYS:]),
+            materialize_stages(
+                defs, spec, [DAILY_STAGES[2], *MONITORING_STAGES, "report"], instance, days[-SCORED_DAYS:]
+            ),
         ]
     assert all(result.success for result in results)
     materializations: dict[str, list[dg.AssetMaterialization]] = {}
@@ -132,24 +137,43 @@ def test_each_asset_s_code_version_changes_exactly_with_the_spec_fields_that_def
     assert changed(drift=spec.drift.model_copy(update={"psi_threshold": 0.3})) == {"drift"}
     assert changed(gates=spec.gates.model_copy(update={"significance_level": 0.01})) == {"model", "shadow_comparison"}
     assert changed(gates=spec.gates.model_copy(update={"min_rows_per_day": 5})) == {"raw_events"}
-    assert changed(training=spec.training.model_copy(update={"seed": 8})) == {"training_set", "model", "shadow_comparison"}
-    assert changed(features=[window, *spec.features[1:]]) == {"features", "predictions", "drift", "training_set", "model",
-                                                              "shadow_predictions"}
+    assert changed(training=spec.training.model_copy(update={"seed": 8})) == {
+        "training_set",
+        "model",
+        "shadow_comparison",
+    }
+    assert changed(features=[window, *spec.features[1:]]) == {
+        "features",
+        "predictions",
+        "drift",
+        "training_set",
+        "model",
+        "shadow_predictions",
+    }
     assert changed(monitoring=spec.monitoring.model_copy(update={"shadow_versions": [1]})) == {"shadow_predictions"}
-    assert changed(description="same assets, other words", schedule=spec.schedule.model_copy(update={"daily_at": "04:00"})) == set()
+    assert (
+        changed(description="same assets, other words", schedule=spec.schedule.model_copy(update={"daily_at": "04:00"}))
+        == set()
+    )
 
 
 def test_the_freshness_deadline_is_the_daily_schedule_plus_late_after_minutes(churn_spec: UseCaseSpec) -> None:
-    late_evening = churn_spec.schedule.model_copy(update={"daily_at": "22:45", "late_after_minutes": 90,
-                                                         "timezone": "Europe/Berlin"})
+    late_evening = churn_spec.schedule.model_copy(
+        update={"daily_at": "22:45", "late_after_minutes": 90, "timezone": "Europe/Berlin"}
+    )
     policy = daily_freshness(churn_spec.model_copy(update={"schedule": late_evening}))
     assert isinstance(policy, dg.FreshnessPolicy)
     # fresh when materialized from 22:45 to 00:15 Berlin time; late from 00:15 on until it is
     assert (policy.deadline_cron, policy.lower_bound_delta, policy.timezone) == (
-        "15 0 * * *", dt.timedelta(minutes=90), "Europe/Berlin")
+        "15 0 * * *",
+        dt.timedelta(minutes=90),
+        "Europe/Berlin",
+    )
     nodes = build_use_case(churn_spec, Settings.from_env()).assets or []
     policies = {key.path[-1]: asset.specs_by_key[key].freshness_policy for asset in nodes for key in asset.keys}
-    assert {stage for stage, policy in policies.items() if policy} == set(DAILY_ASSETS) - {"report"} | {"shadow_predictions"}
+    assert {stage for stage, policy in policies.items() if policy} == set(DAILY_ASSETS) - {"report"} | {
+        "shadow_predictions"
+    }
     assert policies["raw_events"] == daily_freshness(churn_spec)  # 01:30 + 120 minutes
     assert policies["raw_events"].deadline_cron == "30 3 * * *"
 
@@ -173,7 +197,8 @@ def _backdate_latest_materialization(instance: dg.DagsterInstance, key: dg.Asset
 
 
 def test_a_late_daily_asset_shows_freshness_fail_and_an_on_time_one_pass_in_the_ui(
-    news_home: NewsHome, tmp_path: Path,
+    news_home: NewsHome,
+    tmp_path: Path,
 ) -> None:
     spec = news_home.spec
     late, fresh = keys.features(spec), keys.raw_events(spec)
@@ -184,12 +209,16 @@ def test_a_late_daily_asset_shows_freshness_fail_and_an_on_time_one_pass_in_the_
     with dagster_servers(news_home.home, env, log_dir=tmp_path / "logs") as servers:
 
         def freshness(key: dg.AssetKey) -> dict:
-            return gql.graphql(servers.url, FRESHNESS_QUERY, {"assetKey": {"path": list(key.path)}}, "FreshnessStatusQuery")
+            return gql.graphql(
+                servers.url, FRESHNESS_QUERY, {"assetKey": {"path": list(key.path)}}, "FreshnessStatusQuery"
+            )
 
         def evaluated() -> dict | None:
             answers = {key: freshness(key) for key in (late, fresh)}
-            statuses = [(answer["assetNodeOrError"]["freshnessStatusInfo"] or {}).get("freshnessStatus")
-                        for answer in answers.values()]
+            statuses = [
+                (answer["assetNodeOrError"]["freshnessStatusInfo"] or {}).get("freshnessStatus")
+                for answer in answers.values()
+            ]
             return answers if "UNKNOWN" not in statuses and None not in statuses else None
 
         answers = wait_until(evaluated, servers, "the freshness daemon to evaluate the news assets", timeout=120)

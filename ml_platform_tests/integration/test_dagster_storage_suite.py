@@ -23,7 +23,6 @@ import ast
 import hashlib
 import importlib.metadata
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -73,9 +72,21 @@ def fetch_sdist() -> Path:
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=CACHE_DIR) as download:
             subprocess.run(
-                [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-                 "-d", download, f"dagster=={SUITE_VERSION}"],
-                check=True, timeout=300,
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "-q",
+                    "--no-deps",
+                    "--no-binary",
+                    ":all:",
+                    "-d",
+                    download,
+                    f"dagster=={SUITE_VERSION}",
+                ],
+                check=True,
+                timeout=300,
             )
             os.replace(Path(download) / SUITE_SDIST, archive)
     actual = sha256(archive)
@@ -94,7 +105,9 @@ def extract_suite(archive: Path) -> Path:
     if not target.exists():
         with tempfile.TemporaryDirectory(dir=CACHE_DIR) as scratch, tarfile.open(archive) as sdist:
             prefix = f"dagster-{SUITE_VERSION}/"
-            sdist.extractall(scratch, members=[sdist.getmember(prefix + member) for member in SUITE_MEMBERS], filter="data")
+            sdist.extractall(
+                scratch, members=[sdist.getmember(prefix + member) for member in SUITE_MEMBERS], filter="data"
+            )
             try:
                 os.replace(Path(scratch) / prefix, target)
             except OSError:  # another session extracted it meanwhile
@@ -128,7 +141,9 @@ def junit_outcomes(report: Path) -> dict[str, dict[str, Outcome]]:
     for case in ET.parse(report).iter("testcase"):
         outcome = Outcome("passed", "")
         for child in case:
-            if child.tag == "skipped":  # its text is where the suite skipped and why: `event_log_storage.py:2428: Skipped`
+            if (
+                child.tag == "skipped"
+            ):  # its text is where the suite skipped and why: `event_log_storage.py:2428: Skipped`
                 outcome = Outcome("skipped", Path((child.text or "").strip()).name or child.get("message", ""))
             elif child.tag in ("failure", "error"):
                 outcome = Outcome("failed", f"{child.tag}: {child.get('message', '')[:500]}")
@@ -137,28 +152,55 @@ def junit_outcomes(report: Path) -> dict[str, dict[str, Outcome]]:
 
 
 def run_suite(
-    suite_root: Path, workdir: Path, storage: str, test_class: str, names: list[str] | None = None,
+    suite_root: Path,
+    workdir: Path,
+    storage: str,
+    test_class: str,
+    names: list[str] | None = None,
     env: dict[str, str] | None = None,
 ) -> dict[str, Outcome]:
     """One pytest session of the suite for `test_class` (all its tests, or `names`); its outcomes by test name."""
     report = workdir / f"{test_class}-{len(names or [])}.xml"
-    selection = [f"{SUITE_MODULE}::{test_class}::{name}" for name in names] if names else [f"{SUITE_MODULE}::{test_class}"]
+    selection = (
+        [f"{SUITE_MODULE}::{test_class}::{name}" for name in names] if names else [f"{SUITE_MODULE}::{test_class}"]
+    )
     session_env = {
-        **os.environ, **(env or {}),
+        **os.environ,
+        **(env or {}),
         "ML_PLATFORM_SUITE_STORAGE": storage,
         "PYTHONPATH": os.pathsep.join([str(suite_root), os.environ.get("PYTHONPATH", "")]),
         "DAGSTER_RECORD_DEFENSIVE_CHECKS": "true",  # as Dagster's own test sessions run (dagster_tests/conftest.py)
     }
-    command = [sys.executable, "-m", "pytest", "-q", "--noconftest", "-p", "no:cacheprovider", "-p", "no:warnings",
-               f"--junitxml={report}", *selection]
-    process = subprocess.Popen(command, cwd=workdir, env=session_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "--noconftest",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:warnings",
+        f"--junitxml={report}",
+        *selection,
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=workdir,
+        env=session_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         output, _ = process.communicate(timeout=SESSION_TIMEOUT_S)
     finally:
         with_group_killed(process)
     if process.returncode not in (0, 1) or not report.exists():
-        pytest.fail(f"the storage suite's session ({test_class}) exited {process.returncode}:\n{output[-4000:]}", pytrace=False)
+        pytest.fail(
+            f"the storage suite's session ({test_class}) exited {process.returncode}:\n{output[-4000:]}", pytrace=False
+        )
     return junit_outcomes(report).get(test_class, {})
 
 
@@ -171,8 +213,14 @@ def with_group_killed(process: subprocess.Popen[str]) -> None:
     process.wait()
 
 
-def check_storage(suite_root: Path, workdir: Path, storage: str, platform_class: str, stock_class: str,
-                  env: dict[str, str] | None = None) -> None:
+def check_storage(
+    suite_root: Path,
+    workdir: Path,
+    storage: str,
+    platform_class: str,
+    stock_class: str,
+    env: dict[str, str] | None = None,
+) -> None:
     platform = run_suite(suite_root, workdir, storage, platform_class, env=env)
     defined = suite_test_names(suite_root)
     missing = sorted(defined - {name.split("[", 1)[0] for name in platform})
@@ -188,7 +236,9 @@ def check_storage(suite_root: Path, workdir: Path, storage: str, platform_class:
         if ours.status == "failed":
             problems.append(f"{name} FAILED: {ours.message} (Dagster's stock storage: {theirs.status})")
         elif theirs != ours:
-            problems.append(f"{name} skipped ({ours.message}), but Dagster's stock storage: {theirs.status} {theirs.message}")
+            problems.append(
+                f"{name} skipped ({ours.message}), but Dagster's stock storage: {theirs.status} {theirs.message}"
+            )
     assert not problems, f"{platform_class}, Dagster {SUITE_VERSION}'s storage suite:\n" + "\n".join(problems)
 
 
@@ -215,17 +265,31 @@ def storage_checks(
     session only waits): together they take about the time of the longer one. Each test waits for its
     storage's check and raises what it raised; no Postgres server skips (or under CI fails) only that test."""
     with ThreadPoolExecutor(max_workers=2) as pool:
-        checks = {"sqlite": pool.submit(check_storage, suite_root, tmp_path_factory.mktemp("sqlite_suite"),
-                                        "sqlite", "TestPlatformSqlite", "TestStockSqlite")}
+        checks = {
+            "sqlite": pool.submit(
+                check_storage,
+                suite_root,
+                tmp_path_factory.mktemp("sqlite_suite"),
+                "sqlite",
+                "TestPlatformSqlite",
+                "TestStockSqlite",
+            )
+        }
         try:
             database = suite_database(request.getfixturevalue("postgres_database"))
         except (pytest.skip.Exception, pytest.fail.Exception) as unavailable:
             checks["postgres"] = Future()
             checks["postgres"].set_exception(unavailable)
         else:
-            checks["postgres"] = pool.submit(check_storage, suite_root, tmp_path_factory.mktemp("postgres_suite"),
-                                             "postgres", "TestPlatformPostgres", "TestStockPostgres",
-                                             env={"ML_PLATFORM_SUITE_POSTGRES_URL": database})
+            checks["postgres"] = pool.submit(
+                check_storage,
+                suite_root,
+                tmp_path_factory.mktemp("postgres_suite"),
+                "postgres",
+                "TestPlatformPostgres",
+                "TestStockPostgres",
+                env={"ML_PLATFORM_SUITE_POSTGRES_URL": database},
+            )
         yield checks
 
 

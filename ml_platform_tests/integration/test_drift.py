@@ -26,7 +26,9 @@ def test_psi_is_near_zero_for_the_same_distribution_and_large_for_a_shift() -> N
     assert population_stability(reference, pd.DataFrame({"x": rng.normal(1.5, 1, 5_000)}))["x"] > 0.5
 
 
-def test_drift_asset_measures_features_and_scores_and_the_sensor_retrains_once_per_episode(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
+def test_drift_asset_measures_features_and_scores_and_the_sensor_retrains_once_per_episode(
+    trained_copy: Path, churn_spec
+) -> None:
     defs = build_definitions(load_specs())
     instance = dg.DagsterInstance.ephemeral()
     days = ["2025-02-16", "2025-02-17", "2025-02-18", "2025-02-19"]
@@ -62,12 +64,12 @@ def psi_rows(day: str, psi: float) -> pd.DataFrame:
     return pd.DataFrame({"day": [day], "feature": ["logins_7d"], "psi": [psi], "champion_version": ["1"]})
 
 
-def test_drift_episodes_start_after_k_consecutive_days_and_end_on_a_calm_day(data_dir: Path, churn_spec) -> None:  # noqa: ANN001
+def test_drift_episodes_start_after_k_consecutive_days_and_end_on_a_calm_day(data_dir: Path, churn_spec) -> None:
     lake = DataLake(base_path=str(data_dir / "lake"))
     defs = build_definitions(load_specs())
     instance = dg.DagsterInstance.ephemeral()
 
-    def tick(day: str, psi: float, cursor: str | None):  # noqa: ANN202
+    def tick(day: str, psi: float, cursor: str | None):
         lake.write_partition(keys.drift(churn_spec), day, psi_rows(day, psi))
         return evaluate(defs, "churn_drift_retrain_sensor", instance, cursor)
 
@@ -93,11 +95,12 @@ def test_drift_episodes_start_after_k_consecutive_days_and_end_on_a_calm_day(dat
     assert drift_episode(friday_monday, 0.25, {"2025-03-08"}) == ["2025-03-10"], "a day never measured still does"
 
 
-def test_warm_up_days_are_not_measured_so_they_raise_no_drift(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
+def test_warm_up_days_are_not_measured_so_they_raise_no_drift(trained_copy: Path, churn_spec) -> None:
     """Days whose 28-day windows reach before the first raw day have small window features by construction."""
     days = ["2025-01-26", "2025-01-27", "2025-01-28"]  # raw data starts 2025-01-01: 01-28 is the first complete day
-    result = materialize_stages(build_definitions(load_specs()), churn_spec, MONITORING_STAGES,
-                                dg.DagsterInstance.ephemeral(), days)
+    result = materialize_stages(
+        build_definitions(load_specs()), churn_spec, MONITORING_STAGES, dg.DagsterInstance.ephemeral(), days
+    )
     assert result.success
     evaluations = {e.partition: e for e in result.get_asset_check_evaluations()}
     assert all(e.passed for e in evaluations.values())
@@ -106,7 +109,7 @@ def test_warm_up_days_are_not_measured_so_they_raise_no_drift(trained_copy: Path
     assert lake.read(keys.drift(churn_spec), days[:2]).empty and not lake.read(keys.drift(churn_spec), days[2:]).empty
 
 
-def test_drift_measured_against_a_replaced_champion_does_not_count(data_dir: Path, churn_spec) -> None:  # noqa: ANN001
+def test_drift_measured_against_a_replaced_champion_does_not_count(data_dir: Path, churn_spec) -> None:
     lake = DataLake(base_path=str(data_dir / "lake"))
     for day, version in (("2025-02-01", "1"), ("2025-02-02", "1"), ("2025-02-03", "2")):
         lake.write_partition(keys.drift(churn_spec), day, psi_rows(day, 0.9).assign(champion_version=version))
@@ -114,11 +117,15 @@ def test_drift_measured_against_a_replaced_champion_does_not_count(data_dir: Pat
     assert tick.run_requests == [] and "on 1 day(s) (2025-02-03..2025-02-03)" in tick.skip_message
 
 
-def test_days_with_fewer_rows_than_min_rows_are_not_measured(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
+def test_days_with_fewer_rows_than_min_rows_are_not_measured(trained_copy: Path, churn_spec) -> None:
     spec = churn_spec.model_copy(update={"drift": churn_spec.drift.model_copy(update={"min_rows": 1_000_000})})
     days = ["2025-01-28", "2025-01-29"]
-    result = materialize_stages(build_definitions([spec]), spec, MONITORING_STAGES, dg.DagsterInstance.ephemeral(), days)
+    result = materialize_stages(
+        build_definitions([spec]), spec, MONITORING_STAGES, dg.DagsterInstance.ephemeral(), days
+    )
     assert result.success
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 2 and all(e.passed and "fewer than drift.min_rows 1000000" in e.description for e in evaluations)
+    assert len(evaluations) == 2 and all(
+        e.passed and "fewer than drift.min_rows 1000000" in e.description for e in evaluations
+    )
     assert DataLake(base_path=str(trained_copy / "lake")).read(keys.drift(spec), days).empty

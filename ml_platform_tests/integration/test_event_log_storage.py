@@ -36,7 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DAYS = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_date="2025-01-11")
 
 # A range run's gate: every day's check evaluation written by the run, as PartitionGate writes them.
-GATED_ASSET = textwrap.dedent('''
+GATED_ASSET = textwrap.dedent("""
     import dagster as dg
     DAYS = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_date="2025-01-11")
 
@@ -46,7 +46,7 @@ GATED_ASSET = textwrap.dedent('''
         for day in context.partition_keys:
             yield dg.AssetCheckEvaluation(asset_key=dg.AssetKey("daily"), check_name="rows_present",
                                           passed=day != "2025-01-05", partition=day)
-''')
+""")
 
 
 def write_home(home: Path, config: dict) -> Path:
@@ -76,17 +76,24 @@ def instance_in(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], dg
 def materialize_range_in_subprocess(home: Path, tmp_path: Path) -> subprocess.CompletedProcess:
     """Another process (as a run worker is) materializes all ten days with their evaluations."""
     module = tmp_path / "gated_asset.py"
-    module.write_text(GATED_ASSET + textwrap.dedent('''
+    module.write_text(
+        GATED_ASSET
+        + textwrap.dedent("""
         if __name__ == "__main__":
             with dg.DagsterInstance.get() as instance:
                 result = dg.materialize([daily], instance=instance, raise_on_error=False,
                                         tags={"dagster/asset_partition_range_start": "2025-01-01",
                                               "dagster/asset_partition_range_end": "2025-01-10"})
                 print(result.run_id)
-    '''))
+    """)
+    )
     return subprocess.run(
-        [sys.executable, str(module)], env={"DAGSTER_HOME": str(home), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT,
+        [sys.executable, str(module)],
+        env={"DAGSTER_HOME": str(home), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
     )
 
 
@@ -100,15 +107,23 @@ def check_statuses(instance: dg.DagsterInstance) -> dict[str, str]:
 def run_event_entry(run: dg.DagsterRun, event_type: dg.DagsterEventType, data: Any) -> dg.EventLogEntry:
     """An event of `run` as its worker stores it."""
     return dg.EventLogEntry(
-        user_message="", level=10, job_name=run.job_name, run_id=run.run_id, error_info=None, timestamp=time.time(),
+        user_message="",
+        level=10,
+        job_name=run.job_name,
+        run_id=run.run_id,
+        error_info=None,
+        timestamp=time.time(),
         dagster_event=dg.DagsterEvent(event_type.value, run.job_name, event_specific_data=data),
     )
 
 
 def evaluation_entry(run: dg.DagsterRun, day: str, passed: bool = True) -> dg.EventLogEntry:
     """A run's check evaluation of `daily` for one day."""
-    data = dg.AssetCheckEvaluation(asset_key=dg.AssetKey("daily"), check_name="rows_present", passed=passed, partition=day)
+    data = dg.AssetCheckEvaluation(
+        asset_key=dg.AssetKey("daily"), check_name="rows_present", passed=passed, partition=day
+    )
     return run_event_entry(run, dg.DagsterEventType.ASSET_CHECK_EVALUATION, data)
+
 
 def test_the_shipped_sqlite_instance_uses_the_pooled_storage_where_dagster_keeps_its_history(
     tmp_path: Path, instance_in: Callable[[Path], dg.DagsterInstance]
@@ -136,8 +151,13 @@ def test_a_worker_processes_evaluations_read_the_same_in_the_pooled_and_the_stoc
     expected = {f"2025-01-{day:02d}": "SUCCEEDED" for day in range(1, 11)} | {"2025-01-05": "FAILED"}
     assert check_statuses(pooled) == expected
     stock_home = write_home(tmp_path / "stock", {})  # Dagster's own SqliteEventLogStorage on the same files
-    stock_config = {"event_log_storage": {"module": "dagster.core.storage.event_log", "class": "SqliteEventLogStorage",
-                                          "config": {"base_dir": str(home / "history" / "runs")}}}
+    stock_config = {
+        "event_log_storage": {
+            "module": "dagster.core.storage.event_log",
+            "class": "SqliteEventLogStorage",
+            "config": {"base_dir": str(home / "history" / "runs")},
+        }
+    }
     stock = instance_in(write_home(stock_home, stock_config))
     assert type(stock.event_log_storage).__name__ == "SqliteEventLogStorage"
     assert check_statuses(stock) == expected
@@ -161,15 +181,20 @@ def test_a_watcher_of_a_runs_log_receives_its_events_while_another_process_write
 
     watching.watch_event_logs(run.run_id, None, on_event)
     writer = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f'''
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f'''
             import time, dagster as dg
             with dg.DagsterInstance.get() as instance:
                 for message in ["first", "second", "last"]:
                     instance.report_engine_event(message, instance.get_run_by_id("{run.run_id}"))
                     time.sleep(0.2)
                 time.sleep(5)  # keeps its connections open while the watcher reads
-        ''')],
-        env={"DAGSTER_HOME": str(home), "PATH": "/usr/bin:/bin"}, cwd=REPO_ROOT,
+        '''),
+        ],
+        env={"DAGSTER_HOME": str(home), "PATH": "/usr/bin:/bin"},
+        cwd=REPO_ROOT,
     )
     try:
         assert done.wait(timeout=30), f"the watcher saw only {received}"
@@ -214,8 +239,10 @@ def test_a_bad_setting_fails_naming_it_and_no_home_means_the_instances_own_direc
 def server_connections(url: sa.URL) -> int:
     engine = postgres.admin_engine(url)
     with engine.connect() as conn:
-        count = conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"),
-                             {"db": url.database}).scalar_one()
+        count = conn.execute(
+            sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"),
+            {"db": url.database},
+        ).scalar_one()
     engine.dispose()
     return int(count)
 
@@ -223,8 +250,13 @@ def server_connections(url: sa.URL) -> int:
 def terminate_other_connections(url: sa.URL) -> int:
     engine = postgres.admin_engine(url)
     with engine.connect() as conn:
-        ended = conn.execute(sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                     "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": url.database}).scalar_one()
+        ended = conn.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = :db AND pid <> pg_backend_pid()"
+            ),
+            {"db": url.database},
+        ).scalar_one()
     engine.dispose()
     return int(ended)
 
@@ -250,7 +282,9 @@ def test_on_postgres_one_process_keeps_one_connection_and_survives_the_server_dr
 
 
 def test_on_postgres_a_check_evaluation_or_a_materialization_is_written_whole_or_not_at_all(
-    tmp_path: Path, postgres_database: Callable[[], sa.URL], instance_in: Callable[[Path], dg.DagsterInstance],
+    tmp_path: Path,
+    postgres_database: Callable[[], sa.URL],
+    instance_in: Callable[[Path], dg.DagsterInstance],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The event row and its check-execution (or asset-index) rows share one transaction, and so do a batch's: a failure between them
@@ -305,12 +339,13 @@ def materialization_entry(run: dg.DagsterRun, key: dg.AssetKey, day: str) -> dg.
     data = StepMaterializationData(dg.AssetMaterialization(asset_key=key, partition=day))
     return run_event_entry(run, dg.DagsterEventType.ASSET_MATERIALIZATION, data)
 
+
 def gated_daily() -> dg.AssetsDefinition:
     """A daily asset whose range step records what the platform's gate records: the range's materializations,
     then one evaluation per day targeting that day's."""
 
     @dg.asset(partitions_def=DAYS, check_specs=gate_check_specs(dg.AssetKey("daily"), {"rows_present": "rows"}, DAYS))
-    def daily(context) -> Iterator[Any]:  # noqa: ANN001  (Dagster reads the annotation: none under __future__)
+    def daily(context) -> Iterator[Any]:
         gate = PartitionGate(context, dg.AssetKey("daily"))
         for day in context.partition_keys:
             gate.evaluate(day, [passed("rows_present", day)])
@@ -327,7 +362,10 @@ CATALOG_QUERIES = ("pg_catalog.pg_class", "PRAGMA main.table_info")  # SQLAlchem
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_storing_evaluations_asks_the_database_which_tables_exist_once_not_per_event(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest, instance_in: Callable[[Path], dg.DagsterInstance],
+    backend: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    instance_in: Callable[[Path], dg.DagsterInstance],
 ) -> None:
     """Dagster's classes look `asset_check_executions` up in the catalog before every evaluation (on SQLite through
     a new connection); a table once there stays, so the platform's remember it and ask only about absent ones."""
@@ -358,10 +396,12 @@ def test_storing_evaluations_asks_the_database_which_tables_exist_once_not_per_e
     assert check_statuses(instance) == {day: "SUCCEEDED" for day in DAYS.get_partition_keys()}
 
 
-
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_a_range_steps_materializations_are_written_as_one_batch_and_read_as_every_day(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest, instance_in: Callable[[Path], dg.DagsterInstance],
+    backend: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    instance_in: Callable[[Path], dg.DagsterInstance],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The storages turn on Dagster's event batching, so a range step's materializations (one per day) arrive in one
@@ -395,22 +435,28 @@ def test_a_range_steps_materializations_are_written_as_one_batch_and_read_as_eve
     assert all(record.asset_materialization.tags.get("dagster/data_version") for record in records)
     storage_ids = {record.partition_key: record.storage_id for record in records}
     executions = instance.event_log_storage.get_asset_check_execution_history(
-        dg.AssetCheckKey(key, "rows_present"), limit=100)
-    assert {execution.event.dagster_event.event_specific_data.partition: execution.status.value
-            for execution in executions} == dict.fromkeys(days, "SUCCEEDED")
-    assert {execution.event.dagster_event.event_specific_data.partition:
-            execution.event.dagster_event.event_specific_data.target_materialization_data.storage_id
-            for execution in executions} == storage_ids
+        dg.AssetCheckKey(key, "rows_present"), limit=100
+    )
+    assert {
+        execution.event.dagster_event.event_specific_data.partition: execution.status.value for execution in executions
+    } == dict.fromkeys(days, "SUCCEEDED")
+    assert {
+        execution.event.dagster_event.event_specific_data.partition: execution.event.dagster_event.event_specific_data.target_materialization_data.storage_id
+        for execution in executions
+    } == storage_ids
 
 
 def test_on_postgres_a_gates_evaluations_are_committed_together_or_not_at_all(
-    tmp_path: Path, postgres_database: Callable[[], sa.URL], instance_in: Callable[[Path], dg.DagsterInstance],
+    tmp_path: Path,
+    postgres_database: Callable[[], sa.URL],
+    instance_in: Callable[[Path], dg.DagsterInstance],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A range's evaluations (thousands in a year) share one transaction instead of a commit each: if one cannot be
     stored the step fails and none of them is, while the materializations recorded before them stay."""
-    instance = instance_in(write_home(tmp_path / "home", shipped_config() | postgres.postgres_instance_storage(
-        postgres_database())))
+    instance = instance_in(
+        write_home(tmp_path / "home", shipped_config() | postgres.postgres_instance_storage(postgres_database()))
+    )
     storage, days = instance.event_log_storage, DAYS.get_partition_keys()
     update = type(storage)._update_asset_check_evaluation
     updates: list[str] = []
@@ -430,12 +476,16 @@ def test_on_postgres_a_gates_evaluations_are_committed_together_or_not_at_all(
 
     monkeypatch.setattr(type(storage), "_update_asset_check_evaluation", update)
     result = dg.materialize([gated_daily()], instance=instance, tags=range_tags(days))
-    evaluations = instance.get_records_for_run(result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    evaluations = instance.get_records_for_run(
+        result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
     assert sorted(record.event_log_entry.dagster_event.event_specific_data.partition for record in evaluations) == days
 
 
 def test_on_postgres_any_other_event_commits_the_evaluations_held_before_it(
-    tmp_path: Path, postgres_database: Callable[[], sa.URL], instance_in: Callable[[Path], dg.DagsterInstance],
+    tmp_path: Path,
+    postgres_database: Callable[[], sa.URL],
+    instance_in: Callable[[Path], dg.DagsterInstance],
 ) -> None:
     """Evaluations held for one commit never hold back a run's other events (a failure, a cancellation): the
     first such event commits them, and the webserver, reading from another process, sees both in order."""
@@ -445,8 +495,12 @@ def test_on_postgres_any_other_event_commits_the_evaluations_held_before_it(
     first, second, *_ = DAYS.get_partition_keys()
 
     def seen() -> list[str]:
-        return [record.event_log_entry.dagster_event.event_type_value if record.event_log_entry.dagster_event
-                else record.event_log_entry.user_message for record in webserver.get_records_for_run(run.run_id).records]
+        return [
+            record.event_log_entry.dagster_event.event_type_value
+            if record.event_log_entry.dagster_event
+            else record.event_log_entry.user_message
+            for record in webserver.get_records_for_run(run.run_id).records
+        ]
 
     with worker.event_log_storage.evaluations_together():
         worker.event_log_storage.store_event(evaluation_entry(run, first))
@@ -459,7 +513,8 @@ def test_on_postgres_any_other_event_commits_the_evaluations_held_before_it(
 
 
 def test_on_sqlite_a_range_runs_planned_materializations_are_stored_in_one_transaction_per_shard(
-    tmp_path: Path, instance_in: Callable[[Path], dg.DagsterInstance],
+    tmp_path: Path,
+    instance_in: Callable[[Path], dg.DagsterInstance],
 ) -> None:
     """A run over a range plans one materialization per asset and day (20,000 for two assets over 10,000 days),
     which Dagster hands over in batches: two commits for a batch instead of two per event, each day planned and
@@ -468,10 +523,17 @@ def test_on_sqlite_a_range_runs_planned_materializations_are_stored_in_one_trans
 
     instance = instance_in(write_home(tmp_path / "home", shipped_config()))
     run = instance.create_run_for_job(dg.GraphDefinition("noop").to_job())
-    assets, days = [dg.AssetKey("raw"), dg.AssetKey("features")], dg.DailyPartitionsDefinition(start_date="1999-01-01",
-                                                                                                  end_date="1999-03-02")
-    planned = [run_event_entry(run, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, AssetMaterializationPlannedData(key, day))
-               for key in assets for day in days.get_partition_keys()]
+    assets, days = (
+        [dg.AssetKey("raw"), dg.AssetKey("features")],
+        dg.DailyPartitionsDefinition(start_date="1999-01-01", end_date="1999-03-02"),
+    )
+    planned = [
+        run_event_entry(
+            run, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, AssetMaterializationPlannedData(key, day)
+        )
+        for key in assets
+        for day in days.get_partition_keys()
+    ]
     instance.event_log_storage.store_event(evaluation_entry(run, "1999-01-01"))  # the run's shard exists
     commits = []
 
@@ -496,7 +558,7 @@ def test_on_sqlite_a_range_runs_planned_materializations_are_stored_in_one_trans
 
 # Another process following a run's log by id as Dagster's polling watcher does (the UI's live run log): records
 # after its cursor, every 20 ms, until the event "last"; one line per delivered event.
-RUN_LOG_FOLLOWER = textwrap.dedent('''
+RUN_LOG_FOLLOWER = textwrap.dedent("""
     import sys, time, dagster as dg
     with dg.DagsterInstance.get() as instance:
         print("following", flush=True)
@@ -510,7 +572,7 @@ RUN_LOG_FOLLOWER = textwrap.dedent('''
                 if entry.message == "last":
                     sys.exit(0)
             time.sleep(0.02)
-''')
+""")
 
 
 def until(condition: Callable[[], bool], timeout: float) -> bool:
@@ -525,8 +587,13 @@ def until(condition: Callable[[], bool], timeout: float) -> bool:
 @contextlib.contextmanager
 def run_log_follower(home: Path, run_id: str) -> Iterator[list[str]]:
     """What a `RUN_LOG_FOLLOWER` process delivers, filled as it goes; the block ends when it has read "last"."""
-    process = subprocess.Popen([sys.executable, "-c", RUN_LOG_FOLLOWER, run_id], stdout=subprocess.PIPE, text=True,
-                               env={"DAGSTER_HOME": str(home), "PATH": "/usr/bin:/bin"}, cwd=REPO_ROOT)
+    process = subprocess.Popen(
+        [sys.executable, "-c", RUN_LOG_FOLLOWER, run_id],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={"DAGSTER_HOME": str(home), "PATH": "/usr/bin:/bin"},
+        cwd=REPO_ROOT,
+    )
     started = threading.Event()
     delivered: list[str] = []
 
@@ -551,7 +618,9 @@ def run_log_follower(home: Path, run_id: str) -> Iterator[list[str]]:
 
 
 def test_on_postgres_a_reader_following_a_runs_log_by_id_gets_the_gates_evaluations_held_while_another_writer_commits(
-    tmp_path: Path, postgres_database: Callable[[], sa.URL], instance_in: Callable[[Path], dg.DagsterInstance],
+    tmp_path: Path,
+    postgres_database: Callable[[], sa.URL],
+    instance_in: Callable[[Path], dg.DagsterInstance],
 ) -> None:
     """A gate's evaluations are held until its block ends; another process commits an event of the run meanwhile
     and the reader moves its cursor past it. The evaluations must come after it, not before (Dagster's own
@@ -574,7 +643,9 @@ def test_on_postgres_a_reader_following_a_runs_log_by_id_gets_the_gates_evaluati
 
 
 def test_on_postgres_a_reader_following_a_runs_log_by_id_gets_an_event_whose_transaction_another_writer_overtakes(
-    tmp_path: Path, postgres_database: Callable[[], sa.URL], instance_in: Callable[[Path], dg.DagsterInstance],
+    tmp_path: Path,
+    postgres_database: Callable[[], sa.URL],
+    instance_in: Callable[[Path], dg.DagsterInstance],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A materialization is one transaction (its event row, then the asset index): while it is open, another
@@ -593,8 +664,10 @@ def test_on_postgres_a_reader_following_a_runs_log_by_id_gets_an_event_whose_tra
     monkeypatch.setattr(worker.event_log_storage, "_store_asset_event", index_write_after_a_pause)
 
     with run_log_follower(home, run.run_id) as delivered:
-        materializing = threading.Thread(target=worker.event_log_storage.store_event,
-                                         args=(materialization_entry(run, dg.AssetKey("daily"), "2025-01-01"),))
+        materializing = threading.Thread(
+            target=worker.event_log_storage.store_event,
+            args=(materialization_entry(run, dg.AssetKey("daily"), "2025-01-01"),),
+        )
         materializing.start()
         assert row_inserted.wait(timeout=30)
         overtaking = threading.Thread(target=other_step.report_engine_event, args=("meanwhile", run))
@@ -610,32 +683,52 @@ def test_on_postgres_a_reader_following_a_runs_log_by_id_gets_an_event_whose_tra
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_a_batch_of_materializations_of_two_assets_indexes_both_as_dagsters_sqlite_storage_does(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest, instance_in: Callable[[Path], dg.DagsterInstance],
+    backend: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    instance_in: Callable[[Path], dg.DagsterInstance],
 ) -> None:
     """Dagster batches one asset's materializations today, but nothing in `store_event_batch` says so: each asset
     of a batch gets its asset record and latest materialization, as storing the events one by one gives."""
     config = shipped_config()
     if backend == "postgres":
         config |= postgres.postgres_instance_storage(request.getfixturevalue("postgres_database")())
-    stock_config = {"event_log_storage": {"module": "dagster.core.storage.event_log", "class": "SqliteEventLogStorage",
-                                          "config": {"base_dir": str(tmp_path / "stock" / "history" / "runs")}}}
-    platform, stock = instance_in(write_home(tmp_path / "home", config)), instance_in(write_home(tmp_path / "stock", stock_config))
+    stock_config = {
+        "event_log_storage": {
+            "module": "dagster.core.storage.event_log",
+            "class": "SqliteEventLogStorage",
+            "config": {"base_dir": str(tmp_path / "stock" / "history" / "runs")},
+        }
+    }
+    platform, stock = (
+        instance_in(write_home(tmp_path / "home", config)),
+        instance_in(write_home(tmp_path / "stock", stock_config)),
+    )
     assets, days = [dg.AssetKey("raw"), dg.AssetKey("features")], DAYS.get_partition_keys()[:2]
 
     def indexed(instance: dg.DagsterInstance) -> tuple[dict[dg.AssetKey, str], dict[dg.AssetKey, str]]:
         run = instance.create_run_for_job(dg.GraphDefinition("noop").to_job())
-        instance.event_log_storage.store_event_batch([materialization_entry(run, key, day) for day in days for key in assets])
-        records = {record.asset_entry.asset_key: record.asset_entry.last_materialization.dagster_event.partition
-                   for record in instance.get_asset_records(assets)}
-        latest = {key: event.dagster_event.partition for key, event in instance.get_latest_materialization_events(assets).items()
-                  if event}
+        instance.event_log_storage.store_event_batch(
+            [materialization_entry(run, key, day) for day in days for key in assets]
+        )
+        records = {
+            record.asset_entry.asset_key: record.asset_entry.last_materialization.dagster_event.partition
+            for record in instance.get_asset_records(assets)
+        }
+        latest = {
+            key: event.dagster_event.partition
+            for key, event in instance.get_latest_materialization_events(assets).items()
+            if event
+        }
         return records, latest
 
     assert indexed(platform) == indexed(stock) == (dict.fromkeys(assets, days[-1]), dict.fromkeys(assets, days[-1]))
 
 
 def test_on_postgres_the_webservers_engine_replaces_the_kept_one_and_dispose_closes_every_connection(
-    tmp_path: Path, postgres_database: Callable[[], sa.URL], instance_in: Callable[[Path], dg.DagsterInstance],
+    tmp_path: Path,
+    postgres_database: Callable[[], sa.URL],
+    instance_in: Callable[[Path], dg.DagsterInstance],
 ) -> None:
     """The webserver swaps the storage's engine for its own (`optimize_for_webserver`): the kept engine's connection
     is closed, not left open for the process's life; `dispose` closes the new one's."""
@@ -647,7 +740,10 @@ def test_on_postgres_the_webservers_engine_replaces_the_kept_one_and_dispose_clo
 
     instance.event_log_storage.optimize_for_webserver(statement_timeout=5000, pool_recycle=3600, max_overflow=20)
     instance.report_engine_event("after", run)
-    assert [record.event_log_entry.message for record in instance.get_records_for_run(run.run_id).records] == ["before", "after"]
+    assert [record.event_log_entry.message for record in instance.get_records_for_run(run.run_id).records] == [
+        "before",
+        "after",
+    ]
     assert server_connections(url) == 1  # the webserver engine's
 
     instance.dispose()

@@ -5,8 +5,6 @@ daemon processes are in e2e/test_faults_servers.py.)"""
 
 from __future__ import annotations
 
-import resource
-import signal
 import subprocess
 import sys
 import time
@@ -21,8 +19,8 @@ from ml_platform.resources import default_resources
 from ml_platform.resources.mlflow_resource import CHAMPION
 from ml_platform.runner import TRAINING_STAGES, materialize_stages
 from ml_platform.spec import UseCaseSpec
-from ml_platform_tests.support.fixtures import landing_dir
 from ml_platform_tests.support.faults import FaultProxy, mlflow_server
+from ml_platform_tests.support.fixtures import landing_dir
 from ml_platform_tests.support.servers import free_port
 
 RECENT = ["2025-03-04", "2025-03-05"]
@@ -74,7 +72,9 @@ def test_an_unreachable_mlflow_fails_training_within_a_minute_naming_it(
     nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     monkeypatch.setenv("MLFLOW_TRACKING_URI", nowhere)
     started = time.monotonic()
-    result = materialize_stages(build_definitions(load_specs()), churn_spec, TRAINING_STAGES, dg.DagsterInstance.ephemeral())
+    result = materialize_stages(
+        build_definitions(load_specs()), churn_spec, TRAINING_STAGES, dg.DagsterInstance.ephemeral()
+    )
     took = time.monotonic() - started
     assert not result.success and took < 60, took
     message = failure_message(result, "churn__model")
@@ -114,12 +114,19 @@ def test_an_unwritable_lake_fails_the_step_once_with_the_cause(data_dir: Path, c
     write_landing_files(landing_dir(data_dir), pd.Timestamp("2025-01-01").date(), 2, 200, seed=1)
     (data_dir / "lake" / "churn").mkdir(parents=True)
     (data_dir / "lake" / "churn" / "raw_events").write_text("not a directory")  # a broken lake root
-    result = materialize_stages(build_definitions(load_specs()), churn_spec, ["raw_events"], dg.DagsterInstance.ephemeral(),
-                                ["2025-01-01", "2025-01-02"])
+    result = materialize_stages(
+        build_definitions(load_specs()),
+        churn_spec,
+        ["raw_events"],
+        dg.DagsterInstance.ephemeral(),
+        ["2025-01-01", "2025-01-02"],
+    )
     message = failure_message(result, "churn__daily")
     assert "cannot write" in message and "raw_events/2025-01-01.parquet" in message and "permanent" in message, message
     assert ("[ENOTDIR]" in message) or ("[EEXIST]" in message), message
-    assert not [e for e in result.all_events if e.event_type_value == "STEP_RESTARTED"], "a permanent error is not retried"
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_RESTARTED"], (
+        "a permanent error is not retried"
+    )
 
 
 def test_a_backfill_never_reads_a_symlink_that_leaves_the_landing_directory(
@@ -133,8 +140,9 @@ def test_a_backfill_never_reads_a_symlink_that_leaves_the_landing_directory(
     landed.symlink_to(outside)
     raw_file = trained_copy / "lake" / "churn" / "raw_events" / f"{day}.parquet"
     kept = raw_file.read_bytes()
-    result = materialize_stages(build_definitions(load_specs()), churn_spec, ["raw_events"], dg.DagsterInstance.ephemeral(),
-                                ["2025-02-19", day])
+    result = materialize_stages(
+        build_definitions(load_specs()), churn_spec, ["raw_events"], dg.DagsterInstance.ephemeral(), ["2025-02-19", day]
+    )
     assert not result.success
     [refused] = [e for e in result.get_asset_check_evaluations() if not e.passed]
     assert (refused.check_name, refused.partition) == ("landed", day)
@@ -150,7 +158,9 @@ def test_recomputing_a_day_gives_byte_identical_files(trained_copy: Path, churn_
     assert materialize_stages(defs, churn_spec, stages, instance, [day]).success
     first = {stage: (lake / stage / f"{day}.parquet").read_bytes() for stage in stages}
     assert materialize_stages(defs, churn_spec, stages, instance, [day]).success
-    assert {stage: (lake / stage / f"{day}.parquet").read_bytes() == first[stage] for stage in stages} == dict.fromkeys(stages, True)
+    assert {stage: (lake / stage / f"{day}.parquet").read_bytes() == first[stage] for stage in stages} == dict.fromkeys(
+        stages, True
+    )
 
 
 def test_with_mlflow_authentication_only_the_platform_can_move_the_champion(
@@ -174,34 +184,50 @@ def test_with_mlflow_authentication_only_the_platform_can_move_the_champion(
         alias = {"name": "churn", "alias": "champion", "version": "1"}
         anonymous = requests.post(f"{server}/api/2.0/mlflow/registered-models/alias", json=alias, timeout=10)
         assert anonymous.status_code == 401
-        created = requests.post(f"{server}/api/2.0/mlflow/users/create", json={"username": "reader", "password": "reader-Passw0rd"},
-                                auth=("platform", admin_password), timeout=10)
+        created = requests.post(
+            f"{server}/api/2.0/mlflow/users/create",
+            json={"username": "reader", "password": "reader-Passw0rd"},
+            auth=("platform", admin_password),
+            timeout=10,
+        )
         assert created.status_code == 200, created.text
-        reader = requests.post(f"{server}/api/2.0/mlflow/registered-models/alias", json=alias,
-                               auth=("reader", "reader-Passw0rd"), timeout=10)
+        reader = requests.post(
+            f"{server}/api/2.0/mlflow/registered-models/alias",
+            json=alias,
+            auth=("reader", "reader-Passw0rd"),
+            timeout=10,
+        )
         assert reader.status_code == 403, reader.text
 
         monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
         defs, instance = build_definitions(load_specs()), dg.DagsterInstance.ephemeral()
         refused = materialize_stages(defs, churn_spec, ["predictions"], instance, RECENT)
-        assert "401" in failure_message(refused, "churn__daily") or "nauthorized" in failure_message(refused, "churn__daily")
+        assert "401" in failure_message(refused, "churn__daily") or "nauthorized" in failure_message(
+            refused, "churn__daily"
+        )
 
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "platform")
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", admin_password)
         assert materialize_stages(defs, churn_spec, ["predictions"], instance, RECENT).success
         retrained = materialize_stages(defs, churn_spec, TRAINING_STAGES, instance)
         model = {e.check_name: e.passed for e in retrained.get_asset_check_evaluations()}
-        assert set(model) == {"meets_thresholds", "significantly_better_than_champion"}, "trained and gated through auth"
+        assert set(model) == {"meets_thresholds", "significantly_better_than_champion"}, (
+            "trained and gated through auth"
+        )
         assert retrained.asset_materializations_for_node("churn__model"), "the challenger was logged and registered"
         logged = "\n".join(str(event) for event in retrained.all_events)
     assert admin_password not in logged
 
 
-def test_a_directory_named_like_a_day_file_is_refused_as_not_a_file(trained_copy: Path, churn_spec: UseCaseSpec) -> None:
+def test_a_directory_named_like_a_day_file_is_refused_as_not_a_file(
+    trained_copy: Path, churn_spec: UseCaseSpec
+) -> None:
     day = "2025-02-21"
     landed = landing_dir(trained_copy) / f"{day}.parquet"
     landed.unlink()
     landed.mkdir()
-    result = materialize_stages(build_definitions(load_specs()), churn_spec, ["raw_events"], dg.DagsterInstance.ephemeral(), [day])
+    result = materialize_stages(
+        build_definitions(load_specs()), churn_spec, ["raw_events"], dg.DagsterInstance.ephemeral(), [day]
+    )
     [refused] = [e for e in result.get_asset_check_evaluations() if not e.passed]
     assert refused.check_name == "landed" and "is not a regular file" in refused.description, refused.description

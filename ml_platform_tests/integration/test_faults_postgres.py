@@ -23,7 +23,7 @@ import yaml
 
 from demo.generators.churn import write_landing_files
 from ml_platform.assets import keys
-from ml_platform.definitions import build_definitions, load_specs
+from ml_platform.definitions import build_definitions
 from ml_platform.runner import materialize_stages
 from ml_platform.spec import UseCaseSpec
 from ml_platform_tests.support import postgres
@@ -61,7 +61,10 @@ def restart_postgres() -> None:
 
 
 def test_a_postgres_restart_while_a_range_run_writes_leaves_nothing_half_written(
-    data_dir: Path, churn_spec: UseCaseSpec, postgres_database, tmp_path: Path  # noqa: ANN001
+    data_dir: Path,
+    churn_spec: UseCaseSpec,
+    postgres_database,
+    tmp_path: Path,
 ) -> None:
     if not Path("/etc/postgresql").is_dir():
         postgres.unavailable("no local Postgres cluster to restart (/etc/postgresql)")
@@ -75,8 +78,14 @@ def test_a_postgres_restart_while_a_range_run_writes_leaves_nothing_half_written
     env = {**os.environ, "DAGSTER_HOME": str(home), "ML_PLATFORM_DATA_DIR": str(data_dir)}
     raw_dir = data_dir / "lake" / "churn" / "raw_events"
 
-    run = subprocess.Popen([sys.executable, "-c", RANGE_RUN, ",".join(days)], env=env, cwd=tmp_path,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = subprocess.Popen(
+        [sys.executable, "-c", RANGE_RUN, ",".join(days)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 180
     while not (raw_dir.is_dir() and len(list(raw_dir.glob("*.parquet"))) >= 5):
         assert run.poll() is None, f"the run ended before it was interrupted:\n{run.stdout.read()}"
@@ -99,7 +108,9 @@ def test_a_postgres_restart_while_a_range_run_writes_leaves_nothing_half_written
             if runs[0].status == dg.DagsterRunStatus.FAILURE:  # it failed: the cause is recorded
                 failures = instance.get_records_for_run(runs[0].run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
                 assert failures and failures[-1].event_log_entry.message, output[-3000:]
-            rerun = materialize_stages(build_definitions([churn_spec]), churn_spec, ["raw_events", "features"], instance, days)
+            rerun = materialize_stages(
+                build_definitions([churn_spec]), churn_spec, ["raw_events", "features"], instance, days
+            )
             assert rerun.success
             for key in (keys.raw_events(churn_spec), keys.features(churn_spec)):
                 assert instance.get_materialized_partitions(key) == set(days)

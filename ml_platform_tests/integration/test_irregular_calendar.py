@@ -28,7 +28,9 @@ EMPTY = "(source.missing_days: empty)"
 
 
 def evaluations(result: dg.ExecuteInProcessResult, key: dg.AssetKey, check: str) -> dict[str, dg.AssetCheckEvaluation]:
-    return {e.partition: e for e in result.get_asset_check_evaluations() if e.asset_key == key and e.check_name == check}
+    return {
+        e.partition: e for e in result.get_asset_check_evaluations() if e.asset_key == key and e.check_name == check
+    }
 
 
 def row_counts(lake: DataLake, key: dg.AssetKey, days: list[str]) -> dict[str, int]:
@@ -69,9 +71,14 @@ def test_a_business_day_calendar_goes_through_every_stage_in_one_run(data_dir: P
     assert lake.read(keys.predictions(spec), weekends + days[-1:])["day"].eq(days[-1]).all()
     scores_valid = evaluations(everything, keys.predictions(spec), "scores_valid")
     assert all(e.passed for e in scores_valid.values()) and len(scores_valid) == len(days)
-    assert scores_valid[weekends[-1]].description == f"partition {weekends[-1]}: no events on {weekends[-1]} {EMPTY}: nothing to score"
+    assert (
+        scores_valid[weekends[-1]].description
+        == f"partition {weekends[-1]}: no events on {weekends[-1]} {EMPTY}: nothing to score"
+    )
     notes = {m.partition: m.metadata.get("note") for m in materializations(everything, keys.predictions(spec))}
-    assert notes[weekends[-1]].value == f"no events on {weekends[-1]} {EMPTY}: nothing to score", "the partition says why"
+    assert notes[weekends[-1]].value == f"no events on {weekends[-1]} {EMPTY}: nothing to score", (
+        "the partition says why"
+    )
     assert notes[days[-1]] is None
     drift = evaluations(everything, keys.drift(spec), DRIFT_CHECK)
     assert drift[weekends[-1]].description.endswith(f"no events on {weekends[-1]} {EMPTY}: no drift measured")
@@ -94,7 +101,8 @@ def test_the_landed_data_sensor_runs_a_later_day_without_waiting_for_days_withou
     first, [later] = ranges["empty"]
     assert first == [("2025-01-01", "2025-01-10")], "the weekend runs with the days around it"
     assert later.tags["dagster/asset_partition_range_start"] == "2025-01-11" and (
-        later.tags["dagster/asset_partition_range_end"] == "2025-01-13"), "Monday brings its weekend, stored empty"
+        later.tags["dagster/asset_partition_range_end"] == "2025-01-13"
+    ), "Monday brings its weekend, stored empty"
     first, [later] = ranges["fail"]
     assert first == [("2025-01-01", "2025-01-03"), ("2025-01-06", "2025-01-10")] and later.partition_key == "2025-01-13"
 
@@ -106,12 +114,16 @@ def test_a_file_landing_after_its_day_was_stored_empty_reruns_it_and_the_windows
     first = evaluate(defs, SENSOR, instance, None)
     assert materialize_stages(defs, spec, ["raw_events"], instance, days).success
     saturday = "2025-01-04"
-    assert materialize_stages(defs, spec, ["raw_events"], instance, [saturday]).success, "the schedule's run of a day with no file"
+    assert materialize_stages(defs, spec, ["raw_events"], instance, [saturday]).success, (
+        "the schedule's run of a day with no file"
+    )
 
     write_landing_files(landing(data_dir), dt.date.fromisoformat(saturday), 1, 200, seed=9)  # it arrives late
     [rerun] = evaluate(defs, SENSOR, instance, first.cursor).run_requests
     assert (rerun.tags["dagster/asset_partition_range_start"], rerun.tags["dagster/asset_partition_range_end"]) == (
-        saturday, days[-1]), "the day and every stored day whose feature window holds it"
+        saturday,
+        days[-1],
+    ), "the day and every stored day whose feature window holds it"
     assert materialize_stages(defs, spec, ["raw_events"], instance, [saturday]).success
     assert DataLake(base_path=str(data_dir / "lake")).row_counts(keys.raw_events(spec), [saturday])[saturday] > 0
 
@@ -129,12 +141,15 @@ def test_without_missing_days_empty_a_day_without_a_file_fails_landed(data_dir: 
 
 
 def postgres_weekday_spec(table: str) -> UseCaseSpec:
-    return UseCaseSpec.model_validate({
-        **weekday_spec().model_dump(), "source": {"kind": "postgres", "table": table, "missing_days": "empty"}})
+    return UseCaseSpec.model_validate(
+        {**weekday_spec().model_dump(), "source": {"kind": "postgres", "table": table, "missing_days": "empty"}}
+    )
 
 
 def test_a_postgres_day_without_rows_is_a_day_without_events_and_a_missing_table_still_fails(
-    data_dir: Path, postgres_url: str, postgres_schema: str,
+    data_dir: Path,
+    postgres_url: str,
+    postgres_schema: str,
 ) -> None:
     table = f"{postgres_schema}.weekday_events"
     frames = {day.isoformat(): frame for day, frame in generate_churn_events(START, 4, 200, seed=11)}

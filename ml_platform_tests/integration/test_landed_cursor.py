@@ -33,12 +33,14 @@ def state_files(data_dir: Path) -> list[str]:
     return sorted(path.name for path in (data_dir / "lake" / "_state" / NAME / "landed_data").iterdir())
 
 
-def test_the_cursor_stays_small_and_a_quiet_tick_writes_nothing(history: tuple[dg.Definitions, Path], data_dir: Path) -> None:
+def test_the_cursor_stays_small_and_a_quiet_tick_writes_nothing(
+    history: tuple[dg.Definitions, Path], data_dir: Path
+) -> None:
     defs, landing = history
     instance = dg.DagsterInstance.ephemeral()
     first = evaluate(defs, SENSOR, instance, None)
     days = [day.isoformat() for day in days_from(FIRST, DAYS)]
-    runs = [days[start:start + MAX_DAYS_PER_RUN] for start in range(0, DAYS, MAX_DAYS_PER_RUN)]
+    runs = [days[start : start + MAX_DAYS_PER_RUN] for start in range(0, DAYS, MAX_DAYS_PER_RUN)]
     assert requested_ranges(first.run_requests) == [(run[0], run[-1]) for run in runs]
     assert len(first.cursor) < 200 and len(landed_days(first.cursor, defs, NAME)) == DAYS
     [written] = state_files(data_dir)

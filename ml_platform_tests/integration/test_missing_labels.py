@@ -15,6 +15,7 @@ from ml_platform.runner import materialize_stages
 from ml_platform.spec import UseCaseSpec
 from ml_platform_tests.support.fraud_csv import DAYS, UNKNOWN_SHARE, csv_fraud_spec, land_with_unknown_labels
 
+
 def test_unknown_labels_are_scored_not_trained_on_and_counted(data_dir: Path) -> None:
     spec = csv_fraud_spec(max_null_fraction=0.5)
     unknown = land_with_unknown_labels(data_dir, UNKNOWN_SHARE)
@@ -51,7 +52,9 @@ def test_more_unknown_labels_than_the_column_allows_fail_the_label_gate_naming_t
     assert not result.success
     [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "binary_label"]
     assert not check.passed
-    assert "label column 'is_fraud' is" in check.description and "null (unknown outcomes), limit 5.0%" in check.description
+    assert (
+        "label column 'is_fraud' is" in check.description and "null (unknown outcomes), limit 5.0%" in check.description
+    )
     assert "max_null_fraction" in check.description
     assert DataLake(base_path=str(data_dir / "lake")).existing_partitions(keys.raw_events(spec)) == []
 

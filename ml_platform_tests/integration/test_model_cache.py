@@ -34,7 +34,9 @@ ATTACKER_KEY = b"a" * 32  # someone who can write the cache directory but does n
 
 def register(mlflow: MlflowResource, seed: int) -> str:
     labels = pd.Series((FEATURES["a"] + seed * FEATURES["b"] > 0).astype(int))
-    trainer = SklearnRandomForestTrainer(n_estimators=10, random_state=seed).fit(FEATURES, labels, pd.Series(["d"] * 400))
+    trainer = SklearnRandomForestTrainer(n_estimators=10, random_state=seed).fit(
+        FEATURES, labels, pd.Series(["d"] * 400)
+    )
     tracking = mlflow.configure()
     with tracking.start_run(experiment_id=mlflow.experiment_id("cached")) as run:
         trainer.log_model("model", FEATURES.head(5), registered_model_name="cached")
@@ -46,7 +48,11 @@ def cached(data_dir: Path, cache: Path) -> MlflowResource:
 
 
 def entry_of(cache: Path, version: str) -> Path:
-    [entry] = [path for path in cache.glob("*.model") if json.loads(path.read_bytes().partition(b"\n")[0])["identity"]["version"] == version]
+    [entry] = [
+        path
+        for path in cache.glob("*.model")
+        if json.loads(path.read_bytes().partition(b"\n")[0])["identity"]["version"] == version
+    ]
     return entry
 
 
@@ -97,7 +103,9 @@ def test_an_entry_records_the_registry_artifact_it_was_loaded_from(tmp_path: Pat
     mlflow = cached(data_dir, tmp_path / "cache")
     mlflow.load_model("cached", "1")
     header = json.loads(entry_of(tmp_path / "cache", "1").read_bytes().partition(b"\n")[0])
-    downloaded = Path(mlflow.configure().artifacts.download_artifacts(artifact_uri="models:/cached/1", dst_path=str(tmp_path / "dl")))
+    downloaded = Path(
+        mlflow.configure().artifacts.download_artifacts(artifact_uri="models:/cached/1", dst_path=str(tmp_path / "dl"))
+    )
     assert header["artifact_sha256"] == model_cache.artifact_sha256(downloaded)
     assert (downloaded / "MLmodel").exists() and len(header["hmac_sha256"]) == 64
 
@@ -133,12 +141,23 @@ def tamper_no_header(entry: Path, other: Path, marker: Path) -> None:
     entry.write_bytes(pickle.dumps(RunsCode(marker)))
 
 
-@pytest.mark.parametrize("tamper", [
-    tamper_changed_bytes, tamper_planted_pickle_with_copied_header, tamper_whole_entry_of_another_version,
-    tamper_code_pickle_signed_with_another_key, tamper_code_pickle_with_copied_header, tamper_no_header,
-], ids=lambda tamper: tamper.__name__.removeprefix("tamper_"))
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        tamper_changed_bytes,
+        tamper_planted_pickle_with_copied_header,
+        tamper_whole_entry_of_another_version,
+        tamper_code_pickle_signed_with_another_key,
+        tamper_code_pickle_with_copied_header,
+        tamper_no_header,
+    ],
+    ids=lambda tamper: tamper.__name__.removeprefix("tamper_"),
+)
 def test_a_tampered_entry_is_refused_unexecuted_reported_and_reloaded_from_the_registry(
-    tamper, tmp_path: Path, registry: tuple[Path, dict], caplog: pytest.LogCaptureFixture,
+    tamper,
+    tmp_path: Path,
+    registry: tuple[Path, dict],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     data_dir, scores = registry
     cache, marker = tmp_path / "cache", tmp_path / "code_ran"
@@ -163,22 +182,26 @@ def test_a_tampered_entry_is_refused_unexecuted_reported_and_reloaded_from_the_r
     assert not caplog.records
     header = json.loads(entry.read_bytes().partition(b"\n")[0])
     assert {key: header[key] for key in ("identity", "artifact_sha256")} == {
-        key: json.loads(good.partition(b"\n")[0])[key] for key in ("identity", "artifact_sha256")}
+        key: json.loads(good.partition(b"\n")[0])[key] for key in ("identity", "artifact_sha256")
+    }
 
 
 def test_the_code_pickle_does_run_when_unpickled_so_the_tests_above_can_fail(tmp_path: Path) -> None:
-    pickle.loads(pickle.dumps(RunsCode(tmp_path / "ran")))  # noqa: S301
+    pickle.loads(pickle.dumps(RunsCode(tmp_path / "ran")))
     assert (tmp_path / "ran").exists()
 
 
 def test_entries_written_under_another_key_are_refused_and_the_refusal_is_in_the_run_log(
-    tmp_path: Path, registry: tuple[Path, dict],
+    tmp_path: Path,
+    registry: tuple[Path, dict],
 ) -> None:
     """Another pod's or an attacker's key: the entry does not verify. Inside a step the refusal is a line of
     the run's event log."""
     data_dir, scores = registry
     cache = tmp_path / "cache"
-    MlflowResource(data_dir=str(data_dir), model_cache_dir=str(cache), model_cache_key="x" * 32).load_model("cached", "1")
+    MlflowResource(data_dir=str(data_dir), model_cache_dir=str(cache), model_cache_key="x" * 32).load_model(
+        "cached", "1"
+    )
 
     @dg.asset
     def scores_of_version_1(mlflow: MlflowResource) -> None:
@@ -191,10 +214,14 @@ def test_entries_written_under_another_key_are_refused_and_the_refusal_is_in_the
     assert any("refused" in line and "HMAC does not verify" in line for line in lines), lines
 
 
-def test_without_a_deployment_key_a_private_key_file_is_created_once_and_reused(tmp_path: Path, registry: tuple[Path, dict]) -> None:
+def test_without_a_deployment_key_a_private_key_file_is_created_once_and_reused(
+    tmp_path: Path, registry: tuple[Path, dict]
+) -> None:
     data_dir, scores = registry
     key_file = tmp_path / "config" / "model_cache.key"
-    mlflow = MlflowResource(data_dir=str(data_dir), model_cache_dir=str(tmp_path / "cache"), model_cache_key_file=str(key_file))
+    mlflow = MlflowResource(
+        data_dir=str(data_dir), model_cache_dir=str(tmp_path / "cache"), model_cache_key_file=str(key_file)
+    )
     mlflow.load_model("cached", "1")
     key = key_file.read_text()
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and len(bytes.fromhex(key)) == 32
@@ -203,7 +230,10 @@ def test_without_a_deployment_key_a_private_key_file_is_created_once_and_reused(
 
 
 def test_the_deployment_key_from_the_environment_signs_entries_in_and_outside_runs(
-    tmp_path: Path, registry: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    registry: tuple[Path, dict],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """`serve` and the CLI use the resources outside a run, where Dagster has not resolved the key's EnvVar."""
     data_dir, scores = registry
@@ -232,7 +262,9 @@ def test_a_short_deployment_key_fails_naming_the_variable(tmp_path: Path, regist
 
 
 def test_the_least_recently_used_entries_go_when_the_cache_outgrows_its_limit(
-    tmp_path: Path, registry: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    registry: tuple[Path, dict],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     data_dir, _ = registry
     cache = tmp_path / "cache"
@@ -242,7 +274,9 @@ def test_the_least_recently_used_entries_go_when_the_cache_outgrows_its_limit(
     os.utime(entry_of(cache, "1"), (time.time() - 100, time.time() - 100))
     monkeypatch.setattr(model_cache, "MAX_CACHE_BYTES", one_entry * 3 // 2)
     mlflow.load_model("cached", "2")  # written; version 1's older entry makes room
-    assert [json.loads(p.read_bytes().partition(b"\n")[0])["identity"]["version"] for p in cache.glob("*.model")] == ["2"]
+    assert [json.loads(p.read_bytes().partition(b"\n")[0])["identity"]["version"] for p in cache.glob("*.model")] == [
+        "2"
+    ]
 
     monkeypatch.setattr(model_cache, "MAX_CACHE_BYTES", 10 * one_entry)
     mlflow.load_model("cached", "1")
@@ -250,7 +284,9 @@ def test_the_least_recently_used_entries_go_when_the_cache_outgrows_its_limit(
     os.utime(entry_of(cache, "2"), (time.time() - 50, time.time() - 50))
     mlflow.load_model("cached", "1")  # a read makes version 1 the most recently used
     model_cache._prune(cache, one_entry * 3 // 2)
-    assert [json.loads(p.read_bytes().partition(b"\n")[0])["identity"]["version"] for p in cache.glob("*.model")] == ["1"]
+    assert [json.loads(p.read_bytes().partition(b"\n")[0])["identity"]["version"] for p in cache.glob("*.model")] == [
+        "1"
+    ]
 
 
 def test_without_a_cache_directory_nothing_is_written(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import dagster as dg
 import numpy as np
-import pandas as pd
 import pytest
 
 from demo.generators.news import TOPICS
@@ -72,7 +71,9 @@ def test_the_same_articles_score_the_same_through_the_registered_model(news: New
     stored = news.lake.read(keys.predictions(news.spec), [day]).set_index("article_id")
     answer = model.predict(features[["article_text"]])
     assert list(answer.columns) == list(TOPICS)
-    np.testing.assert_allclose(answer.max(axis=1).to_numpy(), stored.loc[features["article_id"], "score"].to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        answer.max(axis=1).to_numpy(), stored.loc[features["article_id"], "score"].to_numpy(), rtol=1e-6
+    )
 
 
 def test_the_champion_is_served_online_with_a_topic_per_text(news: NewsPlatform) -> None:
@@ -83,10 +84,15 @@ def test_the_champion_is_served_online_with_a_topic_per_text(news: NewsPlatform)
         scorer = ChampionScorer(news.spec, news.mlflow)
         scorer.refresh()  # what each server worker does when it starts
         client = create_app(scorer).test_client()
-        answer = client.post("/score", json={"rows": [
-            {"article_text": "opec ministers agree to cut crude oil output to lift prices"},
-            {"article_text": "xyz corp quarterly net profit rose to mln dlrs shr cts vs cts revenues up"},
-        ]})
+        answer = client.post(
+            "/score",
+            json={
+                "rows": [
+                    {"article_text": "opec ministers agree to cut crude oil output to lift prices"},
+                    {"article_text": "xyz corp quarterly net profit rose to mln dlrs shr cts vs cts revenues up"},
+                ]
+            },
+        )
         missing = client.post("/score", json={"rows": [{"headline": "no text"}]})
     assert answer.status_code == 200, answer.get_json()
     body = answer.get_json()
@@ -110,7 +116,10 @@ def test_the_daily_report_summarises_the_day_against_the_previous_days(news: New
     least = predictions.nsmallest(1, "score").iloc[0]
     assert f"| {least['article_id']} | {least[PREDICTED_CLASS]} | {least['score']:.2f} |" in text
     # the previous seven days' predictions are the comparison: here the two days scored before it
-    assert f"compared with {2 * ARTICLES_PER_DAY} item(s) of the previous 7 days ({news.days[-3]}..{news.days[-2]})" in text
+    assert (
+        f"compared with {2 * ARTICLES_PER_DAY} item(s) of the previous 7 days ({news.days[-3]}..{news.days[-2]})"
+        in text
+    )
     # the same Markdown is the partition's metadata, which the UI renders on the asset page
     [record] = news.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=report_key, asset_partitions=[day]), limit=1
@@ -133,16 +142,28 @@ def test_a_report_of_a_day_without_predictions_fails_naming_it(news: NewsPlatfor
 def test_spec_errors_name_the_field_for_text_models(tmp_path: Path) -> None:
     source = Path(__file__).resolve().parents[2] / "ml_platform" / "use_cases" / "news.yaml"
     text = source.read_text()
-    MODEL_BLOCK = text[text.index("model:"):text.index("training:")]  # noqa: N806
+    MODEL_BLOCK = text[text.index("model:") : text.index("training:")]
     cases = {
-        "unknown description": ("      ship:", "      shipping:", "model.params.descriptions: ['shipping'] are not classes"),
-        "numeric model for topics": (MODEL_BLOCK, "model: {type: sklearn_random_forest}\n\n",
-                                     "event_class labels are classified by model.type pretrained_text"),
-        "two inputs for a text model": ("  - {name: article_text, agg: text, column: text}",
-                                        "  - {name: article_text, agg: text, column: text}\n  - {name: hour, agg: hour}",
-                                        "a pretrained_text model reads exactly one feature, with agg: text"),
-        "a class label without classes": ("    allowed_values: [earn, acq, crude, trade, money-fx, interest, ship, grain]\n", "",
-                                          "an event_class label needs a string column whose allowed_values are the classes"),
+        "unknown description": (
+            "      ship:",
+            "      shipping:",
+            "model.params.descriptions: ['shipping'] are not classes",
+        ),
+        "numeric model for topics": (
+            MODEL_BLOCK,
+            "model: {type: sklearn_random_forest}\n\n",
+            "event_class labels are classified by model.type pretrained_text",
+        ),
+        "two inputs for a text model": (
+            "  - {name: article_text, agg: text, column: text}",
+            "  - {name: article_text, agg: text, column: text}\n  - {name: hour, agg: hour}",
+            "a pretrained_text model reads exactly one feature, with agg: text",
+        ),
+        "a class label without classes": (
+            "    allowed_values: [earn, acq, crude, trade, money-fx, interest, ship, grain]\n",
+            "",
+            "an event_class label needs a string column whose allowed_values are the classes",
+        ),
     }
     for name, (old, new, expected) in cases.items():
         path = tmp_path / f"{name.replace(' ', '_')}.yaml"

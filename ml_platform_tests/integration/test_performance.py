@@ -29,12 +29,15 @@ PENDING = "2025-03-01"  # labels need raw up to 03-08: not landed
 
 
 def partition_metadata(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict[str, dict[str, object]]:
-    return {m.partition: {name: value.value for name, value in m.metadata.items()}
-            for m in result.asset_materializations_for_node(key.to_python_identifier())}
+    return {
+        m.partition: {name: value.value for name, value in m.metadata.items()}
+        for m in result.asset_materializations_for_node(key.to_python_identifier())
+    }
 
 
 def test_realized_metrics_equal_a_hand_computation_and_estimates_come_before_labels(
-    trained_copy: Path, churn_spec: UseCaseSpec,
+    trained_copy: Path,
+    churn_spec: UseCaseSpec,
 ) -> None:
     defs = build_definitions(load_specs())
     days = day_keys()[-10:]  # 2025-02-24 .. 2025-03-05
@@ -62,14 +65,24 @@ def test_realized_metrics_equal_a_hand_computation_and_estimates_come_before_lab
     assert matured["realized_precision"] == pytest.approx(metrics.precision_score(labels, scores >= threshold))
     assert matured["realized_recall"] == pytest.approx(metrics.recall_score(labels, scores >= threshold))
     bins = np.minimum((scores * 10).astype(int), 9)
-    ece = sum(abs(scores[bins == b].mean() - labels[bins == b].mean()) * (bins == b).sum() for b in set(bins)) / len(labels)
+    ece = sum(abs(scores[bins == b].mean() - labels[bins == b].mean()) * (bins == b).sum() for b in set(bins)) / len(
+        labels
+    )
     assert matured["realized_calibration_error"] == pytest.approx(ece)
-    assert matured["estimation_error_roc_auc"] == pytest.approx(matured["estimated_roc_auc"] - matured["realized_roc_auc"])
+    assert matured["estimation_error_roc_auc"] == pytest.approx(
+        matured["estimated_roc_auc"] - matured["realized_roc_auc"]
+    )
 
     pending = by_day[PENDING]
     assert pending["labels"] == "pending until raw day 2025-03-08 lands"
     assert not [name for name in pending if name.startswith(("realized_", "estimation_error_"))]
-    assert {"estimated_roc_auc", "estimated_f1", "estimated_precision", "estimated_recall", "estimated_accuracy"} <= set(pending)
+    assert {
+        "estimated_roc_auc",
+        "estimated_f1",
+        "estimated_precision",
+        "estimated_recall",
+        "estimated_accuracy",
+    } <= set(pending)
     assert all(isinstance(by_day[day]["estimated_roc_auc"], float) for day in days), "floats: the Plots tab draws them"
     evaluations = [e for e in result.get_asset_check_evaluations() if e.check_name == PERFORMANCE_CHECK]
     assert {e.partition for e in evaluations} == set(days) and all(e.passed for e in evaluations)
@@ -95,17 +108,23 @@ def test_scores_that_are_not_probabilities_are_estimated_through_the_holdout_cal
 
     def day(size: int) -> tuple[np.ndarray, np.ndarray]:
         probabilities = rng.beta(1, 6, size)
-        return probabilities ** 0.3, (rng.uniform(size=size) < probabilities).astype(int)  # scores inflated, rank kept
+        return probabilities**0.3, (rng.uniform(size=size) < probabilities).astype(int)  # scores inflated, rank kept
 
     holdout_scores, holdout_labels = day(20_000)
     scores, labels = day(50_000)
     threshold = 0.6
     calibration = fit_calibration(holdout_scores, holdout_labels)
-    assert calibration is not None and len(calibration["x"]) <= 40 and len(json.dumps(calibration)) < 5000  # an MLflow tag
+    assert (
+        calibration is not None and len(calibration["x"]) <= 40 and len(json.dumps(calibration)) < 5000
+    )  # an MLflow tag
     naive = estimated_metrics(spec, pd.DataFrame({"score": scores}), threshold, {})
     calibrated = estimated_metrics(spec, pd.DataFrame({"score": scores}), threshold, {}, calibration)
-    realized = {"f1": metrics.f1_score(labels, scores >= threshold), "recall": metrics.recall_score(labels, scores >= threshold),
-                "precision": metrics.precision_score(labels, scores >= threshold), "roc_auc": metrics.roc_auc_score(labels, scores)}
+    realized = {
+        "f1": metrics.f1_score(labels, scores >= threshold),
+        "recall": metrics.recall_score(labels, scores >= threshold),
+        "precision": metrics.precision_score(labels, scores >= threshold),
+        "roc_auc": metrics.roc_auc_score(labels, scores),
+    }
     for name, value in realized.items():
         assert calibrated[name] == pytest.approx(value, abs=0.02), name
     assert abs(naive["precision"] - realized["precision"]) > 0.1, "the uncalibrated estimate was off: the test can fail"
@@ -113,16 +132,18 @@ def test_scores_that_are_not_probabilities_are_estimated_through_the_holdout_cal
 
 
 def test_a_degraded_stretch_fails_the_gate_and_retrains_once_with_the_numbers(
-    trained_copy: Path, churn_spec: UseCaseSpec, webhook: Webhook,
+    trained_copy: Path,
+    churn_spec: UseCaseSpec,
+    webhook: Webhook,
 ) -> None:
     lake = DataLake(base_path=str(trained_copy / "lake"))
     raw_key = keys.raw_events(churn_spec)
-    for day in day_keys()[day_keys().index("2025-02-20"):]:  # every customer active after 02-20 "cancels", none else
+    for day in day_keys()[day_keys().index("2025-02-20") :]:  # every customer active after 02-20 "cancels", none else
         events = lake.read(raw_key, [day])
         lake.write_partition(raw_key, day, events.assign(cancelled=1 - events["cancelled"]))
     defs = build_definitions(load_specs())
     instance = dg.DagsterInstance.ephemeral()
-    days = day_keys()[day_keys().index("2025-02-01"):day_keys().index("2025-02-26") + 1]
+    days = day_keys()[day_keys().index("2025-02-01") : day_keys().index("2025-02-26") + 1]
     result = materialize_stages(defs, churn_spec, ("performance",), instance, days)
     assert not result.success, "the gate fails the run, naming the days"
     failure = result.failure_data_for_node("churn__performance").user_failure_data
@@ -149,12 +170,13 @@ def test_a_degraded_stretch_fails_the_gate_and_retrains_once_with_the_numbers(
 
 
 def test_automation_runs_a_day_when_it_is_scored_and_again_when_its_last_label_day_lands(
-    trained_copy: Path, churn_spec: UseCaseSpec,
+    trained_copy: Path,
+    churn_spec: UseCaseSpec,
 ) -> None:
     defs = build_definitions(load_specs())
     instance = dg.DagsterInstance.ephemeral()
     performance = keys.performance(churn_spec)
-    at = dt.datetime(2025, 3, 6, 0, 30, tzinfo=dt.timezone.utc)  # the newest partition is 2025-03-05
+    at = dt.datetime(2025, 3, 6, 0, 30, tzinfo=dt.UTC)  # the newest partition is 2025-03-05
     cursor = None
 
     def tick() -> set[str]:
@@ -179,7 +201,8 @@ def test_automation_runs_a_day_when_it_is_scored_and_again_when_its_last_label_d
 
 
 def test_prometheus_gauges_show_the_newest_realized_and_estimated_metrics(
-    trained_copy: Path, churn_spec: UseCaseSpec,
+    trained_copy: Path,
+    churn_spec: UseCaseSpec,
 ) -> None:
     from ml_platform.metrics_exporter import PlatformCollector
 
@@ -192,12 +215,16 @@ def test_prometheus_gauges_show_the_newest_realized_and_estimated_metrics(
     estimated = {s.labels["metric"]: s for s in gauges["ml_platform_estimated_metric"]}
     assert realized["roc_auc"].labels["day"] == "2025-02-26", "the newest day whose labels matured"
     assert realized["roc_auc"].value == pytest.approx(by_day["2025-02-26"]["realized_roc_auc"])
-    assert estimated["f1"].labels["day"] == PENDING and estimated["f1"].value == pytest.approx(by_day[PENDING]["estimated_f1"])
+    assert estimated["f1"].labels["day"] == PENDING and estimated["f1"].value == pytest.approx(
+        by_day[PENDING]["estimated_f1"]
+    )
     [coverage] = gauges["ml_platform_label_coverage"]
     assert coverage.value == 1.0
     from ml_platform.cli import summary
 
     lines = summary("churn", instance).splitlines()
-    assert f"  performance realized on 2025-02-26: roc_auc {by_day['2025-02-26']['realized_roc_auc']:.4f} " \
-           f"(champion v{realized['roc_auc'].labels['champion_version']}, label coverage 100%)" in lines
+    assert (
+        f"  performance realized on 2025-02-26: roc_auc {by_day['2025-02-26']['realized_roc_auc']:.4f} "
+        f"(champion v{realized['roc_auc'].labels['champion_version']}, label coverage 100%)" in lines
+    )
     assert any(line.startswith(f"  performance estimated on {PENDING}: roc_auc ") for line in lines), lines

@@ -19,21 +19,27 @@ from ml_platform.runner import materialize_stages
 from ml_platform_tests.support.use_cases import NewsPlatform, UseCasePlatform
 
 
-def performance_by_day(root: Path, spec_name: str, days: list[str], tmp_path: Path,
-                       monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, object]]:
+def performance_by_day(
+    root: Path, spec_name: str, days: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, dict[str, object]]:
     copy = shutil.copytree(root, tmp_path / "data")
     monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(copy))
     specs = load_specs()
     spec = next(spec for spec in specs if spec.name == spec_name)
     result = materialize_stages(build_definitions(specs), spec, ("performance",), dg.DagsterInstance.ephemeral(), days)
     assert result.success
-    return {m.partition: {name: value.value for name, value in m.metadata.items()}
-            for m in result.asset_materializations_for_node(keys.performance(spec).to_python_identifier())}
+    return {
+        m.partition: {name: value.value for name, value in m.metadata.items()}
+        for m in result.asset_materializations_for_node(keys.performance(spec).to_python_identifier())
+    }
 
 
 @pytest.mark.parametrize("name", ["fraud", "prices"])
 def test_every_scored_day_is_estimated_and_measured_once_its_labels_matured(
-    name: str, use_case_platform: Callable[[str], UseCasePlatform], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    use_case_platform: Callable[[str], UseCasePlatform],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     platform = use_case_platform(name)
     spec, scored = platform.spec, platform.days[-3:]
@@ -54,7 +60,9 @@ def test_every_scored_day_is_estimated_and_measured_once_its_labels_matured(
 
 
 def test_news_untagged_items_are_left_out_and_counted_in_the_coverage(
-    news_platform: NewsPlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    news_platform: NewsPlatform,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     by_day = performance_by_day(news_platform.root, "news", news_platform.days[-3:], tmp_path, monkeypatch)
     for record in by_day.values():

@@ -17,9 +17,9 @@ from ml_platform.resources import default_resources
 from ml_platform.resources.mlflow_resource import CHAMPION, PREVIOUS_CHAMPION
 from ml_platform.runner import TRAINING_STAGES, materialize_stages
 from ml_platform.spec import UseCaseSpec
-from ml_platform_tests.support.fixtures import CLASSIFIER_PLOTS, TrainedPlatform, assert_evaluation_plots
 from ml_platform_tests.support.automation import evaluate
 from ml_platform_tests.support.corrupt import scramble_labels
+from ml_platform_tests.support.fixtures import CLASSIFIER_PLOTS, TrainedPlatform, assert_evaluation_plots
 from ml_platform_tests.support.results import materializations
 from ml_platform_tests.support.webhook import Webhook
 
@@ -66,12 +66,16 @@ def test_whole_graph_materializes_with_every_gate_passing(trained_platform: Trai
     assert "top_risk" in by_day[days[-1]] and by_day[days[0]]["rows"].value == (features["day"] == days[0]).sum()
 
 
-def test_mlflow_run_has_params_metrics_window_and_registered_version(trained_platform: TrainedPlatform, monkeypatch) -> None:  # noqa: ANN001
+def test_mlflow_run_has_params_metrics_window_and_registered_version(
+    trained_platform: TrainedPlatform, monkeypatch
+) -> None:
     monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(trained_platform.root))
     mlflow = default_resources()["mlflow"]
     champion = mlflow.version_by_alias("churn", CHAMPION)
     run = mlflow.client().get_run(champion.run_id)
-    assert {"holdout_accuracy", "holdout_precision", "holdout_recall", "holdout_f1", "holdout_roc_auc"} <= set(run.data.metrics)
+    assert {"holdout_accuracy", "holdout_precision", "holdout_recall", "holdout_f1", "holdout_roc_auc"} <= set(
+        run.data.metrics
+    )
     assert run.data.params["n_estimators"] == "100"
     assert run.data.tags["dagster_run_id"] == trained_platform.results["training"].run_id
     assert ".." in run.data.tags["train_days"] and ".." in run.data.tags["holdout_days"]
@@ -80,18 +84,20 @@ def test_mlflow_run_has_params_metrics_window_and_registered_version(trained_pla
     model_metadata = trained_platform.results["training"].asset_materializations_for_node("churn__model")[0].metadata
     assert model_metadata["mlflow_run"].value.endswith(champion.run_id)
     assert_evaluation_plots(trained_platform.results["training"], "churn__model", CLASSIFIER_PLOTS, mlflow)
-    assert {"train_days", "holdout_days", "train_rows", "holdout_rows", "params", "versus_champion"} <= set(model_metadata)
+    assert {"train_days", "holdout_days", "train_rows", "holdout_rows", "params", "versus_champion"} <= set(
+        model_metadata
+    )
     assert model_metadata["holdout_accuracy"].value == round(model_metadata["holdout_accuracy"].value, 4)
     version = mlflow.client().get_model_version("churn", champion.version)
     assert trained_platform.results["training"].run_id in version.description and "holdout" in version.description
 
 
-def train(spec, instance: dg.DagsterInstance, **config) -> dg.ExecuteInProcessResult:  # noqa: ANN001
+def train(spec, instance: dg.DagsterInstance, **config) -> dg.ExecuteInProcessResult:
     run_config = {"ops": {f"{spec.name}__model": {"config": config}}} if config else None
     return materialize_stages(build_definitions(load_specs()), spec, TRAINING_STAGES, instance, run_config=run_config)
 
 
-def test_labels_without_signal_fail_the_threshold_gate_and_champion_stays(trained_copy: Path, churn_spec) -> None:  # noqa: ANN001
+def test_labels_without_signal_fail_the_threshold_gate_and_champion_stays(trained_copy: Path, churn_spec) -> None:
     resources = default_resources()
     mlflow = resources["mlflow"]
     before = mlflow.version_by_alias("churn", CHAMPION).version
@@ -107,7 +113,9 @@ def test_labels_without_signal_fail_the_threshold_gate_and_champion_stays(traine
     assert newest.tags["gates"] == "failed" and newest.version != before
 
 
-def test_only_a_significantly_better_challenger_becomes_champion(trained_copy: Path, churn_spec, webhook: Webhook) -> None:  # noqa: ANN001
+def test_only_a_significantly_better_challenger_becomes_champion(
+    trained_copy: Path, churn_spec, webhook: Webhook
+) -> None:
     """A challenger is deployed only if statistically better than the champion on the same holdout."""
     mlflow, instance = default_resources()["mlflow"], dg.DagsterInstance.ephemeral()
     original = str(mlflow.version_by_alias("churn", CHAMPION).version)
@@ -122,13 +130,22 @@ def test_only_a_significantly_better_challenger_becomes_champion(trained_copy: P
     newest = max(mlflow.client().search_model_versions("name='churn'"), key=lambda v: int(v.version))
     tags = mlflow.client().get_run(newest.run_id).data.tags
     assert tags["gates"] == "failed" and round(float(tags["promotion_p_value"]), 4) == values["p_value"]
-    assert tags["promotion_champion_version"] == original and round(float(tags["promotion_challenger"]), 4) == values["challenger_roc_auc"]
+    assert (
+        tags["promotion_champion_version"] == original
+        and round(float(tags["promotion_challenger"]), 4) == values["challenger_roc_auc"]
+    )
 
     stump = train(churn_spec, instance, params={"n_estimators": 1, "max_depth": 1})
     stump_version = stump.asset_materializations_for_node("churn__model")[0].metadata["mlflow_version"].value
-    forced = build_definitions(load_specs()).get_job_def("churn_promote").execute_in_process(
-        run_config={"ops": {"churn__promote_champion": {"config": {"version": stump_version, "reason": "incident drill"}}}},
-        instance=instance,
+    forced = (
+        build_definitions(load_specs())
+        .get_job_def("churn_promote")
+        .execute_in_process(
+            run_config={
+                "ops": {"churn__promote_champion": {"config": {"version": stump_version, "reason": "incident drill"}}}
+            },
+            instance=instance,
+        )
     )
     assert forced.success and str(mlflow.version_by_alias("churn", CHAMPION).version) == stump_version
     assert mlflow.client().get_model_version("churn", stump_version).tags["champion_action"] == "forced_promotion"
@@ -141,12 +158,19 @@ def test_only_a_significantly_better_challenger_becomes_champion(trained_copy: P
     assert str(champion.version) not in (original, stump_version)
     assert champion.tags["champion_action"] == "promoted" and champion.tags["champion_replaced"] == stump_version
     assert str(mlflow.version_by_alias("churn", PREVIOUS_CHAMPION).version) == stump_version
-    [promoted] = [a for a in webhook.received if a["event"] == "champion_promoted" and a["details"]["action"] == "promoted"]
+    [promoted] = [
+        a for a in webhook.received if a["event"] == "champion_promoted" and a["details"]["action"] == "promoted"
+    ]
     assert promoted["details"]["champion"] == str(champion.version) and "p = " in promoted["text"]
 
 
 def test_rollback_restores_the_exact_previous_version_and_its_predictions(
-    trained_copy: Path, churn_spec, tmp_path: Path, monkeypatch, capsys, webhook: Webhook  # noqa: ANN001
+    trained_copy: Path,
+    churn_spec,
+    tmp_path: Path,
+    monkeypatch,
+    capsys,
+    webhook: Webhook,
 ) -> None:
     (tmp_path / "dagster_home").mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
@@ -154,7 +178,7 @@ def test_rollback_restores_the_exact_previous_version_and_its_predictions(
     instance = dg.DagsterInstance.get()  # the instance the CLI uses
     lake = DataLake(base_path=str(trained_copy / "lake"))
     original = str(mlflow.version_by_alias("churn", CHAMPION).version)
-    recent = lake.existing_partitions(keys.features(churn_spec))[-churn_spec.schedule.rescore_days:]
+    recent = lake.existing_partitions(keys.features(churn_spec))[-churn_spec.schedule.rescore_days :]
     before = lake.read(keys.predictions(churn_spec), recent)
 
     def rescore_as_the_sensor_asks(cursor: str | None) -> str:
@@ -178,7 +202,10 @@ def test_rollback_restores_the_exact_previous_version_and_its_predictions(
     restored = mlflow.version_by_alias("churn", CHAMPION)
     assert str(restored.version) == original
     assert str(mlflow.version_by_alias("churn", PREVIOUS_CHAMPION).version) == stump_version
-    assert restored.tags["champion_action"] == "rolled_back" and restored.tags["champion_reason"] == "canary lost 20% recall"
+    assert (
+        restored.tags["champion_action"] == "rolled_back"
+        and restored.tags["champion_reason"] == "canary lost 20% recall"
+    )
     assert "(ml-platform rollback)" in restored.tags["champion_by"]
     assert cli(["summary"]) == 0
     summary = capsys.readouterr().out
@@ -193,10 +220,15 @@ def test_rollback_restores_the_exact_previous_version_and_its_predictions(
     assert cli(["promote", "churn", "99", "--reason", "typo"]) == 2
     assert "no registered version '99'" in capsys.readouterr().err
 
-    changes = [(a["event"], a["details"]["champion"], a["details"]["reason"]) for a in webhook.received
-               if a["event"].startswith("champion_")]
-    assert changes == [("champion_promoted", stump_version, "canary of the small model"),
-                       ("champion_rolled_back", original, "canary lost 20% recall")]
+    changes = [
+        (a["event"], a["details"]["champion"], a["details"]["reason"])
+        for a in webhook.received
+        if a["event"].startswith("champion_")
+    ]
+    assert changes == [
+        ("champion_promoted", stump_version, "canary of the small model"),
+        ("champion_rolled_back", original, "canary lost 20% recall"),
+    ]
 
 
 def with_features(spec: UseCaseSpec, features: list[dict]) -> UseCaseSpec:
@@ -222,21 +254,33 @@ def test_a_champion_whose_features_the_spec_no_longer_computes_is_refused_with_t
     assert not result.success
     check = {e.check_name: e for e in result.get_asset_check_evaluations()}[SIGNIFICANCE_CHECK]
     assert not check.passed
-    assert f"champion v{before} was trained on feature(s) ['logins_7d'] that the current spec does not compute" in check.description
+    assert (
+        f"champion v{before} was trained on feature(s) ['logins_7d'] that the current spec does not compute"
+        in check.description
+    )
     assert "ml-platform promote churn" in check.description
     assert str(mlflow.version_by_alias("churn", CHAMPION).version) == before
 
 
-def test_a_champion_is_scored_on_its_own_features_when_the_spec_adds_one(trained_copy: Path, churn_spec: UseCaseSpec) -> None:
+def test_a_champion_is_scored_on_its_own_features_when_the_spec_adds_one(
+    trained_copy: Path, churn_spec: UseCaseSpec
+) -> None:
     features = churn_spec.model_dump()["features"]
-    extra = {"name": "logins_3d", "agg": "count", "where": {"column": "event_type", "equals": "login"}, "window_days": 3}
+    extra = {
+        "name": "logins_3d",
+        "agg": "count",
+        "where": {"column": "event_type", "equals": "login"},
+        "window_days": 3,
+    }
     result = rebuild_features_and_train(with_features(churn_spec, [*features, extra]), trained_copy)
     check = {e.check_name: e for e in result.get_asset_check_evaluations()}[SIGNIFICANCE_CHECK]
     values = {name: value.value for name, value in check.metadata.items()}
     assert 0.5 < values["champion_roc_auc"] <= 1.0 and 0.0 < values["p_value"] <= 1.0, values
 
 
-def test_tuning_logs_every_trial_with_its_fold_scores_and_trains_the_best(trained_copy: Path, churn_spec: UseCaseSpec) -> None:
+def test_tuning_logs_every_trial_with_its_fold_scores_and_trains_the_best(
+    trained_copy: Path, churn_spec: UseCaseSpec
+) -> None:
     data = churn_spec.model_dump()
     tuning = {"space": {"max_depth": [3, 10], "n_estimators": [30]}, "trials": 4, "folds": 2}
     label = {**data["label"], "horizon_days": 2}  # a shorter purge, so 64 days of history hold two folds

@@ -68,12 +68,14 @@ def _fraud_like() -> tuple[pd.DataFrame, pd.Series]:
 
 def _churn_like() -> tuple[pd.DataFrame, pd.Series]:
     n = len(DAYS)
-    features = pd.DataFrame({
-        "plan": pd.array(RNG.choice(["basic", "plus", "pro", "team"], n), dtype="string"),
-        "region": pd.array(RNG.choice(["north", "south", "east"], n), dtype="string"),
-        "channel": pd.array(RNG.choice(["web", "app", "shop"], n), dtype="string"),
-        "tenure": RNG.integers(1, 60, n).astype("float64"),
-    })
+    features = pd.DataFrame(
+        {
+            "plan": pd.array(RNG.choice(["basic", "plus", "pro", "team"], n), dtype="string"),
+            "region": pd.array(RNG.choice(["north", "south", "east"], n), dtype="string"),
+            "channel": pd.array(RNG.choice(["web", "app", "shop"], n), dtype="string"),
+            "tenure": RNG.integers(1, 60, n).astype("float64"),
+        }
+    )
     features.loc[3, "region"] = pd.NA  # a missing category is a value of its own
     features.loc[4, "plan"] = "unseen-plan"  # a value the encoders never saw
     labels = ((features["plan"] == "basic") ^ (features["tenure"] > 30)).astype("int64")
@@ -82,13 +84,17 @@ def _churn_like() -> tuple[pd.DataFrame, pd.Series]:
 
 def _prices_like() -> tuple[pd.DataFrame, pd.Series]:
     walk = 100 + np.cumsum(RNG.normal(size=len(DAYS) + 6))
-    lags = pd.DataFrame({f"lag_{k}": walk[6 - k: 6 - k + len(DAYS)] for k in range(1, 6)})
-    return lags, pd.Series(walk[6:6 + len(DAYS)])
+    lags = pd.DataFrame({f"lag_{k}": walk[6 - k : 6 - k + len(DAYS)] for k in range(1, 6)})
+    return lags, pd.Series(walk[6 : 6 + len(DAYS)])
 
 
 def _news_like() -> tuple[pd.DataFrame, pd.Series]:
-    texts = ["the striker scored twice in the final", "a new chip doubles laptop battery life",
-             "the keeper saved a penalty", "the phone maker ships a faster processor"] * (len(DAYS) // 4)
+    texts = [
+        "the striker scored twice in the final",
+        "a new chip doubles laptop battery life",
+        "the keeper saved a penalty",
+        "the phone maker ships a faster processor",
+    ] * (len(DAYS) // 4)
     return pd.DataFrame({"text": texts}), pd.Series(["sports", "tech"] * (len(DAYS) // 2))
 
 
@@ -105,7 +111,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, di
     """A file-based MLflow store with one registered model per type; churn's is its champion."""
     uri = (tmp_path_factory.mktemp("portable") / "mlruns").as_uri()
     with pytest.MonkeyPatch.context() as env:
-        for key in [key for key in os.environ if key.startswith("MLFLOW_")]:  # an earlier test's store, exported by MLflow
+        for key in [
+            key for key in os.environ if key.startswith("MLFLOW_")
+        ]:  # an earlier test's store, exported by MLflow
             env.delenv(key)
         for key, value in FILE_STORE.items():
             env.setenv(key, value)
@@ -118,15 +126,31 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, di
 
 def _register_all() -> dict[str, Registered]:
     models = {
-        "churn": _register("churn", build_trainer(
-            "sklearn_random_forest", {"n_estimators": 8, "max_depth": 4},
-            {"plan": ("one_hot", 2), "region": ("frequency", 20), "channel": ("target", 20)}), *_churn_like()),
+        "churn": _register(
+            "churn",
+            build_trainer(
+                "sklearn_random_forest",
+                {"n_estimators": 8, "max_depth": 4},
+                {"plan": ("one_hot", 2), "region": ("frequency", 20), "channel": ("target", 20)},
+            ),
+            *_churn_like(),
+        ),
         "fraud": _register("fraud", build_trainer("torch_mlp", {"hidden": [4], "epochs": 2}), *_fraud_like()),
         "prices": _register("prices", build_trainer("torch_birnn", {"hidden": 4, "epochs": 2}), *_prices_like()),
-        "news": _register("news", build_trainer(
-            "pretrained_text", {"descriptions": {"sports": "football match, goals and players",
-                                                 "tech": "computers, chips and phones"}},
-            classes=["sports", "tech"]), *_news_like()),
+        "news": _register(
+            "news",
+            build_trainer(
+                "pretrained_text",
+                {
+                    "descriptions": {
+                        "sports": "football match, goals and players",
+                        "tech": "computers, chips and phones",
+                    }
+                },
+                classes=["sports", "tech"],
+            ),
+            *_news_like(),
+        ),
     }
     mlflow.MlflowClient().set_registered_model_alias("churn", "champion", models["churn"].version)
     return models
@@ -136,9 +160,13 @@ def platform_scores(model: Registered) -> np.ndarray:
     """What the platform scores the input example with: the registered model loaded here, checked against the
     trainer's own scores (a forest's pyfunc answers both class probabilities, the platform scores class 1; a torch
     module's, one column)."""
-    loaded = np.asarray(mlflow.pyfunc.load_model(f"models:/{model.name}/{model.version}").predict(model.example), dtype=float)
+    loaded = np.asarray(
+        mlflow.pyfunc.load_model(f"models:/{model.name}/{model.version}").predict(model.example), dtype=float
+    )
     own = model.trainer.predict(model.example)
-    np.testing.assert_allclose(loaded[:, 1] if model.trainer.flavor == "sklearn" else loaded.reshape(own.shape), own, rtol=1e-6)
+    np.testing.assert_allclose(
+        loaded[:, 1] if model.trainer.flavor == "sklearn" else loaded.reshape(own.shape), own, rtol=1e-6
+    )
     return loaded
 
 
@@ -149,7 +177,9 @@ def requirements(uri: str, model: Registered) -> Path:
 
 @pytest.mark.parametrize("name", ["churn", "fraud", "prices", "news"])
 def test_a_registered_model_loads_and_scores_in_a_venv_of_its_own_requirements(
-    registry: tuple[str, dict[str, Registered]], name: str, tmp_path: Path,
+    registry: tuple[str, dict[str, Registered]],
+    name: str,
+    tmp_path: Path,
 ) -> None:
     uri, models = registry
     model = models[name]
@@ -157,17 +187,24 @@ def test_a_registered_model_loads_and_scores_in_a_venv_of_its_own_requirements(
     result = tmp_path / "scores.json"
     run = subprocess.run(
         [str(venv / "bin" / "python"), "-c", SCORE, f"models:/{name}/{model.version}", str(result)],
-        cwd=tmp_path, env=clean_env(venv, MLFLOW_TRACKING_URI=uri, **FILE_STORE), capture_output=True, text=True, timeout=600,
+        cwd=tmp_path,
+        env=clean_env(venv, MLFLOW_TRACKING_URI=uri, **FILE_STORE),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert run.returncode == 0, run.stderr[-4000:]
     answer = json.loads(result.read_text())
     np.testing.assert_array_equal(np.asarray(answer["scores"]), platform_scores(model))
     # the model's classes came from the code shipped inside the model
-    assert answer["code"] and all("/code/ml_platform/models/portable/" in path for path in answer["code"]), answer["code"]
+    assert answer["code"] and all("/code/ml_platform/models/portable/" in path for path in answer["code"]), answer[
+        "code"
+    ]
 
 
 def test_mlflow_models_serve_answers_the_champions_input_example(
-    registry: tuple[str, dict[str, Registered]], tmp_path: Path,
+    registry: tuple[str, dict[str, Registered]],
+    tmp_path: Path,
 ) -> None:
     """`mlflow models serve --env-manager local`, run from the model's own venv: that venv is the model's
     environment. The other managers build a second one from the same requirements (virtualenv through pyenv
@@ -175,17 +212,41 @@ def test_mlflow_models_serve_answers_the_champions_input_example(
     uri, models = registry
     venv = model_venv(requirements(uri, models["churn"]))
     port = free_port()
-    server = spawn([str(venv / "bin" / "mlflow"), "models", "serve", "-m", "models:/churn@champion",
-                    "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                   clean_env(venv, MLFLOW_TRACKING_URI=uri, **FILE_STORE), tmp_path / "serve.log", tmp_path)
+    server = spawn(
+        [
+            str(venv / "bin" / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            "models:/churn@champion",
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        clean_env(venv, MLFLOW_TRACKING_URI=uri, **FILE_STORE),
+        tmp_path / "serve.log",
+        tmp_path,
+    )
     try:
-        poll_until(lambda: _ping(port), "mlflow models serve answering /ping", timeout=180, alive=lambda: _running(server),
-                   details=lambda: (tmp_path / "serve.log").read_text()[-3000:])
+        poll_until(
+            lambda: _ping(port),
+            "mlflow models serve answering /ping",
+            timeout=180,
+            alive=lambda: _running(server),
+            details=lambda: (tmp_path / "serve.log").read_text()[-3000:],
+        )
         example = models["churn"].example
         payload = json.loads(example.to_json(orient="split", index=False))
         response = requests.post(f"http://127.0.0.1:{port}/invocations", json={"dataframe_split": payload}, timeout=60)
         assert response.status_code == 200, response.text
-        np.testing.assert_array_equal(np.asarray(response.json()["predictions"], dtype=float), platform_scores(models["churn"]))
+        np.testing.assert_array_equal(
+            np.asarray(response.json()["predictions"], dtype=float), platform_scores(models["churn"])
+        )
     finally:
         kill_process_group(server)
 
@@ -199,7 +260,9 @@ mlflow.models.set_model(ZeroShotTextModel())
 
 
 def test_models_registered_before_the_move_still_load_in_the_platform(
-    registry: tuple[str, dict[str, Registered]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    registry: tuple[str, dict[str, Registered]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Older models name the platform's classes by their old modules (torch_trainers, encoders, text_trainers)
     and carry no code: logged here with exactly those names, they load and score as the new ones do."""
@@ -208,23 +271,33 @@ def test_models_registered_before_the_move_still_load_in_the_platform(
         monkeypatch.setattr(cls, "__module__", "ml_platform.models.torch_trainers")
     for member in (portable_encoders.FrequencyEncoder, portable_encoders.as_objects):
         monkeypatch.setattr(member, "__module__", "ml_platform.models.encoders")
-    monkeypatch.setattr(sklearn_trainers, "OWN_ENCODER_TYPES",
-                        ["ml_platform.models.encoders.FrequencyEncoder", "ml_platform.models.encoders.as_objects"])
+    monkeypatch.setattr(
+        sklearn_trainers,
+        "OWN_ENCODER_TYPES",
+        ["ml_platform.models.encoders.FrequencyEncoder", "ml_platform.models.encoders.as_objects"],
+    )
     monkeypatch.setattr(shipping, "portable_code", lambda *modules: contextlib.nullcontext(None))
     for name in ("churn", "fraud", "prices"):
         model = models[name]
         with mlflow.start_run():
             info = model.trainer.log_model("model", model.example, registered_model_name=f"old-{name}")
         old = Registered(f"old-{name}", str(info.registered_model_version), model.trainer, model.example)
-        assert not (Path(mlflow.pyfunc.get_model_dependencies(f"models:/{old.name}/{old.version}")).parent / "code").exists()
+        assert not (
+            Path(mlflow.pyfunc.get_model_dependencies(f"models:/{old.name}/{old.version}")).parent / "code"
+        ).exists()
         np.testing.assert_array_equal(platform_scores(old), platform_scores(model))
 
     news = models["news"]
     code = tmp_path / "text_model_code.py"
     code.write_text(OLD_TEXT_MODEL_CODE)
     with mlflow.start_run():
-        info = mlflow.pyfunc.log_model(name="model", python_model=str(code), model_config=news.trainer.config,
-                                       registered_model_name="old-news", pip_requirements=["mlflow"])
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(code),
+            model_config=news.trainer.config,
+            registered_model_name="old-news",
+            pip_requirements=["mlflow"],
+        )
     old_news = Registered("old-news", str(info.registered_model_version), news.trainer, news.example.astype(str))
     np.testing.assert_array_equal(platform_scores(old_news), platform_scores(news))
 

@@ -32,8 +32,8 @@ from ml_platform.runner import DAILY_STAGES, TRAINING_STAGES, materialize_stages
 from ml_platform.settings import Settings
 from ml_platform.spec import UseCaseSpec
 from ml_platform_tests.support import postgres
-from ml_platform_tests.support.fixtures import START, day_keys, landing_dir
 from ml_platform_tests.support.automation import evaluate, requested_ranges
+from ml_platform_tests.support.fixtures import START, day_keys, landing_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SOURCE_DAYS = 4
@@ -54,10 +54,14 @@ def postgres_definitions(spec: UseCaseSpec, dsn: str, monkeypatch: pytest.Monkey
     through dg.EnvVar(spec.source.dsn_env), so that variable holds it."""
     monkeypatch.setenv(spec.source.dsn_env, dsn)
     resources = default_resources()
-    return dg.Definitions.merge(build_use_case(spec, Settings.from_env()), dg.Definitions(resources=resources, executor=dg.in_process_executor))
+    return dg.Definitions.merge(
+        build_use_case(spec, Settings.from_env()), dg.Definitions(resources=resources, executor=dg.in_process_executor)
+    )
 
 
-def churn_frames(days: int = SOURCE_DAYS, events_per_day: int = SOURCE_EVENTS_PER_DAY, seed: int = 11) -> dict[str, pd.DataFrame]:
+def churn_frames(
+    days: int = SOURCE_DAYS, events_per_day: int = SOURCE_EVENTS_PER_DAY, seed: int = 11
+) -> dict[str, pd.DataFrame]:
     return {day.isoformat(): frame for day, frame in generate_churn_events(START, days, events_per_day, seed)}
 
 
@@ -76,7 +80,10 @@ def query(dsn: str, sql: str, **params: object) -> list[sa.Row]:
 
 
 def table_snapshot(dsn: str, table: str) -> list[tuple]:
-    return [tuple(row) for row in query(dsn, f"SELECT event_id, customer_id, event_time, amount FROM {table} ORDER BY 1, 2, 3")]
+    return [
+        tuple(row)
+        for row in query(dsn, f"SELECT event_id, customer_id, event_time, amount FROM {table} ORDER BY 1, 2, 3")
+    ]
 
 
 def lake_ids(spec: UseCaseSpec, day: str) -> list[str]:
@@ -116,22 +123,29 @@ def test_postgres_source_lands_each_table_day_in_the_lake(
     assert source.source_for(spec).versions() == {day: str(len(frame)) for day, frame in frames.items()}
 
     instance = dg.DagsterInstance.ephemeral()
-    result = materialize_stages(postgres_definitions(spec, postgres_url, monkeypatch), spec, DAILY_STAGES[:2], instance, days)
+    result = materialize_stages(
+        postgres_definitions(spec, postgres_url, monkeypatch), spec, DAILY_STAGES[:2], instance, days
+    )
     assert result.success
 
     for day in days:
-        table_ids = sorted(row.event_id for row in query(
-            postgres_url,
-            f"SELECT event_id FROM {table} WHERE event_time >= :start AND event_time < :end",
-            start=dt.datetime.fromisoformat(day).replace(tzinfo=dt.timezone.utc),
-            end=dt.datetime.fromisoformat(day).replace(tzinfo=dt.timezone.utc) + dt.timedelta(days=1),
-        ))
+        table_ids = sorted(
+            row.event_id
+            for row in query(
+                postgres_url,
+                f"SELECT event_id FROM {table} WHERE event_time >= :start AND event_time < :end",
+                start=dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC),
+                end=dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC) + dt.timedelta(days=1),
+            )
+        )
         assert lake_ids(spec, day) == table_ids == sorted(frames[day]["event_id"])
 
     raw = check_evaluations(result, keys.raw_events(spec))
     features = check_evaluations(result, keys.features(spec))
     assert len(raw) == 8 * len(days) and len(features) == 4 * len(days)
-    assert all(evaluation.passed for evaluation in raw + features), [e.description for e in raw + features if not e.passed]
+    assert all(evaluation.passed for evaluation in raw + features), [
+        e.description for e in raw + features if not e.passed
+    ]
     assert {e.partition for e in raw} == set(days)
     for key in (keys.raw_events(spec), keys.features(spec)):
         assert instance.get_materialized_partitions(key) == set(days)
@@ -150,21 +164,31 @@ def test_duplicate_ids_in_the_table_fail_that_partition_and_leave_the_table_unto
     before = table_snapshot(postgres_url, table)
 
     instance = dg.DagsterInstance.ephemeral()
-    result = materialize_stages(postgres_definitions(spec, postgres_url, monkeypatch), spec, DAILY_STAGES[:2], instance, days)
+    result = materialize_stages(
+        postgres_definitions(spec, postgres_url, monkeypatch), spec, DAILY_STAGES[:2], instance, days
+    )
 
     assert not result.success
-    unique = {e.partition: e for e in check_evaluations(result, keys.raw_events(spec)) if e.check_name == "unique_event_ids"}
+    unique = {
+        e.partition: e for e in check_evaluations(result, keys.raw_events(spec)) if e.check_name == "unique_event_ids"
+    }
     assert sorted(unique) == days
     failed = unique[bad_day]
     assert not failed.passed
-    assert bad_day in failed.description and "'event_id'" in failed.description and "2 duplicated id(s)" in failed.description
+    assert (
+        bad_day in failed.description
+        and "'event_id'" in failed.description
+        and "2 duplicated id(s)" in failed.description
+    )
     assert failed.metadata["column"].value == "event_id" and failed.metadata["partition"].value == bad_day
     assert all(unique[day].passed for day in days if day != bad_day)
     good = set(days) - {bad_day}
     assert instance.get_materialized_partitions(keys.raw_events(spec)) == good
     # the day before the bad one has its features; the bad day and the days whose window holds it have none
     assert instance.get_materialized_partitions(keys.features(spec)) == {days[0]}
-    assert not Path(DataLake(base_path=Settings.from_env().lake_path).partition_path(keys.raw_events(spec), bad_day)).exists()
+    assert not Path(
+        DataLake(base_path=Settings.from_env().lake_path).partition_path(keys.raw_events(spec), bad_day)
+    ).exists()
     after = table_snapshot(postgres_url, table)
     assert len(after) == len(before) == sum(len(frame) for frame in frames.values())
     assert after == before
@@ -179,7 +203,11 @@ def test_missing_table_fails_the_landed_gate_naming_partition_and_table(
         EventSource(data_dir=str(data_dir), postgres_dsn=postgres_url).source_for(spec).versions()
 
     result = materialize_stages(
-        postgres_definitions(spec, postgres_url, monkeypatch), spec, DAILY_STAGES[:1], dg.DagsterInstance.ephemeral(), [day]
+        postgres_definitions(spec, postgres_url, monkeypatch),
+        spec,
+        DAILY_STAGES[:1],
+        dg.DagsterInstance.ephemeral(),
+        [day],
     )
     assert not result.success
     (landed,) = [e for e in check_evaluations(result, keys.raw_events(spec)) if e.check_name == "landed"]
@@ -194,7 +222,10 @@ def test_naive_utc_timestamps_split_into_utc_days_whatever_the_session_time_zone
     frames = churn_frames(days=3, events_per_day=200)
     naive = {day: frame.assign(event_time=frame["event_time"].dt.tz_localize(None)) for day, frame in frames.items()}
     load_table(postgres_url, table, naive)
-    assert query(postgres_url, f"SELECT pg_typeof(event_time)::text AS type_name FROM {table} LIMIT 1")[0].type_name == "timestamp without time zone"
+    assert (
+        query(postgres_url, f"SELECT pg_typeof(event_time)::text AS type_name FROM {table} LIMIT 1")[0].type_name
+        == "timestamp without time zone"
+    )
     spec = postgres_spec(churn_spec, table)
     new_york = url_with_query(postgres_url, options="-c timezone=America/New_York")
     source = EventSource(data_dir=str(tmp_path), postgres_dsn=new_york)
@@ -255,7 +286,9 @@ def test_a_bare_postgresql_url_uses_the_installed_driver(
     bare = postgres.url_text(sa.make_url(postgres_url).set(drivername="postgresql"))
     assert bare.startswith("postgresql://")
     source = EventSource(data_dir=str(tmp_path), postgres_dsn=bare)
-    assert source.source_for(postgres_spec(churn_spec, table)).versions() == {day: str(len(f)) for day, f in frames.items()}
+    assert source.source_for(postgres_spec(churn_spec, table)).versions() == {
+        day: str(len(f)) for day, f in frames.items()
+    }
 
 
 def url_with_query(dsn: str, **params: str) -> str:
@@ -318,7 +351,9 @@ def test_the_churn_graph_runs_on_a_postgres_dagster_instance(
         assert {partition for asset_key, partition in materialized if asset_key == key.to_string()} == set(days)
 
     # Check evaluations: one execution per check and partition, all passed (the gate held every day).
-    executions = query(dagster_db, "SELECT asset_key, check_name, partition, run_id, execution_status FROM asset_check_executions")
+    executions = query(
+        dagster_db, "SELECT asset_key, check_name, partition, run_id, execution_status FROM asset_check_executions"
+    )
     assert {row.execution_status for row in executions} == {"SUCCEEDED"}
     assert {row.run_id for row in executions} == set(runs)
     expected_checks = {keys.raw_events(churn_spec): 8, keys.features(churn_spec): 4, keys.predictions(churn_spec): 1}
@@ -362,9 +397,11 @@ def test_landed_data_sensor_follows_new_rows_of_a_postgres_table(
     # the late rows' day, the processed day whose feature window contains it, and the new day: one range run
     [request] = after.run_requests
     assert requested_ranges([request]) == [(days[1], days[3])]
-    versions = [(digest(len(frames[days[1]]) + 7), digest(len(frames[days[1]]))),
-                (digest(len(frames[days[2]])), digest(len(frames[days[2]]))),
-                (digest(len(frames[days[3]])), "")]  # a new day replaces nothing
+    versions = [
+        (digest(len(frames[days[1]]) + 7), digest(len(frames[days[1]]))),
+        (digest(len(frames[days[2]])), digest(len(frames[days[2]]))),
+        (digest(len(frames[days[3]])), ""),
+    ]  # a new day replaces nothing
     content = hashlib.sha256(",".join(f"{new}~{old}" for new, old in versions).encode()).hexdigest()
     assert request.run_key == f"{days[1]}..{days[3]}@{content[:16]}"
 
@@ -373,21 +410,28 @@ def test_an_updated_at_column_makes_corrected_rows_rerun_their_day(
     data_dir: Path, churn_spec: UseCaseSpec, postgres_url: str, postgres_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     table = f"{postgres_schema}.updated_events"
-    frames = {day: frame.assign(updated_at=pd.Timestamp("2025-02-01", tz="UTC"))
-              for day, frame in churn_frames(days=2, events_per_day=100).items()}
+    frames = {
+        day: frame.assign(updated_at=pd.Timestamp("2025-02-01", tz="UTC"))
+        for day, frame in churn_frames(days=2, events_per_day=100).items()
+    }
     days = sorted(frames)
     load_table(postgres_url, table, frames)
-    defs = postgres_definitions(postgres_spec(churn_spec, table, updated_at_column="updated_at"), postgres_url, monkeypatch)
+    defs = postgres_definitions(
+        postgres_spec(churn_spec, table, updated_at_column="updated_at"), postgres_url, monkeypatch
+    )
     instance = dg.DagsterInstance.ephemeral()
     first = evaluate(defs, "churn_landed_data_sensor", instance, None)
     assert len(first.run_requests) == 1
 
     engine = sa.create_engine(postgres_url, poolclass=sa.pool.NullPool)
     with engine.begin() as connection:  # a correction in place: same row count, newer updated_at
-        connection.execute(sa.text(
-            f"UPDATE {table} SET amount = 1.0, updated_at = '2025-02-02T00:00:00Z' "
-            f"WHERE event_id = (SELECT MIN(event_id) FROM {table} WHERE DATE(event_time AT TIME ZONE 'UTC') = :day)"
-        ), {"day": days[1]})
+        connection.execute(
+            sa.text(
+                f"UPDATE {table} SET amount = 1.0, updated_at = '2025-02-02T00:00:00Z' "
+                f"WHERE event_id = (SELECT MIN(event_id) FROM {table} WHERE DATE(event_time AT TIME ZONE 'UTC') = :day)"
+            ),
+            {"day": days[1]},
+        )
     [request] = evaluate(defs, "churn_landed_data_sensor", instance, first.cursor).run_requests
     assert request.partition_key == days[1]
 

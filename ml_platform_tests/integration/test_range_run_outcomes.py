@@ -37,7 +37,10 @@ def _digest(path: Path) -> str:
 
 
 def test_one_bad_day_among_60_fails_only_itself_and_the_days_that_depend_on_it(
-    trained_copy: Path, churn_spec: UseCaseSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    trained_copy: Path,
+    churn_spec: UseCaseSpec,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,
 ) -> None:
     spec, lake = churn_spec, trained_copy / "lake" / "churn"
@@ -49,11 +52,13 @@ def test_one_bad_day_among_60_fails_only_itself_and_the_days_that_depend_on_it(
     frame = pd.read_parquet(landed)
     frame["plan"] = frame["plan"].where(np.arange(len(frame)) % 3 != 0, None)  # a third null: over its limit
     frame.to_parquet(landed, index=False)
-    blocked = DAYS[20:20 + spec.lookback_days]  # the feature days whose window holds the bad day
+    blocked = DAYS[20 : 20 + spec.lookback_days]  # the feature days whose window holds the bad day
     kept = {stage: _digest(lake / stage / f"{BAD_DAY}.parquet") for stage in ("raw_events", "features", "predictions")}
     champion = default_resources()["mlflow"].version_by_alias(spec.name, CHAMPION).version
 
-    code = cli(["materialize", "churn", "--stages", "raw_events,features,predictions", "--from", DAYS[0], "--to", DAYS[-1]])
+    code = cli(
+        ["materialize", "churn", "--stages", "raw_events,features,predictions", "--from", DAYS[0], "--to", DAYS[-1]]
+    )
 
     output = capsys.readouterr()
     assert code == 1
@@ -63,8 +68,10 @@ def test_one_bad_day_among_60_fails_only_itself_and_the_days_that_depend_on_it(
     assert f"features: {good} day(s) done, {len(blocked)} failed" in output.out
     assert f"predictions: {good} day(s) done, {len(blocked)} failed" in output.out
     assert f"raw_events {BAD_DAY} failed: null_fraction: partition {BAD_DAY}: column 'plan' is 33." in output.err
-    assert f"features {blocked[1]} failed: inputs_complete: partition {blocked[1]}: its window holds a failed raw " \
-           f"day: churn/raw_events {BAD_DAY} failed in this run (null_fraction)" in output.err
+    assert (
+        f"features {blocked[1]} failed: inputs_complete: partition {blocked[1]}: its window holds a failed raw "
+        f"day: churn/raw_events {BAD_DAY} failed in this run (null_fraction)" in output.err
+    )
 
     instance = dg.DagsterInstance.from_config(str(home))
     try:
@@ -73,12 +80,20 @@ def test_one_bad_day_among_60_fails_only_itself_and_the_days_that_depend_on_it(
         partitions = view.asset_partitions()
         assert partitions["raw_events"] == {**dict.fromkeys(DAYS, "MATERIALIZED"), BAD_DAY: "FAILED"}
         for asset in ("features", "predictions"):
-            assert partitions[asset] == {**dict.fromkeys(DAYS, "MATERIALIZED"), **dict.fromkeys(blocked, "FAILED")}, asset
+            assert partitions[asset] == {**dict.fromkeys(DAYS, "MATERIALIZED"), **dict.fromkeys(blocked, "FAILED")}, (
+                asset
+            )
             assert view.partition_stats[asset] == {"numMaterialized": good, "numFailed": len(blocked)}
         checks = view.statuses()
         assert checks[("raw_events", "null_fraction")] == {**dict.fromkeys(DAYS, "SUCCEEDED"), BAD_DAY: "FAILED"}
-        assert checks[("features", "inputs_complete")] == {**dict.fromkeys(DAYS, "SUCCEEDED"), **dict.fromkeys(blocked, "FAILED")}
-        assert checks[("predictions", "scores_valid")] == {**dict.fromkeys(DAYS, "SUCCEEDED"), **dict.fromkeys(blocked, "FAILED")}
+        assert checks[("features", "inputs_complete")] == {
+            **dict.fromkeys(DAYS, "SUCCEEDED"),
+            **dict.fromkeys(blocked, "FAILED"),
+        }
+        assert checks[("predictions", "scores_valid")] == {
+            **dict.fromkeys(DAYS, "SUCCEEDED"),
+            **dict.fromkeys(blocked, "FAILED"),
+        }
         reason = view.partition_panel(keys.predictions(spec), "scores_valid", blocked[3])["evaluation"]["description"]
         assert f"not scored: churn/features {blocked[3]} failed in this run (inputs_complete)" in reason
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE

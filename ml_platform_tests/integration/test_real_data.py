@@ -36,10 +36,22 @@ class RealDataset:
 
 
 DATASETS = [
-    RealDataset("nyc_flights", ("--label", "delayed", "--timestamp", "departure", "--entity", "dest"),
-                label="delayed", category="carrier", event_id=None, positive=None),
-    RealDataset("minneapolis_stops", ("--label", "citationIssued"),
-                label="citationIssued", category="race", event_id="idNum", positive="YES"),
+    RealDataset(
+        "nyc_flights",
+        ("--label", "delayed", "--timestamp", "departure", "--entity", "dest"),
+        label="delayed",
+        category="carrier",
+        event_id=None,
+        positive=None,
+    ),
+    RealDataset(
+        "minneapolis_stops",
+        ("--label", "citationIssued"),
+        label="citationIssued",
+        category="race",
+        event_id="idNum",
+        positive="YES",
+    ),
 ]
 
 
@@ -53,18 +65,28 @@ def example_lander(name: str) -> ModuleType:
 
 @pytest.mark.parametrize("dataset", DATASETS, ids=[dataset.name for dataset in DATASETS])
 def test_real_data_from_files_to_predictions_with_a_drafted_spec(
-    dataset: RealDataset, data_dir: Path, dagster_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    dataset: RealDataset,
+    data_dir: Path,
+    dagster_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,
 ) -> None:
     exports = data_dir / "exports" / dataset.name
     days = [path.stem for path in example_lander(dataset.name).land(exports, days=24, per_day=250)]
     specs = tmp_path / "specs"
-    assert cli(["new-use-case", dataset.name, "--dir", str(specs), "--from-data", str(exports),
-                *dataset.draft_options]) == 0, capsys.readouterr().err
+    assert (
+        cli(["new-use-case", dataset.name, "--dir", str(specs), "--from-data", str(exports), *dataset.draft_options])
+        == 0
+    ), capsys.readouterr().err
     spec = load_spec(specs / f"{dataset.name}.yaml")
     features = {feature.column: feature.agg for feature in spec.features if feature.column}
     assert features[dataset.category] == "category"
-    assert (spec.event_id_column, spec.label.column, spec.label.positive) == (dataset.event_id, dataset.label, dataset.positive)
+    assert (spec.event_id_column, spec.label.column, spec.label.positive) == (
+        dataset.event_id,
+        dataset.label,
+        dataset.positive,
+    )
 
     monkeypatch.setenv("ML_PLATFORM_SPECS_DIR", str(specs))
     assert cli(["materialize", dataset.name, "--stages", "raw_events,features"]) == 0, capsys.readouterr().err

@@ -50,10 +50,26 @@ class HistoryDataset:
 
 
 DATASETS = [
-    HistoryDataset("atlantic_storms", "1998-11-24", "1999-09-22", (), label="hurricane", positive=None,
-                   rare_day="1998-12-01", before_2000=True),  # Nicole, a hurricane in December
-    HistoryDataset("portal_rodents", "2001-09-22", "2002-12-31", ("--label", "sex", "--positive", "F", "--entity", "plot_id"),
-                   label="sex", positive="F", rare_day="2002-12-31", before_2000=False),  # species US, first seen
+    HistoryDataset(
+        "atlantic_storms",
+        "1998-11-24",
+        "1999-09-22",
+        (),
+        label="hurricane",
+        positive=None,
+        rare_day="1998-12-01",
+        before_2000=True,
+    ),  # Nicole, a hurricane in December
+    HistoryDataset(
+        "portal_rodents",
+        "2001-09-22",
+        "2002-12-31",
+        ("--label", "sex", "--positive", "F", "--entity", "plot_id"),
+        label="sex",
+        positive="F",
+        rare_day="2002-12-31",
+        before_2000=False,
+    ),  # species US, first seen
 ]
 
 
@@ -72,7 +88,11 @@ def calendar(first: str, last: str) -> list[str]:
 
 @pytest.mark.parametrize("dataset", DATASETS, ids=[dataset.name for dataset in DATASETS])
 def test_a_real_history_with_gaps_goes_from_files_to_predictions_with_no_edit_and_no_failed_day(
-    dataset: HistoryDataset, data_dir: Path, dagster_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    dataset: HistoryDataset,
+    data_dir: Path,
+    dagster_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,
 ) -> None:
     prepare_dagster_home(dagster_home)  # the instance `make install` makes: the repo's dagster.yaml (its event log)
@@ -84,16 +104,21 @@ def test_a_real_history_with_gaps_goes_from_files_to_predictions_with_no_edit_an
     assert (first < "2000-01-01") == dataset.before_2000
 
     specs = tmp_path / "specs"
-    assert cli(["new-use-case", dataset.name, "--dir", str(specs), "--from-data", str(exports),
-                *dataset.draft_options]) == 0, capsys.readouterr().err
+    assert (
+        cli(["new-use-case", dataset.name, "--dir", str(specs), "--from-data", str(exports), *dataset.draft_options])
+        == 0
+    ), capsys.readouterr().err
     drafted = (specs / f"{dataset.name}.yaml").read_text()
     spec = load_spec(specs / f"{dataset.name}.yaml")
     assert str(spec.start_date) == first and spec.missing_days == "empty", drafted
     assert (spec.label.column, spec.label.positive) == (dataset.label, dataset.positive), drafted
 
     monkeypatch.setenv("ML_PLATFORM_SPECS_DIR", str(specs))
-    for command in (["materialize", dataset.name, "--stages", "raw_events,features", "--from", first, "--to", last],
-                    ["train", dataset.name], ["predict", dataset.name, "--days", "3"]):
+    for command in (
+        ["materialize", dataset.name, "--stages", "raw_events,features", "--from", first, "--to", last],
+        ["train", dataset.name],
+        ["predict", dataset.name, "--days", "3"],
+    ):
         code, output = cli(command), capsys.readouterr()
         assert code == 0, f"{command[0]}: exit {code}\n{output.out[-3000:]}\n{output.err[-6000:]}"
     assert (specs / f"{dataset.name}.yaml").read_text() == drafted, "nothing edited the drafted spec"
@@ -102,14 +127,18 @@ def test_a_real_history_with_gaps_goes_from_files_to_predictions_with_no_edit_an
     for key in (keys.raw_events(spec), keys.features(spec)):
         assert lake.existing_partitions(key) == days, f"{key}: every day of the history, the days without a file too"
     assert not failed_evaluations(spec), failed_evaluations(spec)[:20]
-    assert lake.row_counts(keys.raw_events(spec), landed) == {day: len(read_day(exports, day)) for day in landed}, \
+    assert lake.row_counts(keys.raw_events(spec), landed) == {day: len(read_day(exports, day)) for day in landed}, (
         "every landed row ingested, the extreme day's too"
+    )
     training = pd.read_parquet(lake.partition_path(keys.training_set(spec), None))
     assert set(training["day"]) <= set(landed), "a day without a file adds nothing to training"
-    assert training.groupby("split")["day"].nunique().to_dict().keys() == {"train", "holdout"}, "the window fits the calendar"
+    assert training.groupby("split")["day"].nunique().to_dict().keys() == {"train", "holdout"}, (
+        "the window fits the calendar"
+    )
     assert default_resources()["mlflow"].version_by_alias(dataset.name, CHAMPION) is not None
-    assert len(lake.read(keys.predictions(spec), [last])) == len(read_day(exports, last)), \
+    assert len(lake.read(keys.predictions(spec), [last])) == len(read_day(exports, last)), (
         "the last day scored, each of its events (unknown outcomes too)"
+    )
 
 
 def read_day(exports: Path, day: str) -> pd.DataFrame:
@@ -121,14 +150,17 @@ def failed_evaluations(spec: UseCaseSpec) -> list[str]:
     """Every failed evaluation of the use case's data gates that blocked its day, as 'asset:check day: reason'
     (a failed evaluation with severity WARN let its day through: a learned limit, not counted)."""
     instance = dg.DagsterInstance.get()
-    gates = {keys.raw_events(spec): raw_checks(spec), keys.features(spec): FEATURE_CHECKS,
-             keys.predictions(spec): PREDICTION_CHECKS}
+    gates = {
+        keys.raw_events(spec): raw_checks(spec),
+        keys.features(spec): FEATURE_CHECKS,
+        keys.predictions(spec): PREDICTION_CHECKS,
+    }
     failed = []
     for asset, names in gates.items():
         for name in names:
             records = instance.event_log_storage.get_asset_check_execution_history(
-                dg.AssetCheckKey(asset, name), limit=100_000,
-                status={AssetCheckExecutionRecordStatus.FAILED})
+                dg.AssetCheckKey(asset, name), limit=100_000, status={AssetCheckExecutionRecordStatus.FAILED}
+            )
             for record in records:
                 evaluation = record.event.dagster_event.event_specific_data if record.event else None
                 if evaluation is None or evaluation.severity != dg.AssetCheckSeverity.WARN:

@@ -41,12 +41,22 @@ class Server:
 def start_server(data: Path, log: Path, *flags: str) -> Server:
     port = free_port()
     environment = {**os.environ, "ML_PLATFORM_DATA_DIR": str(data)}
-    process = spawn([str(BIN / "ml-platform"), "serve", "churn", "--port", str(port), "--refresh-seconds", "1", *flags],
-                    environment, log, REPO_ROOT)
+    process = spawn(
+        [str(BIN / "ml-platform"), "serve", "churn", "--port", str(port), "--refresh-seconds", "1", *flags],
+        environment,
+        log,
+        REPO_ROOT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
-        poll_until(lambda: _get(f"{url}/ready") == 200, "the scoring server to be ready", timeout=120, interval=0.5,
-                   alive=lambda: _alive(process, log), details=lambda: log.read_text()[-3000:])
+        poll_until(
+            lambda: _get(f"{url}/ready") == 200,
+            "the scoring server to be ready",
+            timeout=120,
+            interval=0.5,
+            alive=lambda: _alive(process, log),
+            details=lambda: log.read_text()[-3000:],
+        )
     except BaseException:
         kill_process_group(process)
         raise
@@ -86,8 +96,13 @@ def feature_rows(data: Path, spec: UseCaseSpec, count: int) -> list[dict]:
 
 def register_version_2(spec: UseCaseSpec) -> None:
     """Train again with another seed: registered as version 2, refused by the gates (promoted by hand)."""
-    refused = materialize_stages(build_definitions(load_specs()), spec, TRAINING_STAGES, dg.DagsterInstance.ephemeral(),
-                                 run_config={"ops": {"churn__model": {"config": {"params": {"random_state": 9}}}}})
+    refused = materialize_stages(
+        build_definitions(load_specs()),
+        spec,
+        TRAINING_STAGES,
+        dg.DagsterInstance.ephemeral(),
+        run_config={"ops": {"churn__model": {"config": {"params": {"random_state": 9}}}}},
+    )
     assert not refused.success
 
 
@@ -113,13 +128,21 @@ def test_the_server_scores_follows_promotion_and_rollback_and_refuses_malformed_
 
     register_version_2(churn_spec)
     assert cli(["promote", "churn", "2", "--reason", "serving test"]) == 0
-    promoted = poll_until(lambda: (r := score(url, rows)).json().get("model_version") == "2" and r,
-                          "the server to serve version 2", timeout=30, interval=0.5)
+    promoted = poll_until(
+        lambda: (r := score(url, rows)).json().get("model_version") == "2" and r,
+        "the server to serve version 2",
+        timeout=30,
+        interval=0.5,
+    )
     assert promoted.json()["scores"] != first.json()["scores"]
     assert cli(["rollback", "churn", "--reason", "serving test"]) == 0
     # both workers follow the alias: several answers in a row from version 1
-    poll_until(lambda: all(score(url, rows).json().get("model_version") == "1" for _ in range(8)),
-               "the rollback to be served by every worker", timeout=30, interval=0.5)
+    poll_until(
+        lambda: all(score(url, rows).json().get("model_version") == "1" for _ in range(8)),
+        "the rollback to be served by every worker",
+        timeout=30,
+        interval=0.5,
+    )
     ready = requests.get(f"{url}/ready", timeout=5).json()
     assert ready["status"] == "ok" and ready["model_version"] == "1"
     metrics = requests.get(f"{url}/metrics", timeout=5).text  # summed over both worker processes
@@ -181,8 +204,13 @@ def test_a_promotion_under_concurrent_load_loses_no_request_and_each_answer_name
         with concurrent_load(server.port, body, 16) as answers:
             time.sleep(2)
             assert cli(["promote", "churn", "2", "--reason", "swap under load"]) == 0
-            poll_until(lambda: any(a.version == "2" for a in list(answers)), "version 2 to answer", timeout=60,
-                       interval=0.2, details=lambda: server.log.read_text()[-3000:])
+            poll_until(
+                lambda: any(a.version == "2" for a in list(answers)),
+                "version 2 to answer",
+                timeout=60,
+                interval=0.2,
+                details=lambda: server.log.read_text()[-3000:],
+            )
             time.sleep(2)
     finally:
         kill_process_group(server.process)

@@ -30,7 +30,9 @@ REQUESTS = [1, 1, 3, 1, 7, 1, 2, 1, 1, 5, 1, 1, 4, 1, 1, 1]  # rows per request,
 
 @pytest.fixture(scope="module")
 def trained(
-    tmp_path_factory: pytest.TempPathFactory, use_case_platform: Callable[[str], UseCasePlatform], news_platform: NewsPlatform
+    tmp_path_factory: pytest.TempPathFactory,
+    use_case_platform: Callable[[str], UseCasePlatform],
+    news_platform: NewsPlatform,
 ) -> dict[str, tuple[Path, UseCaseSpec]]:
     """The data dir and spec of a champion of each model type: the forest trained here, the others the
     session's fraud, prices and news platforms (only read)."""
@@ -43,8 +45,11 @@ def trained(
         assert materialize_stages(defs, spec, DAILY_STAGES[:2], instance, days).success
         assert materialize_stages(defs, spec, TRAINING_STAGES, instance).success
     platforms = {name: use_case_platform(name) for name in ("fraud", "prices")}
-    return {"fraud_csv": (root, spec), "news": (news_platform.root, news_platform.spec),
-           **{name: (platform.root, platform.spec) for name, platform in platforms.items()}}
+    return {
+        "fraud_csv": (root, spec),
+        "news": (news_platform.root, news_platform.spec),
+        **{name: (platform.root, platform.spec) for name, platform in platforms.items()},
+    }
 
 
 @pytest.mark.parametrize("use_case", ["fraud_csv", "fraud", "prices", "news"])
@@ -64,11 +69,13 @@ def test_batched_scores_are_byte_identical_to_scoring_each_row_alone(
     rows = json.loads(frame.to_json(orient="records"))  # as a client sends them
     assert len(rows) == sum(REQUESTS), f"{use_case}: too few feature rows on {days}"
     starts = [sum(REQUESTS[:i]) for i in range(len(REQUESTS))]
-    requests = [rows[start:start + count] for start, count in zip(starts, REQUESTS, strict=True)]
+    requests = [rows[start : start + count] for start, count in zip(starts, REQUESTS, strict=True)]
     # a forest: every row scored alone; another type: each request scored alone (its rows in one call, as
     # without batching: a torch model's rows already differ in the last bits with the rows beside them)
-    alone = [scorer.answer(loaded.version, loaded.model.predict(_rows({"rows": part}, loaded)))
-             for part in ([[row] for row in rows] if loaded.batchable else requests)]
+    alone = [
+        scorer.answer(loaded.version, loaded.model.predict(_rows({"rows": part}, loaded)))
+        for part in ([[row] for row in rows] if loaded.batchable else requests)
+    ]
 
     answers: list[dict | None] = [None] * len(REQUESTS)
     ready = threading.Barrier(len(REQUESTS))

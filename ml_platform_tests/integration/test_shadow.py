@@ -33,12 +33,16 @@ WEAK = {"ops": {"churn__model": {"config": {"params": {"n_estimators": 1, "max_d
 
 
 def partition_metadata(instance: dg.DagsterInstance, key: dg.AssetKey, day: str) -> dict[str, object]:
-    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day]), limit=1).records
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day]), limit=1
+    ).records
     return {name: value.value for name, value in records[0].asset_materialization.metadata.items()}
 
 
 def test_without_a_challenger_shadow_predictions_is_an_empty_day_with_a_note(
-    trained_copy: Path, trained_platform: TrainedPlatform, churn_spec: UseCaseSpec,
+    trained_copy: Path,
+    trained_platform: TrainedPlatform,
+    churn_spec: UseCaseSpec,
 ) -> None:
     defs, instance, day = build_definitions(load_specs()), dg.DagsterInstance.ephemeral(), trained_platform.days[-1]
     result = materialize_stages(defs, churn_spec, ["shadow_predictions"], instance, [day])
@@ -48,14 +52,18 @@ def test_without_a_challenger_shadow_predictions_is_an_empty_day_with_a_note(
     note = partition_metadata(instance, keys.shadow_predictions(churn_spec), day)["note"]
     assert note == "no version to shadow: none is registered besides the champion (v1)", note
 
-    listed = churn_spec.model_copy(update={"monitoring": churn_spec.monitoring.model_copy(update={"shadow_versions": [5]})})
+    listed = churn_spec.model_copy(
+        update={"monitoring": churn_spec.monitoring.model_copy(update={"shadow_versions": [5]})}
+    )
     refused = materialize_stages(build_definitions([listed]), listed, ["shadow_predictions"], instance, [day])
     failure = next(event for event in refused.all_events if event.is_step_failure).step_failure_data.error.message
     assert "monitoring.shadow_versions lists version(s) [5] that are not registered; expected some of [1]" in failure
 
 
 def test_shadow_version_scores_live_days_is_compared_and_promoted_after_live_evidence(
-    trained_copy: Path, trained_platform: TrainedPlatform, churn_spec: UseCaseSpec,
+    trained_copy: Path,
+    trained_platform: TrainedPlatform,
+    churn_spec: UseCaseSpec,
 ) -> None:
     spec = churn_spec.model_copy(update={"gates": churn_spec.gates.model_copy(update={"live_evidence_days": 2})})
     defs, instance = build_definitions([spec]), dg.DagsterInstance.ephemeral()
@@ -110,23 +118,29 @@ def test_shadow_version_scores_live_days_is_compared_and_promoted_after_live_evi
 
 
 def test_automation_scores_the_newest_day_in_shadow_and_compares_a_day_once_its_labels_mature(
-    trained_copy: Path, trained_platform: TrainedPlatform, churn_spec: UseCaseSpec,
+    trained_copy: Path,
+    trained_platform: TrainedPlatform,
+    churn_spec: UseCaseSpec,
 ) -> None:
     defs, instance, spec = build_definitions([churn_spec]), dg.DagsterInstance.ephemeral(), churn_spec
     days, shadow, compared = trained_platform.days, keys.shadow_predictions(spec), keys.shadow_comparison(spec)
     day, newest = days[55], days[-1]  # day's labels mature with raw day 62 (7-day horizon)
     selection = dg.AssetSelection.assets(shadow, compared)
-    noon_after = dt.datetime.fromisoformat(newest).replace(hour=12, tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
+    noon_after = dt.datetime.fromisoformat(newest).replace(hour=12, tzinfo=dt.UTC) + dt.timedelta(days=1)
     start = dg.evaluate_automation_conditions(defs, instance, selection, evaluation_time=noon_after)
     assert materialize_stages(defs, spec, ["raw_events"], instance, days[55:62]).success  # a run is a range
     assert materialize_stages(defs, spec, ["raw_events"], instance, [newest]).success
     assert materialize_stages(defs, spec, ["predictions", "shadow_predictions"], instance, [day]).success
-    waiting = dg.evaluate_automation_conditions(defs, instance, selection, evaluation_time=noon_after, cursor=start.cursor)
+    waiting = dg.evaluate_automation_conditions(
+        defs, instance, selection, evaluation_time=noon_after, cursor=start.cursor
+    )
     assert waiting.total_requested == 0  # raw day 62 is missing (labels not mature), the newest features too
 
     assert materialize_stages(defs, spec, ["raw_events"], instance, [days[62]]).success
     assert materialize_stages(defs, spec, ["features"], instance, [newest]).success
-    ready = dg.evaluate_automation_conditions(defs, instance, selection, evaluation_time=noon_after, cursor=waiting.cursor)
+    ready = dg.evaluate_automation_conditions(
+        defs, instance, selection, evaluation_time=noon_after, cursor=waiting.cursor
+    )
     assert ready.get_requested_partitions(shadow) == {newest}  # eager: the newest day's features landed
     assert ready.get_requested_partitions(compared) == {day}  # every raw day through day + 7 landed
 
@@ -135,7 +149,10 @@ def test_automation_scores_the_newest_day_in_shadow_and_compares_a_day_once_its_
     failure = next(event for event in backfill.all_events if event.is_step_failure).step_failure_data.error.message
     assert f"labels not mature for 7 day(s) {days[57]}..{days[63]}" in failure and "2 day(s) compared" in failure
     assert instance.get_materialized_partitions(compared) == {day, days[56]}
-    assert partition_metadata(instance, compared, days[56])["note"] == f"no shadow version scored {days[56]}: nothing to compare"
+    assert (
+        partition_metadata(instance, compared, days[56])["note"]
+        == f"no shadow version scored {days[56]}: nothing to compare"
+    )
 
 
 def test_the_live_test_reads_each_task_as_its_promotion_does() -> None:
@@ -146,21 +163,41 @@ def test_the_live_test_reads_each_task_as_its_promotion_does() -> None:
         rows = 400
         if spec.label.task == "multiclass":
             truth = rng.choice(spec.classes, rows)
-            frame = pd.DataFrame({LABEL: truth, f"{SHADOW}_predicted_class": truth,
-                                  f"{CHAMPION_SIDE}_predicted_class": rng.choice(spec.classes, rows)})
+            frame = pd.DataFrame(
+                {
+                    LABEL: truth,
+                    f"{SHADOW}_predicted_class": truth,
+                    f"{CHAMPION_SIDE}_predicted_class": rng.choice(spec.classes, rows),
+                }
+            )
         elif spec.label.task == "regression":
             truth = rng.normal(100, 10, rows)
-            frame = pd.DataFrame({LABEL: truth, NAIVE: truth + rng.normal(0, 5, rows),
-                                  f"{SHADOW}_score": truth + rng.normal(0, 1, rows),
-                                  f"{CHAMPION_SIDE}_score": truth + rng.normal(0, 8, rows)})
+            frame = pd.DataFrame(
+                {
+                    LABEL: truth,
+                    NAIVE: truth + rng.normal(0, 5, rows),
+                    f"{SHADOW}_score": truth + rng.normal(0, 1, rows),
+                    f"{CHAMPION_SIDE}_score": truth + rng.normal(0, 8, rows),
+                }
+            )
         else:
             truth = (rng.random(rows) < 0.3).astype(float)
-            frame = pd.DataFrame({LABEL: truth, f"{SHADOW}_score": np.where(truth == 1, 0.7, 0.2),
-                                  f"{CHAMPION_SIDE}_score": rng.random(rows)})
+            frame = pd.DataFrame(
+                {
+                    LABEL: truth,
+                    f"{SHADOW}_score": np.where(truth == 1, 0.7, 0.2),
+                    f"{CHAMPION_SIDE}_score": rng.random(rows),
+                }
+            )
         better = paired_test(spec, frame, 0.5, 0.5)
         assert better is not None and better.significant(spec.gates.significance_level), (spec.name, better)
-        swapped = frame.rename(columns={f"{mine}_{column}": f"{theirs}_{column}" for column in ("score", "predicted_class")
-                                        for mine, theirs in ((SHADOW, CHAMPION_SIDE), (CHAMPION_SIDE, SHADOW))})
+        swapped = frame.rename(
+            columns={
+                f"{mine}_{column}": f"{theirs}_{column}"
+                for column in ("score", "predicted_class")
+                for mine, theirs in ((SHADOW, CHAMPION_SIDE), (CHAMPION_SIDE, SHADOW))
+            }
+        )
         worse = paired_test(spec, swapped, 0.5, 0.5)
         assert worse is not None and worse.improvement < 0 and not worse.significant(spec.gates.significance_level)
     assert paired_test(spec, frame.iloc[:0], 0.5, 0.5) is None

@@ -40,11 +40,19 @@ def land_flights(directory: Path, seed: int = 5) -> dict[str, int]:
         blank = rng.random(n) < 0.08
         delayed[blank] = np.nan
         unknown[day.isoformat()] = int(blank.sum())
-        stamps = [dt.datetime.combine(day, dt.time(int(h), int(m))).isoformat() + "Z" for h, m in zip(hour, rng.integers(0, 60, n))]
-        pd.DataFrame({
-            "departure": stamps, "carrier": carrier, "origin": rng.choice(AIRPORTS, n), "distance_km": distance,
-            "delayed": pd.array(delayed, dtype="Float64").astype("Int64"),
-        }).to_csv(directory / f"{day.isoformat()}.csv", index=False)
+        stamps = [
+            dt.datetime.combine(day, dt.time(int(h), int(m))).isoformat() + "Z"
+            for h, m in zip(hour, rng.integers(0, 60, n))
+        ]
+        pd.DataFrame(
+            {
+                "departure": stamps,
+                "carrier": carrier,
+                "origin": rng.choice(AIRPORTS, n),
+                "distance_km": distance,
+                "delayed": pd.array(delayed, dtype="Float64").astype("Int64"),
+            }
+        ).to_csv(directory / f"{day.isoformat()}.csv", index=False)
     return unknown
 
 
@@ -53,8 +61,21 @@ def test_a_drafted_spec_infers_dtypes_limits_roles_and_features(
 ) -> None:
     land_flights(data_dir / "exports" / "flights")
     specs = tmp_path / "specs"
-    assert cli(["new-use-case", "flights", "--dir", str(specs), "--from-data", str(data_dir / "exports" / "flights"),
-                "--entity", "origin"]) == 0, capsys.readouterr().err
+    assert (
+        cli(
+            [
+                "new-use-case",
+                "flights",
+                "--dir",
+                str(specs),
+                "--from-data",
+                str(data_dir / "exports" / "flights"),
+                "--entity",
+                "origin",
+            ]
+        )
+        == 0
+    ), capsys.readouterr().err
     spec = load_spec(specs / "flights.yaml")
     drafted = yaml.safe_load((specs / "flights.yaml").read_text())
     columns = {c["name"]: c for c in drafted["columns"]}
@@ -66,23 +87,62 @@ def test_a_drafted_spec_infers_dtypes_limits_roles_and_features(
     # the drafted spec running unedited through materialize, train and predict: test_real_data.py, on real data
 
 
-def test_ambiguous_or_missing_roles_are_named_with_the_option_to_use(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_ambiguous_or_missing_roles_are_named_with_the_option_to_use(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     land_flights(data_dir / "exports" / "flights")
-    assert cli(["new-use-case", "flights", "--dir", str(tmp_path), "--from-data", str(data_dir / "exports" / "flights")]) == 2
+    assert (
+        cli(["new-use-case", "flights", "--dir", str(tmp_path), "--from-data", str(data_dir / "exports" / "flights")])
+        == 2
+    )
     assert "several columns could be the entity" in capsys.readouterr().err and not (tmp_path / "flights.yaml").exists()
     assert cli(["new-use-case", "flights", "--dir", str(tmp_path), "--from-data", str(tmp_path)]) == 2
     assert "no day files named YYYY-MM-DD.csv" in capsys.readouterr().err
-    assert cli(["new-use-case", "flights", "--dir", str(tmp_path), "--from-data", str(data_dir / "exports" / "flights"),
-                "--entity", "origin", "--label", "nope"]) == 2
+    assert (
+        cli(
+            [
+                "new-use-case",
+                "flights",
+                "--dir",
+                str(tmp_path),
+                "--from-data",
+                str(data_dir / "exports" / "flights"),
+                "--entity",
+                "origin",
+                "--label",
+                "nope",
+            ]
+        )
+        == 2
+    )
     assert "--label 'nope' is not a column" in capsys.readouterr().err
 
-    assert cli(["new-use-case", "flights", "--dir", str(tmp_path), "--from-data", str(data_dir / "exports" / "flights"),
-                "--entity", "origin", "--label", "delayed", "--positive", "yes"]) == 2
+    assert (
+        cli(
+            [
+                "new-use-case",
+                "flights",
+                "--dir",
+                str(tmp_path),
+                "--from-data",
+                str(data_dir / "exports" / "flights"),
+                "--entity",
+                "origin",
+                "--label",
+                "delayed",
+                "--positive",
+                "yes",
+            ]
+        )
+        == 2
+    )
     assert "--positive is for a string label; 'delayed' is int64" in capsys.readouterr().err
 
 
 def test_month_first_timestamps_are_drafted_with_their_format_and_read_as_written(
-    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+    data_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
 ) -> None:
     exports = data_dir / "exports" / "flights"
     land_flights(exports)
@@ -90,8 +150,9 @@ def test_month_first_timestamps_are_drafted_with_their_format_and_read_as_writte
         frame = pd.read_csv(path, dtype=str)
         frame["departure"] = pd.to_datetime(frame["departure"]).dt.strftime("%m/%d/%Y %H:%M:%S")
         frame.to_csv(path, index=False)
-    assert cli(["new-use-case", "flights", "--dir", str(tmp_path), "--from-data", str(exports),
-                "--entity", "origin"]) == 0, capsys.readouterr().err
+    assert (
+        cli(["new-use-case", "flights", "--dir", str(tmp_path), "--from-data", str(exports), "--entity", "origin"]) == 0
+    ), capsys.readouterr().err
     spec = load_spec(tmp_path / "flights.yaml")
     assert spec.source.timestamp_format == "%m/%d/%Y %H:%M:%S" and spec.timestamp_column == "departure"
 
@@ -100,32 +161,54 @@ def test_month_first_timestamps_are_drafted_with_their_format_and_read_as_writte
 
     for path in exports.iterdir():  # the 12th at the latest: 03/04 could be March 4th or April 3rd
         path.unlink() if path.stem > "2025-03-12" else None
-    assert cli(["new-use-case", "flights2", "--dir", str(tmp_path), "--from-data", str(exports), "--entity", "origin",
-                "--timestamp", "departure"]) == 2
+    assert (
+        cli(
+            [
+                "new-use-case",
+                "flights2",
+                "--dir",
+                str(tmp_path),
+                "--from-data",
+                str(exports),
+                "--entity",
+                "origin",
+                "--timestamp",
+                "departure",
+            ]
+        )
+        == 2
+    )
     assert "day-first and month-first both fit" in capsys.readouterr().err
 
 
-def land_service_records(directory: Path, days: list[dt.date], file_format: str = "csv", per_day: int = 200,
-                         seed: int = 3) -> None:
+def land_service_records(
+    directory: Path, days: list[dt.date], file_format: str = "csv", per_day: int = 200, seed: int = 3
+) -> None:
     """Daily exports of service records, with what real histories have and a sample misses: a `channel`
     that gains a value in the last days, one day with far more missing costs than any other, and a `ticket`
     number unique within each day and (unless a test repeats one) across days."""
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True)
     for index, day in enumerate(days):
-        stamps = [dt.datetime.combine(day, dt.time(int(h), int(m))).isoformat() + "Z"
-                  for h, m in zip(rng.integers(0, 24, per_day), rng.integers(0, 60, per_day))]
+        stamps = [
+            dt.datetime.combine(day, dt.time(int(h), int(m))).isoformat() + "Z"
+            for h, m in zip(rng.integers(0, 24, per_day), rng.integers(0, 60, per_day))
+        ]
         cost = rng.gamma(2.0, 40.0, per_day).round(2)
         cost[rng.random(per_day) < (0.30 if index == 4 else 0.02)] = np.nan  # day 4: a bad day no sample reads
         escalated = pd.array((rng.random(per_day) < 0.2).astype(int), dtype="Int64")
         escalated[rng.random(per_day) < 0.05] = pd.NA
-        frame = pd.DataFrame({
-            "ticket": np.arange(per_day) + 1_000 * index, "opened": stamps,
-            "site": rng.choice([f"S{i:02d}" for i in range(30)], per_day),
-            "status": rng.choice(["open", "closed", "pending"], per_day),
-            "channel": rng.choice(["phone", "web"] + (["chat"] if index >= len(days) - 3 else []), per_day),
-            "cost": cost, "escalated": escalated,
-        })
+        frame = pd.DataFrame(
+            {
+                "ticket": np.arange(per_day) + 1_000 * index,
+                "opened": stamps,
+                "site": rng.choice([f"S{i:02d}" for i in range(30)], per_day),
+                "status": rng.choice(["open", "closed", "pending"], per_day),
+                "channel": rng.choice(["phone", "web"] + (["chat"] if index >= len(days) - 3 else []), per_day),
+                "cost": cost,
+                "escalated": escalated,
+            }
+        )
         if file_format == "csv":
             frame.to_csv(directory / f"{day}.csv", index=False)
         else:
@@ -134,7 +217,9 @@ def land_service_records(directory: Path, days: list[dt.date], file_format: str 
 
 def draft(data_dir: Path, directory: Path) -> tuple[dict, str]:
     """The drafted spec, and its text with each wrapped comment on one line."""
-    text = draft_spec("service", data_dir, directory, label="escalated", timestamp="opened", entity="site", progress=False)
+    text = draft_spec(
+        "service", data_dir, directory, label="escalated", timestamp="opened", entity="site", progress=False
+    )
     return yaml.safe_load(text), text.replace("\n#   ", " ")
 
 
@@ -144,7 +229,8 @@ def consecutive(count: int) -> list[dt.date]:
 
 @pytest.mark.parametrize("file_format", ["csv", "parquet"])
 def test_limits_come_from_every_day_a_late_category_stays_open_and_a_stable_one_is_closed(
-    data_dir: Path, file_format: str,
+    data_dir: Path,
+    file_format: str,
 ) -> None:
     exports = data_dir / "exports" / "service"
     land_service_records(exports, consecutive(24), file_format)
@@ -155,16 +241,22 @@ def test_limits_come_from_every_day_a_late_category_stays_open_and_a_stable_one_
     assert "allowed_values" not in columns["channel"]
     assert "channel: never null; allowed_values left open: 1 of its 3 values first appeared after 2024-05-12" in text
 
-    worst = max(pd.read_csv(path)["cost"].isna().mean() if file_format == "csv" else pd.read_parquet(path)["cost"].isna().mean()
-                for path in exports.iterdir())
+    worst = max(
+        pd.read_csv(path)["cost"].isna().mean() if file_format == "csv" else pd.read_parquet(path)["cost"].isna().mean()
+        for path in exports.iterdir()
+    )
     assert worst > 0.2 and worst <= columns["cost"]["max_null_fraction"] <= worst + 0.1
     assert f"{worst:.1%} null on its worst day (2024-05-05)" in text
     assert columns["cost"]["min_value"] == 0 and "max_value" not in columns["cost"]
     features = {feature.get("column"): feature["agg"] for feature in drafted["features"]}
-    assert "cost" not in features and "# Not features: ['cost'], numbers with nulls on some days" in text  # feature_nulls
+    assert (
+        "cost" not in features and "# Not features: ['cost'], numbers with nulls on some days" in text
+    )  # feature_nulls
     assert features["status"] == "category" and "ticket" not in features  # the event id is a key, not a feature
     assert drafted["event_id_column"] == "ticket" and columns["ticket"]["severity"] == "block"
-    assert columns["escalated"]["dtype"] == "int64"  # with blanks: Int64 as pandas reads the CSV or the Parquet it wrote
+    assert (
+        columns["escalated"]["dtype"] == "int64"
+    )  # with blanks: Int64 as pandas reads the CSV or the Parquet it wrote
     assert "missing_days" not in drafted["source"] and drafted["start_date"] == "2024-05-01"
 
 
@@ -250,5 +342,7 @@ def test_parquet_integers_and_booleans_with_nulls_are_declared_as_pandas_will_re
         if writer == "pandas":
             assert columns["urgent"]["dtype"] == "bool" and columns["visits"]["dtype"] == "int64"
         else:
-            assert "urgent" not in columns and "'urgent' (booleans with nulls, which pandas reads from Parquet as" in text
+            assert (
+                "urgent" not in columns and "'urgent' (booleans with nulls, which pandas reads from Parquet as" in text
+            )
             assert columns["visits"]["dtype"] == "float64"

@@ -35,21 +35,28 @@ def _backfill(spec: UseCaseSpec, root: Path, monkeypatch: pytest.MonkeyPatch) ->
     defs = build_definitions([spec])
     step = defs.resolve_assets_def(keys.features(spec))
     per_run = spec.backfill.max_days_per_run or len(DAYS)
-    assert step.backfill_policy == dg.BackfillPolicy.multi_run(per_run) if spec.backfill.max_days_per_run \
+    assert (
+        step.backfill_policy == dg.BackfillPolicy.multi_run(per_run)
+        if spec.backfill.max_days_per_run
         else step.backfill_policy == dg.BackfillPolicy.single_run()
+    )
     home = root.parent / f"{root.name}_dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
     with dg.DagsterInstance.from_config(str(home)) as instance:
         for first in range(0, len(DAYS), per_run):
-            assert materialize_stages(defs, spec, STAGES, instance, DAYS[first:first + per_run]).success
+            assert materialize_stages(defs, spec, STAGES, instance, DAYS[first : first + per_run]).success
         return CheckView(instance).statuses()
 
 
 def test_runs_of_four_days_write_the_same_files_and_check_statuses_as_one_run(
-    churn_spec: UseCaseSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    churn_spec: UseCaseSpec,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    split_spec = churn_spec.model_copy(update={"backfill": churn_spec.backfill.model_copy(update={"max_days_per_run": PER_RUN})})
+    split_spec = churn_spec.model_copy(
+        update={"backfill": churn_spec.backfill.model_copy(update={"max_days_per_run": PER_RUN})}
+    )
     assert churn_spec.lookback_days > 1  # the second run's first feature days read the first run's raw days
 
     whole = _backfill(churn_spec, tmp_path / "whole", monkeypatch)

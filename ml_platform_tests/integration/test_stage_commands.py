@@ -22,9 +22,15 @@ def test_a_failed_gate_exits_1_naming_day_and_reason_and_good_days_are_kept(
     output = capsys.readouterr()
     first, _, last = day_keys(count=3)
     assert f"churn: 3 day(s) {first}..{last}: FAILED" in output.out
-    assert f"raw_events {files[1].stem} failed: schema: partition {files[1].stem}: missing column(s) ['plan']" in output.err
+    assert (
+        f"raw_events {files[1].stem} failed: schema: partition {files[1].stem}: missing column(s) ['plan']"
+        in output.err
+    )
     assert "raw_events: 2 day(s) done, 1 failed" in output.out
-    assert sorted(p.stem for p in (data_dir / "lake" / "churn" / "raw_events").glob("*.parquet")) == [files[0].stem, files[2].stem]
+    assert sorted(p.stem for p in (data_dir / "lake" / "churn" / "raw_events").glob("*.parquet")) == [
+        files[0].stem,
+        files[2].stem,
+    ]
 
 
 def test_days_are_bounded_by_from_and_to_and_a_range_without_data_is_a_clear_error(

@@ -23,9 +23,10 @@ from ml_platform.resources import default_resources
 from ml_platform.resources.mlflow_resource import CHAMPION
 from ml_platform.runner import TRAINING_STAGES, materialize_stages
 from ml_platform.spec import load_spec
-from ml_platform_tests.support.fixtures import CLASSIFIER_PLOTS, FORECAST_PLOTS, START, assert_evaluation_plots
 from ml_platform_tests.support.corrupt import scramble_labels
+from ml_platform_tests.support.fixtures import CLASSIFIER_PLOTS, FORECAST_PLOTS, START, assert_evaluation_plots
 from ml_platform_tests.support.use_cases import USE_CASE_SIZES, UseCasePlatform
+
 
 @pytest.fixture(scope="module", params=sorted(USE_CASE_SIZES))
 def platform(request: pytest.FixtureRequest, use_case_platform: Callable[[str], UseCasePlatform]) -> UseCasePlatform:
@@ -33,13 +34,23 @@ def platform(request: pytest.FixtureRequest, use_case_platform: Callable[[str], 
 
 
 def retrain(
-    platform: UseCasePlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: Path | None = None, **config: object
+    platform: UseCasePlatform,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    data: Path | None = None,
+    **config: object,
 ) -> dg.ExecuteInProcessResult:
     """Train again on a copy of the platform's data dir (or on `data`, a copy already made)."""
     copy = data or shutil.copytree(platform.root, tmp_path / "data")
     monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(copy))
     run_config = {"ops": {f"{platform.name}__model": {"config": config}}} if config else None
-    return materialize_stages(build_definitions(load_specs()), platform.spec, TRAINING_STAGES, dg.DagsterInstance.ephemeral(), run_config=run_config)
+    return materialize_stages(
+        build_definitions(load_specs()),
+        platform.spec,
+        TRAINING_STAGES,
+        dg.DagsterInstance.ephemeral(),
+        run_config=run_config,
+    )
 
 
 def test_end_to_end_gates_pass_and_champion_scores(platform: UseCasePlatform, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,7 +96,10 @@ def test_a_model_without_skill_fails_the_gate_and_champion_stays(
     assert not result.success
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert not checks["meets_thresholds"].passed
-    assert str(default_resources()["mlflow"].version_by_alias(platform.name, CHAMPION).version) == platform.summary["version"]
+    assert (
+        str(default_resources()["mlflow"].version_by_alias(platform.name, CHAMPION).version)
+        == platform.summary["version"]
+    )
 
 
 def test_same_data_and_seed_give_the_same_metrics_and_no_promotion(
@@ -95,11 +109,16 @@ def test_same_data_and_seed_give_the_same_metrics_and_no_promotion(
     again = DataLake(base_path=str(tmp_path / "data" / "lake")).read_json(keys.model(platform.spec))
     assert again["metrics"] == pytest.approx(platform.summary["metrics"], abs=1e-9)
     check = {e.check_name: e for e in result.get_asset_check_evaluations()}[SIGNIFICANCE_CHECK]
-    assert not result.success and not check.passed and check.metadata["improvement"].value == 0, "a tie is no improvement"
-    assert str(default_resources()["mlflow"].version_by_alias(platform.name, CHAMPION).version) == platform.summary["version"]
+    assert not result.success and not check.passed and check.metadata["improvement"].value == 0, (
+        "a tie is no improvement"
+    )
+    assert (
+        str(default_resources()["mlflow"].version_by_alias(platform.name, CHAMPION).version)
+        == platform.summary["version"]
+    )
 
 
-def test_fraud_velocity_uses_only_previous_days(fraud_spec) -> None:  # noqa: ANN001
+def test_fraud_velocity_uses_only_previous_days(fraud_spec) -> None:
     events = pd.concat([frame for _, frame in generate_fraud_events(START, 12, 400, seed=1)], ignore_index=True)
     day = "2025-01-10"
     original = compute_features(events, fraud_spec, [day])
@@ -116,7 +135,7 @@ def test_fraud_velocity_uses_only_previous_days(fraud_spec) -> None:  # noqa: AN
 
 
 @pytest.fixture(scope="module")
-def fraud_spec():  # noqa: ANN201
+def fraud_spec():
     return next(spec for spec in load_specs() if spec.name == "fraud")
 
 

@@ -76,8 +76,7 @@ def land_days(data_dir: Path) -> None:
 
 
 def sample(metric: Metric, asset: str, check: str) -> float:
-    [value] = [s.value for s in metric.samples
-               if s.labels == {"use_case": "churn", "asset": asset, "check": check}]
+    [value] = [s.value for s in metric.samples if s.labels == {"use_case": "churn", "asset": asset, "check": check}]
     return value
 
 
@@ -93,8 +92,12 @@ def test_a_warned_day_is_written_and_counted_as_a_warning(
     assert run.success and not run.failed_days and not run.errors
     assert sorted(run.warnings) == ["raw_events:null_fraction", "raw_events:value_ranges"]
     assert run.warnings["raw_events:value_ranges"] == [
-        f"partition {NEW_PLAN_DAY}: column 'plan' has values ['enterprise'] outside ['basic', 'standard', 'premium']"]
-    assert run.checks[("raw_events:null_fraction", "warned")] == 1 and run.checks[("raw_events:null_fraction", "passed")] == 9
+        f"partition {NEW_PLAN_DAY}: column 'plan' has values ['enterprise'] outside ['basic', 'standard', 'premium']"
+    ]
+    assert (
+        run.checks[("raw_events:null_fraction", "warned")] == 1
+        and run.checks[("raw_events:null_fraction", "passed")] == 9
+    )
     for stage in ("raw_events", "features"):  # both days written, and their features computed
         assert sorted(instance.get_materialized_partitions(keys.of_stage(spec, stage))) == DAYS, stage
         assert (data_dir / "lake" / "churn" / stage / f"{NULL_DAY}.parquet").exists()
@@ -115,8 +118,13 @@ def test_a_warned_day_is_written_and_counted_as_a_warning(
     text = summary(spec.name, instance, run.checks)
     assert "gates: no day's latest evaluation failed" in text
     assert "warnings (latest evaluation per day; these days went through):" in text
-    assert f"churn/raw_events:null_fraction: 1 day(s) warned ({NULL_DAY}); latest: partition {NULL_DAY}: column 'plan' is 33." in text
-    assert f"churn/raw_events:value_ranges: 1 day(s) warned ({NEW_PLAN_DAY}); latest: partition {NEW_PLAN_DAY}: " in text
+    assert (
+        f"churn/raw_events:null_fraction: 1 day(s) warned ({NULL_DAY}); latest: partition {NULL_DAY}: column 'plan' is 33."
+        in text
+    )
+    assert (
+        f"churn/raw_events:value_ranges: 1 day(s) warned ({NEW_PLAN_DAY}); latest: partition {NEW_PLAN_DAY}: " in text
+    )
     assert "2 warned ['raw_events:null_fraction', 'raw_events:value_ranges'], 0 failed" in text
 
     # the metrics exporter: a warning, not a gate failure
@@ -145,7 +153,13 @@ def test_drift_warnings_count_as_warnings_not_gate_failures(
     instance = dg.DagsterInstance.get()
     text = summary(churn_spec.name, instance)
     assert "gates: no day's latest evaluation failed" in text
-    assert f"churn/drift:psi_within_limit: 2 day(s) warned ({', '.join(days)}); latest: partition {days[-1]}: PSI above" in text
-    metrics = {metric.name: metric for metric in PlatformCollector(instance, [churn_spec], build_definitions(load_specs())).collect()}
+    assert (
+        f"churn/drift:psi_within_limit: 2 day(s) warned ({', '.join(days)}); latest: partition {days[-1]}: PSI above"
+        in text
+    )
+    metrics = {
+        metric.name: metric
+        for metric in PlatformCollector(instance, [churn_spec], build_definitions(load_specs())).collect()
+    }
     assert sample(metrics["ml_platform_check_recent_warnings"], "drift", "psi_within_limit") == 2
     assert sample(metrics["ml_platform_check_recent_failures"], "drift", "psi_within_limit") == 0

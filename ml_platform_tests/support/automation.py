@@ -7,7 +7,7 @@ import json
 import dagster as dg
 
 
-def evaluate(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, cursor: str | None):  # noqa: ANN201
+def evaluate(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, cursor: str | None):
     sensor = defs.get_sensor_def(name)
     with dg.build_sensor_context(
         instance=instance, cursor=cursor, resources=dict(defs.resources or {}), definitions=defs
@@ -16,8 +16,10 @@ def evaluate(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, curs
 
 
 def requested_ranges(requests: list[dg.RunRequest]) -> list[tuple[str | None, str | None]]:
-    return sorted((r.tags.get("dagster/asset_partition_range_start"), r.tags.get("dagster/asset_partition_range_end"))
-                  for r in requests)
+    return sorted(
+        (r.tags.get("dagster/asset_partition_range_start"), r.tags.get("dagster/asset_partition_range_end"))
+        for r in requests
+    )
 
 
 def landed_days(cursor: str, defs: dg.Definitions, use_case: str = "churn") -> dict[str, list[str]]:

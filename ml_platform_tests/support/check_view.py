@@ -56,7 +56,9 @@ class CheckView:
         self.instance = instance
 
     def _query(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        with define_out_of_process_context(str(REPO_ROOT / "ml_platform" / "definitions.py"), "defs", self.instance) as context:
+        with define_out_of_process_context(
+            str(REPO_ROOT / "ml_platform" / "definitions.py"), "defs", self.instance
+        ) as context:
             result = execute_dagster_graphql(context, query, variables)
         assert not result.errors, result.errors
         return result.data
@@ -99,5 +101,7 @@ def _days(ranges: list[dict[str, str]]) -> dict[str, str]:
     days: dict[str, str] = {}
     for entry in ranges:
         first, last = dt.date.fromisoformat(entry["startKey"]), dt.date.fromisoformat(entry["endKey"])
-        days.update({(first + dt.timedelta(days=i)).isoformat(): entry["status"] for i in range((last - first).days + 1)})
+        days.update(
+            {(first + dt.timedelta(days=i)).isoformat(): entry["status"] for i in range((last - first).days + 1)}
+        )
     return days

@@ -81,7 +81,8 @@ def run_launcher_config(dagster_values: Mapping[str, Any], release: str, namespa
         "service_account_name": service_account_name(dagster_values, release),
         "dagster_home": global_.get("dagsterHome", DAGSTER_HOME),
         "instance_config_map": f"{dagster_fullname(release)}-instance",
-        "postgres_password_secret": global_.get("postgresqlSecretName") or f"{dagster_fullname(release)}-postgresql-secret",
+        "postgres_password_secret": global_.get("postgresqlSecretName")
+        or f"{dagster_fullname(release)}-postgresql-secret",
     }
     if values.get("kubeconfigFile"):
         config["kubeconfig_file"] = values["kubeconfigFile"]
@@ -90,8 +91,12 @@ def run_launcher_config(dagster_values: Mapping[str, Any], release: str, namespa
     if dagster_values.get("imagePullSecrets"):
         config["image_pull_secrets"] = dagster_values["imagePullSecrets"]
     for source, target in (
-        ("envVars", "env_vars"), ("volumeMounts", "volume_mounts"), ("volumes", "volumes"),
-        ("labels", "labels"), ("resources", "resources"), ("securityContext", "security_context"),
+        ("envVars", "env_vars"),
+        ("volumeMounts", "volume_mounts"),
+        ("volumes", "volumes"),
+        ("labels", "labels"),
+        ("resources", "resources"),
+        ("securityContext", "security_context"),
     ):
         if values.get(source):
             config[target] = values[source]
@@ -105,8 +110,10 @@ def run_launcher_config(dagster_values: Mapping[str, Any], release: str, namespa
         config["fail_pod_on_run_failure"] = True
     run_k8s = values.get("runK8sConfig") or {}
     renamed = {
-        "containerConfig": "container_config", "podSpecConfig": "pod_spec_config",
-        "podTemplateSpecMetadata": "pod_template_spec_metadata", "jobSpecConfig": "job_spec_config",
+        "containerConfig": "container_config",
+        "podSpecConfig": "pod_spec_config",
+        "podTemplateSpecMetadata": "pod_template_spec_metadata",
+        "jobSpecConfig": "job_spec_config",
         "jobMetadata": "job_metadata",
     }
     if run_k8s:
@@ -119,7 +126,9 @@ def postgres_db_config(dagster_values: Mapping[str, Any]) -> dict[str, Any]:
     postgres = dagster_values["postgresql"]
     global_ = dagster_values.get("global", {}) or {}
     config: dict[str, Any] = {
-        "username": {"env": "DAGSTER_PG_USERNAME"} if global_.get("postgresqlSecretUsernameKey") else postgres["postgresqlUsername"],
+        "username": {"env": "DAGSTER_PG_USERNAME"}
+        if global_.get("postgresqlSecretUsernameKey")
+        else postgres["postgresqlUsername"],
         "password": {"env": "DAGSTER_PG_PASSWORD"},
         "hostname": postgres["postgresqlHost"],
         "db_name": postgres["postgresqlDatabase"],
@@ -140,9 +149,17 @@ def instance_storages_yaml(dagster_values: Mapping[str, Any]) -> str:
     """
     postgres_db = {"postgres_db": postgres_db_config(dagster_values)}
     chart_storages = {
-        "schedule_storage": {"module": "dagster_postgres.schedule_storage", "class": "PostgresScheduleStorage", "config": postgres_db},
+        "schedule_storage": {
+            "module": "dagster_postgres.schedule_storage",
+            "class": "PostgresScheduleStorage",
+            "config": postgres_db,
+        },
         "run_storage": {"module": "dagster_postgres.run_storage", "class": "PostgresRunStorage", "config": postgres_db},
-        "event_log_storage": {"module": "dagster_postgres.event_log", "class": "PostgresEventLogStorage", "config": postgres_db},
+        "event_log_storage": {
+            "module": "dagster_postgres.event_log",
+            "class": "PostgresEventLogStorage",
+            "config": postgres_db,
+        },
     }
     text = yaml.safe_dump(chart_storages, sort_keys=False)
     if dagster_values.get("additionalInstanceConfig"):
@@ -169,20 +186,30 @@ def user_deployment_container_context(
         return {}
     k8s: dict[str, Any] = {
         "image_pull_policy": deployment["image"].get("pullPolicy"),
-        "env_config_maps": [f"{user_deployments_fullname(release)}-{deployment['name']}-user-env", *_names(deployment.get("envConfigMaps"))],
+        "env_config_maps": [
+            f"{user_deployments_fullname(release)}-{deployment['name']}-user-env",
+            *_names(deployment.get("envConfigMaps")),
+        ],
     }
     if dagster_values.get("imagePullSecrets"):
         k8s["image_pull_secrets"] = dagster_values["imagePullSecrets"]
     if _names(deployment.get("envSecrets")):
         k8s["env_secrets"] = _names(deployment.get("envSecrets"))
-    for source, target in (("volumeMounts", "volume_mounts"), ("volumes", "volumes"), ("labels", "labels"), ("resources", "resources")):
+    for source, target in (
+        ("volumeMounts", "volume_mounts"),
+        ("volumes", "volumes"),
+        ("labels", "labels"),
+        ("resources", "resources"),
+    ):
         if deployment.get(source):
             k8s[target] = deployment[source]
     if deployment.get("schedulerName"):
         k8s["scheduler_name"] = deployment["schedulerName"]
     k8s["namespace"] = namespace
     global_ = dagster_values.get("global", {}) or {}
-    k8s["service_account_name"] = global_.get("serviceAccountName") or f"{user_deployments_fullname(release)}-user-deployments"
+    k8s["service_account_name"] = (
+        global_.get("serviceAccountName") or f"{user_deployments_fullname(release)}-user-deployments"
+    )
     if isinstance(deployment.get("env"), list) and deployment["env"]:
         k8s["env"] = deployment["env"]
     run_k8s_config: dict[str, Any] = {"pod_spec_config": {"automount_service_account_token": True}}
@@ -198,7 +225,9 @@ def user_deployment_image(dagster_values: Mapping[str, Any], name: str | None = 
     return f"{image['repository']}:{image['tag']}"
 
 
-def render_manifests(chart_dir: str | Path, values: Mapping[str, Any], release: str, namespace: str) -> list[dict[str, Any]]:
+def render_manifests(
+    chart_dir: str | Path, values: Mapping[str, Any], release: str, namespace: str
+) -> list[dict[str, Any]]:
     """Render a chart offline with Helm's own engine (helm-python-sdk, a test dependency); NOTES.txt left out."""
     import helm_python as helm
 

@@ -118,7 +118,10 @@ elif STORAGE == "postgres":
         def overrides(self, conn_string: str) -> dict[str, Any]:
             """deploy/dagster-postgres.yaml's three storages, on the test database."""
             return {
-                section: {**shipped_storage("deploy/dagster-postgres.yaml", section), "config": {"postgres_url": conn_string}}
+                section: {
+                    **shipped_storage("deploy/dagster-postgres.yaml", section),
+                    "config": {"postgres_url": conn_string},
+                }
                 for section in ("run_storage", "event_log_storage", "schedule_storage")
             }
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 
 from ml_platform_tests.support.polling import poll_until
-from ml_platform_tests.support.servers import BIN, spawn, _tail, free_port, kill_process_group
+from ml_platform_tests.support.servers import BIN, _tail, free_port, kill_process_group, spawn
 
 
 @contextlib.contextmanager
@@ -23,22 +23,44 @@ def mlflow_server(store: Path, log_dir: Path, auth_config: Path | None = None) -
     port = free_port()
     auth = ["--app-name", "basic-auth"] if auth_config else []
     process = spawn(
-        [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{store}", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", *auth],
-        env={"PATH": str(BIN) + ":/usr/bin:/bin", **({
-            "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),  # CSRF protection of the auth app's forms
-        } if auth_config else {})},
-        log_path=log_dir / "mlflow-server.log", cwd=log_dir,
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{store}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            *auth,
+        ],
+        env={
+            "PATH": str(BIN) + ":/usr/bin:/bin",
+            **(
+                {
+                    "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
+                    "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),  # CSRF protection of the auth app's forms
+                }
+                if auth_config
+                else {}
+            ),
+        },
+        log_path=log_dir / "mlflow-server.log",
+        cwd=log_dir,
     )
     url = f"http://127.0.0.1:{port}"
     try:
+
         def up() -> bool:
             if process.poll() is not None:
                 raise AssertionError(f"mlflow server on {url} exited\n{_tail(log_dir / 'mlflow-server.log')}")
             return _healthy(url)
 
-        poll_until(up, f"mlflow server on {url} to come up", timeout=90, details=lambda: _tail(log_dir / "mlflow-server.log"))
+        poll_until(
+            up, f"mlflow server on {url} to come up", timeout=90, details=lambda: _tail(log_dir / "mlflow-server.log")
+        )
         yield url
     finally:
         kill_process_group(process)
@@ -70,7 +92,9 @@ class FaultProxy:
                     return
                 length = int(self.headers.get("Content-Length") or 0)
                 reply = requests.request(
-                    self.command, target + self.path, data=self.rfile.read(length) if length else None,
+                    self.command,
+                    target + self.path,
+                    data=self.rfile.read(length) if length else None,
                     headers={k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")},
                     timeout=60,
                 )
@@ -82,7 +106,7 @@ class FaultProxy:
                 self.end_headers()
                 self.wfile.write(reply.content)
 
-            do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _forward  # noqa: N815 - http.server's naming
+            do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _forward
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -43,6 +43,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(directory))
     return directory
 
+
 @pytest.fixture
 def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty instance for CLI commands run in this test (they use $DAGSTER_HOME, as a user's shell does)."""
@@ -51,7 +52,6 @@ def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (home / "dagster.yaml").write_text("")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     return home
-
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def assert_evaluation_plots(training: dg.ExecuteInProcessResult, node: str, expe
         text = metadata[f"plot_{name}"].value
         prefix = f"![{name}](data:image/png;base64,"
         assert text.startswith(prefix), text[:80]
-        assert base64.b64decode(text[len(prefix):-1]).startswith(b"\x89PNG"), name
+        assert base64.b64decode(text[len(prefix) : -1]).startswith(b"\x89PNG"), name
     run_id = metadata["mlflow_run"].value.rsplit("/", 1)[1]
     client = mlflow.client()  # type: ignore[attr-defined]
     artifacts = {Path(a.path).name: a.file_size for a in client.list_artifacts(run_id, "evaluation")}

@@ -20,11 +20,17 @@ UNKNOWN_SHARE = 0.2
 def csv_fraud_spec(max_null_fraction: float) -> UseCaseSpec:
     """The shipped fraud spec, landing CSV files whose label may be blank up to `max_null_fraction`."""
     shipped = next(spec for spec in load_specs() if spec.name == "fraud").model_dump()
-    columns = [{**c, "max_null_fraction": max_null_fraction} if c["name"] == "is_fraud" else c for c in shipped["columns"]]
-    return UseCaseSpec.model_validate({
-        **shipped, "name": "fraud_csv", "columns": columns,
-        "source": {"kind": "files", "directory": "landing/fraud_csv", "format": "csv"},
-    })
+    columns = [
+        {**c, "max_null_fraction": max_null_fraction} if c["name"] == "is_fraud" else c for c in shipped["columns"]
+    ]
+    return UseCaseSpec.model_validate(
+        {
+            **shipped,
+            "name": "fraud_csv",
+            "columns": columns,
+            "source": {"kind": "files", "directory": "landing/fraud_csv", "format": "csv"},
+        }
+    )
 
 
 def land_with_unknown_labels(data_dir: Path, share: float, seed: int = 3) -> dict[str, set[str]]:

@@ -21,9 +21,7 @@ from dagster_graphql import DagsterGraphQLClient
 
 from ml_platform_tests.support.polling import poll_until
 
-TERMINAL_BACKFILL_STATUSES = frozenset(
-    {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
-)
+TERMINAL_BACKFILL_STATUSES = frozenset({"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"})
 
 
 class GraphQLError(RuntimeError):
@@ -36,8 +34,13 @@ def client(url: str, timeout: int = 60) -> DagsterGraphQLClient:
     return DagsterGraphQLClient(parts.hostname or "127.0.0.1", port_number=parts.port, timeout=timeout)
 
 
-def graphql(url: str, query: str, variables: Mapping[str, Any] | None = None, operation: str | None = None,
-            timeout: float = 60.0) -> dict[str, Any]:
+def graphql(
+    url: str,
+    query: str,
+    variables: Mapping[str, Any] | None = None,
+    operation: str | None = None,
+    timeout: float = 60.0,
+) -> dict[str, Any]:
     """POST an operation DagsterGraphQLClient does not ship; returns `data`, raises on transport or GraphQL errors."""
     body: dict[str, Any] = {"query": query, "variables": dict(variables or {})}
     if operation:
@@ -207,7 +210,9 @@ def launch_partition_backfill(
         "partitionNames": list(partition_names),
         "fromFailure": False,
     }
-    data = graphql(url, LAUNCH_PARTITION_BACKFILL_MUTATION, {"backfillParams": backfill_params}, "LaunchPartitionBackfill")
+    data = graphql(
+        url, LAUNCH_PARTITION_BACKFILL_MUTATION, {"backfillParams": backfill_params}, "LaunchPartitionBackfill"
+    )
     result = data["launchPartitionBackfill"]
     if result["__typename"] != "LaunchBackfillSuccess":
         raise GraphQLError(f"launchPartitionBackfill returned {result['__typename']}: {result}")
@@ -300,11 +305,19 @@ def wait_for_backfill(
         seen.append(get_backfill(url, backfill_id))
         return seen[-1] if done(seen[-1]) else None
 
-    return poll_until(check, f"backfill {backfill_id}", timeout=timeout, interval=poll, alive=alive,
-                      details=lambda: f"last seen: {seen[-1] if seen else None}")
+    return poll_until(
+        check,
+        f"backfill {backfill_id}",
+        timeout=timeout,
+        interval=poll,
+        alive=alive,
+        details=lambda: f"last seen: {seen[-1] if seen else None}",
+    )
 
 
-def wait_for_code_location(url: str, timeout: float = 120.0, alive: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+def wait_for_code_location(
+    url: str, timeout: float = 120.0, alive: Callable[[], None] | None = None
+) -> list[dict[str, Any]]:
     """Wait until every code location of the workspace is LOADED; raises with the load error if one failed."""
     seen: list[list[dict[str, Any]]] = []
 
@@ -318,20 +331,28 @@ def wait_for_code_location(url: str, timeout: float = 120.0, alive: Callable[[],
             location = entry["locationOrLoadError"] or {}
             if location.get("__typename") == "PythonError":
                 causes = "\n".join(
-                    link["error"]["message"] + "".join(link["error"]["stack"]) for link in location.get("errorChain") or []
+                    link["error"]["message"] + "".join(link["error"]["stack"])
+                    for link in location.get("errorChain") or []
                 )
                 raise GraphQLError(
                     f"code location {entry['name']} failed to load: {location['message']}{''.join(location['stack'])}\n"
                     f"caused by: {causes}"
                 )
         loaded = entries and all(
-            entry["loadStatus"] == "LOADED" and (entry["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation"
+            entry["loadStatus"] == "LOADED"
+            and (entry["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation"
             for entry in entries
         )
         return entries if loaded else None
 
-    return poll_until(check, "the code locations to load", timeout=timeout, interval=0.25, alive=alive,
-                      details=lambda: f"last seen: {seen[-1] if seen else None}")
+    return poll_until(
+        check,
+        "the code locations to load",
+        timeout=timeout,
+        interval=0.25,
+        alive=alive,
+        details=lambda: f"last seen: {seen[-1] if seen else None}",
+    )
 
 
 def wait_for_daemons(url: str, timeout: float = 120.0, alive: Callable[[], None] | None = None) -> list[dict[str, Any]]:
@@ -339,9 +360,17 @@ def wait_for_daemons(url: str, timeout: float = 120.0, alive: Callable[[], None]
     seen: list[list[dict[str, Any]]] = []
 
     def check() -> list[dict[str, Any]] | None:
-        seen.append(graphql(url, DAEMON_HEALTH_QUERY, operation="DaemonHealth")["instance"]["daemonHealth"]["allDaemonStatuses"])
+        seen.append(
+            graphql(url, DAEMON_HEALTH_QUERY, operation="DaemonHealth")["instance"]["daemonHealth"]["allDaemonStatuses"]
+        )
         required = [status for status in seen[-1] if status["required"]]
         return seen[-1] if required and all(status["healthy"] for status in required) else None
 
-    return poll_until(check, "every required daemon to be healthy", timeout=timeout, interval=0.5, alive=alive,
-                      details=lambda: f"last seen: {seen[-1] if seen else None}")
+    return poll_until(
+        check,
+        "every required daemon to be healthy",
+        timeout=timeout,
+        interval=0.5,
+        alive=alive,
+        details=lambda: f"last seen: {seen[-1] if seen else None}",
+    )

@@ -21,7 +21,14 @@ import yaml
 
 # Sections that must be identical in every environment (storage and launcher differ on purpose).
 SHARED_SECTIONS = (
-    "run_coordinator", "concurrency", "run_monitoring", "run_retries", "telemetry", "sensors", "python_logs", "freshness",
+    "run_coordinator",
+    "concurrency",
+    "run_monitoring",
+    "run_retries",
+    "telemetry",
+    "sensors",
+    "python_logs",
+    "freshness",
 )
 
 # Environment variables of the Postgres instance: the names the Dagster Helm chart uses.
@@ -32,7 +39,11 @@ K8S_ONLY_RUN_MONITORING = ("max_resume_run_attempts",)
 
 _QUEUE_KEYS = {"dequeue_interval_seconds": "dequeueIntervalSeconds"}
 _RUN_LIMIT_KEYS = {"max_concurrent_runs": "maxConcurrentRuns", "tag_concurrency_limits": "tagConcurrencyLimits"}
-_POOL_KEYS = {"default_limit": "defaultLimit", "granularity": "granularity", "op_granularity_run_buffer": "opGranularityRunBuffer"}
+_POOL_KEYS = {
+    "default_limit": "defaultLimit",
+    "granularity": "granularity",
+    "op_granularity_run_buffer": "opGranularityRunBuffer",
+}
 _MONITORING_KEYS = {
     "enabled": "enabled",
     "start_timeout_seconds": "startTimeoutSeconds",
@@ -124,7 +135,9 @@ def instance_sections_from_chart_values(values: Mapping[str, Any]) -> dict[str, 
             name: section
             for name, keys in (("runs", _RUN_LIMIT_KEYS), ("pools", _POOL_KEYS))
             if (section := _rename(concurrency.get(name, {}), {v: k for k, v in keys.items()}))
-        } if concurrency.get("enabled") else None,
+        }
+        if concurrency.get("enabled")
+        else None,
         "telemetry": {"enabled": values.get("telemetry", {}).get("enabled", True)},
         "python_logs": _rename(values.get("pythonLogs", {}), {v: k for k, v in _PYTHON_LOGS_KEYS.items()}),
         "freshness": (values.get("additionalInstanceConfig") or {}).get("freshness"),

@@ -17,19 +17,31 @@ def weekday_spec(missing_days: str = "empty") -> UseCaseSpec:
     """The shipped churn spec on business days, with windows of a week or two so the warm-up stays short."""
     churn = next(spec for spec in load_specs() if spec.name == "churn").model_dump()
     login = {"column": "event_type", "equals": "login"}
-    return UseCaseSpec.model_validate({
-        **churn,
-        "name": NAME,
-        "source": {"kind": "files", "directory": f"landing/{NAME}", "format": "parquet", "missing_days": missing_days},
-        "features": [
-            {"name": "logins_7d", "agg": "count", "where": login, "window_days": 7},
-            {"name": "sessions_7d", "agg": "count", "where": {"column": "event_type", "equals": "session"}, "window_days": 7},
-            {"name": "session_minutes_7d", "agg": "sum", "column": "session_minutes", "window_days": 7},
-            {"name": "days_since_login", "agg": "days_since_last", "where": login, "window_days": 14},
-        ],
-        "training": {**churn["training"], "window_days": 20, "holdout_days": 5},
-        "gates": {**churn["gates"], "min_metrics": {"accuracy": 0.5}},
-    })
+    return UseCaseSpec.model_validate(
+        {
+            **churn,
+            "name": NAME,
+            "source": {
+                "kind": "files",
+                "directory": f"landing/{NAME}",
+                "format": "parquet",
+                "missing_days": missing_days,
+            },
+            "features": [
+                {"name": "logins_7d", "agg": "count", "where": login, "window_days": 7},
+                {
+                    "name": "sessions_7d",
+                    "agg": "count",
+                    "where": {"column": "event_type", "equals": "session"},
+                    "window_days": 7,
+                },
+                {"name": "session_minutes_7d", "agg": "sum", "column": "session_minutes", "window_days": 7},
+                {"name": "days_since_login", "agg": "days_since_last", "where": login, "window_days": 14},
+            ],
+            "training": {**churn["training"], "window_days": 20, "holdout_days": 5},
+            "gates": {**churn["gates"], "min_metrics": {"accuracy": 0.5}},
+        }
+    )
 
 
 def landing(data_dir: Path) -> Path:

@@ -30,7 +30,9 @@ def days_from(start: dt.date, count: int) -> list[dt.date]:
     return [start + dt.timedelta(days=offset) for offset in range(count)]
 
 
-def land_history(landing: Path, days: Sequence[dt.date], events_per_day: int = 4, entities: int = 20, seed: int = 0) -> int:
+def land_history(
+    landing: Path, days: Sequence[dt.date], events_per_day: int = 4, entities: int = 20, seed: int = 0
+) -> int:
     """One CSV per day in the scaffold's columns: `events_per_day` events of `entities` entities at random
     times of the day; a cancel is the positive event. Returns the number of files written."""
     rng = np.random.default_rng(seed)

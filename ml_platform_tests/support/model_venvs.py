@@ -38,23 +38,31 @@ def model_venv(requirements: Path) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent session waits for the build instead of racing it
         if not (venv / COMPLETE).exists():
             shutil.rmtree(venv, ignore_errors=True)
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)  # based on the interpreter under .venv
+            subprocess.run(
+                [sys.executable, "-m", "venv", str(venv)], check=True
+            )  # based on the interpreter under .venv
             (venv / "requirements.txt").write_text("\n".join(lines) + "\n")
             install = subprocess.run(
                 [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", str(venv / "requirements.txt")],
-                capture_output=True, text=True, env=clean_env(venv),
+                capture_output=True,
+                text=True,
+                env=clean_env(venv),
             )
             if install.returncode:
-                raise AssertionError(f"pip install -r {requirements} failed:\n{install.stdout[-3000:]}{install.stderr[-3000:]}")
+                raise AssertionError(
+                    f"pip install -r {requirements} failed:\n{install.stdout[-3000:]}{install.stderr[-3000:]}"
+                )
             (venv / COMPLETE).write_text("")
     return venv
 
 
 def clean_env(venv: Path, **extra: str) -> dict[str, str]:
     """The environment for commands in `venv`: its bin first on PATH, nothing pointing back at the platform."""
-    env = {key: value for key, value in os.environ.items()  # MLflow exports its URIs to os.environ when set in-process
-           if key not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
-           and not key.startswith(("ML_PLATFORM_", "MLFLOW_"))}
+    env = {
+        key: value
+        for key, value in os.environ.items()  # MLflow exports its URIs to os.environ when set in-process
+        if key not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME") and not key.startswith(("ML_PLATFORM_", "MLFLOW_"))
+    }
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(venv)
     env.update(extra)

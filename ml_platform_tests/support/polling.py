@@ -29,7 +29,9 @@ def poll_until(
         if value:
             return value
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}" + (f"\n{details()}" if details else ""))
+            raise TimeoutError(
+                f"timed out after {timeout:.0f}s waiting for {what}" + (f"\n{details()}" if details else "")
+            )
         if alive is not None:
             alive()
         time.sleep(interval)

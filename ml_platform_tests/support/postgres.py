@@ -89,7 +89,9 @@ def drop_database(admin: sa.URL, name: str) -> None:
     dispose_engines()
     with admin_engine(admin).connect() as connection:
         connection.execute(
-            sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"),
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
             {"name": name},
         )
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))

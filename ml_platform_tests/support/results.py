@@ -7,8 +7,11 @@ import dagster as dg
 
 def materializations(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> list[dg.AssetMaterialization]:
     """The run's materializations of one asset, in the order they were recorded."""
-    return [event.event_specific_data.materialization for event in result.get_asset_materialization_events()
-            if event.asset_key == key]
+    return [
+        event.event_specific_data.materialization
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == key
+    ]
 
 
 def daily_step(spec_name: str) -> str:

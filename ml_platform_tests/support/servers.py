@@ -49,6 +49,7 @@ _SCRUBBED_ENV = (
     "MLFLOW_TRACKING_URI",
 )
 
+
 class ServerError(RuntimeError):
     """A server did not come up, or a GraphQL call returned an error."""
 
@@ -104,7 +105,12 @@ def spawn(args: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path
     log = open(log_path, "ab")  # noqa: SIM115 - closed by the child's exit; the parent's copy right below
     try:
         return subprocess.Popen(
-            list(args), cwd=cwd, env=dict(env), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            list(args),
+            cwd=cwd,
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,  # own session and process group: code servers and run workers join it
         )
     finally:
@@ -187,8 +193,12 @@ class DagsterServers:
         os.kill(killed, signal.SIGKILL)
         self.daemon.wait(timeout=30)
         self.retired.append(self.daemon)  # its process group still holds the old code servers / run workers
-        self.daemon = spawn([str(BIN / "dagster-daemon"), "run", "-w", str(repo_root / "workspace.yaml")], self.env,
-                             self.log_dir / "daemon.log", repo_root)
+        self.daemon = spawn(
+            [str(BIN / "dagster-daemon"), "run", "-w", str(repo_root / "workspace.yaml")],
+            self.env,
+            self.log_dir / "daemon.log",
+            repo_root,
+        )
         return killed
 
     def client(self) -> DagsterGraphQLClient:
@@ -202,12 +212,22 @@ class DagsterServers:
 
 
 def wait_until(
-    predicate: Callable[[], T], servers: DagsterServers, what: str, context: Callable[[], str] | None = None,
-    timeout: float = 240.0, poll: float = 0.5,
+    predicate: Callable[[], T],
+    servers: DagsterServers,
+    what: str,
+    context: Callable[[], str] | None = None,
+    timeout: float = 240.0,
+    poll: float = 0.5,
 ) -> T:
     """Poll `predicate` until it returns something truthy; fail naming `what`, with `context()` and the logs."""
-    return poll_until(predicate, what, timeout=timeout, interval=poll, alive=servers.assert_alive,
-                      details=lambda: f"{context() if context else ''}\n{servers.logs(80)}")
+    return poll_until(
+        predicate,
+        what,
+        timeout=timeout,
+        interval=poll,
+        alive=servers.assert_alive,
+        details=lambda: f"{context() if context else ''}\n{servers.logs(80)}",
+    )
 
 
 @contextlib.contextmanager
@@ -257,7 +277,9 @@ def dagster_servers(
             url = f"http://127.0.0.1:{port}"
             webserver = spawn(
                 [str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)],
-                full_env, logs / "webserver.log", repo_root,
+                full_env,
+                logs / "webserver.log",
+                repo_root,
             )
             started.append(webserver)
             if wait_for_server_info(url, webserver, timeout=startup_timeout):

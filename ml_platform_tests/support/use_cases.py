@@ -34,8 +34,10 @@ class UseCasePlatform:
         self.spec = next(spec for spec in load_specs() if spec.name == name)
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("ML_PLATFORM_DATA_DIR", str(root))
-            land_days(EventSource(data_dir=str(root)).landing_dir(self.spec.source),
-                      generators()[name](START, days, events_per_day, 3))
+            land_days(
+                EventSource(data_dir=str(root)).landing_dir(self.spec.source),
+                generators()[name](START, days, events_per_day, 3),
+            )
             defs = build_definitions(load_specs())
             instance = dg.DagsterInstance.ephemeral()
             self.daily = materialize_stages(defs, self.spec, DAILY_STAGES[:2], instance, self.days)
@@ -53,14 +55,17 @@ class NewsPlatform:
         self.spec = next(spec for spec in load_specs() if spec.name == "news")
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("ML_PLATFORM_DATA_DIR", str(root))
-            land_days(EventSource(data_dir=str(root)).landing_dir(self.spec.source),
-                      generate_news_events(START, NEWS_DAYS, ARTICLES_PER_DAY, 5))
+            land_days(
+                EventSource(data_dir=str(root)).landing_dir(self.spec.source),
+                generate_news_events(START, NEWS_DAYS, ARTICLES_PER_DAY, 5),
+            )
             self.defs = build_definitions(load_specs())
             self.instance = dg.DagsterInstance.ephemeral()
             self.daily = materialize_stages(self.defs, self.spec, DAILY_STAGES[:2], self.instance, self.days)
             self.training = materialize_stages(self.defs, self.spec, TRAINING_STAGES, self.instance)
-            self.scored = materialize_stages(self.defs, self.spec, [DAILY_STAGES[2], *MONITORING_STAGES, "report"],
-                                             self.instance, self.days[-3:])
+            self.scored = materialize_stages(
+                self.defs, self.spec, [DAILY_STAGES[2], *MONITORING_STAGES, "report"], self.instance, self.days[-3:]
+            )
             self.mlflow = default_resources()["mlflow"]
         self.lake = DataLake(base_path=str(root / "lake"))
 

@@ -17,7 +17,7 @@ class Webhook:
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
                 hook.headers.append(dict(self.headers))
                 self.send_response(replies.pop(0) if replies else then)

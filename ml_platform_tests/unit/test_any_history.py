@@ -43,7 +43,9 @@ def day_strings(first: dt.date, count: int) -> list[str]:
 
 @pytest.mark.parametrize("use_case", ["churn", "fraud", "prices"])
 @pytest.mark.parametrize("first", MOVED_TO, ids=str)
-def test_features_and_labels_are_the_same_in_any_century(specs: dict[str, UseCaseSpec], use_case: str, first: dt.date) -> None:
+def test_features_and_labels_are_the_same_in_any_century(
+    specs: dict[str, UseCaseSpec], use_case: str, first: dt.date
+) -> None:
     spec, events = specs[use_case], events_of(use_case)
     shift = (first - START).days
     scored = slice(spec.lookback_days, DAYS - spec.label.horizon_days)  # whole windows, labels known
@@ -51,17 +53,21 @@ def test_features_and_labels_are_the_same_in_any_century(specs: dict[str, UseCas
     actual = compute_features(moved(events, spec, shift), spec, day_strings(first, DAYS)[scored])
 
     assert len(actual) == len(expected) > 0
-    assert actual[DAY].tolist() == [(dt.date.fromisoformat(day) + dt.timedelta(days=shift)).isoformat() for day in expected[DAY]]
+    assert actual[DAY].tolist() == [
+        (dt.date.fromisoformat(day) + dt.timedelta(days=shift)).isoformat() for day in expected[DAY]
+    ]
     pd.testing.assert_frame_equal(actual.drop(columns=DAY), expected.drop(columns=DAY))
-    pd.testing.assert_series_equal(compute_labels(moved(events, spec, shift), spec, actual),
-                                   compute_labels(events, spec, expected))
+    pd.testing.assert_series_equal(
+        compute_labels(moved(events, spec, shift), spec, actual), compute_labels(events, spec, expected)
+    )
 
 
 def test_the_lake_keeps_timestamps_before_1970(tmp_path: Path) -> None:
     lake = DataLake(base_path=str(tmp_path))
     key = dg.AssetKey(["history", "raw_events"])
-    stamps = pd.to_datetime(["1900-01-01T00:00:00Z", "1969-12-31T23:59:59.999Z", "1970-01-01T00:00:00.001Z"],
-                            utc=True, format="ISO8601")
+    stamps = pd.to_datetime(
+        ["1900-01-01T00:00:00Z", "1969-12-31T23:59:59.999Z", "1970-01-01T00:00:00.001Z"], utc=True, format="ISO8601"
+    )
     frame = pd.DataFrame({"event_time": stamps, "value": [1.0, 2.0, 3.0]})
     for day in ("1900-01-01", "1969-12-31"):
         lake.write_partition(key, day, frame)
@@ -78,7 +84,7 @@ def test_partitions_from_1900_are_enumerated_once_per_new_day(monkeypatch: pytes
     enumerations = []
     original = dg.DailyPartitionsDefinition.get_partition_keys_in_range
 
-    def counted(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def counted(self, *args, **kwargs):
         enumerations.append(self)
         return original(self, *args, **kwargs)
 

@@ -25,14 +25,18 @@ from ml_platform.cli import main as cli
         (cli, ["promote", "churn", "2"], "the following arguments are required: --reason"),
     ],
 )
-def test_bad_arguments_exit_2_naming_the_argument(main, arguments: list[str], message: str, capsys: pytest.CaptureFixture) -> None:  # noqa: ANN001
+def test_bad_arguments_exit_2_naming_the_argument(
+    main, arguments: list[str], message: str, capsys: pytest.CaptureFixture
+) -> None:
     with pytest.raises(SystemExit) as exited:
         main(arguments)
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
 
 
-def test_bad_values_exit_2_with_the_reason(data_dir: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_values_exit_2_with_the_reason(
+    data_dir: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DAGSTER_HOME", str(data_dir.parent / "dagster_home"))
     assert demo_cli(["generate", "--use-case", "nope"]) == 2
     assert "ml-platform-demo generate: unknown use case 'nope'" in capsys.readouterr().err
@@ -46,14 +50,18 @@ def test_bad_values_exit_2_with_the_reason(data_dir: Path, capsys: pytest.Captur
 def test_generate_lands_each_day_once_and_keeps_existing_files(data_dir: Path) -> None:
     assert demo_cli(["generate", "--end", "2025-02-03", "--days", "3", "--events-per-day", "200"]) == 0
     landing = data_dir / "landing" / "churn"
-    assert sorted(p.name for p in landing.iterdir()) == ["2025-02-01.parquet", "2025-02-02.parquet", "2025-02-03.parquet"]
+    assert sorted(p.name for p in landing.iterdir()) == [
+        "2025-02-01.parquet",
+        "2025-02-02.parquet",
+        "2025-02-03.parquet",
+    ]
     first = (landing / "2025-02-02.parquet").read_bytes()
     assert demo_cli(["generate", "--end", "2025-02-03", "--days", "3", "--events-per-day", "999", "--seed", "5"]) == 0
     assert (landing / "2025-02-02.parquet").read_bytes() == first
 
 
 @pytest.mark.parametrize("build", [build_parser, build_demo_parser])
-def test_every_command_and_option_has_help(build) -> None:  # noqa: ANN001
+def test_every_command_and_option_has_help(build) -> None:
     parser = build()
     [commands] = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
     undocumented = [

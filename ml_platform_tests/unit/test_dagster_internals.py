@@ -40,11 +40,12 @@ UNREACHABLE_POSTGRES = "postgresql+psycopg2://nobody@127.0.0.1:1/none"  # Dagste
 # The platform's subclasses of Dagster classes, and how to build an instance of the Dagster class each extends
 # (whose __init__ sets the instance attributes the subclass reads or replaces).
 SUBCLASSES: dict[str, Callable[[Path], Any]] = {
-    "ml_platform.storage.sqlite.PooledSqliteEventLogStorage":
-        lambda directory: dagster_internals.SqliteEventLogStorage(str(directory)),
-    "ml_platform.storage.postgres.PooledPostgresEventLogStorage":
-        lambda _: importlib.import_module("dagster_postgres").PostgresEventLogStorage(
-            UNREACHABLE_POSTGRES, should_autocreate_tables=False),
+    "ml_platform.storage.sqlite.PooledSqliteEventLogStorage": lambda directory: dagster_internals.SqliteEventLogStorage(
+        str(directory)
+    ),
+    "ml_platform.storage.postgres.PooledPostgresEventLogStorage": lambda _: importlib.import_module(
+        "dagster_postgres"
+    ).PostgresEventLogStorage(UNREACHABLE_POSTGRES, should_autocreate_tables=False),
     "ml_platform.run_launcher.LocalProcessRunLauncher": lambda _: dagster.DefaultRunLauncher(),
 }
 ATTRIBUTE = "instance attribute"
@@ -52,65 +53,65 @@ ATTRIBUTE = "instance attribute"
 # that defines it and its signature in Dagster CHECKED_AGAINST, or ATTRIBUTE for one Dagster's __init__ sets.
 DAGSTER_MEMBERS: dict[str, dict[str, str]] = {
     "ml_platform.storage.sqlite.PooledSqliteEventLogStorage": {
-        "__init__": 'SqliteEventLogStorage(self, base_dir: str, inst_data: dagster._serdes.config_class.ConfigurableClassData | None = None)',
+        "__init__": "SqliteEventLogStorage(self, base_dir: str, inst_data: dagster._serdes.config_class.ConfigurableClassData | None = None)",
         "_base_dir": ATTRIBUTE,
-        "_connect": 'SqliteEventLogStorage(self, shard: str) -> collections.abc.Iterator[sqlalchemy.engine.base.Connection]',
+        "_connect": "SqliteEventLogStorage(self, shard: str) -> collections.abc.Iterator[sqlalchemy.engine.base.Connection]",
         "_db_lock": ATTRIBUTE,
-        "_initdb": 'SqliteEventLogStorage(self, engine: sqlalchemy.engine.base.Engine, for_index_shard=False) -> None',
+        "_initdb": "SqliteEventLogStorage(self, engine: sqlalchemy.engine.base.Engine, for_index_shard=False) -> None",
         "_initialized_dbs": ATTRIBUTE,
         "_inst_data": ATTRIBUTE,
-        "_store_asset_event": 'SqlEventLogStorage(self, conn: sqlalchemy.engine.base.Connection, event: dagster._core.events.log.EventLogEntry, event_id: int) -> None',
-        "_store_asset_event_tags": 'SqlEventLogStorage(self, conn: sqlalchemy.engine.base.Connection, events: collections.abc.Sequence[dagster._core.events.log.EventLogEntry], event_ids: collections.abc.Sequence[int]) -> None',
+        "_store_asset_event": "SqlEventLogStorage(self, conn: sqlalchemy.engine.base.Connection, event: dagster._core.events.log.EventLogEntry, event_id: int) -> None",
+        "_store_asset_event_tags": "SqlEventLogStorage(self, conn: sqlalchemy.engine.base.Connection, events: collections.abc.Sequence[dagster._core.events.log.EventLogEntry], event_ids: collections.abc.Sequence[int]) -> None",
         "config_type": "SqliteEventLogStorage(cls) -> Union[type[bool | float | int | str], type[dict[Any, Any] | list[Any]], ForwardRef('ConfigType'), ForwardRef('Field'), collections.abc.Mapping[str, Any], collections.abc.Sequence[Any]]",
-        "conn_string_for_shard": 'SqliteEventLogStorage(self, shard_name: str) -> str',
-        "dispose": 'SqliteEventLogStorage(self) -> None',
-        "end_watch": 'SqliteEventLogStorage(self, run_id: str, handler: collections.abc.Callable[[dagster._core.events.log.EventLogEntry, str], None]) -> None',
+        "conn_string_for_shard": "SqliteEventLogStorage(self, shard_name: str) -> str",
+        "dispose": "SqliteEventLogStorage(self) -> None",
+        "end_watch": "SqliteEventLogStorage(self, run_id: str, handler: collections.abc.Callable[[dagster._core.events.log.EventLogEntry, str], None]) -> None",
         "from_config_value": "SqliteEventLogStorage(cls, inst_data: dagster._serdes.config_class.ConfigurableClassData | None, config_value: 'SqliteStorageConfig') -> 'SqliteEventLogStorage'",
-        "has_table": 'SqliteEventLogStorage(self, table_name: str) -> bool',
-        "index_transaction": 'SqlEventLogStorage(self) -> collections.abc.Iterator[sqlalchemy.engine.base.Connection]',
-        "prepare_insert_event": 'SqlEventLogStorage(self, event: dagster._core.events.log.EventLogEntry) -> Any',
-        "prepare_insert_event_batch": 'SqlEventLogStorage(self, events: collections.abc.Sequence[dagster._core.events.log.EventLogEntry]) -> Any',
-        "register_instance": 'MayHaveInstanceWeakref(self, instance: ~T_DagsterInstance) -> None',
-        "run_connection": 'SqliteEventLogStorage(self, run_id: str | None = None) -> Any',
+        "has_table": "SqliteEventLogStorage(self, table_name: str) -> bool",
+        "index_transaction": "SqlEventLogStorage(self) -> collections.abc.Iterator[sqlalchemy.engine.base.Connection]",
+        "prepare_insert_event": "SqlEventLogStorage(self, event: dagster._core.events.log.EventLogEntry) -> Any",
+        "prepare_insert_event_batch": "SqlEventLogStorage(self, events: collections.abc.Sequence[dagster._core.events.log.EventLogEntry]) -> Any",
+        "register_instance": "MayHaveInstanceWeakref(self, instance: ~T_DagsterInstance) -> None",
+        "run_connection": "SqliteEventLogStorage(self, run_id: str | None = None) -> Any",
         "store_event_batch": "EventLogStorage(self, events: collections.abc.Sequence['EventLogEntry']) -> None",
-        "upgrade": 'SqliteEventLogStorage(self) -> None',
-        "watch": 'SqliteEventLogStorage(self, run_id: str, cursor: str | None, callback: collections.abc.Callable[[dagster._core.events.log.EventLogEntry, str], None]) -> None',
-        "wipe": 'SqliteEventLogStorage(self) -> None',
+        "upgrade": "SqliteEventLogStorage(self) -> None",
+        "watch": "SqliteEventLogStorage(self, run_id: str, cursor: str | None, callback: collections.abc.Callable[[dagster._core.events.log.EventLogEntry, str], None]) -> None",
+        "wipe": "SqliteEventLogStorage(self) -> None",
     },
     "ml_platform.storage.postgres.PooledPostgresEventLogStorage": {
         "__init__": "PostgresEventLogStorage(self, postgres_url: str, should_autocreate_tables: bool = True, inst_data: dagster._serdes.config_class.ConfigurableClassData | None = None, token_provider: 'PgTokenProvider | None' = None)",
-        "_connect": 'PostgresEventLogStorage(self) -> ContextManager[sqlalchemy.engine.base.Connection]',
+        "_connect": "PostgresEventLogStorage(self) -> ContextManager[sqlalchemy.engine.base.Connection]",
         "_engine": ATTRIBUTE,
-        "_store_asset_event": 'PostgresEventLogStorage(self, conn: sqlalchemy.engine.base.Connection, event: dagster._core.events.log.EventLogEntry, event_id: int) -> None',
-        "_store_asset_event_tags": 'SqlEventLogStorage(self, conn: sqlalchemy.engine.base.Connection, events: collections.abc.Sequence[dagster._core.events.log.EventLogEntry], event_ids: collections.abc.Sequence[int]) -> None',
+        "_store_asset_event": "PostgresEventLogStorage(self, conn: sqlalchemy.engine.base.Connection, event: dagster._core.events.log.EventLogEntry, event_id: int) -> None",
+        "_store_asset_event_tags": "SqlEventLogStorage(self, conn: sqlalchemy.engine.base.Connection, events: collections.abc.Sequence[dagster._core.events.log.EventLogEntry], event_ids: collections.abc.Sequence[int]) -> None",
         "_token_provider": ATTRIBUTE,
-        "dispose": 'PostgresEventLogStorage(self) -> None',
+        "dispose": "PostgresEventLogStorage(self) -> None",
         "from_config_value": "PostgresEventLogStorage(cls, inst_data: dagster._serdes.config_class.ConfigurableClassData | None, config_value: collections.abc.Mapping[str, typing.Any]) -> 'PostgresEventLogStorage'",
-        "has_table": 'PostgresEventLogStorage(self, table_name: str) -> bool',
-        "index_transaction": 'PostgresEventLogStorage(self) -> collections.abc.Iterator[sqlalchemy.engine.base.Connection]',
-        "optimize_for_webserver": 'PostgresEventLogStorage(self, statement_timeout: int, pool_recycle: int, max_overflow: int) -> None',
+        "has_table": "PostgresEventLogStorage(self, table_name: str) -> bool",
+        "index_transaction": "PostgresEventLogStorage(self) -> collections.abc.Iterator[sqlalchemy.engine.base.Connection]",
+        "optimize_for_webserver": "PostgresEventLogStorage(self, statement_timeout: int, pool_recycle: int, max_overflow: int) -> None",
         "postgres_url": ATTRIBUTE,
-        "prepare_insert_event": 'SqlEventLogStorage(self, event: dagster._core.events.log.EventLogEntry) -> Any',
-        "prepare_insert_event_batch": 'SqlEventLogStorage(self, events: collections.abc.Sequence[dagster._core.events.log.EventLogEntry]) -> Any',
-        "store_asset_check_event": 'SqlEventLogStorage(self, event: dagster._core.events.log.EventLogEntry, event_id: int | None) -> None',
-        "store_event": 'PostgresEventLogStorage(self, event: dagster._core.events.log.EventLogEntry) -> None',
-        "store_event_batch": 'PostgresEventLogStorage(self, events: collections.abc.Sequence[dagster._core.events.log.EventLogEntry]) -> None',
+        "prepare_insert_event": "SqlEventLogStorage(self, event: dagster._core.events.log.EventLogEntry) -> Any",
+        "prepare_insert_event_batch": "SqlEventLogStorage(self, events: collections.abc.Sequence[dagster._core.events.log.EventLogEntry]) -> Any",
+        "store_asset_check_event": "SqlEventLogStorage(self, event: dagster._core.events.log.EventLogEntry, event_id: int | None) -> None",
+        "store_event": "PostgresEventLogStorage(self, event: dagster._core.events.log.EventLogEntry) -> None",
+        "store_event_batch": "PostgresEventLogStorage(self, events: collections.abc.Sequence[dagster._core.events.log.EventLogEntry]) -> None",
     },
     "ml_platform.run_launcher.LocalProcessRunLauncher": {
-        "__init__": 'MayHaveInstanceWeakref(self)',
+        "__init__": "MayHaveInstanceWeakref(self)",
         "_inst_data": ATTRIBUTE,
-        "_instance": 'MayHaveInstanceWeakref(self) -> ~T_DagsterInstance',
-        "check_run_worker_health": 'RunLauncher(self, run: dagster._core.storage.dagster_run.DagsterRun) -> dagster._core.launcher.base.CheckRunHealthResult',
+        "_instance": "MayHaveInstanceWeakref(self) -> ~T_DagsterInstance",
+        "check_run_worker_health": "RunLauncher(self, run: dagster._core.storage.dagster_run.DagsterRun) -> dagster._core.launcher.base.CheckRunHealthResult",
         "config_type": "ConfigurableClass(cls) -> 'UserConfigSchema'",
-        "dispose": 'RunLauncher(self) -> None',
-        "from_config_value": 'ConfigurableClass(cls, inst_data: dagster._serdes.config_class.ConfigurableClassData, config_value: collections.abc.Mapping[str, typing.Any]) -> Self',
-        "get_run_worker_debug_info": 'RunLauncher(self, run: dagster._core.storage.dagster_run.DagsterRun, include_container_logs: bool | None = True) -> str | None',
-        "inst_data": 'ConfigurableClass(self) -> dagster._serdes.config_class.ConfigurableClassData | None',
-        "launch_run": 'RunLauncher(self, context: dagster._core.launcher.base.LaunchRunContext) -> None',
-        "resume_run": 'RunLauncher(self, context: dagster._core.launcher.base.ResumeRunContext) -> None',
-        "supports_check_run_worker_health": 'RunLauncher(self) -> bool',
-        "supports_resume_run": 'RunLauncher(self) -> bool',
-        "terminate": 'RunLauncher(self, run_id: str) -> bool',
+        "dispose": "RunLauncher(self) -> None",
+        "from_config_value": "ConfigurableClass(cls, inst_data: dagster._serdes.config_class.ConfigurableClassData, config_value: collections.abc.Mapping[str, typing.Any]) -> Self",
+        "get_run_worker_debug_info": "RunLauncher(self, run: dagster._core.storage.dagster_run.DagsterRun, include_container_logs: bool | None = True) -> str | None",
+        "inst_data": "ConfigurableClass(self) -> dagster._serdes.config_class.ConfigurableClassData | None",
+        "launch_run": "RunLauncher(self, context: dagster._core.launcher.base.LaunchRunContext) -> None",
+        "resume_run": "RunLauncher(self, context: dagster._core.launcher.base.ResumeRunContext) -> None",
+        "supports_check_run_worker_health": "RunLauncher(self) -> bool",
+        "supports_resume_run": "RunLauncher(self) -> bool",
+        "terminate": "RunLauncher(self, run_id: str) -> bool",
     },
 }
 
@@ -126,14 +127,17 @@ def private_uses(source: str, public_names: Callable[[str], set[str]]) -> list[t
                 if alias.name.startswith("dagster._") or library_submodule(alias.name):
                     found.append((node.lineno, f"import {alias.name}"))
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            if node.module.startswith("dagster._") or (node.module == "dagster" and any(
-                    alias.name.startswith("_") for alias in node.names)):
+            if node.module.startswith("dagster._") or (
+                node.module == "dagster" and any(alias.name.startswith("_") for alias in node.names)
+            ):
                 found.append((node.lineno, f"from {node.module} import ..."))
             elif library_submodule(node.module):
                 package = node.module.split(".")[0]
                 hidden = sorted(alias.name for alias in node.names if alias.name not in public_names(package))
                 if hidden:
-                    found.append((node.lineno, f"from {node.module} import {', '.join(hidden)} (not exported by {package})"))
+                    found.append(
+                        (node.lineno, f"from {node.module} import {', '.join(hidden)} (not exported by {package})")
+                    )
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and PRIVATE_MODULE_TEXT.search(node.value):
             found.append((node.lineno, f"string {PRIVATE_MODULE_TEXT.search(node.value).group().strip()!r}"))
     return sorted(found)
@@ -150,10 +154,14 @@ def exported_names(package: str) -> set[str]:
 
 def scanned_files() -> list[Path]:
     """The repository's tracked .py files (its .venv and untracked files aside), but for EXEMPT."""
-    listed = subprocess.run(["git", "ls-files", "--", *SCANNED], cwd=REPO_ROOT, capture_output=True, text=True,
-                            check=True).stdout.split()
-    return [REPO_ROOT / name for name in listed
-            if name.endswith(".py") and name not in EXEMPT and (REPO_ROOT / name).exists()]
+    listed = subprocess.run(
+        ["git", "ls-files", "--", *SCANNED], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    return [
+        REPO_ROOT / name
+        for name in listed
+        if name.endswith(".py") and name not in EXEMPT and (REPO_ROOT / name).exists()
+    ]
 
 
 def test_no_dagster_private_import_outside_the_internals_module() -> None:
@@ -211,7 +219,9 @@ def test_every_private_name_still_resolves(name: str) -> None:
 def test_the_type_checking_imports_name_the_same_symbols() -> None:
     tree = ast.parse((REPO_ROOT / INTERNALS).read_text())
     block = next(node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
-    imported = {alias.name: node.module for node in block.body if isinstance(node, ast.ImportFrom) for alias in node.names}
+    imported = {
+        alias.name: node.module for node in block.body if isinstance(node, ast.ImportFrom) for alias in node.names
+    }
     assert imported == {name: private.module for name, private in SYMBOLS.items()}
 
 
@@ -250,8 +260,13 @@ def accessed_names(cls: type) -> tuple[set[str], set[str]]:
                 or (isinstance(node.value, ast.Call) and ast.unparse(node.value.func) == "super")
             ):
                 (assigned if isinstance(node.ctx, ast.Store) else read).add(node.attr)
-            elif (isinstance(node, ast.Call) and ast.unparse(node.func) in ("hasattr", "getattr") and len(node.args) > 1
-                  and ast.unparse(node.args[0]) == "self" and isinstance(node.args[1], ast.Constant)):
+            elif (
+                isinstance(node, ast.Call)
+                and ast.unparse(node.func) in ("hasattr", "getattr")
+                and len(node.args) > 1
+                and ast.unparse(node.args[0]) == "self"
+                and isinstance(node.args[1], ast.Constant)
+            ):
                 read.add(node.args[1].value)  # hasattr(self, "_base_dir")
     return read, assigned
 
@@ -286,7 +301,8 @@ def test_the_dagster_members_a_subclass_relies_on_are_as_checked(path: str, tmp_
     listed = DAGSTER_MEMBERS.get(path, {})
     changed = [
         f"  {name}: listed {listed.get(name, '(not listed)')}, Dagster {dagster.__version__} has {found.get(name, '(none)')}"
-        for name in sorted(set(found) | set(listed)) if found.get(name) != listed.get(name)
+        for name in sorted(set(found) | set(listed))
+        if found.get(name) != listed.get(name)
     ]
     assert not changed, (
         f"{path} relies on Dagster members that differ from DAGSTER_MEMBERS (checked against {CHECKED_AGAINST}); "
@@ -298,7 +314,8 @@ def test_every_subclass_of_a_private_dagster_class_is_checked() -> None:
     private_bases = {name for name in SYMBOLS if isinstance(getattr(dagster_internals, name), type)}
     subclasses = {
         f"{path.relative_to(REPO_ROOT).with_suffix('').as_posix().replace('/', '.')}.{node.name}"
-        for path in scanned_files() if path.relative_to(REPO_ROOT).parts[0] == "ml_platform"
+        for path in scanned_files()
+        if path.relative_to(REPO_ROOT).parts[0] == "ml_platform"
         for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.ClassDef) and {ast.unparse(base) for base in node.bases} & private_bases
     }

@@ -35,7 +35,7 @@ def events() -> pd.DataFrame:
     return pd.concat([frame for _, frame in generate_churn_events(START, 45, 1_200, seed=11)], ignore_index=True)
 
 
-def hand_computed(events: pd.DataFrame, spec, customer: int, day: str) -> dict[str, float]:  # noqa: ANN001
+def hand_computed(events: pd.DataFrame, spec, customer: int, day: str) -> dict[str, float]:
     """Features of one customer on one day, computed the slow obvious way."""
     end = pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1)
     mine = events[events["customer_id"] == customer]
@@ -58,7 +58,7 @@ def hand_computed(events: pd.DataFrame, spec, customer: int, day: str) -> dict[s
     return values
 
 
-def test_features_match_a_hand_computation(events: pd.DataFrame, churn_spec) -> None:  # noqa: ANN001
+def test_features_match_a_hand_computation(events: pd.DataFrame, churn_spec) -> None:
     frame = compute_features(events, churn_spec, [TARGET])
     assert len(frame) > 100
     rng = np.random.default_rng(0)
@@ -69,7 +69,7 @@ def test_features_match_a_hand_computation(events: pd.DataFrame, churn_spec) -> 
             assert row[name] == pytest.approx(value, abs=1e-6), (customer, name)
 
 
-def test_future_events_never_change_features(events: pd.DataFrame, churn_spec) -> None:  # noqa: ANN001
+def test_future_events_never_change_features(events: pd.DataFrame, churn_spec) -> None:
     cutoff = pd.Timestamp(TARGET, tz="UTC") + pd.Timedelta(days=1)
     past = events[events["event_time"] < cutoff]
     future = events[events["event_time"] >= cutoff].copy()
@@ -82,7 +82,7 @@ def test_future_events_never_change_features(events: pd.DataFrame, churn_spec) -
     pd.testing.assert_frame_equal(original, compute_features(past, churn_spec, [TARGET]))
 
 
-def test_a_string_flag_label_is_one_where_it_equals_its_positive_value(events: pd.DataFrame, churn_spec) -> None:  # noqa: ANN001
+def test_a_string_flag_label_is_one_where_it_equals_its_positive_value(events: pd.DataFrame, churn_spec) -> None:
     as_text = events.assign(cancelled=events["cancelled"].map({1: "YES", 0: "NO"}))
     spec = churn_spec.model_copy(update={"label": churn_spec.label.model_copy(update={"positive": "YES"})})
     rows = compute_features(events, churn_spec, [TARGET])
@@ -95,8 +95,10 @@ def test_a_string_flag_label_is_one_where_it_equals_its_positive_value(events: p
 @pytest.mark.parametrize("use_case", ["churn", "prices"])  # counts, sums, days since; last values with 28 lags
 def test_a_window_read_day_by_day_gives_the_features_of_one_read(use_case: str) -> None:
     spec = next(s for s in load_specs() if s.name == use_case)
-    generate = {"churn": lambda: generate_churn_events(START, 45, 1_200, seed=11),
-                "prices": lambda: generate_price_events(START, 45, 40, seed=3)}[use_case]
+    generate = {
+        "churn": lambda: generate_churn_events(START, 45, 1_200, seed=11),
+        "prices": lambda: generate_price_events(START, 45, 40, seed=3),
+    }[use_case]
     by_day = [frame for _, frame in generate()]  # what build_features reads, one day at a time
     events = pd.concat(by_day, ignore_index=True)
     days = ["2025-02-03", "2025-02-04", "2025-02-05"]
@@ -106,7 +108,7 @@ def test_a_window_read_day_by_day_gives_the_features_of_one_read(use_case: str) 
     pd.testing.assert_frame_equal(at_once, day_by_day)
 
 
-def test_feature_rows_come_ordered_by_day_and_entity_and_each_day_is_its_own_frame(tmp_path, churn_spec) -> None:  # noqa: ANN001
+def test_feature_rows_come_ordered_by_day_and_entity_and_each_day_is_its_own_frame(tmp_path, churn_spec) -> None:
     """Rows are made in (day, entity) order, so the range is split by position; a day held by whoever consumes
     it (the asset writing it, a test) is a frame of its own, never a view that keeps the whole chunk alive."""
     by_day = generate_churn_events(START, 34, 300, seed=5)
@@ -122,8 +124,11 @@ def test_feature_rows_come_ordered_by_day_and_entity_and_each_day_is_its_own_fra
     pd.testing.assert_frame_equal(together, ordered)
     assert all(set(frame[DAY]) == {day} for day, frame in zip(days, frames, strict=True))
     for frame in frames:  # no block of a day's frame is a view of a larger array
-        assert all(block.values.base is None or block.values.base.size <= block.values.size
-                   for block in frame._mgr.blocks if isinstance(block.values, np.ndarray))
+        assert all(
+            block.values.base is None or block.values.base.size <= block.values.size
+            for block in frame._mgr.blocks
+            if isinstance(block.values, np.ndarray)
+        )
 
 
 def test_feature_chunks_shrink_as_days_grow_so_memory_stays_bounded() -> None:
@@ -133,14 +138,14 @@ def test_feature_chunks_shrink_as_days_grow_so_memory_stays_bounded() -> None:
     assert features_chunk_days(31, 0, 28) == 31  # nothing landed yet
 
 
-def test_window_and_label_input_days(churn_spec) -> None:  # noqa: ANN001
+def test_window_and_label_input_days(churn_spec) -> None:
     window = feature_input_days(churn_spec, [TARGET])
     assert window[0] == "2025-01-09" and window[-1] == TARGET and len(window) == 28
     horizon = label_input_days(churn_spec, [TARGET])
     assert horizon == [(dt.date(2025, 2, 6) + dt.timedelta(days=i)).isoformat() for i in range(7)]
 
 
-def test_labels_come_only_from_the_following_horizon(events: pd.DataFrame, churn_spec) -> None:  # noqa: ANN001
+def test_labels_come_only_from_the_following_horizon(events: pd.DataFrame, churn_spec) -> None:
     rows = compute_features(events, churn_spec, [TARGET])
     labels = compute_labels(events, churn_spec, rows)
     end = pd.Timestamp(TARGET, tz="UTC") + pd.Timedelta(days=1)
@@ -151,7 +156,7 @@ def test_labels_come_only_from_the_following_horizon(events: pd.DataFrame, churn
     assert (labels.to_numpy() == expected.to_numpy()).all()
 
 
-def test_asset_reads_only_the_window_so_later_raw_days_do_not_leak(data_dir, churn_spec) -> None:  # noqa: ANN001
+def test_asset_reads_only_the_window_so_later_raw_days_do_not_leak(data_dir, churn_spec) -> None:
     """Through Dagster: features for D are identical before and after later raw days change."""
     write_landing_files(landing_dir(data_dir), START, 40, 800, seed=5)
     defs = build_definitions(load_specs())
@@ -166,7 +171,7 @@ def test_asset_reads_only_the_window_so_later_raw_days_do_not_leak(data_dir, chu
     pd.testing.assert_frame_equal(before, lake.read(keys.features(churn_spec), [days[29]]))
 
 
-def test_chunked_range_runs_give_the_same_features_as_one_chunk(data_dir, churn_spec) -> None:  # noqa: ANN001
+def test_chunked_range_runs_give_the_same_features_as_one_chunk(data_dir, churn_spec) -> None:
     """Bounded memory on long ranges must not change a single value."""
     write_landing_files(landing_dir(data_dir), START, 20, 500, seed=9)
     defs = build_definitions(load_specs())

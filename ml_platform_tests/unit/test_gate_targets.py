@@ -21,7 +21,8 @@ def test_the_targets_of_more_days_than_one_fetch_returns_are_all_found(monkeypat
     for _ in range(2):  # each day twice: the target is the latest
         assert dg.materialize([events], instance=instance, tags=range_tags(DAYS)).success
     latest = instance.event_log_storage.get_latest_storage_id_by_partition(
-        events.key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(DAYS))
+        events.key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(DAYS)
+    )
     monkeypatch.setattr(gate, "FETCH_LIMIT", 3)  # 7 days: three fetches
     targets = gate.latest_materializations(instance, events.key, DAYS)
     assert {day: target.storage_id for day, target in targets.items()} == latest

@@ -18,7 +18,9 @@ DAY = "2025-03-10"
 
 def fraud_with(features: list[dict]) -> UseCaseSpec:
     fraud = next(spec for spec in load_specs() if spec.name == "fraud").model_dump()
-    return UseCaseSpec.model_validate({**fraud, "features": [{"name": "log_amount", "agg": "value", "column": "amount"}, *features]})
+    return UseCaseSpec.model_validate(
+        {**fraud, "features": [{"name": "log_amount", "agg": "value", "column": "amount"}, *features]}
+    )
 
 
 def events(rows: list[tuple[str, int, str, str, float]]) -> pd.DataFrame:
@@ -34,10 +36,10 @@ AS_OF = [
     {"name": "merchant_txns_7d", "agg": "count", "window_days": 7, "by": ["merchant_category", "channel"]},
 ]
 HISTORY = [
-    ("t0", 1, "travel", "2025-03-09T20:00:00", 10.0),   # the day before, within 24 h of t2..t4
-    ("t1", 2, "travel", "2025-03-09T08:00:00", 99.0),   # another card, same merchant category
+    ("t0", 1, "travel", "2025-03-09T20:00:00", 10.0),  # the day before, within 24 h of t2..t4
+    ("t1", 2, "travel", "2025-03-09T08:00:00", 99.0),  # another card, same merchant category
     ("t2", 1, "grocery", f"{DAY}T09:00:00", 20.0),
-    ("t3", 1, "grocery", f"{DAY}T09:00:00", 30.0),      # same instant as t2: neither sees the other
+    ("t3", 1, "grocery", f"{DAY}T09:00:00", 30.0),  # same instant as t2: neither sees the other
     ("t4", 1, "travel", f"{DAY}T15:00:00", 40.0),
 ]
 
@@ -70,9 +72,15 @@ def test_history_by_a_composite_key_counts_that_key_up_to_the_day_before() -> No
 @pytest.mark.parametrize(
     ("feature", "words"),
     [
-        ({"name": "x", "agg": "max", "column": "amount", "window_ends": "event"}, "as-of windows (window_ends: event) support"),
+        (
+            {"name": "x", "agg": "max", "column": "amount", "window_ends": "event"},
+            "as-of windows (window_ends: event) support",
+        ),
         ({"name": "x", "agg": "count", "by": ["nope"]}, "by: unknown column 'nope'"),
-        ({"name": "x", "agg": "value", "column": "amount", "by": ["card_id"]}, "by/window_ends are for window aggregates"),
+        (
+            {"name": "x", "agg": "value", "column": "amount", "by": ["card_id"]},
+            "by/window_ends are for window aggregates",
+        ),
     ],
 )
 def test_history_options_are_validated(feature: dict, words: str) -> None:
@@ -84,20 +92,29 @@ def test_as_of_windows_scale_to_many_keys_without_mixing_them() -> None:
     rng = np.random.default_rng(0)
     n = 5_000
     start = dt.datetime(2025, 3, 10)
-    rows = [(f"e{i}", int(rng.integers(0, 300)), "retail", (start + dt.timedelta(seconds=int(s))).isoformat(), 1.0)
-            for i, s in enumerate(rng.integers(0, 86_000, n))]
+    rows = [
+        (f"e{i}", int(rng.integers(0, 300)), "retail", (start + dt.timedelta(seconds=int(s))).isoformat(), 1.0)
+        for i, s in enumerate(rng.integers(0, 86_000, n))
+    ]
     frame = events(rows)
     features = features_of(frame, fraud_with(AS_OF[:1]))
-    brute = {row.transaction_id: int(((frame["card_id"] == row.card_id) & (frame["event_time"] < row.event_time)).sum())
-             for row in frame.sample(200, random_state=1).itertuples()}
+    brute = {
+        row.transaction_id: int(((frame["card_id"] == row.card_id) & (frame["event_time"] < row.event_time)).sum())
+        for row in frame.sample(200, random_state=1).itertuples()
+    }
     assert {tid: int(features.loc[tid, "card_txns_1h_asof"]) for tid in brute} == brute
 
 
 def test_an_event_grain_with_no_entity_keys_rows_by_the_event_and_histories_by_their_own_keys() -> None:
     fraud = next(spec for spec in load_specs() if spec.name == "fraud").model_dump()
     by_card = {"name": "card_txns_1d", "agg": "count", "window_days": 1, "window_ends": "event", "by": ["card_id"]}
-    spec = UseCaseSpec.model_validate({**fraud, "entity_column": None,
-                                       "features": [{"name": "log_amount", "agg": "value", "column": "amount"}, by_card]})
+    spec = UseCaseSpec.model_validate(
+        {
+            **fraud,
+            "entity_column": None,
+            "features": [{"name": "log_amount", "agg": "value", "column": "amount"}, by_card],
+        }
+    )
     assert spec.key_columns == ["transaction_id"]
     features = compute_features(events(HISTORY), spec, [DAY]).set_index("transaction_id")
     assert list(features.columns) == ["day", "log_amount", "card_txns_1d"]

@@ -37,16 +37,22 @@ def test_ids_unique_across_days_stay_ids_past_the_memory_bound_and_a_repeat_is_s
     assert ids.sample_bits >= 5 and len(ids.hashes) <= 64  # 2,000 values kept as at most 64 hashes
 
     earlier = [f"{day}-{n}" for day in range(40) for n in range(50)][::7]  # 286 values of earlier days
-    assert ids.repeat("day 40", pa.chunked_array([pa.array(earlier)])) == "a value of day 40 appears on an earlier day too"
+    assert (
+        ids.repeat("day 40", pa.chunked_array([pa.array(earlier)])) == "a value of day 40 appears on an earlier day too"
+    )
     assert UniqueValues().repeat("day 0", pa.chunked_array([pa.array([5, 6, 5])])) == "repeats within day 0"
     assert UniqueValues().repeat("day 0", pa.chunked_array([pa.array([5, None])])) == "null on day 0"
 
 
 def test_parquet_footers_and_values_agree_and_a_nan_is_a_null(tmp_path: Path) -> None:
-    table = pa.table({
-        "count": pa.array([3, None, 7, 1]), "score": pa.array([0.5, np.nan, None, -2.0]),
-        "kind": pa.array(["a", "b", None, "a"]), "key": pa.array([10, 11, 12, 13]),
-    })
+    table = pa.table(
+        {
+            "count": pa.array([3, None, 7, 1]),
+            "score": pa.array([0.5, np.nan, None, -2.0]),
+            "kind": pa.array(["a", "b", None, "a"]),
+            "key": pa.array([10, 11, 12, 13]),
+        }
+    )
     with_stats, without = tmp_path / "stats" / "2024-01-01.parquet", tmp_path / "plain" / "2024-01-01.parquet"
     for path, statistics in ((with_stats, True), (without, False)):
         path.parent.mkdir()
@@ -59,7 +65,9 @@ def test_parquet_footers_and_values_agree_and_a_nan_is_a_null(tmp_path: Path) ->
     assert not seen[0]["count"].wants_values()  # from the footer
 
 
-def test_a_csv_column_is_typed_by_its_whole_file_not_its_first_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_csv_column_is_typed_by_its_whole_file_not_its_first_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(history_scan, "CSV_BLOCK_BYTES", 1 << 16)  # 27 blocks: the decimal is in the last
     path = tmp_path / "2024-01-01.csv"
     rows = 200_000

@@ -28,8 +28,9 @@ def lake(tmp_path: Path) -> DataLake:
 
 
 def materialize(lake: DataLake, assets: list, **kwargs: object) -> dg.ExecuteInProcessResult:
-    return dg.materialize(assets, resources={"io_manager": LakeIOManager(lake=lake)},
-                          instance=dg.DagsterInstance.ephemeral(), **kwargs)
+    return dg.materialize(
+        assets, resources={"io_manager": LakeIOManager(lake=lake)}, instance=dg.DagsterInstance.ephemeral(), **kwargs
+    )
 
 
 def test_frames_are_parquet_dicts_are_json_and_both_load_downstream(lake: DataLake) -> None:

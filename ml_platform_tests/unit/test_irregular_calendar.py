@@ -55,7 +55,11 @@ def test_a_day_without_a_file_is_stored_as_an_empty_day_typed_like_a_day_with_ev
     results = ingested(tmp_path, spec, days)
 
     weekend = results[SATURDAY]
-    assert weekend.frame is not None and weekend.frame.empty and list(weekend.frame.columns) == [c.name for c in spec.columns]
+    assert (
+        weekend.frame is not None
+        and weekend.frame.empty
+        and list(weekend.frame.columns) == [c.name for c in spec.columns]
+    )
     assert all(outcome.passed for outcome in weekend.outcomes)
     assert {outcome.check for outcome in weekend.outcomes} == {outcome.check for outcome in results[FRIDAY].outcomes}
     messages = {outcome.check: outcome.message for outcome in weekend.outcomes}
@@ -81,8 +85,12 @@ def shipped_without_a_file(name: str, event_id: bool = True) -> UseCaseSpec:
     return UseCaseSpec.model_validate(spec)
 
 
-@pytest.mark.parametrize(("name", "event_id"), [("churn", True), ("fraud", True), ("fraud", False), ("prices", True), ("news", True)])
-def test_every_shipped_shape_stores_a_day_without_events_with_typed_columns(name: str, event_id: bool, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "event_id"), [("churn", True), ("fraud", True), ("fraud", False), ("prices", True), ("news", True)]
+)
+def test_every_shipped_shape_stores_a_day_without_events_with_typed_columns(
+    name: str, event_id: bool, tmp_path: Path
+) -> None:
     spec = shipped_without_a_file(name, event_id)
     result = steps.day_without_events(spec, SATURDAY, "no file")
     assert all(outcome.passed for outcome in result.outcomes), [o.message for o in result.outcomes if not o.passed]
@@ -120,16 +128,29 @@ def _directory_missing(directory: Path, other: Path) -> None:
 UNAVAILABLE: dict[str, tuple[Callable[[Path, Path], None], str]] = {
     "landing directory missing": (_directory_missing, "does not exist"),
     "landing directory is a file": (
-        lambda directory, other: (_directory_missing(directory, other), directory.write_text("x")), "is not a directory"),
+        lambda directory, other: (_directory_missing(directory, other), directory.write_text("x")),
+        "is not a directory",
+    ),
     "landed in the other format": (
         lambda directory, other: (directory / f"{SATURDAY}.csv").write_text("event_id\n1\n"),
-        f"no {SATURDAY}.parquet, but {SATURDAY}.csv landed"),
+        f"no {SATURDAY}.parquet, but {SATURDAY}.csv landed",
+    ),
     "dangling symlink": (
-        lambda directory, other: (directory / f"{SATURDAY}.parquet").symlink_to(directory / "gone.parquet"), "not a regular file"),
+        lambda directory, other: (directory / f"{SATURDAY}.parquet").symlink_to(directory / "gone.parquet"),
+        "not a regular file",
+    ),
     "symlink out of the landing directory": (
-        lambda directory, other: (directory / f"{SATURDAY}.parquet").symlink_to(other), "outside the landing directory"),
-    "a directory named like the day": (lambda directory, other: (directory / f"{SATURDAY}.parquet").mkdir(), "not a regular file"),
-    "unparsable file": (lambda directory, other: (directory / f"{SATURDAY}.parquet").write_bytes(b"PAR1 no"), "cannot parse"),
+        lambda directory, other: (directory / f"{SATURDAY}.parquet").symlink_to(other),
+        "outside the landing directory",
+    ),
+    "a directory named like the day": (
+        lambda directory, other: (directory / f"{SATURDAY}.parquet").mkdir(),
+        "not a regular file",
+    ),
+    "unparsable file": (
+        lambda directory, other: (directory / f"{SATURDAY}.parquet").write_bytes(b"PAR1 no"),
+        "cannot parse",
+    ),
 }
 
 
@@ -159,7 +180,10 @@ def test_a_day_without_events_is_zero_activity_in_later_windows_and_has_no_featu
         lake.write_partition(key, result.day, result.frame)
     for weekend_day in (SATURDAY, SUNDAY, day(10), day(11)):
         result = results[weekend_day]
-        assert result.frame.empty and result.note == f"no events on {weekend_day} (source.missing_days: empty): no feature rows"
+        assert (
+            result.frame.empty
+            and result.note == f"no events on {weekend_day} (source.missing_days: empty): no feature rows"
+        )
         assert stored_schema(lake, key, weekend_day) == stored_schema(lake, key, MONDAY)
     assert len(lake.read(key, [SATURDAY, SUNDAY, MONDAY])) == len(results[MONDAY].frame) > 0
 
@@ -204,8 +228,11 @@ def test_a_day_without_events_gets_empty_predictions_and_no_drift_with_a_note(tm
     assert scored.frame.empty and object not in set(scored.frame.dtypes), "strings stay typed: Arrow would store null"
     [outcome] = scored.outcomes
     assert outcome.passed and outcome.check == "scores_valid"
-    assert scored.note == outcome.message.removeprefix(f"partition {SATURDAY}: ") == (
-        f"no events on {SATURDAY} (source.missing_days: empty): nothing to score")
+    assert (
+        scored.note
+        == outcome.message.removeprefix(f"partition {SATURDAY}: ")
+        == (f"no events on {SATURDAY} (source.missing_days: empty): nothing to score")
+    )
 
     inputs = steps.DriftInputs(keys.raw_events(spec), keys.features(spec), keys.predictions(spec))
     lake.write_partition(keys.raw_events(spec), "2024-12-01", steps.empty_events(spec))  # far before: no warm-up
@@ -222,7 +249,9 @@ def test_the_training_window_and_its_holdout_count_days_with_events() -> None:
     window = choose_window(spec, raw, raw, weekends)
     assert not set(window.days) & weekends
     assert len(window.days) <= 20 and len(window.holdout) == 5
-    assert (dt.date.fromisoformat(window.holdout[0]) - dt.date.fromisoformat(window.train[-1])).days > 7, "purge in calendar days"
+    assert (dt.date.fromisoformat(window.holdout[0]) - dt.date.fromisoformat(window.train[-1])).days > 7, (
+        "purge in calendar days"
+    )
     calendar = choose_window(spec, raw, raw)
     assert set(calendar.holdout) & weekends, "counted by calendar, the holdout would hold days without rows"
 
@@ -231,5 +260,12 @@ def test_a_landed_day_brings_the_unstored_days_without_a_file_since_the_landed_d
     keys_ = [day(offset) for offset in range(20)]
     landed = [day(2), day(5), day(9), day(12)]
     assert _days_without_file(landed, [day(9)], stored={day(6)}, partition_keys=keys_) == [day(7), day(8)]
-    assert _days_without_file(landed, [day(2)], stored=set(), partition_keys=keys_) == [], "before the first file: no history"
-    assert _days_without_file(landed, [day(5), day(12)], stored=set(), partition_keys=keys_) == [day(3), day(4), day(10), day(11)]
+    assert _days_without_file(landed, [day(2)], stored=set(), partition_keys=keys_) == [], (
+        "before the first file: no history"
+    )
+    assert _days_without_file(landed, [day(5), day(12)], stored=set(), partition_keys=keys_) == [
+        day(3),
+        day(4),
+        day(10),
+        day(11),
+    ]

@@ -48,7 +48,9 @@ def test_paired_bootstrap_separates_real_gains_from_noise() -> None:
     real = paired_bootstrap_test("roc_auc", False, labels, None, (good, 0.5), (worse, 0.5), resamples=300)
     assert real.significant(0.05) and real.p_value < 0.01 and 0 < real.ci_low < real.improvement < real.ci_high
     assert real.improvement == pytest.approx(real.challenger - real.champion)
-    assert not paired_bootstrap_test("roc_auc", False, labels, None, (worse, 0.5), (good, 0.5), resamples=300).significant(0.05)
+    assert not paired_bootstrap_test(
+        "roc_auc", False, labels, None, (worse, 0.5), (good, 0.5), resamples=300
+    ).significant(0.05)
     same = paired_bootstrap_test("roc_auc", False, labels, None, (good, 0.5), (good, 0.5), resamples=300)
     assert same.improvement == 0 and same.p_value == 1.0 and not same.significant(0.05)
     noise = paired_bootstrap_test("roc_auc", False, labels, None, (good, 0.5), (rival, 0.5), resamples=300)

@@ -21,7 +21,8 @@ def test_portable_modules_import_nothing_of_the_platform_beyond_their_package() 
     assert {path.name for path in modules} >= {"__init__.py", "encoders.py", "torch_modules.py", "text.py"}
     outside = sorted(
         f"{path.relative_to(PORTABLE.parents[2])}: {name}"
-        for path in modules for name in imported_names(path)
+        for path in modules
+        for name in imported_names(path)
         if name.split(".")[0] == "ml_platform" and not f"{name}.".startswith(f"{portable.__name__}.")
     )
     assert outside == [], "portable modules may import only third-party packages and each other"
@@ -32,8 +33,11 @@ def test_a_model_ships_exactly_the_portable_modules_it_is_given() -> None:
         assert code_paths is not None and len(code_paths) == 1
         root = Path(code_paths[0])
         shipped = sorted(str(path.relative_to(root.parent)) for path in root.rglob("*") if path.is_file())
-    assert shipped == ["ml_platform/models/portable/__init__.py", "ml_platform/models/portable/encoders.py",
-                       "ml_platform/models/portable/torch_modules.py"]  # no __init__ above: namespace packages
+    assert shipped == [
+        "ml_platform/models/portable/__init__.py",
+        "ml_platform/models/portable/encoders.py",
+        "ml_platform/models/portable/torch_modules.py",
+    ]  # no __init__ above: namespace packages
     assert not root.exists(), "the staged copy is removed once the model is logged"
     with shipping.portable_code() as nothing:
         assert nothing is None

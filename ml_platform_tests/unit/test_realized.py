@@ -11,16 +11,22 @@ from ml_platform.monitoring.realized import coverage, estimated_metrics, join_la
 
 def test_news_untagged_items_are_excluded_from_the_metrics_and_shown_in_the_coverage() -> None:
     spec = next(spec for spec in load_specs() if spec.name == "news")
-    predictions = pd.DataFrame({
-        "article_id": ["a", "b", "c", "d", "e"], "day": "2025-02-01",
-        "predicted_class": ["earn", "acq", "crude", "earn", "grain"], "score": [0.9, 0.6, 0.8, 0.5, 0.7],
-        "model_version": "1",
-    })
-    events = pd.DataFrame({
-        "article_id": ["a", "b", "c", "d", "e"],
-        "published_at": pd.Timestamp("2025-02-01 10:00", tz="UTC"),
-        "topic": ["earn", "earn", "crude", None, None],  # d and e are untagged
-    })
+    predictions = pd.DataFrame(
+        {
+            "article_id": ["a", "b", "c", "d", "e"],
+            "day": "2025-02-01",
+            "predicted_class": ["earn", "acq", "crude", "earn", "grain"],
+            "score": [0.9, 0.6, 0.8, 0.5, 0.7],
+            "model_version": "1",
+        }
+    )
+    events = pd.DataFrame(
+        {
+            "article_id": ["a", "b", "c", "d", "e"],
+            "published_at": pd.Timestamp("2025-02-01 10:00", tz="UTC"),
+            "topic": ["earn", "earn", "crude", None, None],  # d and e are untagged
+        }
+    )
     joined = join_labels(spec, predictions, events)
     assert coverage(joined) == pytest.approx(3 / 5)
     realized = realized_metrics(spec, joined, None)

@@ -68,7 +68,10 @@ def test_a_block_and_a_warn_column_over_their_limits_block_naming_both_blocking_
     assert blocking == "partition 2025-01-01: column 'event_type' is 25.0% null, limit 0.0%"
     assert warning == "column 'plan' is 50.0% null, limit 0.0% (warns)"
     assert result.metadata["column"] == "event_type"
-    assert [(v["column"], v["severity"]) for v in result.metadata["violations"]] == [("event_type", "block"), ("plan", "warn")]
+    assert [(v["column"], v["severity"]) for v in result.metadata["violations"]] == [
+        ("event_type", "block"),
+        ("plan", "warn"),
+    ]
 
 
 def test_value_ranges_names_every_violating_column(churn_day: pd.DataFrame) -> None:
@@ -98,8 +101,12 @@ def test_label_unknown_outcomes_over_the_limit_act_with_the_label_columns_severi
     assert not result.passed and result.severity == "warn"
     assert "label column 'cancelled' is 20.0% null (unknown outcomes), limit 10.0%" in result.message
     assert outcome(frame, spec_with(cancelled={"max_null_fraction": 0.1}), "binary_label").blocks
-    assert outcome(frame, spec_with(severity={"binary_label": "warn"}, cancelled={"max_null_fraction": 0.1}),
-                   "binary_label").severity == "warn"
+    assert (
+        outcome(
+            frame, spec_with(severity={"binary_label": "warn"}, cancelled={"max_null_fraction": 0.1}), "binary_label"
+        ).severity
+        == "warn"
+    )
 
 
 def test_invalid_labels_block_whatever_the_severity(churn_day: pd.DataFrame) -> None:
@@ -113,8 +120,14 @@ def test_invalid_labels_block_whatever_the_severity(churn_day: pd.DataFrame) -> 
 def test_a_class_outside_the_labels_allowed_values_blocks_in_value_ranges() -> None:
     """A class label's closed set is label validity: an unknown class would be trained on as a wrong class."""
     spec = spec_with("news", severity={"value_ranges": "warn", "class_label": "warn"}, topic={"severity": "warn"})
-    frame = pd.DataFrame({"article_id": ["a", "b"], "published_at": pd.to_datetime(["2025-01-01 08:00"] * 2, utc=True),
-                          "text": ["oil up", "new topic"], "topic": ["crude", "sports"]})
+    frame = pd.DataFrame(
+        {
+            "article_id": ["a", "b"],
+            "published_at": pd.to_datetime(["2025-01-01 08:00"] * 2, utc=True),
+            "text": ["oil up", "new topic"],
+            "topic": ["crude", "sports"],
+        }
+    )
     result = outcome(frame, spec, "value_ranges")
     assert result.blocks and "column 'topic' has values ['sports']" in result.message
 
@@ -134,11 +147,23 @@ def test_whole_day_gates_act_with_their_gate_severity(churn_day: pd.DataFrame, c
 
 
 def test_landed_and_schema_always_block(churn_day: pd.DataFrame) -> None:
-    every_gate = {check: "warn" for check in ("null_fraction", "min_rows", "unique_event_ids", "value_ranges",
-                                              "timestamps_in_partition", "binary_label")}
+    every_gate = {
+        check: "warn"
+        for check in (
+            "null_fraction",
+            "min_rows",
+            "unique_event_ids",
+            "value_ranges",
+            "timestamps_in_partition",
+            "binary_label",
+        )
+    }
     spec = spec_with(severity=every_gate)
     assert outcome(churn_day.drop(columns=["plan"]), spec, "schema").blocks
     assert outcome(churn_day, spec, "landed").severity == "block"
     # a passed gate says how it would act: warn when every column it checks warns
     assert outcome(churn_day, spec, "null_fraction").severity == "warn"
-    assert outcome(churn_day, spec_with(severity=every_gate, plan={"severity": "block"}), "null_fraction").severity == "block"
+    assert (
+        outcome(churn_day, spec_with(severity=every_gate, plan={"severity": "block"}), "null_fraction").severity
+        == "block"
+    )

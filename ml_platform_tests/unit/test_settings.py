@@ -31,8 +31,13 @@ def test_a_bad_setting_fails_the_code_location_naming_the_variable(
     assert words in str(raised.value)
 
 
-def test_defaults_and_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
-    for variable in (settings.SENSOR_INTERVAL_ENV, settings.AUTOMATION_ENV, settings.ENVIRONMENT_ENV, settings.LAKE_ENV):
+def test_defaults_and_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    for variable in (
+        settings.SENSOR_INTERVAL_ENV,
+        settings.AUTOMATION_ENV,
+        settings.ENVIRONMENT_ENV,
+        settings.LAKE_ENV,
+    ):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv(settings.DATA_DIR_ENV, str(tmp_path))
     defaults = settings.Settings.from_env()
@@ -48,7 +53,8 @@ def test_nothing_but_the_settings_module_reads_the_platform_environment() -> Non
     """One settings object: every other module gets its values from it (secrets come as dg.EnvVar)."""
     package = Path(settings.__file__).parent
     readers = sorted(
-        str(path.relative_to(package)) for path in package.rglob("*.py")
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
         if path.name != "settings.py" and re.search(r"os\.environ(\.get)?\(?\[?[\"']ML_PLATFORM_", path.read_text())
     )
     assert readers == [], readers
@@ -61,10 +67,14 @@ def test_the_model_cache_defaults_to_the_users_private_cache_never_the_shared_da
     defaults = settings.Settings.from_env(home)
     assert defaults.model_cache_dir == tmp_path / "home" / ".cache" / "ml_platform" / "models"
     assert defaults.model_cache_key_file == tmp_path / "home" / ".config" / "ml_platform" / "model_cache.key"
-    xdg = settings.Settings.from_env({**home, "XDG_CACHE_HOME": str(tmp_path / "xc"), "XDG_CONFIG_HOME": str(tmp_path / "xk")})
+    xdg = settings.Settings.from_env(
+        {**home, "XDG_CACHE_HOME": str(tmp_path / "xc"), "XDG_CONFIG_HOME": str(tmp_path / "xk")}
+    )
     assert xdg.model_cache_dir == tmp_path / "xc" / "ml_platform" / "models"
     assert xdg.model_cache_key_file == tmp_path / "xk" / "ml_platform" / "model_cache.key"
-    assert settings.Settings.from_env({**home, "XDG_CACHE_HOME": "relative"}).model_cache_dir == defaults.model_cache_dir
+    assert (
+        settings.Settings.from_env({**home, "XDG_CACHE_HOME": "relative"}).model_cache_dir == defaults.model_cache_dir
+    )
     assert settings.Settings.from_env({**home, settings.MODEL_CACHE_ENV: "off"}).model_cache_dir is None
     assert settings.Settings.from_env({**home, settings.MODEL_CACHE_ENV: ""}).model_cache_dir is None
     chosen = settings.Settings.from_env({**home, settings.MODEL_CACHE_ENV: str(tmp_path / "shared")})

@@ -29,7 +29,7 @@ def frame() -> tuple[pd.DataFrame, pd.Series, pd.Series]:
 def _log_and_score(trainer: TorchMLPTrainer, features: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> dict:
     logged: dict = {}
 
-    def log_pytorch_model(module, name, input_example, registered_model_name, predict):  # noqa: ANN001, ANN202
+    def log_pytorch_model(module, name, input_example, registered_model_name, predict):
         logged["device"] = next(module.parameters()).device.type
         logged["scores"] = predict(input_example)  # what MLflow's signature is inferred from
 
@@ -38,7 +38,7 @@ def _log_and_score(trainer: TorchMLPTrainer, features: pd.DataFrame, monkeypatch
     return logged
 
 
-def test_a_model_trained_on_a_gpu_is_logged_and_scores_on_the_cpu(frame, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_a_model_trained_on_a_gpu_is_logged_and_scores_on_the_cpu(frame, monkeypatch: pytest.MonkeyPatch) -> None:
     features, labels, days = frame
     trainer = TorchMLPTrainer(hidden=[8], epochs=3, device="cpu").fit(features, labels, days)
     before = trainer.predict(features)
@@ -50,7 +50,7 @@ def test_a_model_trained_on_a_gpu_is_logged_and_scores_on_the_cpu(frame, monkeyp
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_fit_then_log_and_score_on_the_cpu(frame, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_cuda_fit_then_log_and_score_on_the_cpu(frame, monkeypatch: pytest.MonkeyPatch) -> None:
     features, labels, days = frame
     trainer = TorchMLPTrainer(hidden=[8], epochs=3, device="auto").fit(features, labels, days)
     assert trainer.device == "cuda" and next(trainer.module.parameters()).is_cuda

@@ -40,5 +40,7 @@ def test_candidates_are_every_combination_or_a_seeded_sample() -> None:
 def test_a_candidate_the_model_type_does_not_accept_fails_at_load_naming_it() -> None:
     churn = next(spec for spec in load_specs() if spec.name == "churn").model_dump()
     tuning = {"space": {"max_depth": [4, 0]}, "trials": 2}
-    with pytest.raises(ValueError, match=r"training.tuning.space.max_depth: 0: Input should be greater than or equal to 1"):
+    with pytest.raises(
+        ValueError, match=r"training.tuning.space.max_depth: 0: Input should be greater than or equal to 1"
+    ):
         UseCaseSpec.model_validate({**churn, "training": {**churn["training"], "tuning": tuning}})

@@ -45,8 +45,15 @@ def load_encoder(name: str) -> Any:
 class ZeroShotTextClassifier:
     """Texts -> class probabilities, from the encoder and one description per class."""
 
-    def __init__(self, classes: Sequence[str], encoder: str, descriptions: dict[str, str], max_chars: int,
-                 temperature: float, batch_size: int) -> None:
+    def __init__(
+        self,
+        classes: Sequence[str],
+        encoder: str,
+        descriptions: dict[str, str],
+        max_chars: int,
+        temperature: float,
+        batch_size: int,
+    ) -> None:
         self.classes = list(classes)
         self.max_chars, self.temperature, self.batch_size = max_chars, temperature, batch_size
         self.encoder = load_encoder(encoder)
@@ -56,15 +63,19 @@ class ZeroShotTextClassifier:
         """One row per text, one column per class (in `classes` order); a missing text reads as empty."""
         if not len(texts):
             return np.zeros((0, len(self.classes)))
-        cleaned = ["" if text is None or text is pd.NA or text != text else str(text)[: self.max_chars] for text in texts]
+        cleaned = [
+            "" if text is None or text is pd.NA or text != text else str(text)[: self.max_chars] for text in texts
+        ]
         similarity = self._embed(cleaned) @ self.class_vectors.T
         logits = similarity / self.temperature
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
         return exp / exp.sum(axis=1, keepdims=True)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self.encoder.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                              show_progress_bar=False), dtype=np.float64)
+        return np.asarray(
+            self.encoder.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False),
+            dtype=np.float64,
+        )
 
 
 class ZeroShotTextModel(PythonModel):

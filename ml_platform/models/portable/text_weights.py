@@ -46,9 +46,12 @@ def verify_encoder_files(encoder: str, folder: Path) -> None:
     for name, published in expected.items():
         path = folder / name
         if not path.is_file():
-            raise EncoderFilesMismatch(f"{path}: missing; expected {encoder}'s {name} with sha256 {published} ({upstream})")
+            raise EncoderFilesMismatch(
+                f"{path}: missing; expected {encoder}'s {name} with sha256 {published} ({upstream})"
+            )
         actual = sha256_of(path)
         if actual != published:
             raise EncoderFilesMismatch(
                 f"{path}: sha256 {actual}, expected {published}, the checksum {upstream} publishes for {name}: "
-                f"refusing to load the {encoder} encoder")
+                f"refusing to load the {encoder} encoder"
+            )

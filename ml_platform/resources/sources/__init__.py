@@ -26,8 +26,16 @@ KINDS: dict[type, Callable[[UseCaseSpec, Any, SourceSettings], Source]] = {
 }
 
 __all__ = [
-    "DAY_FILE", "KINDS", "EventSource", "Source", "SourceError", "content_digest", "dispose_engines", "file_signature",
-    "source_resource", "source_resource_key",
+    "DAY_FILE",
+    "KINDS",
+    "EventSource",
+    "Source",
+    "SourceError",
+    "content_digest",
+    "dispose_engines",
+    "file_signature",
+    "source_resource",
+    "source_resource_key",
 ]
 
 

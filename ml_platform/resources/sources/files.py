@@ -65,7 +65,9 @@ class FileSource:
             return scan
         root = self.directory.resolve()
         with os.scandir(self.directory) as listing:  # each entry's type comes with the listing: no stat per entry
-            entries = sorted((e for e in listing if not e.name.startswith(".")), key=lambda e: e.name)  # skips temporary files
+            entries = sorted(
+                (e for e in listing if not e.name.startswith(".")), key=lambda e: e.name
+            )  # skips temporary files
         for entry in entries:
             match = DAY_FILE.match(entry.name)
             problem = _unreadable_entry(entry, root)
@@ -82,7 +84,9 @@ class FileSource:
     def read_day(self, day: str) -> pd.DataFrame:
         path = self.directory / self.entry_name(day)
         if not _has_entry(path, day):
-            raise NoDataForDay(f"partition {day}: no landed file {path} (expected one {self.source.format} file per day)")
+            raise NoDataForDay(
+                f"partition {day}: no landed file {path} (expected one {self.source.format} file per day)"
+            )
         problem = _unreadable_entry(path, self.directory.resolve())
         if problem:  # the same rule as the landed-data sensor's: such an entry is never read
             raise SourceError(f"partition {day}: {path} {problem}; it is not read")
@@ -92,7 +96,9 @@ class FileSource:
             frame = pd.read_csv(path, dtype=_csv_dtypes(self.spec))
             timestamp = self.spec.timestamp_column
             if timestamp in frame.columns:
-                frame[timestamp] = pd.to_datetime(frame[timestamp], utc=True, format=self.source.timestamp_format or "ISO8601")
+                frame[timestamp] = pd.to_datetime(
+                    frame[timestamp], utc=True, format=self.source.timestamp_format or "ISO8601"
+                )
             return frame
         except Exception as error:  # any parser error means the file is unusable
             raise SourceError(f"partition {day}: cannot parse {path}: {type(error).__name__}: {error}") from error
@@ -154,7 +160,9 @@ def _has_entry(path: Path, day: str) -> bool:
         raise SourceError(f"partition {day}: cannot look for {path}: {type(error).__name__}: {error}") from error
     for other in (f"{day}.{kind}" for kind in FORMATS if f"{day}.{kind}" != path.name):
         if os.path.lexists(directory / other):
-            raise SourceError(f"partition {day}: no {path.name}, but {other} landed; the spec reads {path.suffix[1:]} files")
+            raise SourceError(
+                f"partition {day}: no {path.name}, but {other} landed; the spec reads {path.suffix[1:]} files"
+            )
     return False
 
 

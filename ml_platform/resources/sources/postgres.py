@@ -54,7 +54,9 @@ class PostgresSource:
         )
         try:
             with engine.connect() as connection:
-                return {row.day: f"{row.n}:{row.changed}" if updated else str(row.n) for row in connection.execute(query)}
+                return {
+                    row.day: f"{row.n}:{row.changed}" if updated else str(row.n) for row in connection.execute(query)
+                }
         except sqlalchemy.exc.SQLAlchemyError as error:
             raise SourceError(f"table {self.source.table}: cannot list days: {error}") from error
 
@@ -73,7 +75,7 @@ class PostgresSource:
     def read_day(self, day: str) -> pd.DataFrame:
         import sqlalchemy
 
-        start = dt.datetime.fromisoformat(day).replace(tzinfo=dt.timezone.utc)
+        start = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
         try:
             engine = self.engine()
             column = engine.dialect.identifier_preparer.quote(self.spec.timestamp_column)
@@ -88,7 +90,12 @@ class PostgresSource:
             # A float column that is NULL all day (no purchases, so no amounts) comes back as object
             # of None; the Parquet path keeps float64, so the schema gate must see float64 here too.
             name = spec_column.name
-            if spec_column.dtype == "float64" and name in frame.columns and frame[name].dtype == object and frame[name].isna().all():
+            if (
+                spec_column.dtype == "float64"
+                and name in frame.columns
+                and frame[name].dtype == object
+                and frame[name].isna().all()
+            ):
                 frame[name] = frame[name].astype("float64")
         return frame
 
