@@ -1,4 +1,4 @@
-"""`python -m demo`: the same as `ml-platform-demo`."""
+"""`python -m demo generate | run | ui` from the repository root (demo/cli.py)."""
 
 import sys
 

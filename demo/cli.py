@@ -1,4 +1,5 @@
-"""`ml-platform-demo`: land synthetic data of a shipped use case, or run the whole demo on it."""
+"""`python -m demo` (from the repository root): land synthetic data of a shipped use case, run the whole demo on
+it, or serve the Dagster and MLflow UIs (`make ui`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 from ml_platform.cli import local_instance, positive_int, summary, use_case_spec
 from ml_platform.settings import Settings
 
-PROG = "ml-platform-demo"
+PROG = "python -m demo"  # run from the repository root: the demo is not in the platform's wheel
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="generate data, backfill, train, gate, promote, predict, summarise")
     _add_data_arguments(run)
 
+    ui = commands.add_parser("ui", help="`make ui`: the Dagster UI (dg dev) and the MLflow UI beside it, until Ctrl-C")
+    ui.add_argument("--host", default="127.0.0.1", help="the Dagster UI's host (default 127.0.0.1)")
+    ui.add_argument("--port", type=positive_int, default=3000, help="the Dagster UI's port (default 3000)")
     return parser
 
 
@@ -37,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"landed {len(paths)} new file(s) in {_landing_dir(args.use_case)}")
         elif args.command == "run":
             return _demo(args)
+        elif args.command == "ui":
+            from demo import ui
+
+            return ui.serve(args.host, args.port)
     except (ValueError, FileNotFoundError) as error:
         print(f"{PROG} {args.command}: {error}", file=sys.stderr)
         return 2

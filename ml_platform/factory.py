@@ -6,6 +6,8 @@ and schedule comes from the spec.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 
 from ml_platform.assets import keys
@@ -25,8 +27,10 @@ from ml_platform.settings import Settings
 from ml_platform.spec import UseCaseSpec
 
 
-def daily_partitions(spec: UseCaseSpec) -> dg.DailyPartitionsDefinition:
-    return dg.DailyPartitionsDefinition(start_date=spec.start_date.isoformat(), timezone=spec.schedule.timezone)
+def daily_partitions(spec: UseCaseSpec, start_override: dt.date | None = None) -> dg.DailyPartitionsDefinition:
+    """The spec's days, from `start_override` (ML_PLATFORM_PARTITIONS_START) where that is later than its start_date."""
+    start = max(spec.start_date, start_override) if start_override else spec.start_date
+    return dg.DailyPartitionsDefinition(start_date=start.isoformat(), timezone=spec.schedule.timezone)
 
 
 # Gate failures are deterministic: let run retries (dagster.yaml, the Helm values) redo crashed
@@ -35,7 +39,7 @@ NO_RETRY_ON_GATE_FAILURE = {"dagster/retry_on_asset_or_op_failure": "false"}
 
 
 def build_use_case(spec: UseCaseSpec, settings: Settings) -> dg.Definitions:
-    partitions_def = daily_partitions(spec)
+    partitions_def = daily_partitions(spec, settings.partitions_start)
     stages = [
         *daily_stages(spec, partitions_def),
         drift_stage(spec, partitions_def),

@@ -9,8 +9,10 @@ and MLflow reads its own credentials (`MLFLOW_TRACKING_USERNAME/PASSWORD`).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,7 @@ SERVE_THREADS_ENV = "ML_PLATFORM_SERVE_THREADS"
 SERVE_BATCH_WAIT_ENV = "ML_PLATFORM_SERVE_BATCH_WAIT_MS"
 SERVE_MAX_BATCH_ENV = "ML_PLATFORM_SERVE_MAX_BATCH_ROWS"
 SHIPPED_USE_CASES_ENV = "ML_PLATFORM_SHIPPED_USE_CASES"
+PARTITIONS_START_ENV = "ML_PLATFORM_PARTITIONS_START"
 SHIPPED_SPECS_DIR = Path(__file__).parent / "use_cases"
 KUBERNETES = "k8s"
 
@@ -78,6 +81,9 @@ class Settings:
     gpu_node_selector: dict[str, str] = field(default_factory=dict)
     gpu_tolerations: list[dict[str, Any]] = field(default_factory=list)
     serve: ServeSettings = field(default_factory=ServeSettings)
+    # This deployment's first partition day, for every use case whose spec starts earlier (the demo's first landed
+    # day, so the UI does not list a year of Missing days before it); the specs stay as they are.
+    partitions_start: dt.date | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -100,6 +106,7 @@ class Settings:
             gpu_node_selector=_json(env, GPU_NODE_SELECTOR_ENV, dict),
             gpu_tolerations=_json(env, GPU_TOLERATIONS_ENV, list),
             serve=ServeSettings.from_env(env),
+            partitions_start=_iso_date(env, PARTITIONS_START_ENV),
         )
 
     @property
@@ -150,6 +157,19 @@ def _seconds(env: Mapping[str, str], name: str) -> int | None:
     if not raw.isdigit() or int(raw) < 1:
         raise SettingError(f"{name} must be a whole number of seconds >= 1, got '{raw}'")
     return int(raw)
+
+
+def _iso_date(env: Mapping[str, str], name: str) -> dt.date | None:
+    """A calendar day as YYYY-MM-DD; unset or empty is None."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):  # fromisoformat alone also takes 20250101 and 2025-W01-1
+            return dt.date.fromisoformat(raw)
+    except ValueError:
+        pass
+    raise SettingError(f"{name} must be a date as YYYY-MM-DD, got '{raw}'")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

@@ -112,10 +112,9 @@ def failed_day_lines(failed_days: dict[str, dict[str, list[str]]], listed: int =
 def _source_days(defs: Any, spec: UseCaseSpec, first: str | None, last: str | None) -> list[str]:
     """The days the source has data for, within the use case's partitions and [first, last]; with
     `source.missing_days: empty`, every day from the first to the last of them."""
-    from ml_platform.factory import daily_partitions
     from ml_platform.resources.sources import source_resource_key
 
-    partitions = daily_partitions(spec).get_partition_keys()
+    partitions = defs.resolve_assets_def(keys.raw_events(spec)).partitions_def.get_partition_keys()
     source = defs.resources[source_resource_key(spec)].source_for(spec)
     days = sorted(day for day in source.versions() if (first is None or day >= first) and (last is None or day <= last))
     if spec.missing_days == "empty" and days:  # a day without data is a day without events: every day between
@@ -123,9 +122,8 @@ def _source_days(defs: Any, spec: UseCaseSpec, first: str | None, last: str | No
     days = sorted(set(days) & set(partitions))
     if not days:
         window = f"{first or 'the start'}..{last or 'the latest partition'}"
-        raise ValueError(
-            f"{spec.name}: the source has no day in {window} within the partitions (start_date {spec.start_date})"
-        )
+        start = partitions[0] if partitions else spec.start_date  # ML_PLATFORM_PARTITIONS_START may start them later
+        raise ValueError(f"{spec.name}: the source has no day in {window} within the partitions (from {start})")
     return days
 
 

@@ -1,4 +1,4 @@
-"""CLI arguments (`ml-platform`, `ml-platform-demo`) are validated with clear errors; generating data never
+"""CLI arguments (`ml-platform`, `python -m demo`) are validated with clear errors; generating data never
 overwrites landed files. (The `ml-platform` processes themselves: integration/test_cli_processes.py.)"""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def test_bad_values_exit_2_with_the_reason(
 ) -> None:
     monkeypatch.setenv("DAGSTER_HOME", str(data_dir.parent / "dagster_home"))
     assert demo_cli(["generate", "--use-case", "nope"]) == 2
-    assert "ml-platform-demo generate: unknown use case 'nope'" in capsys.readouterr().err
+    assert "python -m demo generate: unknown use case 'nope'" in capsys.readouterr().err
     assert demo_cli(["generate", "--end", "2024-06-01", "--days", "3"]) == 2
     assert "before the spec's start_date 2025-01-01" in capsys.readouterr().err
     assert cli(["rollback", "nope"]) == 2

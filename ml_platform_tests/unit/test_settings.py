@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from ml_platform.definitions import build_definitions, load_specs
         (settings.ENVIRONMENT_ENV, "docker", "must be 'local' or 'k8s', got 'docker'"),
         (settings.GPU_NODE_SELECTOR_ENV, "{pool: gpu}", "must be JSON (dict)"),
         (settings.GPU_TOLERATIONS_ENV, '{"key": "x"}', "must be a JSON list, got dict"),
+        (settings.PARTITIONS_START_ENV, "2025-02-30", "must be a date as YYYY-MM-DD, got '2025-02-30'"),
+        (settings.PARTITIONS_START_ENV, "20250201", "got '20250201'"),
+        (settings.PARTITIONS_START_ENV, "yesterday", "got 'yesterday'"),
     ],
 )
 def test_a_bad_setting_fails_the_code_location_naming_the_variable(
@@ -79,3 +83,27 @@ def test_the_model_cache_defaults_to_the_users_private_cache_never_the_shared_da
     assert settings.Settings.from_env({**home, settings.MODEL_CACHE_ENV: ""}).model_cache_dir is None
     chosen = settings.Settings.from_env({**home, settings.MODEL_CACHE_ENV: str(tmp_path / "shared")})
     assert chosen.model_cache_dir == tmp_path / "shared"
+
+
+def test_the_partitions_start_override_starts_every_later_use_case_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ML_PLATFORM_PARTITIONS_START (the demo's first landed day): the daily assets, their jobs and checks start
+    there, and a spec that starts later keeps its own start_date; the specs themselves are not edited."""
+    from ml_platform.assets import keys
+
+    specs = load_specs()
+    monkeypatch.delenv(settings.PARTITIONS_START_ENV, raising=False)
+    unset = build_definitions(specs)
+    monkeypatch.setenv(settings.PARTITIONS_START_ENV, " 2025-03-01 ")
+    overridden = build_definitions(specs)
+    assert settings.Settings.from_env().partitions_start == dt.date(2025, 3, 1)
+    for spec in specs:
+        for key in (keys.raw_events(spec), keys.features(spec), keys.predictions(spec), keys.drift(spec)):
+            before = unset.resolve_assets_def(key).partitions_def
+            after = overridden.resolve_assets_def(key).partitions_def
+            assert before.get_first_partition_key() == spec.start_date.isoformat(), key
+            expected = max(spec.start_date, dt.date(2025, 3, 1)).isoformat()
+            assert after.get_first_partition_key() == expected, key
+            assert after.get_last_partition_key() == before.get_last_partition_key(), key
+        daily_job = overridden.resolve_job_def(f"{spec.name}_daily")
+        assert daily_job.partitions_def.get_first_partition_key() == expected, spec.name
+    assert any(spec.start_date < dt.date(2025, 3, 1) for spec in specs)  # the override changed something

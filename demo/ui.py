@@ -1,0 +1,122 @@
+"""`make ui` (`python -m demo ui`): the Dagster UI (`dg dev`) and, beside it, the MLflow UI on the platform's
+local tracking store, so the MLflow links on asset pages (MLFLOW_UI_URL, default http://127.0.0.1:5000) open
+something. Each server runs in a process group of its own; Ctrl-C (or SIGTERM) stops both groups together.
+
+The daily partitions start at the first landed day (ML_PLATFORM_PARTITIONS_START, unless set), so the UI does not
+list a year of Missing days before the demo's data."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ml_platform.definitions import load_specs
+from ml_platform.resources.mlflow_resource import MlflowResource
+from ml_platform.resources.sources.files import landing_dir
+from ml_platform.settings import AUTOMATION_ENV, PARTITIONS_START_ENV, Settings
+
+BIN = Path(sys.executable).parent
+DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.[A-Za-z0-9]+$")
+
+
+def first_landed_day(settings: Settings) -> str | None:
+    """The earliest day file in any file-sourced use case's landing directory (None when nothing landed)."""
+    specs = [spec for spec in load_specs(settings) if spec.source.kind == "files"]
+    directories = [landing_dir(settings.data_dir, spec.source) for spec in specs]
+    days = [
+        match.group(1)
+        for directory in directories
+        if directory.is_dir()
+        for path in directory.iterdir()
+        if (match := DAY_FILE.match(path.name))
+    ]
+    return min(days, default=None)
+
+
+def mlflow_ui_command(settings: Settings) -> list[str] | None:
+    """`mlflow server` on the platform's local store at MLFLOW_UI_URL's host and port; None when the tracking
+    URI is a server (MLFLOW_TRACKING_URI=http...): that server is its own UI."""
+    store = MlflowResource(data_dir=str(settings.data_dir)).resolved_tracking_uri()
+    if not store.startswith("sqlite:"):
+        return None
+    url = urlsplit(settings.mlflow_ui_url)
+    if url.scheme != "http" or not url.hostname or not url.port:
+        raise ValueError(f"MLFLOW_UI_URL must be http://HOST:PORT to serve the MLflow UI here, got '{url.geturl()}'")
+    artifacts = (settings.data_dir / "mlflow" / "artifacts").as_uri()  # where the platform's experiments keep them
+    return [
+        str(BIN / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        store,
+        "--default-artifact-root",
+        artifacts,
+        "--no-serve-artifacts",
+        "--host",
+        url.hostname,
+        "--port",
+        str(url.port),
+    ]
+
+
+def _start(command: list[str], env: Mapping[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(command, env=dict(env), stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def _stop(process: subprocess.Popen, first_signal: signal.Signals, timeout: float = 20.0) -> None:
+    """Signal the process's whole group, then SIGKILL it if the leader has not exited within `timeout`."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, first_signal)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # what the leader left behind
+    process.wait()
+
+
+def serve(host: str, port: int) -> int:
+    """Run both UIs until Ctrl-C, SIGTERM or either server's exit; then stop both."""
+    settings = Settings.from_env()
+    env = dict(os.environ)
+    env.setdefault(AUTOMATION_ENV, "running")
+    if not env.get(PARTITIONS_START_ENV, "").strip() and (first := first_landed_day(settings)):
+        env[PARTITIONS_START_ENV] = first
+    mlflow_command = mlflow_ui_command(settings)
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    servers: list[tuple[subprocess.Popen, signal.Signals]] = []
+    try:
+        if mlflow_command:
+            servers.append((_start(mlflow_command, env), signal.SIGTERM))
+        dagster = _start([str(BIN / "dg"), "dev", "-h", host, "-p", str(port)], env)
+        servers.append((dagster, signal.SIGINT))  # dg dev stops its webserver, daemon and code server on SIGINT
+        print(f"Dagster UI on http://{host}:{port}", flush=True)
+        print(
+            f"MLflow UI on {settings.mlflow_ui_url}"
+            if mlflow_command
+            else "MLflow UI: the server at MLFLOW_TRACKING_URI"
+        )
+        if env.get(PARTITIONS_START_ENV):
+            print(f"daily partitions from {env[PARTITIONS_START_ENV]} ({PARTITIONS_START_ENV})")
+        print("Ctrl-C stops both", flush=True)
+        while all(process.poll() is None for process, _ in servers):
+            time.sleep(0.5)
+        exited = next(process for process, _ in servers if process.poll() is not None)
+        print(f"{exited.args[0]} exited with {exited.returncode}; stopping the other", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not leave a server behind
+        for process, first_signal in reversed(servers):
+            _stop(process, first_signal)
