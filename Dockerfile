@@ -33,11 +33,10 @@ RUN pip install --require-hashes -r deploy/requirements-pip.lock \
  && for extra in ${EXTRAS}; do set -- "$@" -r "deploy/requirements-${extra}.lock"; done \
  && pip install --require-hashes --extra-index-url https://download.pytorch.org/whl/cpu "$@"
 COPY pyproject.toml README.md ./
-# The platform only: the demo package (demo/, synthetic data) stays out of the context, so
-# package discovery finds ml_platform alone and the demo's console script is removed.
+# The platform only: the wheel holds ml_platform alone (pyproject's packages.find), and the demo
+# (demo/, synthetic data) stays out of the context too (.dockerignore).
 COPY ml_platform ml_platform
 RUN pip install --no-deps --no-build-isolation . \
- && rm /opt/venv/bin/ml-platform-demo \
  && pip check
 
 FROM ${PYTHON_IMAGE}

@@ -12,7 +12,7 @@ DEMO_DAYS ?= 60
 # Hash-locked: the runtime set (every image), then what the torch and text extras and the tests add.
 LOCKS := deploy/requirements.lock deploy/requirements-torch.lock deploy/requirements-text.lock deploy/requirements-test.lock
 
-.PHONY: install lock browser demo ui test test-unit test-integration test-e2e test-deploy bench bench-postgres bench-year bench-latency bench-floor bench-event-log bench-in-run bench-draft bench-load bench-serve dagster-home validate clean
+.PHONY: install lock browser demo ui screenshots test test-unit test-integration test-e2e test-deploy bench bench-postgres bench-year bench-latency bench-floor bench-event-log bench-in-run bench-draft bench-load bench-serve dagster-home validate clean
 
 # Exactly the locked files: pip refuses any whose SHA-256 is not in the locks (nothing resolves afresh),
 # then the project itself, editable, built by the locked setuptools. pip itself first (locked too):
@@ -43,13 +43,20 @@ dagster-home: install
 	@# create the SQLite schemas up front: webserver and daemon racing to create them can fail
 	$(BIN)/dagster instance migrate > /dev/null
 
+# The demo runs from the checkout (`python -m demo`): it is not in the platform's wheel.
 demo: install dagster-home
-	$(BIN)/ml-platform-demo run --days $(DEMO_DAYS)
+	$(BIN)/python -m demo run --days $(DEMO_DAYS)
 	@if [ "$(DEMO_UI)" != "0" ]; then $(MAKE) --no-print-directory ui; fi
 
+# `dg dev` on :3000 (schedules and sensors running) and the MLflow UI on the local store at MLFLOW_UI_URL
+# (default http://127.0.0.1:5000, where the asset pages' MLflow links point); Ctrl-C stops both. The daily
+# partitions start at the first landed day unless ML_PLATFORM_PARTITIONS_START says otherwise (demo/ui.py).
 ui: install dagster-home
-	@echo "Dagster UI on http://localhost:3000 (Ctrl-C stops webserver, daemon and code server)"
-	ML_PLATFORM_AUTOMATION=$${ML_PLATFORM_AUTOMATION:-running} $(BIN)/dg dev -h 127.0.0.1 -p 3000
+	$(BIN)/python -m demo ui --port 3000
+
+# The README's pictures (docs/images/*.png): a 14-day demo in temporary directories, its UI in Chromium.
+screenshots: install browser
+	$(BIN)/python docs/screenshots.py --out docs/images
 
 validate: dagster-home
 	$(BIN)/dagster definitions validate -w workspace.yaml

@@ -159,7 +159,9 @@ def test_dg_launch_a_partition_range_of_landed_days(clone: Path, tmp_path: Path)
     days = ["2026-01-01", "2026-01-02", "2026-01-03"]
     subprocess.run(
         [
-            str(BIN / "ml-platform-demo"),
+            str(BIN / "python"),
+            "-m",
+            "demo",
             "generate",
             "--use-case",
             "churn",

@@ -1,4 +1,4 @@
-"""The README's first command, as a user runs it: `ml-platform-demo run` (what `make demo` runs after the
+"""The README's first command, as a user runs it: `python -m demo run` (what `make demo` runs after the
 install), then what Dagster's UI shows for it, read through the UI's GraphQL."""
 
 from __future__ import annotations
@@ -24,9 +24,18 @@ def test_the_demo_shows_every_day_passed_in_the_check_partition_views(tmp_path: 
     shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     env = server_env(home, {"ML_PLATFORM_DATA_DIR": str(data)})
     demo = subprocess.run(
-        [str(REPO_ROOT / ".venv" / "bin" / "ml-platform-demo"), "run", "--days", str(DAYS), "--events-per-day", "1500"],
+        [
+            str(REPO_ROOT / ".venv" / "bin" / "python"),
+            "-m",
+            "demo",
+            "run",
+            "--days",
+            str(DAYS),
+            "--events-per-day",
+            "1500",
+        ],
         cwd=tmp_path,
-        env=env,
+        env={**env, "PYTHONPATH": str(REPO_ROOT)},  # the demo runs from the checkout: it is not in the wheel
         capture_output=True,
         text=True,
         timeout=600,
