@@ -12,7 +12,7 @@ DEMO_DAYS ?= 60
 # Hash-locked: the runtime set (every image), then what the torch and text extras and the tests add.
 LOCKS := deploy/requirements.lock deploy/requirements-torch.lock deploy/requirements-text.lock deploy/requirements-test.lock
 
-.PHONY: install lock browser demo ui screenshots test test-unit test-integration test-e2e test-deploy bench bench-postgres bench-year bench-latency bench-floor bench-event-log bench-in-run bench-draft bench-load bench-serve dagster-home validate clean
+.PHONY: install lock lint browser demo ui screenshots test test-unit test-integration test-e2e test-deploy bench bench-postgres bench-year bench-latency bench-floor bench-event-log bench-in-run bench-draft bench-load bench-serve dagster-home validate clean
 
 # Exactly the locked files: pip refuses any whose SHA-256 is not in the locks (nothing resolves afresh),
 # then the project itself, editable, built by the locked setuptools. pip itself first (locked too):
@@ -32,6 +32,13 @@ $(VENV)/.installed: pyproject.toml deploy/requirements-pip.lock $(LOCKS)
 # `$(BIN)/python deploy/refresh_lock.py PINS.txt` with today's pins (name==version lines) as constraints.
 lock: install
 	$(BIN)/python deploy/refresh_lock.py
+
+# Formatting (ruff format, 120 columns), lint rules (ruff check) and types (mypy, pyproject.toml's [tool.mypy]):
+# each must pass; CI (.ci/run) runs it before the tests.
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy ml_platform
 
 # The browser tests drive Debian's chromium with playwright (no browser download).
 browser:
