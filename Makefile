@@ -12,7 +12,7 @@ DEMO_DAYS ?= 60
 # Hash-locked: the runtime set (every image), then what the torch and text extras and the tests add.
 LOCKS := deploy/requirements.lock deploy/requirements-torch.lock deploy/requirements-text.lock deploy/requirements-test.lock
 
-.PHONY: install lock lint browser demo ui screenshots test test-unit test-integration test-e2e test-deploy bench bench-postgres bench-year bench-latency bench-floor bench-event-log bench-in-run bench-draft bench-load bench-serve dagster-home validate clean
+.PHONY: install lock lint browser demo ui screenshots test test-unit test-integration test-e2e test-deploy bench bench-postgres bench-year bench-latency bench-floor bench-scale bench-event-log bench-in-run bench-draft bench-load bench-serve dagster-home validate clean
 
 # Exactly the locked files: pip refuses any whose SHA-256 is not in the locks (nothing resolves afresh),
 # then the project itself, editable, built by the locked setuptools. pip itself first (locked too):
@@ -105,6 +105,12 @@ bench-in-run: install
 bench-floor: install
 	mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/stage_floor.py --days 10 --events-per-day 1000000 --json benchmarks/results/stage_floor.json
+
+# How the stages scale (issue 28): 2 concurrent one-core runs vs one, 2 cores vs 1 per stage, and the run
+# worker's peak RSS for one churn day of 1M/4M/16M events. --days 30 fits ~10 minutes here (a year: --days 365).
+bench-scale: install
+	mkdir -p benchmarks/results
+	$(BIN)/python benchmarks/scale.py --days 30 --events-per-day 1000000 --json benchmarks/results/scale.json
 
 # Drafting a spec (`new-use-case --from-data`) from a year of 1M-row days, Parquet and CSV: time and peak RSS
 # (lands ~30 GB of day files in a temp dir first; --data DIR keeps them for the next run).
