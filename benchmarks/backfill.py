@@ -550,9 +550,8 @@ def table(result: dict[str, Any]) -> str:
     lines.append("")
     lines.append(f"{'stage':<14}{'in the run':>16}{'pure compute':>14}{'difference':>12}")
     for stage, step_s in result["stages"].items():
-        lines.append(
-            f"{stage:<14}{step_s['step_s']:>15.1f}s{step_s['compute_s']:>13.1f}s{step_s['step_s'] - step_s['compute_s']:>11.1f}s"
-        )
+        overhead = step_s["step_s"] - step_s["compute_s"]
+        lines.append(f"{stage:<14}{step_s['step_s']:>15.1f}s{step_s['compute_s']:>13.1f}s{overhead:>11.1f}s")
     return "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
 """Drafting a spec from a year of 1M-row days (`ml-platform new-use-case --from-data`): time and peak RSS.
 
-    .venv/bin/python benchmarks/draft_spec.py --days 365 --rows-per-day 1000000 --json benchmarks/results/draft_spec.json
+    .venv/bin/python benchmarks/draft_spec.py --days 365 --rows-per-day 1000000 \\
+        --json benchmarks/results/draft_spec.json
 
 Lands `--days` day files of `--rows-per-day` events once (Parquet and CSV, `--formats`; `--data DIR` keeps
 them for the next run, which reuses them), then drafts the spec from them in a fresh process per format,

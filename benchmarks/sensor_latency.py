@@ -6,13 +6,15 @@ ships) watch the landing directory while the benchmark lands the newest days one
 with an atomic rename as a real feed does, and waits for that day's predictions materialization.
 Latency = the materialization's event-log timestamp minus the rename. Prints a table and writes JSON.
 
-    .venv/bin/python benchmarks/sensor_latency.py --days 5 --events-per-day 100000 --json benchmarks/results/sensor_latency.json
+    .venv/bin/python benchmarks/sensor_latency.py --days 5 --events-per-day 100000 \\
+        --json benchmarks/results/sensor_latency.json
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import statistics
@@ -101,7 +103,7 @@ def _phases(instance: Any, run_id: str, landed_at: float, recorded_at: float) ->
     started = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_START)
     moments = [landed_at, record.create_timestamp.timestamp(), starting[0].timestamp, started[0].timestamp, recorded_at]
     names = ["until_run_created_s", "queued_s", "worker_start_s", "steps_s"]
-    return {name: round(end - begin, 2) for name, begin, end in zip(names, moments, moments[1:])}
+    return {name: round(end - begin, 2) for name, (begin, end) in zip(names, itertools.pairwise(moments), strict=True)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         "events_per_day": args.events_per_day,
     }
     print(
-        f"\nlanded file -> predictions recorded over {len(latencies)} days: p50 {summary['p50_s']} s, max {summary['max_s']} s"
+        f"\nlanded file -> predictions recorded over {len(latencies)} days: p50 {summary['p50_s']} s, max "
+        f"{summary['max_s']} s"
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -274,9 +274,11 @@ def promotion_run(root: Path, logs: Path, seconds: float) -> dict[str, Any]:
 def _line(result: dict[str, Any]) -> str:
     extra = f" versions {result['versions']}" + (f" swap {result.get('swap_s')} s" if result.get("promotion") else "")
     return (
-        f"{result['use_case']:6} rows {result['rows']:3} c {result['concurrency']:2}: {result['throughput_rps']:7.1f} req/s "
+        f"{result['use_case']:6} rows {result['rows']:3} c {result['concurrency']:2}: "
+        f"{result['throughput_rps']:7.1f} req/s "
         f"p50 {result['p50_ms'] or 0:8.1f} ms p99 {result['p99_ms'] or 0:8.1f} ms server cpu "
-        f"{result['server_cpu_ms_per_request']:6.2f} ms/req client cpu {result['client_cpu_ms_per_request']:5.2f} ms/req "
+        f"{result['server_cpu_ms_per_request']:6.2f} ms/req client cpu "
+        f"{result['client_cpu_ms_per_request']:5.2f} ms/req "
         f"failed {result['failed']}{extra}"
     )
 
@@ -290,7 +292,8 @@ def _table(results: list[dict[str, Any]]) -> str:
         name = r["use_case"] + (" (promotion midway)" if r.get("promotion") else "")
         lines.append(
             f"| {name} | {r['rows']} | {r['concurrency']} | {r['throughput_rps']:.0f} | {r['p50_ms'] or 0:.1f} | "
-            f"{r['p99_ms'] or 0:.1f} | {r['server_cpu_ms_per_request']:.2f} | {r['client_cpu_ms_per_request']:.2f} | {r['failed']} |"
+            f"{r['p99_ms'] or 0:.1f} | {r['server_cpu_ms_per_request']:.2f} | "
+            f"{r['client_cpu_ms_per_request']:.2f} | {r['failed']} |"
         )
     return "\n".join(lines)
 

@@ -1,6 +1,7 @@
 """Each daily stage's pure compute against its floor, with outputs checked equal and peak RSS per stage.
 
-    .venv/bin/python benchmarks/stage_floor.py --days 10 --events-per-day 1000000 --json benchmarks/results/stage_floor.json
+    .venv/bin/python benchmarks/stage_floor.py --days 10 --events-per-day 1000000 \\
+        --json benchmarks/results/stage_floor.json
 
 The floor is a straightforward DuckDB implementation of the same churn stage on the same files:
 - raw: read the landed day, the same eight raw gates (one aggregate query), write the spec's columns;
@@ -114,7 +115,7 @@ def floor_raw(work: Path, days: list[str]) -> dict[str, Any]:
         connection.execute(f"CREATE OR REPLACE TEMP TABLE day AS SELECT {columns} FROM read_parquet('{source}')")
         checks = connection.execute(_raw_gate_query(spec, day)).fetchone()
         names = ["min_rows", "unique_event_ids", "nulls", "value_ranges", "binary_label", "timestamps_in_partition"]
-        failed += [f"{day} {name}" for name, ok in zip(names, checks) if not ok]
+        failed += [f"{day} {name}" for name, ok in zip(names, checks, strict=True) if not ok]
         connection.execute(f"COPY day TO '{out / f'{day}.parquet'}' (FORMAT parquet)")
     return {"seconds": time.perf_counter() - started, "failed_gates": failed}
 

@@ -226,7 +226,8 @@ def main() -> None:
             digests = hashes(name, version, every_source, pages)
             lines.append(" \\\n".join([f"{name}=={version}", *[f"    --hash=sha256:{digest}" for digest in digests]]))
         note = (
-            f"\n# Unreachable when locked (their files are refused until `make lock` reads them): {', '.join(sorted(unreachable))}."
+            f"\n# Unreachable when locked (their files are refused until `make lock` reads them): "
+            f"{', '.join(sorted(unreachable))}."
             if unreachable
             else ""
         )

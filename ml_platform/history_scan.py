@@ -222,7 +222,7 @@ class History:
             read_options=csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
             convert_options=csv.ConvertOptions(null_values=CSV_NULLS, strings_can_be_null=True),
         )
-        for name, values in zip(table.column_names, table.columns):
+        for name, values in zip(table.column_names, table.columns, strict=True):
             column = self.column(name)
             column.merge_type(_dtype(values.type, csv=True), path, csv=True)
             if pa.types.is_temporal(values.type):  # text the runtime reads as text, neither categories nor ids
@@ -244,7 +244,7 @@ class History:
             for column in written_by_pandas.get("columns", [])
             if str(column.get("numpy_type")).startswith(("Int", "UInt", "boolean"))
         }
-        for name, dtype in zip(parquet.schema_arrow.names, parquet.schema_arrow.types):
+        for name, dtype in zip(parquet.schema_arrow.names, parquet.schema_arrow.types, strict=True):
             if name in index:  # a pandas index: pandas reads it back as the index, not as a column
                 continue
             column = self.column(name)

@@ -41,7 +41,8 @@ columns:                           # EDIT: every column of your files; the data 
   - {{name: is_positive, dtype: int64, description: "1 on the event you want to predict"}}
 
 label:                             # future_flag: the flag fires within the next horizon_days
-  kind: future_flag                # event_flag (grain: event) | event_class (grain: event; topics) | next_value (forecasting; needs naive_feature)
+  kind: future_flag                # or event_flag (grain: event) | event_class (grain: event; topics)
+                                   # | next_value (forecasting; needs naive_feature)
   column: is_positive
   horizon_days: 7
 

@@ -712,7 +712,8 @@ class UseCaseSpec(StrictModel):
                 raise ValueError(f"{where}: column '{feature.column}' is not numeric")
             if feature.agg in ("category", "text") and by_name[feature.column].dtype != "string":
                 raise ValueError(
-                    f"{where}: agg '{feature.agg}' needs a string column, '{feature.column}' is {by_name[feature.column].dtype}"
+                    f"{where}: agg '{feature.agg}' needs a string column, '{feature.column}' is "
+                    f"{by_name[feature.column].dtype}"
                 )
             if feature.agg == "category" and not self.model.type.startswith("sklearn"):
                 raise ValueError(

@@ -422,9 +422,13 @@ def _binary_columns(frame: pd.DataFrame, history: History) -> list[str]:
         if pd.api.types.is_numeric_dtype(frame[column]) and values <= {0, 1}:
             if seen.dtype == "bool" or (seen.minimum is not None and seen.minimum >= 0 and seen.maximum <= 1):
                 found.append(column)
-        elif len(values) == 2 and {str(value).lower() for value in values} & POSITIVE_WORDS:
-            if seen.first_seen is not None and len(seen.first_seen) == 2:
-                found.append(column)
+        elif (
+            len(values) == 2
+            and {str(value).lower() for value in values} & POSITIVE_WORDS
+            and seen.first_seen is not None
+            and len(seen.first_seen) == 2
+        ):
+            found.append(column)
     return found
 
 

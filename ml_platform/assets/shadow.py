@@ -72,8 +72,8 @@ def _shadow_predictions(spec: UseCaseSpec, partitions_def: dg.TimeWindowPartitio
 
     @dg.asset(
         key=key,
-        description=f"{spec.name}: every {spec.subject} of the day scored by each shadow version (the newest registered "
-        f"version that is not '{CHAMPION}', and monitoring.shadow_versions), exactly as predictions scores; "
+        description=f"{spec.name}: every {spec.subject} of the day scored by each shadow version (the newest "
+        f"registered version that is not '{CHAMPION}', and monitoring.shadow_versions), exactly as predictions scores; "
         "compared with the champion in shadow_comparison once the labels mature.",
         deps=[features_key],
         automation_condition=dg.AutomationCondition.eager(),
@@ -160,8 +160,9 @@ def _shadow_comparison(spec: UseCaseSpec, partitions_def: dg.TimeWindowPartition
     @dg.asset(
         key=key,
         description=f"{spec.name}: each shadow version against the champion on the same live rows once their labels "
-        f"mature ({horizon} day(s) later): {metric} difference and p-value of the promotion's one-sided paired bootstrap, "
-        "for the day and cumulatively over the days the same pair scored (metadata live_*; the Plots tab draws them).",
+        f"mature ({horizon} day(s) later): {metric} difference and p-value of the promotion's one-sided paired "
+        "bootstrap, for the day and cumulatively over the days the same pair scored (metadata live_*; the Plots tab "
+        "draws them).",
         deps=[
             shadow_key,
             predictions_key,

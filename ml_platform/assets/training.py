@@ -42,7 +42,7 @@ MLFLOW_RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONEN
 class TrainingConfig(dg.Config):
     """Per-run overrides of the spec's model parameters (empty: use the spec as written)."""
 
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = {}  # noqa: RUF012 (a pydantic field: each config gets its own copy)
 
 
 def build_training_assets(spec: UseCaseSpec, settings: Settings) -> list[dg.AssetsDefinition]:
@@ -57,7 +57,8 @@ def _training_set(spec: UseCaseSpec) -> dg.AssetsDefinition:
         key=keys.training_set(spec),
         description=f"{spec.name}: the latest {training.window_days} label-complete feature days (after a "
         f"{spec.lookback_days - 1}-day warm-up, so every window is complete) with labels from the "
-        f"label kind {spec.label.kind} (horizon {spec.label.horizon_days} days); the last {training.holdout_days} days are the time-based holdout, "
+        f"label kind {spec.label.kind} (horizon {spec.label.horizon_days} days); the last "
+        f"{training.holdout_days} days are the time-based holdout, "
         f"separated from training days by a {spec.label.horizon_days}-day purge gap.",
         deps=[features_key, raw_key],
         group_name=spec.name,
@@ -300,9 +301,9 @@ def _champion(spec: UseCaseSpec) -> dg.AssetsDefinition:
         f"passed its gates (or by an audited `{spec.name}_promote` / `{spec.name}_rollback` run); the version it "
         f"replaces keeps alias '{PREVIOUS_CHAMPION}' for rollback."
         + (
-            f" With gates.live_evidence_days {spec.gates.live_evidence_days}, a challenger that passed its gates waits in "
-            f"shadow and `{spec.name}_live_evidence_sensor` promotes it once it is significantly better on that many "
-            "live days."
+            f" With gates.live_evidence_days {spec.gates.live_evidence_days}, a challenger that passed its "
+            f"gates waits in shadow and `{spec.name}_live_evidence_sensor` promotes it once it is significantly "
+            "better on that many live days."
             if spec.gates.live_evidence_days
             else ""
         ),

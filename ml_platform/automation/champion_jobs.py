@@ -108,7 +108,8 @@ def _record(
     context.log_event(
         dg.AssetMaterialization(
             asset_key=keys.champion(spec),
-            description=f"{change.action}: version {change.champion} (was {change.previous or 'none'}): {change.reason}",
+            description=f"{change.action}: version {change.champion} (was {change.previous or 'none'}): "
+            f"{change.reason}",
             metadata={
                 "champion_version": change.champion,
                 "previous_champion": change.previous or "none",

@@ -70,5 +70,7 @@ def content_run_key(days: list[str], digests: list[str], replaced: list[str]) ->
     The replaced content is part of the key, so reverting a bad correction (A, B, then A again) still runs."""
     if len(days) == 1:
         return f"{days[0]}..{days[0]}@{digests[0][:16]}" + (f"~{replaced[0][:8]}" if replaced[0] else "")
-    content = hashlib.sha256(",".join(f"{new}~{old}" for new, old in zip(digests, replaced)).encode()).hexdigest()
+    content = hashlib.sha256(
+        ",".join(f"{new}~{old}" for new, old in zip(digests, replaced, strict=True)).encode()
+    ).hexdigest()
     return f"{days[0]}..{days[-1]}@{content[:16]}"

@@ -17,7 +17,10 @@ import pandas as pd
 BINS = 10
 EPSILON = 1e-4
 SCORE = "prediction_score"  # reference entry for the model's holdout scores, next to the features
-METHOD = f"PSI over {BINS} training-quantile bins, sum((actual - expected) * ln(actual / expected)), shares floored at {EPSILON}"
+METHOD = (
+    f"PSI over {BINS} training-quantile bins, sum((actual - expected) * ln(actual / expected)), "
+    f"shares floored at {EPSILON}"
+)
 
 
 def reference_bins(frame: pd.DataFrame, features: list[str]) -> dict[str, Any]:

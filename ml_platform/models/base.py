@@ -27,7 +27,7 @@ class Trainer(Protocol):
 def validation_split(days: pd.Series, fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """Boolean masks: the latest `fraction` of training days validate, the rest train (time-based)."""
     ordered = np.sort(days.unique())
-    cut = ordered[max(1, int(round(len(ordered) * (1 - fraction)))) - 1] if len(ordered) > 1 else ordered[-1]
+    cut = ordered[max(1, round(len(ordered) * (1 - fraction))) - 1] if len(ordered) > 1 else ordered[-1]
     validation = (days > cut).to_numpy()
     if not validation.any():  # a single day: fall back to its last rows
         validation = np.arange(len(days)) >= int(len(days) * (1 - fraction))

@@ -160,7 +160,8 @@ def register_challenger(
             {
                 "dagster_run_id": dagster_run_id,
                 "dagster_run_url": dagster_run,
-                "mlflow.note.content": f"{spec.name} challenger trained by Dagster run [{dagster_run_id[:8]}]({dagster_run}) "
+                "mlflow.note.content": f"{spec.name} challenger trained by Dagster run "
+                f"[{dagster_run_id[:8]}]({dagster_run}) "
                 f"on {window['train_days']}, evaluated on the holdout {window['holdout_days']}. Plots: `evaluation/`.",
                 "use_case": spec.name,
                 **{name: str(value) for name, value in window.items()},

@@ -51,7 +51,8 @@ class PooledSqliteEventLogStorage(RemembersTables, SqliteEventLogStorage):
     ) -> None:
         if synchronous not in SQLITE_SYNCHRONOUS_MODES:
             raise ValueError(
-                f"PooledSqliteEventLogStorage: synchronous must be one of {SQLITE_SYNCHRONOUS_MODES}, got {synchronous!r}"
+                f"PooledSqliteEventLogStorage: synchronous must be one of {SQLITE_SYNCHRONOUS_MODES}, got "
+                f"{synchronous!r}"
             )
         self._synchronous = synchronous
         self._engines: OrderedDict[str, db.Engine] = OrderedDict()
@@ -103,7 +104,8 @@ class PooledSqliteEventLogStorage(RemembersTables, SqliteEventLogStorage):
             event_ids = [conn.execute(self.prepare_insert_event(event)).inserted_primary_key[0] for event in events]
             self._store_asset_event_tags(conn, events, event_ids)
             latest = {
-                event.get_dagster_event().asset_key: (event, event_id) for event, event_id in zip(events, event_ids)
+                event.get_dagster_event().asset_key: (event, event_id)
+                for event, event_id in zip(events, event_ids, strict=True)
             }
             for event, event_id in latest.values():
                 self._store_asset_event(conn, event, event_id)

@@ -573,7 +573,7 @@ def test_the_dagster_ui_is_exposed_only_through_an_authenticating_ingress() -> N
         proxied["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-url"]
         == "http://oauth2-proxy.auth/oauth2/auth"
     )
-    with pytest.raises(helm.HelmError, match="oauth2.authUrl"):
+    with pytest.raises(helm.HelmError, match=r"oauth2\.authUrl"):
         render({"ingress": {"enabled": True, "host": "x.example.com", "auth": {"type": "oauth2"}}})
 
 
@@ -653,7 +653,7 @@ def test_each_scoring_service_is_autoscaled_on_cpu_and_kept_available_through_dr
     )
     assert fixed[("Deployment", "ml-platform-serve-churn")]["spec"]["replicas"] == 3
     assert not [kind for kind, _ in fixed if kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget")]
-    with pytest.raises(Exception, match="minReplicas .* must not exceed maxReplicas"):
+    with pytest.raises(Exception, match=r"minReplicas .* must not exceed maxReplicas"):
         render(
             {"serving": {"enabled": True, "useCases": ["churn"], "autoscaling": {"minReplicas": 5, "maxReplicas": 2}}}
         )

@@ -102,12 +102,15 @@ def sensor_ticks(servers: DagsterServers, sensor: str, limit: int = 100) -> list
     return sorted(result["sensorState"]["ticks"], key=lambda tick: tick["timestamp"])
 
 
+RANGE_END = "dagster/asset_partition_range_end"
+
+
 def describe(instance: dg.DagsterInstance, webhook: Webhook) -> str:
     """What happened so far, for failure messages: every run and every alert received."""
     runs = [
         f"  {run.run_id[:8]} {run.job_name} {run.status.value} sensor={run.tags.get(SENSOR_NAME_TAG)} "
         f"partition={run.tags.get('dagster/partition') or run.tags.get('dagster/asset_partition_range_start', '')}"
-        f"{'..' + run.tags['dagster/asset_partition_range_end'] if 'dagster/asset_partition_range_end' in run.tags else ''}"
+        f"{'..' + run.tags.get('dagster/asset_partition_range_end', '') if RANGE_END in run.tags else ''}"
         f" trigger={run.tags.get('ml_platform/trigger')}"
         for run in reversed(instance.get_runs())
     ]
@@ -286,7 +289,7 @@ def test_sensors_land_rescore_retrain_and_alert_through_real_webserver_and_daemo
                 day: set(pd.read_parquet(lake_dir / "predictions" / f"{day}.parquet")["model_version"])
                 for day in RESCORED_DAYS
             }
-            assert versions == dict.fromkeys(RESCORED_DAYS, {challenger}), versions
+            assert versions == {key: {challenger} for key in RESCORED_DAYS}, versions
             assert not (lake_dir / "predictions" / "2025-02-27.parquet").exists() or set(
                 pd.read_parquet(lake_dir / "predictions" / "2025-02-27.parquet")["model_version"]
             ) == {"1"}, "only the last 7 days are rescored"

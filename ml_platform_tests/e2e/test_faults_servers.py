@@ -31,7 +31,8 @@ def test_the_source_dsn_password_never_reaches_the_ui(tmp_path: Path) -> None:
     (specs / "churn_table.yaml").write_text(yaml.safe_dump(table_spec))
     home = prepare_dagster_home(tmp_path / "dagster_home")
     queries = [
-        """{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError { ... on RepositoryLocation {
+        """{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError {
+             ... on RepositoryLocation {
              repositories { name allTopLevelResourceDetails { name description configFields { name description }
                configuredValues { key value type } nestedResources { name } } } } } } } } }""",
         """{ assetNodes { assetKey { path } description metadataEntries { label
@@ -92,7 +93,8 @@ def test_killing_the_daemon_while_a_run_writes_loses_nothing(tmp_path: Path, chu
             }
             runs = instance.get_runs()
         logs = servers.logs(120)
-    context = f"killed at {written_when_killed} raw days; backfill {backfill}; runs {[(r.run_id[:8], r.status) for r in runs]}\n{logs}"
+    runs_seen = [(r.run_id[:8], r.status) for r in runs]
+    context = f"killed at {written_when_killed} raw days; backfill {backfill}; runs {runs_seen}\n{logs}"
     assert written_when_killed < len(days), "the kill came after the run had finished writing"
     assert backfill["status"] == "COMPLETED_SUCCESS", context
     assert all(partitions == set(days) for partitions in materialized.values()), context

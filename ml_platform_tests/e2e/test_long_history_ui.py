@@ -9,6 +9,7 @@ within seconds. The screenshot is kept in a temporary directory, named in the te
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -110,10 +111,8 @@ def test_the_asset_partitions_page_renders_its_count_and_health(
         page.get_by_text(f"Missing ({PARTITIONS - 5})").first.wait_for(timeout=30_000)  # counts and health drawn
         elapsed = time.perf_counter() - started
         body = page.inner_text("body")
-        try:  # the first-visit dialog, which may open a moment later
+        with contextlib.suppress(PlaywrightTimeout):  # the first-visit dialog, which may open a moment later
             page.get_by_role("button", name="Skip").first.click(timeout=3_000)
-        except PlaywrightTimeout:
-            pass
         page.get_by_placeholder("Filter by name").fill(BAD_DAY)  # the list of 10,000+ days narrows to the failed one
         page.get_by_text(BAD_DAY, exact=True).first.click(timeout=30_000)
         page.get_by_text("failed, and did not materialize this asset").first.wait_for(timeout=30_000)  # its panel

@@ -1,1 +1,2 @@
-"""Integration tier: Dagster runs in process on the trained churn platform, Postgres, MLflow servers, loopback webhooks."""
+"""Integration tier: Dagster runs in process on the trained churn platform, Postgres, MLflow servers, loopback
+webhooks."""

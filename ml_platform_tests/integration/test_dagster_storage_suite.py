@@ -20,6 +20,7 @@ once, 67 s in all (108 s one after the other).
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import importlib.metadata
 import os
@@ -117,7 +118,7 @@ def extract_suite(archive: Path) -> Path:
 
 
 def suite_test_names(suite_root: Path) -> set[str]:
-    """The `test_` methods `TestEventLogStorage` defines, read from the suite's source (not from pytest's collection)."""
+    """The `test_` methods `TestEventLogStorage` defines, read from the suite's source (not pytest's collection)."""
     tree = ast.parse((suite_root / SUITE_FILE).read_text())
     suite = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "TestEventLogStorage")
     return {node.name for node in suite.body if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
@@ -206,10 +207,8 @@ def run_suite(
 
 def with_group_killed(process: subprocess.Popen[str]) -> None:
     """End whatever the suite's session left running (its process group)."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait()
 
 

@@ -287,9 +287,9 @@ def test_on_postgres_a_check_evaluation_or_a_materialization_is_written_whole_or
     instance_in: Callable[[Path], dg.DagsterInstance],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The event row and its check-execution (or asset-index) rows share one transaction, and so do a batch's: a failure between them
-    leaves neither (Dagster's own storage commits the event first and can leave an evaluation the Partitions tab
-    never shows, or a materialization the asset page does not know of)."""
+    """The event row and its check-execution (or asset-index) rows share one transaction, and so do a batch's: a
+    failure between them leaves neither (Dagster's own storage commits the event first and can leave an evaluation
+    the Partitions tab never shows, or a materialization the asset page does not know of)."""
     url = postgres_database()
     instance = instance_in(write_home(tmp_path / "home", shipped_config() | postgres.postgres_instance_storage(url)))
     run = instance.create_run_for_job(dg.GraphDefinition("noop").to_job())
@@ -440,10 +440,8 @@ def test_a_range_steps_materializations_are_written_as_one_batch_and_read_as_eve
     assert {
         execution.event.dagster_event.event_specific_data.partition: execution.status.value for execution in executions
     } == dict.fromkeys(days, "SUCCEEDED")
-    assert {
-        execution.event.dagster_event.event_specific_data.partition: execution.event.dagster_event.event_specific_data.target_materialization_data.storage_id
-        for execution in executions
-    } == storage_ids
+    evaluations = [execution.event.dagster_event.event_specific_data for execution in executions]
+    assert {e.partition: e.target_materialization_data.storage_id for e in evaluations} == storage_ids
 
 
 def test_on_postgres_a_gates_evaluations_are_committed_together_or_not_at_all(

@@ -47,7 +47,9 @@ assert importlib.util.find_spec("ml_platform") is None, "the platform is importa
 import mlflow, numpy as np
 model = mlflow.pyfunc.load_model(sys.argv[1])
 scores = np.asarray(model.predict(model.input_example), dtype=float)
-code = sorted(module.__file__ for name, module in sys.modules.items() if name.startswith("ml_platform.models.portable."))
+code = sorted(
+    module.__file__ for name, module in sys.modules.items() if name.startswith("ml_platform.models.portable.")
+)
 with open(sys.argv[2], "w") as out:
     json.dump({"scores": scores.tolist(), "code": code}, out)
 """

@@ -42,7 +42,7 @@ def land_flights(directory: Path, seed: int = 5) -> dict[str, int]:
         unknown[day.isoformat()] = int(blank.sum())
         stamps = [
             dt.datetime.combine(day, dt.time(int(h), int(m))).isoformat() + "Z"
-            for h, m in zip(hour, rng.integers(0, 60, n))
+            for h, m in zip(hour, rng.integers(0, 60, n), strict=True)
         ]
         pd.DataFrame(
             {
@@ -192,7 +192,7 @@ def land_service_records(
     for index, day in enumerate(days):
         stamps = [
             dt.datetime.combine(day, dt.time(int(h), int(m))).isoformat() + "Z"
-            for h, m in zip(rng.integers(0, 24, per_day), rng.integers(0, 60, per_day))
+            for h, m in zip(rng.integers(0, 24, per_day), rng.integers(0, 60, per_day), strict=True)
         ]
         cost = rng.gamma(2.0, 40.0, per_day).round(2)
         cost[rng.random(per_day) < (0.30 if index == 4 else 0.02)] = np.nan  # day 4: a bad day no sample reads
@@ -284,7 +284,7 @@ def test_an_id_that_repeats_on_another_day_or_within_an_unsampled_day_is_not_the
     frame = pd.read_csv(path)
     frame.loc[7, "ticket"] = 3  # day 0's ticket 3 again
     frame.to_csv(path, index=False)
-    drafted, text = draft(data_dir, exports)
+    drafted, _text = draft(data_dir, exports)
     assert "event_id_column" not in drafted
 
     land_service_records(data_dir / "exports" / "within", consecutive(24))

@@ -119,8 +119,8 @@ def test_a_warned_day_is_written_and_counted_as_a_warning(
     assert "gates: no day's latest evaluation failed" in text
     assert "warnings (latest evaluation per day; these days went through):" in text
     assert (
-        f"churn/raw_events:null_fraction: 1 day(s) warned ({NULL_DAY}); latest: partition {NULL_DAY}: column 'plan' is 33."
-        in text
+        f"churn/raw_events:null_fraction: 1 day(s) warned ({NULL_DAY}); latest: partition {NULL_DAY}: column "
+        "'plan' is 33." in text
     )
     assert (
         f"churn/raw_events:value_ranges: 1 day(s) warned ({NEW_PLAN_DAY}); latest: partition {NEW_PLAN_DAY}: " in text

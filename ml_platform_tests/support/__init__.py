@@ -1,1 +1,2 @@
-"""What the tiers share: fixtures (registered by ../conftest.py), servers, GraphQL, polling, Postgres, fault proxy, webhook."""
+"""What the tiers share: fixtures (registered by ../conftest.py), servers, GraphQL, polling, Postgres, fault proxy,
+webhook."""

@@ -20,7 +20,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -43,14 +43,16 @@ def shipped_storage(instance_yaml: str, section: str) -> dict[str, Any]:
 class SqliteFixtures(TestEventLogStorage):
     """`TestSqliteEventLogStorage`'s fixtures and declarations; `overrides` says which event log."""
 
-    overrides: dict[str, Any] = {}
+    overrides: ClassVar[dict[str, Any]] = {}
     storage_class: type = object
 
     @pytest.fixture(name="instance", scope="function")
     def instance(self) -> Iterator[dg.DagsterInstance]:
-        with tempfile.TemporaryDirectory(dir=os.getcwd()) as tmpdir_path:
-            with dg.instance_for_test(temp_dir=tmpdir_path, overrides=self.overrides) as instance:
-                yield instance
+        with (
+            tempfile.TemporaryDirectory(dir=os.getcwd()) as tmpdir_path,
+            dg.instance_for_test(temp_dir=tmpdir_path, overrides=self.overrides) as instance,
+        ):
+            yield instance
 
     @pytest.fixture(scope="function", name="storage")
     def event_log_storage(self, instance: dg.DagsterInstance) -> Iterator[Any]:
@@ -99,7 +101,9 @@ if STORAGE == "sqlite":
 
     class TestPlatformSqlite(SqliteFixtures):
         __test__ = True
-        overrides = {"event_log_storage": yaml.safe_load((REPO / "dagster.yaml").read_text())["event_log_storage"]}
+        overrides: ClassVar[dict[str, Any]] = {
+            "event_log_storage": yaml.safe_load((REPO / "dagster.yaml").read_text())["event_log_storage"]
+        }
         storage_class = PooledSqliteEventLogStorage
 
     class TestStockSqlite(SqliteFixtures):

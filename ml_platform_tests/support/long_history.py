@@ -46,7 +46,7 @@ def land_history(
         lines = [
             f"{day}-{i},{owner},{day}T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z,{kind},"
             f"{amount if kind == 'purchase' else ''},{int(kind == 'cancel')}\n"
-            for i, (second, kind, owner, amount) in enumerate(zip(seconds, kinds, owners, amounts))
+            for i, (second, kind, owner, amount) in enumerate(zip(seconds, kinds, owners, amounts, strict=True))
         ]
         (landing / f"{day}.csv").write_text(header + "".join(lines))
     return len(days)

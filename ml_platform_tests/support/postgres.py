@@ -90,7 +90,8 @@ def drop_database(admin: sa.URL, name: str) -> None:
     with admin_engine(admin).connect() as connection:
         connection.execute(
             sa.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name AND pid <> "
+                "pg_backend_pid()"
             ),
             {"name": name},
         )

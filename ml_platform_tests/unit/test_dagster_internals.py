@@ -300,7 +300,8 @@ def test_the_dagster_members_a_subclass_relies_on_are_as_checked(path: str, tmp_
     found = dagster_members(platform_class(path), SUBCLASSES[path](tmp_path))
     listed = DAGSTER_MEMBERS.get(path, {})
     changed = [
-        f"  {name}: listed {listed.get(name, '(not listed)')}, Dagster {dagster.__version__} has {found.get(name, '(none)')}"
+        f"  {name}: listed {listed.get(name, '(not listed)')}, Dagster {dagster.__version__} has "
+        f"{found.get(name, '(none)')}"
         for name in sorted(set(found) | set(listed))
         if found.get(name) != listed.get(name)
     ]

@@ -58,7 +58,7 @@ def test_as_of_windows_include_earlier_events_of_the_same_day_and_never_the_even
 def test_later_events_never_change_earlier_features() -> None:
     spec = fraud_with(AS_OF)
     before = features_of(events(HISTORY), spec)
-    later = HISTORY + [("t5", 1, "travel", f"{DAY}T23:59:00", 500.0), ("t6", 1, "grocery", "2025-03-11T01:00:00", 7.0)]
+    later = [*HISTORY, ("t5", 1, "travel", f"{DAY}T23:59:00", 500.0), ("t6", 1, "grocery", "2025-03-11T01:00:00", 7.0)]
     after = features_of(events(later), spec)
     pd.testing.assert_frame_equal(after.loc[before.index, before.columns], before)
 

@@ -44,9 +44,13 @@ def test_a_model_ships_exactly_the_portable_modules_it_is_given() -> None:
 
 
 def test_only_portable_modules_are_shipped() -> None:
-    with pytest.raises(ValueError, match="ml_platform.models.shipping: only modules of ml_platform.models.portable"):
-        with shipping.portable_code(shipping):
-            pass
+    with (
+        pytest.raises(
+            ValueError, match=r"ml_platform\.models\.shipping: only modules of ml_platform\.models\.portable"
+        ),
+        shipping.portable_code(shipping),
+    ):
+        pass
 
 
 def test_requirements_pin_the_installed_release() -> None:

@@ -151,7 +151,7 @@ def test_shipped_specs_of_every_shape_load() -> None:
 def test_unparsable_yaml_is_a_spec_error(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text("name: [unclosed\n")
-    with pytest.raises(SpecError, match="broken.yaml: cannot read spec"):
+    with pytest.raises(SpecError, match=r"broken\.yaml: cannot read spec"):
         load_spec(path)
 
 
@@ -176,7 +176,8 @@ def test_user_spec_directory_is_loaded_and_duplicates_rejected(tmp_path: Path, m
         ("name: churn\nname: churn2\n", "key 'name' appears twice"),
         ("model:\n  params: &p {n_estimators: 1}\nother: *p\n", "anchors and aliases"),
         (
-            "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b]\n",
+            "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+            "c: [*b, *b, *b, *b, *b, *b]\n",
             "anchors and aliases",
         ),
     ],

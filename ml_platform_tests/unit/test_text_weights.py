@@ -47,7 +47,7 @@ def test_a_missing_file_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "model"
     shutil.copytree(packaged_folder(), folder)
     (folder / "model.safetensors").unlink()
-    with pytest.raises(EncoderFilesMismatch, match="model.safetensors: missing"):
+    with pytest.raises(EncoderFilesMismatch, match=r"model\.safetensors: missing"):
         verify_encoder_files(ENCODER, folder)
 
 
