@@ -222,3 +222,36 @@ def _json(env: Mapping[str, str], name: str, expected: type) -> Any:
     if not isinstance(value, expected):
         raise SettingError(f"{name} must be a JSON {expected.__name__}, got {type(value).__name__}")
     return value
+
+
+THREADS_ENV = "ML_PLATFORM_THREADS"
+MAX_THREADS = 256
+
+
+def stage_threads(environ: Mapping[str, str] | None = None, cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """Threads each daily stage (raw events, features, predictions) spreads its days over: ML_PLATFORM_THREADS
+    (1..256), else the container's CPU limit (a Kubernetes pod's `resources.limits.cpu`, rounded up), else the
+    cores this process may run on. Read per stage run, so a run launched with the variable uses it; the outputs
+    are the same for every value."""
+    env = os.environ if environ is None else environ
+    if env.get(THREADS_ENV, "").strip():
+        return _int(env, THREADS_ENV, 1, 1, MAX_THREADS)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    limit = cgroup_cpu_limit(cgroup_root)
+    return max(1, min(cores, limit) if limit else cores)
+
+
+def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """The cgroup's CPU quota in whole cores, rounded up (cgroup v2 `cpu.max`, else v1 `cpu.cfs_quota_us`);
+    None when there is none or it cannot be read (not in a container)."""
+    try:
+        if (root / "cpu.max").is_file():
+            quota, period = (root / "cpu.max").read_text().split()[:2]
+        else:
+            quota = (root / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (root / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        if quota in ("max", "-1") or int(period) <= 0:
+            return None
+        return max(1, -(-int(quota) // int(period)))
+    except (OSError, ValueError):
+        return None

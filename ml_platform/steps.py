@@ -39,8 +39,10 @@ from ml_platform.features.compute import (
 )
 from ml_platform.features.drift import METHOD, SCORE, population_stability
 from ml_platform.io.parquet_lake import DataLake
+from ml_platform.parallel import ordered_map
 from ml_platform.resources.sources import EventSource, SourceError
 from ml_platform.resources.sources.base import NoDataForDay
+from ml_platform.settings import stage_threads
 from ml_platform.spec import ROW_ID, UseCaseSpec
 
 DEFAULT_CHUNK_DAYS = 31
@@ -79,29 +81,32 @@ class DayResult:
         return {"note": self.note} if self.note else {}
 
 
-def ingest(source: EventSource, spec: UseCaseSpec, days: Sequence[str]) -> Iterator[DayResult]:
-    """Each day's source data, read and validated by the raw-event gates (only the spec's columns kept). With
-    `source.missing_days: empty`, a day the source has nothing for (no file, no rows) is a day without events."""
+def ingest(
+    source: EventSource, spec: UseCaseSpec, days: Sequence[str], threads: int | None = None
+) -> Iterator[DayResult]:
+    """Each day's source data, read and validated by the raw-event gates (only the spec's columns kept), `threads`
+    days at a time (default `stage_threads()`), in day order. With `source.missing_days: empty`, a day the source
+    has nothing for (no file, no rows) is a day without events."""
+    yield from ordered_map(lambda day: _ingest_day(source, spec, day), days, threads or stage_threads())
+
+
+def _ingest_day(source: EventSource, spec: UseCaseSpec, day: str) -> DayResult:
     columns = [c.name for c in spec.columns]
     without_events_ok = spec.missing_days == "empty"
-    for day in days:
-        try:
-            frame = source.read_day(spec, day)
-        except NoDataForDay as error:
-            yield (
-                day_without_events(spec, day, "no file")
-                if without_events_ok
-                else DayResult(day, None, unreadable_source(day, str(error)))
-            )
-            continue
-        except SourceError as error:
-            yield DayResult(day, None, unreadable_source(day, str(error)))
-            continue
-        if without_events_ok and frame.empty:
-            yield day_without_events(spec, day, "0 rows read")
-            continue
-        stored = with_event_ids(frame[columns], spec) if set(columns) <= set(frame.columns) else frame
-        yield DayResult(day, stored, validate_events(frame, spec, day))
+    try:
+        frame = source.read_day(spec, day)
+    except NoDataForDay as error:
+        return (
+            day_without_events(spec, day, "no file")
+            if without_events_ok
+            else DayResult(day, None, unreadable_source(day, str(error)))
+        )
+    except SourceError as error:
+        return DayResult(day, None, unreadable_source(day, str(error)))
+    if without_events_ok and frame.empty:
+        return day_without_events(spec, day, "0 rows read")
+    stored = with_event_ids(frame[columns], spec) if set(columns) <= set(frame.columns) else frame
+    return DayResult(day, stored, validate_events(frame, spec, day))
 
 
 def day_without_events(spec: UseCaseSpec, day: str, reason: str) -> DayResult:
@@ -158,12 +163,19 @@ def with_event_ids(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
 
 
 def build_features(
-    lake: DataLake, raw_key: Any, spec: UseCaseSpec, days: Sequence[str], chunk_days: int = DEFAULT_CHUNK_DAYS
+    lake: DataLake,
+    raw_key: Any,
+    spec: UseCaseSpec,
+    days: Sequence[str],
+    chunk_days: int = DEFAULT_CHUNK_DAYS,
+    threads: int | None = None,
 ) -> Iterator[DayResult]:
     """Point-in-time features per day from the raw days of its window, one chunk of days per lake read;
     a window with a raw gap after the first raw day fails `inputs_complete`. With `source.missing_days: empty`
     a raw day without events counts as zero activity in the windows of later days, and has no feature rows
-    itself: nothing happened that day to describe or score."""
+    itself: nothing happened that day to describe or score. Entity-day specs read and reduce `threads` raw
+    days at once (default `stage_threads()`); the rows do not depend on it."""
+    threads = threads or stage_threads()
     needed = sorted(
         {*spec.key_columns, spec.timestamp_column, spec.label.column}
         | {f.column for f in spec.features if f.column}
@@ -176,23 +188,23 @@ def build_features(
         sample = sorted(available & set(feature_input_days(spec, days)))[-7:]
         rows_per_day = max(lake.row_counts(raw_key, sample).values(), default=0)
         chunk_days = features_chunk_days(chunk_days, rows_per_day, spec.lookback_days)
+
+    def day_entities(day: str) -> np.ndarray:
+        return lake.read(raw_key, [day], columns=[spec.entity_column])[spec.entity_column].unique()
+
+    def day_events(day: str) -> pd.DataFrame:
+        return lake.read(raw_key, [day], columns=needed, categories=categories)
+
     for chunk in chunks(days, chunk_days):
         inputs = [day for day in feature_input_days(spec, chunk) if day in available]
         if not inputs:
             frame = pd.DataFrame(columns=[*spec.key_columns, DAY])
         elif spec.grain == "event":
             frame = compute_features(lake.read(raw_key, inputs, columns=needed, categories=categories), spec, chunk)
-        else:  # one raw day in memory at a time, reduced to per-entity daily aggregates as it is read
-            entities = known_entities(
-                np.concatenate(  # each day's distinct entities: never a window of ids at once
-                    [
-                        lake.read(raw_key, [day], columns=[spec.entity_column])[spec.entity_column].unique()
-                        for day in inputs
-                    ]
-                )
-            )
-            frames = (lake.read(raw_key, [day], columns=needed, categories=categories) for day in inputs)
-            frame = entity_day_features(frames, spec, chunk, entities)
+        else:  # `threads` raw days in memory at a time, each reduced to per-entity daily aggregates as it is read
+            # each day's distinct entities: never a window of ids at once
+            entities = known_entities(np.concatenate(list(ordered_map(day_entities, inputs, threads))))
+            frame = entity_day_features(ordered_map(day_events, inputs, threads), spec, chunk, entities, threads)
         bounds = day_bounds(frame)
         empty = frame.iloc[0:0].copy()  # a copy: a zero-row view would keep the whole chunk alive
         without_events = days_without_events(lake, spec, raw_key, chunk)
@@ -228,23 +240,27 @@ def score(
     features_key: Any,
     spec: UseCaseSpec,
     days: Sequence[str],
+    threads: int | None = None,
 ) -> Iterator[DayResult]:
     """Every row of each day's features scored by `model`, one day's file at a time (a day is one predict call
-    whatever the range, so it scores the same in a backfill and a daily run); a day without features fails
-    `scores_valid`. A day without events (`source.missing_days: empty`: no feature rows) is stored empty, with a note."""
+    whatever the range, so it scores the same in a backfill and a daily run), `threads` days at once (default
+    `stage_threads()`; tree ensembles predict without the GIL), in day order; a day without features fails
+    `scores_valid`. A day without events (`source.missing_days: empty`: no feature rows) is stored empty, with a
+    note."""
     available = set(lake.existing_partitions(features_key))
-    for day in days:
+
+    def score_day(day: str) -> DayResult:
         if day not in available:
-            yield DayResult(
+            return DayResult(
                 day, None, [failed("scores_valid", day, "features are not materialized", column="features")]
             )
-            continue
         scored = score_frame(model, lake.read(features_key, [day]), spec, version)
         if scored.empty and spec.missing_days == "empty":
             note = without_events_note(day, "nothing to score")
-            yield DayResult(day, _typed_strings(scored), [passed("scores_valid", day, note)], note)
-            continue
-        yield DayResult(day, scored, validate_predictions(scored, spec, day))
+            return DayResult(day, _typed_strings(scored), [passed("scores_valid", day, note)], note)
+        return DayResult(day, scored, validate_predictions(scored, spec, day))
+
+    yield from ordered_map(score_day, days, threads or stage_threads())
 
 
 def score_frame(

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_integer_dtype
 
+from ml_platform.parallel import ordered_map
 from ml_platform.spec import EVENT_AGGS, EventFilter, FeatureSpec, UseCaseSpec
 
 DAY = "day"
@@ -78,28 +79,41 @@ def entity_day_features(
     spec: UseCaseSpec,
     days: Sequence[str],
     entities: np.ndarray | None = None,
+    threads: int = 1,
 ) -> pd.DataFrame:
     """Entity-day feature rows for `days` from the raw events of their windows, given as frames of whole days
     in day order (one frame, or one per day to hold a single day of events in memory at a time). Each frame
     is reduced to per-(day, entity) aggregates at once; windows roll over those. `entities`: every entity of
-    the frames, sorted (default: those of the only frame)."""
+    the frames, sorted (default: those of the only frame). With `entities` given, `threads` frames are reduced
+    at once and `threads` features rolled at once; aggregates are added in frame order, so the rows are the
+    same for any `threads`."""
     days = sorted(days)
     first = dt.date.fromisoformat(days[0]) - dt.timedelta(days=spec.lookback_days - 1)
     n_days = (dt.date.fromisoformat(days[-1]) - first).days + 1
     daily = _DailyAggregates(n_days)
     index = None if entities is None else pd.Index(entities)
-    for frame in frames:
+
+    def reduce(frame: pd.DataFrame) -> tuple[range, dict[AggregateKey, np.ndarray]] | None:
         frame = _prepared(frame, spec)
-        if index is None:
-            entities = known_entities(frame[spec.entity_column])
-            index = pd.Index(entities)
         if frame.empty:
-            continue
+            return None
         span = _day_span(frame, spec, first, n_days)
         grid = _Grid(
             frame, spec, first + dt.timedelta(days=span.start), first + dt.timedelta(days=span.stop - 1), entities=index
         )
-        daily.add(span, {**_activity(grid, frame, spec), **_aggregates(grid, frame, spec.expanded_features)})
+        return span, {**_activity(grid, frame, spec), **_aggregates(grid, frame, spec.expanded_features)}
+
+    if index is None:  # one frame: its own entities
+        frames = list(frames)
+        if frames:
+            entities = known_entities(_prepared(frames[0], spec)[spec.entity_column])
+            index = pd.Index(entities)
+        threads = 1
+    if index is not None:  # pandas builds an index's hash table on first lookup: once, before threads share it
+        index.get_indexer(index[:1])
+    for reduced in ordered_map(reduce, frames, threads):
+        if reduced is not None:
+            daily.add(*reduced)
     if entities is None or not daily.arrays:
         return pd.DataFrame(columns=[spec.entity_column, DAY, *spec.feature_names])
     target = np.array([(dt.date.fromisoformat(day) - first).days for day in days])
@@ -110,9 +124,15 @@ def entity_day_features(
     # so the frame needs no sort (a sort would copy every column while the aggregates are still held)
     day_rows, entity_columns = np.nonzero(active)
     out = pd.DataFrame({spec.entity_column: entities[entity_columns], DAY: np.array(days, dtype=object)[day_rows]})
-    for feature in spec.expanded_features:
+
+    def column(feature: FeatureSpec) -> np.ndarray:
         values = _roll(feature, daily.arrays.__getitem__)[target][day_rows, entity_columns]
-        out[feature.name] = _transform(values.astype(float), feature)
+        return _transform(values.astype(float), feature)
+
+    for feature, values in zip(
+        spec.expanded_features, ordered_map(column, spec.expanded_features, threads), strict=True
+    ):
+        out[feature.name] = values
     return out
 
 
