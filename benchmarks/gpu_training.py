@@ -1,6 +1,6 @@
 """Fraud training on a GPU through the platform's own path, against the same training on the CPU.
 
-1. Lands the fraud demo's synthetic days (`ml-platform-demo generate --use-case fraud`) and
+1. Lands the fraud demo's synthetic days (`python -m demo generate --use-case fraud`) and
    materializes fraud/raw_events + fraud/features over them in-process (ephemeral instance).
 2. Copies the data dir, then trains twice through Dagster's `materialize` of fraud/training_set ->
    fraud/model (gated) -> fraud/champion, each on its own copy with its own SQLite MLflow store:

@@ -59,6 +59,8 @@ def mlflow_ui_command(settings: Settings) -> list[str] | None:
         "--default-artifact-root",
         artifacts,
         "--no-serve-artifacts",
+        "--workers",
+        "1",  # one person's browser (MLflow's default is 4 processes)
         "--host",
         url.hostname,
         "--port",

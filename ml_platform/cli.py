@@ -1,7 +1,7 @@
 """`ml-platform`: run a use case's stages, summarise, roll back or promote a champion, serve metrics,
 start a new use case. Every command works on $DAGSTER_HOME's instance (default ./.dagster_home), as the UI.
 
-The demo and its synthetic data are not part of the platform: `ml-platform-demo` (package `demo`)."""
+The demo and its synthetic data are not part of the platform: `python -m demo` from the checkout (package `demo`, not in the wheel)."""
 
 from __future__ import annotations
 

@@ -72,3 +72,34 @@ def test_every_command_and_option_has_help(build) -> None:
     ]
     assert not undocumented, undocumented
     assert all(choice.help for choice in commands._choices_actions)
+
+
+def test_make_ui_starts_the_partitions_at_the_first_landed_day_and_serves_mlflow_on_the_local_store(
+    tmp_path: Path,
+) -> None:
+    """`python -m demo ui`: the first landed day of any file-sourced use case (hidden and misnamed entries are
+    not days), and the MLflow UI on the platform's own store at MLFLOW_UI_URL's port; a URL it cannot serve
+    fails naming MLFLOW_UI_URL."""
+    from demo.ui import first_landed_day, mlflow_ui_command
+    from ml_platform.settings import Settings
+
+    env = {"ML_PLATFORM_DATA_DIR": str(tmp_path), "MLFLOW_UI_URL": "http://127.0.0.1:5077", "HOME": str(tmp_path)}
+    settings = Settings.from_env(env)
+    assert first_landed_day(settings) is None
+    for directory, name in [
+        ("churn", "2026-03-04.parquet"),
+        ("churn", ".2026-01-01.parquet.tmp"),
+        ("churn", "notes.txt"),
+        ("fraud", "2026-02-10.csv"),
+        ("fraud", "2026-05-01.csv"),
+    ]:
+        (tmp_path / "landing" / directory).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "landing" / directory / name).write_text("")
+    assert first_landed_day(settings) == "2026-02-10"
+
+    command = mlflow_ui_command(settings)
+    assert command is not None
+    assert command[command.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    assert command[command.index("--port") + 1] == "5077" and command[command.index("--host") + 1] == "127.0.0.1"
+    with pytest.raises(ValueError, match="MLFLOW_UI_URL must be http://HOST:PORT"):
+        mlflow_ui_command(Settings.from_env({**env, "MLFLOW_UI_URL": "http://127.0.0.1"}))
