@@ -17,6 +17,7 @@ import pandas as pd
 from ml_platform import steps
 from ml_platform.assets import keys
 from ml_platform.assets.conventions import daily_conventions
+from ml_platform.assets.lookback import feature_inputs
 from ml_platform.assets.range_step import DailyStage, RangeStep
 from ml_platform.automation.conditions import FEATURES_FOLLOW_RAW
 from ml_platform.automation.high_scores import alert_high_scores
@@ -74,7 +75,7 @@ def _raw_events(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> D
 
 
 def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> DailyStage:
-    key, raw_key = keys.features(spec), keys.raw_events(spec)
+    key, raw_key, source_key = keys.features(spec), keys.raw_events(spec), source_resource_key(spec)
     schema = dg.TableSchema(
         columns=[
             *[dg.TableColumn(name, spec.column(name).dtype) for name in spec.key_columns],
@@ -87,14 +88,22 @@ def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> Dai
     )
 
     def features(step: RangeStep) -> Iterator[Any]:
-        gate, lake = step.gate(key), step.context.resources.lake
+        gate, lake, days = step.gate(key), step.context.resources.lake, step.context.partition_keys
         failed_raw = step.failed_days(raw_key)
-        for result in steps.build_features(lake, raw_key, spec, step.context.partition_keys, step.config.chunk_days):
-            culprit = next((failed_raw[d] for d in feature_input_days(spec, [result.day]) if d in failed_raw), None)
-            if culprit:
-                gate.block(result.day, "inputs_complete", f"its window holds a failed raw day: {culprit}")
-            else:
-                _store(gate, lake, result)
+
+        def source() -> EventSource:
+            found: EventSource = getattr(step.context.resources, source_key)
+            return found
+
+        # under backfill.max_days_per_run, window days another run has not stored yet come from the source
+        with feature_inputs(lake, source, spec, raw_key, days, failed_raw) as (inputs, unusable):
+            failed_raw |= unusable
+            for result in steps.build_features(inputs, raw_key, spec, days, step.config.chunk_days):
+                culprit = next((failed_raw[d] for d in feature_input_days(spec, [result.day]) if d in failed_raw), None)
+                if culprit:
+                    gate.block(result.day, "inputs_complete", f"its window holds a failed raw day: {culprit}")
+                else:
+                    _store(gate, lake, result)
         yield from gate.conclude(window_days=spec.lookback_days)
 
     return DailyStage(
@@ -114,6 +123,7 @@ def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> Dai
         ),
         gate_check_specs(key, FEATURE_CHECKS, partitions_def),
         features,
+        resource_keys=frozenset({source_key}),  # window days another run has not stored yet (lookback.py)
     )
 
 

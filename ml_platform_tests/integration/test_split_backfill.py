@@ -1,9 +1,11 @@
 """A backfill split into runs of N days (spec `backfill.max_days_per_run`, issue 28) writes what one run writes.
 
 Twelve churn days go raw_events -> features twice, from the same landing files into two data dirs: once as one
-range run, once as runs of four days in order (each a `materialize`, as each run of Dagster's multi-run backfill
-policy is). A run that starts mid-range computes its first feature days from the earlier raw days in the lake, so
-every lake file is byte-identical and every per-day check status is the same.
+range run, once as runs of four days (each a `materialize`, as each run of Dagster's multi-run backfill policy is)
+in an order where a later range runs before an earlier one, as runs started side by side may: a run's feature
+window then reaches raw days the other run has not stored yet, which it reads from the source itself
+(`ml_platform/assets/lookback.py`). Every lake file is byte-identical and every per-day check status is the same,
+with clean landing files and with a bad raw day that only the earliest run stores.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import yaml
 from demo.generators.churn import write_landing_files
 from ml_platform.assets import keys
 from ml_platform.definitions import build_definitions
+from ml_platform.features.compute import feature_input_days
 from ml_platform.runner import materialize_stages
 from ml_platform.spec import SpecError, UseCaseSpec, load_spec
 from ml_platform_tests.support.check_view import CheckView
@@ -28,9 +31,16 @@ PER_RUN = 4
 STAGES = ["raw_events", "features"]
 
 
-def _backfill(spec: UseCaseSpec, root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, str], dict[str, str]]:
-    """Materialize DAYS under `root`, in runs of the spec's max_days_per_run; the per-day check statuses."""
-    write_landing_files(landing_dir(root), START, len(DAYS), 300, seed=5)
+def _backfill(
+    spec: UseCaseSpec, root: Path, monkeypatch: pytest.MonkeyPatch, order: list[int], damage: str | None = None
+) -> dict[tuple[str, str], dict[str, str]]:
+    """Materialize DAYS under `root` in runs of the spec's max_days_per_run, the runs in `order` (their indexes),
+    from landing files whose day `damage` lost its file; the per-day check statuses."""
+    landing = landing_dir(root)
+    write_landing_files(landing, START, len(DAYS), 300, seed=5)
+    if damage:
+        [bad] = landing.glob(f"*{damage}*")
+        bad.unlink()
     monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(root))
     defs = build_definitions([spec])
     step = defs.resolve_assets_def(keys.features(spec))
@@ -40,35 +50,66 @@ def _backfill(spec: UseCaseSpec, root: Path, monkeypatch: pytest.MonkeyPatch) ->
         if spec.backfill.max_days_per_run
         else step.backfill_policy == dg.BackfillPolicy.single_run()
     )
+    ranges = [DAYS[first : first + per_run] for first in range(0, len(DAYS), per_run)]
+    assert sorted(order) == list(range(len(ranges)))
     home = root.parent / f"{root.name}_dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        for first in range(0, len(DAYS), per_run):
-            assert materialize_stages(defs, spec, STAGES, instance, DAYS[first : first + per_run]).success
+        for index in order:
+            result = materialize_stages(defs, spec, STAGES, instance, ranges[index])
+            assert result.success == (damage is None or not set(feature_input_days(spec, ranges[index])) & {damage})
         return CheckView(instance).statuses()
 
 
-def test_runs_of_four_days_write_the_same_files_and_check_statuses_as_one_run(
+def _split(spec: UseCaseSpec) -> UseCaseSpec:
+    return spec.model_copy(update={"backfill": spec.backfill.model_copy(update={"max_days_per_run": PER_RUN})})
+
+
+def _assert_same_files(tmp_path: Path, days: list[str]) -> None:
+    for stage in STAGES:
+        for day in days:
+            one, chunked = (tmp_path / run / "lake" / "churn" / stage / f"{day}.parquet" for run in ("whole", "split"))
+            assert chunked.exists() == one.exists(), f"{stage}/{day}"
+            assert not one.exists() or chunked.read_bytes() == one.read_bytes(), f"{stage}/{day}"
+
+
+def test_runs_of_four_days_in_reverse_order_write_the_same_files_and_check_statuses_as_one_run(
     churn_spec: UseCaseSpec,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    split_spec = churn_spec.model_copy(
-        update={"backfill": churn_spec.backfill.model_copy(update={"max_days_per_run": PER_RUN})}
-    )
-    assert churn_spec.lookback_days > 1  # the second run's first feature days read the first run's raw days
+    assert churn_spec.lookback_days > 2 * PER_RUN  # the last run's first feature days read both earlier runs' days
 
-    whole = _backfill(churn_spec, tmp_path / "whole", monkeypatch)
-    split = _backfill(split_spec, tmp_path / "split", monkeypatch)
+    whole = _backfill(churn_spec, tmp_path / "whole", monkeypatch, [0])
+    split = _backfill(_split(churn_spec), tmp_path / "split", monkeypatch, [2, 1, 0])
 
     assert split == whole
     assert whole[("features", "inputs_complete")] == dict.fromkeys(DAYS, "SUCCEEDED")
-    for stage in STAGES:
-        names = [f"{day}.parquet" for day in DAYS]
-        for name in names:
-            one, chunked = (tmp_path / run / "lake" / "churn" / stage / name for run in ("whole", "split"))
-            assert chunked.read_bytes() == one.read_bytes(), f"{stage}/{name}"
+    _assert_same_files(tmp_path, DAYS)
+
+
+def test_a_bad_raw_day_fails_the_same_feature_days_whichever_run_reads_it_first(
+    churn_spec: UseCaseSpec,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Day 3 has no landing file: one run fails raw day 3 and every feature day whose window holds it; the later
+    runs (here first) read day 3 from the source, find it unusable and fail the same feature days, naming it."""
+    bad = DAYS[2]
+    whole = _backfill(churn_spec, tmp_path / "whole", monkeypatch, [0], damage=bad)
+    split = _backfill(_split(churn_spec), tmp_path / "split", monkeypatch, [1, 2, 0], damage=bad)
+
+    assert split == whole
+    assert whole[("features", "inputs_complete")] == {
+        **dict.fromkeys(DAYS[:2], "SUCCEEDED"),
+        **dict.fromkeys(DAYS[2:], "FAILED"),
+    }
+    _assert_same_files(tmp_path, DAYS)
+    with dg.DagsterInstance.from_config(str(tmp_path / "split_dagster_home")) as instance:
+        reason = CheckView(instance).partition_panel(keys.features(churn_spec), "inputs_complete", DAYS[-1])
+    description = reason["evaluation"]["description"]
+    assert f"churn/raw_events {bad} is not in the lake and the source's copy is unusable (landed: " in description
 
 
 def test_max_days_per_run_below_one_is_refused_naming_file_and_field(tmp_path: Path) -> None:
