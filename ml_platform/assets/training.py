@@ -9,7 +9,6 @@ previous champion under its own alias for rollback.
 
 import base64
 from collections.abc import Iterator
-from dataclasses import asdict
 from typing import Any
 
 import dagster as dg
@@ -23,6 +22,7 @@ from ml_platform.k8s.placement import training_op_tags, training_pool
 from ml_platform.models.challenger import (
     THRESHOLD_TAG,
     Challenger,
+    ModelSummary,
     ReferenceModel,
     Registered,
     register_challenger,
@@ -149,7 +149,7 @@ def _model(spec: UseCaseSpec, settings: Settings) -> dg.AssetsDefinition:
             raise dg.Failure(f"{spec.name}: {error}", allow_retries=False) from None
         registered = register_challenger(mlflow, challenger, training_set, context.run_id)
         yield dg.Output(
-            _model_summary(challenger, registered), metadata=_model_metadata(spec, mlflow, challenger, registered)
+            ModelSummary.of(challenger, registered), metadata=_model_metadata(spec, mlflow, challenger, registered)
         )
         yield _thresholds_result(spec, registered.version, challenger)
         yield _significance_result(spec, registered.version, challenger)
@@ -167,19 +167,6 @@ def _current_champion(spec: UseCaseSpec, mlflow: MlflowResource) -> ReferenceMod
     signature = model.metadata.get_input_schema()
     features = signature.input_names() if signature is not None else spec.feature_names
     return ReferenceModel(model, str(champion.version), threshold, list(features))
-
-
-def _model_summary(challenger: Challenger, registered: Registered) -> dict[str, Any]:
-    """The model asset's stored value: what the champion asset needs to decide and to record."""
-    return {
-        "version": registered.version,
-        "run_id": registered.run_id,
-        "experiment_id": registered.experiment_id,
-        "metrics": challenger.metrics,
-        "champion_version": challenger.champion_version,
-        "comparison": asdict(challenger.comparison) if challenger.comparison else None,
-        "gates_passed": challenger.gates_passed,
-    }
 
 
 def _comparison_table(spec: UseCaseSpec, version: str, challenger: Challenger) -> str:
@@ -316,16 +303,16 @@ def _champion(spec: UseCaseSpec) -> dg.AssetsDefinition:
         output_required=False,  # not materialized while a challenger waits for live evidence
     )
     def champion(
-        context: dg.AssetExecutionContext, model: dict[str, Any], mlflow: MlflowResource, alerts: AlertResource
+        context: dg.AssetExecutionContext, model: ModelSummary, mlflow: MlflowResource, alerts: AlertResource
     ) -> Iterator[dg.MaterializeResult]:
-        if not model["gates_passed"]:
+        if not model.gates_passed:
             raise dg.Failure(
-                f"{spec.name}: challenger v{model['version']} failed its gates; the champion stays", allow_retries=False
+                f"{spec.name}: challenger v{model.version} failed its gates; the champion stays", allow_retries=False
             )
-        comparison = model["comparison"]
+        comparison = model.comparison
         if comparison is not None and spec.gates.live_evidence_days:
             context.log.info(
-                f"{spec.name}: challenger v{model['version']} passed its gates and waits in shadow for "
+                f"{spec.name}: challenger v{model.version} passed its gates and waits in shadow for "
                 f"{spec.gates.live_evidence_days} live day(s) of significantly better paired evidence "
                 "(gates.live_evidence_days; the live-evidence sensor promotes it)"
             )
@@ -334,22 +321,22 @@ def _champion(spec: UseCaseSpec) -> dg.AssetsDefinition:
             "first model; meets the thresholds"
             if comparison is None
             else (
-                f"meets the thresholds; {spec.gates.compare_metric} {comparison['challenger']:.4f} vs "
-                f"{comparison['champion']:.4f}, p = {comparison['p_value']:.3f}"
+                f"meets the thresholds; {spec.gates.compare_metric} {comparison.challenger:.4f} vs "
+                f"{comparison.champion:.4f}, p = {comparison.p_value:.3f}"
             )
         )
         # Loaded from the registry before the alias moves: a version that does not load never becomes champion,
         # and the first scoring run after the promotion finds it in the local model cache (no registry load).
-        mlflow.load_model(spec.name, model["version"])
+        mlflow.load_model(spec.name, model.version)
         change = change_champion(
-            mlflow, spec.name, model["version"], "promoted", reason, actor=f"dagster run {context.run_id}"
+            mlflow, spec.name, model.version, "promoted", reason, actor=f"dagster run {context.run_id}"
         )
         alerts.send(
             "champion_promoted",
             f"{spec.name}: version {change.champion} is the new champion",
             f"replaces {change.previous or 'nothing (first model)'}: {reason}",
             severity="info",
-            details={**change.as_dict(), "use_case": spec.name, "metrics": model["metrics"]},
+            details={**change.as_dict(), "use_case": spec.name, "metrics": model.metrics},
             link=mlflow.version_url(spec.name, change.champion),
         )
         yield dg.MaterializeResult(
@@ -358,7 +345,7 @@ def _champion(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 "previous_champion": change.previous or "none",
                 "reason": reason,
                 "mlflow_model": dg.MetadataValue.url(mlflow.version_url(spec.name, change.champion)),
-                **{f"holdout_{name}": round(value, 4) for name, value in model["metrics"].items()},
+                **{f"holdout_{name}": round(value, 4) for name, value in model.metrics.items()},
             }
         )
 

@@ -14,7 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import dagster as dg
 import fsspec
@@ -235,9 +235,17 @@ def _remove_if_present(fs: Any, path: str) -> None:
         pass
 
 
+@runtime_checkable
+class StoredAsJson(Protocol):
+    """A typed asset value the IO manager stores as JSON (`to_json`); an input annotated with its class is read
+    back through that class's `from_json`, which raises ValueError for a stored value it cannot read."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
 class LakeIOManager(dg.ConfigurableIOManager):
     """The lake behind Dagster's IO-manager interface, for unpartitioned asset values: DataFrames as
-    Parquet (the training set), dicts as JSON (the model's summary).
+    Parquet (the training set), dicts and `StoredAsJson` values as JSON (the model's summary).
 
     Partitioned assets do not go through it: they write day by day through `DataLake`, each day only
     after its gate admitted it, so a failed day never replaces the good file.
@@ -252,15 +260,33 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 f"{key.to_user_string()}: partitioned assets write their days through DataLake "
                 "after their gate; the IO manager stores unpartitioned values only"
             )
-        if isinstance(obj, dict):
-            context.add_output_metadata({"path": self.lake.write_json(key, obj)})
+        if isinstance(obj, pd.DataFrame):  # first: a DataFrame has a `to_json` too
+            context.add_output_metadata({"path": self.lake.write_partition(key, None, obj), "rows": len(obj)})
             return
-        if not isinstance(obj, pd.DataFrame):
-            raise dg.Failure(f"{key.to_user_string()}: expected a pandas DataFrame or a dict, got {type(obj).__name__}")
-        context.add_output_metadata({"path": self.lake.write_partition(key, None, obj), "rows": len(obj)})
+        if isinstance(obj, StoredAsJson):
+            obj = obj.to_json()
+        if not isinstance(obj, dict):
+            raise dg.Failure(
+                f"{key.to_user_string()}: expected a pandas DataFrame, a dict or a StoredAsJson value, "
+                f"got {type(obj).__name__}"
+            )
+        context.add_output_metadata({"path": self.lake.write_json(key, obj)})
 
     def load_input(self, context: dg.InputContext) -> Any:
         key = context.asset_key
         if context.has_asset_partitions:
             raise dg.Failure(f"{key.to_user_string()}: read partitioned assets through DataLake.read")
-        return self.lake.read_json(key) if self.lake.has_json(key) else self.lake.read(key, None)
+        if not self.lake.has_json(key):
+            return self.lake.read(key, None)
+        stored, wanted = self.lake.read_json(key), context.dagster_type.typing_type
+        from_json = getattr(wanted, "from_json", None)
+        if from_json is None:
+            return stored
+        try:
+            return from_json(stored)
+        except ValueError as error:
+            raise dg.Failure(
+                f"{key.to_user_string()}: the stored value at {self.lake.partition_path(key, None, 'json')} is not a "
+                f"{wanted.__name__} this version reads ({error}); materialize {key.to_user_string()} again",
+                allow_retries=False,
+            ) from None

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import TypeAdapter, ValidationError
 
 from ml_platform.features.compute import DAY
 from ml_platform.features.drift import SCORE, reference_bins
@@ -87,6 +88,50 @@ class Registered:
     version: str
     run_id: str
     experiment_id: str
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """The model asset's value, which the champion asset receives: what it needs to decide and record a promotion.
+
+    The IO manager stores it as JSON (`to_json`) and reads it back in the champion's process (`from_json`);
+    the keys are those of the dict the model asset stored before this type, so a stored value of then still reads.
+    """
+
+    version: str  # the registered MLflow version
+    run_id: str
+    experiment_id: str
+    metrics: dict[str, float]  # holdout metrics
+    champion_version: str | None  # the champion it was compared with; None for the first model
+    comparison: ImprovementTest | None  # None when there was nothing to compare with (or it could not be)
+    gates_passed: bool
+
+    @classmethod
+    def of(cls, challenger: Challenger, registered: Registered) -> ModelSummary:
+        return cls(
+            version=registered.version,
+            run_id=registered.run_id,
+            experiment_id=registered.experiment_id,
+            metrics=challenger.metrics,
+            champion_version=challenger.champion_version,
+            comparison=challenger.comparison,
+            gates_passed=challenger.gates_passed,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, value: Any) -> ModelSummary:
+        """A stored summary, validated field by field; a ValueError names each missing or bad field."""
+        try:
+            return TypeAdapter(cls).validate_python(value)
+        except ValidationError as error:
+            problems = [
+                f"{'.'.join(map(str, issue['loc'])) or 'value'}: {issue['msg']}"
+                for issue in error.errors(include_url=False)
+            ]
+            raise ValueError("; ".join(problems)) from None
 
 
 def train_challenger(
