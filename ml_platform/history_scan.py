@@ -171,10 +171,13 @@ class ColumnHistory:
                 self.not_an_id(repeat)
 
     def _add_categories(self, day: str, values: pa.ChunkedArray) -> None:
+        first_seen = self.first_seen
+        if first_seen is None:  # already open
+            return
         distinct = _distinct(values, ALLOWED_VALUES_AT_MOST)
         for value in distinct or ():
-            self.first_seen.setdefault(value, day)
-        if distinct is None or len(self.first_seen) > ALLOWED_VALUES_AT_MOST:
+            first_seen.setdefault(value, day)
+        if distinct is None or len(first_seen) > ALLOWED_VALUES_AT_MOST:
             self.close_open(f"more than {ALLOWED_VALUES_AT_MOST} values")
 
     def close_open(self, because: str) -> None:
@@ -229,14 +232,15 @@ class History:
                 column.close_open("dates or times")
                 column.not_an_id("dates or times")
             column.add_values(day, values)
-        return table.num_rows
+        return int(table.num_rows)
 
     def _add_parquet(self, path: Path, day: str) -> int:
         import pyarrow.parquet as pq
 
         parquet = pq.ParquetFile(path)
         footer = _footer_statistics(parquet.metadata)
-        rows, read = parquet.metadata.num_rows, []
+        rows: int = parquet.metadata.num_rows
+        read: list[str] = []
         written_by_pandas = parquet.schema_arrow.pandas_metadata or {}
         index = written_by_pandas.get("index_columns", [])
         nullable = {
@@ -251,19 +255,20 @@ class History:
             column.merge_type(_dtype(dtype, csv=False), path, csv=False)
             if column.dtype == "unsupported":
                 column.add_counts(day, rows, 0)
-            elif column.wants_values() or footer.get(name) is None:
+            elif column.wants_values() or (counted := footer.get(name)) is None:
                 read.append(name)
             else:
-                nulls, low, high = footer[name]
+                nulls, low, high = counted
                 column.add_counts(day, rows, nulls)
                 column.widened_by_nulls |= nulls > 0 and name not in nullable
                 if column.dtype == "int64":
                     column.add_range(low, high)
         dictionary = [name for name in read if self.columns[name].ids is None and self.columns[name].dtype == "string"]
-        table = pq.read_table(path, columns=read, read_dictionary=dictionary) if read else None
-        for name in read:
-            self.columns[name].add_values(day, table.column(name))
-            self.columns[name].widened_by_nulls |= table.column(name).null_count > 0 and name not in nullable
+        if read:
+            table = pq.read_table(path, columns=read, read_dictionary=dictionary)
+            for name in read:
+                self.columns[name].add_values(day, table.column(name))
+                self.columns[name].widened_by_nulls |= table.column(name).null_count > 0 and name not in nullable
         return rows
 
 
@@ -322,7 +327,7 @@ def _footer_statistics(metadata: Any) -> dict[str, tuple[int, Any, Any] | None]:
                 found[name] = None
                 continue
             low, high = (stats.min, stats.max) if stats.has_min_max else (None, None)
-            nulls, known_low, known_high = found.get(name, (0, None, None))
+            nulls, known_low, known_high = found.get(name) or (0, None, None)
             found[name] = (
                 nulls + stats.null_count,
                 low if known_low is None else known_low if low is None else min(low, known_low),
@@ -392,4 +397,5 @@ def _mix(values: np.ndarray) -> np.ndarray:
     values *= np.uint64(0xBF58476D1CE4E5B9)
     values ^= values >> np.uint64(27)
     values *= np.uint64(0x94D049BB133111EB)
-    return values ^ (values >> np.uint64(31))
+    mixed: np.ndarray = values ^ (values >> np.uint64(31))
+    return mixed

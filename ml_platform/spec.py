@@ -25,6 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 # Any real history: daily partitions from here on load and run alike (pandas reaches back to 1677, Dagster to 1900).
@@ -173,7 +174,15 @@ TASK_METRICS = {
     "multiclass": MULTICLASS_METRICS,
 }
 LOWER_IS_BETTER = frozenset({"mae", "rmse"})
+
+
+Task = Literal["classification", "regression", "multiclass"]
 Metric = Literal["accuracy", "precision", "recall", "f1", "roc_auc", "macro_f1", "mae", "rmse", "skill_vs_naive"]
+
+
+def _thresholds(values: dict[Metric, float]) -> dict[Metric, float]:
+    """A default's literal keys typed as metrics (a bare dict literal in a lambda is inferred as dict[str, ...])."""
+    return values
 
 
 class FeatureSpec(StrictModel):
@@ -275,8 +284,9 @@ class LabelSpec(StrictModel):
         return self
 
     @property
-    def task(self) -> Literal["classification", "regression", "multiclass"]:
-        return {"next_value": "regression", "event_class": "multiclass"}.get(self.kind, "classification")
+    def task(self) -> Task:
+        tasks: dict[str, Task] = {"next_value": "regression", "event_class": "multiclass"}
+        return tasks.get(self.kind, "classification")
 
     @property
     def is_event_label(self) -> bool:
@@ -390,7 +400,7 @@ class GateSpec(StrictModel):
     """Quality thresholds: data gates on every partition, model gates before promotion."""
 
     min_rows_per_day: Annotated[int, Field(ge=0)] = 1
-    min_metrics: dict[Metric, float] = Field(default_factory=lambda: {"accuracy": 0.85})
+    min_metrics: dict[Metric, float] = Field(default_factory=lambda: _thresholds({"accuracy": 0.85}))
     max_metrics: dict[Metric, float] = Field(default_factory=dict)
     compare_metric: Metric = "roc_auc"
     # a challenger replaces the champion only if it is better beyond noise on the same holdout
@@ -416,7 +426,9 @@ class GateSpec(StrictModel):
 
     def failures(self, metrics: dict[str, float]) -> dict[str, str]:
         """Each violated threshold as 'observed vs limit'."""
-        failed = {m: f"{metrics[m]:.4f} < {limit}" for m, limit in self.min_metrics.items() if metrics[m] < limit}
+        failed: dict[str, str] = {
+            m: f"{metrics[m]:.4f} < {limit}" for m, limit in self.min_metrics.items() if metrics[m] < limit
+        }
         failed.update({m: f"{metrics[m]:.4f} > {limit}" for m, limit in self.max_metrics.items() if metrics[m] > limit})
         return failed
 
@@ -489,9 +501,11 @@ class MonitoringSpec(StrictModel):
 
 class BackfillSpec(StrictModel):
     """How a backfill of the daily step is split into runs: none, the whole range is one run; N, runs of N
-    days that the run queue runs side by side (on Kubernetes, one pod each)."""
+    days that the run queue runs side by side (on Kubernetes, one pod each), at most `max_concurrent_runs` of
+    the use case's backfill runs at once (none: as many as the instance's run limit lets through)."""
 
     max_days_per_run: Annotated[int, Field(ge=1, le=3660)] | None = None
+    max_concurrent_runs: Annotated[int, Field(ge=1, le=1000)] | None = None
 
 
 class ResourceSpec(StrictModel):
@@ -539,7 +553,7 @@ class UseCaseSpec(StrictModel):
         from EARLIEST_START to a year ahead: each day from it is a partition."""
         if not isinstance(value, (str, dt.date)):
             raise ValueError(f"expected a date as YYYY-MM-DD, got {value!r}")
-        start = parse(value)
+        start: dt.date = parse(value)
         latest = dt.date.today() + dt.timedelta(days=366)
         if not EARLIEST_START <= start <= latest:
             raise ValueError(f"{start} must lie between {EARLIEST_START} and {latest} (one partition per day from it)")
@@ -704,17 +718,15 @@ class UseCaseSpec(StrictModel):
             for ref in (feature.column, feature.where.column if feature.where else None):
                 if ref is not None and ref not in by_name:
                     raise ValueError(f"{where}: unknown column '{ref}', expected one of {sorted(by_name)}")
-            if feature.agg in ("sum", "mean", "max", "min", "last", "value") and by_name[feature.column].dtype not in (
+            dtype = by_name[feature.column].dtype if feature.column is not None else None
+            if feature.agg in ("sum", "mean", "max", "min", "last", "value") and dtype not in (
                 "int64",
                 "float64",
                 "bool",
             ):
                 raise ValueError(f"{where}: column '{feature.column}' is not numeric")
-            if feature.agg in ("category", "text") and by_name[feature.column].dtype != "string":
-                raise ValueError(
-                    f"{where}: agg '{feature.agg}' needs a string column, '{feature.column}' is "
-                    f"{by_name[feature.column].dtype}"
-                )
+            if feature.agg in ("category", "text") and dtype != "string":
+                raise ValueError(f"{where}: agg '{feature.agg}' needs a string column, '{feature.column}' is {dtype}")
             if feature.agg == "category" and not self.model.type.startswith("sklearn"):
                 raise ValueError(
                     f"{where}: category features are encoded by scikit-learn models; model.type "
@@ -823,9 +835,8 @@ class UseCaseSpec(StrictModel):
     @property
     def key_columns(self) -> list[str]:
         """Columns identifying a feature/prediction row within a day."""
-        if self.grain == "entity_day":
-            return [self.entity_column]
-        return [self.event_key, *([self.entity_column] if self.entity_column else [])]
+        keys = (self.entity_column,) if self.grain == "entity_day" else (self.event_key, self.entity_column)
+        return [key for key in keys if key]
 
     def column(self, name: str) -> ColumnSpec:
         if name == ROW_ID and self.event_id_column is None:
@@ -846,7 +857,7 @@ class _SpecLoader(yaml.SafeLoader):
                 None,
                 None,
                 "anchors and aliases (*name) are not allowed in a spec; write the values out",
-                self.peek_event().start_mark,
+                self.peek_event().start_mark,  # type: ignore[no-untyped-call]  # unannotated in types-PyYAML
             )
         return super().compose_node(parent, index)
 
@@ -864,7 +875,8 @@ class _SpecLoader(yaml.SafeLoader):
 
 # Dates stay text for pydantic to parse, so a malformed one (2001-02-30) is reported with its file and field;
 # YAML's own date parsing raises a bare ValueError.
-_SpecLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_scalar)
+# types-PyYAML types add_constructor's function for the base loader class only
+_SpecLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_scalar)  # type: ignore[type-var]
 
 
 def load_spec(path: str | Path) -> UseCaseSpec:
@@ -885,7 +897,7 @@ def load_spec(path: str | Path) -> UseCaseSpec:
         raise SpecError(f"{path}: invalid use-case spec: {problems}") from None
 
 
-def _describe(issue: dict[str, Any]) -> str:
+def _describe(issue: ErrorDetails) -> str:
     """'field.path: message'; cross-field rules already start their message with the field."""
     message = str(issue["msg"]).removeprefix("Value error, ")
     path = _field_path(issue["loc"])

@@ -14,6 +14,7 @@ import datetime as dt
 import math
 import re
 import textwrap
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,8 +115,10 @@ def read_sample(files: list[Path], history: History, columns: list[str]) -> pd.D
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    dtypes = {
-        name: CSV_DTYPES[history.columns[name].dtype] for name in columns if history.columns[name].dtype in CSV_DTYPES
+    dtypes: dict[Hashable, type[str] | str] = {  # keyed as pandas' read_csv types its dtype mapping
+        name: CSV_DTYPES[dtype]
+        for name in columns
+        if (dtype := history.columns[name].dtype) is not None and dtype in CSV_DTYPES
     }
     frames = []
     for path in files[:: max(1, len(files) // SAMPLE_DAYS)][:SAMPLE_DAYS]:
@@ -182,7 +185,12 @@ def _label_values(column: ColumnHistory, positive: str | None) -> str | None:
         return _positive_value(values, column.name, positive)
     if positive is not None:
         raise ValueError(f"--positive is for a string label; '{column.name}' is {column.dtype} (1 is positive)")
-    if column.dtype != "bool" and column.minimum is not None and (column.minimum < 0 or column.maximum > 1):
+    if (
+        column.dtype != "bool"
+        and column.minimum is not None
+        and column.maximum is not None
+        and (column.minimum < 0 or column.maximum > 1)
+    ):
         raise ValueError(
             f"--label '{column.name}' ranges from {column.minimum} to {column.maximum} over the day "
             "files; a flag is 0/1 (null where the outcome is unknown)"
@@ -229,7 +237,7 @@ def _spec(
             f"to {last} have no file (weekends, holidays, field campaigns?): a day without a file is a "
             "day without events, stored empty. Set it to fail if every day must deliver a file."
         ]
-    fewest, smallest_day = history.fewest_rows
+    fewest, smallest_day = history.fewest_rows or (0, "")
     notes["gates"] = [SEVERITIES]
     if not fewest:
         notes["gates"].append(f"gates.min_rows_per_day: 0: {smallest_day}.{history.file_format} has no rows")
@@ -273,6 +281,8 @@ def _spec_dtype(column: ColumnHistory, roles: Roles) -> str:
     """The timestamp role is a timestamp; a Parquet integer column with nulls pandas reads as float64."""
     if column.name == roles.timestamp:
         return "timestamp"
+    if column.dtype is None:  # always null: such a column is left out before it gets here
+        raise ValueError(f"column '{column.name}' is always null: it has no dtype to declare")
     return "float64" if column.dtype == "int64" and column.widened_by_nulls else column.dtype
 
 
@@ -296,7 +306,7 @@ def _column(column: ColumnHistory, dtype: str, roles: Roles, history: History) -
     if column.name == roles.label:
         spec["severity"] = "warn"
         if dtype == "string":
-            spec["allowed_values"] = sorted(column.first_seen)
+            spec["allowed_values"] = sorted(column.first_seen or {})
         facts.append(
             f"the label: more unknown outcomes than its limit warn, values other than "
             f"{spec.get('allowed_values', '0/1')} block"
@@ -340,7 +350,7 @@ def _closed_set(column: ColumnHistory, days: list[str]) -> tuple[list[str] | Non
 
 
 def _id_check(column: ColumnHistory) -> str:
-    bits = column.ids.sample_bits
+    bits = column.ids.sample_bits if column.ids is not None else 0
     return "exact" if not bits else f"across days on a 1 in {2**bits:,} hash sample of the values"
 
 
@@ -420,7 +430,9 @@ def _binary_columns(frame: pd.DataFrame, history: History) -> list[str]:
         if not values:
             continue
         if pd.api.types.is_numeric_dtype(frame[column]) and values <= {0, 1}:
-            if seen.dtype == "bool" or (seen.minimum is not None and seen.minimum >= 0 and seen.maximum <= 1):
+            if seen.dtype == "bool" or (
+                seen.minimum is not None and seen.maximum is not None and seen.minimum >= 0 and seen.maximum <= 1
+            ):
                 found.append(column)
         elif (
             len(values) == 2
@@ -504,12 +516,21 @@ def _comment(text: str) -> str:
     return "".join(f"# {line}\n" for line in textwrap.wrap(text, width=116, subsequent_indent="  "))
 
 
-def write_drafted_spec(name: str, directory: Path, data_dir: Path, target_dir: Path, **roles: str | None) -> Path:
+def write_drafted_spec(
+    name: str,
+    directory: Path,
+    data_dir: Path,
+    target_dir: Path,
+    label: str | None = None,
+    timestamp: str | None = None,
+    entity: str | None = None,
+    positive: str | None = None,
+) -> Path:
     """Draft, validate by loading it, and write `<target_dir>/<name>.yaml` (never over an existing file)."""
     target = target_dir / f"{name}.yaml"
     if target.exists():
         raise ValueError(f"{target} already exists; it is not overwritten")
-    text = draft_spec(name, data_dir, directory, **roles)
+    text = draft_spec(name, data_dir, directory, label=label, timestamp=timestamp, entity=entity, positive=positive)
     target_dir.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
     try:

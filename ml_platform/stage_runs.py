@@ -12,11 +12,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 
 from ml_platform.runner import materialize_stages
+
+if TYPE_CHECKING:
+    from ml_platform.spec import UseCaseSpec
 
 # an evaluation's outcome: passed, failed with severity WARN (its day went through) or failed (ERROR: blocked)
 Outcome = Literal["passed", "warned", "failed"]
@@ -48,7 +51,12 @@ class RunEvent:
 
 
 def run_stages(
-    defs: Any, spec: Any, label: str, stages: Sequence[str], instance: Any, days: list[str] | None
+    defs: Any,
+    spec: UseCaseSpec,
+    label: str,
+    stages: Sequence[str],
+    instance: dg.DagsterInstance,
+    days: list[str] | None,
 ) -> StageRun:
     """Materialize `stages` over `days` (None: unpartitioned stages) in this process, showing progress."""
     with StageProgress(spec, label, stages, days or [], instance_counter(instance, days or [])):
@@ -57,7 +65,7 @@ def run_stages(
 
 
 def follow_on_instance(
-    spec: Any,
+    spec: UseCaseSpec,
     label: str,
     stages: Sequence[str],
     instance: dg.DagsterInstance,
@@ -68,7 +76,7 @@ def follow_on_instance(
     with StageProgress(spec, label, stages, days or [], instance_counter(instance, days or [])) as progress:
         run_id = submit()
         progress.note(f"run {run_id[:8]}")
-        while not (run := instance.get_run_by_id(run_id)).is_finished:
+        while not (run := _run(instance, run_id)).is_finished:
             progress.note(f"run {run_id[:8]} {run.status.value.lower()}")
             time.sleep(FOLLOW_POLL_S)
     logged = instance.all_logs(
@@ -86,8 +94,16 @@ def follow_on_instance(
     )
 
 
+def _run(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun:
+    """The run as stored now; it was just submitted, so its absence is an error worth naming."""
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        raise RuntimeError(f"run {run_id} is not in the instance at {instance.root_directory}")
+    return run
+
+
 def follow_on_webserver(
-    url: str, spec: Any, label: str, stages: Sequence[str], days: list[str] | None, submit: Callable[[], str]
+    url: str, spec: UseCaseSpec, label: str, stages: Sequence[str], days: list[str] | None, submit: Callable[[], str]
 ) -> StageRun:
     """Submit with `submit`, then follow the run's status and event log through the webserver's GraphQL at `url`
     (where the deployment's instance is out of reach, as from a laptop to Kubernetes), showing progress."""
@@ -151,10 +167,10 @@ def dagster_run_events(events: Iterable[dg.DagsterEvent]) -> list[RunEvent]:
     """The summary's view of Dagster events (an in-process result's, or the instance's event log)."""
     seen: list[RunEvent] = []
     for event in events:
-        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION and event.asset_key is not None:
             seen.append(RunEvent("materialized", event.asset_key.path[-1], event.partition))
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-            evaluation = event.event_specific_data
+            evaluation = event.asset_check_evaluation_data
             outcome: Outcome = (
                 "passed"
                 if evaluation.passed
@@ -271,7 +287,8 @@ def _graphql(url: str, query: str, variables: Mapping[str, Any]) -> dict[str, An
         raise RuntimeError(
             f"{url}/graphql answered HTTP {response.status_code}: {payload.get('errors') or response.text[:500]}"
         )
-    return payload["data"]
+    data: dict[str, Any] = payload["data"]
+    return data
 
 
 def instance_counter(instance: dg.DagsterInstance, days: list[str]) -> Callable[[dg.AssetKey], int]:
@@ -299,7 +316,9 @@ class StageProgress:
 
     A poller thread counts; an in-process run itself stays on the main thread, as Dagster expects."""
 
-    def __init__(self, spec, label: str, stages, days: list[str], count: Callable[[dg.AssetKey], int]) -> None:
+    def __init__(
+        self, spec: UseCaseSpec, label: str, stages: Sequence[str], days: list[str], count: Callable[[dg.AssetKey], int]
+    ) -> None:
         from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         from ml_platform.assets import keys

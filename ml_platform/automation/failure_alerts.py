@@ -7,6 +7,7 @@ as `gate_failed` (warning) naming the failed checks and partitions; anything els
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
@@ -35,7 +36,7 @@ def build_failure_alert_sensor(settings: Settings) -> dg.SensorDefinition:
         evaluations = _failed_evaluations(context.instance, run.run_id)
         checks = failed_checks(evaluations, partitions)
         blocked = sum(_is_consequence(evaluation) for evaluation in evaluations)
-        details = {
+        details: dict[str, Any] = {
             "run_id": run.run_id,
             "job": run.job_name,
             "partitions": partitions,
@@ -83,21 +84,21 @@ def build_failure_alert_sensor(settings: Settings) -> dg.SensorDefinition:
     return run_failure_alerts
 
 
-def _failed_evaluations(instance: dg.DagsterInstance, run_id: str) -> list[Any]:
+def _failed_evaluations(instance: dg.DagsterInstance, run_id: str) -> list[dg.AssetCheckEvaluation]:
     """The run's failed blocking check evaluations."""
     evaluations = (
-        record.get_dagster_event().event_specific_data
+        record.get_dagster_event().asset_check_evaluation_data
         for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
     )
     return [evaluation for evaluation in evaluations if not evaluation.passed and evaluation.blocking is not False]
 
 
-def _is_consequence(evaluation: Any) -> bool:
+def _is_consequence(evaluation: dg.AssetCheckEvaluation) -> bool:
     """A day failed because a day it depends on failed (its gate says which): not a cause to page about."""
     return bool(evaluation.metadata.get("upstream_failed"))
 
 
-def failed_checks(evaluations: list[Any], run_partitions: str) -> list[dict[str, Any]]:
+def failed_checks(evaluations: Sequence[dg.AssetCheckEvaluation], run_partitions: str) -> list[dict[str, Any]]:
     """The failed evaluations that caused the run's failed days (not the days that only depend on them); one
     without a partition is charged to the run's partitions."""
     checks = []
@@ -108,14 +109,14 @@ def failed_checks(evaluations: list[Any], run_partitions: str) -> list[dict[str,
             {
                 "asset": evaluation.asset_key.to_user_string(),
                 "check": evaluation.check_name,
-                "partition": getattr(evaluation, "partition", None) or run_partitions or None,
+                "partition": evaluation.partition or run_partitions or None,
                 "description": evaluation.description or "",
             }
         )
     return checks
 
 
-def _partitions(tags: dict[str, str]) -> str:
+def _partitions(tags: Mapping[str, str]) -> str:
     """'2025-03-04' for a one-day run, '2025-01-01..2025-03-04' for a range run, '' when unpartitioned."""
     if "dagster/partition" in tags:
         return tags["dagster/partition"]

@@ -113,7 +113,7 @@ def read_parquet_arrow_strings(path: Path) -> pd.DataFrame:
 
 
 _ARROW_STRINGS = {pa.string(): pd.ArrowDtype(pa.string()), pa.large_string(): pd.ArrowDtype(pa.large_string())}
-CSV_DTYPES = {"string": str, "int64": "Int64", "bool": "boolean", "float64": "float64"}
+CSV_DTYPES: dict[str, type[str] | str] = {"string": str, "int64": "Int64", "bool": "boolean", "float64": "float64"}
 
 
 def _csv_dtypes(spec: UseCaseSpec) -> dict[str, object]:
