@@ -5,29 +5,45 @@ passed days and the one failed day, and the failed day's panel gives the gate's 
 column, observed value, limit). The features asset's Partitions view shows Failed exactly the days
 whose window holds the bad day, the others of the range went through to predictions, and a failed
 feature day's check names the raw day that failed. The model asset page shows the evaluation plots, and the news use
-case's report partition shows its Markdown report. Screenshots of each page are kept in
-`.test-artifacts/ui/` for a person to look at.
+case's report partition shows its Markdown report. The MLflow links on the champion and model pages open the
+MLflow UI that `make ui` serves beside Dagster's (demo/ui.py's command, on the platform's local store) at that
+model version and that training run. Screenshots of each page are kept in `.test-artifacts/ui/` for a person
+to look at.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import dagster as dg
 import pandas as pd
 import pytest
+import requests
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from demo.generators.churn import write_landing_files
 from demo.generators.news import generate_news_events
 from demo.landing import land_days
+from demo.ui import mlflow_ui_command
 from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.runner import DAILY_STAGES, TRAINING_STAGES, materialize_stages
+from ml_platform.settings import Settings
 from ml_platform_tests.support.fixtures import START, day_keys
-from ml_platform_tests.support.servers import REPO_ROOT, dagster_servers, prepare_dagster_home
+from ml_platform_tests.support.polling import poll_until
+from ml_platform_tests.support.servers import (
+    REPO_ROOT,
+    dagster_servers,
+    free_port,
+    kill_process_group,
+    prepare_dagster_home,
+    server_env,
+    spawn,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -38,17 +54,25 @@ CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium")
 SKIP_DIALOG_WAIT_MS = 8_000
 
 
+class UiServers(NamedTuple):
+    url: str  # Dagster's webserver
+    mlflow_url: str  # the MLflow UI, as `make ui` serves it (MLFLOW_UI_URL)
+
+
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A webserver over an instance holding 64 good days, a trained champion, then a range with one bad day."""
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServers]:
+    """A webserver over an instance holding 64 good days, a trained champion, then a range with one bad day;
+    beside it the MLflow UI on the platform's store, started by `make ui`'s command."""
     root = tmp_path_factory.mktemp("ui")
     home, data = prepare_dagster_home(root / "dagster_home"), root / "data"
     days = day_keys(START, 64)
     landing = data / "landing" / "churn"
     write_landing_files(landing, START, len(days), 1_500, seed=3)
+    mlflow_url = f"http://127.0.0.1:{free_port()}"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DAGSTER_HOME", str(home))
         patch.setenv("ML_PLATFORM_DATA_DIR", str(data))
+        patch.setenv("MLFLOW_UI_URL", mlflow_url)  # the links training records on the asset pages point there
         specs = load_specs()
         spec, defs = next(s for s in specs if s.name == "churn"), build_definitions(specs)
         instance = dg.DagsterInstance.from_config(str(home))
@@ -60,8 +84,39 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         assert not materialize_stages(defs, spec, DAILY_STAGES, instance, days[40:50]).success
         _news_reported(data, defs, instance)
         instance.dispose()
-    with dagster_servers(home, {"ML_PLATFORM_DATA_DIR": str(data)}, daemon=False) as servers:
-        yield servers.url
+    env = server_env(home, {"ML_PLATFORM_DATA_DIR": str(data), "MLFLOW_UI_URL": mlflow_url})
+    command = mlflow_ui_command(Settings.from_env(env))
+    assert command, "the platform's local store: `make ui` serves its MLflow UI"
+    mlflow = spawn(command, env, root / "mlflow_ui.log", root)
+    try:
+        poll_until(
+            lambda: _answers(f"{mlflow_url}/health"),
+            "the MLflow UI",
+            timeout=120,
+            alive=lambda: _running(mlflow, root / "mlflow_ui.log"),
+            details=lambda: (root / "mlflow_ui.log").read_text()[-3000:],
+        )
+        with dagster_servers(home, {"ML_PLATFORM_DATA_DIR": str(data)}, daemon=False) as dagster:
+            yield UiServers(dagster.url, mlflow_url)
+    finally:
+        kill_process_group(mlflow)
+
+
+def _running(process: subprocess.Popen, log: Path) -> None:
+    if process.poll() is not None:
+        raise RuntimeError(f"the MLflow UI exited:\n{log.read_text()[-3000:]}")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+@pytest.fixture(scope="module")
+def ui(servers: UiServers) -> str:
+    return servers.url
 
 
 def _news_reported(data: Path, defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
@@ -186,3 +241,42 @@ def test_the_report_asset_shows_the_days_report(ui: str, browser: object) -> Non
     for text in ("Classes", "share before", "Least confident", "Clearest examples per class", "earn", "acq"):
         assert text in shown, shown[:2000]
     assert "20 item(s) classified by model v1" in shown, shown[:500]
+
+
+def test_the_mlflow_links_open_the_model_version_and_the_training_run_in_the_mlflow_ui(
+    servers: UiServers, browser: object
+) -> None:
+    """`make ui` serves the MLflow UI where the asset pages link: the champion's link opens its registered
+    version's page, the model's run link the training run with its holdout metrics."""
+    champion = open_page(browser, f"{servers.url}/assets/churn/champion")
+    link = champion.locator(f"a[href^='{servers.mlflow_url}/']").first
+    link.wait_for(timeout=30_000)
+    assert link.get_attribute("href") == f"{servers.mlflow_url}/#/models/churn/versions/1"
+    version = _follow(champion, link)
+    version.get_by_text("Version 1", exact=False).first.wait_for(timeout=60_000)
+    version.screenshot(path=str(ARTIFACTS / "mlflow_model_version.png"))
+    body = version.inner_text("body")
+    assert "churn" in body and "Registered" in body, body[:2000]
+
+    model = open_page(browser, f"{servers.url}/assets/churn/model")
+    run_link = model.locator(f"a[href^='{servers.mlflow_url}/#/experiments/']").first
+    run_link.wait_for(timeout=30_000)
+    run = _follow(model, run_link)
+    run.get_by_text("roc_auc", exact=False).first.wait_for(timeout=60_000)
+    run.screenshot(path=str(ARTIFACTS / "mlflow_run.png"))
+    run_id = run_link.get_attribute("href").rsplit("/", 1)[-1]
+    body = run.inner_text("body")
+    assert run_id in run.url and run_id in body and "holdout_accuracy" in body, body[:2000]
+
+
+def _follow(page: object, link: object) -> object:
+    """The page a click on `link` opens: a new tab where the UI opens one, else this page."""
+    if link.get_attribute("target") == "_blank":  # type: ignore[attr-defined]
+        with page.context.expect_page() as opened:  # type: ignore[attr-defined]
+            link.click()  # type: ignore[attr-defined]
+        target = opened.value
+    else:
+        link.click()  # type: ignore[attr-defined]
+        target = page
+    target.wait_for_load_state("networkidle", timeout=60_000)
+    return target
