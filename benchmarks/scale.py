@@ -19,8 +19,11 @@ time excludes imports; its peak RSS, VmHWM, includes them). Three measurements:
 
 The predictions model is a random forest with the churn spec's parameters fitted on a small landing
 against a stand-in label (no login in 7 days), called directly (no MLflow load): the cost of scoring does
-not depend on what was learned. The machine's load average is recorded before and after: other users'
-work on the cores shows up in every ratio.
+not depend on what was learned. It predicts with n_jobs=1 (the spec says -1): scikit-learn adds the trees'
+probabilities in the order its threads finish, so with more than one core the scores change in the last
+bits from run to run whatever the platform does; the stage's own threads (one day each) keep them exact.
+The machine's load average is recorded before and after: other users' work on the cores shows up in every
+ratio.
 """
 
 from __future__ import annotations
@@ -151,6 +154,7 @@ def fit_model(work: Path) -> None:
     frame = pd.concat(result.frame for result in steps.build_features(lake, keys.raw_events(spec), spec, days[-7:], 31))
     trainer = build_trainer(spec.model.type, spec.model.params)
     trainer.fit(frame[spec.feature_names], (frame["logins_7d"] == 0).astype(int), frame["day"])
+    trainer.model.set_params(n_jobs=1)  # the spec's n_jobs=-1 sums trees in completion order: not bit-reproducible
     joblib.dump(trainer.model, work / "model.joblib")
     shutil.rmtree(small)
 
