@@ -61,7 +61,8 @@ demo: install dagster-home
 ui: install dagster-home
 	$(BIN)/python -m demo ui --port 3000
 
-# The README's pictures (docs/images/*.png): a 14-day demo in temporary directories, its UI in Chromium.
+# The README's pictures (docs/images/*.png): a 60-day demo in temporary directories, served by `make ui`'s
+# launcher, photographed in Chromium (docs/screenshots.py).
 screenshots: install browser
 	$(BIN)/python docs/screenshots.py --out docs/images
 
