@@ -4,21 +4,26 @@ Dagster then keeps the instance in a temporary `.tmp_dagster_home_*` directory u
 directory; the platform's event log storage (named in dagster.yaml) must find its directory there, as
 Dagster's own default storage does, and the UI must serve the code location. The repository is a `dg`
 project ([tool.dg] in pyproject.toml): `dg check defs`, `dg list defs`, `dg dev` and `dg launch` work
-in the clone's root, with no variable set and with DAGSTER_HOME set.
+in the clone's root, with no variable set and with DAGSTER_HOME set. `make ui` runs `dg dev` beside the
+MLflow UI, and Ctrl-C stops both.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import dagster as dg
+import psutil
 import pytest
+import requests
 
 from ml_platform_tests.support.graphql import graphql, wait_for_code_location
+from ml_platform_tests.support.polling import poll_until
 from ml_platform_tests.support.servers import (
     REPO_ROOT,
     free_port,
@@ -136,20 +141,50 @@ def test_dg_check_defs_names_a_broken_specs_file_and_field(clone: Path, tmp_path
     )
 
 
-def test_dg_dev_serves_the_code_location(clone: Path, tmp_path: Path) -> None:
-    port = free_port()
+def test_make_ui_serves_dg_dev_and_the_mlflow_ui_and_ctrl_c_stops_both(clone: Path, tmp_path: Path) -> None:
+    """`make ui` (`python -m demo ui`): `dg dev` serves the code location and the MLflow UI answers at
+    MLFLOW_UI_URL; SIGINT to the launcher alone, as Ctrl-C in a terminal, stops both servers' whole groups."""
+    port, mlflow_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "dg_dev.log"
-    process = spawn([str(BIN / "dg"), "dev", "-h", "127.0.0.1", "-p", str(port)], _bare_env(clone), log, clone)
+    log = tmp_path / "make_ui.log"
+    env = {**_bare_env(clone), "MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow_port}"}
+    process = spawn([str(BIN / "python"), "-m", "demo", "ui", "--port", str(port)], env, log, clone)
     try:
         assert wait_for_server_info(url, process, timeout=180), log.read_text()[-3000:]
         [location] = wait_for_code_location(url, timeout=180)
         assert location["name"] == "ml_platform"
         nodes = graphql(url, "{ assetNodes { assetKey { path } } }")["assetNodes"]
         assert set(DAILY_ASSETS) <= {"/".join(node["assetKey"]["path"]) for node in nodes}
+        poll_until(lambda: _answers(f"http://127.0.0.1:{mlflow_port}/health"), "the MLflow UI", timeout=120)
+        servers = [child.pid for child in psutil.Process(process.pid).children()]  # each leads its own group
+        assert len(servers) == 2, servers
+        os.kill(process.pid, signal.SIGINT)
+        assert process.wait(timeout=90) == 0, log.read_text()[-3000:]
+        poll_until(  # a killed group's last members may take a moment to be reaped
+            lambda: not [proc.pid for proc in psutil.process_iter() if _group_of(proc.pid) in servers],
+            "the servers' process groups to be empty",
+            timeout=30,
+        )
+        assert not _answers(url + "/server_info") and not _answers(f"http://127.0.0.1:{mlflow_port}/health")
     finally:
         kill_process_group(process)
-    assert "DAGSTER_HOME is not set" not in log.read_text()
+    output = log.read_text()
+    assert f"Dagster UI on {url}" in output and f"MLflow UI on http://127.0.0.1:{mlflow_port}" in output
+    assert "DAGSTER_HOME is not set" not in output
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def _group_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
 
 
 def test_dg_launch_a_partition_range_of_landed_days(clone: Path, tmp_path: Path) -> None:
