@@ -8,7 +8,7 @@ measure the work without the orchestrator, so both measure and run one implement
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,7 @@ from ml_platform.features.compute import (
     feature_input_days,
     filter_only_columns,
     first_complete_day,
+    grid_bytes_per_entity,
     known_entities,
 )
 from ml_platform.features.drift import METHOD, SCORE, population_stability
@@ -50,6 +51,9 @@ PREDICTED_CLASS = "predicted_class"  # a multiclass prediction: the most probabl
 # Raw rows one chunk of entity-day features may span (its days plus their lookback): its per-entity daily
 # aggregates stay under 2 GB for churn at 1M events/day (~700k rows/day: 8-day chunks; 10 measured 1.95 GB).
 WINDOW_ROWS_BUDGET = 25_000_000
+# The (window day, entity) grids one features computation may hold (see `grid_bytes_per_entity`): above it the
+# entities are split into buckets computed one after another (16M events a day: ~4.4M customers, ~11 buckets).
+GRID_BYTES_BUDGET = 1_200_000_000
 
 
 # How a day without events is stored, whatever the source's types: Arrow reads a range of days with the
@@ -204,7 +208,7 @@ def build_features(
         else:  # `threads` raw days in memory at a time, each reduced to per-entity daily aggregates as it is read
             # each day's distinct entities: never a window of ids at once
             entities = known_entities(np.concatenate(list(ordered_map(day_entities, inputs, threads))))
-            frame = entity_day_features(ordered_map(day_events, inputs, threads), spec, chunk, entities, threads)
+            frame = _bucketed_entity_day_features(day_events, inputs, spec, chunk, entities, threads)
         bounds = day_bounds(frame)
         empty = frame.iloc[0:0].copy()  # a copy: a zero-row view would keep the whole chunk alive
         without_events = days_without_events(lake, spec, raw_key, chunk)
@@ -222,6 +226,43 @@ def build_features(
             if number == len(chunk) - 1:
                 del frame  # the next chunk is computed while only the last day yielded is held
             yield DayResult(day, day_frame, validate_features(day_frame, spec, day, missing), note)
+
+
+def _bucketed_entity_day_features(
+    read_day: Callable[[str], pd.DataFrame],
+    inputs: Sequence[str],
+    spec: UseCaseSpec,
+    chunk: Sequence[str],
+    entities: np.ndarray,
+    threads: int,
+) -> pd.DataFrame:
+    """`entity_day_features` over contiguous ranges ("buckets") of the sorted entities, each small enough that its
+    (window day, entity) grids fit GRID_BYTES_BUDGET: a day with millions of entities stays in bounded memory at
+    the cost of reading its raw days once per bucket. An entity's features depend on its own events only, and
+    each bucket's rows come in (day, entity) order, so the rows interleaved day by day are the unbucketed rows."""
+    n_days = len(feature_input_days(spec, chunk))
+    per_entity = grid_bytes_per_entity(spec, n_days, threads)
+    buckets = max(1, -(-len(entities) * per_entity // GRID_BYTES_BUDGET))
+    if buckets == 1:
+        return entity_day_features(ordered_map(read_day, inputs, threads), spec, chunk, entities, threads)
+    parts = []
+    for bucket in np.array_split(entities, buckets):
+        index = pd.Index(bucket)
+        index.get_indexer(index[:1])  # the hash table built once, before threads share it
+
+        def read_bucket(day: str, index: pd.Index = index) -> pd.DataFrame:
+            frame = read_day(day)
+            return frame[index.get_indexer(frame[spec.entity_column]) >= 0]
+
+        part = entity_day_features(ordered_map(read_bucket, inputs, threads), spec, chunk, bucket, threads)
+        if len(part):
+            parts.append((part, day_bounds(part)))
+    if not parts:
+        return part  # no bucket has a row: an empty frame typed as an unbucketed one is
+    slices = [
+        part.iloc[start:end] for day in chunk for part, bounds in parts for start, end in [bounds.get(day, (0, 0))]
+    ]
+    return pd.concat(slices, ignore_index=True)
 
 
 def days_without_events(lake: DataLake, spec: UseCaseSpec, raw_key: Any, days: Sequence[str] | None = None) -> set[str]:

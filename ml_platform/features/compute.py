@@ -136,6 +136,14 @@ def entity_day_features(
     return out
 
 
+def grid_bytes_per_entity(spec: UseCaseSpec, n_days: int, threads: int) -> int:
+    """What one entity costs `entity_day_features` over `n_days` window days: its per-day aggregates (8 bytes
+    each, counts 4), and the two cumulative sums each of the `threads` features rolled at once holds."""
+    aggregates = {key for feature in spec.expanded_features for key in _aggregate_keys(feature)}
+    arrays = len(aggregates) + 1 + int(spec.label.terminal)  # activity, and the label's flag
+    return n_days * 8 * (arrays + 2 * threads)
+
+
 def known_entities(values: pd.Series | np.ndarray) -> np.ndarray:
     """The distinct entities, sorted (missing included, last): the columns of the (day, entity) grids."""
     return np.asarray(pd.factorize(np.asarray(values), sort=True, use_na_sentinel=False)[1])

@@ -11,8 +11,10 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 from demo.generators.churn import write_landing_files
+from ml_platform import steps
 from ml_platform.assets import keys
 from ml_platform.definitions import load_specs
+from ml_platform.features.compute import entity_day_features, grid_bytes_per_entity
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.parallel import ordered_map
 from ml_platform.resources.sources import EventSource
@@ -57,12 +59,32 @@ def test_thread_count_changes_no_stored_byte(tmp_path: Path, chunk_days: int) ->
     write_landing_files(landing_dir(data), START, len(DAYS), 3_000, seed=5)
     run_stages(data, tmp_path / "one", threads=1, chunk_days=chunk_days)
     run_stages(data, tmp_path / "three", threads=3, chunk_days=chunk_days)
-    one = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*.parquet"))
-    three = sorted(p.relative_to(tmp_path / "three") for p in (tmp_path / "three").rglob("*.parquet"))
+    assert_same_lakes(tmp_path / "one", tmp_path / "three")
+
+
+def test_entity_buckets_change_no_stored_byte(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A day whose (day, entity) grids exceed the budget is computed in entity buckets: the same files."""
+    data = tmp_path / "data"
+    write_landing_files(landing_dir(data), START, len(DAYS), 3_000, seed=6)
+    run_stages(data, tmp_path / "whole", threads=1, chunk_days=3)
+    spec = next(s for s in load_specs() if s.name == "churn")
+    monkeypatch.setattr(steps, "GRID_BYTES_BUDGET", 300 * grid_bytes_per_entity(spec, 30, 2))  # ~300 per bucket
+    computed = []
+    monkeypatch.setattr(
+        steps, "entity_day_features", lambda *args: computed.append(len(args[3])) or entity_day_features(*args)
+    )
+    run_stages(data, tmp_path / "buckets", threads=2, chunk_days=3)
+    assert len(computed) >= 3 * 2 and max(computed) <= 310  # 2 chunks of 3 days (6 days scored), >= 3 buckets each
+    assert_same_lakes(tmp_path / "whole", tmp_path / "buckets")
+
+
+def assert_same_lakes(left: Path, right: Path) -> None:
+    one = sorted(p.relative_to(left) for p in left.rglob("*.parquet"))
+    three = sorted(p.relative_to(right) for p in right.rglob("*.parquet"))
     assert one == three
     assert {p.parts[-2] for p in one} == {"raw_events", "features", "predictions"}
     assert len(one) == len(DAYS) + 6 + 6
-    differ = [p for p in one if (tmp_path / "one" / p).read_bytes() != (tmp_path / "three" / p).read_bytes()]
+    differ = [p for p in one if (left / p).read_bytes() != (right / p).read_bytes()]
     assert differ == []
 
 
