@@ -23,6 +23,7 @@ import dagster as dg
 
 from ml_platform import steps
 from ml_platform.checks.gate import PartitionGate, gate_failure
+from ml_platform.run_coordinator import MAX_RUNS_TAG
 from ml_platform.spec import UseCaseSpec
 
 
@@ -92,11 +93,14 @@ SOURCE_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONEN
 def build_range_step(
     spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition, stages: Sequence[DailyStage]
 ) -> dg.AssetsDefinition:
-    """The use case's daily assets as one step running its selected stages in lineage order."""
+    """The use case's daily assets as one step running its selected stages in lineage order; under
+    `backfill.max_concurrent_runs` they carry the cap the run coordinator reads (`run_coordinator.py`)."""
+    cap = spec.backfill.max_concurrent_runs
+    capped = {} if cap is None else {MAX_RUNS_TAG: str(cap)}
 
     @dg.multi_asset(
         name=f"{spec.name}__daily",
-        specs=[stage.spec for stage in stages],
+        specs=[stage.spec.merge_attributes(tags=capped) for stage in stages],
         check_specs=[check for stage in stages for check in stage.check_specs],
         **ranged(partitions_def, spec.backfill.max_days_per_run),
         retry_policy=SOURCE_RETRY,  # the source and the registry can fail transiently; gate failures never retry

@@ -123,7 +123,7 @@ def test_dagster_instance_migrate_creates_the_schema_on_a_fresh_postgres_databas
         assert isinstance(instance.run_storage, PostgresRunStorage)
         assert isinstance(instance.event_log_storage, PooledPostgresEventLogStorage)
         assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
-        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert type(instance.run_coordinator).__name__ == "BackfillLaneRunCoordinator"  # a QueuedRunCoordinator
         assert instance.run_monitoring_enabled and instance.run_retries_enabled
 
         @dg.asset

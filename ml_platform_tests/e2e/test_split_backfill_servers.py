@@ -1,12 +1,15 @@
-"""A UI backfill of a use case with `backfill.max_days_per_run` becomes several runs that write what one run writes.
+"""A UI backfill of a use case with `backfill.max_days_per_run` becomes several runs that write what one run writes,
+no more of them at once than its `backfill.max_concurrent_runs`.
 
-`churn_split` is the shipped churn spec (same landing files) with `backfill.max_days_per_run: 4`, loaded from a
-user spec directory by a real webserver + daemon; the UI's launchPartitionBackfill of its raw_events + features
-over 12 days becomes three runs of four days. Their lake files are byte-identical to churn's, materialized as one
-range run in process from the same landing files, and each day's checks have the same outcomes.
+`churn_split` is the shipped churn spec (same landing files) with `backfill.max_days_per_run: 4` and
+`max_concurrent_runs: 1`, loaded from a user spec directory by a real webserver + daemon (the repo's dagster.yaml: its
+queued run coordinator); the UI's launchPartitionBackfill of its raw_events + features over 12 days becomes three
+runs of four days. Their lake files are byte-identical to churn's, materialized as one range run in process from the
+same landing files, and each day's checks have the same outcomes.
 
-The three runs are queued in one daemon iteration; days this small finish in under a second, so here each run
-ends before the next starts: this proves the split and the per-run lookback read, not behaviour under overlap.
+The three runs are queued in one daemon iteration and the instance lets four runs through at once, so only the cap
+keeps them apart: each run's span from its launch (RUN_STARTING) to its end overlaps no other's, and all three ran in
+the use case's one lane (`ml_platform/run_coordinator.py`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from ml_platform_tests.support.servers import dagster_servers, open_instance, pr
 pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DAYS, PER_RUN = 12, 4
+DAYS, PER_RUN, CAP = 12, 4, 1
+LANE_TAG = "ml_platform/backfill_lane"
 STAGES = ("raw_events", "features")
 
 
@@ -45,6 +49,26 @@ def _check_outcomes(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[tu
     return outcomes
 
 
+def _spans(instance: dg.DagsterInstance, run_ids: list[str]) -> list[tuple[float, float]]:
+    """Each run's span from its launch (RUN_STARTING: out of the queue) to its end."""
+    spans = []
+    for run_id in run_ids:
+        [starting] = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_STARTING)
+        record = instance.get_run_record_by_id(run_id)
+        assert record is not None and record.end_time is not None, run_id
+        spans.append((starting.timestamp, record.end_time))
+    return spans
+
+
+def _most_at_once(spans: list[tuple[float, float]]) -> int:
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans], key=lambda e: (e[0], e[1]))
+    running = most = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    return most
+
+
 def test_ui_backfill_split_into_runs_of_four_days_writes_what_one_run_writes(
     churn_spec: UseCaseSpec,
     tmp_path: Path,
@@ -52,7 +76,7 @@ def test_ui_backfill_split_into_runs_of_four_days_writes_what_one_run_writes(
 ) -> None:
     days = [(churn_spec.start_date + dt.timedelta(days=i)).isoformat() for i in range(DAYS)]
     raw = yaml.safe_load((REPO_ROOT / "ml_platform" / "use_cases" / "churn.yaml").read_text())
-    raw.update(name="churn_split", backfill={"max_days_per_run": PER_RUN})
+    raw.update(name="churn_split", backfill={"max_days_per_run": PER_RUN, "max_concurrent_runs": CAP})
     raw["source"]["directory"] = "landing/churn"
     specs_dir = tmp_path / "specs"
     specs_dir.mkdir()
@@ -71,8 +95,15 @@ def test_ui_backfill_split_into_runs_of_four_days_writes_what_one_run_writes(
     assert backfill["status"] == "COMPLETED_SUCCESS", f"{backfill}\n{logs}"
     assert len(backfill["runs"]) == DAYS // PER_RUN, backfill
 
+    run_ids = [run["runId"] for run in backfill["runs"]]
     with open_instance(home) as instance:
-        split_checks = _check_outcomes(instance, [run["runId"] for run in backfill["runs"]])
+        split_checks = _check_outcomes(instance, run_ids)
+        spans = _spans(instance, run_ids)
+        lanes = {instance.get_run_by_id(run_id).tags.get(LANE_TAG) for run_id in run_ids}
+        queue = instance.get_concurrency_config().run_queue_config
+    assert queue is not None and queue.max_concurrent_runs >= DAYS // PER_RUN  # only the cap keeps the runs apart
+    assert lanes == {"churn_split:0"}, lanes
+    assert _most_at_once(spans) == CAP, spans
     assert {(stage, day) for stage, _check, day in split_checks} == {(stage, day) for stage in STAGES for day in days}
     assert split_checks[("features", "inputs_complete", days[PER_RUN])] is True  # a window reaching into the first run
 

@@ -58,7 +58,8 @@ _RETRY_KEYS = {
     "max_retries": "maxRetries",
     "retry_on_asset_or_op_failure": "retryOnAssetOrOpFailure",
 }
-QUEUED_RUN_COORDINATOR = ("dagster.core.run_coordinator", "QueuedRunCoordinator")
+# Dagster's QueuedRunCoordinator plus backfill lanes; the Helm chart renders it as a CustomRunCoordinator.
+RUN_COORDINATOR = ("ml_platform.run_coordinator", "BackfillLaneRunCoordinator")
 
 
 def postgres_env(url: sa.URL) -> dict[str, str]:
@@ -90,16 +91,22 @@ def chart_values_for(config: Mapping[str, Any]) -> dict[str, Any]:
     """The Dagster Helm chart values that render `config`'s queue, concurrency, monitoring, retry, sensor,
     telemetry and python-log sections."""
     coordinator = config["run_coordinator"]
-    if (coordinator["module"], coordinator["class"]) != QUEUED_RUN_COORDINATOR:
-        raise ValueError(f"expected the QueuedRunCoordinator, got {coordinator['module']}.{coordinator['class']}")
+    if (coordinator["module"], coordinator["class"]) != RUN_COORDINATOR:
+        raise ValueError(f"expected {'.'.join(RUN_COORDINATOR)}, got {coordinator['module']}.{coordinator['class']}")
     queue = coordinator.get("config", {})
     concurrency = config.get("concurrency", {})
     return {
         "dagsterDaemon": {
             "runCoordinator": {
                 "enabled": True,
-                "type": "QueuedRunCoordinator",
-                "config": {"queuedRunCoordinator": _rename(queue, _QUEUE_KEYS)},
+                "type": "CustomRunCoordinator",
+                "config": {
+                    "customRunCoordinator": {
+                        "module": RUN_COORDINATOR[0],
+                        "class": RUN_COORDINATOR[1],
+                        "config": _rename(queue, {key: key for key in _QUEUE_KEYS}),
+                    }
+                },
             },
             "runMonitoring": _rename(config.get("run_monitoring", {}), _MONITORING_KEYS),
             "runRetries": _rename(config.get("run_retries", {}), _RETRY_KEYS),
@@ -120,13 +127,13 @@ def instance_sections_from_chart_values(values: Mapping[str, Any]) -> dict[str, 
     """What the Dagster chart writes into dagster.yaml for these sections (its configmap-instance template,
     `concurrency:` from helpers/instance/_concurrency.tpl only when `concurrency.enabled`)."""
     daemon = values["dagsterDaemon"]
-    queue = daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
+    custom = daemon["runCoordinator"]["config"]["customRunCoordinator"]
     concurrency = values.get("concurrency", {})
     return {
         "run_coordinator": {
-            "module": QUEUED_RUN_COORDINATOR[0],
-            "class": QUEUED_RUN_COORDINATOR[1],
-            "config": _rename(queue, {v: k for k, v in _QUEUE_KEYS.items()}),
+            "module": custom["module"],
+            "class": custom["class"],
+            "config": _rename(custom.get("config") or {}, {key: key for key in _QUEUE_KEYS}),
         },
         "run_monitoring": _rename(daemon["runMonitoring"], {v: k for k, v in _MONITORING_KEYS.items()}),
         "run_retries": _rename(daemon["runRetries"], {v: k for k, v in _RETRY_KEYS.items()}),
