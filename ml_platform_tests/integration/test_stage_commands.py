@@ -33,6 +33,23 @@ def test_a_failed_gate_exits_1_naming_day_and_reason_and_good_days_are_kept(
     ]
 
 
+def test_the_deployments_partitions_start_bounds_the_days_a_materialize_runs(
+    data_dir: Path, dagster_home: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ML_PLATFORM_PARTITIONS_START (`make ui` sets it to the demo's first landed day): landed days before it
+    are not partitions, so the CLI runs the days from it, as the UI would."""
+    write_landing_files(landing_dir(data_dir), START, 4, 300, seed=4)
+    days = day_keys(count=4)
+    monkeypatch.setenv("ML_PLATFORM_PARTITIONS_START", days[2])
+    assert cli(["materialize", "churn", "--stages", "raw_events"]) == 0
+    assert f"churn: 2 day(s) {days[2]}..{days[3]}: ok" in capsys.readouterr().out
+    assert sorted(p.stem for p in (data_dir / "lake" / "churn" / "raw_events").glob("*.parquet")) == days[2:]
+    assert cli(["materialize", "churn", "--to", days[1]]) == 2
+    assert f"the source has no day in the start..{days[1]} within the partitions (from {days[2]})" in (
+        capsys.readouterr().err
+    )
+
+
 def test_days_are_bounded_by_from_and_to_and_a_range_without_data_is_a_clear_error(
     data_dir: Path, dagster_home: Path, capsys: pytest.CaptureFixture
 ) -> None:
