@@ -112,11 +112,12 @@ def test_a_bad_raw_day_fails_the_same_feature_days_whichever_run_reads_it_first(
     assert f"churn/raw_events {bad} is not in the lake and the source's copy is unusable (landed: " in description
 
 
-def test_max_days_per_run_below_one_is_refused_naming_file_and_field(tmp_path: Path) -> None:
+@pytest.mark.parametrize("field", ["max_days_per_run", "max_concurrent_runs"])
+def test_backfill_settings_below_one_are_refused_naming_file_and_field(tmp_path: Path, field: str) -> None:
     shipped = REPO_ROOT / "ml_platform" / "use_cases" / "churn.yaml"
     raw = yaml.safe_load(shipped.read_text())
-    raw["backfill"] = {"max_days_per_run": 0}
+    raw["backfill"] = {field: 0}
     path = tmp_path / "split.yaml"
     path.write_text(yaml.safe_dump(raw))
-    with pytest.raises(SpecError, match=r"split\.yaml: .*backfill\.max_days_per_run: .*greater than or equal to 1"):
+    with pytest.raises(SpecError, match=rf"split\.yaml: .*backfill\.{field}: .*greater than or equal to 1"):
         load_spec(path)
