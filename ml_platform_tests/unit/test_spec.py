@@ -126,6 +126,11 @@ def test_shipped_spec_loads_with_expected_shape() -> None:
         ),
         (lambda d: d.setdefault("drift", {}).update(psi_threshold=float("inf")), "drift.psi_threshold", "finite"),
         (lambda d: d.update(owners=["the churn people"]), "owners", "email address or team:<name>"),
+        (
+            lambda d: d["schedule"].update(late_after_minutes=1441),
+            "schedule.late_after_minutes",
+            "less than or equal to 1440",
+        ),
     ],
 )
 def test_invalid_spec_names_file_and_field(tmp_path: Path, mutate, field: str, words: str) -> None:
