@@ -13,13 +13,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 import yaml
 
 from demo.generators.churn import write_landing_files
 from ml_platform.assets import keys
+from ml_platform.assets.lookback import LookbackLake
 from ml_platform.definitions import build_definitions
 from ml_platform.features.compute import feature_input_days
+from ml_platform.io.parquet_lake import DataLake
 from ml_platform.runner import materialize_stages
 from ml_platform.spec import SpecError, UseCaseSpec, load_spec
 from ml_platform_tests.support.check_view import CheckView
@@ -121,3 +124,23 @@ def test_backfill_settings_below_one_are_refused_naming_file_and_field(tmp_path:
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(SpecError, match=rf"split\.yaml: .*backfill\.{field}: .*greater than or equal to 1"):
         load_spec(path)
+
+
+def test_a_read_across_the_lake_and_borrowed_days_equals_one_lake_read(tmp_path: Path) -> None:
+    """Event-grain features read a window in one call: days from both places come back as one scan of one lake
+    returns them (same rows in day order, same dtypes, dictionary columns categorical)."""
+    key = dg.AssetKey(["uc", "raw_events"])
+    whole, lake, scratch = (DataLake(base_path=str(tmp_path / name)) for name in ("whole", "lake", "scratch"))
+    for number, day in enumerate(DAYS[:4]):
+        kinds = ["a", "b", "c", "d"][: number + 1]
+        frame = pd.DataFrame({"kind": pd.array(kinds, dtype="string"), "n": range(len(kinds))})
+        whole.write_partition(key, day, frame)
+        (scratch if number % 2 else lake).write_partition(key, day, frame)
+    view = LookbackLake(lake, scratch, key, frozenset(DAYS[1:4:2]))
+
+    assert view.existing_partitions(key) == DAYS[:4]
+    assert view.row_counts(key, DAYS[:4]) == whole.row_counts(key, DAYS[:4])
+    mixed = view.read(key, DAYS[:4], columns=["kind", "n"], categories=["kind"])
+    one = whole.read(key, DAYS[:4], columns=["kind", "n"], categories=["kind"])
+    pd.testing.assert_frame_equal(mixed, one, check_categorical=False)
+    assert isinstance(mixed["kind"].dtype, pd.CategoricalDtype)
