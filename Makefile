@@ -8,6 +8,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export ML_PLATFORM_DATA_DIR ?= $(CURDIR)/data
 DEMO_UI ?= 1
 DEMO_DAYS ?= 60
+UI_PORT ?= 3000
 
 # Hash-locked: the runtime set (every image), then what the torch and text extras and the tests add.
 LOCKS := deploy/requirements.lock deploy/requirements-torch.lock deploy/requirements-text.lock deploy/requirements-test.lock
@@ -55,11 +56,11 @@ demo: install dagster-home
 	$(BIN)/python -m demo run --days $(DEMO_DAYS)
 	@if [ "$(DEMO_UI)" != "0" ]; then $(MAKE) --no-print-directory ui; fi
 
-# `dg dev` on :3000 (schedules and sensors running) and the MLflow UI on the local store at MLFLOW_UI_URL
-# (default http://127.0.0.1:5000, where the asset pages' MLflow links point); Ctrl-C stops both. The daily
-# partitions start at the first landed day unless ML_PLATFORM_PARTITIONS_START says otherwise (demo/ui.py).
+# `dg dev` on :$(UI_PORT) (default 3000; schedules and sensors running) and the MLflow UI on the local store at
+# MLFLOW_UI_URL (default http://127.0.0.1:5000, where the asset pages' MLflow links point); Ctrl-C stops both. The
+# daily partitions start at the first landed day unless ML_PLATFORM_PARTITIONS_START says otherwise (demo/ui.py).
 ui: install dagster-home
-	$(BIN)/python -m demo ui --port 3000
+	$(BIN)/python -m demo ui --port $(UI_PORT)
 
 # The README's pictures (docs/images/*.png): a 60-day demo in temporary directories, served by `make ui`'s
 # launcher, photographed in Chromium (docs/screenshots.py).

@@ -109,8 +109,10 @@ def _ingest_day(source: EventSource, spec: UseCaseSpec, day: str) -> DayResult:
         return DayResult(day, None, unreadable_source(day, str(error)))
     if without_events_ok and frame.empty:
         return day_without_events(spec, day, "0 rows read")
-    stored = with_event_ids(frame[columns], spec) if set(columns) <= set(frame.columns) else frame
-    return DayResult(day, stored, validate_events(frame, spec, day))
+    if not set(columns) <= set(frame.columns):  # the schema gate names what is missing
+        return DayResult(day, frame, validate_events(frame, spec, day))
+    kept = frame if list(frame.columns) == columns else frame[columns]  # a selection copies the whole day
+    return DayResult(day, with_event_ids(kept, spec), validate_events(frame, spec, day))
 
 
 def day_without_events(spec: UseCaseSpec, day: str, reason: str) -> DayResult:
