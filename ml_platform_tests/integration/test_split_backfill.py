@@ -35,25 +35,30 @@ STAGES = ["raw_events", "features"]
 
 
 def _backfill(
-    spec: UseCaseSpec, root: Path, monkeypatch: pytest.MonkeyPatch, order: list[int], damage: str | None = None
+    spec: UseCaseSpec,
+    root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    order: list[int],
+    damage: str | None = None,
+    days: list[str] = DAYS,
 ) -> dict[tuple[str, str], dict[str, str]]:
-    """Materialize DAYS under `root` in runs of the spec's max_days_per_run, the runs in `order` (their indexes),
+    """Materialize `days` under `root` in runs of the spec's max_days_per_run, the runs in `order` (their indexes),
     from landing files whose day `damage` lost its file; the per-day check statuses."""
     landing = landing_dir(root)
-    write_landing_files(landing, START, len(DAYS), 300, seed=5)
+    write_landing_files(landing, START, len(days), 300, seed=5)
     if damage:
         [bad] = landing.glob(f"*{damage}*")
         bad.unlink()
     monkeypatch.setenv("ML_PLATFORM_DATA_DIR", str(root))
     defs = build_definitions([spec])
     step = defs.resolve_assets_def(keys.features(spec))
-    per_run = spec.backfill.max_days_per_run or len(DAYS)
+    per_run = spec.backfill.max_days_per_run or len(days)
     assert (
         step.backfill_policy == dg.BackfillPolicy.multi_run(per_run)
         if spec.backfill.max_days_per_run
         else step.backfill_policy == dg.BackfillPolicy.single_run()
     )
-    ranges = [DAYS[first : first + per_run] for first in range(0, len(DAYS), per_run)]
+    ranges = [days[first : first + per_run] for first in range(0, len(days), per_run)]
     assert sorted(order) == list(range(len(ranges)))
     home = root.parent / f"{root.name}_dagster_home"
     home.mkdir()
@@ -98,19 +103,19 @@ def test_a_bad_raw_day_fails_the_same_feature_days_whichever_run_reads_it_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Day 3 has no landing file: one run fails raw day 3 and every feature day whose window holds it; the later
-    runs (here first) read day 3 from the source, find it unusable and fail the same feature days, naming it."""
-    bad = DAYS[2]
-    whole = _backfill(churn_spec, tmp_path / "whole", monkeypatch, [0], damage=bad)
-    split = _backfill(_split(churn_spec), tmp_path / "split", monkeypatch, [1, 2, 0], damage=bad)
+    run (here first) reads day 3 from the source, finds it unusable and fails the same feature days, naming it."""
+    days, bad = DAYS[:8], DAYS[2]
+    whole = _backfill(churn_spec, tmp_path / "whole", monkeypatch, [0], bad, days)
+    split = _backfill(_split(churn_spec), tmp_path / "split", monkeypatch, [1, 0], bad, days)
 
     assert split == whole
     assert whole[("features", "inputs_complete")] == {
-        **dict.fromkeys(DAYS[:2], "SUCCEEDED"),
-        **dict.fromkeys(DAYS[2:], "FAILED"),
+        **dict.fromkeys(days[:2], "SUCCEEDED"),
+        **dict.fromkeys(days[2:], "FAILED"),
     }
-    _assert_same_files(tmp_path, DAYS)
+    _assert_same_files(tmp_path, days)
     with dg.DagsterInstance.from_config(str(tmp_path / "split_dagster_home")) as instance:
-        reason = CheckView(instance).partition_panel(keys.features(churn_spec), "inputs_complete", DAYS[-1])
+        reason = CheckView(instance).partition_panel(keys.features(churn_spec), "inputs_complete", days[-1])
     description = reason["evaluation"]["description"]
     assert f"churn/raw_events {bad} is not in the lake and the source's copy is unusable (landed: " in description
 
