@@ -1,7 +1,8 @@
 """`ml-platform`: run a use case's stages, summarise, roll back or promote a champion, serve metrics,
 start a new use case. Every command works on $DAGSTER_HOME's instance (default ./.dagster_home), as the UI.
 
-The demo and its synthetic data are not part of the platform: `python -m demo` from the checkout (package `demo`, not in the wheel)."""
+The demo and its synthetic data are not part of the platform: `python -m demo` from the checkout (package `demo`,
+not in the wheel)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from ml_platform import settings
 
 if TYPE_CHECKING:  # imported where used: --help stays fast
     import dagster as dg
+
+    from ml_platform.spec import UseCaseSpec
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_run_commands(commands: argparse._SubParsersAction) -> None:
+def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The commands that run a use case: its stages from a shell, and the online scoring service."""
     materialize = commands.add_parser(
         "materialize", help="ingest, compute features, score: daily stages over a day range"
@@ -168,9 +171,9 @@ def main(argv: list[str] | None = None) -> int:
             from ml_platform.resources import default_resources
             from ml_platform.serving import serve
 
-            config = settings.Settings.from_env().serve
-            config = dataclasses.replace(
-                config, workers=args.workers or config.workers, threads=args.threads or config.threads
+            served = settings.Settings.from_env().serve
+            served = dataclasses.replace(
+                served, workers=args.workers or served.workers, threads=args.threads or served.threads
             )
             serve(
                 use_case_spec(args.use_case),
@@ -178,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.host,
                 args.port,
                 args.refresh_seconds,
-                config,
+                served,
             )
         elif args.command == "summary":
             print(summary(args.use_case))
@@ -189,10 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "promote":
             return _change_champion(args.use_case, "promote", {"version": str(args.version), "reason": args.reason})
         elif args.command == "metrics":
-            from ml_platform.metrics_exporter import serve
+            from ml_platform.metrics_exporter import serve as serve_metrics
 
             local_instance()  # DAGSTER_HOME defaults to ./.dagster_home, as for the demo
-            serve(args.port, args.host)
+            serve_metrics(args.port, args.host)
         elif args.command == "new-use-case":
             from ml_platform.scaffold import write_scaffold
             from ml_platform.spec_draft import write_drafted_spec
@@ -251,7 +254,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def use_case_spec(name: str):
+def use_case_spec(name: str) -> UseCaseSpec:
     from ml_platform.definitions import load_specs
 
     specs = {spec.name: spec for spec in load_specs()}
@@ -260,7 +263,7 @@ def use_case_spec(name: str):
     return specs[name]
 
 
-def local_instance():
+def local_instance() -> dg.DagsterInstance:
     """The Dagster instance of $DAGSTER_HOME (default ./.dagster_home, created if missing)."""
     import dagster as dg
 
@@ -269,7 +272,9 @@ def local_instance():
     return dg.DagsterInstance.get()
 
 
-def summary(use_case: str, instance=None, checks: Counter | None = None) -> str:
+def summary(
+    use_case: str, instance: dg.DagsterInstance | None = None, checks: Counter[tuple[str, str]] | None = None
+) -> str:
     """What is materialized, checked (the given check counts, as the demo collects them) and promoted; a gate's
     days that failed are listed apart from the days it only warned about."""
     from ml_platform.assets import keys
@@ -309,15 +314,17 @@ def summary(use_case: str, instance=None, checks: Counter | None = None) -> str:
         if "champion_action" in champion.tags:
             tags = champion.tags
             lines.append(
-                f"  since {tags['champion_since']}: {tags['champion_action']} by {tags['champion_by']}: {tags['champion_reason']}"
+                f"  since {tags['champion_since']}: {tags['champion_action']} by {tags['champion_by']}: "
+                f"{tags['champion_reason']}"
             )
         lines.append(
-            f"  previous champion: {previous.version if previous else 'none'}; tracking {mlflow.resolved_tracking_uri()}"
+            f"  previous champion: {previous.version if previous else 'none'}; "
+            f"tracking {mlflow.resolved_tracking_uri()}"
         )
     return "\n".join(lines + performance_summary(resources["lake"], spec) + shadow_summary(instance, spec))
 
 
-def _gate_days(spec, instance) -> list[str]:
+def _gate_days(spec: UseCaseSpec, instance: dg.DagsterInstance) -> list[str]:
     """Each gate's days whose latest evaluation failed, as the check Partitions tab counts them: failures
     (severity ERROR: the day was blocked) apart from warnings (WARN: the day went through)."""
     import dagster as dg
@@ -335,7 +342,8 @@ def _gate_days(spec, instance) -> list[str]:
     check_keys = [dg.AssetCheckKey(asset, name) for asset, names in gates.items() for name in names]
     failing: dict[dg.AssetCheckKey, set[str]] = {}
     for info in instance.event_log_storage.get_asset_check_partition_info(check_keys):
-        if info.latest_execution_status == AssetCheckExecutionRecordStatus.FAILED and info.is_current:
+        failed_now = info.latest_execution_status == AssetCheckExecutionRecordStatus.FAILED and info.is_current
+        if failed_now and info.partition_key is not None:
             failing.setdefault(info.check_key, set()).add(info.partition_key)
     failed: dict[dg.AssetCheckKey, dict[str, str]] = {}  # check -> {day: its latest reason}
     warned: dict[dg.AssetCheckKey, dict[str, str]] = {}
@@ -363,8 +371,9 @@ def _latest_failed_evaluations(
             check_key, limit=page, cursor=cursor, status={AssetCheckExecutionRecordStatus.FAILED}
         )
         for record in records:
-            if record.partition in days and record.partition not in found and record.event:
-                found[record.partition] = record.event.dagster_event.event_specific_data
+            event = record.event.dagster_event if record.event else None
+            if record.partition in days and record.partition not in found and event is not None:
+                found[record.partition] = event.asset_check_evaluation_data
         if len(records) < page:
             break
         cursor = records[-1].id
@@ -385,7 +394,7 @@ def _gate_lines(title: str, verb: str, days_by_check: dict[dg.AssetCheckKey, dic
     return lines
 
 
-def _failed_runs(spec, instance, limit: int = 5) -> list[str]:
+def _failed_runs(spec: UseCaseSpec, instance: dg.DagsterInstance, limit: int = 5) -> list[str]:
     import dagster as dg
 
     failed = [
@@ -432,7 +441,8 @@ def _change_champion(use_case: str, action: str, config: dict[str, str]) -> int:
     )
     if not result.success:
         failure = result.failure_data_for_node(op_name)
-        print(f"ml-platform {action}: {failure.error.message.strip() if failure else 'run failed'}", file=sys.stderr)
+        reason = failure.error.message.strip() if failure and failure.error else "run failed"
+        print(f"ml-platform {action}: {reason}", file=sys.stderr)
         return 1
     [event] = result.asset_materializations_for_node(op_name)
     metadata = {name: value.value for name, value in event.metadata.items()}

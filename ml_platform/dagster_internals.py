@@ -33,6 +33,11 @@ SYMBOLS: dict[str, Private] = {
         "dagster._core.definitions.unresolved_asset_job_definition",
         "the type `dg.define_asset_job` returns; dagster exports the function, not the class (annotations only)",
     ),
+    "UnresolvedPartitionedAssetScheduleDefinition": Private(
+        "dagster._core.definitions.partitions.partitioned_schedule",
+        "what `dg.build_schedule_from_partitioned_job` returns for an asset job (resolved by Definitions; "
+        "annotations only)",
+    ),
     "AssetCheckEvaluationTargetMaterializationData": Private(
         "dagster._core.definitions.asset_checks.asset_check_evaluation",
         "the materialization a range gate's per-day evaluation judges; `dg.AssetCheckEvaluation` takes one but "
@@ -77,7 +82,7 @@ SYMBOLS: dict[str, Private] = {
         "Dagster's polling run-log watcher (its Postgres one), for SQLite shards whose commits stay in the WAL",
     ),
     "EventHandlerFn": Private(
-        "dagster._core.storage.event_log.base",
+        "dagster._core.event_api",
         "the type of a run-log watcher's callback (annotations only)",
         prefer="Callable[[dg.EventLogEntry, str], None]",
     ),
@@ -110,8 +115,11 @@ SYMBOLS: dict[str, Private] = {
         "dagster._core.launcher.base", "what `RunLauncher.check_run_worker_health` returns to run monitoring"
     ),
     "WorkerStatus": Private("dagster._core.launcher.base", "the worker state inside a CheckRunHealthResult"),
+    "JobPythonOrigin": Private(
+        "dagster._core.origin", "the code a run executes (`DagsterRun.job_code_origin`'s type; annotations only)"
+    ),
     "ExecuteRunArgs": Private(
-        "dagster._cli.api", "the `dagster api execute_run` command line, built as Dagster's own launchers build it"
+        "dagster._grpc.types", "the `dagster api execute_run` command line, built as Dagster's own launchers build it"
     ),
     "ResumeRunArgs": Private(
         "dagster._grpc.types", "the `dagster api resume_run` command line, built as Dagster's own launchers build it"
@@ -152,12 +160,15 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # the same names for type checkers, which do not run __getattr__
-    from dagster._cli.api import ExecuteRunArgs
     from dagster._core.definitions.asset_checks.asset_check_evaluation import (
         AssetCheckEvaluationPlanned,
         AssetCheckEvaluationTargetMaterializationData,
     )
+    from dagster._core.definitions.partitions.partitioned_schedule import (
+        UnresolvedPartitionedAssetScheduleDefinition,
+    )
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+    from dagster._core.event_api import EventHandlerFn
     from dagster._core.events import (
         ASSET_CHECK_EVENTS,
         ASSET_EVENTS,
@@ -171,14 +182,14 @@ if TYPE_CHECKING:  # the same names for type checkers, which do not run __getatt
         RunLauncher,
         WorkerStatus,
     )
+    from dagster._core.origin import JobPythonOrigin
     from dagster._core.remote_representation.external_data import RepositorySnap
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
     from dagster._core.storage.event_log import SqlEventLogStorageTable, SqliteEventLogStorage
-    from dagster._core.storage.event_log.base import EventHandlerFn
     from dagster._core.storage.event_log.polling_event_watcher import SqlPollingEventWatcher
     from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
     from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
-    from dagster._grpc.types import ResumeRunArgs
+    from dagster._grpc.types import ExecuteRunArgs, ResumeRunArgs
     from dagster._serdes import ConfigurableClass, ConfigurableClassData
     from dagster_graphql.client.client_queries import CLIENT_SUBMIT_PIPELINE_RUN_MUTATION
     from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql

@@ -94,9 +94,9 @@ class PlatformCollector:
                 for name, value in self.mlflow.client().get_run(version.run_id).data.metrics.items():
                     champion_metrics.add_metric([spec.name, name.removeprefix("holdout_")], value)
             drift_days = self.lake.existing_partitions(keys.drift(spec))
-            newest = self.lake.read(keys.drift(spec), drift_days[-1:]) if drift_days else None
-            if newest is not None and not newest.empty:  # a warm-up day has no measurements
-                drift.add_metric([spec.name, drift_days[-1]], float(newest["psi"].max()))
+            newest_drift = self.lake.read(keys.drift(spec), drift_days[-1:]) if drift_days else None
+            if newest_drift is not None and not newest_drift.empty:  # a warm-up day has no measurements
+                drift.add_metric([spec.name, drift_days[-1]], float(newest_drift["psi"].max()))
         yield from (partitions, freshness, failures, warnings, champion, champion_metrics, drift)
         yield from self._shadow_gauges()
         yield from self._performance_gauges()

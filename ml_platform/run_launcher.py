@@ -38,6 +38,7 @@ from ml_platform.dagster_internals import (
     ConfigurableClass,
     ConfigurableClassData,
     ExecuteRunArgs,
+    JobPythonOrigin,
     LaunchRunContext,
     ResumeRunArgs,
     ResumeRunContext,
@@ -54,9 +55,9 @@ class LocalProcessRunLauncher(RunLauncher, ConfigurableClass):
     def __init__(self, inst_data: ConfigurableClassData | None = None, env_vars: Mapping[str, str] | None = None):
         self._inst_data = inst_data
         self._env_vars = dict(env_vars or {})
-        self._children: dict[int, subprocess.Popen] = {}
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # RunLauncher.__init__ is unannotated
 
     # ConfigurableClass ---------------------------------------------------------------------------
 
@@ -70,7 +71,9 @@ class LocalProcessRunLauncher(RunLauncher, ConfigurableClass):
 
         return {
             "env_vars": Field(
-                Permissive(), is_required=False, description="Extra environment variables for every run worker."
+                Permissive(),  # type: ignore[no-untyped-call]  # unannotated in Dagster
+                is_required=False,
+                description="Extra environment variables for every run worker.",
             )
         }
 
@@ -85,7 +88,7 @@ class LocalProcessRunLauncher(RunLauncher, ConfigurableClass):
     def launch_run(self, context: LaunchRunContext) -> None:
         run = context.dagster_run
         args = ExecuteRunArgs(
-            job_origin=run.job_code_origin,
+            job_origin=_origin(run),
             run_id=run.run_id,
             instance_ref=self._instance.get_ref(),
             set_exit_code_on_failure=True,
@@ -99,7 +102,7 @@ class LocalProcessRunLauncher(RunLauncher, ConfigurableClass):
     def resume_run(self, context: ResumeRunContext) -> None:
         run = context.dagster_run
         args = ResumeRunArgs(
-            job_origin=run.job_code_origin,
+            job_origin=_origin(run),
             run_id=run.run_id,
             instance_ref=self._instance.get_ref(),
             set_exit_code_on_failure=True,
@@ -194,3 +197,10 @@ def _process_runs(pid: int, run_id: str) -> bool:
 def _pid(run: DagsterRun) -> int | None:
     value = run.tags.get(WORKER_PID_TAG)
     return int(value) if value and value.isdigit() else None
+
+
+def _origin(run: DagsterRun) -> JobPythonOrigin:
+    """The code a run executes; a run launched from a code location always has it."""
+    if run.job_code_origin is None:
+        raise ValueError(f"run {run.run_id} has no code origin: it was not launched from a code location")
+    return run.job_code_origin

@@ -45,7 +45,11 @@ def materialize_stages(
     selection = [keys.of_stage(spec, stage) for stage in stages]
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}, **(run_config or {})}
     return dg.materialize(
-        assets=list(defs.assets or []),
+        assets=[
+            asset
+            for asset in defs.assets or []
+            if isinstance(asset, dg.AssetsDefinition | dg.AssetSpec | dg.SourceAsset)
+        ],
         selection=selection,
         instance=instance,
         resources=dict(defs.resources or {}),

@@ -331,7 +331,7 @@ def create_app(scorer: ChampionScorer) -> Any:
     def metrics() -> Any:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             collected = CollectorRegistry()
-            multiprocess.MultiProcessCollector(collected)
+            multiprocess.MultiProcessCollector(collected)  # type: ignore[no-untyped-call]  # unannotated in prometheus
             return generate_latest(collected), 200, {"Content-Type": CONTENT_TYPE_LATEST}
         return generate_latest(registry), 200, {"Content-Type": CONTENT_TYPE_LATEST}
 
@@ -358,7 +358,7 @@ def serve(
     def child_exit(_server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(worker.pid)
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]  # unannotated in prometheus
 
     def when_ready(_server: Any) -> None:
         print(

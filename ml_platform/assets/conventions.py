@@ -14,7 +14,7 @@ import functools
 import hashlib
 import importlib.metadata
 import json
-from typing import Any
+from typing import Any, TypedDict
 
 import dagster as dg
 
@@ -106,7 +106,14 @@ def _include(paths: tuple[str, ...]) -> dict[str, Any]:
     return include
 
 
-def daily_conventions(spec: UseCaseSpec, stage: str) -> dict[str, Any]:
+class DailyConventions(TypedDict):
+    """The asset arguments every daily asset shares, typed so that `@dg.asset(**...)` stays typed."""
+
+    code_version: str
+    freshness_policy: dg.FreshnessPolicy
+
+
+def daily_conventions(spec: UseCaseSpec, stage: str) -> DailyConventions:
     """A daily asset's spec arguments: its code version and the use case's freshness policy."""
     return {"code_version": code_version(spec, stage), "freshness_policy": daily_freshness(spec)}
 

@@ -50,6 +50,8 @@ def drift_stage(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> D
         for result in steps.measure_drift(lake, inputs, spec, reference, version, days):
             # written whatever the PSI: drift is a measurement, its check warns and the sensor retrains
             gate.evaluate(result.day, [replace(outcome, severity="warn") for outcome in result.outcomes])
+            if result.frame is None:  # measure_drift yields a frame for every day it measures
+                raise ValueError(f"{spec.name}: drift of {result.day} came without its measurements")
             lake.write_partition(key, result.day, result.frame)
             day_worst = float(result.frame["psi"].max()) if len(result.frame) else None
             gate.record_written(

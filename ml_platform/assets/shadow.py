@@ -86,7 +86,7 @@ def _shadow_predictions(spec: UseCaseSpec, partitions_def: dg.TimeWindowPartitio
     )
     def shadow_predictions(
         context: dg.AssetExecutionContext, lake: DataLake, mlflow: MlflowResource
-    ) -> dg.MaterializeResult:
+    ) -> dg.MaterializeResult[Any]:
         champion, versions = versions_in_shadow(spec, mlflow)
         days = context.partition_keys
         scored: dict[str, list[pd.DataFrame]] = {day: [] for day in days}
@@ -355,7 +355,10 @@ def latest_live_comparison(instance: dg.DagsterInstance, spec: UseCaseSpec) -> t
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=key, asset_partitions=[days[-1]]), limit=1
     ).records
-    return days[-1], {name: value.value for name, value in records[0].asset_materialization.metadata.items()}
+    materialization = records[0].asset_materialization if records else None
+    if materialization is None:  # wiped between the two reads
+        return None
+    return days[-1], {name: value.value for name, value in materialization.metadata.items()}
 
 
 def build_live_evidence_sensor(

@@ -87,7 +87,7 @@ def _training_set(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 "holdout_days": f"{window.holdout[0]}..{window.holdout[-1]}",
                 **_label_summary(frame["label"], spec),
                 "dagster/column_schema": dg.TableSchema(
-                    columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.dtypes.items()]
+                    columns=[dg.TableColumn(str(name), str(dtype)) for name, dtype in frame.dtypes.items()]
                 ),
             },
         )
@@ -304,7 +304,7 @@ def _champion(spec: UseCaseSpec) -> dg.AssetsDefinition:
     )
     def champion(
         context: dg.AssetExecutionContext, model: ModelSummary, mlflow: MlflowResource, alerts: AlertResource
-    ) -> Iterator[dg.MaterializeResult]:
+    ) -> Iterator[dg.MaterializeResult[Any]]:
         if not model.gates_passed:
             raise dg.Failure(
                 f"{spec.name}: challenger v{model.version} failed its gates; the champion stays", allow_retries=False

@@ -10,7 +10,13 @@ import dagster as dg
 from pydantic import Field
 
 from ml_platform.assets import keys
-from ml_platform.models.registry import ChampionChange, change_champion, registered_version, rollback_target
+from ml_platform.models.registry import (
+    Action,
+    ChampionChange,
+    change_champion,
+    registered_version,
+    rollback_target,
+)
 from ml_platform.resources.alerts import AlertResource
 from ml_platform.resources.mlflow_resource import MlflowResource
 from ml_platform.spec import UseCaseSpec
@@ -60,7 +66,7 @@ def build_champion_jobs(spec: UseCaseSpec) -> list[dg.JobDefinition]:
         alerts: AlertResource,
     ) -> None:
         try:
-            action = "promoted_on_live_evidence" if config.live_evidence else "forced_promotion"
+            action: Action = "promoted_on_live_evidence" if config.live_evidence else "forced_promotion"
             change = change_champion(
                 mlflow, spec.name, config.version.strip(), action, config.reason, _actor(context, config.requested_by)
             )

@@ -1,5 +1,7 @@
 """Declarative automation conditions of the asset graph (evaluated by the `automation_conditions` sensor)."""
 
+from typing import Any
+
 import dagster as dg
 
 # Features of the newest day follow its raw day's re-ingest, but never while that day's latest blocking
@@ -14,7 +16,7 @@ BLOCKING_CHECK_FAILED_UPSTREAM = dg.AutomationCondition.any_deps_match(
 FEATURES_FOLLOW_RAW = dg.AutomationCondition.eager() & ~BLOCKING_CHECK_FAILED_UPSTREAM
 
 
-def performance_condition(predictions: dg.AssetKey, raw_events: dg.AssetKey) -> dg.AutomationCondition:
+def performance_condition(predictions: dg.AssetKey, raw_events: dg.AssetKey) -> dg.AutomationCondition[Any]:
     """A performance day runs when its predictions are (re)written, for the estimate, and when a raw day that
     decides its labels lands with all the others there, for the realized metrics. Eager would wait for every
     label day before the first estimate, so the two triggers are composed here; neither runs while an input

@@ -34,6 +34,8 @@ def current_partition_keys(partitions_def: dg.TimeWindowPartitionsDefinition) ->
 @functools.lru_cache(maxsize=32)  # a few use cases' keys; a new day is a new entry, the oldest drop out
 def _keys_through(partitions_def: dg.TimeWindowPartitionsDefinition, last: str) -> tuple[str, ...]:
     first = partitions_def.get_first_partition_key()
+    if first is None:  # a definition with no partitions yet
+        return ()
     return tuple(partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(first, last)))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from ml_platform.automation.runs import default_status
-from ml_platform.dagster_internals import UnresolvedAssetJobDefinition
+from ml_platform.dagster_internals import UnresolvedAssetJobDefinition, UnresolvedPartitionedAssetScheduleDefinition
 from ml_platform.settings import Settings
 from ml_platform.spec import UseCaseSpec
 
@@ -15,7 +15,7 @@ def build_schedules(
     settings: Settings,
     daily_job: UnresolvedAssetJobDefinition,
     training_job: UnresolvedAssetJobDefinition,
-) -> list[dg.ScheduleDefinition]:
+) -> list[dg.ScheduleDefinition | UnresolvedPartitionedAssetScheduleDefinition]:
     status = dg.DefaultScheduleStatus(default_status(settings).value)
     daily = dg.build_schedule_from_partitioned_job(
         daily_job,

@@ -22,7 +22,7 @@ from ml_platform.automation.new_champion import build_new_champion_sensor
 from ml_platform.automation.performance_retrain import build_performance_retrain_sensor
 from ml_platform.automation.runs import default_status
 from ml_platform.automation.schedules import build_schedules
-from ml_platform.dagster_internals import UnresolvedAssetJobDefinition
+from ml_platform.dagster_internals import UnresolvedAssetJobDefinition, UnresolvedPartitionedAssetScheduleDefinition
 from ml_platform.settings import Settings
 from ml_platform.spec import UseCaseSpec
 
@@ -34,7 +34,7 @@ def build_automation(
     daily_job: UnresolvedAssetJobDefinition,
     training_job: UnresolvedAssetJobDefinition,
     rescore_job: UnresolvedAssetJobDefinition,
-) -> tuple[list[dg.ScheduleDefinition], list[dg.SensorDefinition]]:
+) -> tuple[list[dg.ScheduleDefinition | UnresolvedPartitionedAssetScheduleDefinition], list[dg.SensorDefinition]]:
     sensors = [
         build_landed_data_sensor(spec, settings, partitions_def, daily_job),
         build_new_champion_sensor(spec, settings, rescore_job),

@@ -133,7 +133,7 @@ def unreadable_source(day: str, message: str) -> list[CheckOutcome]:
 def _dtype_matches(series: pd.Series, dtype: str) -> bool:
     if dtype == "string":
         return ptypes.is_string_dtype(series) or (
-            ptypes.is_object_dtype(series) and series.dropna().map(type).eq(str).all()
+            ptypes.is_object_dtype(series) and bool(series.dropna().map(lambda value: type(value) is str).all())
         )
     if dtype == "int64":
         return ptypes.is_integer_dtype(series)
@@ -419,7 +419,7 @@ def validate_features(
         outcomes.append(passed("feature_schema", day, f"{len(spec.feature_names)} features"))
     present = [name for name in spec.numeric_feature_names if name in frame.columns and name not in non_numeric]
     nulls = {name: int(frame[name].isna().sum()) for name in present}
-    worst = max(nulls, key=nulls.get, default=None)
+    worst = max(nulls, key=nulls.__getitem__, default=None)
     if worst is not None and nulls[worst]:
         outcomes.append(
             failed(
@@ -434,7 +434,7 @@ def validate_features(
     else:
         outcomes.append(passed("feature_nulls", day, "no nulls"))
     infinite = {name: int(np.isinf(frame[name].to_numpy(dtype=float)).sum()) for name in present}
-    worst = max(infinite, key=infinite.get, default=None)
+    worst = max(infinite, key=infinite.__getitem__, default=None)
     if worst is not None and infinite[worst]:
         outcomes.append(
             failed(

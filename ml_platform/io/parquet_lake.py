@@ -27,7 +27,7 @@ from pydantic import PrivateAttr
 STATE_KEPT_S = 86_400  # a superseded state stays readable a day: a rewound or earlier cursor still finds it
 
 
-class DataLake(dg.ConfigurableResource):
+class DataLake(dg.ConfigurableResource[Any]):
     """Parquet files under `base_path`: `<asset/key/path>/<partition>.parquet`."""
 
     base_path: str

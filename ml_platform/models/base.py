@@ -15,7 +15,10 @@ import pandas as pd
 
 class Trainer(Protocol):
     flavor: str
-    threshold: float | None  # decision threshold for classifiers, None for regressors
+
+    @property
+    def threshold(self) -> float | None:  # decision threshold for classifiers, None for regressors
+        ...
 
     def fit(self, features: pd.DataFrame, labels: pd.Series, days: pd.Series) -> Trainer: ...
 

@@ -143,7 +143,9 @@ def train_challenger(
     """Fit on the training split, evaluate on the holdout, compare with `champion` on the same rows."""
     train = training_set[training_set["split"] == "train"]
     holdout = training_set[training_set["split"] == "holdout"]
-    categories = {feature.name: (feature.encoding, feature.top_k) for feature in spec.categorical_features}
+    categories: dict[str, tuple[str, int]] = {
+        feature.name: (feature.encoding, feature.top_k) for feature in spec.categorical_features
+    }
     trials: list[Trial] = []
     if spec.training.tuning is not None:  # the best of a time-ordered cross-validated search, on training days only
         params, trials = tune(spec, train, params, categories)

@@ -52,6 +52,6 @@ def portable_code(*modules: ModuleType) -> Iterator[list[str] | None]:
     with tempfile.TemporaryDirectory(prefix="model-code-") as root:
         target = Path(root, *portable.__name__.split("."))
         target.mkdir(parents=True)
-        for path in [source / "__init__.py", *(Path(module.__file__) for module in modules)]:
+        for path in [source / "__init__.py", *(Path(module.__file__ or "") for module in modules)]:
             shutil.copyfile(path, target / path.name)
         yield [str(Path(root) / portable.__name__.split(".")[0])]

@@ -74,7 +74,7 @@ class _TorchTrainer:
         best, best_state, stale = float("inf"), copy.deepcopy(module.state_dict()), 0
         for _ in range(self.epochs):
             module.train()
-            for batch in torch.randperm(len(x_t), generator=generator).split(self.batch_size):
+            for batch in torch.split(torch.randperm(len(x_t), generator=generator), self.batch_size):
                 batch = batch.to(self.device)
                 optimizer.zero_grad()
                 loss_fn(module(x_t[batch]), y_t[batch]).backward()

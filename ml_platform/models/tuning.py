@@ -69,9 +69,9 @@ def tune(
     """The best parameters (base params updated by the best candidate) and every trial, in order."""
     tuning = spec.training.tuning
     assert tuning is not None
-    folds = time_folds(train[DAY].unique(), tuning.folds, spec.label.horizon_days)
+    folds = time_folds(list(train[DAY].unique()), tuning.folds, spec.label.horizon_days)
     metric = spec.gates.compare_metric
-    started, trials = time.monotonic(), []
+    started, trials = time.monotonic(), list[Trial]()
     for number, candidate in enumerate(candidates(tuning.space, tuning.trials, spec.training.seed)):
         if trials and time.monotonic() - started > tuning.max_minutes * 60:
             break

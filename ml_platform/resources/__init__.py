@@ -4,6 +4,7 @@ adds its own source resource: `ml_platform.resources.sources.source_resource`)."
 from __future__ import annotations
 
 import os
+from typing import TypedDict
 
 import dagster as dg
 
@@ -14,9 +15,16 @@ from ml_platform.resources.mlflow_resource import MlflowResource
 from ml_platform.settings import Settings
 
 
-def default_resources(
-    settings: Settings | None = None,
-) -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManager]:
+class PlatformResources(TypedDict):
+    """The shared resources by key, each with its own type (commands use them outside Dagster too)."""
+
+    lake: DataLake
+    io_manager: LakeIOManager
+    mlflow: MlflowResource
+    alerts: AlertResource
+
+
+def default_resources(settings: Settings | None = None) -> PlatformResources:
     settings = settings or Settings.from_env()
     data_dir = str(settings.data_dir)
     lake = DataLake(base_path=settings.lake_path)

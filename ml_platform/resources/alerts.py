@@ -30,7 +30,7 @@ PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 PAGED_EVENTS = frozenset({"run_failed", "gate_failed"})  # failures page; promotions and business alerts do not
 
 
-class AlertResource(dg.ConfigurableResource):
+class AlertResource(dg.ConfigurableResource[Any]):
     """Posts each alert to every configured sink; see the module docstring for the contract."""
 
     slack_webhook_url: str = ""
@@ -127,7 +127,7 @@ class AlertResource(dg.ConfigurableResource):
         dedup_key: str | None = None,
     ) -> list[tuple[str, str, dict[str, Any], dict[str, str]]]:
         """(name, url, payload, extra headers) per configured sink."""
-        sinks = []
+        sinks: list[tuple[str, str, dict[str, Any], dict[str, str]]] = []
         if self.pagerduty_routing_key and event in PAGED_EVENTS:
             payload = _pagerduty_payload(
                 self.pagerduty_routing_key, event, title, text, severity, details, link, dedup_key

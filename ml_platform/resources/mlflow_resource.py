@@ -49,7 +49,7 @@ class RegistryUnavailable(dg.Failure):
         )
 
 
-class MlflowResource(dg.ConfigurableResource):
+class MlflowResource(dg.ConfigurableResource[Any]):
     data_dir: str
     tracking_uri: str = ""
     ui_url: str = "http://127.0.0.1:5000"

@@ -60,8 +60,10 @@ class PooledSqliteEventLogStorage(RemembersTables, SqliteEventLogStorage):
         ask_dagster_for_batches()
         self._inst_data = inst_data
         home = os.environ.get("DAGSTER_HOME")
-        if base_dir or home:
-            super().__init__(base_dir or event_logs_dir(home), inst_data=inst_data)
+        if base_dir:
+            super().__init__(base_dir, inst_data=inst_data)
+        elif home:
+            super().__init__(event_logs_dir(home), inst_data=inst_data)
         # else the instance's own directory, when it registers (`dagster dev` with no DAGSTER_HOME: a temporary one)
 
     def register_instance(self, instance: Any) -> None:
@@ -81,7 +83,7 @@ class PooledSqliteEventLogStorage(RemembersTables, SqliteEventLogStorage):
         }
 
     @classmethod
-    def from_config_value(  # type: ignore[override]
+    def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
     ) -> PooledSqliteEventLogStorage:
         return cls(inst_data=inst_data, **config_value)
@@ -101,7 +103,7 @@ class PooledSqliteEventLogStorage(RemembersTables, SqliteEventLogStorage):
         with self.run_connection(events[0].run_id) as conn:
             conn.execute(self.prepare_insert_event_batch(events))
         with self.index_transaction() as conn:
-            event_ids = [conn.execute(self.prepare_insert_event(event)).inserted_primary_key[0] for event in events]
+            event_ids = [_inserted_id(conn.execute(self.prepare_insert_event(event))) for event in events]
             self._store_asset_event_tags(conn, events, event_ids)
             latest = {
                 event.get_dagster_event().asset_key: (event, event_id)
@@ -173,3 +175,11 @@ class PooledSqliteEventLogStorage(RemembersTables, SqliteEventLogStorage):
             self._event_watcher = None
         self._dispose_engines()
         super().dispose()
+
+
+def _inserted_id(result: db.CursorResult[Any]) -> int:
+    """The id the database gave the row an insert wrote."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the event insert returned no id")
+    return int(key[0])

@@ -25,7 +25,7 @@ class FrequencyEncoder(TransformerMixin, BaseEstimator):
         frame = _with_missing_as_value(pd.DataFrame(X))
         return np.column_stack(
             [
-                frame[column].map(lambda value, shares=shares: shares.get(value, 0.0)).to_numpy(dtype=float)
+                frame[column].map(shares).fillna(0.0).to_numpy(dtype=float)
                 for column, shares in zip(frame.columns, self.shares_, strict=True)
             ]
         )

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from mlflow.pyfunc import PythonModel
+from mlflow.pyfunc.model import PythonModel
 
 from ml_platform.models.portable.text_weights import verify_encoder_files
 
@@ -34,10 +34,10 @@ def load_encoder(name: str) -> Any:
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as transformers_logging
 
-    transformers_logging.disable_progress_bar()  # no progress bars in run logs
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no progress bars in run logs
 
     package, folder, _ = ENCODERS[name]
-    location = Path(importlib.import_module(package).__file__).parent / folder
+    location = Path(importlib.import_module(package).__file__ or package).parent / folder
     verify_encoder_files(name, location)  # the package is not the model's publisher: upstream's checksums decide
     return SentenceTransformer(str(location), device="cpu")
 

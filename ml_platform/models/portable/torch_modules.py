@@ -10,6 +10,9 @@ import torch
 class StandardizedMLP(torch.nn.Module):
     """Standardize -> MLP -> probability of the positive class (logits while training)."""
 
+    mean: torch.Tensor  # buffers (saved with the model, moved with it to a device)
+    std: torch.Tensor
+
     def __init__(self, n_inputs: int, hidden: list[int], mean: np.ndarray, std: np.ndarray) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))

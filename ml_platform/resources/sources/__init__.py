@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 
-class EventSource(dg.ConfigurableResource):
+class EventSource(dg.ConfigurableResource[Any]):
     """Opens the source of a use case's raw events.
 
     A Postgres source's URL (with its password) is `postgres_dsn`, given as `dg.EnvVar(source.dsn_env)`

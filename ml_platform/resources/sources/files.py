@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import stat
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,7 +117,7 @@ _ARROW_STRINGS = {pa.string(): pd.ArrowDtype(pa.string()), pa.large_string(): pd
 CSV_DTYPES: dict[str, type[str] | str] = {"string": str, "int64": "Int64", "bool": "boolean", "float64": "float64"}
 
 
-def _csv_dtypes(spec: UseCaseSpec) -> dict[str, object]:
+def _csv_dtypes(spec: UseCaseSpec) -> dict[Hashable, type[str] | str]:  # keyed as read_csv types its dtypes
     """The declared dtypes for pandas' CSV reader: a string column of digits stays a string, and an integer
     column with blanks stays integer (nullable Int64; the null gate holds it to its max_null_fraction)
     instead of silently becoming float."""
