@@ -131,6 +131,8 @@ def collect(process: subprocess.Popen, what: str) -> dict[str, Any]:
 def land(directory: Path, days: list[str], events_per_day: int, seed: int = SEED) -> None:
     from demo.generators.churn import write_landing_files
 
+    if all((Path(directory) / f"{day}.parquet").exists() for day in days):  # kept from an earlier run (--data)
+        return
     write_landing_files(directory, dt.date.fromisoformat(days[0]), len(days), events_per_day, seed)
 
 
