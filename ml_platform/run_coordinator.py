@@ -17,6 +17,7 @@ backfills they belong to. Runs of use cases without the setting pass through unt
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 
 import dagster as dg
 
@@ -57,10 +58,14 @@ class BackfillLaneRunCoordinator(dg.QueuedRunCoordinator):
         if len(caps) != 1:  # not a capped use case's run (a run spans one use case's daily step)
             return None
         [(use_case, cap)] = caps.items()
-        busy = Counter(
-            run.tags[LANE_TAG]
-            for run in self._instance.get_runs(dg.RunsFilter(statuses=UNFINISHED, tags={USE_CASE_TAG: use_case}))
-            if LANE_TAG in run.tags
+        unfinished = self._instance.get_runs(dg.RunsFilter(statuses=UNFINISHED, tags={USE_CASE_TAG: use_case}))
+        return use_case, least_busy_lane(
+            use_case, cap, [run.tags[LANE_TAG] for run in unfinished if LANE_TAG in run.tags]
         )
-        lanes = [f"{use_case}:{n}" for n in range(cap)]
-        return use_case, min(lanes, key=lambda lane: busy[lane])  # the first of the least busy
+
+
+def least_busy_lane(use_case: str, cap: int, taken: Iterable[str]) -> str:
+    """The lane (`<use case>:<n>`, n < cap) holding the fewest of `taken` (the use case's unfinished runs' lanes),
+    the lowest first: with a cap of N, N runs queued together get N different lanes."""
+    busy = Counter(taken)
+    return min((f"{use_case}:{n}" for n in range(cap)), key=lambda lane: busy[lane])
