@@ -149,7 +149,7 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
             if _store(gate, lake, result, describe=lambda frame: _describe_predictions(frame, spec)):
                 newest = result
         alerted = {}
-        if newest and not gate.failures:  # the newest day only: a backfill must not page for history
+        if newest and newest.frame is not None and not gate.failures:  # the newest day only: no paging for history
             alerts: AlertResource = context.resources.alerts
             alerted = alert_high_scores(alerts, spec, newest.day, newest.frame, alerts.run_url(context.run_id))
             if "high_score_alert_error" in alerted:  # `send` never raises: an outage cannot undo good predictions
@@ -200,7 +200,7 @@ def _store(
 ) -> bool:
     """Write a step's day to the lake if its gate admits it and note it as written, with the day's
     metadata from `describe`; whether it was written."""
-    if not gate.admit(result):
+    if not gate.admit(result) or result.frame is None:  # an admitted day has a frame
         return False
     lake.write_partition(gate.asset_key, result.day, result.frame)
     gate.record_written(result.day, len(result.frame), **describe(result.frame), **result.note_metadata)

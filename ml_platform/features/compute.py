@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -156,9 +157,9 @@ def _prepared(events: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
 def _day_span(frame: pd.DataFrame, spec: UseCaseSpec, first: dt.date, n_days: int) -> range:
     """The window's day indexes a frame's events fall on (clipped to the window)."""
     stamps = _utc_stamps(frame, spec)
-    offsets = (stamps.to_numpy(dtype=stamps.dtype.base).astype("datetime64[D]") - np.datetime64(first, "D")).astype(
-        np.int64
-    )
+    offsets = (
+        stamps.to_numpy(dtype=f"datetime64[{stamps.dt.unit}]").astype("datetime64[D]") - np.datetime64(first, "D")
+    ).astype(np.int64)
     return range(int(np.clip(offsets.min(), 0, n_days - 1)), int(np.clip(offsets.max(), 0, n_days - 1)) + 1)
 
 
@@ -180,8 +181,8 @@ def compute_labels(events: pd.DataFrame, spec: UseCaseSpec, rows: pd.DataFrame) 
     day_index = np.array([grid.day_index(day) for day in rows[DAY]])
     entity_index = grid.entity_index(rows[spec.entity_column].to_numpy())
     if spec.label.kind == "next_value":
-        values = grid.last_values(events[spec.label.column].to_numpy(dtype=float))
-        return pd.Series(values[day_index + horizon, entity_index], index=rows.index, name="label")
+        last_values = grid.last_values(events[spec.label.column].to_numpy(dtype=float))
+        return pd.Series(last_values[day_index + horizon, entity_index], index=rows.index, name="label")
     flags = grid.counts(events[spec.label.column].fillna(0).to_numpy(dtype=float) > 0)
     cumulative = np.vstack([np.zeros((1, flags.shape[1])), np.cumsum(flags, axis=0)])
     fired = cumulative[day_index + 1 + horizon, entity_index] - cumulative[day_index + 1, entity_index]
@@ -207,14 +208,16 @@ class _Grid:
         self.n_days = (last - first).days + 1
         stamps = _utc_stamps(events, spec)
         self.stamps = stamps
-        epoch_days = stamps.to_numpy(dtype=stamps.dtype.base).astype("datetime64[D]")  # UTC, no copy via objects
+        epoch_days = stamps.to_numpy(dtype=f"datetime64[{stamps.dt.unit}]").astype(
+            "datetime64[D]"
+        )  # UTC, no copy via objects
         self.offsets = (epoch_days - np.datetime64(first, "D")).astype(np.int64)
         if keys is None:  # the entity's events; with no entity, one history for all (only day offsets are used)
             keys = (
                 events[spec.entity_column].to_numpy() if spec.entity_column else np.zeros(len(events), dtype=np.int64)
             )
         if entities is not None:  # a hash lookup: searchsorted's random probes into a large sorted array are slower
-            self.entities, self.codes = entities.to_numpy(), entities.get_indexer(keys)
+            self.entities, self.codes = entities.to_numpy(), entities.get_indexer(pd.Index(keys))
         else:
             known = keys if extra_entities is None else np.concatenate([keys, extra_entities])
             codes, uniques = pd.factorize(
@@ -251,7 +254,7 @@ class _Grid:
 
 # What a window feature needs per (day, entity), keyed (kind, column, where column, where value): the
 # additive kinds are summed over frames; "last", "max" and "min" are filled where a frame has a value.
-AggregateKey = tuple
+AggregateKey = tuple[Any, ...]
 ADDITIVE = {"count", "sum", "valid", "activity", "fired"}
 COUNTED = {"count", "valid", "activity", "fired"}  # stored as int32: exact, and half the memory of float64
 ACTIVITY, FIRED = ("activity",), ("fired",)  # any event at all; the label's flag (terminal labels)
@@ -380,7 +383,7 @@ def _event_rows(events: pd.DataFrame, spec: UseCaseSpec, grid: _Grid, days: list
         if feature.agg in EVENT_AGGS:
             values = _event_attribute(events, spec, feature)[rows]
         elif feature.window_ends == "event":
-            by = tuple(feature.by or [spec.entity_column])
+            by = tuple(feature.by) if feature.by else _entity_key(spec)
             codes.setdefault(by, _key_codes(events, list(by)))
             values = _as_of_window(events, spec, feature, codes[by])[rows]
         elif feature.by:
@@ -484,3 +487,10 @@ def _rolling_sum(daily: np.ndarray, window: int) -> np.ndarray:
 
 def _day_range(first: dt.date, last: dt.date) -> list[str]:
     return [(first + dt.timedelta(days=i)).isoformat() for i in range(max(0, (last - first).days + 1))]
+
+
+def _entity_key(spec: UseCaseSpec) -> tuple[str, ...]:
+    """The columns an event's own history is keyed by when a feature names none: its entity."""
+    if spec.entity_column is None:
+        raise ValueError(f"{spec.name}: a feature windowed per event needs `by` or an entity column")
+    return (spec.entity_column,)
