@@ -70,10 +70,13 @@ screenshots: install browser
 validate: dagster-home
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
-# Every tier (ml_platform_tests/{unit,integration,e2e,deploy}) in one pytest session, so the
-# session fixtures (the trained churn platform, the Postgres database) are built once.
+# Every tier (ml_platform_tests/{unit,integration,e2e,deploy}) in one pytest session on two xdist workers:
+# most of a serial run waits on servers and run workers (load ~1.4 on 2 cores), so two test files run at a
+# time. A file goes to one worker whole (its module-scoped servers start once), in collection order (not
+# xdist's most-tests-first, which left the long one-test server files for the end): deploy/ and e2e/ first,
+# unit/'s short tests last to even out the finish. Each worker builds the session fixtures it needs.
 test: install browser
-	$(BIN)/pytest -q --durations=30
+	$(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=30
 
 # One tier. unit: pure and in-process, under a minute. integration: Dagster runs in process,
 # Postgres, MLflow servers, loopback webhooks. e2e: real dagster-webserver/daemon, the browser,
