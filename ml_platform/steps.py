@@ -52,8 +52,9 @@ PREDICTED_CLASS = "predicted_class"  # a multiclass prediction: the most probabl
 # aggregates stay under 2 GB for churn at 1M events/day (~700k rows/day: 8-day chunks; 10 measured 1.95 GB).
 WINDOW_ROWS_BUDGET = 25_000_000
 # The (window day, entity) grids one features computation may hold (see `grid_bytes_per_entity`): above it the
-# entities are split into buckets computed one after another (16M events a day: ~4.4M customers, ~11 buckets).
-GRID_BYTES_BUDGET = 1_200_000_000
+# entities are split into buckets computed one after another (churn at 16M events a day: ~4.4M customers in a
+# 28-day window, 8 buckets; at 1M a range chunk's ~300k customers x 35 days fit in one).
+GRID_BYTES_BUDGET = 1_500_000_000
 
 
 # How a day without events is stored, whatever the source's types: Arrow reads a range of days with the

@@ -138,11 +138,12 @@ def entity_day_features(
 
 
 def grid_bytes_per_entity(spec: UseCaseSpec, n_days: int, threads: int) -> int:
-    """What one entity costs `entity_day_features` over `n_days` window days: its per-day aggregates (8 bytes
-    each, counts 4), and the two cumulative sums each of the `threads` features rolled at once holds."""
+    """What one entity costs `entity_day_features` over `n_days` window days: its per-day aggregates (4 bytes
+    a count, 8 other kinds), and the temporaries (~24 bytes a day: cumulative sums) of the `threads` features
+    rolled at once."""
     aggregates = {key for feature in spec.expanded_features for key in _aggregate_keys(feature)}
-    arrays = len(aggregates) + 1 + int(spec.label.terminal)  # activity, and the label's flag
-    return n_days * 8 * (arrays + 2 * threads)
+    stored = sum(4 if key[0] in COUNTED else 8 for key in aggregates) + 4 + 4 * int(spec.label.terminal)
+    return n_days * (stored + 24 * threads)
 
 
 def known_entities(values: pd.Series | np.ndarray) -> np.ndarray:
