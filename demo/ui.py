@@ -72,10 +72,11 @@ def _start(command: list[str], env: Mapping[str, str]) -> subprocess.Popen:
     return subprocess.Popen(command, env=dict(env), stdin=subprocess.DEVNULL, start_new_session=True)
 
 
-def _stop(process: subprocess.Popen, first_signal: signal.Signals, timeout: float = 20.0) -> None:
-    """Signal the process's whole group, then SIGKILL it if the leader has not exited within `timeout`."""
+def _stop(process: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM the process's whole group (dg dev's webserver, daemon and code server each shut down on it; SIGINT
+    may be ignored where a shell started us in the background), then SIGKILL what is left after `timeout`."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, first_signal)
+        os.killpg(process.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout)
     with contextlib.suppress(ProcessLookupError):
@@ -95,13 +96,13 @@ def serve(host: str, port: int) -> int:
     def interrupted(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupted)
-    servers: list[tuple[subprocess.Popen, signal.Signals]] = []
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGINT too: a shell may start us ignoring it
+        signal.signal(signum, interrupted)
+    servers: list[subprocess.Popen] = []
     try:
         if mlflow_command:
-            servers.append((_start(mlflow_command, env), signal.SIGTERM))
-        dagster = _start([str(BIN / "dg"), "dev", "-h", host, "-p", str(port)], env)
-        servers.append((dagster, signal.SIGINT))  # dg dev stops its webserver, daemon and code server on SIGINT
+            servers.append(_start(mlflow_command, env))
+        servers.append(_start([str(BIN / "dg"), "dev", "-h", host, "-p", str(port)], env))
         print(f"Dagster UI on http://{host}:{port}", flush=True)
         print(
             f"MLflow UI on {settings.mlflow_ui_url}"
@@ -111,14 +112,15 @@ def serve(host: str, port: int) -> int:
         if env.get(PARTITIONS_START_ENV):
             print(f"daily partitions from {env[PARTITIONS_START_ENV]} ({PARTITIONS_START_ENV})")
         print("Ctrl-C stops both", flush=True)
-        while all(process.poll() is None for process, _ in servers):
+        while all(process.poll() is None for process in servers):
             time.sleep(0.5)
-        exited = next(process for process, _ in servers if process.poll() is not None)
+        exited = next(process for process in servers if process.poll() is not None)
         print(f"{exited.args[0]} exited with {exited.returncode}; stopping the other", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not leave a server behind
-        for process, first_signal in reversed(servers):
-            _stop(process, first_signal)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C leaves no server behind
+            signal.signal(signum, signal.SIG_IGN)
+        for process in reversed(servers):
+            _stop(process)
