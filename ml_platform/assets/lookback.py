@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import dagster as dg
 import pandas as pd
@@ -37,7 +37,8 @@ from ml_platform.spec import UseCaseSpec
 @dataclass(frozen=True)
 class LookbackLake:
     """The lake as a features stage reads it: raw days in `borrowed` come from `scratch`, everything else from
-    `lake` (only the reads `steps.build_features` makes; any other attribute is the lake's own)."""
+    `lake`. It answers only the reads `steps.build_features` makes, so a new kind of read there fails loudly here
+    (AttributeError) instead of missing the borrowed days."""
 
     lake: DataLake
     scratch: DataLake
@@ -74,9 +75,6 @@ class LookbackLake:
         frames = [self._home(asset_key, p).read(asset_key, [p], columns, missing_ok, categories) for p in partitions]
         frame = pd.concat(frames, ignore_index=True)
         return frame.astype({name: "category" for name in categories if name in frame.columns})
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.lake, name)
 
 
 @contextmanager
