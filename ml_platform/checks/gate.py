@@ -33,7 +33,6 @@ from ml_platform.checks.rules import CheckOutcome, failed
 
 # how an evaluation names the partition's materialization it judged (what the UI's per-partition check status counts)
 from ml_platform.dagster_internals import AssetCheckEvaluationTargetMaterializationData
-from ml_platform.storage.batches import evaluations_together
 
 if TYPE_CHECKING:
     from ml_platform.steps import DayResult
@@ -123,8 +122,7 @@ class PartitionGate:
                     partition=partition,
                     metadata={**range_metadata, **self.partition_metadata[partition]},
                 )
-        with evaluations_together(self.context.instance):  # thousands in a year's range
-            yield from self._evaluations()
+        yield from self._evaluations()  # thousands in a year's range: the event log decides how to write them
         if self.failures:
             return
         for output_name, spec in self.context.assets_def.check_specs_by_output_name.items():

@@ -23,8 +23,9 @@ classes read the same database and switching back is a one-line change in dagste
   ids (taken at insert) become visible in the order they were taken: a reader following a run's log
   by id (the UI's live run log, `after_cursor` readers) never moves past an event still uncommitted.
   The cost: event writes of every process writing through it are serialized, one commit at a time.
-  A gate's evaluations are held in memory (`batches.evaluations_together`) and written at its end in
-  one transaction (a multi-row insert), or before any other event the thread stores; a batch over
+  A run's check evaluations are held in memory by the storage and written together in one transaction
+  (a multi-row insert) by the run's next other event (the step's output, failure or end) or before the
+  storage's next read, so a gate only yields them; a batch over
   several assets indexes each; no NOTIFY per event (Dagster keeps it only for older watchers; its own
   watchers poll). The webserver's engine (`optimize_for_webserver`) replaces the kept one, closed.
 

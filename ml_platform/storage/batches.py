@@ -5,16 +5,13 @@ Dagster hands a step's range of materializations (one per partition: 365 for a y
 every event; by default it stores them one by one. Setting it where the storage is created reaches
 every process whose instance writes through it (run workers under any launcher, `materialize` in
 tests) without each launcher's environment having to carry it. An operator's own value wins.
-Other events are not batched by Dagster (check evaluations included) and are stored as before.
+Other events are not batched by Dagster and are stored one by one (the platform's Postgres event log holds
+a run's check evaluations and writes them together itself: `postgres.PooledPostgresEventLogStorage._hold`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
-
-import dagster as dg
 
 EVENT_BATCH_SIZE_VARIABLE = "DAGSTER_EVENT_BATCH_SIZE"
 RANGE_EVENTS_PER_BATCH = 1100  # Dagster flushes a range's batch at its last event: any range up to three years is one
@@ -22,12 +19,3 @@ RANGE_EVENTS_PER_BATCH = 1100  # Dagster flushes a range's batch at its last eve
 
 def ask_dagster_for_batches() -> None:
     os.environ.setdefault(EVENT_BATCH_SIZE_VARIABLE, str(RANGE_EVENTS_PER_BATCH))
-
-
-@contextlib.contextmanager
-def evaluations_together(instance: dg.DagsterInstance) -> Iterator[None]:
-    """The check evaluations this thread stores through `instance` inside the block committed together where
-    the event log can (the platform's Postgres one; see its `evaluations_together`), else one by one as usual."""
-    together = getattr(instance.event_log_storage, "evaluations_together", None)
-    with together() if together is not None else contextlib.nullcontext():
-        yield

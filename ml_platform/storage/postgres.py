@@ -45,8 +45,10 @@ class PooledPostgresEventLogStorage(RemembersTables, PostgresEventLogStorage):
     committed in the order they are taken, by every process writing through this class.
 
     A range step's materializations arrive as one batch (`batches.ask_dagster_for_batches`): one
-    multi-row insert, ~0.3 ms a materialization instead of ~3. A gate's evaluations, which Dagster
-    stores one by one, are held in memory and written together at the end (`evaluations_together`).
+    multi-row insert, ~0.3 ms a materialization instead of ~3. Check evaluations, which Dagster stores one
+    by one (a range gate records thousands), are held in memory per run when a step records them and written
+    together, in one transaction, by the next other event of their run (the step's output, failure or end, a log
+    line) or by this storage's next read: nobody else writes for them and no gate needs to know (`_hold`).
     """
 
     def __init__(
@@ -56,9 +58,9 @@ class PooledPostgresEventLogStorage(RemembersTables, PostgresEventLogStorage):
         inst_data: ConfigurableClassData | None = None,
         token_provider: Any = None,
     ) -> None:
-        # this thread's `connection` in a transaction (None outside one), and its `held` evaluations (None outside
-        # `evaluations_together`)
-        self._local = threading.local()
+        self._local = threading.local()  # this thread's `connection` in a transaction (None outside one)
+        self._held: dict[str, list[EventLogEntry]] = {}  # run id -> its check evaluations not yet written
+        self._held_lock = threading.RLock()
         ask_dagster_for_batches()
         super().__init__(postgres_url, should_autocreate_tables, inst_data=inst_data, token_provider=token_provider)
         self._engine = create_pg_engine(
@@ -73,19 +75,38 @@ class PooledPostgresEventLogStorage(RemembersTables, PostgresEventLogStorage):
 
     def _connect(self) -> contextlib.AbstractContextManager[db.Connection]:
         connection = getattr(self._local, "connection", None)
-        return contextlib.nullcontext(connection) if connection is not None else super()._connect()
+        if connection is not None:
+            return contextlib.nullcontext(connection)
+        self._write_held()  # a read (or a write outside a transaction) sees every evaluation stored before it
+        return super()._connect()
 
     def store_event(self, event: EventLogEntry) -> None:
         """As Dagster stores it (the event row, then its asset-index or check-execution rows), in one
-        transaction: one commit, and never an event without the rows the asset and check pages read. Inside
-        `evaluations_together` a check evaluation is held; any other event first writes those held."""
-        held = getattr(self._local, "held", None)
-        if held is not None and event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
-            held.append(event)
+        transaction: one commit, and never an event without the rows the asset and check pages read. A run's
+        check evaluation is held (`_hold`); any other event of the run first writes those held."""
+        if self._hold(event):
             return
-        self._write_held()
+        self._write_held(event.run_id)
         with self._transaction():
             self._store(event)
+
+    def _hold(self, event: EventLogEntry) -> bool:
+        """Hold a run's check evaluation in memory, to be written with the others of the run in one transaction
+        (a multi-row insert, then their check-execution rows) when the run's next other event is stored, or
+        before anything this storage reads: a year's range records thousands, and no transaction stays open
+        (holding the write lock) while the gate works. If the write fails none of them is kept and the error
+        propagates with the event that wrote them (the step fails): no half-written range is ever visible.
+        Only a step's evaluations are held: one stored outside a step (reported through the API, runless) is
+        written at once, and a failure raised by that store, as Dagster's storage contract expects."""
+        if (
+            event.dagster_event_type != DagsterEventType.ASSET_CHECK_EVALUATION
+            or not event.run_id
+            or not event.step_key
+        ):
+            return False
+        with self._held_lock:
+            self._held.setdefault(event.run_id, []).append(event)
+        return True
 
     def _store(self, event: EventLogEntry) -> None:
         """Dagster's `PostgresEventLogStorage.store_event` without its NOTIFY per event (a round trip each, "no
@@ -106,34 +127,24 @@ class PooledPostgresEventLogStorage(RemembersTables, PostgresEventLogStorage):
         transaction: if any part fails nothing is kept, and Dagster's fallback of storing the events
         one by one cannot write a row twice. Dagster's batch updates the asset index from its last event
         only, so each run of consecutive events of one asset is its own batch: every asset gets its entry."""
-        self._write_held()
+        for run_id in {event.run_id for event in events}:
+            self._write_held(run_id)
         with self._transaction():
             for _, same_asset in itertools.groupby(events, key=lambda event: event.get_dagster_event().asset_key):
                 super().store_event_batch(list(same_asset))
 
-    @contextlib.contextmanager
-    def evaluations_together(self) -> Iterator[None]:
-        """The check evaluations this thread stores inside the block, held in memory and written at its end
-        in one short transaction (a multi-row insert, then their check-execution rows): a year's range stores
-        thousands, and no transaction stays open (holding the write lock) while the gate works. Any other
-        event stored meanwhile (a failure, a cancellation) writes them first; if one cannot be stored, or the
-        block fails, none of them is kept and the error propagates: no half-written range is ever visible."""
-        if getattr(self._local, "held", None) is not None:  # nested: the outer block writes them
-            yield
+    def _write_held(self, run_id: str | None = None) -> None:
+        """Write the held evaluations of `run_id` (of every run when None), if any, in one transaction per run."""
+        if not self._held:
             return
-        self._local.held = []
-        try:
-            yield
-            self._write_held()
-        finally:
-            self._local.held = None
+        with self._held_lock:
+            runs = [run_id] if run_id is not None else list(self._held)
+            for run in runs:
+                held = self._held.pop(run, [])  # kept or not, they are written only once
+                if held:
+                    self._insert_held(held)
 
-    def _write_held(self) -> None:
-        """Write this thread's held evaluations, if any, in one transaction."""
-        held = getattr(self._local, "held", None)
-        if not held:
-            return
-        self._local.held = []  # kept or not, they are written only once
+    def _insert_held(self, held: list[EventLogEntry]) -> None:
         with self._transaction(), self._connect() as conn:
             for start in range(0, len(held), HELD_EVALUATIONS_PER_INSERT):
                 chunk = held[start : start + HELD_EVALUATIONS_PER_INSERT]
@@ -160,7 +171,7 @@ class PooledPostgresEventLogStorage(RemembersTables, PostgresEventLogStorage):
                     self._local.connection = None
 
     @classmethod
-    def from_config_value(  # type: ignore[override]
+    def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
     ) -> PooledPostgresEventLogStorage:
         return cls(
@@ -178,5 +189,6 @@ class PooledPostgresEventLogStorage(RemembersTables, PostgresEventLogStorage):
         kept.dispose()
 
     def dispose(self) -> None:
+        self._write_held()  # a process that ends right after its gate (no event after it) keeps its evaluations
         self._engine.dispose()
         super().dispose()

@@ -104,8 +104,10 @@ def check_statuses(instance: dg.DagsterInstance) -> dict[str, str]:
     return {record.event.dagster_event.event_specific_data.partition: record.status.value for record in records}
 
 
-def run_event_entry(run: dg.DagsterRun, event_type: dg.DagsterEventType, data: Any) -> dg.EventLogEntry:
-    """An event of `run` as its worker stores it."""
+def run_event_entry(
+    run: dg.DagsterRun, event_type: dg.DagsterEventType, data: Any, step_key: str | None = None
+) -> dg.EventLogEntry:
+    """An event of `run` as its worker stores it (recorded by step `step_key`, if one)."""
     return dg.EventLogEntry(
         user_message="",
         level=10,
@@ -113,16 +115,17 @@ def run_event_entry(run: dg.DagsterRun, event_type: dg.DagsterEventType, data: A
         run_id=run.run_id,
         error_info=None,
         timestamp=time.time(),
-        dagster_event=dg.DagsterEvent(event_type.value, run.job_name, event_specific_data=data),
+        step_key=step_key,
+        dagster_event=dg.DagsterEvent(event_type.value, run.job_name, event_specific_data=data, step_key=step_key),
     )
 
 
 def evaluation_entry(run: dg.DagsterRun, day: str, passed: bool = True) -> dg.EventLogEntry:
-    """A run's check evaluation of `daily` for one day."""
+    """A run's check evaluation of `daily` for one day, as the gate's step records it."""
     data = dg.AssetCheckEvaluation(
         asset_key=dg.AssetKey("daily"), check_name="rows_present", passed=passed, partition=day
     )
-    return run_event_entry(run, dg.DagsterEventType.ASSET_CHECK_EVALUATION, data)
+    return run_event_entry(run, dg.DagsterEventType.ASSET_CHECK_EVALUATION, data, step_key="daily")
 
 
 def test_the_shipped_sqlite_instance_uses_the_pooled_storage_where_dagster_keeps_its_history(
@@ -303,12 +306,13 @@ def test_on_postgres_a_check_evaluation_or_a_materialization_is_written_whole_or
 
     with monkeypatch.context() as patch:
         patch.setattr(type(storage), "_update_asset_check_evaluation", fail_between)
+        storage.store_event(evaluation_entry(run, "2025-01-01", passed=False))  # held until the run's next event
         with pytest.raises(RuntimeError, match="went away"):
-            storage.store_event(evaluation_entry(run, "2025-01-01", passed=False))
+            instance.report_engine_event("the step ends", run)
     assert evaluations_stored() == 0
 
     storage.store_event(evaluation_entry(run, "2025-01-01"))
-    assert evaluations_stored() == 1
+    assert evaluations_stored() == 1, "a read in the writing process writes what it holds first"
     [record] = storage.get_asset_check_execution_history(dg.AssetCheckKey(key, "rows_present"), limit=10)
     assert record.status.value == "SUCCEEDED" and record.event.dagster_event.event_specific_data.passed
 
@@ -390,8 +394,15 @@ def test_storing_evaluations_asks_the_database_which_tables_exist_once_not_per_e
 
     storage = instance.event_log_storage
     first, *rest = DAYS.get_partition_keys()
-    storage.store_event(evaluation_entry(run, first))  # the run's first event creates its tables (SQLite: its shard)
-    assert catalog_queries_during(lambda: [storage.store_event(evaluation_entry(run, day)) for day in rest]) == 0
+    storage.store_event(evaluation_entry(run, first))  # the run's first events create its tables (SQLite: its shard)
+    instance.report_engine_event("the first day checked", run)  # and write an evaluation held on Postgres
+
+    def store_the_rest() -> None:
+        for day in rest:
+            storage.store_event(evaluation_entry(run, day))
+        instance.report_engine_event("the step ends", run)  # what writes those held on Postgres
+
+    assert catalog_queries_during(store_the_rest) == 0
     assert catalog_queries_during(lambda: [storage.has_table("no_such_table") for _ in range(2)]) == 2
     assert check_statuses(instance) == {day: "SUCCEEDED" for day in DAYS.get_partition_keys()}
 
@@ -485,8 +496,9 @@ def test_on_postgres_any_other_event_commits_the_evaluations_held_before_it(
     postgres_database: Callable[[], sa.URL],
     instance_in: Callable[[Path], dg.DagsterInstance],
 ) -> None:
-    """Evaluations held for one commit never hold back a run's other events (a failure, a cancellation): the
-    first such event commits them, and the webserver, reading from another process, sees both in order."""
+    """A run's evaluations, held by the storage for one commit, never hold back the run's other events (a failure,
+    a cancellation): the first such event commits them, and the webserver, reading from another process, sees
+    both in order. Another run's event leaves them held; the writer's own next read sees them."""
     home = write_home(tmp_path / "home", shipped_config() | postgres.postgres_instance_storage(postgres_database()))
     worker, webserver = instance_in(home), instance_in(home)
     run = worker.create_run_for_job(dg.GraphDefinition("noop").to_job())
@@ -500,12 +512,16 @@ def test_on_postgres_any_other_event_commits_the_evaluations_held_before_it(
             for record in webserver.get_records_for_run(run.run_id).records
         ]
 
-    with worker.event_log_storage.evaluations_together():
-        worker.event_log_storage.store_event(evaluation_entry(run, first))
-        assert seen() == []
-        worker.report_engine_event("termination requested", run)
-        assert seen() == ["ASSET_CHECK_EVALUATION", "ENGINE_EVENT"]
-        worker.event_log_storage.store_event(evaluation_entry(run, second))
+    other_run = worker.create_run_for_job(dg.GraphDefinition("other").to_job())
+    worker.event_log_storage.store_event(evaluation_entry(run, first))
+    assert seen() == []
+    worker.report_engine_event("another run's event", other_run)
+    assert seen() == []
+    worker.report_engine_event("termination requested", run)
+    assert seen() == ["ASSET_CHECK_EVALUATION", "ENGINE_EVENT"]
+    worker.event_log_storage.store_event(evaluation_entry(run, second))
+    assert seen() == ["ASSET_CHECK_EVALUATION", "ENGINE_EVENT"]
+    assert check_statuses(worker) == {first: "SUCCEEDED", second: "SUCCEEDED"}, "the writer reads its own"
     assert seen() == ["ASSET_CHECK_EVALUATION", "ENGINE_EVENT", "ASSET_CHECK_EVALUATION"]
     assert check_statuses(webserver) == {first: "SUCCEEDED", second: "SUCCEEDED"}
 
@@ -620,23 +636,23 @@ def test_on_postgres_a_reader_following_a_runs_log_by_id_gets_the_gates_evaluati
     postgres_database: Callable[[], sa.URL],
     instance_in: Callable[[Path], dg.DagsterInstance],
 ) -> None:
-    """A gate's evaluations are held until its block ends; another process commits an event of the run meanwhile
-    and the reader moves its cursor past it. The evaluations must come after it, not before (Dagster's own
-    storage commits each at once: the reader gets them all)."""
+    """A gate's evaluations are held until the run's next event from the gate's process; another process commits
+    an event of the run meanwhile and the reader moves its cursor past it. The evaluations must come after it,
+    not before (Dagster's own storage commits each at once: the reader gets them all)."""
     home = write_home(tmp_path / "home", shipped_config() | postgres.postgres_instance_storage(postgres_database()))
     worker, other_step = instance_in(home), instance_in(home)  # two processes' storages: a server connection each
     run = worker.create_run_for_job(dg.GraphDefinition("noop").to_job())
     days = DAYS.get_partition_keys()[:3]
 
     with run_log_follower(home, run.run_id) as delivered:
-        with worker.event_log_storage.evaluations_together():
-            for day in days:
-                worker.event_log_storage.store_event(evaluation_entry(run, day))
-            other_step.report_engine_event("meanwhile", run)
-            assert until(lambda: "meanwhile" in delivered, timeout=30), delivered
+        for day in days:
+            worker.event_log_storage.store_event(evaluation_entry(run, day))
+        other_step.report_engine_event("meanwhile", run)
+        assert until(lambda: "meanwhile" in delivered, timeout=30), delivered
+        worker.report_engine_event("the gate's step ends", run)
         other_step.report_engine_event("last", run)
 
-    assert delivered == ["meanwhile", *["ASSET_CHECK_EVALUATION"] * len(days), "last"]
+    assert delivered == ["meanwhile", *["ASSET_CHECK_EVALUATION"] * len(days), "the gate's step ends", "last"]
     assert check_statuses(worker) == dict.fromkeys(days, "SUCCEEDED")
 
 
