@@ -76,6 +76,7 @@ def _raw_events(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> D
 
 def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> DailyStage:
     key, raw_key, source_key = keys.features(spec), keys.raw_events(spec), source_resource_key(spec)
+    first_day = partitions_def.get_first_partition_key() or spec.start_date.isoformat()  # where the history starts
     schema = dg.TableSchema(
         columns=[
             *[dg.TableColumn(name, spec.column(name).dtype) for name in spec.key_columns],
@@ -96,7 +97,7 @@ def _features(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> Dai
             return found
 
         # under backfill.max_days_per_run, window days another run has not stored yet come from the source
-        with feature_inputs(lake, source, spec, raw_key, days, failed_raw) as (inputs, unusable):
+        with feature_inputs(lake, source, spec, raw_key, days, failed_raw, first_day) as (inputs, unusable):
             failed_raw |= unusable
             for result in steps.build_features(inputs, raw_key, spec, days, step.config.chunk_days):
                 culprit = next((failed_raw[d] for d in feature_input_days(spec, [result.day]) if d in failed_raw), None)

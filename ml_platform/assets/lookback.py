@@ -3,7 +3,7 @@
 With `backfill.max_days_per_run` a backfill is several runs started side by side, and feature day D reads raw days
 D-(lookback-1)..D while it is declared to depend on raw day D only (`daily.py`, `_features`). The run of days 5-8
 may therefore compute features before the run of days 1-4 has stored raw days 1-4. So, under that setting, a raw
-day of a window that is not in the lake (and not before the spec's `start_date`, where the history begins) is read
+day of a window that is not in the lake (and not before the first partition, where the history begins) is read
 from the use case's source as `steps.ingest` reads it (same columns, event ids and raw gates) into a scratch lake
 that lives as long as the features stage: it is the other run's partition, never stored or recorded by this one.
 The Parquet bytes are those the owning run writes, so the features are those of one run over the whole range; a
@@ -85,16 +85,17 @@ def feature_inputs(
     raw_key: dg.AssetKey,
     days: Sequence[str],
     failed_here: Collection[str],
+    first_day: str,
 ) -> Iterator[tuple[DataLake, dict[str, str]]]:
     """What the features of `days` read, and each borrowed raw day that cannot be used, saying why. Without
     `backfill.max_days_per_run` that is the lake as it is (one run holds the range). `failed_here`: raw days this
-    step already failed (their own stage says why); `source`, called only when a day is borrowed."""
+    step already failed (their own stage says why); `source`, called only when a day is borrowed; `first_day`, the
+    first partition (no raw day before it is borrowed: the history starts there)."""
     stored = set(lake.existing_partitions(raw_key))
-    first = spec.start_date.isoformat()
     wanted = [
         day
         for day in (feature_input_days(spec, days) if days else [])
-        if day >= first and day not in stored and day not in failed_here
+        if day >= first_day and day not in stored and day not in failed_here
     ]
     if spec.backfill.max_days_per_run is None or not wanted:
         yield lake, {}
