@@ -16,12 +16,14 @@
 
 Prints a table and writes JSON:
 
-    .venv/bin/python benchmarks/gpu_training.py --days 60 --events-per-day 5000 --json benchmarks/results/gpu_training.json
+    .venv/bin/python benchmarks/gpu_training.py --days 60 --events-per-day 5000 \\
+        --json benchmarks/results/gpu_training.json
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -65,7 +67,7 @@ def environment() -> dict[str, Any]:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
         info["gpu_capability"] = ".".join(map(str, torch.cuda.get_device_capability(0)))
-    try:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):  # no driver: the info without it
         info["nvidia_smi"] = subprocess.run(
             ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
             capture_output=True,
@@ -73,8 +75,6 @@ def environment() -> dict[str, Any]:
             timeout=30,
             check=True,
         ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
     return info
 
 
@@ -431,7 +431,7 @@ def print_table(result: dict[str, Any]) -> None:
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
     for run in result["runs"]:
         for failure in run["step_failures"]:
             print(f"{run['label']}: step failure: {failure.splitlines()[0]}")

@@ -58,8 +58,8 @@ def build_use_case(spec: UseCaseSpec, settings: Settings) -> dg.Definitions:
             keys.raw_events(spec), keys.features(spec), keys.predictions(spec), keys.drift(spec), *reports
         ),
         partitions_def=partitions_def,
-        description=f"{spec.name}: ingest and gate a day range, compute features, score with the champion, measure drift"
-        + (", write the daily report." if reports else "."),
+        description=f"{spec.name}: ingest and gate a day range, compute features, score with the champion, "
+        "measure drift" + (", write the daily report." if reports else "."),
         tags={"ml_platform/use_case": spec.name, "ml_platform/kind": "daily", **NO_RETRY_ON_GATE_FAILURE},
         executor_def=dg.in_process_executor,  # no GPU step: one process (one pod) per run, wherever it runs
     )
