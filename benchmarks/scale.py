@@ -103,8 +103,12 @@ def run_stage(stage: str, work: Path, lake_dir: Path, days: list[str]) -> dict[s
 def child(stage: str, work: Path, lake_dir: Path, days: list[str]) -> None:
     from ml_platform_tests.support.servers import process_peak_rss_mb
 
+    started = os.times()
     result = run_stage(stage, work, lake_dir, days)
     result["peak_rss_mb"] = process_peak_rss_mb()
+    ended = os.times()  # the CPU its threads got: under other users' load, less than its cores' worth
+    result["cpu_s"] = round(ended.user + ended.system - started.user - started.system, 2)
+    result["load_average"] = load_average()
     print(json.dumps(result))
 
 
@@ -172,7 +176,11 @@ def measure_cores(work: Path, plan: dict[str, Any], threads: int) -> dict[str, A
     stages = {}
     for stage in STAGES:
         stages[stage] = collect(launch(stage, work, lake_dir, stage_days(stage, plan), cpus, threads), stage)
-        print(f"    {threads} core(s) {stage:<12} {stages[stage]['seconds']:7.2f} s", flush=True)
+        print(
+            f"    {threads} core(s) {stage:<12} {stages[stage]['seconds']:7.2f} s"
+            f" (CPU {stages[stage]['cpu_s']:.1f} s, load {stages[stage]['load_average'][0]})",
+            flush=True,
+        )
     return stages
 
 
