@@ -8,7 +8,7 @@ measure the work without the orchestrator, so both measure and run one implement
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,7 +155,7 @@ def empty_features(spec: UseCaseSpec) -> pd.DataFrame:
     return _empty(kinds)
 
 
-def _empty(kinds: dict[str, str]) -> pd.DataFrame:
+def _empty(kinds: Mapping[str, str]) -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=EMPTY_DTYPES[kind]) for name, kind in kinds.items()})
 
 
@@ -197,6 +197,8 @@ def build_features(
         chunk_days = features_chunk_days(chunk_days, rows_per_day, spec.lookback_days)
 
     def day_entities(day: str) -> np.ndarray:
+        if spec.entity_column is None:  # entity-day features are keyed by it (the spec requires one)
+            raise ValueError(f"{spec.name}: entity-day features need an entity column")
         return lake.read(raw_key, [day], columns=[spec.entity_column])[spec.entity_column].unique()
 
     def day_events(day: str) -> pd.DataFrame:
@@ -255,7 +257,7 @@ def _bucketed_entity_day_features(
 
         def read_bucket(day: str, index: pd.Index = index) -> pd.DataFrame:
             frame = read_day(day)
-            return frame[index.get_indexer(frame[spec.entity_column]) >= 0]
+            return frame[index.get_indexer(pd.Index(frame[spec.entity_column])) >= 0]
 
         part = entity_day_features(ordered_map(read_bucket, inputs, threads), spec, chunk, bucket, threads)
         if len(part):
@@ -395,7 +397,7 @@ class DriftInputs:
 
 def _typed_strings(frame: pd.DataFrame) -> pd.DataFrame:
     """A zero-row frame's object columns (strings, by the schemas here) as strings: Arrow would store them as null."""
-    return frame.astype({name: "string" for name, dtype in frame.dtypes.items() if dtype == object})
+    return frame.astype({name: "string" for name, dtype in frame.dtypes.items() if pd.api.types.is_object_dtype(dtype)})
 
 
 def _drift_frame(day: str, psi: dict[str, float], version: str) -> pd.DataFrame:
@@ -409,7 +411,7 @@ def _drift_frame(day: str, psi: dict[str, float], version: str) -> pd.DataFrame:
     )
 
 
-def _score_psi(lake: DataLake, predictions_key: Any, day: str, bins: dict, version: str) -> dict[str, float]:
+def _score_psi(lake: DataLake, predictions_key: Any, day: str, bins: dict[str, Any], version: str) -> dict[str, float]:
     """PSI of the day's scores if the champion itself scored that day (another model's scores say nothing)."""
     scored = lake.read(predictions_key, [day], columns=["score", "model_version"])
     if scored.empty or set(scored["model_version"]) != {version}:

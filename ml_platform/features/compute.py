@@ -173,8 +173,8 @@ def compute_labels(events: pd.DataFrame, spec: UseCaseSpec, rows: pd.DataFrame) 
         return pd.Series(rows[spec.event_key].map(classes).to_numpy(dtype=object), index=rows.index, name="label")
     events = numeric_events(events, spec)
     if spec.label.kind == "event_flag":
-        flags = events.set_index(spec.event_key)[spec.label.column]
-        return pd.Series(rows[spec.event_key].map(flags).to_numpy(dtype=float), index=rows.index, name="label")
+        flag_of = events.set_index(spec.event_key)[spec.label.column]
+        return pd.Series(rows[spec.event_key].map(flag_of).to_numpy(dtype=float), index=rows.index, name="label")
     days = sorted(rows[DAY].unique())
     horizon = spec.label.horizon_days
     last = dt.date.fromisoformat(days[-1]) + dt.timedelta(days=horizon)
@@ -288,8 +288,8 @@ def _aggregates(grid: _Grid, events: pd.DataFrame, features: Sequence[FeatureSpe
         elif kind == "valid":
             found[key] = grid.counts(valid)
         else:  # max, min
-            extreme = pd.DataFrame({"flat": grid.flat[valid & grid.in_range], "value": values[valid & grid.in_range]})
-            extreme = extreme.groupby("flat")["value"].agg(kind)
+            cells = pd.DataFrame({"flat": grid.flat[valid & grid.in_range], "value": values[valid & grid.in_range]})
+            extreme = cells.groupby("flat")["value"].agg(kind)
             daily = np.full(grid.n_days * len(grid.entities), np.nan)
             daily[extreme.index.to_numpy()] = extreme.to_numpy()
             found[key] = daily.reshape(grid.n_days, -1)
