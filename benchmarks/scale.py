@@ -97,6 +97,7 @@ def run_stage(stage: str, work: Path, lake_dir: Path, days: list[str]) -> dict[s
             if result.passed:
                 lake.write_partition(key, result.day, result.frame)
                 rows += len(result.frame)
+        del result, results  # as a run's step ends: its last day is not held through the next stage
     return {"seconds": time.perf_counter() - started, "rows": rows, "failed_gates": failed[:10]}
 
 
