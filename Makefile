@@ -75,8 +75,12 @@ validate: dagster-home
 # time. A file goes to one worker whole (its module-scoped servers start once), in collection order (not
 # xdist's most-tests-first, which left the long one-test server files for the end): deploy/ and e2e/ first,
 # unit/'s short tests last to even out the finish. Each worker builds the session fixtures it needs.
+# Tests marked exclusive (they restart the Postgres server the others use) run alone afterwards.
 test: install browser
-	$(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=30
+	status=0; \
+	$(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=30 -m "not exclusive" || status=$$?; \
+	$(BIN)/pytest -q -m exclusive || status=$$?; \
+	exit $$status
 
 # One tier. unit: pure and in-process, under a minute. integration: Dagster runs in process,
 # Postgres, MLflow servers, loopback webhooks. e2e: real dagster-webserver/daemon, the browser,

@@ -60,6 +60,7 @@ def restart_postgres() -> None:
             time.sleep(0.5)
 
 
+@pytest.mark.exclusive  # beside it, another xdist worker's Postgres tests would lose their connections
 def test_a_postgres_restart_while_a_range_run_writes_leaves_nothing_half_written(
     data_dir: Path,
     churn_spec: UseCaseSpec,
