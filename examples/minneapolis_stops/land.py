@@ -12,10 +12,13 @@ Only `rownames`, the R export's row counter, is left out.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 
 import pandas as pd
 
+# The demo's landing helpers come from the checkout (the demo is not part of the installed platform).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from demo.landing import at_most, land_days, run_lander
 
 FIRST_FULL_DAY = "2017-07-10"  # citations are recorded from 2017-07-06; the first days are partial

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 from pathlib import Path
 
 import pandas as pd
 
+# The demo's landing helpers come from the checkout (the demo is not part of the installed platform).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from demo.landing import land_days
 
 
