@@ -27,7 +27,7 @@ import yaml
 from dagster_postgres import PostgresRunStorage, PostgresScheduleStorage
 
 from ml_platform.k8s.placement import GPU_POOL
-from ml_platform.settings import Settings
+from ml_platform.settings import Settings, stage_threads
 from ml_platform.storage.postgres import PooledPostgresEventLogStorage
 from ml_platform_tests.support import dagster_chart as charts
 from ml_platform_tests.support.instance_config import (
@@ -125,6 +125,10 @@ def test_the_platform_configmap_carries_the_environment_of_every_platform_pod() 
     assert json.loads(configmap["ML_PLATFORM_GPU_NODE_SELECTOR"]) == values["gpu"]["nodeSelector"]
     assert json.loads(configmap["ML_PLATFORM_GPU_TOLERATIONS"]) == values["gpu"]["tolerations"]
     assert "ML_PLATFORM_LAKE" not in configmap  # default: <dataDir>/lake on the shared volume
+    # run pods have no CPU limit: the thread count is set, and is one the platform accepts
+    assert (
+        stage_threads({"ML_PLATFORM_THREADS": configmap["ML_PLATFORM_THREADS"]}) == values["platform"]["stageThreads"]
+    )
     assert "ML_PLATFORM_UI_URL" not in configmap
     linked = by_kind(render({"platform": {"uiUrl": "https://dagster.example.com"}}))
     assert (
