@@ -59,12 +59,10 @@ class PooledSqliteEventLogStorage(RemembersTables, SqliteEventLogStorage):
         self._event_watcher: SqlPollingEventWatcher | None = None
         ask_dagster_for_batches()
         self._inst_data = inst_data
-        home = os.environ.get("DAGSTER_HOME")
         if base_dir:
             super().__init__(base_dir, inst_data=inst_data)
-        elif home:
-            super().__init__(event_logs_dir(home), inst_data=inst_data)
-        # else the instance's own directory, when it registers (`dagster dev` with no DAGSTER_HOME: a temporary one)
+        # else the directory of the instance it registers with, as Dagster's own storage: DAGSTER_HOME's, the one
+        # `DagsterInstance.from_config(dir)` names (not DAGSTER_HOME's), or `dagster dev`'s temporary one
 
     def register_instance(self, instance: Any) -> None:
         if not hasattr(self, "_base_dir"):

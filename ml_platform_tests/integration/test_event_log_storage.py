@@ -219,19 +219,28 @@ def test_wiping_the_instance_leaves_no_connection_on_a_deleted_run_shard(
     assert messages == ["after the wipe"]
 
 
-def test_a_bad_setting_fails_naming_it_and_no_home_means_the_instances_own_directory(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@pytest.mark.parametrize("elsewhere_home", [False, True], ids=["no DAGSTER_HOME", "DAGSTER_HOME elsewhere"])
+def test_a_bad_setting_fails_naming_it_and_the_event_logs_live_in_the_instances_own_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, elsewhere_home: bool
 ) -> None:
     with pytest.raises(ValueError, match="synchronous must be one of"):
         PooledSqliteEventLogStorage(base_dir=str(tmp_path), synchronous="OFF")
-    # no base_dir and no DAGSTER_HOME (`dagster dev` in a fresh clone): the event logs go where Dagster's own
-    # storage would put them, under the directory of the instance that registers the storage
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    (tmp_path / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
-    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    # no base_dir: the event logs go where Dagster's own storage would put them, under the directory of the
+    # instance that registers the storage; with no DAGSTER_HOME (`dagster dev` in a fresh clone), and with one
+    # naming another instance (`DagsterInstance.from_config(dir)` beside it: two instances never share a log)
+    other = tmp_path / "other_home"
+    if elsewhere_home:
+        monkeypatch.setenv("DAGSTER_HOME", str(other))
+    else:
+        monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
+    instance = dg.DagsterInstance.from_config(str(home))
     try:
         assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
-        assert (tmp_path / "history" / "runs" / "index.db").is_file()
+        assert (home / "history" / "runs" / "index.db").is_file()
+        assert not other.exists()
     finally:
         instance.dispose()
 
