@@ -278,5 +278,6 @@ def _follow(page: object, link: object) -> object:
     else:
         link.click()  # type: ignore[attr-defined]
         target = page
-    target.wait_for_load_state("networkidle", timeout=60_000)
+    # the document only: the MLflow UI may keep polling (no network-idle moment); the caller waits for its text
+    target.wait_for_load_state("domcontentloaded", timeout=60_000)
     return target
