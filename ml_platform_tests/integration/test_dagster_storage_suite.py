@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -117,9 +118,16 @@ def extract_suite(archive: Path) -> Path:
     return target
 
 
+# CPython 3.11's ast.parse is not thread-safe ("AST constructor recursion depth mismatch", gh-106905), and both
+# storages' checks read the suite's tests from their own threads.
+_AST_PARSE = threading.Lock()
+
+
 def suite_test_names(suite_root: Path) -> set[str]:
     """The `test_` methods `TestEventLogStorage` defines, read from the suite's source (not pytest's collection)."""
-    tree = ast.parse((suite_root / SUITE_FILE).read_text())
+    source = (suite_root / SUITE_FILE).read_text()
+    with _AST_PARSE:
+        tree = ast.parse(source)
     suite = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "TestEventLogStorage")
     return {node.name for node in suite.body if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
 
