@@ -91,13 +91,16 @@ def feature_inputs(
     `backfill.max_days_per_run` that is the lake as it is (one run holds the range). `failed_here`: raw days this
     step already failed (their own stage says why); `source`, called only when a day is borrowed; `first_day`, the
     first partition (no raw day before it is borrowed: the history starts there)."""
+    if spec.backfill.max_days_per_run is None:  # one run holds the range: nothing to list or borrow
+        yield lake, {}
+        return
     stored = set(lake.existing_partitions(raw_key))
     wanted = [
         day
         for day in (feature_input_days(spec, days) if days else [])
         if day >= first_day and day not in stored and day not in failed_here
     ]
-    if spec.backfill.max_days_per_run is None or not wanted:
+    if not wanted:
         yield lake, {}
         return
     with tempfile.TemporaryDirectory(prefix="ml-platform-lookback-") as directory:
