@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -20,11 +19,10 @@ from urllib.parse import urlsplit
 
 from ml_platform.definitions import load_specs
 from ml_platform.resources.mlflow_resource import MlflowResource
-from ml_platform.resources.sources.files import landing_dir
+from ml_platform.resources.sources.files import DAY_FILE, landing_dir
 from ml_platform.settings import AUTOMATION_ENV, PARTITIONS_START_ENV, Settings
 
 BIN = Path(sys.executable).parent
-DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.[A-Za-z0-9]+$")
 
 
 def first_landed_day(settings: Settings) -> str | None:
