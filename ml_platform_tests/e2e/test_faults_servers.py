@@ -72,7 +72,8 @@ def test_killing_the_daemon_while_a_run_writes_loses_nothing(tmp_path: Path, chu
     write_landing_files(data / "landing" / "churn", start, len(days), 12_000, seed=8)
     raw_dir = data / "lake" / "churn" / "raw_events"
     home = prepare_dagster_home(tmp_path / "dagster_home")
-    with dagster_servers(home, {"ML_PLATFORM_DATA_DIR": str(data)}) as servers:
+    # the backfill daemon looks every 3 s (not 30): the restarted one picks the backfill up sooner, same outcome
+    with dagster_servers(home, {"ML_PLATFORM_DATA_DIR": str(data)}, backfill_loop_s=3) as servers:
         backfill_id = launch_partition_backfill(
             servers.url, [keys.raw_events(churn_spec), keys.features(churn_spec)], days
         )

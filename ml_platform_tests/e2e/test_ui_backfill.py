@@ -3,7 +3,8 @@
 One `dagster-webserver` + `dagster-daemon` pair on a fresh DAGSTER_HOME; two asset backfills of
 churn/raw_events + churn/features launched exactly as the UI's "Materialize selected > Launch
 backfill" does from the asset graph (pure asset backfills): the latest 16 days, and 20 historical
-days with one bad day. Both are launched up front so the daemon's 30 s loop picks them up together.
+days with one bad day. Both are launched up front so the daemons pick them up together (their backfill loop
+every BACKFILL_LOOP_S, not Dagster's 30 s: support/backfill_daemon.py).
 Each test checks what the daemon made of one: a single run, every good partition materialized, every
 partitioned gate evaluated per partition, the bad day and the days that depend on it failed and
 counted as failed by the backfill, the day files in the lake.
@@ -44,7 +45,8 @@ pytestmark = pytest.mark.slow
 
 DAYS = 16
 EVENTS_PER_DAY = 800
-# The backfill daemon sleeps 30 s between iterations: pickup and completion each cost up to one loop.
+# The backfill daemon sleeps between iterations: pickup and completion each cost up to one loop.
+BACKFILL_LOOP_S = 3
 BACKFILL_TIMEOUT_S = 240
 BAD_INDEX = 15  # the historical range's bad day: it and the feature days after it in the range fail, nothing else
 
@@ -74,7 +76,7 @@ class Backfills:
 @pytest.fixture(scope="module")
 def backfills(tmp_path_factory: pytest.TempPathFactory, churn_spec: UseCaseSpec) -> Iterator[Backfills]:
     """The two backfills a user launches from the asset graph, each on its own data dir (a lake with two
-    islands of days would rightly fail `inputs_complete`), launched at once so that both daemons' 30 s
+    islands of days would rightly fail `inputs_complete`), launched at once so that both daemons' backfill
     loops run side by side."""
     spec, root = churn_spec, tmp_path_factory.mktemp("ui_backfill")
     last_partition = daily_partitions(spec).get_last_partition_key()
@@ -95,7 +97,11 @@ def backfills(tmp_path_factory: pytest.TempPathFactory, churn_spec: UseCaseSpec)
         for name, days in (("recent", recent), ("historical", historical)):
             data = root / name
             servers = stack.enter_context(
-                dagster_servers(prepare_dagster_home(root / f"{name}_home"), {"ML_PLATFORM_DATA_DIR": str(data)})
+                dagster_servers(
+                    prepare_dagster_home(root / f"{name}_home"),
+                    {"ML_PLATFORM_DATA_DIR": str(data)},
+                    backfill_loop_s=BACKFILL_LOOP_S,
+                )
             )
             backfill_id = launch_partition_backfill(servers.url, selection, days)
             launched[name] = Backfill(

@@ -101,6 +101,15 @@ def open_instance(dagster_home: str | Path) -> Iterator[Any]:
         instance.dispose()
 
 
+def daemon_command(workspace: str, backfill_loop_s: int | None = None) -> list[str]:
+    """`dagster-daemon run`, or with `backfill_loop_s` the same daemon whose backfill loop sleeps that long instead
+    of Dagster's 30 s (support/backfill_daemon.py): for tests that wait on a backfill, never for benchmarks."""
+    if backfill_loop_s is None:
+        return [str(BIN / "dagster-daemon"), "run", "-w", workspace]
+    script = Path(__file__).with_name("backfill_daemon.py")
+    return [str(BIN / "python"), str(script), str(backfill_loop_s), "run", "-w", workspace]
+
+
 def spawn(args: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path) -> subprocess.Popen:
     log = open(log_path, "ab")  # noqa: SIM115 - closed by the child's exit; the parent's copy right below
     try:
@@ -164,6 +173,7 @@ class DagsterServers:
     log_dir: Path
     webserver: subprocess.Popen
     daemon: subprocess.Popen | None
+    daemon_args: list[str]
     started_at: float = field(default_factory=time.time)
     retired: list[subprocess.Popen] = field(default_factory=list)  # daemons replaced by a restart
 
@@ -194,7 +204,7 @@ class DagsterServers:
         self.daemon.wait(timeout=30)
         self.retired.append(self.daemon)  # its process group still holds the old code servers / run workers
         self.daemon = spawn(
-            [str(BIN / "dagster-daemon"), "run", "-w", str(repo_root / "workspace.yaml")],
+            self.daemon_args,
             self.env,
             self.log_dir / "daemon.log",
             repo_root,
@@ -240,6 +250,7 @@ def dagster_servers(
     daemon: bool = True,
     wait_for_daemon: bool = False,
     repo_root: Path = REPO_ROOT,
+    backfill_loop_s: int | None = None,
 ) -> Iterator[DagsterServers]:
     """Run `dagster-webserver` and `dagster-daemon run` on workspace.yaml until the block exits.
 
@@ -247,7 +258,8 @@ def dagster_servers(
     to a scrubbed copy of this process's environment (see `server_env`). Yields once the webserver
     answers /server_info and the code location is LOADED (and, with `wait_for_daemon`, once every
     required daemon has a healthy heartbeat). `daemon=False` starts the webserver alone: backfills
-    launched then stay REQUESTED, which is enough to inspect what a launch targets.
+    launched then stay REQUESTED, which is enough to inspect what a launch targets. `backfill_loop_s`: see
+    `daemon_command`.
     """
     home = Path(dagster_home).resolve()
     if not (home / "dagster.yaml").exists():
@@ -257,6 +269,7 @@ def dagster_servers(
     logs.mkdir(parents=True, exist_ok=True)
     full_env = server_env(home, env)
     workspace = str(repo_root / "workspace.yaml")
+    daemon_args = daemon_command(workspace, backfill_loop_s)
     # Create the SQLite schemas once, here: webserver and daemon starting on an empty DAGSTER_HOME
     # race to create them ("table alembic_version already exists").
     with open_instance(home):
@@ -267,9 +280,7 @@ def dagster_servers(
     try:
         daemon_process = None
         if daemon:
-            daemon_process = spawn(
-                [str(BIN / "dagster-daemon"), "run", "-w", workspace], full_env, logs / "daemon.log", repo_root
-            )
+            daemon_process = spawn(daemon_args, full_env, logs / "daemon.log", repo_root)
             started.append(daemon_process)
         webserver = url = None
         for _attempt in range(3):  # a free port can be taken between probing and binding
@@ -288,7 +299,13 @@ def dagster_servers(
         else:
             raise ServerError(f"dagster-webserver did not start\n{_tail(logs / 'webserver.log')}")
         servers = DagsterServers(
-            url=url, dagster_home=home, env=full_env, log_dir=logs, webserver=webserver, daemon=daemon_process
+            url=url,
+            dagster_home=home,
+            env=full_env,
+            log_dir=logs,
+            webserver=webserver,
+            daemon=daemon_process,
+            daemon_args=daemon_args,
         )
         deadline = time.monotonic() + startup_timeout
         wait_for_code_location(url, timeout=max(1.0, deadline - time.monotonic()), alive=servers.assert_alive)
@@ -363,7 +380,7 @@ class RssSampler:
             return "code_server"
         if "dagster-webserver" in command:
             return "webserver"
-        if "dagster-daemon" in command:
+        if "dagster-daemon" in command or "backfill_daemon" in command:
             return "daemon"
         return "other"
 
