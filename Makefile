@@ -15,16 +15,21 @@ LOCKS := deploy/requirements.lock deploy/requirements-torch.lock deploy/requirem
 
 .PHONY: install lock lint browser demo ui screenshots test test-unit test-integration test-e2e test-deploy bench bench-postgres bench-year bench-latency bench-floor bench-scale bench-event-log bench-in-run bench-draft bench-load bench-serve dagster-home validate clean
 
-# Exactly the locked files: pip refuses any whose SHA-256 is not in the locks (nothing resolves afresh),
-# then the project itself, editable, built by the locked setuptools. pip itself first (locked too):
-# older pips refuse locked requirements with extras in --require-hashes mode.
+# Exactly the locked files: uv refuses any whose SHA-256 is not in the locks (nothing resolves afresh),
+# then the project itself, editable, built by the locked setuptools. pip and uv first (locked too, installed
+# by pip: older pips refuse locked requirements with extras in --require-hashes mode); uv installs the rest
+# ~10x faster than pip (~20 s against ~3 min here). uv reads no pip configuration: it is handed the
+# find-links folders pip is configured with (this machine keeps torch's CPU wheel in one).
 install: $(VENV)/.installed
+
+PIP_FIND_LINKS_CONFIGURED = $(sort $(shell $(PYTHON) -m pip config list 2>/dev/null | sed -n "s/^.*find-links='\(.*\)'$$/\1/p"))
+UV_INSTALL = $(BIN)/uv pip install -q --python $(BIN)/python $(addprefix --find-links ,$(PIP_FIND_LINKS_CONFIGURED))
 
 $(VENV)/.installed: pyproject.toml deploy/requirements-pip.lock $(LOCKS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --require-hashes -r deploy/requirements-pip.lock
-	$(BIN)/pip install -q --require-hashes $(addprefix -r ,$(LOCKS))
-	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	$(UV_INSTALL) --require-hashes $(addprefix -r ,$(LOCKS))
+	$(UV_INSTALL) --no-deps --no-build-isolation -e .
 	$(BIN)/pip check
 	touch $@
 

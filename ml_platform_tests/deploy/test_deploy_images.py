@@ -132,6 +132,21 @@ def test_the_gpu_image_has_a_cuda_base_and_the_cuda_build_of_the_same_torch() ->
     assert "python3.11" in runs
 
 
+def test_the_gpu_image_cuts_only_the_cpu_build_of_torch_from_the_torch_lock(tmp_path: Path) -> None:
+    """The lock names torch's CPU build (torch==2.13.0+cpu); the GPU image's sed, run here, drops that entry
+    whole (every hash line) and keeps torch's other pins, before the CUDA build stands in for it."""
+    runs = " ".join(a for op, a in instructions("Dockerfile.gpu") if op == "RUN")
+    cut = re.search(r"sed -i '([^']+)' deploy/requirements-torch\.lock", runs)
+    assert cut, runs
+    assert runs.index(cut[0]) < runs.index("-r deploy/requirements-torch.lock")
+    copy = tmp_path / "requirements-torch.lock"
+    copy.write_text(EXTRA_LOCKS["torch"].read_text())
+    subprocess.run(["sed", "-i", cut[1], str(copy)], check=True)
+    locked = lock(EXTRA_LOCKS["torch"])
+    assert locked["torch"].endswith("+cpu")
+    assert lock(copy) == {name: version for name, version in locked.items() if name != "torch"}
+
+
 def expand_extra(extras: dict[str, list[str]], name: str) -> list[str]:
     """An extra's requirements, with `ml_platform[other]` (an extra that includes another) replaced by its own."""
     expanded = []
@@ -152,7 +167,9 @@ def test_the_locks_pin_every_dependency_as_pyproject_does_and_as_the_tests_run()
         locks["requirements-torch.lock"],
         locks["requirements-text.lock"],
     )
-    assert all(re.fullmatch(r"\d+(\.\d+)*([a-z]+\d+)?(\.post\d+)?", v) for v in pins.values()), pins
+    # public versions only, but torch names its CPU build (its files on the PyTorch CPU index are 2.13.0+cpu)
+    assert all(re.fullmatch(r"\d+(\.\d+)*([a-z]+\d+)?(\.post\d+)?", v) for n, v in pins.items() if n != "torch"), pins
+    assert re.fullmatch(r"\d+(\.\d+)*\+cpu", torch_lock["torch"]), torch_lock["torch"]
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
     project, extras = pyproject["project"], pyproject["project"]["optional-dependencies"]
     for requirement in [*project["dependencies"], *extras["image"]]:
@@ -165,12 +182,13 @@ def test_the_locks_pin_every_dependency_as_pyproject_does_and_as_the_tests_run()
     for extra, available in (("torch", {**runtime, **torch_lock}), ("text", {**runtime, **torch_lock, **text_lock})):
         for requirement in expand_extra(extras, extra):
             name, version = requirement.split("==")
-            assert available.get(canonical(name)) == version, (
+            assert available.get(canonical(name), "").removesuffix("+cpu") == version, (
                 f"{name} (extra {extra}): pyproject {version}, locks {available.get(canonical(name))}"
             )
     for requirement in expand_extra(extras, "test"):  # an image package the tests also use stays in the runtime lock
         name, version = requirement.split("==")
-        assert pins.get(canonical(name)) == version, f"{name}: pyproject {version}, locks {pins.get(canonical(name))}"
+        locked = pins.get(canonical(name), "").removesuffix("+cpu")
+        assert locked == version, f"{name}: pyproject {version}, locks {pins.get(canonical(name))}"
     mismatched, missing = {}, []
     for name, version in pins.items():
         try:
@@ -179,7 +197,7 @@ def test_the_locks_pin_every_dependency_as_pyproject_does_and_as_the_tests_run()
             if name not in runtime:  # the extras' and the tests' packages are installed here
                 missing.append(name)
             continue  # image-only extras (boto3, s3fs, prometheus-flask-exporter and theirs)
-        if installed.split("+")[0] != version:
+        if installed != version:
             mismatched[name] = (version, installed)
     assert not mismatched, f"lock vs this environment: {mismatched}"
     assert not missing, f"lock entries not installed: {missing}"
@@ -202,19 +220,55 @@ def test_make_install_installs_the_hashed_locks_then_the_project_without_depende
     assert f"LOCKS := {locks}" in makefile
     assert (
         "$(BIN)/pip install -q --require-hashes -r deploy/requirements-pip.lock\n"
-        "\t$(BIN)/pip install -q --require-hashes $(addprefix -r ,$(LOCKS))"
+        "\t$(UV_INSTALL) --require-hashes $(addprefix -r ,$(LOCKS))"
     ) in makefile
-    assert list(lock(PIP_LOCK)) == ["pip"]
-    assert "$(BIN)/pip install -q --no-deps --no-build-isolation -e ." in makefile
+    assert list(lock(PIP_LOCK)) == ["pip", "uv"]
+    assert "$(UV_INSTALL) --no-deps --no-build-isolation -e ." in makefile
+    # uv is handed the find-links folders pip is configured with (it reads no pip configuration)
+    dry_run = subprocess.run(
+        ["make", "-n", "-W", "pyproject.toml", "install"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    configured = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=True
+    ).stdout
+    for folder in set(re.findall(r"find-links='([^']*)'", configured)):
+        assert f"--find-links {folder} --require-hashes" in dry_run, dry_run
     assert "$(VENV)/.installed: pyproject.toml deploy/requirements-pip.lock $(LOCKS)" in makefile
     assert "lock: install\n\t$(BIN)/python deploy/refresh_lock.py" in makefile
 
 
-def test_pip_refuses_a_locked_file_whose_hash_was_changed(tmp_path: Path) -> None:
-    """The runtime lock's six entry as locked, then with one hex digit changed: pip (dry run, no install)."""
+def six_as_locked_and_tampered() -> tuple[str, str]:
+    """The runtime lock's six entry as locked, and with one hex digit of its hash changed."""
     entry = next(entry for entry in entries(LOCK) if entry.startswith("six=="))
     digest = re.search(r"sha256:([0-9a-f]{64})", entry)[1]
-    tampered = entry.replace(digest, digest[:-1] + ("0" if digest[-1] != "0" else "1"))
+    return entry, entry.replace(digest, digest[:-1] + ("0" if digest[-1] != "0" else "1"))
+
+
+def test_uv_refuses_a_locked_file_whose_hash_was_changed(tmp_path: Path) -> None:
+    """`make install`'s uv, installing into a scratch folder (uv's dry run checks no hash)."""
+    entry, tampered = six_as_locked_and_tampered()
+
+    def install(requirement: str, target: str) -> subprocess.CompletedProcess[str]:
+        requirements = tmp_path / f"{target}.txt"
+        requirements.write_text(requirement + "\n")
+        command = [str(REPO_ROOT / ".venv" / "bin" / "uv"), "pip", "install", "--python", sys.executable]
+        return subprocess.run(
+            [*command, "--target", str(tmp_path / target), "--require-hashes", "--no-deps", "-r", str(requirements)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    accepted = install(entry, "accepted")
+    assert accepted.returncode == 0 and (tmp_path / "accepted" / "six.py").is_file(), accepted.stderr
+    refused = install(tampered, "refused")
+    assert refused.returncode != 0 and not (tmp_path / "refused" / "six.py").exists(), refused.stderr
+    assert "Hash mismatch for `six==" in refused.stderr and tampered.split("sha256:")[1][:64] in refused.stderr
+
+
+def test_pip_refuses_a_locked_file_whose_hash_was_changed(tmp_path: Path) -> None:
+    """The images' pip: the same entries (dry run, no install)."""
+    entry, tampered = six_as_locked_and_tampered()
 
     def dry_run(requirement: str) -> subprocess.CompletedProcess[str]:
         requirements = tmp_path / "requirements.txt"
