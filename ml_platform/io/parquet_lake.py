@@ -13,7 +13,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import dagster as dg
@@ -24,6 +24,9 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from pydantic import PrivateAttr
 
+# Rows per Parquet row group: pyarrow's default, so a day written in batches (`write_batches`) is byte-identical
+# to the same day written whole, and a reader holds one row group's batch at a time (`iter_batches`).
+ROW_GROUP_ROWS = 1024 * 1024
 STATE_KEPT_S = 86_400  # a superseded state stays readable a day: a rewound or earlier cursor still finds it
 
 
@@ -52,6 +55,53 @@ class DataLake(dg.ConfigurableResource[Any]):
         """Write (or atomically replace) one partition's file."""
         table = plain_strings(pa.Table.from_pandas(frame, preserve_index=False))
         return self._write_atomically(self.partition_path(asset_key, partition), lambda f: pq.write_table(table, f))
+
+    def write_batches(self, asset_key: dg.AssetKey, partition: str, batches: Iterable[pd.DataFrame]) -> int:
+        """Write (or atomically replace) one partition's file from a day's frames in order, holding about one row
+        group at a time; the rows written. Row groups of ROW_GROUP_ROWS whatever the batches' sizes, the schema and
+        pandas metadata the first batch's: the same bytes as `write_partition` of the concatenated frames."""
+        path = self.partition_path(asset_key, partition)
+        rows = 0
+
+        def write(handle: Any) -> None:
+            nonlocal rows
+            writer: pq.ParquetWriter | None = None
+            pending: list[pa.Table] = []
+            for number, frame in enumerate(batches):
+                table = plain_strings(pa.Table.from_pandas(frame, preserve_index=False))
+                if writer is None:
+                    writer = pq.ParquetWriter(handle, table.schema)
+                elif not table.schema.equals(writer.schema):
+                    table = _as_schema(table, writer.schema, f"{path}: batch {number} of partition {partition}")
+                pending.append(table)
+                rows += len(table)
+                if sum(len(t) for t in pending) >= ROW_GROUP_ROWS:
+                    pending = _write_full_row_groups(writer, pa.concat_tables(pending))
+            if writer is None:
+                raise ValueError(f"{path}: no batch to write for partition {partition} (expected at least one frame)")
+            if pending or rows == 0:  # the last, partial row group (an empty day: its schema alone, as write_table)
+                writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
+            writer.close()
+
+        self._write_atomically(path, write)
+        return rows
+
+    def iter_batches(
+        self, asset_key: dg.AssetKey, partition: str, columns: Sequence[str] | None = None
+    ) -> Iterator[pd.DataFrame]:
+        """One partition's rows in order, a row group (ROW_GROUP_ROWS rows) at a time, typed as `read` types them."""
+        fs, _ = self._fs()
+        path = self.partition_path(asset_key, partition)
+        if not fs.exists(path):
+            raise FileNotFoundError(f"{asset_key.to_user_string()}: partitions not materialized: {[partition]}")
+        with fs.open(path, "rb") as handle:
+            parquet = pq.ParquetFile(handle)
+            wanted = list(columns) if columns else None
+            if parquet.metadata.num_rows == 0:  # no row group to iterate: the typed empty frame
+                yield parquet.read(columns=wanted).to_pandas()
+                return
+            for batch in parquet.iter_batches(batch_size=ROW_GROUP_ROWS, columns=wanted):
+                yield pa.Table.from_batches([batch]).to_pandas(split_blocks=True, self_destruct=True)
 
     def write_text(self, asset_key: dg.AssetKey, partition: str | None, text: str, suffix: str = "md") -> str:
         """Write (or atomically replace) one partition's text file (a report)."""
@@ -211,6 +261,25 @@ def plain_strings(table: pa.Table) -> pa.Table:
     for column in arrow_backed:
         column.update(numpy_type="object", metadata=None)
     return table.replace_schema_metadata({**metadata, b"pandas": json.dumps(pandas_metadata).encode()})
+
+
+def _write_full_row_groups(writer: pq.ParquetWriter, table: pa.Table) -> list[pa.Table]:
+    """Write every whole ROW_GROUP_ROWS slice of `table`; the rest, to be continued by the next batches."""
+    whole = len(table) - len(table) % ROW_GROUP_ROWS
+    for start in range(0, whole, ROW_GROUP_ROWS):
+        writer.write_table(table.slice(start, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+    return [table.slice(whole)] if whole < len(table) else []
+
+
+def _as_schema(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:
+    """A later batch in the first batch's schema (an all-null column converts as Arrow's null type); a batch whose
+    columns differ is an error naming them."""
+    if table.schema.names != schema.names:
+        raise ValueError(f"{where} has columns {table.schema.names}, expected the first batch's {schema.names}")
+    try:
+        return table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        raise ValueError(f"{where} does not convert to the first batch's types: {error}") from error
 
 
 def lake_write_error(path: str, error: OSError) -> Exception:
