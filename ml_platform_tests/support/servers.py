@@ -127,10 +127,15 @@ def spawn(args: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path
 
 
 def _group_members(pgid: int) -> list[psutil.Process]:
+    return _members_of([pgid])
+
+
+def _members_of(pgids: Sequence[int]) -> list[psutil.Process]:
+    """The live processes of any of these process groups (one pass over the process table)."""
     members = []
     for process in psutil.process_iter():
         try:
-            if os.getpgid(process.pid) == pgid:
+            if os.getpgid(process.pid) in pgids:
                 members.append(process)
         except (ProcessLookupError, psutil.Error, OSError):
             continue
@@ -139,21 +144,35 @@ def _group_members(pgid: int) -> list[psutil.Process]:
 
 def kill_process_group(process: subprocess.Popen, term_timeout: float = 15.0) -> None:
     """SIGTERM the process's whole group, wait for every member, then SIGKILL what is left."""
-    pgid = process.pid  # start_new_session=True: the leader's pid is the group id
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
+    kill_process_groups([process], term_timeout)
+
+
+def kill_process_groups(processes: Sequence[subprocess.Popen], term_timeout: float = 15.0) -> None:
+    """`kill_process_group` for several groups at once: all get SIGTERM together and shut down side by side
+    (a webserver and a daemon each take seconds to stop their code servers), then SIGKILL for what is left."""
+    pgids = [process.pid for process in processes]  # start_new_session=True: a leader's pid is its group id
+    for pgid in pgids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+
+    def stopped() -> bool:
+        for process in processes:
+            process.poll()
+        return all(process.returncode is not None for process in processes) and not _members_of(pgids)
+
     deadline = time.monotonic() + term_timeout
     while time.monotonic() < deadline:
-        process.poll()
-        if process.returncode is not None and not _group_members(pgid):
+        if stopped():
             return
         time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=10)
+    for pgid in pgids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
     deadline = time.monotonic() + 10
-    while _group_members(pgid) and time.monotonic() < deadline:
+    while _members_of(pgids) and time.monotonic() < deadline:
         time.sleep(0.1)
 
 
@@ -316,8 +335,7 @@ def dagster_servers(
     finally:
         if servers is not None and servers.daemon is not None and servers.daemon not in started:
             started.extend([*servers.retired, servers.daemon])  # a restarted daemon and the groups it left
-        for process in reversed(started):
-            kill_process_group(process)
+        kill_process_groups(started)
 
 
 def wait_for_server_info(url: str, process: subprocess.Popen, timeout: float) -> bool:
