@@ -288,8 +288,8 @@ def score(
     days: Sequence[str],
     threads: int | None = None,
 ) -> Iterator[DayResult]:
-    """Every row of each day's features scored by `model`, one day's file at a time (a day is one predict call
-    whatever the range, so it scores the same in a backfill and a daily run), `threads` days at once (default
+    """Every row of each day's features scored by `model`, one day's file at a time, a row group at a time for
+    scikit-learn models (a day is scored the same in a backfill and a daily run), `threads` days at once (default
     `stage_threads()`; tree ensembles predict without the GIL), in day order; a day without features fails
     `scores_valid`. A day without events (`source.missing_days: empty`: no feature rows) is stored empty, with a
     note."""
@@ -300,13 +300,25 @@ def score(
             return DayResult(
                 day, None, [failed("scores_valid", day, "features are not materialized", column="features")]
             )
-        scored = score_frame(model, lake.read(features_key, [day]), spec, version)
+        scored = _score_stored_day(model, lake, features_key, spec, version, day)
         if scored.empty and spec.missing_days == "empty":
             note = without_events_note(day, "nothing to score")
             return DayResult(day, _typed_strings(scored), [passed("scores_valid", day, note)], note)
         return DayResult(day, scored, validate_predictions(scored, spec, day))
 
     yield from ordered_map(score_day, days, threads or stage_threads())
+
+
+def _score_stored_day(
+    model: Any, lake: DataLake, features_key: Any, spec: UseCaseSpec, version: str, day: str
+) -> pd.DataFrame:
+    """A stored features day scored a row group at a time when the model scores each row alone (scikit-learn's
+    trees), so the day's features are never held whole; other models (torch: a batch changes the last bits of its
+    scores) score the day in one call. The scores are the same bytes either way for the models batched."""
+    if not spec.model.type.startswith("sklearn"):
+        return score_frame(model, lake.read(features_key, [day]), spec, version)
+    parts = [score_frame(model, batch, spec, version) for batch in lake.iter_batches(features_key, day)]
+    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
 
 def score_frame(
