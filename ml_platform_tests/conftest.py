@@ -12,4 +12,5 @@ pytest_plugins = (
     "ml_platform_tests.support.fixtures",  # data_dir, webhook, churn_spec, trained_platform, trained_copy
     "ml_platform_tests.support.postgres",  # postgres_url, postgres_schema, postgres_database
     "ml_platform_tests.support.use_cases",  # use_case_platform (fraud, prices), news_platform
+    "ml_platform_tests.support.scheduling",  # make test's xdist units: a file, or the files sharing a platform
 )
