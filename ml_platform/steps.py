@@ -18,6 +18,7 @@ import pandas as pd
 from ml_platform.checks.rules import (
     DRIFT_CHECK,
     CheckOutcome,
+    RawEventGates,
     drift_too_few_rows,
     drift_warm_up,
     failed,
@@ -39,7 +40,7 @@ from ml_platform.features.compute import (
     known_entities,
 )
 from ml_platform.features.drift import METHOD, SCORE, population_stability
-from ml_platform.io.parquet_lake import DataLake
+from ml_platform.io.parquet_lake import ROW_GROUP_ROWS, DataLake
 from ml_platform.parallel import ordered_map
 from ml_platform.resources.sources import EventSource, SourceError
 from ml_platform.resources.sources.base import NoDataForDay
@@ -72,18 +73,43 @@ EMPTY_DTYPES = {
 @dataclass
 class DayResult:
     day: str
-    frame: pd.DataFrame | None  # what to store if every outcome passed
+    frame: pd.DataFrame | None  # what to store if every outcome passed (a day held whole)
     outcomes: list[CheckOutcome]
     note: str | None = None  # why the day is as it is, for its partition's metadata (a day without events)
+    # a day larger than one row group, never held whole: its frames in order, read again each call (frame is None)
+    batches: Callable[[], Iterator[pd.DataFrame]] | None = None
+    rows: int | None = None  # the day's rows (a batched day's; a held day's is its frame's length)
 
     @property
     def passed(self) -> bool:
         return all(outcome.passed for outcome in self.outcomes)
 
     @property
+    def stored_rows(self) -> int:
+        """The rows the day stores: its frame's, or its batches' counted as they were validated."""
+        return len(self.frame) if self.frame is not None else self.rows or 0
+
+    @property
+    def has_data(self) -> bool:
+        """Whether there is anything to store: a frame, or batches to read."""
+        return self.frame is not None or self.batches is not None
+
+    def frames(self) -> Iterator[pd.DataFrame]:
+        """The day's rows to store, in order: its frame, or its batches read again."""
+        if self.frame is not None:
+            yield self.frame
+        elif self.batches is not None:
+            yield from self.batches()
+
+    @property
     def note_metadata(self) -> dict[str, str]:
         """The note as partition metadata: nothing when there is none."""
         return {"note": self.note} if self.note else {}
+
+
+def store_day(lake: DataLake, asset_key: Any, result: DayResult) -> int:
+    """Write a day's rows (its frame or its batches, the same bytes either way) as its partition; the rows."""
+    return lake.write_batches(asset_key, result.day, result.frames())
 
 
 def ingest(
@@ -96,10 +122,15 @@ def ingest(
 
 
 def _ingest_day(source: EventSource, spec: UseCaseSpec, day: str) -> DayResult:
+    """One day's source data through the raw gates, a batch (a row group) at a time: a day of one batch is held
+    and stored as read; a larger day is read again to be stored, so it is never held whole."""
     columns = [c.name for c in spec.columns]
     without_events_ok = spec.missing_days == "empty"
+    gates, held = RawEventGates(spec, day), []
     try:
-        frame = source.read_day(spec, day)
+        for frame in source.read_batches(spec, day):
+            gates.add(frame)
+            held = [frame] if gates.rows <= ROW_GROUP_ROWS else []
     except NoDataForDay as error:
         return (
             day_without_events(spec, day, "no file")
@@ -108,12 +139,40 @@ def _ingest_day(source: EventSource, spec: UseCaseSpec, day: str) -> DayResult:
         )
     except SourceError as error:
         return DayResult(day, None, unreadable_source(day, str(error)))
-    if without_events_ok and frame.empty:
+    if without_events_ok and gates.rows == 0:
         return day_without_events(spec, day, "0 rows read")
-    if not set(columns) <= set(frame.columns):  # the schema gate names what is missing
-        return DayResult(day, frame, validate_events(frame, spec, day))
-    kept = frame if list(frame.columns) == columns else frame[columns]  # a selection copies the whole day
-    return DayResult(day, with_event_ids(kept, spec), validate_events(frame, spec, day))
+
+    def read_again() -> Iterator[pd.DataFrame]:
+        return source.read_batches(spec, day)
+
+    outcomes = gates.outcomes(lambda: held or read_again())
+    if not set(columns) <= set(gates.columns):  # the schema gate names what is missing: nothing to store
+        return DayResult(day, held[0] if held else None, outcomes, rows=gates.rows)
+    if held:
+        return DayResult(day, _stored_events(held[0], spec), outcomes, rows=gates.rows)
+    return DayResult(
+        day, None, outcomes, batches=lambda: _read_unchanged(read_again(), spec, day, gates.rows), rows=gates.rows
+    )
+
+
+def _read_unchanged(
+    frames: Iterator[pd.DataFrame], spec: UseCaseSpec, day: str, validated: int
+) -> Iterator[pd.DataFrame]:
+    """The day read again to be stored, batch by batch; a day whose row count changed since its gates read it
+    fails the write (its temporary file is removed, the stored partition kept)."""
+    rows = 0
+    for frame in frames:
+        rows += len(frame)
+        yield _stored_events(frame, spec)
+    if rows != validated:
+        raise SourceError(f"partition {day}: {rows} rows read to be stored, {validated} validated: the source changed")
+
+
+def _stored_events(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
+    """A batch of the day's events as stored: the spec's columns (a selection copies, so only when needed), with
+    ROW_ID when the spec names no event id."""
+    columns = [c.name for c in spec.columns]
+    return with_event_ids(frame if list(frame.columns) == columns else frame[columns], spec)
 
 
 def day_without_events(spec: UseCaseSpec, day: str, reason: str) -> DayResult:

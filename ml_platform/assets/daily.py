@@ -201,10 +201,11 @@ def _store(
 ) -> bool:
     """Write a step's day to the lake if its gate admits it and note it as written, with the day's
     metadata from `describe`; whether it was written."""
-    if not gate.admit(result) or result.frame is None:  # an admitted day has a frame
+    if not gate.admit(result):
         return False
-    lake.write_partition(gate.asset_key, result.day, result.frame)
-    gate.record_written(result.day, len(result.frame), **describe(result.frame), **result.note_metadata)
+    rows = steps.store_day(lake, gate.asset_key, result)  # a day larger than a row group: written batch by batch
+    described = describe(result.frame) if result.frame is not None else {}
+    gate.record_written(result.day, rows, **described, **result.note_metadata)
     return True
 
 

@@ -109,14 +109,14 @@ def feature_inputs(
         unusable: dict[str, str] = {}
         for result in steps.ingest(source(), spec, wanted):
             blocking = [outcome for outcome in result.outcomes if outcome.blocks]
-            if blocking or result.frame is None:
+            if blocking or not result.has_data:
                 why = "; ".join(f"{outcome.check}: {outcome.message}" for outcome in blocking) or "no data"
                 unusable[result.day] = (
                     f"{raw_key.to_user_string()} {result.day} is not in the lake and the source's copy is unusable "
                     f"({why})"
                 )
             else:
-                scratch.write_partition(raw_key, result.day, result.frame)
+                steps.store_day(scratch, raw_key, result)
                 borrowed.add(result.day)
         # a LookbackLake answers every read build_features makes of a DataLake
         yield cast(DataLake, LookbackLake(lake, scratch, raw_key, frozenset(borrowed))), unusable

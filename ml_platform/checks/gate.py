@@ -85,9 +85,9 @@ class PartitionGate:
             )
 
     def admit(self, result: DayResult) -> bool:
-        """Evaluate a step's day; True if its frame may be written (no outcome blocks it; warnings let it through)."""
+        """Evaluate a step's day; True if its rows may be written (no outcome blocks it; warnings let it through)."""
         self.evaluate(result.day, result.outcomes)
-        return self.passed(result.day) and result.frame is not None
+        return self.passed(result.day) and result.has_data
 
     def block(self, partition: str, check: str, reason: str) -> None:
         """Fail a day that depends on a day an earlier stage failed: it is not computed, and `check` says why."""

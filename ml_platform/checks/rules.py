@@ -8,6 +8,8 @@ nothing of Dagster; `gate.py` turns their outcomes into asset check events.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -65,22 +67,220 @@ def passed(check: str, day: str, message: str = "ok", **metadata: Any) -> CheckO
 
 def validate_events(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> list[CheckOutcome]:
     """Run every raw-event gate on one day's frame, each outcome with the severity the spec gives it."""
-    minimum = spec.gates.min_rows_per_day
-    outcomes = [
-        passed("landed", day, f"{len(frame)} rows read"),
-        _check_schema(frame, spec, day),
-        _check_nulls(frame, spec, day),
-        passed("min_rows", day, f"{len(frame)} rows", observed=len(frame), limit=minimum)
-        if len(frame) >= minimum
-        else failed(
-            "min_rows", day, f"{len(frame)} rows, expected at least {minimum}", observed=len(frame), limit=minimum
-        ),
-        _check_unique_ids(frame, spec, day),
-        _check_value_ranges(frame, spec, day),
-        _check_label(frame, spec, day),
-        _check_timestamps(frame, spec, day),
-    ]
-    return [replace(o, severity=spec.check_severity(o.check)) if o.check in WHOLE_DAY_CHECKS else o for o in outcomes]
+    gates = RawEventGates(spec, day)
+    gates.add(frame)
+    return gates.outcomes(lambda: [frame])
+
+
+class RawEventGates:
+    """The raw-event gates over a day read in batches, in order: what each gate judges is summed batch by batch
+    (rows, nulls, values outside ranges, label values, timestamps outside the day), so the day is never held
+    whole. Unique ids keep a 64-bit hash per row (8 bytes); rows whose hashes collide are compared exactly on a
+    second read of the day (`recheck`), so a duplicate is reported exactly as on the whole day."""
+
+    def __init__(self, spec: UseCaseSpec, day: str) -> None:
+        self.spec, self.day = spec, day
+        self.rows = 0
+        self.schema: CheckOutcome | None = None  # the first batch's schema failure, if any
+        self.columns: list[str] = []  # the first batch's columns
+        self.nulls = dict.fromkeys((c.name for c in spec.columns), 0)
+        self.mistyped: set[str] = set()  # columns whose dtype does not match in some batch: no range checked
+        self.unexpected: dict[str, set[str]] = {}
+        self.minimum: dict[str, Any] = {}
+        self.maximum: dict[str, Any] = {}
+        self.id_hashes: list[np.ndarray] = []
+        self.label = _LabelSums()
+        self.timestamps_problem: CheckOutcome | None = None
+        self.outside_count, self.outside_example = 0, ""
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Judge the day's next batch."""
+        if not self.rows and not self.columns:
+            self.columns = list(frame.columns)
+        self.rows += len(frame)
+        schema = _check_schema(frame, self.spec, self.day)
+        if self.schema is None and not schema.passed:
+            self.schema = schema
+        for column in self.spec.columns:
+            if column.name in frame.columns:
+                self.nulls[column.name] += int(frame[column.name].isna().sum())
+        self._add_ranges(frame)
+        identity = self._identity_columns(frame)
+        if identity:
+            self.id_hashes.append(pd.util.hash_pandas_object(frame[identity], index=False).to_numpy())
+        if self.spec.label.column in frame.columns:
+            self.label.add(frame[self.spec.label.column], self.spec)
+        self._add_timestamps(frame)
+
+    def _identity_columns(self, frame: pd.DataFrame) -> list[str]:
+        """The columns whose values identify an event: the event id, else `unique_columns` (else every column)."""
+        if self.spec.event_id_column is not None:
+            return [self.spec.event_id_column] if self.spec.event_id_column in frame.columns else []
+        names = self.spec.unique_columns or [c.name for c in self.spec.columns]
+        return [name for name in names if name in frame.columns]
+
+    def _add_ranges(self, frame: pd.DataFrame) -> None:
+        for column in self.spec.columns:
+            if column.name not in frame.columns or not _dtype_matches(frame[column.name], column.dtype):
+                self.mistyped.add(column.name)
+                continue
+            values = frame[column.name].dropna()
+            if column.allowed_values is not None:
+                found = {str(value) for value in values.unique()} - set(column.allowed_values)
+                self.unexpected.setdefault(column.name, set()).update(found)
+            if len(values) and column.min_value is not None:
+                low = values.min()
+                self.minimum[column.name] = min(self.minimum.get(column.name, low), low)
+            if len(values) and column.max_value is not None:
+                high = values.max()
+                self.maximum[column.name] = max(self.maximum.get(column.name, high), high)
+
+    def _add_timestamps(self, frame: pd.DataFrame) -> None:
+        column = self.spec.timestamp_column
+        if column not in frame.columns or not ptypes.is_datetime64_any_dtype(frame[column]):
+            self.timestamps_problem = self.timestamps_problem or failed(
+                "timestamps_in_partition",
+                self.day,
+                f"column '{column}' is missing or not a timestamp",
+                column=column,
+            )
+            return
+        start = pd.Timestamp(dt.date.fromisoformat(self.day), tz="UTC")
+        stamps = frame[column]
+        stamps = stamps.dt.tz_localize("UTC") if stamps.dt.tz is None else stamps.dt.tz_convert("UTC")
+        outside = (stamps < start) | (stamps >= start + pd.Timedelta(days=1)) | stamps.isna()
+        count = int(outside.sum())
+        if count and not self.outside_count:
+            self.outside_example = str(stamps[outside].iloc[0])
+        self.outside_count += count
+
+    def outcomes(self, recheck: Callable[[], Iterable[pd.DataFrame]]) -> list[CheckOutcome]:
+        """Every gate's outcome for the batches added; `recheck` reads the day's batches again (only when two
+        rows' identity hashes collide)."""
+        minimum, rows = self.spec.gates.min_rows_per_day, self.rows
+        outcomes = [
+            passed("landed", self.day, f"{rows} rows read"),
+            self.schema or passed("schema", self.day, f"{len(self.spec.columns)} columns as declared"),
+            self._null_outcome(),
+            passed("min_rows", self.day, f"{rows} rows", observed=rows, limit=minimum)
+            if rows >= minimum
+            else failed(
+                "min_rows", self.day, f"{rows} rows, expected at least {minimum}", observed=rows, limit=minimum
+            ),
+            self._unique_outcome(recheck),
+            self._range_outcome(),
+            self.label.outcome(self.spec, self.day, rows, self.columns),
+            self._timestamps_outcome(),
+        ]
+        return [
+            replace(o, severity=self.spec.check_severity(o.check)) if o.check in WHOLE_DAY_CHECKS else o
+            for o in outcomes
+        ]
+
+    def _null_outcome(self) -> CheckOutcome:
+        """Every column over its null limit is named (blocking first, then worst first)."""
+        over: list[tuple[float, ColumnSpec]] = []
+        for column in self.spec.columns:
+            if column.name not in self.columns or not self.rows:
+                continue
+            fraction = self.nulls[column.name] / self.rows
+            if fraction > column.max_null_fraction:
+                over.append((fraction, column))
+        over.sort(key=lambda item: -item[0])
+        violations = [
+            ColumnViolation(
+                c.name,
+                f"column '{c.name}' is {f:.1%} null, limit {c.max_null_fraction:.1%}",
+                self.spec.column_severity(c, "null_fraction"),
+                {"observed": round(f, 6), "limit": c.max_null_fraction},
+            )
+            for f, c in over
+        ]
+        severities = [self.spec.column_severity(c, "null_fraction") for c in self.spec.columns]
+        return _column_gate(
+            "null_fraction", self.day, violations, _strictest(severities), "all columns within their null limits"
+        )
+
+    def _unique_outcome(self, recheck: Callable[[], Iterable[pd.DataFrame]]) -> CheckOutcome:
+        column = self.spec.event_id_column
+        if column is not None and column not in self.columns:
+            return failed("unique_event_ids", self.day, f"column '{column}' is missing", column=column)
+        hashes = np.concatenate(self.id_hashes) if self.id_hashes else np.zeros(0, dtype=np.uint64)
+        ordered = np.sort(hashes)
+        colliding = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+        del ordered
+        suspects = self._rows_with_hashes(recheck, colliding) if len(colliding) else pd.DataFrame()
+        if column is None:
+            return _check_unique_rows(suspects, self.spec, self.day, self.rows, self.columns)
+        return _check_unique_ids(suspects, column, self.day, self.rows)
+
+    def _rows_with_hashes(self, recheck: Callable[[], Iterable[pd.DataFrame]], wanted: np.ndarray) -> pd.DataFrame:
+        """The rows, in day order, whose identity hash is one of `wanted` (a day's duplicates, and any rows that
+        merely share a hash with another), from a second read of the day."""
+        parts = []
+        for frame in recheck():
+            identity = self._identity_columns(frame)
+            hashes = pd.util.hash_pandas_object(frame[identity], index=False).to_numpy()
+            parts.append(frame.loc[np.isin(hashes, wanted), identity])
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+    def _range_outcome(self) -> CheckOutcome:
+        """Every column outside its closed set or min/max is named (blocking first). A label's allowed values are
+        label validity: a value outside them always blocks (it would become a wrong class or a silent negative)."""
+        violations: list[ColumnViolation] = []
+        for column in self.spec.columns:
+            if column.name in self.mistyped:
+                continue
+            severity = self.spec.column_severity(column, "value_ranges")
+            unexpected = sorted(self.unexpected.get(column.name, set()))
+            if column.allowed_values is not None and unexpected:
+                violations.append(
+                    ColumnViolation(
+                        column.name,
+                        f"column '{column.name}' has values {unexpected[:5]} outside {column.allowed_values}",
+                        "block" if column.name == self.spec.label.column else severity,
+                        {"observed": unexpected[:5], "expected": column.allowed_values},
+                    )
+                )
+            low, high = self.minimum.get(column.name), self.maximum.get(column.name)
+            if column.min_value is not None and low is not None and low < column.min_value:
+                violations.append(
+                    ColumnViolation(
+                        column.name,
+                        f"column '{column.name}' minimum {low} is below {column.min_value}",
+                        severity,
+                        {"observed": float(low), "limit": column.min_value},
+                    )
+                )
+            if column.max_value is not None and high is not None and high > column.max_value:
+                violations.append(
+                    ColumnViolation(
+                        column.name,
+                        f"column '{column.name}' maximum {high} is above {column.max_value}",
+                        severity,
+                        {"observed": float(high), "limit": column.max_value},
+                    )
+                )
+        severities = [self.spec.column_severity(c, "value_ranges") for c in self.spec.columns]
+        return _column_gate(
+            "value_ranges", self.day, violations, _strictest(severities), "all values within declared ranges"
+        )
+
+    def _timestamps_outcome(self) -> CheckOutcome:
+        column = self.spec.timestamp_column
+        if self.timestamps_problem is not None:
+            return self.timestamps_problem
+        if self.outside_count:
+            return failed(
+                "timestamps_in_partition",
+                self.day,
+                f"column '{column}' has {self.outside_count} timestamp(s) outside the day, e.g. {self.outside_example}",
+                column=column,
+                observed=self.outside_count,
+                limit=0,
+                example=self.outside_example,
+            )
+        return passed("timestamps_in_partition", self.day, "all timestamps inside the day", column=column)
 
 
 # gates that judge the day as a whole and act with gates.severity; the per-column gates (null_fraction,
@@ -171,60 +371,33 @@ def _check_schema(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutc
     return passed("schema", day, f"{len(spec.columns)} columns as declared")
 
 
-def _check_nulls(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
-    """Every column over its null limit is named (blocking first, then worst first)."""
-    over: list[tuple[float, ColumnSpec]] = []
-    for column in spec.columns:
-        if column.name not in frame.columns or frame.empty:
-            continue
-        fraction = float(frame[column.name].isna().mean())
-        if fraction > column.max_null_fraction:
-            over.append((fraction, column))
-    over.sort(key=lambda item: -item[0])
-    violations = [
-        ColumnViolation(
-            c.name,
-            f"column '{c.name}' is {f:.1%} null, limit {c.max_null_fraction:.1%}",
-            spec.column_severity(c, "null_fraction"),
-            {"observed": round(f, 6), "limit": c.max_null_fraction},
-        )
-        for f, c in over
-    ]
-    severities = [spec.column_severity(c, "null_fraction") for c in spec.columns]
-    return _column_gate(
-        "null_fraction", day, violations, _strictest(severities), "all columns within their null limits"
-    )
+def _check_unique_ids(suspects: pd.DataFrame, column: str, day: str, rows: int) -> CheckOutcome:
+    """Duplicated ids among `suspects`, the day's rows whose id hashes collide (every duplicate is among them)."""
+    if len(suspects):
+        duplicated = suspects[column].duplicated(keep=False)
+        count = int(suspects.loc[duplicated, column].nunique())
+        if count:
+            example = str(suspects.loc[duplicated, column].iloc[0])
+            return failed(
+                "unique_event_ids",
+                day,
+                f"column '{column}' has {count} duplicated id(s), e.g. '{example}'",
+                column=column,
+                observed=count,
+                limit=0,
+                example=example,
+            )
+    return passed("unique_event_ids", day, f"{rows} unique ids", column=column)
 
 
-def _check_unique_ids(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
-    if spec.event_id_column is None:
-        return _check_unique_rows(frame, spec, day)
-    column = spec.event_id_column
-    if column not in frame.columns:
-        return failed("unique_event_ids", day, f"column '{column}' is missing", column=column)
-    if frame[column].is_unique:  # one hash pass; the duplicates are located only when there are some
-        return passed("unique_event_ids", day, f"{len(frame)} unique ids", column=column)
-    duplicated = frame[column].duplicated(keep=False)
-    count = int(frame.loc[duplicated, column].nunique())
-    if count:
-        example = str(frame.loc[duplicated, column].iloc[0])
-        return failed(
-            "unique_event_ids",
-            day,
-            f"column '{column}' has {count} duplicated id(s), e.g. '{example}'",
-            column=column,
-            observed=count,
-            limit=0,
-            example=example,
-        )
-    return passed("unique_event_ids", day, f"{len(frame)} unique ids", column=column)
-
-
-def _check_unique_rows(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
-    """Without an event id, an event is its content: the same `unique_columns` (or whole row) twice is a duplicate."""
-    columns = [name for name in spec.unique_columns or [c.name for c in spec.columns] if name in frame.columns]
+def _check_unique_rows(
+    suspects: pd.DataFrame, spec: UseCaseSpec, day: str, rows: int, present: list[str]
+) -> CheckOutcome:
+    """Without an event id, an event is its content: the same `unique_columns` (or whole row) twice is a duplicate.
+    `suspects` are the day's rows whose content hashes collide (every repeat is among them)."""
+    columns = [name for name in spec.unique_columns or [c.name for c in spec.columns] if name in present]
     what = f"columns {spec.unique_columns}" if spec.unique_columns else "every column"
-    duplicated = int(frame.duplicated(columns).sum())
+    duplicated = int(suspects.duplicated(columns).sum()) if len(suspects) else 0
     if duplicated:
         return failed(
             "unique_event_ids",
@@ -235,49 +408,7 @@ def _check_unique_rows(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> Chec
             observed=duplicated,
             limit=0,
         )
-    return passed("unique_event_ids", day, f"{len(frame)} distinct rows ({what})")
-
-
-def _check_value_ranges(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
-    """Every column outside its closed set or min/max is named (blocking first). A label's allowed values are
-    label validity: a value outside them always blocks (it would become a wrong class or a silent negative)."""
-    violations: list[ColumnViolation] = []
-    for column in spec.columns:
-        if column.name not in frame.columns or not _dtype_matches(frame[column.name], column.dtype):
-            continue
-        severity = spec.column_severity(column, "value_ranges")
-        values = frame[column.name].dropna()
-        if column.allowed_values is not None:
-            unexpected = sorted({str(value) for value in values.unique()} - set(column.allowed_values))
-            if unexpected:
-                violations.append(
-                    ColumnViolation(
-                        column.name,
-                        f"column '{column.name}' has values {unexpected[:5]} outside {column.allowed_values}",
-                        "block" if column.name == spec.label.column else severity,
-                        {"observed": unexpected[:5], "expected": column.allowed_values},
-                    )
-                )
-        if column.min_value is not None and len(values) and values.min() < column.min_value:
-            violations.append(
-                ColumnViolation(
-                    column.name,
-                    f"column '{column.name}' minimum {values.min()} is below {column.min_value}",
-                    severity,
-                    {"observed": float(values.min()), "limit": column.min_value},
-                )
-            )
-        if column.max_value is not None and len(values) and values.max() > column.max_value:
-            violations.append(
-                ColumnViolation(
-                    column.name,
-                    f"column '{column.name}' maximum {values.max()} is above {column.max_value}",
-                    severity,
-                    {"observed": float(values.max()), "limit": column.max_value},
-                )
-            )
-    severities = [spec.column_severity(c, "value_ranges") for c in spec.columns]
-    return _column_gate("value_ranges", day, violations, _strictest(severities), "all values within declared ranges")
+    return passed("unique_event_ids", day, f"{rows} distinct rows ({what})")
 
 
 def raw_checks(spec: UseCaseSpec) -> dict[str, str]:
@@ -286,101 +417,103 @@ def raw_checks(spec: UseCaseSpec) -> dict[str, str]:
     return {(label_check if name == "label_values" else name): text for name, text in RAW_CHECKS.items()}
 
 
-def _check_label(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
-    """Invalid labels always block (they would be trained on); more unknown outcomes than the label column's
-    null limit act with that column's severity (rows whose outcome is unknown are scored, not trained on)."""
-    column = spec.label.column
-    check = LABEL_CHECKS[spec.label.task]
-    if column not in frame.columns:
-        return failed(check, day, f"label column '{column}' is missing", column=column)
-    values, limit = frame[column], spec.column(column).max_null_fraction
-    unknown = float(values.isna().mean()) if len(values) else 0.0
-    outcome = _label_values(values.dropna(), spec, check, day, unknown)
-    if outcome.passed and unknown > limit:
-        outcome = failed(
-            check,
-            day,
-            f"label column '{column}' is {unknown:.1%} null (unknown outcomes), limit {limit:.1%}; "
-            "raise the column's max_null_fraction if unknown outcomes are expected",
-            column=column,
-            observed=round(unknown, 6),
-            limit=limit,
-        )
-        return replace(outcome, severity=spec.column_severity(spec.column(column), check))
-    return outcome
+BINARY_VALUES = frozenset({"0", "1", "True", "False", "0.0", "1.0"})
 
 
-def _label_values(known: pd.Series, spec: UseCaseSpec, check: str, day: str, unknown: float) -> CheckOutcome:
-    """The known labels' validity for the task (a blocking failure), else what they look like."""
-    column = spec.label.column
-    if check == "class_label":  # that every known class is one of the allowed values is the value_ranges gate's
-        counts = {str(name): int(count) for name, count in known.value_counts().items()}
-        return passed(
-            check,
-            day,
-            f"{len(counts)} of {len(spec.classes)} classes present" + (f", {unknown:.1%} unknown" if unknown else ""),
-            column=column,
-            counts=counts,
-            unknown=round(unknown, 6),
-        )
-    if check == "finite_label":
-        numeric = pd.to_numeric(known, errors="coerce").to_numpy(dtype=float)
-        bad = int((~np.isfinite(numeric)).sum())
-        if bad:
+class _LabelSums:
+    """The label column over a day's batches: unknown (null) outcomes, and what the known labels say for the task.
+    Invalid labels always block (they would be trained on); more unknown outcomes than the label column's null
+    limit act with that column's severity (rows whose outcome is unknown are scored, not trained on)."""
+
+    def __init__(self) -> None:
+        self.unknown = self.known = self.non_finite = 0
+        self.total = 0.0  # the sum of the known labels (a forecast's values, a classifier's positives)
+        self.counts: Counter[str] = Counter()
+        self.non_binary: set[str] = set()
+
+    def add(self, values: pd.Series, spec: UseCaseSpec) -> None:
+        check = LABEL_CHECKS[spec.label.task]
+        known = values.dropna()
+        self.unknown += len(values) - len(known)
+        self.known += len(known)
+        if check == "class_label":  # that every known class is one of the allowed values is the value_ranges gate's
+            self.counts.update({str(name): int(count) for name, count in known.value_counts().items()})
+        elif check == "finite_label":
+            numeric = pd.to_numeric(known, errors="coerce").to_numpy(dtype=float)
+            self.non_finite += int((~np.isfinite(numeric)).sum())
+            self.total += float(numeric.sum())
+        else:
+            if spec.label.positive is not None:  # a string flag: its two values are the column's allowed_values gate
+                known = known.eq(spec.label.positive)
+            self.non_binary |= {str(v) for v in known.unique()} - BINARY_VALUES
+            if not self.non_binary:
+                self.total += float(known.astype(float).sum())
+
+    def outcome(self, spec: UseCaseSpec, day: str, rows: int, present: list[str]) -> CheckOutcome:
+        column = spec.label.column
+        check = LABEL_CHECKS[spec.label.task]
+        if column not in present:
+            return failed(check, day, f"label column '{column}' is missing", column=column)
+        limit = spec.column(column).max_null_fraction
+        unknown = self.unknown / rows if rows else 0.0
+        outcome = self._known_outcome(spec, check, day, unknown)
+        if outcome.passed and unknown > limit:
+            outcome = failed(
+                check,
+                day,
+                f"label column '{column}' is {unknown:.1%} null (unknown outcomes), limit {limit:.1%}; "
+                "raise the column's max_null_fraction if unknown outcomes are expected",
+                column=column,
+                observed=round(unknown, 6),
+                limit=limit,
+            )
+            return replace(outcome, severity=spec.column_severity(spec.column(column), check))
+        return outcome
+
+    def _known_outcome(self, spec: UseCaseSpec, check: str, day: str, unknown: float) -> CheckOutcome:
+        """The known labels' validity for the task (a blocking failure), else what they look like."""
+        column = spec.label.column
+        if check == "class_label":
+            counts = dict(self.counts.most_common())
+            return passed(
+                check,
+                day,
+                f"{len(counts)} of {len(spec.classes)} classes present"
+                + (f", {unknown:.1%} unknown" if unknown else ""),
+                column=column,
+                counts=counts,
+                unknown=round(unknown, 6),
+            )
+        if check == "finite_label":
+            if self.non_finite:
+                return failed(
+                    check,
+                    day,
+                    f"label column '{column}' has {self.non_finite} non-finite value(s)",
+                    column=column,
+                    observed=self.non_finite,
+                    limit=0,
+                )
+            mean = self.total / self.known if self.known else 0
+            return passed(check, day, f"mean {mean:.4f}", column=column, unknown=round(unknown, 6))
+        observed = sorted(self.non_binary)
+        if observed:
             return failed(
                 check,
                 day,
-                f"label column '{column}' has {bad} non-finite value(s)",
+                f"label column '{column}' has non-binary values {observed[:5]}, expected 0/1",
                 column=column,
-                observed=bad,
-                limit=0,
+                observed=observed[:5],
+                expected=[0, 1],
             )
+        rate = self.total / self.known if self.known else 0.0
         return passed(
-            check, day, f"mean {numeric.mean() if len(numeric) else 0:.4f}", column=column, unknown=round(unknown, 6)
-        )
-    if spec.label.positive is not None:  # a string flag: its two values are the column's allowed_values gate
-        known = known.eq(spec.label.positive)
-    observed = sorted({str(v) for v in known.unique()} - {"0", "1", "True", "False", "0.0", "1.0"})
-    if observed:
-        return failed(
             check,
             day,
-            f"label column '{column}' has non-binary values {observed[:5]}, expected 0/1",
+            f"positive rate {rate:.4f}" + (f", {unknown:.1%} unknown" if unknown else ""),
             column=column,
-            observed=observed[:5],
-            expected=[0, 1],
+            unknown=round(unknown, 6),
         )
-    rate = float(known.astype(float).mean()) if len(known) else 0.0
-    return passed(
-        check,
-        day,
-        f"positive rate {rate:.4f}" + (f", {unknown:.1%} unknown" if unknown else ""),
-        column=column,
-        unknown=round(unknown, 6),
-    )
-
-
-def _check_timestamps(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutcome:
-    column = spec.timestamp_column
-    if column not in frame.columns or not ptypes.is_datetime64_any_dtype(frame[column]):
-        return failed("timestamps_in_partition", day, f"column '{column}' is missing or not a timestamp", column=column)
-    start = pd.Timestamp(dt.date.fromisoformat(day), tz="UTC")
-    stamps = frame[column]
-    stamps = stamps.dt.tz_localize("UTC") if stamps.dt.tz is None else stamps.dt.tz_convert("UTC")
-    outside = (stamps < start) | (stamps >= start + pd.Timedelta(days=1)) | stamps.isna()
-    count = int(outside.sum())
-    if count:
-        example = str(stamps[outside].iloc[0])
-        return failed(
-            "timestamps_in_partition",
-            day,
-            f"column '{column}' has {count} timestamp(s) outside the day, e.g. {example}",
-            column=column,
-            observed=count,
-            limit=0,
-            example=example,
-        )
-    return passed("timestamps_in_partition", day, "all timestamps inside the day", column=column)
 
 
 def validate_features(

@@ -87,9 +87,13 @@ class DataLake(dg.ConfigurableResource[Any]):
         return rows
 
     def iter_batches(
-        self, asset_key: dg.AssetKey, partition: str, columns: Sequence[str] | None = None
+        self,
+        asset_key: dg.AssetKey,
+        partition: str,
+        columns: Sequence[str] | None = None,
+        batch_rows: int = ROW_GROUP_ROWS,
     ) -> Iterator[pd.DataFrame]:
-        """One partition's rows in order, a row group (ROW_GROUP_ROWS rows) at a time, typed as `read` types them."""
+        """One partition's rows in order, `batch_rows` (a row group) at a time, typed as `read` types them."""
         fs, _ = self._fs()
         path = self.partition_path(asset_key, partition)
         if not fs.exists(path):
@@ -100,7 +104,7 @@ class DataLake(dg.ConfigurableResource[Any]):
             if parquet.metadata.num_rows == 0:  # no row group to iterate: the typed empty frame
                 yield parquet.read(columns=wanted).to_pandas()
                 return
-            for batch in parquet.iter_batches(batch_size=ROW_GROUP_ROWS, columns=wanted):
+            for batch in parquet.iter_batches(batch_size=batch_rows, columns=wanted):
                 yield pa.Table.from_batches([batch]).to_pandas(split_blocks=True, self_destruct=True)
 
     def write_text(self, asset_key: dg.AssetKey, partition: str | None, text: str, suffix: str = "md") -> str:

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from demo.generators.churn import write_landing_files
+from ml_platform import steps
+from ml_platform.checks.rules import RawEventGates, validate_events
 from ml_platform.io import parquet_lake
+from ml_platform.resources.sources import files
+from ml_platform.spec import UseCaseSpec
 from ml_platform_tests.support.fixtures import START, landing_dir
+from ml_platform_tests.unit.test_rules import DAY, RAW_CASES
 from ml_platform_tests.unit.test_stage_threads import DAYS, assert_same_lakes, run_stages
 
 
@@ -17,16 +24,48 @@ def test_batches_of_a_few_hundred_rows_store_the_same_bytes(tmp_path: Path, monk
     data = tmp_path / "data"
     write_landing_files(landing_dir(data), START, len(DAYS), 3_000, seed=7)
     run_stages(data, tmp_path / "whole", threads=1, chunk_days=31)
-    read_batches = []
-    iter_batches = parquet_lake.DataLake.iter_batches
+    read_batches, source_batches = [], []
+    iter_batches, read_source = parquet_lake.DataLake.iter_batches, files.FileSource.read_batches
 
     def counted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        for batch in iter_batches(self, *args, **kwargs):
+        for batch in iter_batches(self, *args, **kwargs, batch_rows=257):
             read_batches.append(len(batch))
             yield batch
 
-    monkeypatch.setattr(parquet_lake, "ROW_GROUP_ROWS", 257)
+    def counted_source(self, day):  # type: ignore[no-untyped-def]
+        for batch in read_source(self, day):
+            source_batches.append(len(batch))
+            yield batch
+
     monkeypatch.setattr(parquet_lake.DataLake, "iter_batches", counted)
+    monkeypatch.setattr(files.FileSource, "read_batches", counted_source)
+    monkeypatch.setattr(files, "ROW_GROUP_ROWS", 257)  # the source's batches: a raw day is read in many
+    monkeypatch.setattr(steps, "ROW_GROUP_ROWS", 257)  # and is larger than one: read again to be stored
     run_stages(data, tmp_path / "batched", threads=2, chunk_days=31)
     assert len(read_batches) > 6 * 2 and max(read_batches) == 257  # every scored day in several batches
+    assert len(source_batches) > 2 * len(DAYS) * 2 and max(source_batches) == 257  # each raw day read twice
     assert_same_lakes(tmp_path / "whole", tmp_path / "batched")
+
+
+@pytest.mark.parametrize("rows_per_batch", [1, 3])
+@pytest.mark.parametrize(("use_case", "frame"), [pytest.param(row[1], row[2], id=row[0]) for row in RAW_CASES])
+def test_raw_gates_over_batches_say_what_they_say_of_the_whole_day(
+    use_case: UseCaseSpec, frame: pd.DataFrame, rows_per_batch: int
+) -> None:
+    """Every raw gate table case of test_rules.py, its frame fed a few rows at a time (duplicates span batches):
+    the same outcomes, messages and metadata as the day judged whole."""
+    batches = [frame.iloc[start : start + rows_per_batch] for start in range(0, max(len(frame), 1), rows_per_batch)]
+    gates = RawEventGates(use_case, DAY)
+    for batch in batches:
+        gates.add(batch)
+    assert gates.outcomes(lambda: batches) == validate_events(frame, use_case, DAY)
+
+
+def test_a_hash_collision_alone_is_no_duplicate() -> None:
+    """Rows whose identity hashes collide are compared exactly: equal hashes of different ids pass."""
+    use_case, frame = RAW_CASES[0][1], RAW_CASES[0][2]
+    gates = RawEventGates(use_case, DAY)
+    gates.add(frame)
+    gates.id_hashes = [np.zeros(len(frame), dtype=np.uint64)]  # every row "collides"
+    outcome = next(o for o in gates.outcomes(lambda: [frame]) if o.check == "unique_event_ids")
+    assert outcome.passed and outcome.message == f"partition {DAY}: {len(frame)} unique ids"

@@ -39,7 +39,7 @@ def run_stages(data: Path, lake_dir: Path, threads: int, chunk_days: int) -> Non
     lake = DataLake(base_path=str(lake_dir))
     for result in ingest(EventSource(data_dir=str(data)), spec, DAYS, threads=threads):
         assert result.passed, result.outcomes
-        lake.write_partition(keys.raw_events(spec), result.day, result.frame)
+        steps.store_day(lake, keys.raw_events(spec), result)  # a day larger than a row group: its batches
     scored_days = DAYS[-6:]
     features = list(build_features(lake, keys.raw_events(spec), spec, scored_days, chunk_days, threads=threads))
     for result in features:

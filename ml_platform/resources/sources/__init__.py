@@ -8,7 +8,7 @@ is one `dg.EnvVar` of that use case alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,13 @@ class EventSource(dg.ConfigurableResource[Any]):
     def read_day(self, spec: UseCaseSpec, day: str) -> pd.DataFrame:
         """The ingest step's read: the use case's source, opened for one day."""
         return self.source_for(spec).read_day(day)
+
+    def read_batches(self, spec: UseCaseSpec, day: str) -> Iterator[pd.DataFrame]:
+        """The ingest step's read in batches (a file source's row groups; other kinds read the day as one)."""
+        source = self.source_for(spec)
+        if isinstance(source, FileSource):
+            return source.read_batches(day)
+        return iter([source.read_day(day)])
 
     def landing_dir(self, source: FileSourceSpec) -> Path:
         """Where a file source's days land (the demo and tests write there)."""

@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ml_platform.io.parquet_lake import ROW_GROUP_ROWS
 from ml_platform.resources.sources.base import NoDataForDay, SourceError, SourceSettings
 from ml_platform.spec import FileSourceSpec, UseCaseSpec
 
@@ -83,6 +84,16 @@ class FileSource:
         return scan
 
     def read_day(self, day: str) -> pd.DataFrame:
+        frames = list(self.read_batches(day))
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    def read_batches(self, day: str) -> Iterator[pd.DataFrame]:
+        """The day's events, ROW_GROUP_ROWS rows at a time (the file's existence is checked at the call, each
+        batch's parsing as it is read); errors as `read_day`'s."""
+        path = self._readable_path(day)
+        return self._parsed_batches(path, day)
+
+    def _readable_path(self, day: str) -> Path:
         path = self.directory / self.entry_name(day)
         if not _has_entry(path, day):
             raise NoDataForDay(
@@ -91,26 +102,36 @@ class FileSource:
         problem = _unreadable_entry(path, self.directory.resolve())
         if problem:  # the same rule as the landed-data sensor's: such an entry is never read
             raise SourceError(f"partition {day}: {path} {problem}; it is not read")
+        return path
+
+    def _parsed_batches(self, path: Path, day: str) -> Iterator[pd.DataFrame]:
         try:
             if self.source.format == "parquet":
-                return read_parquet_arrow_strings(path)
-            frame = pd.read_csv(path, dtype=_csv_dtypes(self.spec))
-            timestamp = self.spec.timestamp_column
-            if timestamp in frame.columns:
-                frame[timestamp] = pd.to_datetime(
-                    frame[timestamp], utc=True, format=self.source.timestamp_format or "ISO8601"
-                )
-            return frame
+                yield from parquet_batches_arrow_strings(path)
+                return
+            with pd.read_csv(path, dtype=_csv_dtypes(self.spec), chunksize=ROW_GROUP_ROWS) as chunks:
+                for frame in chunks:
+                    timestamp = self.spec.timestamp_column
+                    if timestamp in frame.columns:
+                        frame[timestamp] = pd.to_datetime(
+                            frame[timestamp], utc=True, format=self.source.timestamp_format or "ISO8601"
+                        )
+                    yield frame.reset_index(drop=True)
         except Exception as error:  # any parser error means the file is unusable
             raise SourceError(f"partition {day}: cannot parse {path}: {type(error).__name__}: {error}") from error
 
 
-def read_parquet_arrow_strings(path: Path) -> pd.DataFrame:
-    """A Parquet file as pandas with its strings left in Arrow memory (`pd.ArrowDtype`): no Python object per
-    value on the way in, the raw gates count and compare them with Arrow kernels, and the lake writes them
-    back as they were read (at 1M events a day this is most of the ingest's time)."""
-    table = pq.read_table(path)
-    return table.to_pandas(types_mapper=_ARROW_STRINGS.get, self_destruct=True)
+def parquet_batches_arrow_strings(path: Path) -> Iterator[pd.DataFrame]:
+    """A Parquet file as pandas frames of ROW_GROUP_ROWS rows with their strings left in Arrow memory
+    (`pd.ArrowDtype`): no Python object per value on the way in, the raw gates count and compare them with Arrow
+    kernels, and the lake writes them back as they were read (at 1M events a day this is most of the ingest's
+    time). A file without rows is one empty frame with its columns and types."""
+    parquet = pq.ParquetFile(path)
+    if parquet.metadata.num_rows == 0:
+        yield parquet.read().to_pandas(types_mapper=_ARROW_STRINGS.get)
+        return
+    for batch in parquet.iter_batches(batch_size=ROW_GROUP_ROWS):
+        yield pa.Table.from_batches([batch]).to_pandas(types_mapper=_ARROW_STRINGS.get, self_destruct=True)
 
 
 _ARROW_STRINGS = {pa.string(): pd.ArrowDtype(pa.string()), pa.large_string(): pd.ArrowDtype(pa.large_string())}
