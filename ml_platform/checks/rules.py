@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pandas.api import types as ptypes
 
 from ml_platform.spec import LABEL_CHECKS, ColumnSpec, Severity, UseCaseSpec
@@ -107,7 +108,7 @@ class RawEventGates:
         self._add_ranges(frame)
         identity = self._identity_columns(frame)
         if identity:
-            self.id_hashes.append(pd.util.hash_pandas_object(frame[identity], index=False).to_numpy())
+            self.id_hashes.append(identity_hashes(frame, identity))
         if self.spec.label.column in frame.columns:
             self.label.add(frame[self.spec.label.column], self.spec)
         self._add_timestamps(frame)
@@ -220,7 +221,7 @@ class RawEventGates:
         parts = []
         for frame in recheck():
             identity = self._identity_columns(frame)
-            hashes = pd.util.hash_pandas_object(frame[identity], index=False).to_numpy()
+            hashes = identity_hashes(frame, identity)
             parts.append(frame.loc[np.isin(hashes, wanted), identity])
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
@@ -369,6 +370,51 @@ def _check_schema(frame: pd.DataFrame, spec: UseCaseSpec, day: str) -> CheckOutc
                 expected=column.dtype,
             )
     return passed("schema", day, f"{len(spec.columns)} columns as declared")
+
+
+def identity_hashes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """A 64-bit hash per row of `columns`' values, the same for the same values in any batch (equal values, equal
+    hash; a collision of different values is possible, so a caller compares the colliding rows exactly)."""
+    hashes = np.zeros(len(frame), dtype=np.uint64)
+    for column in columns:
+        values = frame[column]
+        if isinstance(values.dtype, pd.ArrowDtype) and pa.types.is_string(values.dtype.pyarrow_dtype):
+            column_hashes = _arrow_string_hashes(values)  # no Python string per value (pandas' hash makes them)
+        else:
+            column_hashes = pd.util.hash_pandas_object(values, index=False).to_numpy()
+        hashes = _mix(hashes ^ column_hashes)
+    return hashes
+
+
+def _arrow_string_hashes(values: pd.Series) -> np.ndarray:
+    """Each Arrow string's bytes hashed 8 at a time, vectorized over the rows (nulls hash alike)."""
+    array = pa.array(values)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    array = array.cast(pa.large_string())
+    _, offsets_buffer, data_buffer = array.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    width = int(lengths.max(initial=0))
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    data = np.concatenate([data, np.zeros(width + 8, np.uint8)])  # every 8-byte read stays inside
+    hashes = _mix(lengths.astype(np.uint64))
+    for word in range(0, width, 8):
+        positions = np.arange(word, word + 8)
+        chunk = data[starts[:, None] + positions]
+        chunk[positions[None, :] >= lengths[:, None]] = 0  # past a string's end: the next string's bytes
+        hashes = np.where(lengths > word, _mix(hashes ^ chunk.view(np.uint64).ravel()), hashes)  # its own words only
+    if array.null_count:
+        hashes[np.asarray(array.is_null())] = 0
+    return hashes
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: every input bit moves every output bit (uint64 arithmetic wraps)."""
+    values = values + np.uint64(0x9E3779B97F4A7C15)
+    values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return values ^ (values >> np.uint64(31))
 
 
 def _check_unique_ids(suspects: pd.DataFrame, column: str, day: str, rows: int) -> CheckOutcome:

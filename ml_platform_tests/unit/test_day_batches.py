@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from demo.generators.churn import write_landing_files
 from ml_platform import steps
-from ml_platform.checks.rules import RawEventGates, validate_events
+from ml_platform.checks.rules import RawEventGates, identity_hashes, validate_events
 from ml_platform.io import parquet_lake
 from ml_platform.resources.sources import files
 from ml_platform.spec import UseCaseSpec
@@ -69,3 +70,30 @@ def test_a_hash_collision_alone_is_no_duplicate() -> None:
     gates.id_hashes = [np.zeros(len(frame), dtype=np.uint64)]  # every row "collides"
     outcome = next(o for o in gates.outcomes(lambda: [frame]) if o.check == "unique_event_ids")
     assert outcome.passed and outcome.message == f"partition {DAY}: {len(frame)} unique ids"
+
+
+def test_identity_hashes_agree_across_batches_and_tell_values_apart() -> None:
+    """Arrow strings are hashed from their bytes (no Python string per value): the same value hashes alike in any
+    batch, at any offset inside its batch; distinct values of any length hash apart; nulls hash alike."""
+    values = ["e1", "e22", None, "event-0000000017", "", "e1", "event-0000000017", None, "é"]
+    arrow = pd.DataFrame({"id": pd.array(values, dtype=pd.ArrowDtype(pa.string())), "n": range(len(values))})
+    whole = identity_hashes(arrow, ["id"])
+    in_batches = np.concatenate([identity_hashes(arrow.iloc[i : i + 2], ["id"]) for i in range(0, len(arrow), 2)])
+    assert (whole == in_batches).all()
+    by_value = {}
+    for value, hashed in zip(values, whole, strict=True):
+        assert by_value.setdefault(value, hashed) == hashed
+    assert len(set(by_value.values())) == len(by_value)
+    assert len(set(identity_hashes(arrow, ["id", "n"]))) == len(values)  # with a second column every row differs
+
+
+def test_arrow_string_ids_duplicated_across_batches_fail_exactly_as_the_whole_day() -> None:
+    use_case, frame = RAW_CASES[0][1], RAW_CASES[0][2].copy()
+    frame["event_id"] = pd.array([f"e{i % 7}" for i in range(len(frame))], dtype=pd.ArrowDtype(pa.string()))
+    gates = RawEventGates(use_case, DAY)
+    batches = [frame.iloc[:4], frame.iloc[4:]]
+    for batch in batches:
+        gates.add(batch)
+    outcome = next(o for o in gates.outcomes(lambda: batches) if o.check == "unique_event_ids")
+    whole = next(o for o in validate_events(frame, use_case, DAY) if o.check == "unique_event_ids")
+    assert outcome == whole and outcome.message.endswith("has 3 duplicated id(s), e.g. 'e0'")
