@@ -1,8 +1,9 @@
 """The daily pipeline steps without Dagster: read, compute and validate one day after another.
 
-Each step yields one `DayResult` per day (the frame to store and the gate outcomes that decide
-whether it may be stored), over a range processed in bounded chunks. The daily assets pass the
-results through their `PartitionGate`; `benchmarks/backfill.py` calls the same functions to
+Each step yields one `DayResult` per day (the frame to store, or for a raw day larger than a Parquet
+row group its batches, read again when stored; and the gate outcomes that decide whether it may be
+stored), over a range processed in bounded chunks. The daily assets pass the results through their
+`PartitionGate` and store them with `store_day`; `benchmarks/backfill.py` calls the same functions to
 measure the work without the orchestrator, so both measure and run one implementation.
 """
 
