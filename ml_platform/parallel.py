@@ -24,11 +24,24 @@ def ordered_map(function: Callable[[Item], Result], items: Iterable[Item], threa
     if threads <= 1:
         yield from map(function, items)
         return
-    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ml-platform-stage")
+    yield from _pooled(function, items, threads, threads)
+
+
+def computed_ahead(function: Callable[[Item], Result], items: Iterable[Item]) -> Iterator[Result]:
+    """`map(function, items)` with the next item computed in one background thread while the consumer handles
+    this one's result: work the consumer does between items (a stage's writes) overlaps the next item's instead
+    of leaving the other cores idle. At most one result waits besides the one handed out."""
+    yield from _pooled(function, items, workers=1, in_flight=2)
+
+
+def _pooled(
+    function: Callable[[Item], Result], items: Iterable[Item], workers: int, in_flight: int
+) -> Iterator[Result]:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ml-platform-stage")
     pending: deque[Future[Result]] = deque()
     try:
         for item in items:
-            if len(pending) >= threads:
+            if len(pending) >= in_flight:
                 yield pending.popleft().result()
             pending.append(pool.submit(function, item))
         while pending:

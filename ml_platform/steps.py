@@ -39,10 +39,11 @@ from ml_platform.features.compute import (
     first_complete_day,
     grid_bytes_per_entity,
     known_entities,
+    merged_entities,
 )
 from ml_platform.features.drift import METHOD, SCORE, population_stability
 from ml_platform.io.parquet_lake import ROW_GROUP_ROWS, DataLake
-from ml_platform.parallel import ordered_map
+from ml_platform.parallel import computed_ahead, ordered_map
 from ml_platform.resources.sources import EventSource, SourceError
 from ml_platform.resources.sources.base import NoDataForDay
 from ml_platform.settings import stage_threads
@@ -259,21 +260,30 @@ def build_features(
     def day_entities(day: str) -> np.ndarray:
         if spec.entity_column is None:  # entity-day features are keyed by it (the spec requires one)
             raise ValueError(f"{spec.name}: entity-day features need an entity column")
-        return lake.read(raw_key, [day], columns=[spec.entity_column])[spec.entity_column].unique()
+        return known_entities(lake.read(raw_key, [day], columns=[spec.entity_column])[spec.entity_column])
 
     def day_events(day: str) -> pd.DataFrame:
         return lake.read(raw_key, [day], columns=needed, categories=categories)
 
-    for chunk in chunks(days, chunk_days):
+    def chunk_features(chunk: list[str]) -> tuple[list[str], pd.DataFrame]:
+        """The chunk with its feature rows: the loop unpacks the pair, so `del frame` frees the rows (zipping the
+        chunks with the frames would keep the last pair, and so the rows, while the next chunk is computed)."""
         inputs = [day for day in feature_input_days(spec, chunk) if day in available]
         if not inputs:
-            frame = pd.DataFrame(columns=[*spec.key_columns, DAY])
-        elif spec.grain == "event":
-            frame = compute_features(lake.read(raw_key, inputs, columns=needed, categories=categories), spec, chunk)
-        else:  # `threads` raw days in memory at a time, each reduced to per-entity daily aggregates as it is read
-            # each day's distinct entities: never a window of ids at once
-            entities = known_entities(np.concatenate(list(ordered_map(day_entities, inputs, threads))))
-            frame = _bucketed_entity_day_features(day_events, inputs, spec, chunk, entities, threads)
+            return chunk, pd.DataFrame(columns=[*spec.key_columns, DAY])
+        if spec.grain == "event":
+            events = lake.read(raw_key, inputs, columns=needed, categories=categories)
+            return chunk, compute_features(events, spec, chunk)
+        # `threads` raw days in memory at a time, each reduced to per-entity daily aggregates as it is read;
+        # each day's distinct entities: never a window of ids at once
+        entities = merged_entities(list(ordered_map(day_entities, inputs, threads)))
+        return chunk, _bucketed_entity_day_features(day_events, inputs, spec, chunk, entities, threads)
+
+    # with threads to spare, an entity-day chunk is computed while the previous chunk's days are validated and
+    # stored (one more chunk of rows held; an event-grain chunk holds its whole window of events, so never two)
+    ahead = threads > 1 and spec.grain != "event"
+    day_chunks = chunks(days, chunk_days)
+    for chunk, frame in computed_ahead(chunk_features, day_chunks) if ahead else map(chunk_features, day_chunks):
         bounds = day_bounds(frame)
         empty = frame.iloc[0:0].copy()  # a copy: a zero-row view would keep the whole chunk alive
         without_events = days_without_events(lake, spec, raw_key, chunk)
@@ -289,7 +299,7 @@ def build_features(
             if day in without_events:
                 day_frame, note = empty_features(spec), without_events_note(day, "no feature rows")
             if number == len(chunk) - 1:
-                del frame  # the next chunk is computed while only the last day yielded is held
+                del frame  # the next chunk is computed (or handed out) while only the last day yielded is held
             yield DayResult(day, day_frame, validate_features(day_frame, spec, day, missing), note)
 
 

@@ -102,7 +102,8 @@ def entity_day_features(
         grid = _Grid(
             frame, spec, first + dt.timedelta(days=span.start), first + dt.timedelta(days=span.stop - 1), entities=index
         )
-        return span, {**_activity(grid, frame, spec), **_aggregates(grid, frame, spec.expanded_features)}
+        found = {**_activity(grid, frame, spec), **_aggregates(grid, frame, spec.expanded_features)}
+        return span, {key: values.astype(_DailyAggregates.dtype(key), copy=False) for key, values in found.items()}
 
     if index is None:  # one frame: its own entities
         frames = list(frames)
@@ -148,7 +149,23 @@ def grid_bytes_per_entity(spec: UseCaseSpec, n_days: int, threads: int) -> int:
 
 def known_entities(values: pd.Series | np.ndarray) -> np.ndarray:
     """The distinct entities, sorted (missing included, last): the columns of the (day, entity) grids."""
-    return np.asarray(pd.factorize(np.asarray(values), sort=True, use_na_sentinel=False)[1])
+    values = np.asarray(values)
+    if values.dtype.kind in "iu":  # no missing value to place: a hash pass and a sort of the distinct ids
+        return np.sort(pd.unique(values))
+    return np.asarray(pd.factorize(values, sort=True, use_na_sentinel=False)[1])
+
+
+def merged_entities(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """`known_entities` of the concatenated `parts`, each already `known_entities` (one raw day's, computed in
+    its reading thread): integer ids merge the sorted runs (timsort finds them: about a quarter of hashing the
+    window's ids again, in the one thread that waits for every day); others are factorized."""
+    values = np.concatenate(parts)
+    if values.dtype.kind not in "iu":
+        return known_entities(values)
+    merged = np.sort(values, kind="stable")
+    first = np.ones(len(merged), dtype=bool)
+    np.not_equal(merged[1:], merged[:-1], out=first[1:])
+    return merged[first]
 
 
 def _prepared(events: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
@@ -236,13 +253,14 @@ class _Grid:
         return np.searchsorted(self.entities, values)
 
     def counts(self, mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Events per (day, entity) where `mask` holds (int64), or the sum of their `weights` (float64)."""
         keep = mask if self.all_in_range else mask & self.in_range
         size = self.n_days * len(self.entities)
         if keep.all():  # every event counts: no gather copy of the (large) flat index
             binned = np.bincount(self.flat, weights=weights, minlength=size)
         else:
             binned = np.bincount(self.flat[keep], weights=None if weights is None else weights[keep], minlength=size)
-        return binned.reshape(self.n_days, len(self.entities)).astype(float, copy=False)
+        return binned.reshape(self.n_days, len(self.entities))
 
     def last_values(self, values: np.ndarray) -> np.ndarray:
         """Each entity's last non-null value of each day (NaN where it has none that day)."""
@@ -312,20 +330,22 @@ class _DailyAggregates:
         self.n_days = n_days
         self.arrays: dict[AggregateKey, np.ndarray] = {}
 
+    @staticmethod
+    def dtype(key: AggregateKey) -> type:
+        """How an aggregate is stored; a frame's reduction casts to it in its own thread, so adding it (in frame
+        order, in the one thread that collects every frame) is a bare in-place sum."""
+        return np.int32 if key[0] in COUNTED else np.float64
+
     def add(self, span: range, found: dict[AggregateKey, np.ndarray]) -> None:
         for key, values in found.items():
             stored = self.arrays.get(key)
             if stored is None:
                 shape = (self.n_days, values.shape[1])
                 stored = self.arrays[key] = (
-                    np.zeros(shape, dtype=np.int32 if key[0] in COUNTED else float)
-                    if key[0] in ADDITIVE
-                    else np.full(shape, np.nan)
+                    np.zeros(shape, dtype=self.dtype(key)) if key[0] in ADDITIVE else np.full(shape, np.nan)
                 )
             part = stored[span.start : span.stop]
-            if key[0] in COUNTED:
-                part += values.astype(np.int32)
-            elif key[0] in ADDITIVE:
+            if key[0] in ADDITIVE:
                 part += values
             else:
                 np.copyto(part, values, where=~np.isnan(values))
