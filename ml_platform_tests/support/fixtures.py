@@ -1,16 +1,21 @@
-"""Shared fixtures and helpers: an isolated data dir per test and one trained churn platform per session.
+"""Shared fixtures and helpers: an isolated data dir per test and one trained churn platform per session (built once
+even under xdist: the first worker that needs it builds it under a file lock, the others read what it stored).
 
 Registered as a plugin by ml_platform_tests/conftest.py; import the helpers (day_keys, landing_dir, ...) from here."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from filelock import FileLock
 
 from demo.generators.churn import write_landing_files
 from ml_platform.definitions import build_definitions, load_specs
@@ -71,34 +76,103 @@ def landing_dir(data: Path) -> Path:
     return data / "landing" / "churn"
 
 
+@dataclass(frozen=True)
+class StoredRun:
+    """What the tests read of an in-process run's result (its record and events), kept with Dagster's serdes so
+    that every xdist worker reads the one build's runs. Same answers as dg.ExecuteInProcessResult's methods."""
+
+    dagster_run: dg.DagsterRun
+    all_events: list[dg.DagsterEvent]
+
+    @property
+    def run_id(self) -> str:
+        return self.dagster_run.run_id
+
+    @property
+    def success(self) -> bool:
+        return self.dagster_run.is_success
+
+    def get_asset_materialization_events(self) -> list[dg.DagsterEvent]:
+        return [event for event in self.all_events if event.is_step_materialization]
+
+    def get_asset_check_evaluations(self) -> list[dg.AssetCheckEvaluation]:
+        return [
+            event.event_specific_data
+            for event in self.all_events
+            if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ]
+
+    def asset_materializations_for_node(self, node_name: str) -> list[dg.AssetMaterialization]:
+        return [
+            event.event_specific_data.materialization
+            for event in self.get_asset_materialization_events()
+            if event.node_name == node_name
+        ]
+
+
 class TrainedPlatform:
-    """A data dir in which the churn graph has been fully materialized once."""
+    """A data dir in which the churn graph has been fully materialized once; `results` are its three runs."""
+
+    RESULTS_FILE = "results.json"  # written last: a platform without it was never finished
 
     def __init__(self, root: Path, spec: UseCaseSpec) -> None:
         self.root = root
         self.spec = spec
         self.days = day_keys()
-        self.results: dict[str, dg.ExecuteInProcessResult] = {}
+        self.results: dict[str, StoredRun] = {}
 
     def build(self) -> None:
         write_landing_files(landing_dir(self.root), START, DAYS, EVENTS_PER_DAY, seed=3)
+        runs: dict[str, dg.ExecuteInProcessResult] = {}
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("ML_PLATFORM_DATA_DIR", str(self.root))
             defs = build_definitions(load_specs())
             instance = dg.DagsterInstance.ephemeral()
-            self.results["daily"] = materialize_stages(defs, self.spec, DAILY_STAGES[:2], instance, self.days)
-            self.results["training"] = materialize_stages(defs, self.spec, TRAINING_STAGES, instance)
-            self.results["predictions"] = materialize_stages(defs, self.spec, DAILY_STAGES[2:], instance, self.days)
+            runs["daily"] = materialize_stages(defs, self.spec, DAILY_STAGES[:2], instance, self.days)
+            runs["training"] = materialize_stages(defs, self.spec, TRAINING_STAGES, instance)
+            runs["predictions"] = materialize_stages(defs, self.spec, DAILY_STAGES[2:], instance, self.days)
+        stored = {
+            name: {"run": dg.serialize_value(run.dagster_run), "events": dg.serialize_value(list(run.all_events))}
+            for name, run in runs.items()
+        }
+        scratch = self.root.parent / f".{self.RESULTS_FILE}"
+        scratch.write_text(json.dumps(stored))
+        os.replace(scratch, self.root.parent / self.RESULTS_FILE)
+
+    def built(self) -> bool:
+        return (self.root.parent / self.RESULTS_FILE).is_file()
+
+    def load_results(self) -> None:
+        stored = json.loads((self.root.parent / self.RESULTS_FILE).read_text())
+        self.results = {
+            name: StoredRun(dg.deserialize_value(run["run"], dg.DagsterRun), dg.deserialize_value(run["events"], list))
+            for name, run in stored.items()
+        }
 
     def copy_to(self, destination: Path) -> Path:
         shutil.copytree(self.root, destination)
         return destination
 
 
+def session_shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory every xdist worker of this session sees (the workers' base temp dirs are siblings);
+    without xdist, the session's own base temp dir."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def trained_platform(tmp_path_factory: pytest.TempPathFactory, churn_spec: UseCaseSpec) -> TrainedPlatform:
-    platform = TrainedPlatform(tmp_path_factory.mktemp("trained") / "data", churn_spec)
-    platform.build()
+    """Built by the first worker that needs it (~20 s), read by the others. Tests only read its data dir
+    (`trained_copy` copies it for a test that changes anything), so the workers share one."""
+    directory = session_shared_dir(tmp_path_factory) / "trained_platform"
+    directory.mkdir(exist_ok=True)
+    platform = TrainedPlatform(directory / "data", churn_spec)
+    with FileLock(directory / "build.lock"):
+        if not platform.built():
+            shutil.rmtree(platform.root, ignore_errors=True)  # what a failed build left
+            platform.build()
+    platform.load_results()
     return platform
 
 
@@ -114,7 +188,9 @@ CLASSIFIER_PLOTS = {"roc_curve", "precision_recall_curve", "confusion_matrix", "
 FORECAST_PLOTS = {"predicted_vs_actual", "residuals", "feature_importance"}
 
 
-def assert_evaluation_plots(training: dg.ExecuteInProcessResult, node: str, expected: set[str], mlflow: object) -> None:
+def assert_evaluation_plots(
+    training: dg.ExecuteInProcessResult | StoredRun, node: str, expected: set[str], mlflow: object
+) -> None:
     """The model asset shows every evaluation plot as an embedded PNG, and MLflow holds the same PNGs."""
     import base64
 

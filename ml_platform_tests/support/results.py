@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
+from ml_platform_tests.support.fixtures import StoredRun
 
-def materializations(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> list[dg.AssetMaterialization]:
+
+def materializations(result: dg.ExecuteInProcessResult | StoredRun, key: dg.AssetKey) -> list[dg.AssetMaterialization]:
     """The run's materializations of one asset, in the order they were recorded."""
     return [
         event.event_specific_data.materialization
