@@ -21,6 +21,7 @@ from ml_platform.features.compute import (
     feature_input_days,
     known_entities,
     label_input_days,
+    merged_entities,
 )
 from ml_platform.io.parquet_lake import DataLake
 from ml_platform.runner import materialize_stages
@@ -129,6 +130,22 @@ def test_feature_rows_come_ordered_by_day_and_entity_and_each_day_is_its_own_fra
             for block in frame._mgr.blocks
             if isinstance(block.values, np.ndarray)
         )
+
+
+@pytest.mark.parametrize(
+    "days",
+    [
+        [np.array([5, 3, 9, 3]), np.array([9, 1]), np.array([], dtype=np.int64), np.array([7, 5, 2])],  # integer ids
+        [np.array(["b", None, "a"], dtype=object), np.array(["c", "a"], dtype=object)],  # strings, one missing
+        [np.array([2.5, np.nan]), np.array([np.nan, 1.0, 2.5])],  # floats with missing values
+    ],
+)
+def test_a_window_s_entities_merged_from_its_days_are_those_of_all_its_events(days: list[np.ndarray]) -> None:
+    merged = merged_entities([known_entities(day) for day in days])
+    expected = known_entities(np.concatenate(days))
+    assert merged.dtype == expected.dtype
+    assert pd.Series(merged).equals(pd.Series(expected))  # sorted, each once, missing last
+    assert len(merged) == len(pd.unique(np.concatenate(days)))
 
 
 def test_feature_chunks_shrink_as_days_grow_so_memory_stays_bounded() -> None:
