@@ -79,7 +79,8 @@ validate: dagster-home
 # most of a serial run waits on servers and run workers (load ~1.4 on 2 cores), so two test files run at a
 # time. A file goes to one worker whole (its module-scoped servers start once), in collection order (not
 # xdist's most-tests-first, which left the long one-test server files for the end): deploy/ and e2e/ first,
-# unit/'s short tests last to even out the finish. Each worker builds the session fixtures it needs.
+# unit/'s short tests last to even out the finish. The trained churn platform is built once for both workers
+# (support/fixtures.py); the files using the fraud/prices/news platforms run on one worker (support/scheduling.py).
 # Tests marked exclusive (they restart the Postgres server the others use) run alone afterwards.
 test: install browser
 	status=0; \
