@@ -12,9 +12,12 @@ import pytest
 
 from demo.generators.churn import write_landing_files
 from ml_platform import steps
+from ml_platform.assets import keys
 from ml_platform.checks.rules import RawEventGates, identity_hashes, validate_events
+from ml_platform.definitions import load_specs
 from ml_platform.io import parquet_lake
-from ml_platform.resources.sources import files
+from ml_platform.io.parquet_lake import DataLake
+from ml_platform.resources.sources import EventSource, files
 from ml_platform.spec import UseCaseSpec
 from ml_platform_tests.support.fixtures import START, landing_dir
 from ml_platform_tests.unit.test_rules import DAY, RAW_CASES
@@ -97,3 +100,44 @@ def test_arrow_string_ids_duplicated_across_batches_fail_exactly_as_the_whole_da
     outcome = next(o for o in gates.outcomes(lambda: batches) if o.check == "unique_event_ids")
     whole = next(o for o in validate_events(frame, use_case, DAY) if o.check == "unique_event_ids")
     assert outcome == whole and outcome.message.endswith("has 3 duplicated id(s), e.g. 'e0'")
+
+
+@pytest.mark.parametrize("file_format", ["parquet", "csv"])
+def test_a_day_read_in_batches_is_judged_and_stored_as_the_day_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file_format: str
+) -> None:
+    """A landed day (Parquet row groups, CSV chunks) of many batches: a duplicate id in a later batch fails the day
+    with the whole day's message; the good day stores the same bytes as the day read whole."""
+    churn = next(s for s in load_specs() if s.name == "churn")
+    use_case = churn.model_copy(update={"source": churn.source.model_copy(update={"format": file_format})})
+    good, bad = DAYS[0], DAYS[1]
+    write_landing_files(landing_dir(tmp_path), START, 2, 3_000, seed=8, file_format=file_format)
+    landed = landing_dir(tmp_path) / f"{bad}.{file_format}"
+    frame = pd.read_parquet(landed) if file_format == "parquet" else pd.read_csv(landed)
+    frame.loc[2_900, "event_id"] = frame.loc[3, "event_id"]
+    frame.to_parquet(landed, index=False) if file_format == "parquet" else frame.to_csv(landed, index=False)
+    source = EventSource(data_dir=str(tmp_path))
+
+    def ingested(lake_dir: Path) -> dict[str, steps.DayResult]:
+        results = {result.day: result for result in steps.ingest(source, use_case, [good, bad], threads=1)}
+        steps.store_day(DataLake(base_path=str(lake_dir)), keys.raw_events(use_case), results[good])
+        return results
+
+    whole = ingested(tmp_path / "whole")
+    monkeypatch.setattr(files, "ROW_GROUP_ROWS", 257)
+    monkeypatch.setattr(steps, "ROW_GROUP_ROWS", 257)
+    batched = ingested(tmp_path / "batched")
+    assert batched[good].frame is None and batched[good].batches is not None  # never held whole
+    assert batched[bad].outcomes == whole[bad].outcomes and not batched[bad].passed
+    unique = next(o for o in batched[bad].outcomes if o.check == "unique_event_ids")
+    assert (
+        unique.message
+        == f"partition {bad}: column 'event_id' has 1 duplicated id(s), e.g. '{frame.loc[3, 'event_id']}'"
+    )
+    assert batched[good].outcomes == whole[good].outcomes
+    assert batched[good].stored_rows == whole[good].stored_rows > 2 * 257
+    stored = [
+        DataLake(base_path=str(tmp_path / side)).partition_path(keys.raw_events(use_case), good)
+        for side in ("whole", "batched")
+    ]
+    assert Path(stored[0]).read_bytes() == Path(stored[1]).read_bytes()
