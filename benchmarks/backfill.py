@@ -80,8 +80,10 @@ class PureComputeRun:
     def store(self, key: Any, result: Any) -> bool:
         """What the gate does with a day: write it if every outcome passed, else note the failures."""
         self.failures.extend(o.message for o in result.outcomes if not o.passed)
-        if result.passed and result.frame is not None:
-            self.lake.write_partition(key, result.day, result.frame)
+        from ml_platform import steps
+
+        if result.passed and result.has_data:
+            steps.store_day(self.lake, key, result)
             return True
         return False
 

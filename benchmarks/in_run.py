@@ -92,8 +92,8 @@ def bare_seconds(stage: str, spec: Any, days: list[str], data_dir: Path, lake_pa
         results = steps.build_features(lake, keys.raw_events(spec), spec, days, steps.DEFAULT_CHUNK_DAYS)
         key = keys.features(spec)
     for result in results:
-        if result.passed and result.frame is not None:
-            lake.write_partition(key, result.day, result.frame)
+        if result.passed and result.has_data:
+            steps.store_day(lake, key, result)
     return time.perf_counter() - started
 
 

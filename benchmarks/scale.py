@@ -95,8 +95,7 @@ def run_stage(stage: str, work: Path, lake_dir: Path, days: list[str]) -> dict[s
         for result in results:
             failed += [f"{name} {result.day} {o.name}" for o in result.outcomes if not o.passed]
             if result.passed:
-                lake.write_partition(key, result.day, result.frame)
-                rows += len(result.frame)
+                rows += steps.store_day(lake, key, result)
         del result, results  # as a run's step ends: its last day is not held through the next stage
     return {"seconds": time.perf_counter() - started, "rows": rows, "failed_gates": failed[:10]}
 
@@ -157,7 +156,7 @@ def fit_model(work: Path) -> None:
     land(small / spec.source.directory, days, 20_000, SEED + 1)
     lake = DataLake(base_path=str(small / "lake"))
     for result in steps.ingest(EventSource(data_dir=str(small)), spec, days):
-        lake.write_partition(keys.raw_events(spec), result.day, result.frame)
+        steps.store_day(lake, keys.raw_events(spec), result)
     frame = pd.concat(result.frame for result in steps.build_features(lake, keys.raw_events(spec), spec, days[-7:], 31))
     trainer = build_trainer(spec.model.type, spec.model.params)
     trainer.fit(frame[spec.feature_names], (frame["logins_7d"] == 0).astype(int), frame["day"])

@@ -54,7 +54,7 @@ def ours_raw(work: Path, days: list[str]) -> dict[str, Any]:
     from ml_platform.assets import keys
     from ml_platform.io.parquet_lake import DataLake
     from ml_platform.resources.sources import EventSource
-    from ml_platform.steps import ingest
+    from ml_platform.steps import ingest, store_day
 
     spec, lake = churn(), DataLake(base_path=str(work / "ours"))
     source = EventSource(data_dir=str(work / "data"))
@@ -62,21 +62,21 @@ def ours_raw(work: Path, days: list[str]) -> dict[str, Any]:
     for result in ingest(source, spec, days):
         failed += [f"{result.day} {o.name}" for o in result.outcomes if not o.passed]
         if result.passed:
-            lake.write_partition(keys.raw_events(spec), result.day, result.frame)
+            store_day(lake, keys.raw_events(spec), result)
     return {"seconds": time.perf_counter() - started, "failed_gates": failed}
 
 
 def ours_features(work: Path, days: list[str], name: str) -> dict[str, Any]:
     from ml_platform.assets import keys
     from ml_platform.io.parquet_lake import DataLake
-    from ml_platform.steps import build_features
+    from ml_platform.steps import build_features, store_day
 
     spec, lake = churn(), DataLake(base_path=str(work / "ours"))
     started, failed = time.perf_counter(), []
     for result in build_features(lake, keys.raw_events(spec), spec, days):
         failed += [f"{result.day} {o.name}" for o in result.outcomes if not o.passed]
         if result.passed:
-            lake.write_partition(keys.features(spec).with_prefix(name), result.day, result.frame)
+            store_day(lake, keys.features(spec).with_prefix(name), result)
     return {"seconds": time.perf_counter() - started, "failed_gates": failed}
 
 
@@ -84,7 +84,7 @@ def ours_predictions(work: Path, days: list[str]) -> dict[str, Any]:
     from ml_platform.assets import keys
     from ml_platform.io.parquet_lake import DataLake
     from ml_platform.resources.mlflow_resource import MlflowResource
-    from ml_platform.steps import score
+    from ml_platform.steps import score, store_day
 
     spec, lake = churn(), DataLake(base_path=str(work / "ours"))
     started = time.perf_counter()
@@ -94,7 +94,7 @@ def ours_predictions(work: Path, days: list[str]) -> dict[str, Any]:
     for result in score(model, "1", lake, keys.features(spec).with_prefix("range"), spec, days):
         failed += [f"{result.day} {o.name}" for o in result.outcomes if not o.passed]
         if result.passed:
-            lake.write_partition(keys.predictions(spec), result.day, result.frame)
+            store_day(lake, keys.predictions(spec), result)
     return {"seconds": time.perf_counter() - loaded, "model_load_seconds": loaded - started, "failed_gates": failed}
 
 
