@@ -27,7 +27,9 @@ from ml_platform.dagster_internals import CHECKED_AGAINST, SYMBOLS
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INTERNALS = "ml_platform/dagster_internals.py"
 # Not scanned: the one module, and this file, whose strings spell the forms it looks for.
-EXEMPT = {INTERNALS, Path(__file__).relative_to(REPO_ROOT).as_posix()}
+# support/backfill_daemon.py sets a constant of dagster._daemon.controller, a module and not a name that SYMBOLS can
+# hand out; it checks the constant exists and fails naming itself after an upgrade that removed it (tests only).
+EXEMPT = {INTERNALS, Path(__file__).relative_to(REPO_ROOT).as_posix(), "ml_platform_tests/support/backfill_daemon.py"}
 SCANNED = ("ml_platform", "demo", "benchmarks", "ml_platform_tests")
 # A string that is a private module path (import_module, a dagster.yaml `module:`) or imports one (a script).
 PRIVATE_MODULE_TEXT = re.compile(r"^\s*dagster\._[\w.]*\s*$|\b(?:from|import)\s+dagster\._\w")
