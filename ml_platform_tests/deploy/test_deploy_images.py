@@ -233,6 +233,8 @@ def test_make_install_installs_the_hashed_locks_then_the_project_without_depende
     ).stdout
     for folder in set(re.findall(r"find-links='([^']*)'", configured)):
         assert f"--find-links {folder} --require-hashes" in dry_run, dry_run
+    # and compiles the .pyc files as pip does: with PYTHONDONTWRITEBYTECODE set, nothing else would
+    assert dry_run.count("--compile-bytecode") == 2, dry_run
     assert "$(VENV)/.installed: pyproject.toml deploy/requirements-pip.lock $(LOCKS)" in makefile
     assert "lock: install\n\t$(BIN)/python deploy/refresh_lock.py" in makefile
 
