@@ -67,6 +67,7 @@ class DataLake(dg.ConfigurableResource[Any]):
             nonlocal rows
             writer: pq.ParquetWriter | None = None
             pending: list[pa.Table] = []
+            pending_rows = 0
             for number, frame in enumerate(batches):
                 table = plain_strings(pa.Table.from_pandas(frame, preserve_index=False))
                 if writer is None:
@@ -75,8 +76,10 @@ class DataLake(dg.ConfigurableResource[Any]):
                     table = _as_schema(table, writer.schema, f"{path}: batch {number} of partition {partition}")
                 pending.append(table)
                 rows += len(table)
-                if sum(len(t) for t in pending) >= ROW_GROUP_ROWS:
+                pending_rows += len(table)
+                if pending_rows >= ROW_GROUP_ROWS:
                     pending = _write_full_row_groups(writer, pa.concat_tables(pending))
+                    pending_rows %= ROW_GROUP_ROWS  # what _write_full_row_groups left
             if writer is None:
                 raise ValueError(f"{path}: no batch to write for partition {partition} (expected at least one frame)")
             if pending or rows == 0:  # the last, partial row group (an empty day: its schema alone, as write_table)
