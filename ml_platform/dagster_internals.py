@@ -138,8 +138,8 @@ SYMBOLS: dict[str, Private] = {
     "DagsterKubernetesClient": Private(
         "dagster_k8s.client", "the client K8sRunLauncher builds, replaced in the tests by one over recorded APIs"
     ),
-    "define_out_of_process_context": Private(
-        "dagster_graphql.test.utils", "a GraphQL context over a code location loaded as the webserver loads it"
+    "define_out_of_process_workspace": Private(
+        "dagster_graphql.test.utils", "a code location loaded in a code server as the webserver loads it"
     ),
     "execute_dagster_graphql": Private(
         "dagster_graphql.test.utils", "runs a query against that context as the UI's requests do"
@@ -192,6 +192,6 @@ if TYPE_CHECKING:  # the same names for type checkers, which do not run __getatt
     from dagster._grpc.types import ExecuteRunArgs, ResumeRunArgs
     from dagster._serdes import ConfigurableClass, ConfigurableClassData
     from dagster_graphql.client.client_queries import CLIENT_SUBMIT_PIPELINE_RUN_MUTATION
-    from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
+    from dagster_graphql.test.utils import define_out_of_process_workspace, execute_dagster_graphql
     from dagster_k8s.client import DagsterKubernetesClient
     from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config

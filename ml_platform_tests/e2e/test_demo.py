@@ -52,7 +52,8 @@ def test_the_demo_shows_every_day_passed_in_the_check_partition_views(tmp_path: 
         patch.setenv("ML_PLATFORM_DATA_DIR", str(data))
         instance = dg.DagsterInstance.from_config(str(home))
         try:
-            statuses = CheckView(instance).statuses()
+            with CheckView(instance) as view:
+                statuses = view.statuses()
         finally:
             instance.dispose()
     gated = {key: view for key, view in statuses.items() if key[0] in ("raw_events", "features")}

@@ -49,15 +49,21 @@ def instance(
         instance.dispose()
 
 
+@pytest.fixture
+def view(instance: dg.DagsterInstance) -> Iterator[CheckView]:
+    with CheckView(instance) as view:
+        yield view
+
+
 def test_check_partitions_show_passed_failed_and_fixed_days(
-    data_dir: Path, churn_spec: UseCaseSpec, instance: dg.DagsterInstance
+    data_dir: Path, churn_spec: UseCaseSpec, instance: dg.DagsterInstance, view: CheckView
 ) -> None:
     spec, days = churn_spec, day_keys(START, 12)
     write_landing_files(landing_dir(data_dir), START, 12, 200, seed=5)
     missing = landing_dir(data_dir) / f"{days[5]}.parquet"
     kept = missing.read_bytes()
     missing.unlink()
-    defs, view = build_definitions([spec]), CheckView(instance)
+    defs = build_definitions([spec])
     raw, features = raw_checks(spec), FEATURE_CHECKS
 
     def run(stage_days: list[str]) -> bool:

@@ -76,26 +76,29 @@ def test_one_bad_day_among_60_fails_only_itself_and_the_days_that_depend_on_it(
     instance = dg.DagsterInstance.from_config(str(home))
     try:
         [run] = instance.get_runs()  # one run did all of it
-        view = CheckView(instance)
-        partitions = view.asset_partitions()
-        assert partitions["raw_events"] == {**dict.fromkeys(DAYS, "MATERIALIZED"), BAD_DAY: "FAILED"}
-        for asset in ("features", "predictions"):
-            assert partitions[asset] == {**dict.fromkeys(DAYS, "MATERIALIZED"), **dict.fromkeys(blocked, "FAILED")}, (
-                asset
-            )
-            assert view.partition_stats[asset] == {"numMaterialized": good, "numFailed": len(blocked)}
-        checks = view.statuses()
-        assert checks[("raw_events", "null_fraction")] == {**dict.fromkeys(DAYS, "SUCCEEDED"), BAD_DAY: "FAILED"}
-        assert checks[("features", "inputs_complete")] == {
-            **dict.fromkeys(DAYS, "SUCCEEDED"),
-            **dict.fromkeys(blocked, "FAILED"),
-        }
-        assert checks[("predictions", "scores_valid")] == {
-            **dict.fromkeys(DAYS, "SUCCEEDED"),
-            **dict.fromkeys(blocked, "FAILED"),
-        }
-        reason = view.partition_panel(keys.predictions(spec), "scores_valid", blocked[3])["evaluation"]["description"]
-        assert f"not scored: churn/features {blocked[3]} failed in this run (inputs_complete)" in reason
+        with CheckView(instance) as view:
+            partitions = view.asset_partitions()
+            assert partitions["raw_events"] == {**dict.fromkeys(DAYS, "MATERIALIZED"), BAD_DAY: "FAILED"}
+            for asset in ("features", "predictions"):
+                assert partitions[asset] == {
+                    **dict.fromkeys(DAYS, "MATERIALIZED"),
+                    **dict.fromkeys(blocked, "FAILED"),
+                }, asset
+                assert view.partition_stats[asset] == {"numMaterialized": good, "numFailed": len(blocked)}
+            checks = view.statuses()
+            assert checks[("raw_events", "null_fraction")] == {**dict.fromkeys(DAYS, "SUCCEEDED"), BAD_DAY: "FAILED"}
+            assert checks[("features", "inputs_complete")] == {
+                **dict.fromkeys(DAYS, "SUCCEEDED"),
+                **dict.fromkeys(blocked, "FAILED"),
+            }
+            assert checks[("predictions", "scores_valid")] == {
+                **dict.fromkeys(DAYS, "SUCCEEDED"),
+                **dict.fromkeys(blocked, "FAILED"),
+            }
+            reason = view.partition_panel(keys.predictions(spec), "scores_valid", blocked[3])["evaluation"][
+                "description"
+            ]
+            assert f"not scored: churn/features {blocked[3]} failed in this run (inputs_complete)" in reason
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
     finally:
         instance.dispose()

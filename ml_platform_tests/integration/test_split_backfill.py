@@ -67,7 +67,8 @@ def _backfill(
         for index in order:
             result = materialize_stages(defs, spec, STAGES, instance, ranges[index])
             assert result.success == (damage is None or not set(feature_input_days(spec, ranges[index])) & {damage})
-        return CheckView(instance).statuses()
+        with CheckView(instance) as view:
+            return view.statuses()
 
 
 def _split(spec: UseCaseSpec) -> UseCaseSpec:
@@ -114,8 +115,11 @@ def test_a_bad_raw_day_fails_the_same_feature_days_whichever_run_reads_it_first(
         **dict.fromkeys(days[2:], "FAILED"),
     }
     _assert_same_files(tmp_path, days)
-    with dg.DagsterInstance.from_config(str(tmp_path / "split_dagster_home")) as instance:
-        reason = CheckView(instance).partition_panel(keys.features(churn_spec), "inputs_complete", days[-1])
+    with (
+        dg.DagsterInstance.from_config(str(tmp_path / "split_dagster_home")) as instance,
+        CheckView(instance) as view,
+    ):
+        reason = view.partition_panel(keys.features(churn_spec), "inputs_complete", days[-1])
     description = reason["evaluation"]["description"]
     assert f"churn/raw_events {bad} is not in the lake and the source's copy is unusable (landed: " in description
 

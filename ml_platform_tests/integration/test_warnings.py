@@ -104,15 +104,19 @@ def test_a_warned_day_is_written_and_counted_as_a_warning(
     assert pd.read_parquet(data_dir / "lake" / "churn" / "raw_events" / f"{NULL_DAY}.parquet")["plan"].isna().any()
 
     # the UI: Failed in the check's Partitions tab, with severity WARN on the partition's evaluation
-    view = CheckView(instance)
-    statuses = view.statuses()
-    assert statuses[("raw_events", "null_fraction")] == {**dict.fromkeys(DAYS, "SUCCEEDED"), NULL_DAY: "FAILED"}
-    assert statuses[("raw_events", "value_ranges")] == {**dict.fromkeys(DAYS, "SUCCEEDED"), NEW_PLAN_DAY: "FAILED"}
-    assert statuses[("features", "inputs_complete")] == dict.fromkeys(DAYS, "SUCCEEDED")
-    variables = {"assetKey": {"path": keys.raw_events(spec).path}, "checkName": "null_fraction", "partition": NULL_DAY}
-    [execution] = view._query(EVALUATION, variables)["assetCheckExecutions"]
-    assert execution["status"] == "FAILED" and execution["evaluation"]["severity"] == "WARN"
-    assert execution["evaluation"]["description"].startswith(f"partition {NULL_DAY}: column 'plan' is 33.")
+    with CheckView(instance) as view:
+        statuses = view.statuses()
+        assert statuses[("raw_events", "null_fraction")] == {**dict.fromkeys(DAYS, "SUCCEEDED"), NULL_DAY: "FAILED"}
+        assert statuses[("raw_events", "value_ranges")] == {**dict.fromkeys(DAYS, "SUCCEEDED"), NEW_PLAN_DAY: "FAILED"}
+        assert statuses[("features", "inputs_complete")] == dict.fromkeys(DAYS, "SUCCEEDED")
+        variables = {
+            "assetKey": {"path": keys.raw_events(spec).path},
+            "checkName": "null_fraction",
+            "partition": NULL_DAY,
+        }
+        [execution] = view._query(EVALUATION, variables)["assetCheckExecutions"]
+        assert execution["status"] == "FAILED" and execution["evaluation"]["severity"] == "WARN"
+        assert execution["evaluation"]["description"].startswith(f"partition {NULL_DAY}: column 'plan' is 33.")
 
     # `ml-platform summary` (and the demo's, with the run's check counts): warnings apart from failures
     text = summary(spec.name, instance, run.checks)

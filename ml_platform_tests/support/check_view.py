@@ -2,18 +2,21 @@
 
 The check *Partitions* tab reads `partitionStatuses`, the asset node's check summary reads
 `executionForLatestMaterialization`, a partition's panel reads `assetCheckExecutions(partition: ...)`;
-none of these is among the queries `DagsterGraphQLClient` ships.
+none of these is among the queries `DagsterGraphQLClient` ships. A view loads the code location in one code
+server, on its first query, and stops it when its `with` block ends; each query reads the instance as it is then.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import dagster as dg
 
-from ml_platform.dagster_internals import define_out_of_process_context, execute_dagster_graphql
+from ml_platform.dagster_internals import define_out_of_process_workspace, execute_dagster_graphql
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,12 +57,24 @@ class CheckView:
 
     def __init__(self, instance: dg.DagsterInstance) -> None:
         self.instance = instance
+        self._stack = contextlib.ExitStack()
+        self._workspace: Any = None  # the code server's workspace, from the first query on
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self._stack.close()
+        self._workspace = None
 
     def _query(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        with define_out_of_process_context(
-            str(REPO_ROOT / "ml_platform" / "definitions.py"), "defs", self.instance
-        ) as context:
-            result = execute_dagster_graphql(context, query, variables)
+        if self._workspace is None:
+            self._workspace = self._stack.enter_context(
+                define_out_of_process_workspace(
+                    str(REPO_ROOT / "ml_platform" / "definitions.py"), "defs", self.instance
+                )
+            )
+        result = execute_dagster_graphql(self._workspace.create_request_context(), query, variables)
         assert not result.errors, result.errors
         return result.data
 
