@@ -30,8 +30,13 @@ pytest.register_assert_rewrite("dagster_tests.storage_tests.utils.event_log_stor
 import dagster as dg  # noqa: E402
 from dagster_tests.storage_tests.utils.event_log_storage import TestEventLogStorage  # noqa: E402
 
+from ml_platform_tests.support.migrations import read_migrations_once  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 STORAGE = os.environ["ML_PLATFORM_SUITE_STORAGE"]
+
+
+read_migrations_once()  # before Dagster's fixtures create their instances
 
 
 def shipped_storage(instance_yaml: str, section: str) -> dict[str, Any]:
