@@ -101,7 +101,6 @@ def test_the_asset_partitions_page_renders_its_count_and_health(
 
     assert CHROMIUM, "Debian's chromium is needed for the browser tests: `make browser` installs it"
     shot = tmp_path_factory.mktemp("screenshots") / "history_raw_events_partitions.png"
-    graphql(ui, "mutation SetNuxSeen { setNuxSeen }")  # Dagster's first-visit dialog, as its Skip button marks it
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1600, "height": 1000})

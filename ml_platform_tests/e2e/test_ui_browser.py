@@ -19,7 +19,6 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
-from urllib.parse import urlsplit
 
 import dagster as dg
 import pandas as pd
@@ -34,7 +33,6 @@ from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.runner import DAILY_STAGES, TRAINING_STAGES, materialize_stages
 from ml_platform.settings import Settings
 from ml_platform_tests.support.fixtures import START, day_keys
-from ml_platform_tests.support.graphql import graphql
 from ml_platform_tests.support.polling import poll_until
 from ml_platform_tests.support.servers import (
     REPO_ROOT,
@@ -144,11 +142,7 @@ def browser() -> Iterator[object]:
 
 
 def open_page(browser: object, url: str) -> object:
-    """A new page at `url`. Dagster's first-visit dialog (a newsletter sign-up, shown on localhost until seen) is
-    marked seen first, through the mutation its Skip button sends: a page never waits for a dialog that may or
-    may not open a moment after it loads."""
-    parts = urlsplit(url)
-    graphql(f"{parts.scheme}://{parts.netloc}", "mutation SetNuxSeen { setNuxSeen }")
+    """A new page at `url` (no first-visit dialog: `dagster_servers` marked it seen)."""
     page = browser.new_page(viewport={"width": 1600, "height": 1000})  # type: ignore[attr-defined]
     page.goto(url, wait_until="networkidle", timeout=60_000)
     return page

@@ -3,7 +3,7 @@
 The check *Partitions* tab reads `partitionStatuses`, the asset node's check summary reads
 `executionForLatestMaterialization`, a partition's panel reads `assetCheckExecutions(partition: ...)`;
 none of these is among the queries `DagsterGraphQLClient` ships. A view loads the code location in one code
-server, on its first query, and stops it when its `with` block ends; each query reads the instance as it is then.
+server when its `with` block starts and stops it when the block ends; each query reads the instance as it is then.
 """
 
 from __future__ import annotations
@@ -58,22 +58,17 @@ class CheckView:
     def __init__(self, instance: dg.DagsterInstance) -> None:
         self.instance = instance
         self._stack = contextlib.ExitStack()
-        self._workspace: Any = None  # the code server's workspace, from the first query on
 
     def __enter__(self) -> Self:
+        self._workspace = self._stack.enter_context(
+            define_out_of_process_workspace(str(REPO_ROOT / "ml_platform" / "definitions.py"), "defs", self.instance)
+        )
         return self
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self._stack.close()
-        self._workspace = None
 
     def _query(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        if self._workspace is None:
-            self._workspace = self._stack.enter_context(
-                define_out_of_process_workspace(
-                    str(REPO_ROOT / "ml_platform" / "definitions.py"), "defs", self.instance
-                )
-            )
         result = execute_dagster_graphql(self._workspace.create_request_context(), query, variables)
         assert not result.errors, result.errors
         return result.data

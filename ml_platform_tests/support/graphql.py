@@ -315,6 +315,13 @@ def wait_for_backfill(
     )
 
 
+def mark_first_visit_seen(url: str) -> None:
+    """Mark Dagster's first-visit dialog (a newsletter sign-up the UI opens on localhost until the instance has seen
+    it, a moment after a page loads) seen, through the mutation its Skip button sends: browser pages then never
+    wait for, or click around, a dialog that may or may not open."""
+    graphql(url, "mutation SetNuxSeen { setNuxSeen }")
+
+
 def wait_for_code_location(
     url: str, timeout: float = 120.0, alive: Callable[[], None] | None = None
 ) -> list[dict[str, Any]]:

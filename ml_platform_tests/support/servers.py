@@ -276,7 +276,8 @@ def dagster_servers(
     `dagster_home` must already hold a dagster.yaml (see `prepare_dagster_home`); `env` is added
     to a scrubbed copy of this process's environment (see `server_env`). Yields once the webserver
     answers /server_info and the code location is LOADED (and, with `wait_for_daemon`, once every
-    required daemon has a healthy heartbeat). `daemon=False` starts the webserver alone: backfills
+    required daemon has a healthy heartbeat), with the UI's first-visit dialog marked seen
+    (`gql.mark_first_visit_seen`). `daemon=False` starts the webserver alone: backfills
     launched then stay REQUESTED, which is enough to inspect what a launch targets. `backfill_loop_s`: see
     `daemon_command`.
     """
@@ -328,6 +329,7 @@ def dagster_servers(
         )
         deadline = time.monotonic() + startup_timeout
         wait_for_code_location(url, timeout=max(1.0, deadline - time.monotonic()), alive=servers.assert_alive)
+        gql.mark_first_visit_seen(url)
         if daemon and wait_for_daemon:
             wait_for_daemons(url, timeout=max(1.0, deadline - time.monotonic()), alive=servers.assert_alive)
         servers.assert_alive()
