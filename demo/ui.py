@@ -23,6 +23,10 @@ from ml_platform.resources.sources.files import DAY_FILE, landing_dir
 from ml_platform.settings import AUTOMATION_ENV, PARTITIONS_START_ENV, Settings
 
 BIN = Path(sys.executable).parent
+# MLflow 3's server also starts a job runner for its GenAI features (scorers, trace rollups): eight more
+# processes, ~1.7 GB and ~30 CPU-s more at start on 2 cores. The platform tracks and registers models only;
+# the Helm chart's MLflow container sets the same.
+MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 def first_landed_day(settings: Settings) -> str | None:
@@ -99,7 +103,7 @@ def serve(host: str, port: int) -> int:
     servers: list[subprocess.Popen] = []
     try:
         if mlflow_command:
-            servers.append(_start(mlflow_command, env))
+            servers.append(_start(mlflow_command, {**env, **MLFLOW_SERVER_ENV}))
         servers.append(_start([str(BIN / "dg"), "dev", "-h", host, "-p", str(port)], env))
         print(f"Dagster UI on http://{host}:{port}", flush=True)
         print(

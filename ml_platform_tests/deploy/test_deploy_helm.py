@@ -26,6 +26,7 @@ import sqlalchemy as sa
 import yaml
 from dagster_postgres import PostgresRunStorage, PostgresScheduleStorage
 
+from demo.ui import MLFLOW_SERVER_ENV
 from ml_platform.k8s.placement import GPU_POOL
 from ml_platform.settings import Settings, stage_threads
 from ml_platform.storage.postgres import PooledPostgresEventLogStorage
@@ -163,6 +164,7 @@ def test_mlflow_uses_postgres_and_proxied_artifacts_without_a_password_in_the_ma
     )
     assert not [arg for arg in [*server["command"], *args] if "store-uri" in arg or "PASSWORD" in arg]
     assert "--serve-artifacts" in args
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"]["value"] == MLFLOW_SERVER_ENV["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"]
     assert f"--artifacts-destination={values['mlflow']['artifacts']['s3']['destination']}" in args
     allowed = next(arg for arg in args if arg.startswith("--allowed-hosts=")).split("=", 1)[1].split(",")
     assert f"ml-platform-mlflow.{NAMESPACE}.svc.cluster.local:5000" in allowed and "ml-platform-mlflow:5000" in allowed

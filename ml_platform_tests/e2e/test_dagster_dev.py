@@ -158,6 +158,8 @@ def test_make_ui_serves_dg_dev_and_the_mlflow_ui_and_ctrl_c_stops_both(clone: Pa
         poll_until(lambda: _answers(f"http://127.0.0.1:{mlflow_port}/health"), "the MLflow UI", timeout=120)
         servers = [child.pid for child in psutil.Process(process.pid).children()]  # each leads its own group
         assert len(servers) == 2, servers
+        members = [proc for proc in psutil.process_iter(["cmdline"]) if _group_of(proc.pid) in servers]
+        assert not [proc for proc in members if "huey" in " ".join(proc.info["cmdline"] or [])], "MLflow's job runner"
         os.kill(process.pid, signal.SIGINT)
         assert process.wait(timeout=90) == 0, log.read_text()[-3000:]
         poll_until(  # a killed group's last members may take a moment to be reaped

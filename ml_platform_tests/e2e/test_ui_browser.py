@@ -28,7 +28,7 @@ import requests
 from demo.generators.churn import write_landing_files
 from demo.generators.news import generate_news_events
 from demo.landing import land_days
-from demo.ui import mlflow_ui_command
+from demo.ui import MLFLOW_SERVER_ENV, mlflow_ui_command
 from ml_platform.definitions import build_definitions, load_specs
 from ml_platform.runner import DAILY_STAGES, TRAINING_STAGES, materialize_stages
 from ml_platform.settings import Settings
@@ -85,7 +85,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServers]:
     env = server_env(home, {"ML_PLATFORM_DATA_DIR": str(data), "MLFLOW_UI_URL": mlflow_url})
     command = mlflow_ui_command(Settings.from_env(env))
     assert command, "the platform's local store: `make ui` serves its MLflow UI"
-    mlflow = spawn(command, env, root / "mlflow_ui.log", root)
+    mlflow = spawn(command, {**env, **MLFLOW_SERVER_ENV}, root / "mlflow_ui.log", root)
     try:
         poll_until(
             lambda: _answers(f"{mlflow_url}/health"),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import requests
 
+from demo.ui import MLFLOW_SERVER_ENV
 from ml_platform_tests.support.polling import poll_until
 from ml_platform_tests.support.servers import BIN, _tail, free_port, kill_process_group, spawn
 
@@ -19,7 +20,8 @@ from ml_platform_tests.support.servers import BIN, _tail, free_port, kill_proces
 @contextlib.contextmanager
 def mlflow_server(store: Path, log_dir: Path, auth_config: Path | None = None) -> Iterator[str]:
     """`mlflow server` on a free loopback port over the SQLite store `store` (the platform's local store);
-    with `auth_config`, MLflow's basic-auth app with that ini file (what the Helm chart runs)."""
+    with `auth_config`, MLflow's basic-auth app with that ini file (what the Helm chart runs). Without MLflow's
+    job runner, as `make ui` and the chart run it."""
     port = free_port()
     auth = ["--app-name", "basic-auth"] if auth_config else []
     process = spawn(
@@ -38,6 +40,7 @@ def mlflow_server(store: Path, log_dir: Path, auth_config: Path | None = None) -
         ],
         env={
             "PATH": str(BIN) + ":/usr/bin:/bin",
+            **MLFLOW_SERVER_ENV,
             **(
                 {
                     "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
