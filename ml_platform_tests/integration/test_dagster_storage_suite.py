@@ -82,8 +82,10 @@ def fetch_sdist() -> Path:
                     "download",
                     "-q",
                     "--no-deps",
+                    # the sdist of dagster alone: `:all:` also built pip's build tools from source to read
+                    # its metadata (193 s on a cold pip cache, 7.7 s this way; the same file, same sha256)
                     "--no-binary",
-                    ":all:",
+                    "dagster",
                     "-d",
                     download,
                     f"dagster=={SUITE_VERSION}",
