@@ -4,7 +4,10 @@ the platform would (`mlflow models serve`, another team's batch job).
 Installed with uv (locked in the platform's venv, as `make install` uses it), which resolves the requirements
 as pip does but several times faster: the news model's venv (torch, transformers) took ~80 s with pip on
 2 busy cores. uv reads no pip configuration, so it is handed the find-links folders pip is configured with
-(this machine keeps torch's CPU wheel in one, which `torch==2.13.0` then resolves to, as with pip).
+(this machine keeps torch's CPU wheel in one, which `torch==2.13.0` then resolves to, as with pip). Not
+`--compile-bytecode`: that compiles every module of torch and transformers (the text venv: 70 CPU-s, on every
+fresh machine such as CI's), while a model needs a fraction of them; its first import compiles and caches those
+(~19 s once for the text venv), as `clean_env` lets Python write bytecode there.
 
 One venv per distinct requirements set, kept across test sessions under ~/.cache/ml_platform/model-venvs
 (outside the repo; ML_PLATFORM_MODEL_VENVS moves it), keyed by the hash of the requirements and the
@@ -48,7 +51,7 @@ def model_venv(requirements: Path) -> Path:
             subprocess.run([UV, "venv", "-q", "--python", sys.executable, str(venv)], check=True)  # the .venv's Python
             (venv / "requirements.txt").write_text("\n".join(lines) + "\n")
             install = subprocess.run(
-                [UV, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), "--compile-bytecode"]
+                [UV, "pip", "install", "-q", "--python", str(venv / "bin" / "python")]
                 + [option for folder in pip_find_links() for option in ("--find-links", folder)]
                 + ["-r", str(venv / "requirements.txt")],
                 capture_output=True,
@@ -73,11 +76,13 @@ def pip_find_links() -> list[str]:
 
 
 def clean_env(venv: Path, **extra: str) -> dict[str, str]:
-    """The environment for commands in `venv`: its bin first on PATH, nothing pointing back at the platform."""
+    """The environment for commands in `venv`: its bin first on PATH, nothing pointing back at the platform, and
+    Python free to cache the bytecode of what it imports there."""
     env = {
         key: value
         for key, value in os.environ.items()  # MLflow exports its URIs to os.environ when set in-process
-        if key not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME") and not key.startswith(("ML_PLATFORM_", "MLFLOW_"))
+        if key not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "PYTHONDONTWRITEBYTECODE")
+        and not key.startswith(("ML_PLATFORM_", "MLFLOW_"))
     }
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(venv)

@@ -2,7 +2,11 @@
 use the same expensive session platform run on one worker together, so that it is built once instead of once
 per worker (registered as a plugin by ml_platform_tests/conftest.py).
 
-A group is one work unit, sent in the collection order of its first file (`--no-loadscope-reorder`).
+A group is one work unit, sent in the collection order of its first file (`--no-loadscope-reorder`), except
+that SENT_FIRST's files are collected first: Dagster's storage suite is two pytest sessions of its own that keep
+both cores busy while its worker only waits, so it runs from the start beside the other worker's files (the
+deploy files, then the e2e files that mostly wait on servers) instead of beside CPU-bound integration files,
+and is not what a worker ends the session on.
 """
 
 from __future__ import annotations
@@ -20,6 +24,14 @@ SHARED_PLATFORM_GROUPS = {
     "ml_platform_tests/integration/test_serving_batching.py": _USE_CASE_PLATFORMS,
     "ml_platform_tests/integration/test_use_cases.py": _USE_CASE_PLATFORMS,
 }
+
+
+SENT_FIRST = ("ml_platform_tests/integration/test_dagster_storage_suite.py",)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in SENT_FIRST)  # stable: the rest keep their order
 
 
 class SharedPlatformScheduling(LoadFileScheduling):
