@@ -96,6 +96,10 @@ SYMBOLS: dict[str, Private] = {
     "SqlEventLogStorageTable": Private(
         "dagster._core.storage.event_log", "the event_logs table, whose id the Postgres insert returns"
     ),
+    "ConcurrencyLimitsTable": Private(
+        "dagster._core.storage.event_log.schema",
+        "the pools' limit rows, upserted by the Postgres event log (dagster-io/dagster#33552)",
+    ),
     "create_pg_engine": Private(
         "dagster_postgres.utils", "builds the Postgres engine as dagster-postgres does (token provider included)"
     ),
@@ -187,6 +191,7 @@ if TYPE_CHECKING:  # the same names for type checkers, which do not run __getatt
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
     from dagster._core.storage.event_log import SqlEventLogStorageTable, SqliteEventLogStorage
     from dagster._core.storage.event_log.polling_event_watcher import SqlPollingEventWatcher
+    from dagster._core.storage.event_log.schema import ConcurrencyLimitsTable
     from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
     from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
     from dagster._grpc.types import ExecuteRunArgs, ResumeRunArgs

@@ -15,10 +15,12 @@ from typing import Any
 import sqlalchemy as db
 from dagster import DagsterEventType, EventLogEntry
 from dagster_postgres import PostgresEventLogStorage
+from sqlalchemy.dialects.postgresql import insert as upsert
 
 from ml_platform.dagster_internals import (
     ASSET_CHECK_EVENTS,
     ASSET_EVENTS,
+    ConcurrencyLimitsTable,
     ConfigurableClassData,
     SqlEventLogStorageTable,
     create_pg_engine,
@@ -152,6 +154,32 @@ class PooledPostgresEventLogStorage(RemembersTables, PostgresEventLogStorage):
                 event_ids = conn.execute(insert).scalars().all()  # in the rows' order, as Dagster's batch relies on
                 for event, event_id in zip(chunk, event_ids, strict=True):
                     self.store_asset_check_event(event, int(event_id))
+
+    def initialize_concurrency_limit_to_default(self, concurrency_key: str) -> bool:
+        """Give a pool the instance's default limit (`concurrency.pools.default_limit`) and that many slots, as
+        Dagster does when a step first claims it or the configured default changed, but with an upsert.
+
+        Dagster inserts the limit row and, when one exists (another run's step got there first, or the default
+        changed), updates it in the same transaction, which Postgres has aborted at the failed insert: the step
+        fails with InFailedSqlTransaction (dagster-io/dagster#33552, open at CHECKED_AGAINST). Under the write
+        lock, two processes never both count the pool's slots as missing and allocate one each."""
+        default_limit = self._instance.global_op_concurrency_default_limit if self.has_instance else None
+        if default_limit is None or not self.has_concurrency_limits_table or not self.has_default_pool_limit_col:
+            return super().initialize_concurrency_limit_to_default(concurrency_key)  # no default: it removes the row
+        self._reconcile_concurrency_limits_from_slots()
+        limit_row = upsert(ConcurrencyLimitsTable).values(
+            concurrency_key=concurrency_key, limit=default_limit, using_default_limit=True
+        )
+        with self._transaction(), self.index_transaction() as conn:
+            conn.execute(
+                limit_row.on_conflict_do_update(
+                    index_elements=[ConcurrencyLimitsTable.c.concurrency_key],
+                    set_={"limit": default_limit},
+                    where=ConcurrencyLimitsTable.c.limit != default_limit,
+                )
+            )
+            self._allocate_concurrency_slots(conn, concurrency_key, default_limit)
+        return True
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:

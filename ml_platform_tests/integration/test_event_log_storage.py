@@ -771,3 +771,42 @@ def test_on_postgres_the_webservers_engine_replaces_the_kept_one_and_dispose_clo
 
     instance.dispose()
     assert server_connections(url) == 0
+
+
+def test_on_postgres_processes_claiming_a_new_pool_at_once_or_after_its_default_changed_get_its_default_limit(
+    tmp_path: Path,
+    postgres_database: Callable[[], sa.URL],
+    instance_in: Callable[[Path], dg.DagsterInstance],
+) -> None:
+    """A pool's first steps (two run workers starting together on a fresh deployment) each give it the default
+    limit at once, and a raised `concurrency.pools.default_limit` reaches an existing pool (Dagster's own Postgres
+    storage fails the later claim with InFailedSqlTransaction: dagster-io/dagster#33552). Every pool ends with
+    as many slots as its limit, never one per process."""
+    url = postgres_database()
+    storage = shipped_config() | postgres.postgres_instance_storage(url)
+    one = [instance_in(write_home(tmp_path / f"one_{i}", storage)) for i in range(2)]
+    pools = [f"pool_{i}" for i in range(8)]
+    errors: list[BaseException] = []
+    for pool in pools:
+        together = threading.Barrier(len(one))
+
+        def claim(instance: dg.DagsterInstance, pool: str = pool, together: threading.Barrier = together) -> None:
+            together.wait()
+            try:
+                instance.event_log_storage.initialize_concurrency_limit_to_default(pool)
+            except Exception as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=claim, args=(instance,)) for instance in one]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert not errors, errors
+    infos = [one[0].event_log_storage.get_concurrency_info(pool) for pool in pools]
+    assert {(info.slot_count, info.limit, info.using_default_limit) for info in infos} == {(1, 1, True)}
+
+    raised = instance_in(write_home(tmp_path / "two", storage | {"concurrency": {"pools": {"default_limit": 2}}}))
+    assert raised.event_log_storage.initialize_concurrency_limit_to_default(pools[0])
+    info = one[0].event_log_storage.get_concurrency_info(pools[0])
+    assert (info.slot_count, info.limit, info.using_default_limit) == (2, 2, True)
