@@ -57,7 +57,6 @@ def build_use_case(spec: UseCaseSpec, settings: Settings) -> dg.Definitions:
         selection=dg.AssetSelection.assets(
             keys.raw_events(spec), keys.features(spec), keys.predictions(spec), keys.drift(spec), *reports
         ),
-        partitions_def=partitions_def,
         description=f"{spec.name}: ingest and gate a day range, compute features, score with the champion, "
         "measure drift" + (", write the daily report." if reports else "."),
         tags={"ml_platform/use_case": spec.name, "ml_platform/kind": "daily", **NO_RETRY_ON_GATE_FAILURE},
@@ -73,7 +72,6 @@ def build_use_case(spec: UseCaseSpec, settings: Settings) -> dg.Definitions:
     rescore_job = dg.define_asset_job(
         f"{spec.name}_rescore",
         selection=dg.AssetSelection.assets(keys.predictions(spec), keys.drift(spec), *reports),
-        partitions_def=partitions_def,
         description=f"{spec.name}: recompute predictions and drift with the current champion.",
         tags={"ml_platform/use_case": spec.name, "ml_platform/kind": "rescore", **NO_RETRY_ON_GATE_FAILURE},
         executor_def=dg.in_process_executor,

@@ -152,7 +152,7 @@ def _predictions(spec: UseCaseSpec, partitions_def: dg.PartitionsDefinition) -> 
         alerted = {}
         if newest and newest.frame is not None and not gate.failures:  # the newest day only: no paging for history
             alerts: AlertResource = context.resources.alerts
-            alerted = alert_high_scores(alerts, spec, newest.day, newest.frame, alerts.run_url(context.run_id))
+            alerted = alert_high_scores(alerts, spec, newest.day, newest.frame, alerts.run_url(context.run.run_id))
             if "high_score_alert_error" in alerted:  # `send` never raises: an outage cannot undo good predictions
                 context.log.warning(f"{spec.name}: high-score alert for {newest.day} not delivered")
         yield from gate.conclude(model_version=str(champion.version), **alerted)

@@ -147,7 +147,7 @@ def _model(spec: UseCaseSpec, settings: Settings) -> dg.AssetsDefinition:
             challenger = train_challenger(spec, training_set, params, _current_champion(spec, mlflow))
         except NotEnoughHistory as error:  # e.g. too few training days for the tuning folds: retrying cannot help
             raise dg.Failure(f"{spec.name}: {error}", allow_retries=False) from None
-        registered = register_challenger(mlflow, challenger, training_set, context.run_id)
+        registered = register_challenger(mlflow, challenger, training_set, context.run.run_id)
         yield dg.Output(
             ModelSummary.of(challenger, registered), metadata=_model_metadata(spec, mlflow, challenger, registered)
         )
@@ -329,7 +329,7 @@ def _champion(spec: UseCaseSpec) -> dg.AssetsDefinition:
         # and the first scoring run after the promotion finds it in the local model cache (no registry load).
         mlflow.load_model(spec.name, model.version)
         change = change_champion(
-            mlflow, spec.name, model.version, "promoted", reason, actor=f"dagster run {context.run_id}"
+            mlflow, spec.name, model.version, "promoted", reason, actor=f"dagster run {context.run.run_id}"
         )
         alerts.send(
             "champion_promoted",
