@@ -571,7 +571,9 @@ def test_on_sqlite_a_range_runs_planned_materializations_are_stored_in_one_trans
 
     assert len(commits) == 2  # the run's shard and the index
     for key in assets:
-        records = instance.fetch_planned_materializations(key, limit=100).records
+        records = instance.event_log_storage.get_event_records(
+            dg.EventRecordsFilter(dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, asset_key=key), limit=100
+        )
         assert sorted(record.partition_key for record in records) == days.get_partition_keys()
         assert instance.event_log_storage.get_latest_planned_materialization_info(key).run_id == run.run_id
     assert check_statuses(instance) == {"1999-01-01": "SUCCEEDED"}
