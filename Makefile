@@ -74,8 +74,10 @@ ui: install dagster-home
 screenshots: install browser
 	$(BIN)/python docs/screenshots.py --out docs/images
 
+# Loads every spec and the definitions as the UI's code server would (a spec mistake fails naming file and field):
+# `dg check defs`, Dagster's successor of `dagster definitions validate` (which still works, with a warning).
 validate: dagster-home
-	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/dg check defs
 
 # Every tier (ml_platform_tests/{unit,integration,e2e,deploy}) in one pytest session on two xdist workers:
 # most of a serial run waits on servers and run workers (load ~1.4 on 2 cores), so two test files run at a
