@@ -165,7 +165,8 @@ class PooledPostgresEventLogStorage(RemembersTables, PostgresEventLogStorage):
         lock, two processes never both count the pool's slots as missing and allocate one each."""
         default_limit = self._instance.global_op_concurrency_default_limit if self.has_instance else None
         if default_limit is None or not self.has_concurrency_limits_table or not self.has_default_pool_limit_col:
-            return super().initialize_concurrency_limit_to_default(concurrency_key)  # no default: it removes the row
+            # no default (Dagster then removes the pool's row, no insert), or a schema not yet migrated
+            return super().initialize_concurrency_limit_to_default(concurrency_key)
         self._reconcile_concurrency_limits_from_slots()
         limit_row = upsert(ConcurrencyLimitsTable).values(
             concurrency_key=concurrency_key, limit=default_limit, using_default_limit=True
