@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -76,8 +77,29 @@ def server_env(dagster_home: str | Path, extra: Mapping[str, str] | None = None)
     env = {key: value for key, value in os.environ.items() if key not in _SCRUBBED_ENV}
     env["DAGSTER_HOME"] = str(Path(dagster_home).resolve())
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONWARNINGS"] = SHOWN_WARNINGS  # in the logs, for `assert_no_platform_deprecations`
     env.update(extra or {})
     return env
+
+
+# Python hides DeprecationWarning outside __main__; the servers (and the code servers and run workers they start)
+# print these once per place instead.
+SHOWN_WARNINGS = "default::DeprecationWarning,default::PendingDeprecationWarning,default::FutureWarning"
+# A warning printed for a line of the platform's own code: "/…/ml_platform/assets/daily.py:155: DeprecationWarning: …"
+PLATFORM_DEPRECATION = re.compile(r"\S*/ml_platform/[\w/]+\.py:\d+: \w*(?:DeprecationWarning|FutureWarning): .*")
+
+
+def assert_no_platform_deprecations(log_dir: Path) -> None:
+    """The pytest process fails on a deprecation the platform's code reaches (pyproject.toml); this does the same
+    for the servers, the code servers and the run workers, whose warnings land in their logs."""
+    found = sorted(
+        {
+            match.group(0)[:300]
+            for log in log_dir.glob("*.log")
+            for match in PLATFORM_DEPRECATION.finditer(log.read_text(errors="replace"))
+        }
+    )
+    assert not found, "the platform's code reached deprecated APIs in the servers:\n" + "\n".join(found)
 
 
 @contextlib.contextmanager
@@ -338,6 +360,7 @@ def dagster_servers(
         if servers is not None and servers.daemon is not None and servers.daemon not in started:
             started.extend([*servers.retired, servers.daemon])  # a restarted daemon and the groups it left
         kill_process_groups(started)
+    assert_no_platform_deprecations(logs)  # reached only when the block ended without an error
 
 
 def wait_for_server_info(url: str, process: subprocess.Popen, timeout: float) -> bool:
