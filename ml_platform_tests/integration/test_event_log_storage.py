@@ -786,29 +786,29 @@ def test_on_postgres_processes_claiming_a_new_pool_at_once_or_after_its_default_
     as many slots as its limit, never one per process."""
     url = postgres_database()
     storage = shipped_config() | postgres.postgres_instance_storage(url)
-    one = [instance_in(write_home(tmp_path / f"one_{i}", storage)) for i in range(2)]
+    workers = [instance_in(write_home(tmp_path / f"worker_{i}", storage)) for i in range(2)]  # default limit 1
     pools = [f"pool_{i}" for i in range(8)]
     errors: list[BaseException] = []
+
+    def claim(instance: dg.DagsterInstance, pool: str, together: threading.Barrier) -> None:
+        together.wait()
+        try:
+            instance.event_log_storage.initialize_concurrency_limit_to_default(pool)
+        except Exception as error:
+            errors.append(error)
+
     for pool in pools:
-        together = threading.Barrier(len(one))
-
-        def claim(instance: dg.DagsterInstance, pool: str = pool, together: threading.Barrier = together) -> None:
-            together.wait()
-            try:
-                instance.event_log_storage.initialize_concurrency_limit_to_default(pool)
-            except Exception as error:
-                errors.append(error)
-
-        threads = [threading.Thread(target=claim, args=(instance,)) for instance in one]
+        together = threading.Barrier(len(workers))
+        threads = [threading.Thread(target=claim, args=(instance, pool, together)) for instance in workers]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
     assert not errors, errors
-    infos = [one[0].event_log_storage.get_concurrency_info(pool) for pool in pools]
+    infos = [workers[0].event_log_storage.get_concurrency_info(pool) for pool in pools]
     assert {(info.slot_count, info.limit, info.using_default_limit) for info in infos} == {(1, 1, True)}
 
     raised = instance_in(write_home(tmp_path / "two", storage | {"concurrency": {"pools": {"default_limit": 2}}}))
     assert raised.event_log_storage.initialize_concurrency_limit_to_default(pools[0])
-    info = one[0].event_log_storage.get_concurrency_info(pools[0])
+    info = workers[0].event_log_storage.get_concurrency_info(pools[0])
     assert (info.slot_count, info.limit, info.using_default_limit) == (2, 2, True)

@@ -84,7 +84,7 @@ def server_env(dagster_home: str | Path, extra: Mapping[str, str] | None = None)
 
 # Python hides DeprecationWarning outside __main__; the servers (and the code servers and run workers they start)
 # print these once per place instead.
-SHOWN_WARNINGS = "default::DeprecationWarning,default::PendingDeprecationWarning,default::FutureWarning"
+SHOWN_WARNINGS = "default::DeprecationWarning,default::FutureWarning"  # the two the pytest process fails on
 # A warning printed for a line of the platform's own code: "/…/ml_platform/assets/daily.py:155: DeprecationWarning: …"
 PLATFORM_DEPRECATION = re.compile(r"\S*/ml_platform/[\w/]+\.py:\d+: \w*(?:DeprecationWarning|FutureWarning): .*")
 
